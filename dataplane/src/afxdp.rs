@@ -1,0 +1,753 @@
+//! AF_XDP sockets: UMEM, the fill/completion/rx/tx rings, bind and wakeups.
+//!
+//! This is the one module of the crate that talks to the kernel with `unsafe` (socket options,
+//! `mmap`, raw ring memory); everything above it is safe code.
+//!
+//! Design:
+//! - one [`Umem`] per worker, shared by the sockets of every port the worker serves
+//!   (`XDP_SHARED_UMEM`; each socket has its own fill and completion ring, which the kernel
+//!   allows for different devices and queues since 5.10). Forwarding then hands a received
+//!   descriptor to another port's TX ring: no frame data is copied in userspace;
+//! - `XDP_USE_NEED_WAKEUP` always: the kernel says when it needs a `sendto` or `poll`;
+//! - zero-copy is asked for first; when the driver refuses (veth, for one) the caller rebuilds
+//!   in copy mode and logs it (see [`BindMode`]).
+//!
+//! Ring indices are cached as in libxdp; the shared producer/consumer words are touched with
+//! acquire/release only when the cache runs out.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::ptr::NonNull;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+/// Size of one UMEM frame (chunk). Frames up to `FRAME_SIZE - 256` bytes fit (the kernel keeps
+/// `XDP_PACKET_HEADROOM` in front of received data in copy mode).
+pub const FRAME_SIZE: u32 = 2048;
+
+/// Errors of the AF_XDP layer.
+#[derive(Debug, thiserror::Error)]
+pub enum XskError {
+    /// A system call failed.
+    #[error("{call} failed: {source}")]
+    Sys {
+        /// The call and what it was for.
+        call: &'static str,
+        /// The OS error.
+        #[source]
+        source: io::Error,
+    },
+    /// A ring size that is not a power of two.
+    #[error("{ring} ring size {size} is not a power of two")]
+    RingSize {
+        /// Which ring.
+        ring: &'static str,
+        /// The size asked for.
+        size: u32,
+    },
+}
+
+fn last_error(call: &'static str) -> XskError {
+    XskError::Sys {
+        call,
+        source: io::Error::last_os_error(),
+    }
+}
+
+/// Ring sizes for one socket; each a power of two.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RingSizes {
+    /// Fill ring: free frames handed to the kernel for receiving.
+    pub fill: u32,
+    /// Completion ring: frames the kernel has finished transmitting.
+    pub completion: u32,
+    /// Receive ring.
+    pub rx: u32,
+    /// Transmit ring.
+    pub tx: u32,
+}
+
+impl Default for RingSizes {
+    fn default() -> Self {
+        // A generous fill ring: with 2048 entries a single receiver lost up to a third of the
+        // frames on veth; 4096 and more keeps fill-ring-empty drops rare.
+        Self {
+            fill: 4096,
+            completion: 4096,
+            rx: 4096,
+            tx: 4096,
+        }
+    }
+}
+
+/// How a socket is bound.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BindMode {
+    /// The driver DMAs straight into the UMEM.
+    ZeroCopy,
+    /// The kernel copies between its buffers and the UMEM (veth, generic XDP).
+    Copy,
+}
+
+impl std::fmt::Display for BindMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            BindMode::ZeroCopy => "zero-copy",
+            BindMode::Copy => "copy",
+        })
+    }
+}
+
+/// Anonymous, page-aligned memory registered as a UMEM, `frames * FRAME_SIZE` bytes.
+#[derive(Debug)]
+pub struct Umem {
+    area: NonNull<u8>,
+    len: usize,
+    frames: u32,
+}
+
+// SAFETY: the area is plain memory owned by this value; sharing references is as safe as for a
+// `Box<[u8]>` (the kernel writes only frames handed to it on a fill ring).
+unsafe impl Send for Umem {}
+
+impl Umem {
+    /// Maps `frames` frames of zeroed memory.
+    ///
+    /// # Errors
+    /// When `mmap` fails (out of memory, `frames` of zero).
+    pub fn new(frames: u32) -> Result<Self, XskError> {
+        let len = frames as usize * FRAME_SIZE as usize;
+        // SAFETY: an anonymous private mapping with no address hint; the result is checked.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_POPULATE,
+                -1,
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED || len == 0 {
+            return Err(last_error("mmap (UMEM)"));
+        }
+        let area = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| last_error("mmap (UMEM)"))?;
+        Ok(Self { area, len, frames })
+    }
+
+    /// Number of frames.
+    pub fn frames(&self) -> u32 {
+        self.frames
+    }
+
+    /// Address of frame `index` (its first byte's offset in the UMEM).
+    pub fn frame_addr(index: u32) -> u64 {
+        u64::from(index) * u64::from(FRAME_SIZE)
+    }
+
+    /// The frame start for any address inside a frame.
+    pub fn frame_base(addr: u64) -> u64 {
+        addr & !(u64::from(FRAME_SIZE) - 1)
+    }
+
+    /// Whether `len` bytes at `addr` lie inside one frame of this UMEM.
+    #[inline(always)]
+    pub fn contains(&self, addr: u64, len: u32) -> bool {
+        let end = addr.saturating_add(u64::from(len));
+        end <= self.len as u64 && Self::frame_base(addr) == Self::frame_base(end.saturating_sub(1).max(addr))
+    }
+
+    /// The bytes of a received descriptor; empty when it does not lie inside one frame.
+    #[inline(always)]
+    pub fn data(&self, addr: u64, len: u32) -> &[u8] {
+        if !self.contains(addr, len) {
+            return &[];
+        }
+        // SAFETY: the range is inside the mapping (checked above); the frame is owned by the
+        // caller (received, not yet handed back), so the kernel does not write it meanwhile.
+        unsafe { std::slice::from_raw_parts(self.area.as_ptr().add(addr as usize), len as usize) }
+    }
+
+    /// Mutable bytes of a frame the caller owns; empty when out of range.
+    #[inline(always)]
+    pub fn data_mut(&mut self, addr: u64, len: u32) -> &mut [u8] {
+        if !self.contains(addr, len) {
+            return &mut [];
+        }
+        // SAFETY: as in `data`, and `&mut self` makes this the only reference from userspace.
+        unsafe { std::slice::from_raw_parts_mut(self.area.as_ptr().add(addr as usize), len as usize) }
+    }
+
+    /// Copies `len` bytes from `src` to the frame at `dst`, both inside this UMEM.
+    /// Returns false (and copies nothing) when either range is out of bounds.
+    #[inline(always)]
+    pub fn copy_frame(&mut self, src: u64, dst: u64, len: u32) -> bool {
+        if !self.contains(src, len) || !self.contains(dst, len) || Self::frame_base(src) == Self::frame_base(dst) {
+            return false;
+        }
+        // SAFETY: both ranges are inside the mapping and in different frames, so they do not
+        // overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                self.area.as_ptr().add(src as usize),
+                self.area.as_ptr().add(dst as usize),
+                len as usize,
+            );
+        }
+        true
+    }
+}
+
+impl Drop for Umem {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `new`. Sockets that registered it keep
+        // their own pinned reference in the kernel.
+        unsafe { libc::munmap(self.area.as_ptr().cast(), self.len) };
+    }
+}
+
+/// One mmap'd ring: the shared producer/consumer words, flags and the descriptor array.
+#[derive(Debug)]
+struct RingMap {
+    base: NonNull<libc::c_void>,
+    len: usize,
+    producer: NonNull<AtomicU32>,
+    consumer: NonNull<AtomicU32>,
+    flags: NonNull<AtomicU32>,
+    descs: NonNull<u8>,
+}
+
+impl RingMap {
+    fn map(
+        fd: RawFd,
+        offsets: &libc::xdp_ring_offset,
+        entries: u32,
+        entry_size: usize,
+        pgoff: libc::off_t,
+        what: &'static str,
+    ) -> Result<Self, XskError> {
+        let len = offsets.desc as usize + entries as usize * entry_size;
+        // SAFETY: maps the ring the kernel created for this socket at the documented page
+        // offset; the result is checked.
+        let base = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED | libc::MAP_POPULATE,
+                fd,
+                pgoff,
+            )
+        };
+        if base == libc::MAP_FAILED {
+            return Err(last_error(what));
+        }
+        let base = NonNull::new(base).ok_or_else(|| last_error(what))?;
+        let at = |off: u64| {
+            // SAFETY: the kernel's offsets lie inside the mapping of `len` bytes.
+            unsafe { NonNull::new_unchecked(base.as_ptr().cast::<u8>().add(off as usize)) }
+        };
+        Ok(Self {
+            base,
+            len,
+            producer: at(offsets.producer).cast(),
+            consumer: at(offsets.consumer).cast(),
+            flags: at(offsets.flags).cast(),
+            descs: at(offsets.desc),
+        })
+    }
+
+    #[inline(always)]
+    fn producer(&self) -> &AtomicU32 {
+        // SAFETY: a 4-byte aligned word inside the live mapping, only accessed atomically.
+        unsafe { self.producer.as_ref() }
+    }
+
+    #[inline(always)]
+    fn consumer(&self) -> &AtomicU32 {
+        // SAFETY: as for `producer`.
+        unsafe { self.consumer.as_ref() }
+    }
+
+    #[inline(always)]
+    fn needs_wakeup(&self) -> bool {
+        // SAFETY: as for `producer`.
+        let flags = unsafe { self.flags.as_ref() }.load(Ordering::Relaxed);
+        flags & libc::XDP_RING_NEED_WAKEUP != 0
+    }
+}
+
+impl Drop for RingMap {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`.
+        unsafe { libc::munmap(self.base.as_ptr(), self.len) };
+    }
+}
+
+/// A ring userspace produces into (fill, tx).
+#[derive(Debug)]
+pub struct ProducerRing<T> {
+    map: RingMap,
+    mask: u32,
+    size: u32,
+    cached_prod: u32,
+    cached_cons: u32,
+    _entry: std::marker::PhantomData<T>,
+}
+
+// SAFETY: the ring is used by one thread at a time (it is moved into its worker); the shared
+// words are atomics.
+unsafe impl<T: Send> Send for ProducerRing<T> {}
+
+impl<T: Copy> ProducerRing<T> {
+    fn new(map: RingMap, size: u32) -> Self {
+        Self {
+            cached_prod: map.producer().load(Ordering::Relaxed),
+            cached_cons: map.consumer().load(Ordering::Relaxed).wrapping_add(size),
+            map,
+            mask: size - 1,
+            size,
+            _entry: std::marker::PhantomData,
+        }
+    }
+
+    /// Free slots, at most `want`.
+    #[inline(always)]
+    pub fn free(&mut self, want: u32) -> u32 {
+        let free = self.cached_cons.wrapping_sub(self.cached_prod);
+        if free >= want {
+            return want;
+        }
+        self.cached_cons = self.map.consumer().load(Ordering::Acquire).wrapping_add(self.size);
+        self.cached_cons.wrapping_sub(self.cached_prod).min(want)
+    }
+
+    /// Writes the entry `i` slots past the producer index. Only slots counted by the last
+    /// [`free`](Self::free) may be written; they become visible on [`submit`](Self::submit).
+    #[inline(always)]
+    pub fn write(&mut self, i: u32, entry: T) {
+        let slot = (self.cached_prod.wrapping_add(i) & self.mask) as usize;
+        // SAFETY: `slot <= mask`, so the write stays inside the descriptor array of the live
+        // mapping; entries are plain data.
+        unsafe { self.map.descs.cast::<T>().as_ptr().add(slot).write(entry) };
+    }
+
+    /// Publishes `n` written entries to the kernel.
+    #[inline(always)]
+    pub fn submit(&mut self, n: u32) {
+        self.cached_prod = self.cached_prod.wrapping_add(n);
+        self.map.producer().store(self.cached_prod, Ordering::Release);
+    }
+
+    /// Whether the kernel asks for a wakeup to process this ring.
+    #[inline(always)]
+    pub fn needs_wakeup(&self) -> bool {
+        self.map.needs_wakeup()
+    }
+}
+
+/// A ring userspace consumes from (rx, completion).
+#[derive(Debug)]
+pub struct ConsumerRing<T> {
+    map: RingMap,
+    mask: u32,
+    cached_prod: u32,
+    cached_cons: u32,
+    _entry: std::marker::PhantomData<T>,
+}
+
+// SAFETY: as for ProducerRing.
+unsafe impl<T: Send> Send for ConsumerRing<T> {}
+
+impl<T: Copy> ConsumerRing<T> {
+    fn new(map: RingMap, size: u32) -> Self {
+        Self {
+            cached_prod: map.producer().load(Ordering::Relaxed),
+            cached_cons: map.consumer().load(Ordering::Relaxed),
+            map,
+            mask: size - 1,
+            _entry: std::marker::PhantomData,
+        }
+    }
+
+    /// Entries ready to read, at most `want`.
+    #[inline(always)]
+    pub fn available(&mut self, want: u32) -> u32 {
+        let ready = self.cached_prod.wrapping_sub(self.cached_cons);
+        if ready >= want {
+            return want;
+        }
+        self.cached_prod = self.map.producer().load(Ordering::Acquire);
+        self.cached_prod.wrapping_sub(self.cached_cons).min(want)
+    }
+
+    /// Reads the entry `i` slots past the consumer index (`i` below the last `available`).
+    #[inline(always)]
+    pub fn read(&self, i: u32) -> T {
+        let slot = (self.cached_cons.wrapping_add(i) & self.mask) as usize;
+        // SAFETY: `slot <= mask` keeps the read inside the descriptor array; the kernel
+        // published the entry before its release store of the producer index we acquired.
+        unsafe { self.map.descs.cast::<T>().as_ptr().add(slot).read() }
+    }
+
+    /// Hands `n` read entries back to the kernel.
+    #[inline(always)]
+    pub fn release(&mut self, n: u32) {
+        self.cached_cons = self.cached_cons.wrapping_add(n);
+        self.map.consumer().store(self.cached_cons, Ordering::Release);
+    }
+
+    /// Whether the kernel asks for a wakeup (meaningful on the fill side only).
+    #[inline(always)]
+    pub fn needs_wakeup(&self) -> bool {
+        self.map.needs_wakeup()
+    }
+}
+
+/// A frame descriptor on the rx and tx rings.
+pub type Desc = libc::xdp_desc;
+
+/// Kernel statistics of one socket (`XDP_STATISTICS`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct XskStats {
+    /// Dropped for reasons other than the ones below.
+    pub rx_dropped: u64,
+    /// Invalid descriptors on the fill ring.
+    pub rx_invalid_descs: u64,
+    /// Invalid descriptors on the tx ring.
+    pub tx_invalid_descs: u64,
+    /// Dropped because the rx ring was full.
+    pub rx_ring_full: u64,
+    /// Times the kernel found the fill ring empty.
+    pub rx_fill_ring_empty: u64,
+    /// Times the kernel found the tx ring empty.
+    pub tx_ring_empty: u64,
+}
+
+/// An AF_XDP socket bound to one queue of one device, with its four rings.
+#[derive(Debug)]
+pub struct XskSocket {
+    /// Free frames for the kernel to receive into.
+    pub fill: ProducerRing<u64>,
+    /// Frames the kernel has transmitted.
+    pub completion: ConsumerRing<u64>,
+    /// Received frames.
+    pub rx: ConsumerRing<Desc>,
+    /// Frames to transmit.
+    pub tx: ProducerRing<Desc>,
+    fd: OwnedFd,
+    ifindex: u32,
+    queue: u32,
+    mode: BindMode,
+}
+
+fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T, what: &'static str) -> Result<(), XskError> {
+    // SAFETY: `value` points to a live T of the size passed.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_XDP,
+            name,
+            (value as *const T).cast(),
+            std::mem::size_of::<T>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error(what));
+    }
+    Ok(())
+}
+
+fn getsockopt<T: Default>(fd: RawFd, name: libc::c_int, what: &'static str) -> Result<T, XskError> {
+    let mut value = T::default();
+    let mut len = std::mem::size_of::<T>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `value`.
+    let rc = unsafe { libc::getsockopt(fd, libc::SOL_XDP, name, (&mut value as *mut T).cast(), &mut len) };
+    if rc != 0 {
+        return Err(last_error(what));
+    }
+    Ok(value)
+}
+
+impl XskSocket {
+    /// Opens a socket on `ifindex`/`queue` over `umem`.
+    ///
+    /// With `share_with: None` this socket registers the UMEM and is bound in `mode`; with
+    /// `Some(owner)` it shares the owner's UMEM (and so its bind mode) and gets fill and
+    /// completion rings of its own.
+    ///
+    /// # Errors
+    /// Any failing socket call, named; a bind error for zero-copy on a driver without it
+    /// (EOPNOTSUPP) is the caller's cue to retry in copy mode.
+    pub fn open(
+        umem: &Umem,
+        share_with: Option<&XskSocket>,
+        ifindex: u32,
+        queue: u32,
+        sizes: RingSizes,
+        mode: BindMode,
+    ) -> Result<Self, XskError> {
+        for (ring, size) in [
+            ("fill", sizes.fill),
+            ("completion", sizes.completion),
+            ("rx", sizes.rx),
+            ("tx", sizes.tx),
+        ] {
+            if !size.is_power_of_two() {
+                return Err(XskError::RingSize { ring, size });
+            }
+        }
+        // SAFETY: plain socket(2); the result is checked before it is wrapped.
+        let raw = unsafe { libc::socket(libc::AF_XDP, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
+        if raw < 0 {
+            return Err(last_error("socket(AF_XDP)"));
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        let raw = fd.as_raw_fd();
+        if share_with.is_none() {
+            let reg = libc::xdp_umem_reg {
+                addr: umem.area.as_ptr() as u64,
+                len: umem.len as u64,
+                chunk_size: FRAME_SIZE,
+                headroom: 0,
+                flags: 0,
+                tx_metadata_len: 0,
+            };
+            setsockopt(raw, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
+        }
+        setsockopt(raw, libc::XDP_UMEM_FILL_RING, &sizes.fill, "setsockopt(XDP_UMEM_FILL_RING)")?;
+        setsockopt(
+            raw,
+            libc::XDP_UMEM_COMPLETION_RING,
+            &sizes.completion,
+            "setsockopt(XDP_UMEM_COMPLETION_RING)",
+        )?;
+        setsockopt(raw, libc::XDP_RX_RING, &sizes.rx, "setsockopt(XDP_RX_RING)")?;
+        setsockopt(raw, libc::XDP_TX_RING, &sizes.tx, "setsockopt(XDP_TX_RING)")?;
+        let off: libc::xdp_mmap_offsets = getsockopt_offsets(raw)?;
+        let fill = RingMap::map(
+            raw,
+            &off.fr,
+            sizes.fill,
+            8,
+            libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
+            "mmap (fill ring)",
+        )?;
+        let completion = RingMap::map(
+            raw,
+            &off.cr,
+            sizes.completion,
+            8,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
+            "mmap (completion ring)",
+        )?;
+        let rx = RingMap::map(
+            raw,
+            &off.rx,
+            sizes.rx,
+            std::mem::size_of::<Desc>(),
+            libc::XDP_PGOFF_RX_RING,
+            "mmap (rx ring)",
+        )?;
+        let tx = RingMap::map(
+            raw,
+            &off.tx,
+            sizes.tx,
+            std::mem::size_of::<Desc>(),
+            libc::XDP_PGOFF_TX_RING,
+            "mmap (tx ring)",
+        )?;
+        let (flags, shared_fd, mode) = match share_with {
+            // The kernel takes copy/zero-copy and need-wakeup from the UMEM's owner.
+            Some(owner) => (libc::XDP_SHARED_UMEM, owner.fd.as_raw_fd() as u32, owner.mode),
+            None => {
+                let mode_flag = match mode {
+                    BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
+                    BindMode::Copy => libc::XDP_COPY,
+                };
+                (mode_flag | libc::XDP_USE_NEED_WAKEUP, 0, mode)
+            }
+        };
+        let addr = libc::sockaddr_xdp {
+            sxdp_family: libc::AF_XDP as u16,
+            sxdp_flags: flags,
+            sxdp_ifindex: ifindex,
+            sxdp_queue_id: queue,
+            sxdp_shared_umem_fd: shared_fd,
+        };
+        // SAFETY: `addr` is a valid sockaddr_xdp of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                raw,
+                (&addr as *const libc::sockaddr_xdp).cast(),
+                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(last_error("bind(AF_XDP)"));
+        }
+        Ok(Self {
+            fill: ProducerRing::new(fill, sizes.fill),
+            completion: ConsumerRing::new(completion, sizes.completion),
+            rx: ConsumerRing::new(rx, sizes.rx),
+            tx: ProducerRing::new(tx, sizes.tx),
+            fd,
+            ifindex,
+            queue,
+            mode,
+        })
+    }
+
+    /// The device this socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// The queue this socket is bound to.
+    pub fn queue(&self) -> u32 {
+        self.queue
+    }
+
+    /// Copy or zero-copy.
+    pub fn mode(&self) -> BindMode {
+        self.mode
+    }
+
+    /// Asks the kernel to transmit what the tx ring holds. Returns false on an unexpected
+    /// error; the busy cases (EAGAIN, EBUSY, ENOBUFS, ENETDOWN) are normal and return true.
+    #[inline]
+    pub fn kick_tx(&self) -> bool {
+        // SAFETY: sendto with no buffer and no address, as AF_XDP defines for a tx wakeup.
+        let rc = unsafe {
+            libc::sendto(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+        };
+        rc >= 0
+            || matches!(
+                io::Error::last_os_error().raw_os_error(),
+                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN)
+            )
+    }
+
+    /// Wakes the kernel to fill the rx ring from the fill ring (zero-copy drivers ask for it).
+    #[inline]
+    pub fn kick_rx(&self) {
+        // SAFETY: recvfrom with no buffer, as AF_XDP defines for an rx wakeup.
+        unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                std::ptr::null_mut(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null_mut(),
+                std::ptr::null_mut(),
+            )
+        };
+    }
+
+    /// The kernel's counters for this socket.
+    ///
+    /// # Errors
+    /// When `getsockopt(XDP_STATISTICS)` fails.
+    pub fn stats(&self) -> Result<XskStats, XskError> {
+        let s: XdpStatistics = getsockopt(self.fd.as_raw_fd(), libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+        Ok(XskStats {
+            rx_dropped: s.0.rx_dropped,
+            rx_invalid_descs: s.0.rx_invalid_descs,
+            tx_invalid_descs: s.0.tx_invalid_descs,
+            rx_ring_full: s.0.rx_ring_full,
+            rx_fill_ring_empty: s.0.rx_fill_ring_empty_descs,
+            tx_ring_empty: s.0.tx_ring_empty_descs,
+        })
+    }
+}
+
+impl AsRawFd for XskSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+struct XdpStatistics(libc::xdp_statistics);
+
+impl Default for XdpStatistics {
+    fn default() -> Self {
+        Self(libc::xdp_statistics {
+            rx_dropped: 0,
+            rx_invalid_descs: 0,
+            tx_invalid_descs: 0,
+            rx_ring_full: 0,
+            rx_fill_ring_empty_descs: 0,
+            tx_ring_empty_descs: 0,
+        })
+    }
+}
+
+fn getsockopt_offsets(fd: RawFd) -> Result<libc::xdp_mmap_offsets, XskError> {
+    let zero = libc::xdp_ring_offset {
+        producer: 0,
+        consumer: 0,
+        desc: 0,
+        flags: 0,
+    };
+    let mut off = libc::xdp_mmap_offsets {
+        rx: zero,
+        tx: zero,
+        fr: zero,
+        cr: zero,
+    };
+    let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
+    // SAFETY: the kernel writes at most `len` bytes into `off`.
+    let rc = unsafe {
+        libc::getsockopt(fd, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS, (&mut off as *mut libc::xdp_mmap_offsets).cast(), &mut len)
+    };
+    if rc != 0 {
+        return Err(last_error("getsockopt(XDP_MMAP_OFFSETS)"));
+    }
+    if (len as usize) < std::mem::size_of::<libc::xdp_mmap_offsets>() {
+        return Err(XskError::Sys {
+            call: "getsockopt(XDP_MMAP_OFFSETS)",
+            source: io::Error::other("kernel too old: no flags word in the ring offsets (need 5.4+)"),
+        });
+    }
+    Ok(off)
+}
+
+/// Waits until any of `sockets` has something to receive, or `timeout_ms` passes.
+pub fn wait_readable<'a>(sockets: impl Iterator<Item = &'a XskSocket>, fds: &mut Vec<libc::pollfd>, timeout_ms: i32) {
+    fds.clear();
+    fds.extend(sockets.map(|s| libc::pollfd {
+        fd: s.fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    }));
+    // SAFETY: `fds` holds `fds.len()` initialised pollfd entries.
+    unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
+}
+
+/// Whether a bind error means "this driver cannot do zero-copy" (so copy mode may work).
+pub fn is_zero_copy_unsupported(err: &XskError) -> bool {
+    matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }
+        if matches!(source.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EPROTONOSUPPORT)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn umem_bounds_are_enforced() {
+        let mut umem = Umem::new(4).expect("mmap");
+        assert_eq!(umem.data(0, 64).len(), 64);
+        assert_eq!(umem.data(2048 - 10, 10).len(), 10);
+        // Crosses a frame boundary, or past the end: refused.
+        assert!(umem.data(2048 - 10, 11).is_empty());
+        assert!(umem.data(4 * 2048, 1).is_empty());
+        assert!(umem.data(u64::MAX - 4, 8).is_empty());
+        umem.data_mut(256, 4).copy_from_slice(&[1, 2, 3, 4]);
+        assert!(umem.copy_frame(256, 2048 + 256, 4));
+        assert_eq!(umem.data(2048 + 256, 4), &[1, 2, 3, 4]);
+        assert!(!umem.copy_frame(256, 300, 4), "same frame");
+        assert_eq!(Umem::frame_base(2048 + 300), 2048);
+    }
+}

@@ -1,0 +1,404 @@
+//! Distribution: which member port transmits each frame of a batch.
+//!
+//! Pure functions, no I/O. The control thread derives a new immutable [`DistributionTable`] on
+//! every membership change and publishes it; workers read the current one once per batch and
+//! call [`distribute`].
+//!
+//! Hash-based distribution goes through a bucket table (hash -> bucket -> member) rather than
+//! `hash % n`: when a member leaves only the flows of its buckets move, and when one joins it
+//! takes buckets from the others until it has its share, and no other flow moves. `hash % n`
+//! would reshuffle nearly every flow on any change.
+
+use crate::flow::{hash_frame, HashLayers};
+
+/// The most member ports one lagg can have.
+pub const MAX_MEMBERS: usize = 32;
+/// Buckets in the hash table; a power of two so the bucket is `hash & (BUCKETS - 1)`.
+pub const BUCKETS: usize = 256;
+
+/// Index of a member port in its lagg, in configuration order (0 is the first port added,
+/// the failover master).
+pub type MemberIndex = u8;
+
+/// How frames from the upper side are spread over the active members.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TxPolicy {
+    /// Everything to the first active member in configuration order.
+    Failover,
+    /// Bucket table over the hash of the chosen layers (loadbalance, and lacp once negotiated).
+    Hash {
+        /// Header layers fed to the hash.
+        layers: HashLayers,
+    },
+    /// Each active member in turn, `limit` frames at a time.
+    RoundRobin {
+        /// Frames sent on one member before moving on (lagg's `rr_limit`, at least 1).
+        limit: u32,
+    },
+    /// A copy on every active member.
+    Broadcast,
+    /// Nothing is transmitted.
+    None,
+    /// Everything to one member whatever its state: the benchmark's ceiling, the same worker
+    /// path with the distribution decision taken out.
+    Fixed(MemberIndex),
+}
+
+/// Where one frame goes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    /// Nowhere: no active member, or protocol `none`.
+    Drop,
+    /// One member.
+    Port(MemberIndex),
+    /// Every active member.
+    AllActive,
+}
+
+/// An immutable snapshot of what the workers need to distribute a batch.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DistributionTable {
+    policy: TxPolicy,
+    active: [MemberIndex; MAX_MEMBERS],
+    active_len: u8,
+    buckets: [MemberIndex; BUCKETS],
+    seed: u64,
+    generation: u64,
+}
+
+impl DistributionTable {
+    /// A table with no active member.
+    pub fn new(policy: TxPolicy, seed: u64) -> Self {
+        Self {
+            policy,
+            active: [0; MAX_MEMBERS],
+            active_len: 0,
+            buckets: [0; BUCKETS],
+            seed,
+            generation: 0,
+        }
+    }
+
+    /// The transmit policy.
+    pub fn policy(&self) -> TxPolicy {
+        self.policy
+    }
+
+    /// Active members, in configuration order.
+    pub fn active(&self) -> &[MemberIndex] {
+        &self.active[..usize::from(self.active_len)]
+    }
+
+    /// The member each bucket maps to (meaningful while at least one member is active).
+    pub fn buckets(&self) -> &[MemberIndex; BUCKETS] {
+        &self.buckets
+    }
+
+    /// Increases by one with every derived table.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
+    /// The next table for a new set of active members (given in any order, duplicates ignored,
+    /// indices `>= MAX_MEMBERS` ignored).
+    ///
+    /// Buckets of members that stay keep their member, except those a joining member takes to
+    /// reach its share; buckets of members that left go to the remaining members with the
+    /// fewest buckets. Bucket counts stay within one of each other.
+    pub fn with_active(&self, members: &[MemberIndex]) -> Self {
+        let mut in_set = [false; MAX_MEMBERS];
+        for &m in members {
+            if usize::from(m) < MAX_MEMBERS {
+                in_set[usize::from(m)] = true;
+            }
+        }
+        let mut next = self.clone();
+        next.generation = self.generation + 1;
+        next.active_len = 0;
+        for m in 0..MAX_MEMBERS {
+            if in_set[m] {
+                next.active[usize::from(next.active_len)] = m as MemberIndex;
+                next.active_len += 1;
+            }
+        }
+        next.buckets = rebalance(&self.buckets, self.active(), next.active());
+        next
+    }
+}
+
+fn rebalance(
+    prev: &[MemberIndex; BUCKETS],
+    prev_active: &[MemberIndex],
+    active: &[MemberIndex],
+) -> [MemberIndex; BUCKETS] {
+    let mut buckets = *prev;
+    if active.is_empty() {
+        return buckets;
+    }
+    if prev_active.is_empty() {
+        for (b, slot) in buckets.iter_mut().enumerate() {
+            *slot = active[b % active.len()];
+        }
+        return buckets;
+    }
+    let mut is_active = [false; MAX_MEMBERS];
+    for &m in active {
+        is_active[usize::from(m)] = true;
+    }
+    let mut count = [0usize; MAX_MEMBERS];
+    for &m in buckets.iter() {
+        if is_active[usize::from(m)] {
+            count[usize::from(m)] += 1;
+        }
+    }
+    // Buckets of members that left go, one by one, to the member with the fewest.
+    for slot in buckets.iter_mut() {
+        if !is_active[usize::from(*slot)] {
+            let Some(&to) = active.iter().min_by_key(|&&m| count[usize::from(m)]) else {
+                break;
+            };
+            *slot = to;
+            count[usize::from(to)] += 1;
+        }
+    }
+    // Members that joined take buckets, one at a time, from the member with the most, until
+    // that member has at most one more than the emptiest joiner; nothing else moves.
+    let joiners = || active.iter().copied().filter(|m| !prev_active.contains(m));
+    while let Some(joiner) = joiners().min_by_key(|&m| count[usize::from(m)]) {
+        let Some(&donor) = active
+            .iter()
+            .filter(|&&m| m != joiner)
+            .max_by_key(|&&m| count[usize::from(m)])
+        else {
+            break;
+        };
+        if count[usize::from(donor)] <= count[usize::from(joiner)] + 1 {
+            break;
+        }
+        let Some(slot) = buckets.iter_mut().rev().find(|m| **m == donor) else {
+            break;
+        };
+        *slot = joiner;
+        count[usize::from(donor)] -= 1;
+        count[usize::from(joiner)] += 1;
+    }
+    buckets
+}
+
+/// A worker's position in round-robin transmission; lives across batches.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct RoundRobinCursor {
+    position: usize,
+    sent: u32,
+}
+
+/// Decides the egress of every frame in `frames`, writing `out[i]` for `frames[i]`.
+///
+/// Branches on the policy once per batch. Frames may be of any length, malformed included.
+///
+/// # Panics
+/// If `out` is shorter than `frames`.
+pub fn distribute(
+    table: &DistributionTable,
+    rr: &mut RoundRobinCursor,
+    frames: &[&[u8]],
+    out: &mut [Egress],
+) {
+    let out = &mut out[..frames.len()];
+    let active = table.active();
+    if let TxPolicy::Fixed(member) = table.policy {
+        out.fill(Egress::Port(member));
+        return;
+    }
+    if active.is_empty() {
+        out.fill(Egress::Drop);
+        return;
+    }
+    match table.policy {
+        TxPolicy::None => out.fill(Egress::Drop),
+        TxPolicy::Failover => out.fill(Egress::Port(active[0])),
+        TxPolicy::Broadcast => out.fill(Egress::AllActive),
+        TxPolicy::Fixed(member) => out.fill(Egress::Port(member)),
+        TxPolicy::Hash { layers } => {
+            for (frame, egress) in frames.iter().zip(out.iter_mut()) {
+                let bucket = hash_frame(frame, layers, table.seed) as usize & (BUCKETS - 1);
+                *egress = Egress::Port(table.buckets[bucket]);
+            }
+        }
+        TxPolicy::RoundRobin { limit } => {
+            let limit = limit.max(1);
+            for egress in out.iter_mut() {
+                if rr.sent >= limit {
+                    rr.sent = 0;
+                    rr.position = rr.position.wrapping_add(1);
+                }
+                *egress = Egress::Port(active[rr.position % active.len()]);
+                rr.sent += 1;
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn udp(flow: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 60];
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+        f[30..34].copy_from_slice(&[10, 0, 1, 1]);
+        f[34..36].copy_from_slice(&flow.to_be_bytes());
+        f[36..38].copy_from_slice(&9u16.to_be_bytes());
+        f
+    }
+
+    fn run(table: &DistributionTable, rr: &mut RoundRobinCursor, frames: &[Vec<u8>]) -> Vec<Egress> {
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let mut out = vec![Egress::Drop; refs.len()];
+        distribute(table, rr, &refs, &mut out);
+        out
+    }
+
+    fn counts(table: &DistributionTable) -> [usize; MAX_MEMBERS] {
+        let mut c = [0; MAX_MEMBERS];
+        for &m in table.buckets() {
+            c[usize::from(m)] += 1;
+        }
+        c
+    }
+
+    #[test]
+    fn failover_uses_first_active_and_returns_to_master() {
+        let t = DistributionTable::new(TxPolicy::Failover, 0).with_active(&[0, 1, 2]);
+        let frames = vec![udp(1), udp(2)];
+        let mut rr = RoundRobinCursor::default();
+        assert_eq!(run(&t, &mut rr, &frames), [Egress::Port(0); 2]);
+        let t = t.with_active(&[1, 2]);
+        assert_eq!(run(&t, &mut rr, &frames), [Egress::Port(1); 2]);
+        let t = t.with_active(&[2, 1, 0]);
+        assert_eq!(t.active(), &[0, 1, 2]);
+        assert_eq!(run(&t, &mut rr, &frames), [Egress::Port(0); 2]);
+    }
+
+    #[test]
+    fn no_active_member_drops_and_none_always_drops() {
+        let frames = vec![udp(1)];
+        let mut rr = RoundRobinCursor::default();
+        for policy in [TxPolicy::Failover, TxPolicy::Broadcast, TxPolicy::RoundRobin { limit: 1 }] {
+            let t = DistributionTable::new(policy, 0);
+            assert_eq!(run(&t, &mut rr, &frames), [Egress::Drop]);
+        }
+        let t = DistributionTable::new(TxPolicy::None, 0).with_active(&[0, 1]);
+        assert_eq!(run(&t, &mut rr, &frames), [Egress::Drop]);
+    }
+
+    #[test]
+    fn broadcast_and_fixed() {
+        let t = DistributionTable::new(TxPolicy::Broadcast, 0).with_active(&[0, 3]);
+        let mut rr = RoundRobinCursor::default();
+        assert_eq!(run(&t, &mut rr, &[udp(1)]), [Egress::AllActive]);
+        let t = DistributionTable::new(TxPolicy::Fixed(2), 0);
+        assert_eq!(run(&t, &mut rr, &[udp(1)]), [Egress::Port(2)]);
+    }
+
+    #[test]
+    fn roundrobin_follows_rr_limit_across_batches() {
+        let t = DistributionTable::new(TxPolicy::RoundRobin { limit: 2 }, 0).with_active(&[0, 1, 2, 3]);
+        let mut rr = RoundRobinCursor::default();
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.extend(run(&t, &mut rr, &[udp(1), udp(1), udp(1)]));
+        }
+        let members: Vec<_> = seen
+            .iter()
+            .map(|e| match e {
+                Egress::Port(m) => *m,
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect();
+        assert_eq!(members, [0, 0, 1, 1, 2, 2, 3, 3, 0]);
+    }
+
+    #[test]
+    fn hash_spreads_flows_over_every_member() {
+        let t = DistributionTable::new(TxPolicy::Hash { layers: HashLayers::DEFAULT }, 42)
+            .with_active(&[0, 1, 2, 3]);
+        let frames: Vec<_> = (0..1000).map(udp).collect();
+        let mut per = [0usize; 4];
+        for e in run(&t, &mut RoundRobinCursor::default(), &frames) {
+            let Egress::Port(m) = e else { panic!("{e:?}") };
+            per[usize::from(m)] += 1;
+        }
+        for (m, n) in per.iter().enumerate() {
+            assert!(*n > 150, "member {m} got only {n} of 1000 flows: {per:?}");
+        }
+    }
+
+    fn member_set() -> impl Strategy<Value = Vec<MemberIndex>> {
+        proptest::collection::btree_set(0u8..MAX_MEMBERS as u8, 1..12).prop_map(|s| s.into_iter().collect())
+    }
+
+    proptest! {
+        #[test]
+        fn a_flow_always_uses_one_member(active in member_set(), flow in any::<u16>(), seed in any::<u64>()) {
+            let t = DistributionTable::new(TxPolicy::Hash { layers: HashLayers::DEFAULT }, seed).with_active(&active);
+            let mut a = udp(flow);
+            let mut b = udp(flow);
+            // Payload bytes differ; headers do not.
+            a[50] = 1;
+            b[50] = 2;
+            let out = run(&t, &mut RoundRobinCursor::default(), &[a, b]);
+            prop_assert_eq!(out[0], out[1]);
+            let Egress::Port(m) = out[0] else { panic!() };
+            prop_assert!(active.contains(&m));
+        }
+
+        #[test]
+        fn a_member_leaving_moves_only_its_flows(active in member_set(), pick in any::<prop::sample::Index>()) {
+            let t = DistributionTable::new(TxPolicy::Hash { layers: HashLayers::DEFAULT }, 1).with_active(&active);
+            let leaving = active[pick.index(active.len())];
+            let rest: Vec<_> = active.iter().copied().filter(|&m| m != leaving).collect();
+            let t2 = t.with_active(&rest);
+            for b in 0..BUCKETS {
+                if t.buckets()[b] != leaving {
+                    prop_assert_eq!(t2.buckets()[b], t.buckets()[b], "bucket {} moved", b);
+                } else if !rest.is_empty() {
+                    prop_assert!(rest.contains(&t2.buckets()[b]));
+                }
+            }
+        }
+
+        #[test]
+        fn a_member_joining_takes_only_its_share(active in member_set(), joiner in 0u8..MAX_MEMBERS as u8) {
+            prop_assume!(!active.contains(&joiner));
+            let t = DistributionTable::new(TxPolicy::Hash { layers: HashLayers::DEFAULT }, 1).with_active(&active);
+            let mut more = active.clone();
+            more.push(joiner);
+            let t2 = t.with_active(&more);
+            for b in 0..BUCKETS {
+                if t2.buckets()[b] != t.buckets()[b] {
+                    prop_assert_eq!(t2.buckets()[b], joiner, "bucket {} moved to an old member", b);
+                }
+            }
+            let share = counts(&t2)[usize::from(joiner)];
+            prop_assert!(share == BUCKETS / more.len() || share == BUCKETS.div_ceil(more.len()), "share {}", share);
+        }
+
+        #[test]
+        fn buckets_stay_balanced_through_any_changes(sets in proptest::collection::vec(member_set(), 1..20)) {
+            let mut t = DistributionTable::new(TxPolicy::Hash { layers: HashLayers::DEFAULT }, 1);
+            for set in &sets {
+                t = t.with_active(set);
+                let c = counts(&t);
+                let per: Vec<usize> = set.iter().map(|&m| c[usize::from(m)]).collect();
+                let (lo, hi) = (per.iter().min().copied().unwrap_or(0), per.iter().max().copied().unwrap_or(0));
+                prop_assert!(hi - lo <= 1, "unbalanced {:?} for {:?}", per, set);
+                prop_assert_eq!(per.iter().sum::<usize>(), BUCKETS);
+            }
+        }
+    }
+}

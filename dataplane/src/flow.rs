@@ -1,0 +1,379 @@
+//! Flow hashing over the header layers chosen by `lagghash` (l2, l3, l4), as FreeBSD lagg does.
+//!
+//! One pass over the headers, bounds-checked reads only: a short or malformed frame hashes over
+//! whatever part of it is well formed and never panics.
+//!
+//! - l2: destination and source MAC, and the VLAN id of the first 802.1Q/802.1ad tag;
+//! - l3: IPv4 or IPv6 source and destination addresses;
+//! - l4: TCP, UDP or SCTP source and destination ports, except for fragments (a non-first
+//!   fragment has no ports; hashing the first fragment with ports and the rest without would split
+//!   a datagram over two members).
+
+use std::fmt;
+
+/// Which header layers feed the flow hash (lagg's `lagghash`).
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct HashLayers(u8);
+
+impl HashLayers {
+    /// MAC addresses and VLAN id.
+    pub const L2: HashLayers = HashLayers(1);
+    /// IPv4/IPv6 addresses.
+    pub const L3: HashLayers = HashLayers(2);
+    /// TCP/UDP/SCTP ports.
+    pub const L4: HashLayers = HashLayers(4);
+    /// lagg's default: `l2,l3,l4`.
+    pub const DEFAULT: HashLayers = HashLayers(7);
+
+    /// The union of two sets of layers.
+    pub const fn with(self, other: HashLayers) -> HashLayers {
+        HashLayers(self.0 | other.0)
+    }
+
+    /// Whether every layer of `other` is in `self`.
+    pub const fn contains(self, other: HashLayers) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Whether no layer is chosen.
+    pub const fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// Parses lagg's comma-separated form, e.g. `l2,l3,l4` or `l3,l4`.
+    ///
+    /// # Errors
+    /// Names the first item that is not `l2`, `l3` or `l4`, or says the list is empty.
+    pub fn parse(text: &str) -> Result<HashLayers, String> {
+        let mut layers = HashLayers(0);
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            layers = layers.with(match item.to_ascii_lowercase().as_str() {
+                "l2" => HashLayers::L2,
+                "l3" => HashLayers::L3,
+                "l4" => HashLayers::L4,
+                other => {
+                    return Err(format!(
+                        "unknown hash layer '{other}': use any of l2, l3, l4 separated by commas"
+                    ))
+                }
+            });
+        }
+        if layers.is_empty() {
+            return Err("no hash layer given: use any of l2, l3, l4 separated by commas".into());
+        }
+        Ok(layers)
+    }
+}
+
+impl Default for HashLayers {
+    fn default() -> Self {
+        HashLayers::DEFAULT
+    }
+}
+
+impl fmt::Display for HashLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for (layer, name) in [(Self::L2, "l2"), (Self::L3, "l3"), (Self::L4, "l4")] {
+            if self.contains(layer) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for HashLayers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "HashLayers({self})")
+    }
+}
+
+const ETHERTYPE_IPV4: u16 = 0x0800;
+const ETHERTYPE_IPV6: u16 = 0x86dd;
+const ETHERTYPE_VLAN: u16 = 0x8100;
+const ETHERTYPE_QINQ: u16 = 0x88a8;
+const IPPROTO_TCP: u8 = 6;
+const IPPROTO_UDP: u8 = 17;
+const IPPROTO_SCTP: u8 = 132;
+
+#[inline(always)]
+fn be16(frame: &[u8], at: usize) -> Option<u16> {
+    let b = frame.get(at..at + 2)?;
+    Some(u16::from_be_bytes([b[0], b[1]]))
+}
+
+#[inline(always)]
+fn be32(frame: &[u8], at: usize) -> Option<u32> {
+    let b = frame.get(at..at + 4)?;
+    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+}
+
+#[inline(always)]
+fn be64(frame: &[u8], at: usize) -> Option<u64> {
+    let b = frame.get(at..at + 8)?;
+    let mut w = [0u8; 8];
+    w.copy_from_slice(b);
+    Some(u64::from_be_bytes(w))
+}
+
+/// A small multiply-rotate mixer (FxHash-like absorption, murmur3 finalizer).
+#[derive(Clone, Copy)]
+struct Mixer(u64);
+
+impl Mixer {
+    #[inline(always)]
+    fn absorb(&mut self, word: u64) {
+        self.0 = (self.0.rotate_left(23) ^ word).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+
+    #[inline(always)]
+    fn finish(self) -> u32 {
+        let mut h = self.0;
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        h ^= h >> 33;
+        h = h.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        h ^= h >> 33;
+        h as u32
+    }
+}
+
+/// Hashes one frame over `layers`, keyed by `seed`.
+///
+/// The same frame headers always give the same value for the same seed and layers. Never panics,
+/// whatever the frame holds.
+#[inline]
+pub fn hash_frame(frame: &[u8], layers: HashLayers, seed: u64) -> u32 {
+    let mut m = Mixer(seed ^ 0x2545_f491_4f6c_dd1d);
+    let Some(mut ethertype) = be16(frame, 12) else {
+        return m.finish();
+    };
+    let mut offset = 14;
+    let mut vlan = 0u16;
+    // The first tag gives the VLAN id; skip up to two tags (802.1ad outer + 802.1Q inner).
+    for depth in 0..2 {
+        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
+            break;
+        }
+        let (Some(tci), Some(inner)) = (be16(frame, offset), be16(frame, offset + 2)) else {
+            break;
+        };
+        if depth == 0 {
+            vlan = tci & 0x0fff;
+        }
+        ethertype = inner;
+        offset += 4;
+    }
+    if layers.contains(HashLayers::L2) {
+        // dst MAC (6) + src MAC (6) as one u64 and one u32, with the VLAN id.
+        let macs_hi = be64(frame, 0).unwrap_or(0);
+        let macs_lo = be32(frame, 8).unwrap_or(0);
+        m.absorb(macs_hi);
+        m.absorb(u64::from(macs_lo) << 16 | u64::from(vlan));
+    }
+    if !layers.contains(HashLayers::L3) && !layers.contains(HashLayers::L4) {
+        return m.finish();
+    }
+    let (l4_proto, l4_offset) = match ethertype {
+        ETHERTYPE_IPV4 => {
+            let Some(vihl) = frame.get(offset).copied() else {
+                return m.finish();
+            };
+            if vihl >> 4 != 4 {
+                return m.finish();
+            }
+            let ihl = usize::from(vihl & 0x0f) * 4;
+            if layers.contains(HashLayers::L3) {
+                if let Some(addrs) = be64(frame, offset + 12) {
+                    m.absorb(addrs);
+                }
+            }
+            let fragment = be16(frame, offset + 6).is_none_or(|f| f & 0x3fff != 0);
+            let proto = frame.get(offset + 9).copied().unwrap_or(0);
+            if fragment || ihl < 20 {
+                return m.finish();
+            }
+            (proto, offset + ihl)
+        }
+        ETHERTYPE_IPV6 => {
+            if layers.contains(HashLayers::L3) {
+                for word in 0..4 {
+                    if let Some(w) = be64(frame, offset + 8 + word * 8) {
+                        m.absorb(w);
+                    }
+                }
+            }
+            let Some(mut next) = frame.get(offset + 6).copied() else {
+                return m.finish();
+            };
+            let mut at = offset + 40;
+            // Walk a bounded number of extension headers to the transport header.
+            for _ in 0..4 {
+                match next {
+                    // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
+                    0 | 43 | 60 => {
+                        let (Some(nh), Some(len)) = (frame.get(at).copied(), frame.get(at + 1))
+                        else {
+                            return m.finish();
+                        };
+                        next = nh;
+                        at += (usize::from(*len) + 1) * 8;
+                    }
+                    // Authentication header: (len + 2) * 4 bytes.
+                    51 => {
+                        let (Some(nh), Some(len)) = (frame.get(at).copied(), frame.get(at + 1))
+                        else {
+                            return m.finish();
+                        };
+                        next = nh;
+                        at += (usize::from(*len) + 2) * 4;
+                    }
+                    // Fragment header: no ports.
+                    44 => return m.finish(),
+                    _ => break,
+                }
+            }
+            (next, at)
+        }
+        _ => return m.finish(),
+    };
+    if layers.contains(HashLayers::L4)
+        && matches!(l4_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
+    {
+        if let Some(ports) = be32(frame, l4_offset) {
+            m.absorb(u64::from(ports) | u64::from(l4_proto) << 32);
+        }
+    }
+    m.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An Ethernet + IPv4 + UDP frame with the given addresses and ports.
+    pub(crate) fn udp4(src: [u8; 4], dst: [u8; 4], sport: u16, dport: u16) -> Vec<u8> {
+        let mut f = vec![0u8; 42];
+        f[0..6].copy_from_slice(&[0x02, 0, 0, 0, 0, 2]);
+        f[6..12].copy_from_slice(&[0x02, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+        f[14] = 0x45;
+        f[16..18].copy_from_slice(&28u16.to_be_bytes());
+        f[22] = 64;
+        f[23] = 17;
+        f[26..30].copy_from_slice(&src);
+        f[30..34].copy_from_slice(&dst);
+        f[34..36].copy_from_slice(&sport.to_be_bytes());
+        f[36..38].copy_from_slice(&dport.to_be_bytes());
+        f
+    }
+
+    #[test]
+    fn layers_parse_and_display_round_trip() {
+        for text in ["l2", "l3", "l4", "l2,l3", "l3,l4", "l2,l3,l4"] {
+            let layers = HashLayers::parse(text).expect(text);
+            assert_eq!(layers.to_string(), text);
+        }
+        assert_eq!(HashLayers::parse(" L4 , l3 ").map(|l| l.to_string()), Ok("l3,l4".into()));
+        assert_eq!(
+            HashLayers::parse("l2,l5"),
+            Err("unknown hash layer 'l5': use any of l2, l3, l4 separated by commas".into())
+        );
+        assert!(HashLayers::parse("").is_err());
+    }
+
+    #[test]
+    fn l4_distinguishes_ports_and_l3_does_not() {
+        let a = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+        let b = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1001, 53);
+        assert_ne!(
+            hash_frame(&a, HashLayers::DEFAULT, 0),
+            hash_frame(&b, HashLayers::DEFAULT, 0)
+        );
+        assert_eq!(
+            hash_frame(&a, HashLayers::L3, 0),
+            hash_frame(&b, HashLayers::L3, 0)
+        );
+        assert_eq!(
+            hash_frame(&a, HashLayers::L2, 0),
+            hash_frame(&b, HashLayers::L2, 0)
+        );
+    }
+
+    #[test]
+    fn fragments_hash_without_ports() {
+        let mut a = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+        let mut b = udp4([10, 0, 0, 1], [10, 0, 0, 2], 2000, 53);
+        // More-fragments bit set on both: ports must not matter.
+        a[20] = 0x20;
+        b[20] = 0x20;
+        assert_eq!(
+            hash_frame(&a, HashLayers::DEFAULT, 0),
+            hash_frame(&b, HashLayers::DEFAULT, 0)
+        );
+    }
+
+    #[test]
+    fn vlan_id_feeds_l2_and_tag_is_skipped_for_l3() {
+        let plain = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+        let tagged = |vid: u16| {
+            let mut f = plain[..12].to_vec();
+            f.extend_from_slice(&0x8100u16.to_be_bytes());
+            f.extend_from_slice(&vid.to_be_bytes());
+            f.extend_from_slice(&plain[12..]);
+            f
+        };
+        assert_ne!(
+            hash_frame(&tagged(10), HashLayers::L2, 0),
+            hash_frame(&tagged(20), HashLayers::L2, 0)
+        );
+        assert_eq!(
+            hash_frame(&tagged(10), HashLayers::L3.with(HashLayers::L4), 0),
+            hash_frame(&plain, HashLayers::L3.with(HashLayers::L4), 0)
+        );
+    }
+
+    #[test]
+    fn ipv6_addresses_and_ports_count() {
+        let mk = |last: u8, sport: u16| {
+            let mut f = vec![0u8; 14 + 40 + 8];
+            f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
+            f[14] = 0x60;
+            f[20] = 17;
+            f[21] = 64;
+            f[22..38].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
+            f[38..54].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+            f[54..56].copy_from_slice(&sport.to_be_bytes());
+            f[56..58].copy_from_slice(&53u16.to_be_bytes());
+            f
+        };
+        assert_ne!(
+            hash_frame(&mk(1, 7), HashLayers::L3, 0),
+            hash_frame(&mk(2, 7), HashLayers::L3, 0)
+        );
+        assert_ne!(
+            hash_frame(&mk(1, 7), HashLayers::L4, 0),
+            hash_frame(&mk(1, 8), HashLayers::L4, 0)
+        );
+    }
+
+    #[test]
+    fn every_truncation_of_a_frame_hashes_without_panic() {
+        let f = udp4([10, 0, 0, 1], [10, 0, 0, 2], 1000, 53);
+        for len in 0..=f.len() {
+            let _ = hash_frame(&f[..len], HashLayers::DEFAULT, 1);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = hash_frame(&bytes, HashLayers::DEFAULT, 7);
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The worker: one pinned thread per queue, moving frames between a lagg's member ports and its
+//! upper port through AF_XDP sockets that share one UMEM.
+//!
+//! Each loop iteration, in batches:
+//! 1. reap completions of every socket into the free-frame stack;
+//! 2. top up every fill ring from the free stack;
+//! 3. for each port, take up to one batch from its rx ring:
+//!    - from a member: every frame goes to the upper port (receive policy was applied in XDP);
+//!    - from the upper port: [`distribute`] decides the member of each frame against the
+//!      table snapshot loaded once per iteration;
+//!
+//!    the descriptors are appended to per-port tx queues and flushed to the tx rings, so a
+//!    frame's bytes are never copied in userspace (broadcast copies are the exception);
+//! 4. wake the kernel for tx only where the ring asks for it; when idle for a while, block in
+//!    `poll` with a short timeout (so the stop flag and new tables are seen promptly).
+//!
+//! Nothing in the per-frame path allocates, locks, logs or makes a system call: all buffers
+//! are sized when the worker is built, counters are accumulated per batch.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+
+use crate::afxdp::{self, BindMode, Desc, RingSizes, Umem, XskError, XskSocket};
+use crate::counters::{bump, DropReason, WorkerCounters};
+use crate::distribution::{distribute, DistributionTable, Egress, RoundRobinCursor, MAX_MEMBERS};
+
+/// Frames taken from one rx ring per iteration.
+pub const BATCH: usize = 64;
+
+/// Idle iterations before the worker blocks in `poll`.
+const IDLE_SPINS: u32 = 256;
+/// How long an idle worker blocks before looking at the stop flag again.
+const IDLE_POLL_MS: i32 = 10;
+
+/// Whether zero-copy is tried.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum ZeroCopy {
+    /// Try zero-copy; fall back to copy mode with a warning.
+    #[default]
+    Auto,
+    /// Copy mode only.
+    Off,
+    /// Zero-copy or fail.
+    Required,
+}
+
+/// What a worker needs to know about its lagg.
+#[derive(Clone, Copy, Debug)]
+pub struct WorkerLayout {
+    /// Number of member ports; they are ports `0..members`, the upper port is `members`.
+    pub members: usize,
+    /// The receive queue this worker serves on every port.
+    pub queue: u32,
+}
+
+/// Opens one socket per port (`ifindexes`: members in order, then the upper port) on `queue`,
+/// all over one UMEM. Zero-copy first unless `zero_copy` is `Off`; when any port refuses it,
+/// every socket is reopened in copy mode and the reason logged.
+///
+/// # Errors
+/// Socket errors, or a zero-copy refusal under [`ZeroCopy::Required`].
+pub fn open_sockets(
+    umem: &Umem,
+    ifindexes: &[(String, u32)],
+    queue: u32,
+    sizes: RingSizes,
+    zero_copy: ZeroCopy,
+) -> Result<Vec<XskSocket>, (String, XskError)> {
+    let open_all = |mode: BindMode| -> Result<Vec<XskSocket>, (String, XskError)> {
+        let mut sockets: Vec<XskSocket> = Vec::with_capacity(ifindexes.len());
+        for (name, ifindex) in ifindexes {
+            let socket = XskSocket::open(umem, sockets.first(), *ifindex, queue, sizes, mode)
+                .map_err(|e| (name.clone(), e))?;
+            sockets.push(socket);
+        }
+        Ok(sockets)
+    };
+    if zero_copy == ZeroCopy::Off {
+        return open_all(BindMode::Copy);
+    }
+    match open_all(BindMode::ZeroCopy) {
+        Ok(sockets) => Ok(sockets),
+        Err((port, e)) if zero_copy == ZeroCopy::Auto && afxdp::is_zero_copy_unsupported(&e) => {
+            tracing::warn!(%port, queue, error = %e, "zero-copy AF_XDP refused; using copy mode on every port of this worker");
+            open_all(BindMode::Copy)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// A worker, built by the control thread and then moved to its own thread by [`Worker::run`].
+#[derive(Debug)]
+pub struct Worker {
+    umem: Umem,
+    ports: Vec<XskSocket>,
+    upper: usize,
+    free: Vec<u64>,
+    fill_target: u32,
+    outstanding: Vec<u32>,
+    table: Arc<ArcSwap<DistributionTable>>,
+    counters: Arc<WorkerCounters>,
+    stop: Arc<AtomicBool>,
+    rr: RoundRobinCursor,
+    rx: [Desc; BATCH],
+    egress: [Egress; BATCH],
+    tx_queues: Vec<Vec<Desc>>,
+    pollfds: Vec<libc::pollfd>,
+}
+
+const EMPTY_DESC: Desc = Desc {
+    addr: 0,
+    len: 0,
+    options: 0,
+};
+
+impl Worker {
+    /// A worker over `ports` (members in order, then the upper port) sharing `umem`.
+    ///
+    /// # Panics
+    /// If `ports` does not hold `layout.members + 1` sockets, or there are more members than
+    /// [`MAX_MEMBERS`].
+    pub fn new(
+        umem: Umem,
+        ports: Vec<XskSocket>,
+        layout: WorkerLayout,
+        table: Arc<ArcSwap<DistributionTable>>,
+        counters: Arc<WorkerCounters>,
+        stop: Arc<AtomicBool>,
+    ) -> Self {
+        assert_eq!(ports.len(), layout.members + 1, "one socket per member plus the upper port");
+        assert!(layout.members <= MAX_MEMBERS);
+        assert!(counters.ports() >= ports.len());
+        let frames = umem.frames();
+        let free: Vec<u64> = (0..frames).rev().map(Umem::frame_addr).collect();
+        // Leave half the frames for rx rings and tx in flight.
+        let fill_target = (frames / (2 * ports.len() as u32)).max(1);
+        let n = ports.len();
+        // Worst case per flush: a whole batch to one port, or one broadcast batch per member.
+        let tx_queues = (0..n).map(|_| Vec::with_capacity(BATCH)).collect();
+        Self {
+            umem,
+            upper: layout.members,
+            free,
+            fill_target,
+            outstanding: vec![0; n],
+            table,
+            counters,
+            stop,
+            rr: RoundRobinCursor::default(),
+            rx: [EMPTY_DESC; BATCH],
+            egress: [Egress::Drop; BATCH],
+            tx_queues,
+            pollfds: Vec::with_capacity(n),
+            ports,
+        }
+    }
+
+    /// Runs until the stop flag is set, pinned to `core` if given.
+    pub fn run(mut self, core: Option<usize>) {
+        if let Some(id) = core {
+            if !core_affinity::set_for_current(core_affinity::CoreId { id }) {
+                tracing::warn!(core = id, "could not pin worker to core; running unpinned");
+            }
+        }
+        tracing::debug!(ports = self.ports.len(), mode = %self.ports[0].mode(), "worker running");
+        let mut idle = 0u32;
+        while !self.stop.load(Ordering::Relaxed) {
+            let moved = self.step();
+            if moved > 0 {
+                idle = 0;
+                bump(&self.counters.busy_loops, 1);
+            } else {
+                bump(&self.counters.idle_loops, 1);
+                idle += 1;
+                if idle >= IDLE_SPINS && self.outstanding.iter().all(|&o| o == 0) {
+                    afxdp::wait_readable(self.ports.iter(), &mut self.pollfds, IDLE_POLL_MS);
+                    idle = 0;
+                }
+            }
+        }
+        tracing::debug!("worker stopped");
+    }
+
+    /// One iteration; returns the number of frames received.
+    pub fn step(&mut self) -> usize {
+        let table = self.table.load();
+        self.reap_completions();
+        self.refill();
+        let mut moved = 0;
+        for port in 0..self.ports.len() {
+            let n = self.ports[port].rx.available(BATCH as u32) as usize;
+            if n == 0 {
+                continue;
+            }
+            let mut rx_bytes = 0u64;
+            let mut valid = 0;
+            for i in 0..n {
+                let desc = self.ports[port].rx.read(i as u32);
+                if self.umem.contains(desc.addr, desc.len) {
+                    rx_bytes += u64::from(desc.len);
+                    self.rx[valid] = desc;
+                    valid += 1;
+                } else {
+                    bump(&self.counters.port(port).drops[DropReason::InvalidDescriptor as usize], 1);
+                    self.free.push(Umem::frame_base(desc.addr));
+                }
+            }
+            self.ports[port].rx.release(n as u32);
+            let c = self.counters.port(port);
+            bump(&c.rx_packets, valid as u64);
+            bump(&c.rx_bytes, rx_bytes);
+            if port == self.upper {
+                self.from_upper(&table, valid);
+            } else {
+                let upper = self.upper;
+                self.tx_queues[upper].extend_from_slice(&self.rx[..valid]);
+            }
+            self.flush();
+            moved += n;
+        }
+        self.kick_outstanding();
+        moved
+    }
+
+    fn from_upper(&mut self, table: &DistributionTable, n: usize) {
+        {
+            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+            for (slot, desc) in frames.iter_mut().zip(&self.rx[..n]) {
+                *slot = self.umem.data(desc.addr, desc.len);
+            }
+            distribute(table, &mut self.rr, &frames[..n], &mut self.egress[..n]);
+        }
+        let upper = self.upper;
+        let mut dropped = 0u64;
+        let mut no_frame = 0u64;
+        for i in 0..n {
+            let desc = self.rx[i];
+            match self.egress[i] {
+                Egress::Port(m) if usize::from(m) < upper => self.tx_queues[usize::from(m)].push(desc),
+                Egress::Port(_) | Egress::Drop => {
+                    dropped += 1;
+                    self.free.push(Umem::frame_base(desc.addr));
+                }
+                Egress::AllActive => {
+                    let active = table.active();
+                    for (k, &m) in active.iter().enumerate() {
+                        let m = usize::from(m);
+                        if m >= upper {
+                            continue;
+                        }
+                        if k + 1 == active.len() {
+                            // The last member takes the original frame.
+                            self.tx_queues[m].push(desc);
+                        } else if let Some(base) = self.free.pop() {
+                            let addr = base + (desc.addr - Umem::frame_base(desc.addr));
+                            if self.umem.copy_frame(desc.addr, addr, desc.len) {
+                                self.tx_queues[m].push(Desc { addr, ..desc });
+                            } else {
+                                self.free.push(base);
+                            }
+                        } else {
+                            no_frame += 1;
+                        }
+                    }
+                    // The tx queues hold at most one batch: flush per broadcast frame.
+                    if self.tx_queues.iter().any(|q| q.len() == q.capacity()) {
+                        self.flush();
+                    }
+                }
+            }
+        }
+        let c = self.counters.port(upper);
+        bump(&c.drops[DropReason::NoActivePort as usize], dropped);
+        bump(&c.drops[DropReason::NoFreeFrame as usize], no_frame);
+    }
+
+    fn reap_completions(&mut self) {
+        for (port, socket) in self.ports.iter_mut().enumerate() {
+            let n = socket.completion.available(BATCH as u32 * 4);
+            for i in 0..n {
+                self.free.push(Umem::frame_base(socket.completion.read(i)));
+            }
+            socket.completion.release(n);
+            self.outstanding[port] -= n.min(self.outstanding[port]);
+        }
+    }
+
+    fn refill(&mut self) {
+        for socket in &mut self.ports {
+            let want = (self.free.len() as u32).min(self.fill_target);
+            let n = socket.fill.free(want);
+            for i in 0..n {
+                // `n <= free.len()`, so pop always yields.
+                let addr = self.free.pop().unwrap_or_default();
+                socket.fill.write(i, addr);
+            }
+            socket.fill.submit(n);
+            if n > 0 && socket.fill.needs_wakeup() {
+                socket.kick_rx();
+            }
+        }
+    }
+
+    fn flush(&mut self) {
+        for port in 0..self.ports.len() {
+            let queue = &mut self.tx_queues[port];
+            if queue.is_empty() {
+                continue;
+            }
+            let socket = &mut self.ports[port];
+            let mut room = socket.tx.free(queue.len() as u32) as usize;
+            if room < queue.len() {
+                // Let the kernel drain the ring, then look again before dropping anything.
+                socket.kick_tx();
+                let n = socket.completion.available(BATCH as u32 * 4);
+                for i in 0..n {
+                    self.free.push(Umem::frame_base(socket.completion.read(i)));
+                }
+                socket.completion.release(n);
+                self.outstanding[port] -= n.min(self.outstanding[port]);
+                room = socket.tx.free(queue.len() as u32) as usize;
+            }
+            let mut bytes = 0u64;
+            for (i, desc) in queue[..room].iter().enumerate() {
+                bytes += u64::from(desc.len);
+                socket.tx.write(i as u32, *desc);
+            }
+            socket.tx.submit(room as u32);
+            self.outstanding[port] += room as u32;
+            for desc in &queue[room..] {
+                self.free.push(Umem::frame_base(desc.addr));
+            }
+            let c = self.counters.port(port);
+            bump(&c.tx_packets, room as u64);
+            bump(&c.tx_bytes, bytes);
+            bump(&c.drops[DropReason::TxRingFull as usize], (queue.len() - room) as u64);
+            queue.clear();
+        }
+    }
+
+    fn kick_outstanding(&mut self) {
+        for (port, socket) in self.ports.iter().enumerate() {
+            if self.outstanding[port] > 0 && socket.tx.needs_wakeup() {
+                socket.kick_tx();
+            }
+        }
+    }
+}
+
+/// Default ring sizes and frame count for a worker serving `ports` ports.
+pub fn default_frames(ports: usize, sizes: RingSizes) -> u32 {
+    // Enough for every fill ring to be full and as much again in flight, at least 16384.
+    ((ports as u32) * (sizes.fill + sizes.tx)).next_power_of_two().max(16384)
+}

@@ -1,0 +1,282 @@
+//! Loading and attaching the XDP program (`ebpf/xdp`) with aya, one object per port.
+//!
+//! One object per port gives each port its own XSKMAP, state map and counters, so ports are
+//! attached, switched between collecting and not, and detached independently. Attachment uses
+//! a BPF link where the kernel has them (detached when the last file descriptor closes, so a
+//! crashed daemon leaves no program behind) and netlink otherwise, in driver (native) mode
+//! first with a logged fallback to generic mode.
+
+use std::os::fd::AsRawFd;
+
+use aya::maps::{Array, MapData, PerCpuArray, XskMap};
+use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::Ebpf;
+use xlagg_common::{names, PortState, XdpCounter};
+
+/// The XDP object built by `build.rs` from `ebpf/xdp`.
+pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-xdp"));
+
+/// Errors loading, attaching or driving a port program.
+#[derive(Debug, thiserror::Error)]
+pub enum XdpError {
+    /// The object could not be loaded (verifier, missing map or program).
+    #[error("loading the XDP object for {port}: {detail}")]
+    Load {
+        /// Port name.
+        port: String,
+        /// What failed.
+        detail: String,
+    },
+    /// Neither driver nor generic mode attached.
+    #[error("attaching XDP to {port} failed in driver mode ({native}) and in generic mode ({generic})")]
+    Attach {
+        /// Port name.
+        port: String,
+        /// Error in driver mode.
+        native: String,
+        /// Error in generic mode.
+        generic: String,
+    },
+    /// A map operation failed.
+    #[error("XDP map {map} on {port}: {detail}")]
+    Map {
+        /// Port name.
+        port: String,
+        /// Map name.
+        map: &'static str,
+        /// What failed.
+        detail: String,
+    },
+}
+
+/// Where the program runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttachMode {
+    /// In the driver (native XDP).
+    Driver,
+    /// In the generic networking path (skb mode), slower.
+    Generic,
+}
+
+impl std::fmt::Display for AttachMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            AttachMode::Driver => "driver",
+            AttachMode::Generic => "generic",
+        })
+    }
+}
+
+/// Which program of the object a port runs.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ProgramKind {
+    /// Steer to AF_XDP / drop when not collecting / pass slow protocols.
+    Port,
+    /// Drop everything (test and benchmark sinks).
+    Drop,
+}
+
+impl ProgramKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProgramKind::Port => names::PORT_PROGRAM,
+            ProgramKind::Drop => names::DROP_PROGRAM,
+        }
+    }
+}
+
+/// The XDP program of one port: loaded, and attached unless made with [`PortProgram::load`].
+#[derive(Debug)]
+pub struct PortProgram {
+    ebpf: Ebpf,
+    port: String,
+    kind: ProgramKind,
+    mode: Option<AttachMode>,
+}
+
+impl PortProgram {
+    /// Loads a fresh copy of the object without attaching it (for `BPF_PROG_TEST_RUN`).
+    ///
+    /// # Errors
+    /// When the object does not load or lacks the program.
+    pub fn load(port: &str, kind: ProgramKind) -> Result<Self, XdpError> {
+        let load_err = |detail: String| XdpError::Load {
+            port: port.to_string(),
+            detail,
+        };
+        let mut ebpf = Ebpf::load(XDP_OBJECT).map_err(|e| load_err(e.to_string()))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(kind.name())
+            .ok_or_else(|| load_err(format!("no program {}", kind.name())))?
+            .try_into()
+            .map_err(|e: ProgramError| load_err(e.to_string()))?;
+        program.load().map_err(|e| load_err(e.to_string()))?;
+        Ok(Self {
+            ebpf,
+            port: port.to_string(),
+            kind,
+            mode: None,
+        })
+    }
+
+    /// Loads and attaches to `ifindex` (named `port` in messages): driver mode first, then
+    /// generic mode with a warning. The port starts not collecting.
+    ///
+    /// # Errors
+    /// When loading fails or neither mode attaches.
+    pub fn attach(port: &str, ifindex: u32, kind: ProgramKind) -> Result<Self, XdpError> {
+        let mut this = Self::load(port, kind)?;
+        let program = this.program_mut()?;
+        let native = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(_) => {
+                this.mode = Some(AttachMode::Driver);
+                return Ok(this);
+            }
+            Err(e) => error_chain(&e),
+        };
+        match program.attach_to_if_index(ifindex, XdpMode::Skb) {
+            Ok(_) => {
+                tracing::warn!(port, error = %native, "driver-mode XDP refused; running in generic mode (slower)");
+                this.mode = Some(AttachMode::Generic);
+                Ok(this)
+            }
+            Err(e) => Err(XdpError::Attach {
+                port: port.to_string(),
+                native,
+                generic: error_chain(&e),
+            }),
+        }
+    }
+
+    fn program_mut(&mut self) -> Result<&mut Xdp, XdpError> {
+        let port = self.port.clone();
+        let name = self.kind.name();
+        self.ebpf
+            .program_mut(name)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+            .ok_or(XdpError::Load {
+                port,
+                detail: format!("no XDP program {name}"),
+            })
+    }
+
+    /// The port's name.
+    pub fn port(&self) -> &str {
+        &self.port
+    }
+
+    /// Driver or generic mode; `None` when loaded without attaching.
+    pub fn mode(&self) -> Option<AttachMode> {
+        self.mode
+    }
+
+    fn map_err(&self, map: &'static str, detail: impl ToString) -> XdpError {
+        XdpError::Map {
+            port: self.port.clone(),
+            map,
+            detail: detail.to_string(),
+        }
+    }
+
+    /// Sets whether frames on this port reach the workers.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_collecting(&mut self, collecting: bool) -> Result<(), XdpError> {
+        let port = self.port.clone();
+        let err = |detail: String| XdpError::Map {
+            port: port.clone(),
+            map: names::PORT_STATE,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::PORT_STATE)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut array: Array<&mut MapData, PortState> =
+            Array::try_from(map).map_err(|e| err(e.to_string()))?;
+        array
+            .set(0, PortState::collecting(collecting), 0)
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// Registers the AF_XDP socket for receive queue `queue`.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn register_socket(&mut self, queue: u32, socket: &impl AsRawFd) -> Result<(), XdpError> {
+        let port = self.port.clone();
+        let err = |detail: String| XdpError::Map {
+            port: port.clone(),
+            map: names::XSKS,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::XSKS)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut xsks: XskMap<&mut MapData> =
+            XskMap::try_from(map).map_err(|e| err(e.to_string()))?;
+        xsks.set(queue, socket.as_raw_fd(), 0)
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// The program's counters summed over CPUs, indexed by [`XdpCounter`].
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn counters(&self) -> Result<[u64; XdpCounter::COUNT as usize], XdpError> {
+        let map = self
+            .ebpf
+            .map(names::COUNTERS)
+            .ok_or_else(|| self.map_err(names::COUNTERS, "missing"))?;
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(names::COUNTERS, e))?;
+        let mut out = [0u64; XdpCounter::COUNT as usize];
+        for counter in XdpCounter::ALL {
+            let values = array
+                .get(&(counter as u32), 0)
+                .map_err(|e| self.map_err(names::COUNTERS, e))?;
+            out[counter as usize] = values.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Runs the program once on `frame` with `BPF_PROG_TEST_RUN` and returns its XDP action.
+    ///
+    /// # Errors
+    /// When the kernel refuses the test run.
+    pub fn test_run(&self, frame: &[u8]) -> Result<u32, XdpError> {
+        let program: &Xdp = self
+            .ebpf
+            .program(self.kind.name())
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .ok_or_else(|| self.map_err("program", "missing"))?;
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ..Default::default()
+        };
+        program
+            .test_run(opts)
+            .map(|r| r.return_value)
+            .map_err(|e| self.map_err("test_run", error_chain(&e)))
+    }
+
+    /// Detaches the program (also done on drop).
+    pub fn detach(self) {
+        drop(self);
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
+    }
+    text
+}

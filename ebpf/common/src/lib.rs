@@ -1,0 +1,105 @@
+//! Types shared by the xlagg XDP program (`ebpf/xdp`) and userspace (`dataplane`).
+//!
+//! Everything here is `#[repr(C)]` with explicit padding, so the kernel-side and user-side views
+//! of a map value are byte-identical; sizes are checked at compile time. With the `user` feature
+//! the value types implement `aya::Pod` so userspace can read and write them through aya maps.
+//!
+//! Non-goals: no logic lives here, only layouts and names.
+#![no_std]
+
+/// Names of the maps and programs in the XDP object. BPF object names are at most 15 bytes.
+pub mod names {
+    /// `BPF_MAP_TYPE_XSKMAP`: receive queue index -> AF_XDP socket.
+    pub const XSKS: &str = "XLAGG_XSKS";
+    /// `BPF_MAP_TYPE_ARRAY` with one [`super::PortState`]: written by the control thread.
+    pub const PORT_STATE: &str = "XLAGG_PORT";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`, indexed by [`super::XdpCounter`].
+    pub const COUNTERS: &str = "XLAGG_COUNTERS";
+    /// The program attached to member, forward and host-side ports.
+    pub const PORT_PROGRAM: &str = "xlagg_port";
+    /// A program that drops everything: the cheap sink used by tests and benchmarks on the
+    /// partner side (veth still counts the frames in its `rx_packets`).
+    pub const DROP_PROGRAM: &str = "xlagg_drop";
+}
+
+/// Upper bound on receive queues per port (the size of the XSKMAP).
+pub const MAX_QUEUES: u32 = 256;
+
+/// Ethertype of IEEE 802.3 Slow Protocols (LACP, Marker), handed to the control path.
+pub const ETHERTYPE_SLOW: u16 = 0x8809;
+
+/// Per-port state written by userspace and read by the XDP program for every frame.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortState {
+    /// Bit set of `PortState::*` flags.
+    pub flags: u32,
+    /// Explicit padding; always zero.
+    pub reserved: u32,
+}
+
+impl PortState {
+    /// Frames received on this port are delivered to the workers. Without it they are dropped
+    /// in XDP and counted as [`XdpCounter::NotCollecting`].
+    pub const COLLECTING: u32 = 1 << 0;
+
+    /// A state with the collecting flag set or clear.
+    pub const fn collecting(on: bool) -> Self {
+        Self {
+            flags: if on { Self::COLLECTING } else { 0 },
+            reserved: 0,
+        }
+    }
+
+    /// Whether frames on this port reach the workers.
+    pub const fn is_collecting(&self) -> bool {
+        self.flags & Self::COLLECTING != 0
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<PortState>() == 8);
+
+/// Reasons the XDP program counts, one slot each in the counters map.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XdpCounter {
+    /// Handed to an AF_XDP socket.
+    Redirected = 0,
+    /// Dropped: the port is not collecting (standby failover port, LACP not yet collecting).
+    NotCollecting = 1,
+    /// Slow-protocol frame (0x8809) passed to the kernel for the control path.
+    SlowProtocol = 2,
+    /// Dropped: no AF_XDP socket is bound for the receive queue.
+    NoSocket = 3,
+    /// Dropped: shorter than an Ethernet header.
+    Malformed = 4,
+}
+
+impl XdpCounter {
+    /// Number of counters (the counters map's size).
+    pub const COUNT: u32 = 5;
+    /// Every counter, in index order.
+    pub const ALL: [XdpCounter; Self::COUNT as usize] = [
+        XdpCounter::Redirected,
+        XdpCounter::NotCollecting,
+        XdpCounter::SlowProtocol,
+        XdpCounter::NoSocket,
+        XdpCounter::Malformed,
+    ];
+
+    /// The counter's name as metrics and status output show it.
+    pub const fn name(self) -> &'static str {
+        match self {
+            XdpCounter::Redirected => "redirected",
+            XdpCounter::NotCollecting => "not_collecting",
+            XdpCounter::SlowProtocol => "slow_protocol",
+            XdpCounter::NoSocket => "no_socket",
+            XdpCounter::Malformed => "malformed",
+        }
+    }
+}
+
+// SAFETY: PortState is repr(C), made of two u32 with no padding (size asserted above), and every
+// bit pattern is a valid value.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for PortState {}

@@ -1,0 +1,49 @@
+#!/usr/bin/env bash
+# Installs everything xlagg needs on a fresh Debian bookworm machine:
+#   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq
+#   - the pinned nightly (with rust-src) that builds the XDP program
+#   - bpf-linker, linked against LLVM 22
+# Idempotent: when everything is already there it returns in about a second.
+set -euo pipefail
+
+NIGHTLY="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
+APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps)
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+need_apt=()
+for p in "${APT_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || need_apt+=("$p")
+done
+if [ ${#need_apt[@]} -gt 0 ]; then
+  log "installing apt packages: ${need_apt[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${need_apt[@]}" >/dev/null
+fi
+
+if ! command -v rustup >/dev/null 2>&1; then
+  echo "setup: rustup is not installed; install it (https://rustup.rs) and run this script again" >&2
+  exit 1
+fi
+
+if ! rustup toolchain list | grep -q "^${NIGHTLY}"; then
+  log "installing ${NIGHTLY} with rust-src"
+  rustup set auto-self-update disable
+  rustup toolchain install "$NIGHTLY" --profile minimal -c rust-src
+elif ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
+  rustup component add rust-src --toolchain "$NIGHTLY"
+fi
+
+if ! command -v bpf-linker >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" ]; then
+  log "building bpf-linker against LLVM 22 (about a minute)"
+  LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --locked --no-default-features --features llvm-22
+fi
+
+# bpffs is not mounted on these machines; aya does not need it, but tools that inspect pinned
+# maps do. Mount it where it is missing (harmless when already mounted).
+if [ -d /sys/fs/bpf ] && ! mountpoint -q /sys/fs/bpf; then
+  mount -t bpf bpf /sys/fs/bpf 2>/dev/null || true
+fi
+
+log "ready"
