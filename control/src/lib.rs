@@ -1,1 +1,15 @@
+//! The xlagg control plane: configuration, the lifecycle of each lagg (interfaces, XDP
+//! programs, AF_XDP workers), link state, and the `xlaggd` daemon built on them.
+//!
+//! Layers:
+//! - [`config`]: the one configuration model and its validator;
+//! - [`netdev`]: kernel devices through rtnetlink;
+//! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind.
+//!
+//! Non-goals here (yet): LACP negotiation, event-driven link monitoring and peer notification,
+//! the management API; see the README.
+#![forbid(unsafe_code)]
 
+pub mod config;
+pub mod lagg;
+pub mod netdev;

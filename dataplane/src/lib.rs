@@ -2,7 +2,8 @@
 //! apply a lagg's distribution policy to batches of frames.
 //!
 //! Layers, bottom up:
-//! - [`afxdp`]: UMEM and rings (the only module with `unsafe`);
+//! - [`afxdp`]: UMEM and rings, and [`afpacket`]: raw packet sockets (the only modules with
+//!   `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters;
@@ -13,6 +14,7 @@
 //! per-port collecting flags.
 #![deny(unsafe_code)]
 
+pub mod afpacket;
 pub mod afxdp;
 pub mod counters;
 pub mod distribution;

@@ -1,0 +1,521 @@
+//! The configuration model: parsed from TOML, validated once, into typed values.
+//!
+//! Every message names the field (`lagg[0].laggproto`, or `lagg0.laggports` once the name is
+//! known), says what was wrong and what is allowed. Validation is all-or-nothing: a config with
+//! any error is refused whole, and nothing is attached or created for it.
+//!
+//! Names follow FreeBSD lagg (`laggproto`, `laggport`, `lagghash`, `rr_limit`); Linux bonding
+//! mode names are accepted as aliases of the protocols.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::IpAddr;
+
+use serde::Deserialize;
+use xlagg_dataplane::distribution::MAX_MEMBERS;
+use xlagg_dataplane::flow::HashLayers;
+use xlagg_dataplane::worker::ZeroCopy;
+
+/// A lagg protocol (`laggproto`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LaggProto {
+    /// Master port, next active port on failure, back to the master when it returns.
+    Failover,
+    /// Hash over `lagghash` layers through a bucket table (alias `fec`).
+    LoadBalance,
+    /// IEEE 802.1AX link aggregation.
+    Lacp,
+    /// Every active port in turn, `rr_limit` frames each.
+    RoundRobin,
+    /// Every frame on every active port.
+    Broadcast,
+    /// No traffic; the interface stays.
+    None,
+}
+
+impl LaggProto {
+    /// Parses a lagg name or a Linux bonding alias.
+    ///
+    /// # Errors
+    /// A message listing what is allowed.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        Ok(match text.trim().to_ascii_lowercase().as_str() {
+            "failover" | "active-backup" => LaggProto::Failover,
+            "loadbalance" | "fec" | "balance-xor" => LaggProto::LoadBalance,
+            "lacp" | "802.3ad" => LaggProto::Lacp,
+            "roundrobin" | "balance-rr" => LaggProto::RoundRobin,
+            "broadcast" => LaggProto::Broadcast,
+            "none" => LaggProto::None,
+            other => {
+                return Err(format!(
+                    "unknown protocol '{other}': use failover, loadbalance (or fec), lacp, roundrobin, broadcast \
+                     or none; the Linux bonding names active-backup, balance-xor, 802.3ad and balance-rr are accepted too"
+                ))
+            }
+        })
+    }
+
+    /// The lagg name.
+    pub fn name(self) -> &'static str {
+        match self {
+            LaggProto::Failover => "failover",
+            LaggProto::LoadBalance => "loadbalance",
+            LaggProto::Lacp => "lacp",
+            LaggProto::RoundRobin => "roundrobin",
+            LaggProto::Broadcast => "broadcast",
+            LaggProto::None => "none",
+        }
+    }
+}
+
+impl fmt::Display for LaggProto {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// What sits above the aggregate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Upper {
+    /// A kernel interface named like the lagg, carrying addresses and routes.
+    Host {
+        /// Addresses with prefix length.
+        addresses: Vec<(IpAddr, u8)>,
+    },
+    /// One downstream port, L2-forwarded to and from the aggregate.
+    Forward {
+        /// The downstream port's name.
+        port: String,
+    },
+}
+
+/// One validated lagg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LaggConfig {
+    /// `laggN`.
+    pub name: String,
+    /// Protocol.
+    pub proto: LaggProto,
+    /// Member ports in order; the first is the failover master.
+    pub ports: Vec<String>,
+    /// Hash layers for loadbalance.
+    pub hash: HashLayers,
+    /// Frames per port before roundrobin moves on.
+    pub rr_limit: u32,
+    /// Failover: accept frames on every port, not only the active one.
+    pub rx_all: bool,
+    /// Host or forward mode.
+    pub upper: Upper,
+    /// MTU of the lagg interface.
+    pub mtu: u32,
+    /// Cores of the workers; worker `i` serves receive queue `i` of every port. Empty: one
+    /// unpinned worker on queue 0.
+    pub cores: Vec<usize>,
+    /// Zero-copy policy.
+    pub zero_copy: ZeroCopy,
+    /// AF_XDP ring size (every ring).
+    pub ring_size: u32,
+}
+
+/// Daemon-wide settings.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DaemonConfig {
+    /// Log filter (tracing's syntax); `RUST_LOG` overrides it.
+    pub log_level: String,
+    /// Print per-port counters every this many milliseconds; 0: only at exit.
+    pub status_interval_ms: u64,
+    /// How often member link state is read, in milliseconds.
+    pub link_poll_ms: u64,
+}
+
+/// A whole validated configuration.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Daemon settings.
+    pub daemon: DaemonConfig,
+    /// The laggs, in file order.
+    pub laggs: Vec<LaggConfig>,
+}
+
+/// A configuration that was refused: every problem found, each naming its field.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    /// One message per problem.
+    pub problems: Vec<String>,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.problems.iter().enumerate() {
+            if i > 0 {
+                f.write_str("\n")?;
+            }
+            f.write_str(p)?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct RawFile {
+    #[serde(default)]
+    daemon: RawDaemon,
+    #[serde(default)]
+    lagg: Vec<RawLagg>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawDaemon {
+    log_level: String,
+    status_interval_ms: u64,
+    link_poll_ms: u64,
+}
+
+impl Default for RawDaemon {
+    fn default() -> Self {
+        Self {
+            log_level: "info".into(),
+            status_interval_ms: 0,
+            link_poll_ms: 50,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawLagg {
+    name: String,
+    #[serde(default = "default_proto")]
+    laggproto: String,
+    #[serde(default)]
+    laggports: Vec<String>,
+    #[serde(default = "default_hash")]
+    lagghash: String,
+    #[serde(default = "one")]
+    rr_limit: u32,
+    #[serde(default)]
+    rx_all: bool,
+    #[serde(default = "default_upper")]
+    upper: String,
+    #[serde(default)]
+    forward_port: Option<String>,
+    #[serde(default)]
+    addresses: Vec<String>,
+    #[serde(default = "default_mtu")]
+    mtu: u32,
+    #[serde(default)]
+    cores: Vec<usize>,
+    #[serde(default = "default_zero_copy")]
+    zero_copy: String,
+    #[serde(default = "default_ring_size")]
+    ring_size: u32,
+}
+
+fn default_proto() -> String {
+    "failover".into()
+}
+fn default_hash() -> String {
+    "l2,l3,l4".into()
+}
+fn one() -> u32 {
+    1
+}
+fn default_upper() -> String {
+    "host".into()
+}
+fn default_mtu() -> u32 {
+    1500
+}
+fn default_zero_copy() -> String {
+    "auto".into()
+}
+fn default_ring_size() -> u32 {
+    4096
+}
+
+/// Largest MTU the single-buffer AF_XDP path carries (2048-byte frames less the kernel's
+/// 256-byte headroom, less the Ethernet header and one VLAN tag).
+pub const MAX_MTU: u32 = 1500;
+
+/// Whether `name` is `lagg` followed by a decimal number.
+pub fn is_lagg_name(name: &str) -> bool {
+    name.strip_prefix("lagg")
+        .is_some_and(|n| !n.is_empty() && n.len() <= 5 && n.bytes().all(|b| b.is_ascii_digit()))
+}
+
+/// Parses `addr/prefix`.
+///
+/// # Errors
+/// What is malformed and the expected form.
+pub fn parse_address(text: &str) -> Result<(IpAddr, u8), String> {
+    let (addr, prefix) = text
+        .split_once('/')
+        .ok_or_else(|| format!("'{text}' has no prefix length: write it as 192.168.1.10/24 or 2001:db8::10/64"))?;
+    let addr: IpAddr = addr
+        .parse()
+        .map_err(|_| format!("'{addr}' is not an IPv4 or IPv6 address"))?;
+    let max = if addr.is_ipv4() { 32 } else { 128 };
+    let prefix: u8 = prefix
+        .parse()
+        .ok()
+        .filter(|p| *p <= max)
+        .ok_or_else(|| format!("prefix length '{prefix}' of {addr} must be a number from 0 to {max}"))?;
+    Ok((addr, prefix))
+}
+
+fn is_ifname(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 15 && !name.contains(['/', ' ', '\0']) && name != "." && name != ".."
+}
+
+impl Config {
+    /// Parses and validates a TOML document.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its field.
+    pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
+        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![e.to_string().trim_end().replace('\n', " ").replace("  ", " ")],
+        })?;
+        let mut problems = Vec::new();
+        let daemon = DaemonConfig {
+            log_level: raw.daemon.log_level,
+            status_interval_ms: raw.daemon.status_interval_ms,
+            link_poll_ms: raw.daemon.link_poll_ms,
+        };
+        if daemon.link_poll_ms == 0 || daemon.link_poll_ms > 10_000 {
+            problems.push(format!(
+                "daemon.link_poll_ms: {} is out of range: use 1 to 10000 milliseconds",
+                daemon.link_poll_ms
+            ));
+        }
+        if raw.lagg.is_empty() {
+            problems.push("lagg: no [[lagg]] table: define at least one lagg with a name and laggports".into());
+        }
+        let mut names = HashSet::new();
+        let mut taken: Vec<(String, String)> = Vec::new();
+        let mut laggs = Vec::new();
+        for (i, r) in raw.lagg.into_iter().enumerate() {
+            let at = if is_lagg_name(&r.name) { r.name.clone() } else { format!("lagg[{i}]") };
+            let mut bad = |field: &str, msg: String| problems.push(format!("{at}.{field}: {msg}"));
+            if !is_lagg_name(&r.name) {
+                bad("name", format!("'{}' is not a lagg name: use lagg followed by a number, e.g. lagg0", r.name));
+            } else if !names.insert(r.name.clone()) {
+                bad("name", format!("{} is defined twice", r.name));
+            }
+            let proto = LaggProto::parse(&r.laggproto).map_err(|e| bad("laggproto", e)).ok();
+            if r.laggports.is_empty() {
+                bad("laggports", "no member ports: list at least one, e.g. laggports = [\"em0\", \"em1\"]".into());
+            }
+            if r.laggports.len() > MAX_MEMBERS {
+                bad("laggports", format!("{} ports; at most {MAX_MEMBERS} are allowed", r.laggports.len()));
+            }
+            let mut seen = HashSet::new();
+            for port in &r.laggports {
+                if !is_ifname(port) {
+                    bad("laggports", format!("'{port}' is not a valid interface name (1 to 15 characters, no '/' or spaces)"));
+                } else if !seen.insert(port.as_str()) {
+                    bad("laggports", format!("{port} is listed twice"));
+                } else if let Some((_, owner)) = taken.iter().find(|(p, _)| p == port) {
+                    bad("laggports", format!("{port} is already a member of {owner}"));
+                }
+            }
+            let hash = HashLayers::parse(&r.lagghash).map_err(|e| bad("lagghash", e)).ok();
+            if r.rr_limit == 0 {
+                bad("rr_limit", "must be at least 1 (frames per port before moving to the next)".into());
+            }
+            if !(68..=MAX_MTU).contains(&r.mtu) {
+                bad(
+                    "mtu",
+                    format!(
+                        "{} is out of range: use 68 to {MAX_MTU}; larger (jumbo) frames need AF_XDP multi-buffer, \
+                         which this version does not have",
+                        r.mtu
+                    ),
+                );
+            }
+            if !r.ring_size.is_power_of_two() || !(64..=32768).contains(&r.ring_size) {
+                bad("ring_size", format!("{} must be a power of two from 64 to 32768", r.ring_size));
+            }
+            let zero_copy = match r.zero_copy.as_str() {
+                "auto" => Some(ZeroCopy::Auto),
+                "off" => Some(ZeroCopy::Off),
+                "required" => Some(ZeroCopy::Required),
+                other => {
+                    bad("zero_copy", format!("'{other}' is not one of auto, off, required"));
+                    None
+                }
+            };
+            let mut cores_seen = HashSet::new();
+            for core in &r.cores {
+                if !cores_seen.insert(core) {
+                    bad("cores", format!("core {core} is listed twice: one worker per core"));
+                }
+            }
+            let upper = match r.upper.as_str() {
+                "host" => {
+                    if r.forward_port.is_some() {
+                        bad("forward_port", "only meaningful with upper = \"forward\"".into());
+                    }
+                    let mut addresses = Vec::new();
+                    for a in &r.addresses {
+                        match parse_address(a) {
+                            Ok(v) => addresses.push(v),
+                            Err(e) => bad("addresses", e),
+                        }
+                    }
+                    Some(Upper::Host { addresses })
+                }
+                "forward" => {
+                    if !r.addresses.is_empty() {
+                        bad("addresses", "addresses need upper = \"host\"; a forward-mode lagg is a layer-2 bump".into());
+                    }
+                    match &r.forward_port {
+                        None => {
+                            bad("forward_port", "upper = \"forward\" needs forward_port, the downstream interface".into());
+                            None
+                        }
+                        Some(p) if r.laggports.contains(p) => {
+                            bad("forward_port", format!("{p} is also a member port"));
+                            None
+                        }
+                        Some(p) if !is_ifname(p) => {
+                            bad("forward_port", format!("'{p}' is not a valid interface name"));
+                            None
+                        }
+                        Some(p) => Some(Upper::Forward { port: p.clone() }),
+                    }
+                }
+                other => {
+                    bad("upper", format!("'{other}' is not one of host, forward"));
+                    None
+                }
+            };
+            for port in &r.laggports {
+                taken.push((port.clone(), r.name.clone()));
+            }
+            if let (Some(proto), Some(hash), Some(upper), Some(zero_copy)) = (proto, hash, upper, zero_copy) {
+                laggs.push(LaggConfig {
+                    name: r.name,
+                    proto,
+                    ports: r.laggports,
+                    hash,
+                    rr_limit: r.rr_limit,
+                    rx_all: r.rx_all,
+                    upper,
+                    mtu: r.mtu,
+                    cores: r.cores,
+                    zero_copy,
+                    ring_size: r.ring_size,
+                });
+            }
+        }
+        // Forward ports must not be members or forward ports of another lagg either.
+        let forwards: Vec<(&str, &str)> = laggs
+            .iter()
+            .filter_map(|l| match &l.upper {
+                Upper::Forward { port } => Some((port.as_str(), l.name.as_str())),
+                Upper::Host { .. } => None,
+            })
+            .collect();
+        for (port, lagg) in &forwards {
+            if let Some((_, owner)) = taken.iter().find(|(p, _)| p == port) {
+                problems.push(format!("{lagg}.forward_port: {port} is already a member of {owner}"));
+            }
+            if forwards.iter().filter(|(p, _)| p == port).count() > 1 {
+                problems.push(format!("{lagg}.forward_port: {port} is the forward port of more than one lagg"));
+            }
+        }
+        if problems.is_empty() {
+            Ok(Config { daemon, laggs })
+        } else {
+            problems.dedup();
+            Err(ConfigError { problems })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> Vec<String> {
+        Config::from_toml(text).expect_err("must be refused").problems
+    }
+
+    #[test]
+    fn minimal_lagg_takes_lagg_defaults() {
+        let c = Config::from_toml("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\", \"em1\"]\n").expect("valid");
+        let l = &c.laggs[0];
+        assert_eq!(l.proto, LaggProto::Failover);
+        assert_eq!(l.hash, HashLayers::DEFAULT);
+        assert_eq!((l.rr_limit, l.mtu, l.rx_all), (1, 1500, false));
+        assert_eq!(l.upper, Upper::Host { addresses: vec![] });
+        assert_eq!(c.daemon.link_poll_ms, 50);
+    }
+
+    #[test]
+    fn sample_config_is_valid() {
+        let text = include_str!("../../xlagg.sample.toml");
+        let c = Config::from_toml(text).expect("the sample config must stay valid");
+        assert!(!c.laggs.is_empty());
+    }
+
+    #[test]
+    fn bonding_aliases_map_to_lagg_protocols() {
+        for (alias, proto) in [
+            ("active-backup", LaggProto::Failover),
+            ("balance-xor", LaggProto::LoadBalance),
+            ("fec", LaggProto::LoadBalance),
+            ("802.3ad", LaggProto::Lacp),
+            ("balance-rr", LaggProto::RoundRobin),
+            ("Broadcast", LaggProto::Broadcast),
+        ] {
+            assert_eq!(LaggProto::parse(alias), Ok(proto), "{alias}");
+        }
+    }
+
+    #[test]
+    fn each_rule_names_its_field() {
+        let cases: &[(&str, &str)] = &[
+            ("[[lagg]]\nname = \"bond0\"\nlaggports = [\"a\"]", "lagg[0].name: 'bond0' is not a lagg name: use lagg followed by a number, e.g. lagg0"),
+            ("[[lagg]]\nname = \"lagg0\"\nlaggports = []", "lagg0.laggports: no member ports: list at least one, e.g. laggports = [\"em0\", \"em1\"]"),
+            ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\", \"a\"]", "lagg0.laggports: a is listed twice"),
+            ("[[lagg]]\nname = \"lagg0\"\nlaggproto = \"fast\"\nlaggports = [\"a\"]", "lagg0.laggproto: unknown protocol 'fast'"),
+            ("[[lagg]]\nname = \"lagg0\"\nlagghash = \"l7\"\nlaggports = [\"a\"]", "lagg0.lagghash: unknown hash layer 'l7'"),
+            ("[[lagg]]\nname = \"lagg0\"\nrr_limit = 0\nlaggports = [\"a\"]", "lagg0.rr_limit: must be at least 1"),
+            ("[[lagg]]\nname = \"lagg0\"\nmtu = 9000\nlaggports = [\"a\"]", "lagg0.mtu: 9000 is out of range: use 68 to 1500; larger (jumbo) frames need AF_XDP multi-buffer"),
+            ("[[lagg]]\nname = \"lagg0\"\naddresses = [\"10.0.0.1\"]\nlaggports = [\"a\"]", "lagg0.addresses: '10.0.0.1' has no prefix length"),
+            ("[[lagg]]\nname = \"lagg0\"\naddresses = [\"10.0.0.1/33\"]\nlaggports = [\"a\"]", "lagg0.addresses: prefix length '33' of 10.0.0.1 must be a number from 0 to 32"),
+            ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nlaggports = [\"a\"]", "lagg0.forward_port: upper = \"forward\" needs forward_port"),
+            ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nforward_port = \"a\"\nlaggports = [\"a\"]", "lagg0.forward_port: a is also a member port"),
+            ("[[lagg]]\nname = \"lagg0\"\nzero_copy = \"yes\"\nlaggports = [\"a\"]", "lagg0.zero_copy: 'yes' is not one of auto, off, required"),
+            ("[[lagg]]\nname = \"lagg0\"\nring_size = 1000\nlaggports = [\"a\"]", "lagg0.ring_size: 1000 must be a power of two"),
+            ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg1\"\nlaggports = [\"a\"]", "lagg1.laggports: a is already a member of lagg0"),
+            ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"b\"]", "lagg0.name: lagg0 is defined twice"),
+            ("[daemon]\nlink_poll_ms = 0\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]", "daemon.link_poll_ms: 0 is out of range"),
+            ("", "lagg: no [[lagg]] table"),
+        ];
+        for (text, want) in cases {
+            let got = err(text);
+            assert!(got.iter().any(|p| p.starts_with(want)), "for {text:?} wanted {want:?}, got {got:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_types_name_the_key() {
+        let got = err("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\nlaggprot = \"lacp\"\n");
+        assert!(got[0].contains("unknown field `laggprot`"), "{got:?}");
+        let got = err("[[lagg]]\nname = \"lagg0\"\nlaggports = \"a\"\n");
+        assert!(got[0].contains("laggports"), "{got:?}");
+    }
+
+    #[test]
+    fn several_problems_are_all_reported() {
+        let got = err("[[lagg]]\nname = \"x\"\nlaggproto = \"y\"\nlaggports = []\n");
+        assert_eq!(got.len(), 3, "{got:?}");
+    }
+}

@@ -1,0 +1,564 @@
+//! A running lagg: its ports, XDP programs, workers, and the state the control thread keeps.
+//!
+//! Start order: check everything that can be checked without touching the machine (protocol
+//! available, devices exist, queues), then create the host interface, attach programs, open
+//! sockets, spawn workers, and publish the first distribution table. Every step records what it
+//! created in the [`Lagg`] value at once, so a failure half-way and a normal stop run the same
+//! teardown: workers stopped, programs detached, promiscuous mode restored, created interfaces
+//! deleted.
+//!
+//! Link state is read by the control thread (see [`Lagg::refresh_links`]); on any change it
+//! derives the next [`DistributionTable`] from the previous one (so only the affected buckets
+//! move), publishes it, and sets each port's collecting flag in its XDP state map.
+
+use std::fmt::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use arc_swap::ArcSwap;
+use xlagg_common::XdpCounter;
+use xlagg_dataplane::afxdp::{RingSizes, Umem};
+use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters};
+use xlagg_dataplane::distribution::{DistributionTable, MemberIndex, TxPolicy};
+use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
+use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
+
+use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+
+/// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
+pub const HOST_PEER_PREFIX: &str = "xlh-";
+
+/// Errors starting or running a lagg.
+#[derive(Debug, thiserror::Error)]
+pub enum LaggError {
+    /// LACP negotiation is not part of this version.
+    #[error(
+        "{0}.laggproto: lacp is not available yet: this version has no LACP negotiation, and running \
+         the ports as a static aggregate would hide that from the partner; use laggproto = \"loadbalance\" \
+         with a static (non-LACP) aggregate on the partner until LACP support lands"
+    )]
+    LacpUnavailable(String),
+    /// A member or forward port does not exist.
+    #[error("{lagg}.{field}: {source}")]
+    Device {
+        /// Lagg name.
+        lagg: String,
+        /// The config field naming the device.
+        field: &'static str,
+        /// The look-up error.
+        #[source]
+        source: NetdevError,
+    },
+    /// Something that exists already and is not ours.
+    #[error("{0}")]
+    Conflict(String),
+    /// A netlink request failed.
+    #[error(transparent)]
+    Netdev(#[from] NetdevError),
+    /// XDP attach or map error.
+    #[error(transparent)]
+    Xdp(#[from] XdpError),
+    /// AF_XDP socket setup failed.
+    #[error("{lagg}: AF_XDP socket on {port} queue {queue}: {detail}")]
+    Socket {
+        /// Lagg name.
+        lagg: String,
+        /// Port name.
+        port: String,
+        /// Queue.
+        queue: u32,
+        /// The error.
+        detail: String,
+    },
+}
+
+/// One port of the lagg: a member or the upper port.
+#[derive(Debug)]
+pub struct Port {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    program: Option<PortProgram>,
+    restore_promisc: Option<bool>,
+    /// Last link state read (members only).
+    pub up: bool,
+    /// Whether XDP delivers this port's frames to the workers.
+    pub collecting: bool,
+}
+
+/// What a caller may change about how a lagg starts (the benchmark uses these).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// Replace the protocol's policy with this one (e.g. [`TxPolicy::Fixed`] for a ceiling).
+    pub policy_override: Option<TxPolicy>,
+}
+
+/// A running lagg.
+#[derive(Debug)]
+pub struct Lagg {
+    cfg: LaggConfig,
+    policy: TxPolicy,
+    members: Vec<Port>,
+    upper: Option<Port>,
+    created: Vec<(u32, String)>,
+    table: Arc<ArcSwap<DistributionTable>>,
+    stop: Arc<AtomicBool>,
+    workers: Vec<(JoinHandle<()>, Arc<WorkerCounters>)>,
+}
+
+fn policy_for(cfg: &LaggConfig) -> TxPolicy {
+    match cfg.proto {
+        LaggProto::Failover => TxPolicy::Failover,
+        LaggProto::LoadBalance | LaggProto::Lacp => TxPolicy::Hash { layers: cfg.hash },
+        LaggProto::RoundRobin => TxPolicy::RoundRobin { limit: cfg.rr_limit },
+        LaggProto::Broadcast => TxPolicy::Broadcast,
+        LaggProto::None => TxPolicy::None,
+    }
+}
+
+/// Name of the kernel-side peer of host-mode lagg `name`.
+pub fn host_peer_name(name: &str) -> String {
+    format!("{HOST_PEER_PREFIX}{name}")
+}
+
+impl Lagg {
+    /// Checks what can be checked before anything is created: the protocol is available and
+    /// every device exists with enough receive queues.
+    ///
+    /// # Errors
+    /// The first problem, naming the field.
+    pub fn preflight(nl: &Netlink, cfg: &LaggConfig) -> Result<(), LaggError> {
+        if cfg.proto == LaggProto::Lacp {
+            return Err(LaggError::LacpUnavailable(cfg.name.clone()));
+        }
+        let queues = cfg.cores.len().max(1) as u32;
+        let check = |name: &str, field: &'static str| -> Result<(), LaggError> {
+            let link = nl.require(name).map_err(|source| LaggError::Device {
+                lagg: cfg.name.clone(),
+                field,
+                source,
+            })?;
+            if link.rx_queues < queues {
+                return Err(LaggError::Conflict(format!(
+                    "{}.cores: {queues} workers need {queues} receive queues on every port, but {name} has {}; \
+                     list fewer cores or raise the queue count (ethtool -L {name} combined {queues})",
+                    cfg.name, link.rx_queues
+                )));
+            }
+            Ok(())
+        };
+        for port in &cfg.ports {
+            check(port, "laggports")?;
+        }
+        if let Upper::Forward { port } = &cfg.upper {
+            check(port, "forward_port")?;
+        }
+        if let Upper::Host { .. } = cfg.upper {
+            if let Some(existing) = nl.link(&cfg.name)? {
+                if !is_stale_host_interface(nl, &existing)? {
+                    return Err(LaggError::Conflict(format!(
+                        "{}: an interface named {} already exists and was not created by xlaggd; remove it or \
+                         choose another lagg name",
+                        cfg.name, cfg.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Starts a lagg: everything it creates is undone if a later step fails.
+    ///
+    /// # Errors
+    /// The failing step; nothing is left behind.
+    pub fn start(nl: &Netlink, cfg: &LaggConfig, options: StartOptions) -> Result<Lagg, LaggError> {
+        Self::preflight(nl, cfg)?;
+        let policy = options.policy_override.unwrap_or_else(|| policy_for(cfg));
+        let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7861_6767;
+        let mut lagg = Lagg {
+            cfg: cfg.clone(),
+            policy,
+            members: Vec::new(),
+            upper: None,
+            created: Vec::new(),
+            table: Arc::new(ArcSwap::from_pointee(DistributionTable::new(policy, seed))),
+            stop: Arc::new(AtomicBool::new(false)),
+            workers: Vec::new(),
+        };
+        match lagg.bring_up(nl) {
+            Ok(()) => Ok(lagg),
+            Err(e) => {
+                lagg.teardown(nl);
+                Err(e)
+            }
+        }
+    }
+
+    fn bring_up(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        let cfg = self.cfg.clone();
+        let first_member = nl.require(&cfg.ports[0])?;
+        let upper_name = match &cfg.upper {
+            Upper::Host { .. } => {
+                if let Some(stale) = nl.link(&cfg.name)? {
+                    tracing::warn!(lagg = %cfg.name, "removing {} left behind by an earlier run", cfg.name);
+                    nl.delete(stale.index, &stale.name)?;
+                }
+                let peer = host_peer_name(&cfg.name);
+                if let Some(stale) = nl.link(&peer)? {
+                    nl.delete(stale.index, &stale.name)?;
+                }
+                nl.create_veth(&cfg.name, &peer)?;
+                let host = nl.require(&cfg.name)?;
+                self.created.push((host.index, host.name.clone()));
+                // As lagg does: the lagg interface takes the first member's MAC address.
+                nl.set_mac(host.index, first_member.mac)?;
+                let peer_link = nl.require(&peer)?;
+                nl.set_mtu(peer_link.index, cfg.mtu)?;
+                nl.set_mtu(host.index, cfg.mtu)?;
+                nl.set_up(peer_link.index, true)?;
+                peer
+            }
+            Upper::Forward { port } => port.clone(),
+        };
+        for name in &cfg.ports {
+            let port = self.attach_port(nl, name)?;
+            self.members.push(port);
+        }
+        let upper = self.attach_port(nl, &upper_name)?;
+        self.upper = Some(upper);
+        self.spawn_workers()?;
+        if let Upper::Host { addresses } = &cfg.upper {
+            let host = nl.require(&cfg.name)?;
+            nl.set_up(host.index, true)?;
+            for (addr, prefix) in addresses {
+                nl.add_address(host.index, *addr, *prefix)?;
+            }
+        }
+        if let Some(upper) = self.upper.as_mut() {
+            if let Some(program) = upper.program.as_mut() {
+                program.set_collecting(true)?;
+            }
+            upper.collecting = true;
+        }
+        self.refresh_links(nl)?;
+        self.publish(true)?;
+        let mode = self.upper.as_ref().and_then(|u| u.program.as_ref()).and_then(PortProgram::mode);
+        tracing::info!(
+            lagg = %cfg.name,
+            laggproto = %cfg.proto,
+            ports = %cfg.ports.join(","),
+            upper = %upper_name,
+            mac = %format_mac(first_member.mac),
+            xdp_mode = %mode.map(|m| m.to_string()).unwrap_or_default(),
+            workers = self.workers.len(),
+            "lagg up"
+        );
+        Ok(())
+    }
+
+    fn attach_port(&mut self, nl: &Netlink, name: &str) -> Result<Port, LaggError> {
+        let link = nl.require(name)?;
+        let mut port = Port {
+            name: name.to_string(),
+            ifindex: link.index,
+            program: None,
+            restore_promisc: None,
+            up: false,
+            collecting: false,
+        };
+        if !link.admin_up {
+            nl.set_up(link.index, true)?;
+        }
+        if !link.promisc {
+            // Frames for the lagg's MAC arrive on every member; NICs filter them otherwise.
+            nl.set_promisc(link.index, true)?;
+            port.restore_promisc = Some(false);
+        }
+        match PortProgram::attach(name, link.index, ProgramKind::Port) {
+            Ok(program) => port.program = Some(program),
+            Err(e) => {
+                restore_port(nl, &mut port);
+                return Err(e.into());
+            }
+        }
+        Ok(port)
+    }
+
+    fn spawn_workers(&mut self) -> Result<(), LaggError> {
+        let cores: Vec<Option<usize>> = if self.cfg.cores.is_empty() {
+            vec![None]
+        } else {
+            self.cfg.cores.iter().copied().map(Some).collect()
+        };
+        let sizes = RingSizes {
+            fill: self.cfg.ring_size,
+            completion: self.cfg.ring_size,
+            rx: self.cfg.ring_size,
+            tx: self.cfg.ring_size,
+        };
+        for (queue, core) in cores.into_iter().enumerate() {
+            let queue = queue as u32;
+            let mut ports: Vec<(String, u32)> = self.members.iter().map(|p| (p.name.clone(), p.ifindex)).collect();
+            if let Some(upper) = &self.upper {
+                ports.push((upper.name.clone(), upper.ifindex));
+            }
+            let frames = worker::default_frames(ports.len(), sizes);
+            let umem = Umem::new(frames).map_err(|e| LaggError::Socket {
+                lagg: self.cfg.name.clone(),
+                port: "(UMEM)".into(),
+                queue,
+                detail: e.to_string(),
+            })?;
+            let sockets = worker::open_sockets(&umem, &ports, queue, sizes, self.cfg.zero_copy).map_err(
+                |(port, e)| LaggError::Socket {
+                    lagg: self.cfg.name.clone(),
+                    port,
+                    queue,
+                    detail: e.to_string(),
+                },
+            )?;
+            let all = self.members.iter_mut().chain(self.upper.as_mut());
+            for (port, socket) in all.zip(&sockets) {
+                if let Some(program) = port.program.as_mut() {
+                    program.register_socket(queue, socket)?;
+                }
+            }
+            tracing::info!(lagg = %self.cfg.name, queue, core = ?core, mode = %sockets[0].mode(), frames, "worker starting");
+            let counters = Arc::new(WorkerCounters::new(ports.len()));
+            let worker = Worker::new(
+                umem,
+                sockets,
+                WorkerLayout {
+                    members: self.members.len(),
+                    queue,
+                },
+                Arc::clone(&self.table),
+                Arc::clone(&counters),
+                Arc::clone(&self.stop),
+            );
+            let handle = std::thread::Builder::new()
+                .name(format!("xlagg-{}-w{queue}", self.cfg.name))
+                .spawn(move || worker.run(core))
+                .map_err(|e| LaggError::Socket {
+                    lagg: self.cfg.name.clone(),
+                    port: "(thread)".into(),
+                    queue,
+                    detail: e.to_string(),
+                })?;
+            self.workers.push((handle, counters));
+        }
+        Ok(())
+    }
+
+    /// Reads every member's link state; when the set of usable members changed, publishes a new
+    /// table and updates the collecting flags. Returns whether anything changed.
+    ///
+    /// # Errors
+    /// A netlink or map failure.
+    pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
+        let mut changed = false;
+        for port in &mut self.members {
+            let up = match nl.link(&port.name)? {
+                Some(LinkState {
+                    admin_up, carrier, index, ..
+                }) if index == port.ifindex => admin_up && carrier,
+                Some(_) | None => false,
+            };
+            if up != port.up {
+                tracing::info!(lagg = %self.cfg.name, port = %port.name, "link {}", if up { "up" } else { "down" });
+                port.up = up;
+                changed = true;
+            }
+        }
+        if changed {
+            self.publish(false)?;
+        }
+        Ok(changed)
+    }
+
+    fn publish(&mut self, force: bool) -> Result<(), LaggError> {
+        let active: Vec<MemberIndex> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| p.up)
+            .map(|(i, _)| i as MemberIndex)
+            .collect();
+        let current = self.table.load_full();
+        if !force && current.active() == active.as_slice() {
+            return Ok(());
+        }
+        let next = current.with_active(&active);
+        let first_active = next.active().first().copied();
+        self.table.store(Arc::new(next));
+        for (i, port) in self.members.iter_mut().enumerate() {
+            let collecting = match self.cfg.proto {
+                LaggProto::None => false,
+                LaggProto::Failover if !self.cfg.rx_all => port.up && first_active == Some(i as MemberIndex),
+                _ => port.up,
+            };
+            if collecting != port.collecting || force {
+                if let Some(program) = port.program.as_mut() {
+                    program.set_collecting(collecting)?;
+                }
+                port.collecting = collecting;
+            }
+        }
+        let names: Vec<&str> = active.iter().map(|&i| self.members[usize::from(i)].name.as_str()).collect();
+        tracing::info!(lagg = %self.cfg.name, active = %names.join(","), "distribution table published");
+        Ok(())
+    }
+
+    /// The lagg's configuration.
+    pub fn config(&self) -> &LaggConfig {
+        &self.cfg
+    }
+
+    /// The transmit policy in force.
+    pub fn policy(&self) -> TxPolicy {
+        self.policy
+    }
+
+    /// Member ports, in order.
+    pub fn members(&self) -> &[Port] {
+        &self.members
+    }
+
+    /// The current distribution table.
+    pub fn table(&self) -> Arc<DistributionTable> {
+        self.table.load_full()
+    }
+
+    /// Worker counters of port `index` (members, then the upper port) summed over workers.
+    pub fn port_totals(&self, index: usize) -> PortTotals {
+        let mut sum = PortTotals::default();
+        for (_, counters) in &self.workers {
+            if index < counters.ports() {
+                sum.add(&counters.port(index).totals());
+            }
+        }
+        sum
+    }
+
+    /// The XDP program's counters of port `index`.
+    pub fn xdp_counters(&self, index: usize) -> Option<[u64; XdpCounter::COUNT as usize]> {
+        self.ports().nth(index)?.program.as_ref()?.counters().ok()
+    }
+
+    fn ports(&self) -> impl Iterator<Item = &Port> {
+        self.members.iter().chain(self.upper.as_ref())
+    }
+
+    /// A per-port counters table as text, the way `xlaggd` prints it.
+    pub fn status_table(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "{}: laggproto {} lagghash {} upper {}",
+            self.cfg.name,
+            self.cfg.proto,
+            self.cfg.hash,
+            match &self.cfg.upper {
+                Upper::Host { .. } => format!("host ({})", self.cfg.name),
+                Upper::Forward { port } => format!("forward ({port})"),
+            }
+        );
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<22} {:>12} {:>12} {:>12} {:>12}  drops",
+            "port", "flags", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes"
+        );
+        let first_active = self.table().active().first().copied();
+        for (i, port) in self.ports().enumerate() {
+            let t = self.port_totals(i);
+            let is_member = i < self.members.len();
+            let mut flags = Vec::new();
+            if is_member {
+                if i == 0 && self.cfg.proto == LaggProto::Failover {
+                    flags.push("MASTER");
+                }
+                if port.up && (self.cfg.proto != LaggProto::Failover || first_active == Some(i as MemberIndex)) {
+                    flags.push("ACTIVE");
+                }
+                if port.collecting {
+                    flags.push("COLLECTING");
+                }
+                if port.up && self.cfg.proto != LaggProto::None {
+                    flags.push("DISTRIBUTING");
+                }
+            } else {
+                flags.push("UPPER");
+            }
+            let mut drops = String::new();
+            for reason in DropReason::ALL {
+                let n = t.drops[reason as usize];
+                if n > 0 {
+                    let _ = write!(drops, " {}={n}", reason.name());
+                }
+            }
+            if let Some(x) = self.xdp_counters(i) {
+                for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed] {
+                    if x[c as usize] > 0 {
+                        let _ = write!(drops, " xdp_{}={}", c.name(), x[c as usize]);
+                    }
+                }
+            }
+            let _ = writeln!(
+                out,
+                "  {:<12} {:<22} {:>12} {:>12} {:>12} {:>12} {}",
+                port.name,
+                format!("<{}>", flags.join(",")),
+                t.rx_packets,
+                t.tx_packets,
+                t.rx_bytes,
+                t.tx_bytes,
+                if drops.is_empty() { " -".to_string() } else { drops }
+            );
+        }
+        out
+    }
+
+    /// Stops the workers, detaches every program, restores promiscuous mode and deletes the
+    /// interfaces this lagg created.
+    pub fn stop(mut self, nl: &Netlink) {
+        self.teardown(nl);
+    }
+
+    fn teardown(&mut self, nl: &Netlink) {
+        self.stop.store(true, Ordering::Relaxed);
+        for (handle, _) in self.workers.drain(..) {
+            if handle.join().is_err() {
+                tracing::error!(lagg = %self.cfg.name, "a worker panicked");
+            }
+        }
+        for port in self.members.iter_mut().chain(self.upper.as_mut()) {
+            restore_port(nl, port);
+        }
+        for (index, name) in self.created.drain(..).rev() {
+            if let Err(e) = nl.delete(index, &name) {
+                tracing::error!(lagg = %self.cfg.name, error = %e, "could not delete {name}");
+            }
+        }
+        tracing::info!(lagg = %self.cfg.name, "lagg stopped; programs detached, interfaces removed");
+    }
+}
+
+fn restore_port(nl: &Netlink, port: &mut Port) {
+    if let Some(program) = port.program.take() {
+        program.detach();
+    }
+    if let Some(promisc) = port.restore_promisc.take() {
+        if let Err(e) = nl.set_promisc(port.ifindex, promisc) {
+            tracing::warn!(port = %port.name, error = %e, "could not restore promiscuous mode");
+        }
+    }
+}
+
+/// Whether `link` is a lagg interface left by an earlier xlaggd (a veth whose peer carries
+/// our prefix).
+fn is_stale_host_interface(nl: &Netlink, link: &LinkState) -> Result<bool, NetdevError> {
+    Ok(link.kind.as_deref() == Some("veth") && nl.link(&host_peer_name(&link.name))?.is_some())
+}

@@ -1,0 +1,133 @@
+//! AF_PACKET sockets bound to one interface: the control path's way to send and receive frames
+//! that never reach the workers (slow protocols), and the test tools' plain sender and sink.
+//!
+//! One system call per frame: not for the data path.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::time::Duration;
+
+/// `ETH_P_ALL`: every protocol.
+pub const ETH_P_ALL: u16 = 0x0003;
+/// `ETH_P_SLOW`: IEEE 802.3 Slow Protocols (LACP, Marker).
+pub const ETH_P_SLOW: u16 = 0x8809;
+
+/// A raw packet socket bound to one interface and protocol.
+#[derive(Debug)]
+pub struct PacketSocket {
+    fd: OwnedFd,
+    ifindex: u32,
+}
+
+/// Which way a received frame went, from the socket's interface's point of view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// Received by the interface.
+    Incoming,
+    /// Sent by this host on the interface (packet sockets see those too).
+    Outgoing,
+}
+
+impl PacketSocket {
+    /// Opens a socket for `protocol` (host order, e.g. [`ETH_P_SLOW`]) bound to `ifindex`.
+    ///
+    /// # Errors
+    /// When socket or bind fails (no CAP_NET_RAW, no such interface).
+    pub fn bind(ifindex: u32, protocol: u16) -> io::Result<Self> {
+        // SAFETY: plain socket(2); the result is checked before it is wrapped.
+        let raw = unsafe {
+            libc::socket(
+                libc::AF_PACKET,
+                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
+                i32::from(protocol.to_be()),
+            )
+        };
+        if raw < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `raw` is a fresh descriptor owned by nobody else.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        // SAFETY: sockaddr_ll is plain data; all-zero is a valid starting value.
+        let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        addr.sll_family = libc::AF_PACKET as u16;
+        addr.sll_protocol = protocol.to_be();
+        addr.sll_ifindex = ifindex as i32;
+        // SAFETY: `addr` is a valid sockaddr_ll of the size passed.
+        let rc = unsafe {
+            libc::bind(
+                fd.as_raw_fd(),
+                (&addr as *const libc::sockaddr_ll).cast(),
+                std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(Self { fd, ifindex })
+    }
+
+    /// The interface this socket is bound to.
+    pub fn ifindex(&self) -> u32 {
+        self.ifindex
+    }
+
+    /// Sends one complete Ethernet frame.
+    ///
+    /// # Errors
+    /// When the kernel refuses the frame.
+    pub fn send(&self, frame: &[u8]) -> io::Result<()> {
+        // SAFETY: `frame` is a live buffer of the length passed.
+        let rc = unsafe { libc::send(self.fd.as_raw_fd(), frame.as_ptr().cast(), frame.len(), 0) };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Receives one frame into `buf`, waiting at most `timeout`. Returns `None` on timeout.
+    /// A transient `ENETDOWN` (the interface went down) is reported as a timeout.
+    ///
+    /// # Errors
+    /// Other receive errors.
+    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<(usize, Direction)>> {
+        let mut pfd = libc::pollfd {
+            fd: self.fd.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one initialised pollfd.
+        let n = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if n <= 0 {
+            return Ok(None);
+        }
+        // SAFETY: sockaddr_ll is plain data; all-zero is valid.
+        let mut from: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
+        let mut len = std::mem::size_of::<libc::sockaddr_ll>() as libc::socklen_t;
+        // SAFETY: `buf` and `from` are live buffers of the sizes passed.
+        let rc = unsafe {
+            libc::recvfrom(
+                self.fd.as_raw_fd(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+                libc::MSG_DONTWAIT,
+                (&mut from as *mut libc::sockaddr_ll).cast(),
+                &mut len,
+            )
+        };
+        if rc < 0 {
+            let e = io::Error::last_os_error();
+            return match e.raw_os_error() {
+                Some(libc::EAGAIN | libc::ENETDOWN | libc::EINTR) => Ok(None),
+                _ => Err(e),
+            };
+        }
+        let dir = if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+            Direction::Outgoing
+        } else {
+            Direction::Incoming
+        };
+        Ok(Some((rc as usize, dir)))
+    }
+}
