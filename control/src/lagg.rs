@@ -243,7 +243,7 @@ impl Lagg {
             }
             upper.collecting = true;
         }
-        self.refresh_links(nl)?;
+        self.read_links(nl)?;
         self.publish(true)?;
         let mode = self.upper.as_ref().and_then(|u| u.program.as_ref()).and_then(PortProgram::mode);
         tracing::info!(
@@ -359,6 +359,14 @@ impl Lagg {
     /// # Errors
     /// A netlink or map failure.
     pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
+        let changed = self.read_links(nl)?;
+        if changed {
+            self.publish(false)?;
+        }
+        Ok(changed)
+    }
+
+    fn read_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
         let mut changed = false;
         for port in &mut self.members {
             let up = match nl.link(&port.name)? {
@@ -372,9 +380,6 @@ impl Lagg {
                 port.up = up;
                 changed = true;
             }
-        }
-        if changed {
-            self.publish(false)?;
         }
         Ok(changed)
     }
@@ -468,7 +473,7 @@ impl Lagg {
         );
         let _ = writeln!(
             out,
-            "  {:<12} {:<22} {:>12} {:>12} {:>12} {:>12}  drops",
+            "  {:<12} {:<42} {:>12} {:>12} {:>12} {:>12}  drops",
             "port", "flags", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes"
         );
         let first_active = self.table().active().first().copied();
@@ -480,13 +485,14 @@ impl Lagg {
                 if i == 0 && self.cfg.proto == LaggProto::Failover {
                     flags.push("MASTER");
                 }
-                if port.up && (self.cfg.proto != LaggProto::Failover || first_active == Some(i as MemberIndex)) {
+                let active = port.up && (self.cfg.proto != LaggProto::Failover || first_active == Some(i as MemberIndex));
+                if active {
                     flags.push("ACTIVE");
                 }
                 if port.collecting {
                     flags.push("COLLECTING");
                 }
-                if port.up && self.cfg.proto != LaggProto::None {
+                if active && self.cfg.proto != LaggProto::None {
                     flags.push("DISTRIBUTING");
                 }
             } else {
@@ -508,7 +514,7 @@ impl Lagg {
             }
             let _ = writeln!(
                 out,
-                "  {:<12} {:<22} {:>12} {:>12} {:>12} {:>12} {}",
+                "  {:<12} {:<42} {:>12} {:>12} {:>12} {:>12} {}",
                 port.name,
                 format!("<{}>", flags.join(",")),
                 t.rx_packets,

@@ -1,0 +1,8 @@
+//! xlagg benchmark and traffic tooling, used by the `xlagg-bench` binary and the namespace
+//! tests: test frame format, AF_PACKET sender and sink, the test-bed driver, and the
+//! forward-mode throughput benchmark.
+//!
+//! Non-goals: nothing here is part of the appliance; the daemon never links it.
+
+pub mod packet_tools;
+pub mod traffic;

@@ -1,0 +1,121 @@
+//! `send` and `sink`: a paced AF_PACKET sender of test frames and a sink that records, per
+//! interface, which flows and sequence numbers arrived. Used by the namespace tests to check
+//! which member carried what; one system call per frame, so for correctness, not speed.
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use xlagg_dataplane::afpacket::{Direction, PacketSocket, ETH_P_ALL};
+
+use crate::traffic::{self, Marker};
+
+/// What one sink interface saw.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct PortCapture {
+    /// Interface name.
+    pub name: String,
+    /// Test frames received.
+    pub frames: u64,
+    /// Other frames received.
+    pub other: u64,
+    /// Test frames per flow id.
+    pub flows: BTreeMap<u32, u64>,
+    /// Sequence numbers received, in arrival order.
+    pub seqs: Vec<u64>,
+}
+
+/// The sink's report.
+#[derive(Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct SinkReport {
+    /// One entry per interface, in the order given.
+    pub ports: Vec<PortCapture>,
+}
+
+fn ifindex(name: &str) -> Result<u32> {
+    let path = format!("/sys/class/net/{name}/ifindex");
+    let text = std::fs::read_to_string(&path).with_context(|| format!("no interface {name} here ({path})"))?;
+    text.trim().parse().with_context(|| format!("bad ifindex in {path}"))
+}
+
+/// Sends `flows * per_flow` test frames on `iface`: round after round, each round one frame
+/// per flow, sequence numbers in send order; paced to `pps` frames per second.
+///
+/// # Errors
+/// Socket errors.
+pub fn send(iface: &str, flows: u32, per_flow: u32, size: usize, pps: u64, first_seq: u64) -> Result<u64> {
+    let socket = PacketSocket::bind(ifindex(iface)?, ETH_P_ALL).with_context(|| format!("AF_PACKET on {iface}"))?;
+    let mut buf = [0u8; 2048];
+    let started = Instant::now();
+    let mut seq = first_seq;
+    let mut sent = 0u64;
+    for _ in 0..per_flow {
+        for flow in 0..flows {
+            let n = traffic::build(&mut buf, size, Marker { flow, seq, stamp_ns: 0 });
+            socket.send(&buf[..n]).with_context(|| format!("sending on {iface}"))?;
+            seq += 1;
+            sent += 1;
+            if pps > 0 {
+                let due = Duration::from_nanos(sent.saturating_mul(1_000_000_000) / pps);
+                if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    std::thread::sleep(wait);
+                }
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Captures test frames on every interface of `ifaces` until `stop` is set or `max` passes,
+/// then returns what each saw. Prints `ready` on stderr once every socket is bound.
+///
+/// # Errors
+/// Socket errors.
+pub fn sink(ifaces: &[String], max: Duration, stop: Arc<AtomicBool>) -> Result<SinkReport> {
+    if ifaces.is_empty() {
+        bail!("sink: no interface given");
+    }
+    let mut sockets = Vec::new();
+    for name in ifaces {
+        sockets.push((name.clone(), PacketSocket::bind(ifindex(name)?, ETH_P_ALL).with_context(|| format!("AF_PACKET on {name}"))?));
+    }
+    eprintln!("ready");
+    let _ = std::io::stderr().flush();
+    let deadline = Instant::now() + max;
+    let handles: Vec<_> = sockets
+        .into_iter()
+        .map(|(name, socket)| {
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || -> Result<PortCapture> {
+                let mut cap = PortCapture { name, ..Default::default() };
+                let mut buf = [0u8; 4096];
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    let Some((n, dir)) = socket.recv(&mut buf, Duration::from_millis(50))? else {
+                        continue;
+                    };
+                    if dir == Direction::Outgoing {
+                        continue;
+                    }
+                    match traffic::parse(&buf[..n]) {
+                        Some(m) => {
+                            cap.frames += 1;
+                            *cap.flows.entry(m.flow).or_default() += 1;
+                            cap.seqs.push(m.seq);
+                        }
+                        None => cap.other += 1,
+                    }
+                }
+                Ok(cap)
+            })
+        })
+        .collect();
+    let mut report = SinkReport::default();
+    for h in handles {
+        report.ports.push(h.join().map_err(|_| anyhow::anyhow!("sink thread panicked"))??);
+    }
+    Ok(report)
+}

@@ -1,0 +1,303 @@
+//! Helpers for the namespace tests: the test bed, a running xlaggd, a sink, a sender.
+//! Every helper cleans up on drop, so a failing assertion leaves nothing behind.
+#![allow(dead_code, unreachable_pub)]
+
+use std::io::{BufRead, BufReader};
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use xlagg_bench::packet_tools::SinkReport;
+
+/// Tests in a file run one at a time: they share two cores, and a loaded machine would make
+/// frame-exact checks flaky.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+pub fn serial() -> MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+/// Fails (never skips) when the tests cannot run here.
+pub fn require_root() {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    let uid = status
+        .lines()
+        .find_map(|l| l.strip_prefix("Uid:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap_or("?");
+    assert_eq!(
+        uid, "0",
+        "namespace tests need root (network namespaces, veth, XDP, AF_XDP); run them as root, as CI does"
+    );
+}
+
+pub fn bench_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_xlagg-bench"))
+}
+
+pub fn xlaggd_bin() -> PathBuf {
+    let p = bench_bin().with_file_name("xlaggd");
+    assert!(
+        p.exists(),
+        "{} is missing: build the whole workspace first (cargo build --workspace)",
+        p.display()
+    );
+    p
+}
+
+pub fn run(cmd: &mut Command) -> Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    out
+}
+
+pub fn run_ok(cmd: &mut Command) -> String {
+    let out = run(cmd);
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed: {}\n{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The namespaces of one test bed; removed on drop.
+pub struct Bed {
+    pub id: String,
+    pub members: usize,
+}
+
+static NEXT: AtomicU32 = AtomicU32::new(0);
+
+impl Bed {
+    pub fn up(members: usize, bridge: bool) -> Bed {
+        require_root();
+        let id = format!("t{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed));
+        let mut cmd = Command::new(repo().join("scripts/testbed.sh"));
+        cmd.args(["up", &id, &members.to_string()]);
+        if bridge {
+            cmd.arg("bridge");
+        }
+        run_ok(&mut cmd);
+        Bed { id, members }
+    }
+
+    pub fn ns(&self, role: &str) -> String {
+        format!("xl-{}-{role}", self.id)
+    }
+
+    pub fn exec(&self, role: &str, args: &[&str]) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(role)]).args(args);
+        cmd
+    }
+
+    pub fn ip(&self, role: &str, args: &[&str]) -> String {
+        let mut cmd = Command::new("ip");
+        cmd.args(["-n", &self.ns(role)]).args(args);
+        run_ok(&mut cmd)
+    }
+
+    pub fn member_names(&self) -> Vec<String> {
+        (0..self.members).map(|i| format!("xlm{i}")).collect()
+    }
+
+    pub fn partner_names(&self) -> Vec<String> {
+        (0..self.members).map(|i| format!("xlp{i}")).collect()
+    }
+
+    /// A config for lagg0 over every member, in forward mode through xld0 unless `host`.
+    pub fn config(&self, proto: &str, extra: &str, host: bool) -> String {
+        let ports: Vec<String> = self.member_names().iter().map(|m| format!("\"{m}\"")).collect();
+        let upper = if host { String::new() } else { "upper = \"forward\"\nforward_port = \"xld0\"\n".to_string() };
+        format!(
+            "[daemon]\nlink_poll_ms = 20\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\nlaggports = [{}]\n{upper}{extra}\n",
+            ports.join(", ")
+        )
+    }
+
+    /// Sends test frames from the source namespace into the forward port.
+    pub fn send(&self, flows: u32, per_flow: u32, first_seq: u64) {
+        self.send_on("src", "xls0", flows, per_flow, first_seq);
+    }
+
+    /// Sends test frames on `iface` of namespace `role`.
+    pub fn send_on(&self, role: &str, iface: &str, flows: u32, per_flow: u32, first_seq: u64) {
+        run_ok(&mut self.exec(
+            role,
+            &[
+                bench_bin().to_str().expect("utf-8 path"),
+                "send",
+                "--iface",
+                iface,
+                "--flows",
+                &flows.to_string(),
+                "--per-flow",
+                &per_flow.to_string(),
+                "--first-seq",
+                &first_seq.to_string(),
+            ],
+        ));
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = Command::new(repo().join("scripts/testbed.sh")).args(["down", &self.id]).status();
+    }
+}
+
+fn terminate(child: &mut Child) {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+/// Waits for a line containing `word` on a child's pipe; panics with what was read otherwise.
+fn wait_for_line(pipe: impl std::io::Read + Send + 'static, word: &'static str, what: &str) -> std::sync::mpsc::Receiver<String> {
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains(word) => return rx,
+            Ok(line) => seen.push(line),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+    }
+    panic!("{what} never printed '{word}'; it printed:\n{}", seen.join("\n"));
+}
+
+/// xlaggd running in the appliance namespace; stopped with SIGTERM on drop.
+pub struct Daemon {
+    child: Option<Child>,
+    pub config: PathBuf,
+    stdout: Option<std::sync::mpsc::Receiver<String>>,
+}
+
+impl Daemon {
+    pub fn start(bed: &Bed, config: &str) -> Daemon {
+        let path = std::env::temp_dir().join(format!("xlagg-{}.toml", bed.id));
+        std::fs::write(&path, config).expect("write config");
+        let mut child = bed
+            .exec("app", &[xlaggd_bin().to_str().expect("utf-8"), "--config", path.to_str().expect("utf-8")])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn xlaggd");
+        let stdout = child.stdout.take().expect("stdout");
+        let mut daemon = Daemon {
+            child: Some(child),
+            config: path,
+            stdout: None,
+        };
+        daemon.stdout = Some(wait_for_line(stdout, "ready", "xlaggd"));
+        daemon
+    }
+
+    /// SIGTERM, wait, and return what it printed after `ready` (the final status table).
+    pub fn stop(mut self) -> String {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+        let mut out = String::new();
+        if let Some(rx) = self.stdout.take() {
+            while let Ok(line) = rx.recv_timeout(Duration::from_secs(2)) {
+                out.push_str(&line);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+        let _ = std::fs::remove_file(&self.config);
+    }
+}
+
+/// The recording sink on every partner port.
+pub struct Sink {
+    child: Option<Child>,
+}
+
+impl Sink {
+    pub fn start(bed: &Bed) -> Sink {
+        let ifaces = bed.partner_names().join(",");
+        let mut child = bed
+            .exec("ptr", &[bench_bin().to_str().expect("utf-8"), "sink", "--ifaces", &ifaces, "--max-ms", "60000"])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn sink");
+        let stderr = child.stderr.take().expect("stderr");
+        let _lines = wait_for_line(stderr, "ready", "xlagg-bench sink");
+        Sink { child: Some(child) }
+    }
+
+    /// Lets frames in flight land, stops the sink, returns its report.
+    pub fn finish(mut self) -> SinkReport {
+        std::thread::sleep(Duration::from_millis(300));
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let out = child.wait_with_output().expect("sink output");
+        assert!(out.status.success(), "sink failed: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("sink printed no report ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+    }
+}
+
+impl Drop for Sink {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            terminate(&mut child);
+        }
+    }
+}
+
+/// Waits until `cond` holds, polling; panics with `what` after `secs`.
+pub fn wait_until(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Which partner port index carried sequence number `seq`, for every received frame.
+pub fn carriers(report: &SinkReport) -> std::collections::BTreeMap<u64, Vec<usize>> {
+    let mut map: std::collections::BTreeMap<u64, Vec<usize>> = Default::default();
+    for (i, port) in report.ports.iter().enumerate() {
+        for &seq in &port.seqs {
+            map.entry(seq).or_default().push(i);
+        }
+    }
+    map
+}
