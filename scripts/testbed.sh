@@ -9,6 +9,7 @@
 #
 # Usage:
 #   testbed.sh up ID N [bridge]    build it (any earlier bed with the same ID is removed first)
+#   testbed.sh bridge ID           add the partner bridge to an existing bed
 #   testbed.sh down ID             remove it (idempotent)
 #   testbed.sh run ID N [bridge] -- CMD...
 #                                  build, run CMD, and remove it whatever CMD does
@@ -61,19 +62,28 @@ up() {
     ip -n "$app" link set "xlm$i" up
     ip -n "$ptr" link set "xlp$i" up
   done
-  if [ "$bridge" = bridge ]; then
-    ip -n "$ptr" link add xlbr0 type bridge
-    for ((i = 0; i < n; i++)); do ip -n "$ptr" link set "xlp$i" master xlbr0; done
-    ip -n "$ptr" addr add 10.77.0.2/24 dev xlbr0
-    ip -n "$ptr" addr add 2001:db8:77::2/64 dev xlbr0 nodad
-    ip -n "$ptr" link set xlbr0 up
-  fi
+  [ "$bridge" = bridge ] && add_bridge "$id"
   trap - ERR
+}
+
+# A bridge over every partner port with the partner's addresses: one L3 endpoint behind all
+# members. It floods like any bridge, so frames sent to it on one member can come back on the
+# others (a switch would know they form one aggregate): use it for host-mode tests only.
+add_bridge() {
+  local ptr="xl-$1-ptr" p
+  ip -n "$ptr" link add xlbr0 type bridge
+  for p in $(ip -n "$ptr" -o link show | awk -F': ' '{print $2}' | cut -d@ -f1 | grep '^xlp'); do
+    ip -n "$ptr" link set "$p" master xlbr0
+  done
+  ip -n "$ptr" addr add 10.77.0.2/24 dev xlbr0
+  ip -n "$ptr" addr add 2001:db8:77::2/64 dev xlbr0 nodad
+  ip -n "$ptr" link set xlbr0 up
 }
 
 case "${1:-}" in
   up) [ $# -ge 3 ] || die "usage: testbed.sh up ID N [bridge]"; up "$2" "$3" "${4:-}" ;;
   down) [ $# -ge 2 ] || die "usage: testbed.sh down ID"; down "$2" ;;
+  bridge) [ $# -ge 2 ] || die "usage: testbed.sh bridge ID"; add_bridge "$2" ;;
   run)
     [ $# -ge 4 ] || die "usage: testbed.sh run ID N [bridge] -- CMD..."
     id=$2 n=$3; shift 3
@@ -85,5 +95,5 @@ case "${1:-}" in
     "$@"
     ;;
   list) ip netns list | awk '{print $1}' | grep -E '^xl-[A-Za-z0-9]+-(src|app|ptr)$' || true ;;
-  *) die "usage: testbed.sh up ID N [bridge] | down ID | run ID N [bridge] -- CMD... | list" ;;
+  *) die "usage: testbed.sh up ID N [bridge] | bridge ID | down ID | run ID N [bridge] -- CMD... | list" ;;
 esac

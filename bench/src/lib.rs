@@ -4,5 +4,8 @@
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
 
+pub mod forward;
 pub mod packet_tools;
+pub mod testbed;
 pub mod traffic;
+pub mod xdpgen;

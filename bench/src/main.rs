@@ -5,7 +5,9 @@
 //!   AF_XDP path with the distribution decision replaced by one fixed port);
 //! - `generate`, `serve`, `count`: the pieces `forward` runs inside the test-bed namespaces.
 
-use xlagg_bench::packet_tools;
+use std::path::PathBuf;
+
+use xlagg_bench::{forward, packet_tools, xdpgen};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -53,6 +55,82 @@ enum Command {
         #[arg(long, default_value_t = 60_000)]
         max_ms: u64,
     },
+    /// Forward-mode throughput through a lagg against the same-run ceiling (builds and
+    /// removes its own test bed; needs root).
+    Forward {
+        /// Member ports.
+        #[arg(long, default_value_t = 4)]
+        members: usize,
+        /// Runs; each measures the ceiling and the lagg.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// Seconds of traffic per measurement (at least 2).
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        /// Frame size in bytes, FCS included (RFC 2544: 64 is the smallest).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Flows.
+        #[arg(long, default_value_t = 1024)]
+        flows: u32,
+        /// Protocol of the lagg variant.
+        #[arg(long, default_value = "loadbalance")]
+        proto: String,
+        /// Core of the generator.
+        #[arg(long, default_value_t = 0)]
+        generator_core: usize,
+        /// Core of the worker.
+        #[arg(long, default_value_t = 1)]
+        worker_core: usize,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
+        /// Write the JSON report here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// AF_XDP generator: frames flat out on one interface (used by `forward`).
+    Generate {
+        /// Interface.
+        #[arg(long)]
+        iface: String,
+        /// Flows.
+        #[arg(long, default_value_t = 1024)]
+        flows: u32,
+        /// Frame size with FCS.
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Seconds.
+        #[arg(long, default_value_t = 4.0)]
+        seconds: f64,
+        /// Pin to this core.
+        #[arg(long)]
+        core: Option<usize>,
+    },
+    /// Run a forward-mode lagg in this process until SIGTERM (used by `forward`).
+    Serve {
+        /// Member ports, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        members: Vec<String>,
+        /// Forward port.
+        #[arg(long)]
+        forward: String,
+        /// Protocol.
+        #[arg(long, default_value = "loadbalance")]
+        proto: String,
+        /// Replace distribution by "always member 0" (the ceiling).
+        #[arg(long)]
+        fixed: bool,
+        /// Worker core.
+        #[arg(long)]
+        core: Option<usize>,
+    },
+    /// Attach the drop-everything XDP program to interfaces until SIGTERM (used by `forward`).
+    Drop {
+        /// Interfaces, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ifaces: Vec<String>,
+    },
 }
 
 fn main() -> Result<()> {
@@ -77,6 +155,62 @@ fn main() -> Result<()> {
             let report = packet_tools::sink(&ifaces, Duration::from_millis(max_ms), stop)?;
             println!("{}", serde_json::to_string(&report)?);
         }
+        Command::Forward {
+            members,
+            runs,
+            seconds,
+            size,
+            flows,
+            proto,
+            generator_core,
+            worker_core,
+            testbed,
+            json,
+        } => {
+            let opts = forward::ForwardOptions {
+                members,
+                runs,
+                seconds,
+                size,
+                flows,
+                proto,
+                generator_core,
+                worker_core,
+            };
+            let report = forward::run(&opts, &testbed)?;
+            if let Some(path) = json {
+                std::fs::write(&path, serde_json::to_string_pretty(&report)?)?;
+                println!("report: {}", path.display());
+            }
+        }
+        Command::Generate {
+            iface,
+            flows,
+            size,
+            seconds,
+            core,
+        } => {
+            if let Some(id) = core {
+                core_affinity::set_for_current(core_affinity::CoreId { id });
+            }
+            let ifindex: u32 = std::fs::read_to_string(format!("/sys/class/net/{iface}/ifindex"))
+                .map_err(|e| anyhow::anyhow!("no interface {iface} here: {e}"))?
+                .trim()
+                .parse()?;
+            let stop = Arc::new(AtomicBool::new(false));
+            signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
+            let report =
+                xdpgen::generate(ifindex, flows, size, Duration::from_secs_f64(seconds), stop)?;
+            println!("{}", serde_json::to_string(&report)?);
+        }
+        Command::Serve {
+            members,
+            forward: port,
+            proto,
+            fixed,
+            core,
+        } => forward::serve(&members, &port, &proto, fixed, core)?,
+        Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
     }
     Ok(())
 }

@@ -38,8 +38,11 @@ pub struct SinkReport {
 
 fn ifindex(name: &str) -> Result<u32> {
     let path = format!("/sys/class/net/{name}/ifindex");
-    let text = std::fs::read_to_string(&path).with_context(|| format!("no interface {name} here ({path})"))?;
-    text.trim().parse().with_context(|| format!("bad ifindex in {path}"))
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("no interface {name} here ({path})"))?;
+    text.trim()
+        .parse()
+        .with_context(|| format!("bad ifindex in {path}"))
 }
 
 /// Sends `flows * per_flow` test frames on `iface`: round after round, each round one frame
@@ -47,21 +50,38 @@ fn ifindex(name: &str) -> Result<u32> {
 ///
 /// # Errors
 /// Socket errors.
-pub fn send(iface: &str, flows: u32, per_flow: u32, size: usize, pps: u64, first_seq: u64) -> Result<u64> {
-    let socket = PacketSocket::bind(ifindex(iface)?, ETH_P_ALL).with_context(|| format!("AF_PACKET on {iface}"))?;
+pub fn send(
+    iface: &str,
+    flows: u32,
+    per_flow: u32,
+    size: usize,
+    pps: u64,
+    first_seq: u64,
+) -> Result<u64> {
+    let socket = PacketSocket::bind(ifindex(iface)?, ETH_P_ALL)
+        .with_context(|| format!("AF_PACKET on {iface}"))?;
     let mut buf = [0u8; 2048];
     let started = Instant::now();
     let mut seq = first_seq;
     let mut sent = 0u64;
     for _ in 0..per_flow {
         for flow in 0..flows {
-            let n = traffic::build(&mut buf, size, Marker { flow, seq, stamp_ns: 0 });
-            socket.send(&buf[..n]).with_context(|| format!("sending on {iface}"))?;
+            let n = traffic::build(
+                &mut buf,
+                size,
+                Marker {
+                    flow,
+                    seq,
+                    stamp_ns: 0,
+                },
+            );
+            socket
+                .send(&buf[..n])
+                .with_context(|| format!("sending on {iface}"))?;
             seq += 1;
             sent += 1;
-            if pps > 0 {
-                let due = Duration::from_nanos(sent.saturating_mul(1_000_000_000) / pps);
-                if let Some(wait) = due.checked_sub(started.elapsed()) {
+            if let Some(ns) = sent.saturating_mul(1_000_000_000).checked_div(pps) {
+                if let Some(wait) = Duration::from_nanos(ns).checked_sub(started.elapsed()) {
                     std::thread::sleep(wait);
                 }
             }
@@ -81,7 +101,11 @@ pub fn sink(ifaces: &[String], max: Duration, stop: Arc<AtomicBool>) -> Result<S
     }
     let mut sockets = Vec::new();
     for name in ifaces {
-        sockets.push((name.clone(), PacketSocket::bind(ifindex(name)?, ETH_P_ALL).with_context(|| format!("AF_PACKET on {name}"))?));
+        sockets.push((
+            name.clone(),
+            PacketSocket::bind(ifindex(name)?, ETH_P_ALL)
+                .with_context(|| format!("AF_PACKET on {name}"))?,
+        ));
     }
     eprintln!("ready");
     let _ = std::io::stderr().flush();
@@ -91,7 +115,10 @@ pub fn sink(ifaces: &[String], max: Duration, stop: Arc<AtomicBool>) -> Result<S
         .map(|(name, socket)| {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || -> Result<PortCapture> {
-                let mut cap = PortCapture { name, ..Default::default() };
+                let mut cap = PortCapture {
+                    name,
+                    ..Default::default()
+                };
                 let mut buf = [0u8; 4096];
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     let Some((n, dir)) = socket.recv(&mut buf, Duration::from_millis(50))? else {
@@ -115,7 +142,10 @@ pub fn sink(ifaces: &[String], max: Duration, stop: Arc<AtomicBool>) -> Result<S
         .collect();
     let mut report = SinkReport::default();
     for h in handles {
-        report.ports.push(h.join().map_err(|_| anyhow::anyhow!("sink thread panicked"))??);
+        report.ports.push(
+            h.join()
+                .map_err(|_| anyhow::anyhow!("sink thread panicked"))??,
+        );
     }
     Ok(report)
 }

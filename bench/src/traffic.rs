@@ -117,10 +117,18 @@ mod tests {
         let n = build(&mut buf, 64, m);
         assert_eq!(n, 60);
         assert_eq!(parse(&buf[..n]), Some(m));
-        assert_eq!(checksum(&buf[14..34]), 0, "IPv4 header checksum must verify");
+        assert_eq!(
+            checksum(&buf[14..34]),
+            0,
+            "IPv4 header checksum must verify"
+        );
         assert_eq!(&buf[26..30], &[10, 78, 2, 1]);
         assert_eq!(parse(&buf[..40]), None);
-        assert_eq!(build(&mut [0u8; 2048], 9000, m), 1514, "clamped to 1518 with FCS");
+        assert_eq!(
+            build(&mut [0u8; 2048], 9000, m),
+            1514,
+            "clamped to 1518 with FCS"
+        );
         buf[PAYLOAD] = b'x';
         assert_eq!(parse(&buf[..n]), None);
     }

@@ -9,7 +9,9 @@ use common::{run, serial, xlaggd_bin, Bed, Daemon};
 fn leftovers(bed: &Bed) -> Vec<String> {
     bed.ip("app", &["-o", "link", "show"])
         .lines()
-        .filter(|l| l.contains("xdp") || l.contains("lagg0") || l.contains("xlh-") || l.contains("PROMISC"))
+        .filter(|l| {
+            l.contains("xdp") || l.contains("lagg0") || l.contains("xlh-") || l.contains("PROMISC")
+        })
         .map(str::to_string)
         .collect()
 }
@@ -21,22 +23,43 @@ fn host_mode_lagg0_carries_addresses_and_ping_passes_then_nothing_is_left() {
     let extra = "addresses = [\"10.77.0.1/24\", \"2001:db8:77::1/64\"]\n";
     let daemon = Daemon::start(&bed, &bed.config("failover", extra, true));
     let addrs = bed.ip("app", &["-o", "addr", "show", "dev", "lagg0"]);
-    assert!(addrs.contains("10.77.0.1/24"), "IPv4 address on lagg0: {addrs}");
-    assert!(addrs.contains("2001:db8:77::1/64"), "IPv6 address on lagg0: {addrs}");
+    assert!(
+        addrs.contains("10.77.0.1/24"),
+        "IPv4 address on lagg0: {addrs}"
+    );
+    assert!(
+        addrs.contains("2001:db8:77::1/64"),
+        "IPv6 address on lagg0: {addrs}"
+    );
     let link = bed.ip("app", &["-o", "link", "show", "lagg0"]);
-    assert!(link.contains("mtu 1500") && link.contains("UP"), "lagg0 up with MTU 1500: {link}");
+    assert!(
+        link.contains("mtu 1500") && link.contains("UP"),
+        "lagg0 up with MTU 1500: {link}"
+    );
     // lagg0 behaves like any netdev: its MTU can be changed.
     bed.ip("app", &["link", "set", "lagg0", "mtu", "1400"]);
-    assert!(bed.ip("app", &["-o", "link", "show", "lagg0"]).contains("mtu 1400"));
-    let ping = run(&mut bed.exec("app", &["ping", "-c", "3", "-W", "2", "-i", "0.2", "10.77.0.2"]));
+    assert!(bed
+        .ip("app", &["-o", "link", "show", "lagg0"])
+        .contains("mtu 1400"));
+    let ping = run(&mut bed.exec(
+        "app",
+        &["ping", "-c", "3", "-W", "2", "-i", "0.2", "10.77.0.2"],
+    ));
     assert!(
         ping.status.success(),
         "ping through lagg0 to the partner failed:\n{}",
         String::from_utf8_lossy(&ping.stdout)
     );
-    assert!(!leftovers(&bed).is_empty(), "while running, XDP programs are attached");
+    assert!(
+        !leftovers(&bed).is_empty(),
+        "while running, XDP programs are attached"
+    );
     daemon.stop();
-    assert_eq!(leftovers(&bed), Vec::<String>::new(), "after SIGTERM nothing of xlagg remains");
+    assert_eq!(
+        leftovers(&bed),
+        Vec::<String>::new(),
+        "after SIGTERM nothing of xlagg remains"
+    );
 }
 
 #[test]
@@ -44,8 +67,15 @@ fn forward_mode_teardown_detaches_every_program() {
     let _serial = serial();
     let bed = Bed::up(2, false);
     let daemon = Daemon::start(&bed, &bed.config("loadbalance", "", false));
-    let attached = bed.ip("app", &["-o", "link", "show"]).lines().filter(|l| l.contains("xdp")).count();
-    assert_eq!(attached, 3, "two members and the forward port have XDP programs");
+    let attached = bed
+        .ip("app", &["-o", "link", "show"])
+        .lines()
+        .filter(|l| l.contains("xdp"))
+        .count();
+    assert_eq!(
+        attached, 3,
+        "two members and the forward port have XDP programs"
+    );
     daemon.stop();
     assert_eq!(leftovers(&bed), Vec::<String>::new());
 }
@@ -53,39 +83,87 @@ fn forward_mode_teardown_detaches_every_program() {
 fn xlaggd_with(bed: &Bed, config: &str) -> (i32, String) {
     let path = std::env::temp_dir().join(format!("xlagg-{}-bad.toml", bed.id));
     std::fs::write(&path, config).expect("write config");
-    let out = run(bed.exec("app", &[xlaggd_bin().to_str().expect("utf-8"), "--config", path.to_str().expect("utf-8")]).stdin(std::process::Stdio::null()));
+    let out = run(bed
+        .exec(
+            "app",
+            &[
+                xlaggd_bin().to_str().expect("utf-8"),
+                "--config",
+                path.to_str().expect("utf-8"),
+            ],
+        )
+        .stdin(std::process::Stdio::null()));
     let _ = std::fs::remove_file(&path);
-    (out.status.code().unwrap_or(-1), String::from_utf8_lossy(&out.stderr).into_owned())
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
 }
 
 #[test]
 fn bad_config_exits_2_with_one_clear_message_and_attaches_nothing() {
     let _serial = serial();
     let bed = Bed::up(2, false);
-    let (code, err) = xlaggd_with(&bed, "[[lagg]]\nname = \"lagg0\"\nlaggproto = \"fastest\"\nlaggports = [\"xlm0\", \"xlm1\"]\n");
+    let (code, err) = xlaggd_with(
+        &bed,
+        "[[lagg]]\nname = \"lagg0\"\nlaggproto = \"fastest\"\nlaggports = [\"xlm0\", \"xlm1\"]\n",
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("lagg0.laggproto: unknown protocol 'fastest'"), "{err}");
+    assert!(
+        err.contains("lagg0.laggproto: unknown protocol 'fastest'"),
+        "{err}"
+    );
     assert_eq!(err.lines().count(), 1, "one message: {err}");
     assert_eq!(leftovers(&bed), Vec::<String>::new());
-    let (code, err) = xlaggd_with(&bed, "[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm0\", \"em9\"]\n");
+    let (code, err) = xlaggd_with(
+        &bed,
+        "[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm0\", \"em9\"]\n",
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("lagg0.laggports: no network interface named 'em9'"), "{err}");
-    assert_eq!(leftovers(&bed), Vec::<String>::new(), "no member was touched before the error");
+    assert!(
+        err.contains("lagg0.laggports: no network interface named 'em9'"),
+        "{err}"
+    );
+    assert_eq!(
+        leftovers(&bed),
+        Vec::<String>::new(),
+        "no member was touched before the error"
+    );
 }
 
 #[test]
 fn lacp_is_accepted_by_the_config_but_refuses_to_start() {
     let _serial = serial();
     let bed = Bed::up(2, false);
-    let (code, err) = xlaggd_with(&bed, "[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\nlaggports = [\"xlm0\", \"xlm1\"]\n");
+    let (code, err) = xlaggd_with(
+        &bed,
+        "[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\nlaggports = [\"xlm0\", \"xlm1\"]\n",
+    );
     assert_eq!(code, 2, "{err}");
-    assert!(err.contains("lagg0.laggproto: lacp is not available yet"), "{err}");
+    assert!(
+        err.contains("lagg0.laggproto: lacp is not available yet"),
+        "{err}"
+    );
     assert_eq!(leftovers(&bed), Vec::<String>::new());
     // --check on a valid config touches nothing either.
     let path = std::env::temp_dir().join(format!("xlagg-{}-ok.toml", bed.id));
     std::fs::write(&path, bed.config("loadbalance", "", false)).expect("write");
-    let out = run(bed.exec("app", &[xlaggd_bin().to_str().expect("utf-8"), "--config", path.to_str().expect("utf-8"), "--check"]).stdin(std::process::Stdio::null()));
+    let out = run(bed
+        .exec(
+            "app",
+            &[
+                xlaggd_bin().to_str().expect("utf-8"),
+                "--config",
+                path.to_str().expect("utf-8"),
+                "--check",
+            ],
+        )
+        .stdin(std::process::Stdio::null()));
     let _ = std::fs::remove_file(&path);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(leftovers(&bed), Vec::<String>::new());
 }

@@ -18,9 +18,18 @@ fn loadbalance_uses_every_member_and_keeps_each_flow_on_one() {
     bed.send(1000, 3, 0);
     let report = sink.finish();
     let total: u64 = report.ports.iter().map(|p| p.frames).sum();
-    assert_eq!(total, 3000, "every frame arrives exactly once: {:?}", report.ports.iter().map(|p| p.frames).collect::<Vec<_>>());
+    assert_eq!(
+        total,
+        3000,
+        "every frame arrives exactly once: {:?}",
+        report.ports.iter().map(|p| p.frames).collect::<Vec<_>>()
+    );
     for port in &report.ports {
-        assert!(port.frames > 0, "{} carried nothing: loadbalance must use every member", port.name);
+        assert!(
+            port.frames > 0,
+            "{} carried nothing: loadbalance must use every member",
+            port.name
+        );
     }
     for flow in 0..1000u32 {
         let holders: Vec<&str> = report
@@ -30,11 +39,22 @@ fn loadbalance_uses_every_member_and_keeps_each_flow_on_one() {
             .map(|p| p.name.as_str())
             .collect();
         assert_eq!(holders.len(), 1, "flow {flow} seen on {holders:?}");
-        let port = report.ports.iter().find(|p| p.name == holders[0]).expect("holder");
-        assert_eq!(port.flows[&flow], 3, "flow {flow}: all three frames on {}", port.name);
+        let port = report
+            .ports
+            .iter()
+            .find(|p| p.name == holders[0])
+            .expect("holder");
+        assert_eq!(
+            port.flows[&flow], 3,
+            "flow {flow}: all three frames on {}",
+            port.name
+        );
     }
     let status = daemon.stop();
-    assert!(status.contains("xld0"), "final status table printed: {status}");
+    assert!(
+        status.contains("xld0"),
+        "final status table printed: {status}"
+    );
 }
 
 #[test]
@@ -49,7 +69,11 @@ fn roundrobin_with_rr_limit_2_sends_pairs_in_member_order() {
     assert_eq!(map.len(), 40, "every frame arrives: {map:?}");
     for (seq, ports) in &map {
         let expected = (*seq as usize / 2) % MEMBERS;
-        assert_eq!(ports, &vec![expected], "frame {seq} should go to member {expected} (pairs in turn)");
+        assert_eq!(
+            ports,
+            &vec![expected],
+            "frame {seq} should go to member {expected} (pairs in turn)"
+        );
     }
 }
 
@@ -81,9 +105,16 @@ fn failover_uses_master_then_next_port_then_master_again() {
     let map = carriers(&report);
     for (seq, ports) in &map {
         let expected = if (100..200).contains(seq) { 1 } else { 0 };
-        assert_eq!(ports, &vec![expected], "frame {seq}: phase {} should use member {expected}", seq / 100);
+        assert_eq!(
+            ports,
+            &vec![expected],
+            "frame {seq}: phase {} should use member {expected}",
+            seq / 100
+        );
     }
-    let phases: Vec<usize> = (0..3).map(|p| map.keys().filter(|s| **s / 100 == p).count()).collect();
+    let phases: Vec<usize> = (0..3)
+        .map(|p| map.keys().filter(|s| **s / 100 == p).count())
+        .collect();
     assert_eq!(phases, [20, 20, 20], "every frame of each phase arrives");
 }
 
@@ -96,7 +127,11 @@ fn broadcast_reaches_every_member() {
     bed.send(5, 10, 0);
     let report = sink.finish();
     for port in &report.ports {
-        assert_eq!(port.frames, 50, "{} must get a copy of each of the 50 frames", port.name);
+        assert_eq!(
+            port.frames, 50,
+            "{} must get a copy of each of the 50 frames",
+            port.name
+        );
     }
     let map = carriers(&report);
     assert_eq!(map.len(), 50);
@@ -115,7 +150,11 @@ fn none_reaches_no_member_and_the_interface_stays() {
     bed.send_on("app", "lagg0", 50, 2, 0);
     let report = sink.finish();
     for port in &report.ports {
-        assert_eq!(port.frames, 0, "{} carried frames under laggproto none", port.name);
+        assert_eq!(
+            port.frames, 0,
+            "{} carried frames under laggproto none",
+            port.name
+        );
     }
     // The frames did reach the worker through lagg0 and were dropped there, not lost earlier.
     let status = daemon.stop();
@@ -123,7 +162,17 @@ fn none_reaches_no_member_and_the_interface_stays() {
         .lines()
         .find(|l| l.trim_start().starts_with("xlh-lagg0"))
         .unwrap_or_else(|| panic!("no xlh-lagg0 line in the final status:\n{status}"));
-    let rx: u64 = upper.split_whitespace().nth(2).and_then(|v| v.parse().ok()).unwrap_or(0);
-    assert!(rx >= 100, "the worker received the 100 frames sent on lagg0: {upper}");
-    assert!(upper.contains("no_active_port="), "and dropped them as protocol none: {upper}");
+    let rx: u64 = upper
+        .split_whitespace()
+        .nth(2)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(0);
+    assert!(
+        rx >= 100,
+        "the worker received the 100 frames sent on lagg0: {upper}"
+    );
+    assert!(
+        upper.contains("no_active_port="),
+        "and dropped them as protocol none: {upper}"
+    );
 }

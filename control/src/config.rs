@@ -252,23 +252,25 @@ pub fn is_lagg_name(name: &str) -> bool {
 /// # Errors
 /// What is malformed and the expected form.
 pub fn parse_address(text: &str) -> Result<(IpAddr, u8), String> {
-    let (addr, prefix) = text
-        .split_once('/')
-        .ok_or_else(|| format!("'{text}' has no prefix length: write it as 192.168.1.10/24 or 2001:db8::10/64"))?;
+    let (addr, prefix) = text.split_once('/').ok_or_else(|| {
+        format!("'{text}' has no prefix length: write it as 192.168.1.10/24 or 2001:db8::10/64")
+    })?;
     let addr: IpAddr = addr
         .parse()
         .map_err(|_| format!("'{addr}' is not an IPv4 or IPv6 address"))?;
     let max = if addr.is_ipv4() { 32 } else { 128 };
-    let prefix: u8 = prefix
-        .parse()
-        .ok()
-        .filter(|p| *p <= max)
-        .ok_or_else(|| format!("prefix length '{prefix}' of {addr} must be a number from 0 to {max}"))?;
+    let prefix: u8 = prefix.parse().ok().filter(|p| *p <= max).ok_or_else(|| {
+        format!("prefix length '{prefix}' of {addr} must be a number from 0 to {max}")
+    })?;
     Ok((addr, prefix))
 }
 
 fn is_ifname(name: &str) -> bool {
-    !name.is_empty() && name.len() <= 15 && !name.contains(['/', ' ', '\0']) && name != "." && name != ".."
+    !name.is_empty()
+        && name.len() <= 15
+        && !name.contains(['/', ' ', '\0'])
+        && name != "."
+        && name != ".."
 }
 
 impl Config {
@@ -278,7 +280,11 @@ impl Config {
     /// Every problem found, each naming its field.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
         let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
-            problems: vec![e.to_string().trim_end().replace('\n', " ").replace("  ", " ")],
+            problems: vec![e
+                .to_string()
+                .trim_end()
+                .replace('\n', " ")
+                .replace("  ", " ")],
         })?;
         let mut problems = Vec::new();
         let daemon = DaemonConfig {
@@ -293,25 +299,50 @@ impl Config {
             ));
         }
         if raw.lagg.is_empty() {
-            problems.push("lagg: no [[lagg]] table: define at least one lagg with a name and laggports".into());
+            problems.push(
+                "lagg: no [[lagg]] table: define at least one lagg with a name and laggports"
+                    .into(),
+            );
         }
         let mut names = HashSet::new();
         let mut taken: Vec<(String, String)> = Vec::new();
         let mut laggs = Vec::new();
         for (i, r) in raw.lagg.into_iter().enumerate() {
-            let at = if is_lagg_name(&r.name) { r.name.clone() } else { format!("lagg[{i}]") };
+            let at = if is_lagg_name(&r.name) {
+                r.name.clone()
+            } else {
+                format!("lagg[{i}]")
+            };
             let mut bad = |field: &str, msg: String| problems.push(format!("{at}.{field}: {msg}"));
             if !is_lagg_name(&r.name) {
-                bad("name", format!("'{}' is not a lagg name: use lagg followed by a number, e.g. lagg0", r.name));
+                bad(
+                    "name",
+                    format!(
+                        "'{}' is not a lagg name: use lagg followed by a number, e.g. lagg0",
+                        r.name
+                    ),
+                );
             } else if !names.insert(r.name.clone()) {
                 bad("name", format!("{} is defined twice", r.name));
             }
-            let proto = LaggProto::parse(&r.laggproto).map_err(|e| bad("laggproto", e)).ok();
+            let proto = LaggProto::parse(&r.laggproto)
+                .map_err(|e| bad("laggproto", e))
+                .ok();
             if r.laggports.is_empty() {
-                bad("laggports", "no member ports: list at least one, e.g. laggports = [\"em0\", \"em1\"]".into());
+                bad(
+                    "laggports",
+                    "no member ports: list at least one, e.g. laggports = [\"em0\", \"em1\"]"
+                        .into(),
+                );
             }
             if r.laggports.len() > MAX_MEMBERS {
-                bad("laggports", format!("{} ports; at most {MAX_MEMBERS} are allowed", r.laggports.len()));
+                bad(
+                    "laggports",
+                    format!(
+                        "{} ports; at most {MAX_MEMBERS} are allowed",
+                        r.laggports.len()
+                    ),
+                );
             }
             let mut seen = HashSet::new();
             for port in &r.laggports {
@@ -320,12 +351,20 @@ impl Config {
                 } else if !seen.insert(port.as_str()) {
                     bad("laggports", format!("{port} is listed twice"));
                 } else if let Some((_, owner)) = taken.iter().find(|(p, _)| p == port) {
-                    bad("laggports", format!("{port} is already a member of {owner}"));
+                    bad(
+                        "laggports",
+                        format!("{port} is already a member of {owner}"),
+                    );
                 }
             }
-            let hash = HashLayers::parse(&r.lagghash).map_err(|e| bad("lagghash", e)).ok();
+            let hash = HashLayers::parse(&r.lagghash)
+                .map_err(|e| bad("lagghash", e))
+                .ok();
             if r.rr_limit == 0 {
-                bad("rr_limit", "must be at least 1 (frames per port before moving to the next)".into());
+                bad(
+                    "rr_limit",
+                    "must be at least 1 (frames per port before moving to the next)".into(),
+                );
             }
             if !(68..=MAX_MTU).contains(&r.mtu) {
                 bad(
@@ -338,27 +377,39 @@ impl Config {
                 );
             }
             if !r.ring_size.is_power_of_two() || !(64..=32768).contains(&r.ring_size) {
-                bad("ring_size", format!("{} must be a power of two from 64 to 32768", r.ring_size));
+                bad(
+                    "ring_size",
+                    format!("{} must be a power of two from 64 to 32768", r.ring_size),
+                );
             }
             let zero_copy = match r.zero_copy.as_str() {
                 "auto" => Some(ZeroCopy::Auto),
                 "off" => Some(ZeroCopy::Off),
                 "required" => Some(ZeroCopy::Required),
                 other => {
-                    bad("zero_copy", format!("'{other}' is not one of auto, off, required"));
+                    bad(
+                        "zero_copy",
+                        format!("'{other}' is not one of auto, off, required"),
+                    );
                     None
                 }
             };
             let mut cores_seen = HashSet::new();
             for core in &r.cores {
                 if !cores_seen.insert(core) {
-                    bad("cores", format!("core {core} is listed twice: one worker per core"));
+                    bad(
+                        "cores",
+                        format!("core {core} is listed twice: one worker per core"),
+                    );
                 }
             }
             let upper = match r.upper.as_str() {
                 "host" => {
                     if r.forward_port.is_some() {
-                        bad("forward_port", "only meaningful with upper = \"forward\"".into());
+                        bad(
+                            "forward_port",
+                            "only meaningful with upper = \"forward\"".into(),
+                        );
                     }
                     let mut addresses = Vec::new();
                     for a in &r.addresses {
@@ -375,7 +426,11 @@ impl Config {
                     }
                     match &r.forward_port {
                         None => {
-                            bad("forward_port", "upper = \"forward\" needs forward_port, the downstream interface".into());
+                            bad(
+                                "forward_port",
+                                "upper = \"forward\" needs forward_port, the downstream interface"
+                                    .into(),
+                            );
                             None
                         }
                         Some(p) if r.laggports.contains(p) => {
@@ -383,7 +438,10 @@ impl Config {
                             None
                         }
                         Some(p) if !is_ifname(p) => {
-                            bad("forward_port", format!("'{p}' is not a valid interface name"));
+                            bad(
+                                "forward_port",
+                                format!("'{p}' is not a valid interface name"),
+                            );
                             None
                         }
                         Some(p) => Some(Upper::Forward { port: p.clone() }),
@@ -397,7 +455,9 @@ impl Config {
             for port in &r.laggports {
                 taken.push((port.clone(), r.name.clone()));
             }
-            if let (Some(proto), Some(hash), Some(upper), Some(zero_copy)) = (proto, hash, upper, zero_copy) {
+            if let (Some(proto), Some(hash), Some(upper), Some(zero_copy)) =
+                (proto, hash, upper, zero_copy)
+            {
                 laggs.push(LaggConfig {
                     name: r.name,
                     proto,
@@ -423,10 +483,14 @@ impl Config {
             .collect();
         for (port, lagg) in &forwards {
             if let Some((_, owner)) = taken.iter().find(|(p, _)| p == port) {
-                problems.push(format!("{lagg}.forward_port: {port} is already a member of {owner}"));
+                problems.push(format!(
+                    "{lagg}.forward_port: {port} is already a member of {owner}"
+                ));
             }
             if forwards.iter().filter(|(p, _)| p == port).count() > 1 {
-                problems.push(format!("{lagg}.forward_port: {port} is the forward port of more than one lagg"));
+                problems.push(format!(
+                    "{lagg}.forward_port: {port} is the forward port of more than one lagg"
+                ));
             }
         }
         if problems.is_empty() {
@@ -443,12 +507,15 @@ mod tests {
     use super::*;
 
     fn err(text: &str) -> Vec<String> {
-        Config::from_toml(text).expect_err("must be refused").problems
+        Config::from_toml(text)
+            .expect_err("must be refused")
+            .problems
     }
 
     #[test]
     fn minimal_lagg_takes_lagg_defaults() {
-        let c = Config::from_toml("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\", \"em1\"]\n").expect("valid");
+        let c = Config::from_toml("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\", \"em1\"]\n")
+            .expect("valid");
         let l = &c.laggs[0];
         assert_eq!(l.proto, LaggProto::Failover);
         assert_eq!(l.hash, HashLayers::DEFAULT);
@@ -501,7 +568,10 @@ mod tests {
         ];
         for (text, want) in cases {
             let got = err(text);
-            assert!(got.iter().any(|p| p.starts_with(want)), "for {text:?} wanted {want:?}, got {got:?}");
+            assert!(
+                got.iter().any(|p| p.starts_with(want)),
+                "for {text:?} wanted {want:?}, got {got:?}"
+            );
         }
     }
 

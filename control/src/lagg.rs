@@ -113,7 +113,9 @@ fn policy_for(cfg: &LaggConfig) -> TxPolicy {
     match cfg.proto {
         LaggProto::Failover => TxPolicy::Failover,
         LaggProto::LoadBalance | LaggProto::Lacp => TxPolicy::Hash { layers: cfg.hash },
-        LaggProto::RoundRobin => TxPolicy::RoundRobin { limit: cfg.rr_limit },
+        LaggProto::RoundRobin => TxPolicy::RoundRobin {
+            limit: cfg.rr_limit,
+        },
         LaggProto::Broadcast => TxPolicy::Broadcast,
         LaggProto::None => TxPolicy::None,
     }
@@ -245,7 +247,11 @@ impl Lagg {
         }
         self.read_links(nl)?;
         self.publish(true)?;
-        let mode = self.upper.as_ref().and_then(|u| u.program.as_ref()).and_then(PortProgram::mode);
+        let mode = self
+            .upper
+            .as_ref()
+            .and_then(|u| u.program.as_ref())
+            .and_then(PortProgram::mode);
         tracing::info!(
             lagg = %cfg.name,
             laggproto = %cfg.proto,
@@ -301,7 +307,11 @@ impl Lagg {
         };
         for (queue, core) in cores.into_iter().enumerate() {
             let queue = queue as u32;
-            let mut ports: Vec<(String, u32)> = self.members.iter().map(|p| (p.name.clone(), p.ifindex)).collect();
+            let mut ports: Vec<(String, u32)> = self
+                .members
+                .iter()
+                .map(|p| (p.name.clone(), p.ifindex))
+                .collect();
             if let Some(upper) = &self.upper {
                 ports.push((upper.name.clone(), upper.ifindex));
             }
@@ -312,14 +322,13 @@ impl Lagg {
                 queue,
                 detail: e.to_string(),
             })?;
-            let sockets = worker::open_sockets(&umem, &ports, queue, sizes, self.cfg.zero_copy).map_err(
-                |(port, e)| LaggError::Socket {
+            let sockets = worker::open_sockets(&umem, &ports, queue, sizes, self.cfg.zero_copy)
+                .map_err(|(port, e)| LaggError::Socket {
                     lagg: self.cfg.name.clone(),
                     port,
                     queue,
                     detail: e.to_string(),
-                },
-            )?;
+                })?;
             let all = self.members.iter_mut().chain(self.upper.as_mut());
             for (port, socket) in all.zip(&sockets) {
                 if let Some(program) = port.program.as_mut() {
@@ -371,7 +380,10 @@ impl Lagg {
         for port in &mut self.members {
             let up = match nl.link(&port.name)? {
                 Some(LinkState {
-                    admin_up, carrier, index, ..
+                    admin_up,
+                    carrier,
+                    index,
+                    ..
                 }) if index == port.ifindex => admin_up && carrier,
                 Some(_) | None => false,
             };
@@ -402,7 +414,9 @@ impl Lagg {
         for (i, port) in self.members.iter_mut().enumerate() {
             let collecting = match self.cfg.proto {
                 LaggProto::None => false,
-                LaggProto::Failover if !self.cfg.rx_all => port.up && first_active == Some(i as MemberIndex),
+                LaggProto::Failover if !self.cfg.rx_all => {
+                    port.up && first_active == Some(i as MemberIndex)
+                }
                 _ => port.up,
             };
             if collecting != port.collecting || force {
@@ -412,7 +426,10 @@ impl Lagg {
                 port.collecting = collecting;
             }
         }
-        let names: Vec<&str> = active.iter().map(|&i| self.members[usize::from(i)].name.as_str()).collect();
+        let names: Vec<&str> = active
+            .iter()
+            .map(|&i| self.members[usize::from(i)].name.as_str())
+            .collect();
         tracing::info!(lagg = %self.cfg.name, active = %names.join(","), "distribution table published");
         Ok(())
     }
@@ -485,7 +502,9 @@ impl Lagg {
                 if i == 0 && self.cfg.proto == LaggProto::Failover {
                     flags.push("MASTER");
                 }
-                let active = port.up && (self.cfg.proto != LaggProto::Failover || first_active == Some(i as MemberIndex));
+                let active = port.up
+                    && (self.cfg.proto != LaggProto::Failover
+                        || first_active == Some(i as MemberIndex));
                 if active {
                     flags.push("ACTIVE");
                 }
@@ -506,7 +525,11 @@ impl Lagg {
                 }
             }
             if let Some(x) = self.xdp_counters(i) {
-                for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed] {
+                for c in [
+                    XdpCounter::NotCollecting,
+                    XdpCounter::NoSocket,
+                    XdpCounter::Malformed,
+                ] {
                     if x[c as usize] > 0 {
                         let _ = write!(drops, " xdp_{}={}", c.name(), x[c as usize]);
                     }
@@ -521,7 +544,11 @@ impl Lagg {
                 t.tx_packets,
                 t.rx_bytes,
                 t.tx_bytes,
-                if drops.is_empty() { " -".to_string() } else { drops }
+                if drops.is_empty() {
+                    " -".to_string()
+                } else {
+                    drops
+                }
             );
         }
         out

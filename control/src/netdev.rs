@@ -22,9 +22,9 @@ pub enum NetdevError {
     Request {
         /// What was asked, with the device name.
         what: String,
-        /// The kernel's answer.
+        /// The kernel's answer (boxed: rtnetlink's error is large).
         #[source]
-        source: rtnetlink::Error,
+        source: Box<rtnetlink::Error>,
     },
     /// No such device.
     #[error("no network interface named '{0}' on this machine")]
@@ -127,7 +127,10 @@ impl Netlink {
     ) -> Result<T, NetdevError> {
         self.runtime
             .block_on(fut)
-            .map_err(|source| NetdevError::Request { what: what(), source })
+            .map_err(|source| NetdevError::Request {
+                what: what(),
+                source: Box::new(source),
+            })
     }
 
     /// The device named `name`, or `None` if there is none.
@@ -147,7 +150,7 @@ impl Netlink {
             Err(rtnetlink::Error::NetlinkError(e)) if e.raw_code() == -libc::ENODEV => Ok(None),
             Err(source) => Err(NetdevError::Request {
                 what: format!("looking up {name}"),
-                source,
+                source: Box::new(source),
             }),
         }
     }
@@ -157,7 +160,8 @@ impl Netlink {
     /// # Errors
     /// [`NetdevError::NoSuchDevice`] when it does not exist.
     pub fn require(&self, name: &str) -> Result<LinkState, NetdevError> {
-        self.link(name)?.ok_or_else(|| NetdevError::NoSuchDevice(name.to_string()))
+        self.link(name)?
+            .ok_or_else(|| NetdevError::NoSuchDevice(name.to_string()))
     }
 
     /// Every device of this namespace.
@@ -166,13 +170,10 @@ impl Netlink {
     /// When the dump fails.
     pub fn links(&self) -> Result<Vec<LinkState>, NetdevError> {
         let handle = self.handle.clone();
-        self.request(
-            || "listing interfaces".into(),
-            async move {
-                let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await?;
-                Ok(msgs.iter().map(LinkState::from_message).collect())
-            },
-        )
+        self.request(|| "listing interfaces".into(), async move {
+            let msgs: Vec<LinkMessage> = handle.link().get().execute().try_collect().await?;
+            Ok(msgs.iter().map(LinkState::from_message).collect())
+        })
     }
 
     /// Creates a veth pair `name` <-> `peer`.
@@ -206,7 +207,15 @@ impl Netlink {
     pub fn set_up(&self, index: u32, up: bool) -> Result<(), NetdevError> {
         let b = LinkUnspec::new_with_index(index);
         let msg = if up { b.up() } else { b.down() }.build();
-        self.set(|| format!("setting interface {index} {}", if up { "up" } else { "down" }), msg)
+        self.set(
+            || {
+                format!(
+                    "setting interface {index} {}",
+                    if up { "up" } else { "down" }
+                )
+            },
+            msg,
+        )
     }
 
     /// Sets the MTU.
@@ -223,7 +232,9 @@ impl Netlink {
     /// # Errors
     /// When the kernel refuses.
     pub fn set_mac(&self, index: u32, mac: [u8; 6]) -> Result<(), NetdevError> {
-        let msg = LinkUnspec::new_with_index(index).address(mac.to_vec()).build();
+        let msg = LinkUnspec::new_with_index(index)
+            .address(mac.to_vec())
+            .build();
         self.set(|| format!("setting MAC on interface {index}"), msg)
     }
 
@@ -232,10 +243,11 @@ impl Netlink {
     /// # Errors
     /// When the kernel refuses.
     pub fn set_promisc(&self, index: u32, on: bool) -> Result<(), NetdevError> {
-        let msg = LinkUnspec::new_with_index(index)
-            .promiscuous(on)
-            .build();
-        self.set(|| format!("setting promiscuous mode on interface {index}"), msg)
+        let msg = LinkUnspec::new_with_index(index).promiscuous(on).build();
+        self.set(
+            || format!("setting promiscuous mode on interface {index}"),
+            msg,
+        )
     }
 
     /// Adds an address with its prefix length.
@@ -244,11 +256,17 @@ impl Netlink {
     /// When the kernel refuses (e.g. the address exists).
     pub fn add_address(&self, index: u32, addr: IpAddr, prefix: u8) -> Result<(), NetdevError> {
         let req = self.handle.address().add(index, addr, prefix).execute();
-        self.request(|| format!("adding address {addr}/{prefix} to interface {index}"), req)
+        self.request(
+            || format!("adding address {addr}/{prefix} to interface {index}"),
+            req,
+        )
     }
 }
 
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: [u8; 6]) -> String {
-    mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+    mac.iter()
+        .map(|b| format!("{b:02x}"))
+        .collect::<Vec<_>>()
+        .join(":")
 }

@@ -90,7 +90,11 @@ impl PacketSocket {
     ///
     /// # Errors
     /// Other receive errors.
-    pub fn recv(&self, buf: &mut [u8], timeout: Duration) -> io::Result<Option<(usize, Direction)>> {
+    pub fn recv(
+        &self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> io::Result<Option<(usize, Direction)>> {
         let mut pfd = libc::pollfd {
             fd: self.fd.as_raw_fd(),
             events: libc::POLLIN,
@@ -123,7 +127,7 @@ impl PacketSocket {
                 _ => Err(e),
             };
         }
-        let dir = if from.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        let dir = if from.sll_pkttype == libc::PACKET_OUTGOING {
             Direction::Outgoing
         } else {
             Direction::Incoming

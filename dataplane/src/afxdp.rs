@@ -154,7 +154,8 @@ impl Umem {
     #[inline(always)]
     pub fn contains(&self, addr: u64, len: u32) -> bool {
         let end = addr.saturating_add(u64::from(len));
-        end <= self.len as u64 && Self::frame_base(addr) == Self::frame_base(end.saturating_sub(1).max(addr))
+        end <= self.len as u64
+            && Self::frame_base(addr) == Self::frame_base(end.saturating_sub(1).max(addr))
     }
 
     /// The bytes of a received descriptor; empty when it does not lie inside one frame.
@@ -175,14 +176,19 @@ impl Umem {
             return &mut [];
         }
         // SAFETY: as in `data`, and `&mut self` makes this the only reference from userspace.
-        unsafe { std::slice::from_raw_parts_mut(self.area.as_ptr().add(addr as usize), len as usize) }
+        unsafe {
+            std::slice::from_raw_parts_mut(self.area.as_ptr().add(addr as usize), len as usize)
+        }
     }
 
     /// Copies `len` bytes from `src` to the frame at `dst`, both inside this UMEM.
     /// Returns false (and copies nothing) when either range is out of bounds.
     #[inline(always)]
     pub fn copy_frame(&mut self, src: u64, dst: u64, len: u32) -> bool {
-        if !self.contains(src, len) || !self.contains(dst, len) || Self::frame_base(src) == Self::frame_base(dst) {
+        if !self.contains(src, len)
+            || !self.contains(dst, len)
+            || Self::frame_base(src) == Self::frame_base(dst)
+        {
             return false;
         }
         // SAFETY: both ranges are inside the mapping and in different frames, so they do not
@@ -318,7 +324,11 @@ impl<T: Copy> ProducerRing<T> {
         if free >= want {
             return want;
         }
-        self.cached_cons = self.map.consumer().load(Ordering::Acquire).wrapping_add(self.size);
+        self.cached_cons = self
+            .map
+            .consumer()
+            .load(Ordering::Acquire)
+            .wrapping_add(self.size);
         self.cached_cons.wrapping_sub(self.cached_prod).min(want)
     }
 
@@ -336,7 +346,9 @@ impl<T: Copy> ProducerRing<T> {
     #[inline(always)]
     pub fn submit(&mut self, n: u32) {
         self.cached_prod = self.cached_prod.wrapping_add(n);
-        self.map.producer().store(self.cached_prod, Ordering::Release);
+        self.map
+            .producer()
+            .store(self.cached_prod, Ordering::Release);
     }
 
     /// Whether the kernel asks for a wakeup to process this ring.
@@ -394,7 +406,9 @@ impl<T: Copy> ConsumerRing<T> {
     #[inline(always)]
     pub fn release(&mut self, n: u32) {
         self.cached_cons = self.cached_cons.wrapping_add(n);
-        self.map.consumer().store(self.cached_cons, Ordering::Release);
+        self.map
+            .consumer()
+            .store(self.cached_cons, Ordering::Release);
     }
 
     /// Whether the kernel asks for a wakeup (meaningful on the fill side only).
@@ -441,7 +455,12 @@ pub struct XskSocket {
     mode: BindMode,
 }
 
-fn setsockopt<T>(fd: RawFd, name: libc::c_int, value: &T, what: &'static str) -> Result<(), XskError> {
+fn setsockopt<T>(
+    fd: RawFd,
+    name: libc::c_int,
+    value: &T,
+    what: &'static str,
+) -> Result<(), XskError> {
     // SAFETY: `value` points to a live T of the size passed.
     let rc = unsafe {
         libc::setsockopt(
@@ -462,7 +481,15 @@ fn getsockopt<T: Default>(fd: RawFd, name: libc::c_int, what: &'static str) -> R
     let mut value = T::default();
     let mut len = std::mem::size_of::<T>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `value`.
-    let rc = unsafe { libc::getsockopt(fd, libc::SOL_XDP, name, (&mut value as *mut T).cast(), &mut len) };
+    let rc = unsafe {
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            name,
+            (&mut value as *mut T).cast(),
+            &mut len,
+        )
+    };
     if rc != 0 {
         return Err(last_error(what));
     }
@@ -516,7 +543,12 @@ impl XskSocket {
             };
             setsockopt(raw, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
         }
-        setsockopt(raw, libc::XDP_UMEM_FILL_RING, &sizes.fill, "setsockopt(XDP_UMEM_FILL_RING)")?;
+        setsockopt(
+            raw,
+            libc::XDP_UMEM_FILL_RING,
+            &sizes.fill,
+            "setsockopt(XDP_UMEM_FILL_RING)",
+        )?;
         setsockopt(
             raw,
             libc::XDP_UMEM_COMPLETION_RING,
@@ -560,7 +592,11 @@ impl XskSocket {
         )?;
         let (flags, shared_fd, mode) = match share_with {
             // The kernel takes copy/zero-copy and need-wakeup from the UMEM's owner.
-            Some(owner) => (libc::XDP_SHARED_UMEM, owner.fd.as_raw_fd() as u32, owner.mode),
+            Some(owner) => (
+                libc::XDP_SHARED_UMEM,
+                owner.fd.as_raw_fd() as u32,
+                owner.mode,
+            ),
             None => {
                 let mode_flag = match mode {
                     BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
@@ -620,7 +656,14 @@ impl XskSocket {
     pub fn kick_tx(&self) -> bool {
         // SAFETY: sendto with no buffer and no address, as AF_XDP defines for a tx wakeup.
         let rc = unsafe {
-            libc::sendto(self.fd.as_raw_fd(), std::ptr::null(), 0, libc::MSG_DONTWAIT, std::ptr::null(), 0)
+            libc::sendto(
+                self.fd.as_raw_fd(),
+                std::ptr::null(),
+                0,
+                libc::MSG_DONTWAIT,
+                std::ptr::null(),
+                0,
+            )
         };
         rc >= 0
             || matches!(
@@ -650,7 +693,11 @@ impl XskSocket {
     /// # Errors
     /// When `getsockopt(XDP_STATISTICS)` fails.
     pub fn stats(&self) -> Result<XskStats, XskError> {
-        let s: XdpStatistics = getsockopt(self.fd.as_raw_fd(), libc::XDP_STATISTICS, "getsockopt(XDP_STATISTICS)")?;
+        let s: XdpStatistics = getsockopt(
+            self.fd.as_raw_fd(),
+            libc::XDP_STATISTICS,
+            "getsockopt(XDP_STATISTICS)",
+        )?;
         Ok(XskStats {
             rx_dropped: s.0.rx_dropped,
             rx_invalid_descs: s.0.rx_invalid_descs,
@@ -699,7 +746,13 @@ fn getsockopt_offsets(fd: RawFd) -> Result<libc::xdp_mmap_offsets, XskError> {
     let mut len = std::mem::size_of::<libc::xdp_mmap_offsets>() as libc::socklen_t;
     // SAFETY: the kernel writes at most `len` bytes into `off`.
     let rc = unsafe {
-        libc::getsockopt(fd, libc::SOL_XDP, libc::XDP_MMAP_OFFSETS, (&mut off as *mut libc::xdp_mmap_offsets).cast(), &mut len)
+        libc::getsockopt(
+            fd,
+            libc::SOL_XDP,
+            libc::XDP_MMAP_OFFSETS,
+            (&mut off as *mut libc::xdp_mmap_offsets).cast(),
+            &mut len,
+        )
     };
     if rc != 0 {
         return Err(last_error("getsockopt(XDP_MMAP_OFFSETS)"));
@@ -707,14 +760,20 @@ fn getsockopt_offsets(fd: RawFd) -> Result<libc::xdp_mmap_offsets, XskError> {
     if (len as usize) < std::mem::size_of::<libc::xdp_mmap_offsets>() {
         return Err(XskError::Sys {
             call: "getsockopt(XDP_MMAP_OFFSETS)",
-            source: io::Error::other("kernel too old: no flags word in the ring offsets (need 5.4+)"),
+            source: io::Error::other(
+                "kernel too old: no flags word in the ring offsets (need 5.4+)",
+            ),
         });
     }
     Ok(off)
 }
 
 /// Waits until any of `sockets` has something to receive, or `timeout_ms` passes.
-pub fn wait_readable<'a>(sockets: impl Iterator<Item = &'a XskSocket>, fds: &mut Vec<libc::pollfd>, timeout_ms: i32) {
+pub fn wait_readable<'a>(
+    sockets: impl Iterator<Item = &'a XskSocket>,
+    fds: &mut Vec<libc::pollfd>,
+    timeout_ms: i32,
+) {
     fds.clear();
     fds.extend(sockets.map(|s| libc::pollfd {
         fd: s.fd.as_raw_fd(),

@@ -86,7 +86,10 @@ impl PortTotals {
 #[inline(always)]
 pub fn bump(counter: &AtomicU64, n: u64) {
     if n != 0 {
-        counter.store(counter.load(Ordering::Relaxed).wrapping_add(n), Ordering::Relaxed);
+        counter.store(
+            counter.load(Ordering::Relaxed).wrapping_add(n),
+            Ordering::Relaxed,
+        );
     }
 }
 

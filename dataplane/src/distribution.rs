@@ -115,8 +115,8 @@ impl DistributionTable {
         let mut next = self.clone();
         next.generation = self.generation + 1;
         next.active_len = 0;
-        for m in 0..MAX_MEMBERS {
-            if in_set[m] {
+        for (m, _) in in_set.iter().enumerate().filter(|(_, on)| **on) {
+            {
                 next.active[usize::from(next.active_len)] = m as MemberIndex;
                 next.active_len += 1;
             }
@@ -256,7 +256,11 @@ mod tests {
         f
     }
 
-    fn run(table: &DistributionTable, rr: &mut RoundRobinCursor, frames: &[Vec<u8>]) -> Vec<Egress> {
+    fn run(
+        table: &DistributionTable,
+        rr: &mut RoundRobinCursor,
+        frames: &[Vec<u8>],
+    ) -> Vec<Egress> {
         let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
         let mut out = vec![Egress::Drop; refs.len()];
         distribute(table, rr, &refs, &mut out);
@@ -288,7 +292,11 @@ mod tests {
     fn no_active_member_drops_and_none_always_drops() {
         let frames = vec![udp(1)];
         let mut rr = RoundRobinCursor::default();
-        for policy in [TxPolicy::Failover, TxPolicy::Broadcast, TxPolicy::RoundRobin { limit: 1 }] {
+        for policy in [
+            TxPolicy::Failover,
+            TxPolicy::Broadcast,
+            TxPolicy::RoundRobin { limit: 1 },
+        ] {
             let t = DistributionTable::new(policy, 0);
             assert_eq!(run(&t, &mut rr, &frames), [Egress::Drop]);
         }
@@ -307,7 +315,8 @@ mod tests {
 
     #[test]
     fn roundrobin_follows_rr_limit_across_batches() {
-        let t = DistributionTable::new(TxPolicy::RoundRobin { limit: 2 }, 0).with_active(&[0, 1, 2, 3]);
+        let t =
+            DistributionTable::new(TxPolicy::RoundRobin { limit: 2 }, 0).with_active(&[0, 1, 2, 3]);
         let mut rr = RoundRobinCursor::default();
         let mut seen = Vec::new();
         for _ in 0..3 {
@@ -325,8 +334,13 @@ mod tests {
 
     #[test]
     fn hash_spreads_flows_over_every_member() {
-        let t = DistributionTable::new(TxPolicy::Hash { layers: HashLayers::DEFAULT }, 42)
-            .with_active(&[0, 1, 2, 3]);
+        let t = DistributionTable::new(
+            TxPolicy::Hash {
+                layers: HashLayers::DEFAULT,
+            },
+            42,
+        )
+        .with_active(&[0, 1, 2, 3]);
         let frames: Vec<_> = (0..1000).map(udp).collect();
         let mut per = [0usize; 4];
         for e in run(&t, &mut RoundRobinCursor::default(), &frames) {
@@ -339,7 +353,8 @@ mod tests {
     }
 
     fn member_set() -> impl Strategy<Value = Vec<MemberIndex>> {
-        proptest::collection::btree_set(0u8..MAX_MEMBERS as u8, 1..12).prop_map(|s| s.into_iter().collect())
+        proptest::collection::btree_set(0u8..MAX_MEMBERS as u8, 1..12)
+            .prop_map(|s| s.into_iter().collect())
     }
 
     proptest! {

@@ -279,7 +279,10 @@ mod tests {
             let layers = HashLayers::parse(text).expect(text);
             assert_eq!(layers.to_string(), text);
         }
-        assert_eq!(HashLayers::parse(" L4 , l3 ").map(|l| l.to_string()), Ok("l3,l4".into()));
+        assert_eq!(
+            HashLayers::parse(" L4 , l3 ").map(|l| l.to_string()),
+            Ok("l3,l4".into())
+        );
         assert_eq!(
             HashLayers::parse("l2,l5"),
             Err("unknown hash layer 'l5': use any of l2, l3, l4 separated by commas".into())
@@ -346,8 +349,11 @@ mod tests {
             f[14] = 0x60;
             f[20] = 17;
             f[21] = 64;
-            f[22..38].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last]);
-            f[38..54].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
+            f[22..38].copy_from_slice(&[
+                0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, last,
+            ]);
+            f[38..54]
+                .copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 9]);
             f[54..56].copy_from_slice(&sport.to_be_bytes());
             f[56..58].copy_from_slice(&53u16.to_be_bytes());
             f

@@ -129,7 +129,11 @@ impl Worker {
         counters: Arc<WorkerCounters>,
         stop: Arc<AtomicBool>,
     ) -> Self {
-        assert_eq!(ports.len(), layout.members + 1, "one socket per member plus the upper port");
+        assert_eq!(
+            ports.len(),
+            layout.members + 1,
+            "one socket per member plus the upper port"
+        );
         assert!(layout.members <= MAX_MEMBERS);
         assert!(counters.ports() >= ports.len());
         let frames = umem.frames();
@@ -203,7 +207,10 @@ impl Worker {
                     self.rx[valid] = desc;
                     valid += 1;
                 } else {
-                    bump(&self.counters.port(port).drops[DropReason::InvalidDescriptor as usize], 1);
+                    bump(
+                        &self.counters.port(port).drops[DropReason::InvalidDescriptor as usize],
+                        1,
+                    );
                     self.free.push(Umem::frame_base(desc.addr));
                 }
             }
@@ -212,7 +219,7 @@ impl Worker {
             bump(&c.rx_packets, valid as u64);
             bump(&c.rx_bytes, rx_bytes);
             if port == self.upper {
-                self.from_upper(&table, valid);
+                self.distribute_upper(&table, valid);
             } else {
                 let upper = self.upper;
                 self.tx_queues[upper].extend_from_slice(&self.rx[..valid]);
@@ -224,7 +231,7 @@ impl Worker {
         moved
     }
 
-    fn from_upper(&mut self, table: &DistributionTable, n: usize) {
+    fn distribute_upper(&mut self, table: &DistributionTable, n: usize) {
         {
             let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
             for (slot, desc) in frames.iter_mut().zip(&self.rx[..n]) {
@@ -238,7 +245,9 @@ impl Worker {
         for i in 0..n {
             let desc = self.rx[i];
             match self.egress[i] {
-                Egress::Port(m) if usize::from(m) < upper => self.tx_queues[usize::from(m)].push(desc),
+                Egress::Port(m) if usize::from(m) < upper => {
+                    self.tx_queues[usize::from(m)].push(desc)
+                }
                 Egress::Port(_) | Egress::Drop => {
                     dropped += 1;
                     self.free.push(Umem::frame_base(desc.addr));
@@ -335,7 +344,10 @@ impl Worker {
             let c = self.counters.port(port);
             bump(&c.tx_packets, room as u64);
             bump(&c.tx_bytes, bytes);
-            bump(&c.drops[DropReason::TxRingFull as usize], (queue.len() - room) as u64);
+            bump(
+                &c.drops[DropReason::TxRingFull as usize],
+                (queue.len() - room) as u64,
+            );
             queue.clear();
         }
     }
@@ -352,5 +364,7 @@ impl Worker {
 /// Default ring sizes and frame count for a worker serving `ports` ports.
 pub fn default_frames(ports: usize, sizes: RingSizes) -> u32 {
     // Enough for every fill ring to be full and as much again in flight, at least 16384.
-    ((ports as u32) * (sizes.fill + sizes.tx)).next_power_of_two().max(16384)
+    ((ports as u32) * (sizes.fill + sizes.tx))
+        .next_power_of_two()
+        .max(16384)
 }

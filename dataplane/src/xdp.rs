@@ -28,7 +28,9 @@ pub enum XdpError {
         detail: String,
     },
     /// Neither driver nor generic mode attached.
-    #[error("attaching XDP to {port} failed in driver mode ({native}) and in generic mode ({generic})")]
+    #[error(
+        "attaching XDP to {port} failed in driver mode ({native}) and in generic mode ({generic})"
+    )]
     Attach {
         /// Port name.
         port: String,

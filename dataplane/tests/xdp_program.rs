@@ -34,7 +34,11 @@ fn slow_protocol_frames_pass_to_the_kernel_even_when_not_collecting() {
     assert_eq!(p.test_run(&lacpdu).expect("test run"), XDP_PASS);
     let c = p.counters().expect("counters");
     assert_eq!(c[XdpCounter::SlowProtocol as usize], 2);
-    assert_eq!(c[XdpCounter::Redirected as usize], 0, "slow protocols never reach the workers");
+    assert_eq!(
+        c[XdpCounter::Redirected as usize],
+        0,
+        "slow protocols never reach the workers"
+    );
 }
 
 #[test]
@@ -44,14 +48,20 @@ fn data_frames_on_a_port_that_is_not_collecting_are_dropped_and_counted() {
     for _ in 0..3 {
         assert_eq!(p.test_run(&frame(0x0800, 60)).expect("test run"), XDP_DROP);
     }
-    assert_eq!(p.counters().expect("counters")[XdpCounter::NotCollecting as usize], 3);
+    assert_eq!(
+        p.counters().expect("counters")[XdpCounter::NotCollecting as usize],
+        3
+    );
 }
 
 #[test]
 fn a_fresh_program_drops_data_until_userspace_says_collecting() {
     let p = load(ProgramKind::Port);
     assert_eq!(p.test_run(&frame(0x86dd, 80)).expect("test run"), XDP_DROP);
-    assert_eq!(p.counters().expect("counters")[XdpCounter::NotCollecting as usize], 1);
+    assert_eq!(
+        p.counters().expect("counters")[XdpCounter::NotCollecting as usize],
+        1
+    );
 }
 
 #[test]
@@ -70,5 +80,8 @@ fn a_bare_slow_protocol_header_still_goes_to_the_control_path_and_drop_drops() {
     // 14 bytes is the boundary the program checks: a bare 0x8809 header is well formed.
     assert_eq!(p.test_run(&frame(0x8809, 14)).expect("test run"), XDP_PASS);
     let drop = load(ProgramKind::Drop);
-    assert_eq!(drop.test_run(&frame(0x0800, 60)).expect("test run"), XDP_DROP);
+    assert_eq!(
+        drop.test_run(&frame(0x0800, 60)).expect("test run"),
+        XDP_DROP
+    );
 }

@@ -52,7 +52,9 @@ pub fn xlaggd_bin() -> PathBuf {
 }
 
 pub fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {cmd:?}: {e}"));
     out
 }
 
@@ -78,7 +80,11 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 impl Bed {
     pub fn up(members: usize, bridge: bool) -> Bed {
         require_root();
-        let id = format!("t{}x{}", std::process::id() % 100_000, NEXT.fetch_add(1, Ordering::Relaxed));
+        let id = format!(
+            "t{}x{}",
+            std::process::id() % 100_000,
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        );
         let mut cmd = Command::new(repo().join("scripts/testbed.sh"));
         cmd.args(["up", &id, &members.to_string()]);
         if bridge {
@@ -114,8 +120,16 @@ impl Bed {
 
     /// A config for lagg0 over every member, in forward mode through xld0 unless `host`.
     pub fn config(&self, proto: &str, extra: &str, host: bool) -> String {
-        let ports: Vec<String> = self.member_names().iter().map(|m| format!("\"{m}\"")).collect();
-        let upper = if host { String::new() } else { "upper = \"forward\"\nforward_port = \"xld0\"\n".to_string() };
+        let ports: Vec<String> = self
+            .member_names()
+            .iter()
+            .map(|m| format!("\"{m}\""))
+            .collect();
+        let upper = if host {
+            String::new()
+        } else {
+            "upper = \"forward\"\nforward_port = \"xld0\"\n".to_string()
+        };
         format!(
             "[daemon]\nlink_poll_ms = 20\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\nlaggports = [{}]\n{upper}{extra}\n",
             ports.join(", ")
@@ -149,12 +163,16 @@ impl Bed {
 
 impl Drop for Bed {
     fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/testbed.sh")).args(["down", &self.id]).status();
+        let _ = Command::new(repo().join("scripts/testbed.sh"))
+            .args(["down", &self.id])
+            .status();
     }
 }
 
 fn terminate(child: &mut Child) {
-    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
     let deadline = Instant::now() + Duration::from_secs(10);
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {
@@ -167,7 +185,11 @@ fn terminate(child: &mut Child) {
 }
 
 /// Waits for a line containing `word` on a child's pipe; panics with what was read otherwise.
-fn wait_for_line(pipe: impl std::io::Read + Send + 'static, word: &'static str, what: &str) -> std::sync::mpsc::Receiver<String> {
+fn wait_for_line(
+    pipe: impl std::io::Read + Send + 'static,
+    word: &'static str,
+    what: &str,
+) -> std::sync::mpsc::Receiver<String> {
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(pipe).lines().map_while(Result::ok) {
@@ -186,7 +208,10 @@ fn wait_for_line(pipe: impl std::io::Read + Send + 'static, word: &'static str, 
             Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
         }
     }
-    panic!("{what} never printed '{word}'; it printed:\n{}", seen.join("\n"));
+    panic!(
+        "{what} never printed '{word}'; it printed:\n{}",
+        seen.join("\n")
+    );
 }
 
 /// xlaggd running in the appliance namespace; stopped with SIGTERM on drop.
@@ -201,7 +226,14 @@ impl Daemon {
         let path = std::env::temp_dir().join(format!("xlagg-{}.toml", bed.id));
         std::fs::write(&path, config).expect("write config");
         let mut child = bed
-            .exec("app", &[xlaggd_bin().to_str().expect("utf-8"), "--config", path.to_str().expect("utf-8")])
+            .exec(
+                "app",
+                &[
+                    xlaggd_bin().to_str().expect("utf-8"),
+                    "--config",
+                    path.to_str().expect("utf-8"),
+                ],
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -250,7 +282,17 @@ impl Sink {
     pub fn start(bed: &Bed) -> Sink {
         let ifaces = bed.partner_names().join(",");
         let mut child = bed
-            .exec("ptr", &[bench_bin().to_str().expect("utf-8"), "sink", "--ifaces", &ifaces, "--max-ms", "60000"])
+            .exec(
+                "ptr",
+                &[
+                    bench_bin().to_str().expect("utf-8"),
+                    "sink",
+                    "--ifaces",
+                    &ifaces,
+                    "--max-ms",
+                    "60000",
+                ],
+            )
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -263,11 +305,22 @@ impl Sink {
     /// Lets frames in flight land, stops the sink, returns its report.
     pub fn finish(mut self) -> SinkReport {
         std::thread::sleep(Duration::from_millis(300));
-        let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+        let child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
         let out = child.wait_with_output().expect("sink output");
-        assert!(out.status.success(), "sink failed: {}", String::from_utf8_lossy(&out.stderr));
-        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("sink printed no report ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+        assert!(
+            out.status.success(),
+            "sink failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "sink printed no report ({e}): {}",
+                String::from_utf8_lossy(&out.stdout)
+            )
+        })
     }
 }
 

@@ -47,7 +47,9 @@ fn main() -> ExitCode {
     };
     let filter = std::env::var("RUST_LOG").unwrap_or_else(|_| config.daemon.log_level.clone());
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_new(&filter).unwrap_or_else(|_| "info".into()),
+        )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -66,7 +68,11 @@ fn main() -> ExitCode {
         }
     }
     if args.check {
-        println!("{}: configuration valid, {} lagg(s)", args.config.display(), config.laggs.len());
+        println!(
+            "{}: configuration valid, {} lagg(s)",
+            args.config.display(),
+            config.laggs.len()
+        );
         return ExitCode::SUCCESS;
     }
     let stop = Arc::new(AtomicBool::new(false));

@@ -1,0 +1,109 @@
+//! Driving `scripts/testbed.sh` from Rust: a [`Bed`] builds the namespaces on creation and
+//! removes them on drop, so a failing benchmark or test leaves nothing behind.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{bail, Context, Result};
+
+/// One test bed: namespaces `xl-ID-{src,app,ptr}` with `members` member veth pairs.
+#[derive(Debug)]
+pub struct Bed {
+    /// The bed's ID (part of every namespace name).
+    pub id: String,
+    /// Number of member ports.
+    pub members: usize,
+    script: PathBuf,
+}
+
+impl Bed {
+    /// Builds a bed with the script at `script`.
+    ///
+    /// # Errors
+    /// When the script is missing or fails (it removes what it made).
+    pub fn up(script: &Path, id: &str, members: usize, bridge: bool) -> Result<Bed> {
+        if !script.exists() {
+            bail!(
+                "{} not found: run from the repository root or pass --testbed",
+                script.display()
+            );
+        }
+        let mut cmd = Command::new(script);
+        cmd.args(["up", id, &members.to_string()]);
+        if bridge {
+            cmd.arg("bridge");
+        }
+        let out = cmd
+            .output()
+            .with_context(|| format!("running {}", script.display()))?;
+        if !out.status.success() {
+            bail!(
+                "test bed {id} could not be built: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(Bed {
+            id: id.to_string(),
+            members,
+            script: script.to_path_buf(),
+        })
+    }
+
+    /// The namespace of `role` (`src`, `app` or `ptr`).
+    pub fn ns(&self, role: &str) -> String {
+        format!("xl-{}-{role}", self.id)
+    }
+
+    /// A command run inside namespace `role`.
+    pub fn exec(&self, role: &str, program: &Path) -> Command {
+        let mut cmd = Command::new("ip");
+        cmd.args(["netns", "exec", &self.ns(role)]).arg(program);
+        cmd
+    }
+
+    /// Runs `ip -n NS ARGS` and returns its output.
+    ///
+    /// # Errors
+    /// When `ip` fails.
+    pub fn ip(&self, role: &str, args: &[&str]) -> Result<String> {
+        let out = Command::new("ip")
+            .args(["-n", &self.ns(role)])
+            .args(args)
+            .output()
+            .context("running ip")?;
+        if !out.status.success() {
+            bail!(
+                "ip -n {} {}: {}",
+                self.ns(role),
+                args.join(" "),
+                String::from_utf8_lossy(&out.stderr).trim()
+            );
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Kernel packet counters of every interface in namespace `role`: name -> (rx, tx).
+    ///
+    /// # Errors
+    /// When `ip` fails or prints something unexpected.
+    pub fn packet_counters(&self, role: &str) -> Result<Vec<(String, u64, u64)>> {
+        let text = self.ip(role, &["-j", "-s", "link", "show"])?;
+        let links: serde_json::Value =
+            serde_json::from_str(&text).context("parsing ip -j output")?;
+        let mut out = Vec::new();
+        for link in links.as_array().map(Vec::as_slice).unwrap_or_default() {
+            let name = link["ifname"].as_str().unwrap_or_default().to_string();
+            let stats = &link["stats64"];
+            let rx = stats["rx"]["packets"].as_u64().unwrap_or(0);
+            let tx = stats["tx"]["packets"].as_u64().unwrap_or(0);
+            out.push((name, rx, tx));
+        }
+        Ok(out)
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.script).args(["down", &self.id]).status();
+    }
+}

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Runs the whole xlagg test suite on this machine, as root: set-up (idempotent), one build,
+# unit tests, then the namespace tests (real veths, XDP programs and AF_XDP sockets), then a
+# bounded fuzz-style property run. Fails loudly if it cannot run; never skips.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ "$(id -u)" != 0 ]; then
+  echo "scripts/test.sh: the namespace tests need root (network namespaces, XDP, AF_XDP); run it as root" >&2
+  exit 1
+fi
+scripts/setup.sh
+# shellcheck disable=SC1091
+[ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --locked -- -D warnings
+
+echo "== build"
+cargo build --workspace --all-targets --locked
+
+echo "== unit tests"
+cargo test --workspace --locked --lib --bins
+
+echo "== namespace and kernel tests"
+cargo test --workspace --locked --tests -- --test-threads=1
+
+echo "== stray namespaces check"
+left=$(scripts/testbed.sh list)
+if [ -n "$left" ]; then
+  echo "tests left namespaces behind: $left" >&2
+  exit 1
+fi
+echo "all tests passed"
