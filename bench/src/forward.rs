@@ -46,6 +46,8 @@ pub struct ForwardOptions {
     pub generator_core: usize,
     /// Core of the worker.
     pub worker_core: usize,
+    /// Generator engine.
+    pub engine: crate::xdpgen::Engine,
 }
 
 /// One measurement.
@@ -281,6 +283,11 @@ fn measure(bed: &Bed, exe: &Path, opts: &ForwardOptions, fixed: bool) -> Result<
         &opts.seconds.to_string(),
         "--core",
         &opts.generator_core.to_string(),
+        "--engine",
+        match opts.engine {
+            crate::xdpgen::Engine::Xdp => "xdp",
+            crate::xdpgen::Engine::Afxdp => "afxdp",
+        },
     ]);
     let generator = gen
         .stdout(Stdio::piped())
@@ -290,11 +297,12 @@ fn measure(bed: &Bed, exe: &Path, opts: &ForwardOptions, fixed: bool) -> Result<
     std::thread::sleep(Duration::from_secs_f64(warmup));
     let t0 = Instant::now();
     let p0 = sum_counters(bed, "ptr", "xlp", true)?;
-    let s0 = sum_counters(bed, "src", "xls", false)?;
+    // Offered load: what reaches the forward port (veth counts frames its XDP program sees).
+    let s0 = sum_counters(bed, "app", "xld", true)?;
     std::thread::sleep(Duration::from_secs_f64(opts.seconds - 2.0 * warmup));
     let dt = t0.elapsed().as_secs_f64();
     let p1 = sum_counters(bed, "ptr", "xlp", true)?;
-    let s1 = sum_counters(bed, "src", "xls", false)?;
+    let s1 = sum_counters(bed, "app", "xld", true)?;
     let out = generator.wait_with_output().context("generator")?;
     if !out.status.success() {
         bail!("the generator failed");
@@ -344,8 +352,8 @@ pub fn run(opts: &ForwardOptions, testbed: &Path) -> Result<ForwardReport> {
     let _sink = Guarded::spawn_ready(sink, "xlagg-bench drop")?;
     let mut runs = Vec::new();
     println!(
-        "forward: {} members, {} B frames, {} flows, laggproto {}, {} runs of {} s per variant",
-        opts.members, opts.size, opts.flows, opts.proto, opts.runs, opts.seconds
+        "forward: {} members, {} B frames, {} flows, laggproto {}, {} runs of {} s per variant, {:?} generator",
+        opts.members, opts.size, opts.flows, opts.proto, opts.runs, opts.seconds, opts.engine
     );
     println!(
         "{:>4} {:>14} {:>14} {:>8} {:>14}   per-member Mpps (lagg)",

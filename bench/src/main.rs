@@ -82,6 +82,9 @@ enum Command {
         /// Core of the worker.
         #[arg(long, default_value_t = 1)]
         worker_core: usize,
+        /// Generator engine.
+        #[arg(long, value_enum, default_value = "xdp")]
+        engine: xdpgen::Engine,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -106,6 +109,9 @@ enum Command {
         /// Pin to this core.
         #[arg(long)]
         core: Option<usize>,
+        /// Generator engine.
+        #[arg(long, value_enum, default_value = "xdp")]
+        engine: xdpgen::Engine,
     },
     /// Run a forward-mode lagg in this process until SIGTERM (used by `forward`).
     Serve {
@@ -166,8 +172,10 @@ fn main() -> Result<()> {
             worker_core,
             testbed,
             json,
+            engine,
         } => {
             let opts = forward::ForwardOptions {
+                engine,
                 members,
                 runs,
                 seconds,
@@ -189,6 +197,7 @@ fn main() -> Result<()> {
             size,
             seconds,
             core,
+            engine,
         } => {
             if let Some(id) = core {
                 core_affinity::set_for_current(core_affinity::CoreId { id });
@@ -199,8 +208,11 @@ fn main() -> Result<()> {
                 .parse()?;
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
-            let report =
-                xdpgen::generate(ifindex, flows, size, Duration::from_secs_f64(seconds), stop)?;
+            let duration = Duration::from_secs_f64(seconds);
+            let report = match engine {
+                xdpgen::Engine::Xdp => xdpgen::generate_xdp(ifindex, flows, size, duration, stop)?,
+                xdpgen::Engine::Afxdp => xdpgen::generate(ifindex, flows, size, duration, stop)?,
+            };
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Serve {

@@ -87,9 +87,59 @@ pub fn generate(
             socket.tx.write(i, desc);
         }
         socket.tx.submit(n);
-        socket.kick_tx();
+        let _ = socket.kick_tx();
     }
     let seconds = started.elapsed().as_secs_f64();
+    Ok(GenReport {
+        sent,
+        seconds,
+        pps: sent as f64 / seconds,
+    })
+}
+
+/// Which generator `generate` uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// An XDP program run in the kernel's live-frames test mode, transmitting with `XDP_TX`:
+    /// no skb and no system call per frame, so it outruns any AF_XDP forwarder on veth.
+    Xdp,
+    /// An AF_XDP socket in copy mode: the path a userspace generator on veth has.
+    Afxdp,
+}
+
+/// Generates with the in-kernel live-frames program: `size`-byte frames over `flows` flows,
+/// out of `ifindex` (whose veth peer must have an XDP program), for `duration`.
+///
+/// # Errors
+/// When the program cannot be loaded or the kernel refuses the live run.
+pub fn generate_xdp(
+    ifindex: u32,
+    flows: u32,
+    size: usize,
+    duration: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<GenReport> {
+    use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+    let mut program = PortProgram::load("generator", ProgramKind::Generator)
+        .context("loading the generator program")?;
+    program.set_generator_flows(flows.max(1))?;
+    let mut buf = [0u8; 2048];
+    let len = traffic::build(
+        &mut buf,
+        size,
+        Marker {
+            flow: 0,
+            seq: 0,
+            stamp_ns: 0,
+        },
+    );
+    let started = Instant::now();
+    while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
+        program.run_live(&buf[..len], ifindex, 50_000)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let sent = program.generated()?;
     Ok(GenReport {
         sent,
         seconds,

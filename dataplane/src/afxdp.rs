@@ -418,6 +418,19 @@ impl<T: Copy> ConsumerRing<T> {
     }
 }
 
+/// What a tx wakeup achieved.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kick {
+    /// The kernel took everything on the ring.
+    Done,
+    /// The per-call budget ran out and frames remain: call again.
+    Again,
+    /// Transient: the device is busy, out of buffers or down; try later.
+    Busy,
+    /// An unexpected error.
+    Failed,
+}
+
 /// A frame descriptor on the rx and tx rings.
 pub type Desc = libc::xdp_desc;
 
@@ -650,10 +663,12 @@ impl XskSocket {
         self.mode
     }
 
-    /// Asks the kernel to transmit what the tx ring holds. Returns false on an unexpected
-    /// error; the busy cases (EAGAIN, EBUSY, ENOBUFS, ENETDOWN) are normal and return true.
+    /// Asks the kernel to transmit what the tx ring holds.
+    ///
+    /// In copy mode one call transmits at most the socket's budget (32 frames unless raised
+    /// with [`set_tx_budget`](Self::set_tx_budget)) and answers EAGAIN when frames remain.
     #[inline]
-    pub fn kick_tx(&self) -> bool {
+    pub fn kick_tx(&self) -> Kick {
         // SAFETY: sendto with no buffer and no address, as AF_XDP defines for a tx wakeup.
         let rc = unsafe {
             libc::sendto(
@@ -665,11 +680,29 @@ impl XskSocket {
                 0,
             )
         };
-        rc >= 0
-            || matches!(
-                io::Error::last_os_error().raw_os_error(),
-                Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN)
-            )
+        if rc >= 0 {
+            return Kick::Done;
+        }
+        match io::Error::last_os_error().raw_os_error() {
+            Some(libc::EAGAIN) => Kick::Again,
+            Some(libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => Kick::Busy,
+            _ => Kick::Failed,
+        }
+    }
+
+    /// Raises how many frames one `sendto` may transmit in copy mode
+    /// (`XDP_MAX_TX_SKB_BUDGET`, Linux 6.16 and later). Returns false where the kernel does not
+    /// have the option or refuses the value; the default budget (32) stays then.
+    pub fn set_tx_budget(&self, frames: u32) -> bool {
+        /// `XDP_MAX_TX_SKB_BUDGET` from linux/if_xdp.h (not in the libc crate yet).
+        const XDP_MAX_TX_SKB_BUDGET: libc::c_int = 9;
+        setsockopt(
+            self.fd.as_raw_fd(),
+            XDP_MAX_TX_SKB_BUDGET,
+            &frames,
+            "setsockopt(XDP_MAX_TX_SKB_BUDGET)",
+        )
+        .is_ok()
     }
 
     /// Wakes the kernel to fill the rx ring from the fill ring (zero-copy drivers ask for it).

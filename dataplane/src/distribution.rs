@@ -220,6 +220,14 @@ pub fn distribute(
         TxPolicy::Broadcast => out.fill(Egress::AllActive),
         TxPolicy::Fixed(member) => out.fill(Egress::Port(member)),
         TxPolicy::Hash { layers } => {
+            // Touch every frame's headers first. Frames arrive cold (the kernel wrote them on
+            // another core); these loads are independent, so the CPU overlaps their cache
+            // misses, where hashing frame by frame would wait for each miss in turn.
+            let mut touched = 0u8;
+            for frame in frames {
+                touched ^= frame.get(12).copied().unwrap_or(0);
+            }
+            std::hint::black_box(touched);
             for (frame, egress) in frames.iter().zip(out.iter_mut()) {
                 let bucket = hash_frame(frame, layers, table.seed) as usize & (BUCKETS - 1);
                 *egress = Egress::Port(table.buckets[bucket]);

@@ -22,12 +22,21 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 
-use crate::afxdp::{self, BindMode, Desc, RingSizes, Umem, XskError, XskSocket};
+use crate::afxdp::{self, BindMode, Desc, Kick, RingSizes, Umem, XskError, XskSocket};
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::distribution::{distribute, DistributionTable, Egress, RoundRobinCursor, MAX_MEMBERS};
 
-/// Frames taken from one rx ring per iteration.
+/// Frames distributed together: the unit of [`distribute`].
 pub const BATCH: usize = 64;
+/// Frames taken from one port's rx ring per iteration (in [`BATCH`]-sized pieces). Larger than
+/// a batch so that each member's tx ring gets enough frames per wakeup: in copy mode every
+/// `sendto` is a system call, and spreading one batch over N members would otherwise cost N
+/// calls where a single port needs one.
+pub const RX_BUDGET: usize = 256;
+/// Frames one copy-mode `sendto` may transmit, where the kernel lets us raise it.
+const TX_BUDGET: u32 = 256;
+/// Wakeups per port per iteration at most, so one stuck port cannot hold the loop.
+const MAX_KICKS: u32 = 16;
 
 /// Idle iterations before the worker blocks in `poll`.
 const IDLE_SPINS: u32 = 256;
@@ -141,8 +150,13 @@ impl Worker {
         // Leave half the frames for rx rings and tx in flight.
         let fill_target = (frames / (2 * ports.len() as u32)).max(1);
         let n = ports.len();
-        // Worst case per flush: a whole batch to one port, or one broadcast batch per member.
-        let tx_queues = (0..n).map(|_| Vec::with_capacity(BATCH)).collect();
+        // Worst case between flushes: one port's whole rx budget to one port, or one copy of
+        // each of its frames per member (broadcast).
+        let tx_queues = (0..n).map(|_| Vec::with_capacity(RX_BUDGET)).collect();
+        let raised = ports
+            .iter()
+            .all(|p| p.mode() == BindMode::ZeroCopy || p.set_tx_budget(TX_BUDGET));
+        tracing::debug!(raised, "copy-mode tx budget per sendto");
         Self {
             umem,
             upper: layout.members,
@@ -194,41 +208,59 @@ impl Worker {
         self.refill();
         let mut moved = 0;
         for port in 0..self.ports.len() {
-            let n = self.ports[port].rx.available(BATCH as u32) as usize;
-            if n == 0 {
-                continue;
-            }
-            let mut rx_bytes = 0u64;
-            let mut valid = 0;
-            for i in 0..n {
-                let desc = self.ports[port].rx.read(i as u32);
-                if self.umem.contains(desc.addr, desc.len) {
-                    rx_bytes += u64::from(desc.len);
-                    self.rx[valid] = desc;
-                    valid += 1;
-                } else {
-                    bump(
-                        &self.counters.port(port).drops[DropReason::InvalidDescriptor as usize],
-                        1,
-                    );
-                    self.free.push(Umem::frame_base(desc.addr));
+            let mut taken = 0;
+            while taken < RX_BUDGET {
+                let n = self.receive_batch(&table, port);
+                taken += n;
+                if n < BATCH {
+                    break;
                 }
             }
-            self.ports[port].rx.release(n as u32);
-            let c = self.counters.port(port);
-            bump(&c.rx_packets, valid as u64);
-            bump(&c.rx_bytes, rx_bytes);
-            if port == self.upper {
-                self.distribute_upper(&table, valid);
-            } else {
-                let upper = self.upper;
-                self.tx_queues[upper].extend_from_slice(&self.rx[..valid]);
+            if taken > 0 {
+                self.flush();
+                moved += taken;
             }
-            self.flush();
-            moved += n;
         }
         self.kick_outstanding();
         moved
+    }
+
+    /// Takes up to one batch from `port`'s rx ring and queues every frame for its egress.
+    fn receive_batch(&mut self, table: &DistributionTable, port: usize) -> usize {
+        let n = self.ports[port].rx.available(BATCH as u32) as usize;
+        if n == 0 {
+            return 0;
+        }
+        let mut rx_bytes = 0u64;
+        let mut valid = 0;
+        for i in 0..n {
+            let desc = self.ports[port].rx.read(i as u32);
+            if self.umem.contains(desc.addr, desc.len) {
+                rx_bytes += u64::from(desc.len);
+                self.rx[valid] = desc;
+                valid += 1;
+            } else {
+                bump(
+                    &self.counters.port(port).drops[DropReason::InvalidDescriptor as usize],
+                    1,
+                );
+                self.free.push(Umem::frame_base(desc.addr));
+            }
+        }
+        self.ports[port].rx.release(n as u32);
+        let c = self.counters.port(port);
+        bump(&c.rx_packets, valid as u64);
+        bump(&c.rx_bytes, rx_bytes);
+        if port == self.upper {
+            self.distribute_upper(table, valid);
+        } else {
+            let upper = self.upper;
+            if self.tx_queues[upper].len() + valid > self.tx_queues[upper].capacity() {
+                self.flush();
+            }
+            self.tx_queues[upper].extend_from_slice(&self.rx[..valid]);
+        }
+        n
     }
 
     fn distribute_upper(&mut self, table: &DistributionTable, n: usize) {
@@ -322,7 +354,11 @@ impl Worker {
             let mut room = socket.tx.free(queue.len() as u32) as usize;
             if room < queue.len() {
                 // Let the kernel drain the ring, then look again before dropping anything.
-                socket.kick_tx();
+                for _ in 0..MAX_KICKS {
+                    if socket.kick_tx() != Kick::Again {
+                        break;
+                    }
+                }
                 let n = socket.completion.available(BATCH as u32 * 4);
                 for i in 0..n {
                     self.free.push(Umem::frame_base(socket.completion.read(i)));
@@ -355,7 +391,12 @@ impl Worker {
     fn kick_outstanding(&mut self) {
         for (port, socket) in self.ports.iter().enumerate() {
             if self.outstanding[port] > 0 && socket.tx.needs_wakeup() {
-                socket.kick_tx();
+                // Copy mode transmits a budget per call: call until the ring is drained.
+                for _ in 0..MAX_KICKS {
+                    if socket.kick_tx() != Kick::Again {
+                        break;
+                    }
+                }
             }
         }
     }

@@ -9,9 +9,9 @@
 use std::os::fd::AsRawFd;
 
 use aya::maps::{Array, MapData, PerCpuArray, XskMap};
-use aya::programs::{ProgramError, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::programs::{ProgramError, TestRun, TestRunAttrs, TestRunOptions, Xdp, XdpMode};
 use aya::Ebpf;
-use xlagg_common::{names, PortState, XdpCounter};
+use xlagg_common::{names, GenConfig, PortState, XdpCounter};
 
 /// The XDP object built by `build.rs` from `ebpf/xdp`.
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-xdp"));
@@ -76,6 +76,8 @@ pub enum ProgramKind {
     Port,
     /// Drop everything (test and benchmark sinks).
     Drop,
+    /// The benchmark's in-kernel generator (live-frames test runs only, never attached).
+    Generator,
 }
 
 impl ProgramKind {
@@ -83,6 +85,7 @@ impl ProgramKind {
         match self {
             ProgramKind::Port => names::PORT_PROGRAM,
             ProgramKind::Drop => names::DROP_PROGRAM,
+            ProgramKind::Generator => names::GEN_PROGRAM,
         }
     }
 }
@@ -264,6 +267,78 @@ impl PortProgram {
             .test_run(opts)
             .map(|r| r.return_value)
             .map_err(|e| self.map_err("test_run", error_chain(&e)))
+    }
+
+    /// Generator: sets the number of flows the frames cycle through.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_generator_flows(&mut self, flows: u32) -> Result<(), XdpError> {
+        let port = self.port.clone();
+        let err = |detail: String| XdpError::Map {
+            port: port.clone(),
+            map: names::GEN_CONFIG,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::GEN_CONFIG)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut array: Array<&mut MapData, GenConfig> =
+            Array::try_from(map).map_err(|e| err(e.to_string()))?;
+        array
+            .set(0, GenConfig { flows, reserved: 0 }, 0)
+            .map_err(|e| err(e.to_string()))
+    }
+
+    /// Generator: frames generated so far, summed over CPUs.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn generated(&self) -> Result<u64, XdpError> {
+        let map = self
+            .ebpf
+            .map(names::GEN_COUNT)
+            .ok_or_else(|| self.map_err(names::GEN_COUNT, "missing"))?;
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(names::GEN_COUNT, e))?;
+        let values = array
+            .get(&0, 0)
+            .map_err(|e| self.map_err(names::GEN_COUNT, e))?;
+        Ok(values.iter().sum())
+    }
+
+    /// Runs the program `repeat` times on `frame` in the kernel's live-frames mode
+    /// (`BPF_F_TEST_XDP_LIVE_FRAMES`), as if the frame had arrived on `ifindex` (of the calling
+    /// thread's network namespace): frames the program returns `XDP_TX` for leave on that
+    /// device. This is how the benchmark generates traffic without an skb per frame.
+    ///
+    /// # Errors
+    /// When the kernel refuses the run (e.g. no XDP program on the device's veth peer).
+    pub fn run_live(&self, frame: &[u8], ifindex: u32, repeat: u32) -> Result<(), XdpError> {
+        let program: &Xdp = self
+            .ebpf
+            .program(self.kind.name())
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .ok_or_else(|| self.map_err("program", "missing"))?;
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex. The kernel wants data = 0 and data_end = the frame length.
+        let md = [0u32, frame.len() as u32, 0, ifindex, 0, 0];
+        let mut ctx = [0u8; 24];
+        for (chunk, v) in ctx.chunks_exact_mut(4).zip(md) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            ctx_in: Some(&ctx),
+            repeat,
+            attrs: TestRunAttrs::new().xdp_live_frames(64),
+            ..Default::default()
+        };
+        program
+            .test_run(opts)
+            .map(|_| ())
+            .map_err(|e| self.map_err("test_run (live frames)", error_chain(&e)))
     }
 
     /// Detaches the program (also done on drop).

@@ -20,6 +20,38 @@ pub mod names {
     /// A program that drops everything: the cheap sink used by tests and benchmarks on the
     /// partner side (veth still counts the frames in its `rx_packets`).
     pub const DROP_PROGRAM: &str = "xlagg_drop";
+    /// The benchmark's in-kernel generator, run with `BPF_PROG_TEST_RUN` in live-frames mode:
+    /// stamps a flow and a sequence number into each frame and returns `XDP_TX`.
+    pub const GEN_PROGRAM: &str = "xlagg_gen";
+    /// `BPF_MAP_TYPE_ARRAY` with one [`super::GenConfig`].
+    pub const GEN_CONFIG: &str = "XLAGG_GENCFG";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` with one `u64`: frames generated on each CPU.
+    pub const GEN_COUNT: &str = "XLAGG_GENCNT";
+}
+
+/// Settings of the generator program.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct GenConfig {
+    /// Number of flows; frame `n` belongs to flow `n % flows` (0 is taken as 1).
+    pub flows: u32,
+    /// Explicit padding; always zero.
+    pub reserved: u32,
+}
+
+const _: () = assert!(core::mem::size_of::<GenConfig>() == 8);
+
+/// Offsets in the generator's frames (Ethernet + IPv4 without options + UDP + marker):
+/// UDP source port, and the payload's flow id and sequence number.
+pub mod gen_offsets {
+    /// UDP source port (network order).
+    pub const UDP_SOURCE: usize = 34;
+    /// Flow id in the payload (big-endian u32).
+    pub const FLOW: usize = 44;
+    /// Sequence number in the payload (big-endian u64).
+    pub const SEQ: usize = 48;
+    /// The frame must be at least this long.
+    pub const MIN_LEN: usize = 56;
 }
 
 /// Upper bound on receive queues per port (the size of the XSKMAP).
@@ -103,3 +135,8 @@ impl XdpCounter {
 // bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PortState {}
+
+// SAFETY: GenConfig is repr(C), two u32 with no padding (size asserted above), any bit pattern
+// is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for GenConfig {}

@@ -20,7 +20,7 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
-use xlagg_common::{PortState, XdpCounter, ETHERTYPE_SLOW, MAX_QUEUES};
+use xlagg_common::{gen_offsets, GenConfig, PortState, XdpCounter, ETHERTYPE_SLOW, MAX_QUEUES};
 
 #[map(name = "XLAGG_XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
@@ -81,6 +81,47 @@ pub fn xlagg_port(ctx: XdpContext) -> u32 {
 #[xdp]
 pub fn xlagg_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
+}
+
+#[map(name = "XLAGG_GENCFG")]
+static GEN_CONFIG: Array<GenConfig> = Array::with_max_entries(1, 0);
+
+#[map(name = "XLAGG_GENCNT")]
+static GEN_COUNT: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
+
+/// The benchmark generator, for `BPF_PROG_TEST_RUN` in live-frames mode: each run takes the
+/// next sequence number of this CPU, writes it and its flow (`seq % flows`) into the frame,
+/// sets the UDP source port from the flow, and transmits the frame on the ingress device.
+/// The IPv4 header is not touched, so its checksum stays valid; the UDP checksum is zero.
+#[xdp]
+pub fn xlagg_gen(ctx: XdpContext) -> u32 {
+    let start = ctx.data();
+    if start + gen_offsets::MIN_LEN > ctx.data_end() {
+        return xdp_action::XDP_ABORTED;
+    }
+    let Some(counter) = GEN_COUNT.get_ptr_mut(0) else {
+        return xdp_action::XDP_ABORTED;
+    };
+    // SAFETY: a per-CPU slot from a successful lookup; only this CPU's runs touch it.
+    let seq = unsafe {
+        let seq = *counter;
+        *counter = seq + 1;
+        seq
+    };
+    let flows = match GEN_CONFIG.get(0) {
+        Some(c) if c.flows > 0 => u64::from(c.flows),
+        _ => 1,
+    };
+    // checked_rem: no divide-by-zero panic path for the verifier to reject.
+    let flow = seq.checked_rem(flows).unwrap_or(0) as u32;
+    let sport = 10000 + (flow % 50000) as u16;
+    // SAFETY: every write below ends before start + MIN_LEN, checked above.
+    unsafe {
+        *((start + gen_offsets::UDP_SOURCE) as *mut [u8; 2]) = sport.to_be_bytes();
+        *((start + gen_offsets::FLOW) as *mut [u8; 4]) = flow.to_be_bytes();
+        *((start + gen_offsets::SEQ) as *mut [u8; 8]) = seq.to_be_bytes();
+    }
+    xdp_action::XDP_TX
 }
 
 #[cfg(not(test))]
