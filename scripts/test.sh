@@ -24,7 +24,7 @@ echo "== unit tests"
 cargo test --workspace --locked --lib --bins
 
 echo "== namespace and kernel tests"
-cargo test --workspace --locked --tests -- --test-threads=1
+cargo test --workspace --locked --test '*' -- --test-threads=1
 
 echo "== stray namespaces check"
 left=$(scripts/testbed.sh list)
