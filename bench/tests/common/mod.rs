@@ -69,8 +69,9 @@ pub fn run_ok(cmd: &mut Command) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-/// The namespaces of one test bed; removed on drop.
+/// A test bed (removed on drop) with the helpers the tests need.
 pub struct Bed {
+    inner: xlagg_bench::testbed::Bed,
     pub id: String,
     pub members: usize,
 }
@@ -85,29 +86,23 @@ impl Bed {
             std::process::id() % 100_000,
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let mut cmd = Command::new(repo().join("scripts/testbed.sh"));
-        cmd.args(["up", &id, &members.to_string()]);
-        if bridge {
-            cmd.arg("bridge");
-        }
-        run_ok(&mut cmd);
-        Bed { id, members }
-    }
-
-    pub fn ns(&self, role: &str) -> String {
-        format!("xl-{}-{role}", self.id)
+        let inner =
+            xlagg_bench::testbed::Bed::up(&repo().join("scripts/testbed.sh"), &id, members, bridge)
+                .unwrap_or_else(|e| panic!("{e:#}"));
+        Bed { inner, id, members }
     }
 
     pub fn exec(&self, role: &str, args: &[&str]) -> Command {
-        let mut cmd = Command::new("ip");
-        cmd.args(["netns", "exec", &self.ns(role)]).args(args);
+        let (program, rest) = args.split_first().expect("a program to run");
+        let mut cmd = self.inner.exec(role, std::path::Path::new(program));
+        cmd.args(rest);
         cmd
     }
 
     pub fn ip(&self, role: &str, args: &[&str]) -> String {
-        let mut cmd = Command::new("ip");
-        cmd.args(["-n", &self.ns(role)]).args(args);
-        run_ok(&mut cmd)
+        self.inner
+            .ip(role, args)
+            .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
     pub fn member_names(&self) -> Vec<String> {
@@ -143,10 +138,11 @@ impl Bed {
 
     /// Sends test frames on `iface` of namespace `role`.
     pub fn send_on(&self, role: &str, iface: &str, flows: u32, per_flow: u32, first_seq: u64) {
+        let bench = bench_bin();
         run_ok(&mut self.exec(
             role,
             &[
-                bench_bin().to_str().expect("utf-8 path"),
+                bench.to_str().expect("utf-8 path"),
                 "send",
                 "--iface",
                 iface,
@@ -158,14 +154,6 @@ impl Bed {
                 &first_seq.to_string(),
             ],
         ));
-    }
-}
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = Command::new(repo().join("scripts/testbed.sh"))
-            .args(["down", &self.id])
-            .status();
     }
 }
 
