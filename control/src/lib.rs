@@ -4,6 +4,7 @@
 //! Layers:
 //! - [`config`]: the one configuration model and its validator;
 //! - [`netdev`]: kernel devices through rtnetlink;
+//! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind.
 //!
 //! Non-goals here (yet): LACP negotiation, event-driven link monitoring and peer notification,
@@ -11,5 +12,6 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod lacp;
 pub mod lagg;
 pub mod netdev;

@@ -1,0 +1,461 @@
+//! Slow-protocol wire formats: LACPDU (subtype 1) and Marker PDU (subtype 2), IEEE 802.1AX-2008
+//! clauses 5.4.2 and 5.5.3 (802.3ad clause 43).
+//!
+//! Each format has a `Repr` with `parse` and `emit`. Parsing walks the TLVs, so a version-2
+//! LACPDU (802.1AX-2014) with extra TLVs is accepted: the three version-1 TLVs are required,
+//! anything else is skipped. Every read is bounds-checked; a malformed frame gives an error,
+//! never a panic.
+
+use std::fmt;
+
+/// The Slow Protocols multicast address.
+pub const SLOW_PROTOCOLS_MAC: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02];
+/// Slow Protocols ethertype.
+pub const ETHERTYPE_SLOW: u16 = 0x8809;
+/// Length of an LACPDU or Marker PDU frame without FCS.
+pub const FRAME_LEN: usize = 124;
+/// Offset of the slow-protocol subtype (after the Ethernet header).
+const PDU: usize = 14;
+
+/// Why a slow-protocol frame was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum PduError {
+    /// Too short for what it claims to be.
+    #[error("frame truncated")]
+    Truncated,
+    /// Not ethertype 0x8809.
+    #[error("not a slow-protocol frame")]
+    NotSlowProtocol,
+    /// A subtype other than LACP (1) or Marker (2); e.g. OAM (3).
+    #[error("unknown slow-protocol subtype {0}")]
+    UnknownSubtype(u8),
+    /// A required TLV is missing or has the wrong length.
+    #[error("malformed TLV {tlv} (length {len})")]
+    BadTlv {
+        /// TLV type.
+        tlv: u8,
+        /// Its length field.
+        len: u8,
+    },
+    /// Version 0 is not a valid LACP/Marker version.
+    #[error("invalid version 0")]
+    BadVersion,
+}
+
+/// The eight LACP state bits (802.1AX 5.4.2.2, Actor_State / Partner_State).
+#[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct PortState(pub u8);
+
+impl PortState {
+    /// Active LACP (otherwise passive).
+    pub const ACTIVITY: u8 = 1 << 0;
+    /// Short timeout (otherwise long).
+    pub const TIMEOUT: u8 = 1 << 1;
+    /// Aggregatable (otherwise individual).
+    pub const AGGREGATION: u8 = 1 << 2;
+    /// In sync: attached to the right aggregator.
+    pub const SYNCHRONIZATION: u8 = 1 << 3;
+    /// Collecting enabled.
+    pub const COLLECTING: u8 = 1 << 4;
+    /// Distributing enabled.
+    pub const DISTRIBUTING: u8 = 1 << 5;
+    /// Partner information is administrative defaults.
+    pub const DEFAULTED: u8 = 1 << 6;
+    /// Receive machine in EXPIRED.
+    pub const EXPIRED: u8 = 1 << 7;
+
+    const NAMES: [(u8, &'static str); 8] = [
+        (Self::ACTIVITY, "ACTIVITY"),
+        (Self::TIMEOUT, "TIMEOUT"),
+        (Self::AGGREGATION, "AGGREGATION"),
+        (Self::SYNCHRONIZATION, "SYNC"),
+        (Self::COLLECTING, "COLLECTING"),
+        (Self::DISTRIBUTING, "DISTRIBUTING"),
+        (Self::DEFAULTED, "DEFAULTED"),
+        (Self::EXPIRED, "EXPIRED"),
+    ];
+
+    /// Whether `bit` is set.
+    pub const fn has(self, bit: u8) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// Sets or clears `bit`.
+    pub fn set(&mut self, bit: u8, on: bool) {
+        if on {
+            self.0 |= bit;
+        } else {
+            self.0 &= !bit;
+        }
+    }
+}
+
+impl fmt::Display for PortState {
+    /// lagg style: `<ACTIVITY,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>`.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<")?;
+        let mut first = true;
+        for (bit, name) in Self::NAMES {
+            if self.has(bit) {
+                if !first {
+                    f.write_str(",")?;
+                }
+                f.write_str(name)?;
+                first = false;
+            }
+        }
+        f.write_str(">")
+    }
+}
+
+impl fmt::Debug for PortState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:#04x}{self}", self.0)
+    }
+}
+
+/// One side's information in an LACPDU (Actor or Partner TLV).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct PortInfo {
+    /// System priority.
+    pub system_priority: u16,
+    /// System MAC address.
+    pub system: [u8; 6],
+    /// Operational key.
+    pub key: u16,
+    /// Port priority.
+    pub port_priority: u16,
+    /// Port number.
+    pub port: u16,
+    /// State bits.
+    pub state: PortState,
+}
+
+impl PortInfo {
+    fn parse(b: &[u8]) -> PortInfo {
+        PortInfo {
+            system_priority: u16::from_be_bytes([b[0], b[1]]),
+            system: [b[2], b[3], b[4], b[5], b[6], b[7]],
+            key: u16::from_be_bytes([b[8], b[9]]),
+            port_priority: u16::from_be_bytes([b[10], b[11]]),
+            port: u16::from_be_bytes([b[12], b[13]]),
+            state: PortState(b[14]),
+        }
+    }
+
+    fn emit(&self, b: &mut [u8]) {
+        b[0..2].copy_from_slice(&self.system_priority.to_be_bytes());
+        b[2..8].copy_from_slice(&self.system);
+        b[8..10].copy_from_slice(&self.key.to_be_bytes());
+        b[10..12].copy_from_slice(&self.port_priority.to_be_bytes());
+        b[12..14].copy_from_slice(&self.port.to_be_bytes());
+        b[14] = self.state.0;
+        b[15..18].fill(0);
+    }
+
+    /// Whether the identifying fields (all but the state) are equal.
+    pub fn same_port(&self, other: &PortInfo) -> bool {
+        self.system_priority == other.system_priority
+            && self.system == other.system
+            && self.key == other.key
+            && self.port_priority == other.port_priority
+            && self.port == other.port
+    }
+}
+
+/// A parsed LACPDU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lacpdu {
+    /// Version number (1 for 802.1AX-2008; 2 and later add TLVs, tolerated).
+    pub version: u8,
+    /// The sender's own information.
+    pub actor: PortInfo,
+    /// What the sender knows of us.
+    pub partner: PortInfo,
+    /// Collector max delay, tens of microseconds.
+    pub collector_max_delay: u16,
+}
+
+/// A parsed Marker PDU.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Marker {
+    /// Information (request, TLV 1) or Response (TLV 2).
+    pub response: bool,
+    /// Requester's port.
+    pub port: u16,
+    /// Requester's system.
+    pub system: [u8; 6],
+    /// Requester's transaction id.
+    pub transaction: u32,
+}
+
+/// Any slow-protocol PDU xlagg understands.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SlowPdu {
+    /// LACP.
+    Lacp(Lacpdu),
+    /// Marker protocol.
+    Marker(Marker),
+}
+
+fn get(frame: &[u8], at: usize, len: usize) -> Result<&[u8], PduError> {
+    frame.get(at..at + len).ok_or(PduError::Truncated)
+}
+
+/// Parses a whole Ethernet frame carrying a slow-protocol PDU (any destination address).
+///
+/// # Errors
+/// What is wrong with it.
+pub fn parse(frame: &[u8]) -> Result<SlowPdu, PduError> {
+    let ethertype = get(frame, 12, 2)?;
+    if u16::from_be_bytes([ethertype[0], ethertype[1]]) != ETHERTYPE_SLOW {
+        return Err(PduError::NotSlowProtocol);
+    }
+    let head = get(frame, PDU, 2)?;
+    let (subtype, version) = (head[0], head[1]);
+    if subtype != 1 && subtype != 2 {
+        return Err(PduError::UnknownSubtype(subtype));
+    }
+    if version == 0 {
+        return Err(PduError::BadVersion);
+    }
+    // Walk the TLVs: type, length (including these two bytes), value.
+    let mut at = PDU + 2;
+    let mut actor = None;
+    let mut partner = None;
+    let mut collector = None;
+    let mut marker = None;
+    loop {
+        let tl = get(frame, at, 2)?;
+        let (tlv, len) = (tl[0], tl[1]);
+        if tlv == 0 {
+            break;
+        }
+        if len < 2 {
+            return Err(PduError::BadTlv { tlv, len });
+        }
+        let value = get(frame, at + 2, usize::from(len) - 2)?;
+        match (subtype, tlv) {
+            (1, 1) | (1, 2) if len != 20 => return Err(PduError::BadTlv { tlv, len }),
+            (1, 1) => actor = Some(PortInfo::parse(value)),
+            (1, 2) => partner = Some(PortInfo::parse(value)),
+            (1, 3) if len != 16 => return Err(PduError::BadTlv { tlv, len }),
+            (1, 3) => collector = Some(u16::from_be_bytes([value[0], value[1]])),
+            (2, 1) | (2, 2) if len != 16 => return Err(PduError::BadTlv { tlv, len }),
+            (2, 1) | (2, 2) => {
+                marker = Some(Marker {
+                    response: tlv == 2,
+                    port: u16::from_be_bytes([value[0], value[1]]),
+                    system: [value[2], value[3], value[4], value[5], value[6], value[7]],
+                    transaction: u32::from_be_bytes([value[8], value[9], value[10], value[11]]),
+                });
+            }
+            // Version-2 TLVs and anything newer: skipped.
+            _ => {}
+        }
+        at += usize::from(len);
+    }
+    if subtype == 1 {
+        match (actor, partner, collector) {
+            (Some(actor), Some(partner), Some(collector_max_delay)) => Ok(SlowPdu::Lacp(Lacpdu {
+                version,
+                actor,
+                partner,
+                collector_max_delay,
+            })),
+            (None, _, _) => Err(PduError::BadTlv { tlv: 1, len: 0 }),
+            (_, None, _) => Err(PduError::BadTlv { tlv: 2, len: 0 }),
+            (_, _, None) => Err(PduError::BadTlv { tlv: 3, len: 0 }),
+        }
+    } else {
+        marker
+            .map(SlowPdu::Marker)
+            .ok_or(PduError::BadTlv { tlv: 1, len: 0 })
+    }
+}
+
+fn ethernet(buf: &mut [u8; FRAME_LEN], src: [u8; 6]) {
+    buf.fill(0);
+    buf[0..6].copy_from_slice(&SLOW_PROTOCOLS_MAC);
+    buf[6..12].copy_from_slice(&src);
+    buf[12..14].copy_from_slice(&ETHERTYPE_SLOW.to_be_bytes());
+}
+
+impl Lacpdu {
+    /// The 124-byte frame, sent from `src` (the member port's MAC), always as version 1.
+    pub fn emit(&self, src: [u8; 6]) -> [u8; FRAME_LEN] {
+        let mut buf = [0u8; FRAME_LEN];
+        ethernet(&mut buf, src);
+        let p = &mut buf[PDU..];
+        p[0] = 1;
+        p[1] = 1;
+        p[2] = 1;
+        p[3] = 20;
+        self.actor.emit(&mut p[4..22]);
+        p[22] = 2;
+        p[23] = 20;
+        self.partner.emit(&mut p[24..42]);
+        p[42] = 3;
+        p[43] = 16;
+        p[44..46].copy_from_slice(&self.collector_max_delay.to_be_bytes());
+        // Terminator (0, 0) and 50 reserved bytes are already zero.
+        buf
+    }
+}
+
+impl Marker {
+    /// The 124-byte frame, sent from `src`.
+    pub fn emit(&self, src: [u8; 6]) -> [u8; FRAME_LEN] {
+        let mut buf = [0u8; FRAME_LEN];
+        ethernet(&mut buf, src);
+        let p = &mut buf[PDU..];
+        p[0] = 2;
+        p[1] = 1;
+        p[2] = if self.response { 2 } else { 1 };
+        p[3] = 16;
+        p[4..6].copy_from_slice(&self.port.to_be_bytes());
+        p[6..12].copy_from_slice(&self.system);
+        p[12..16].copy_from_slice(&self.transaction.to_be_bytes());
+        buf
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hex(s: &str) -> Vec<u8> {
+        let s: String = s.split_whitespace().collect();
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    /// An LACPDU as Linux bonding (802.3ad mode) sends it, written out from the standard's
+    /// layout: actor system 00:1b:21:3c:9d:f8 priority 65535 key 9 port priority 255 port 1,
+    /// state ACTIVITY|AGGREGATION|SYNC|COLLECTING|DISTRIBUTING (0x3d); partner
+    /// 00:0e:83:16:f5:00 priority 32768 key 14 port priority 32768 port 25 state 0x3f;
+    /// collector max delay 0.
+    const BONDING_LACPDU: &str = "0180c2000002 001b213c9df8 8809 0101
+        0114 ffff 001b213c9df8 0009 00ff 0001 3d 000000
+        0214 8000 000e8316f500 000e 8000 0019 3f 000000
+        0310 0000 000000000000000000000000
+        0000
+        00000000000000000000000000000000000000000000000000
+        00000000000000000000000000000000000000000000000000";
+
+    fn bonding() -> Lacpdu {
+        Lacpdu {
+            version: 1,
+            actor: PortInfo {
+                system_priority: 0xffff,
+                system: [0x00, 0x1b, 0x21, 0x3c, 0x9d, 0xf8],
+                key: 9,
+                port_priority: 255,
+                port: 1,
+                state: PortState(0x3d),
+            },
+            partner: PortInfo {
+                system_priority: 0x8000,
+                system: [0x00, 0x0e, 0x83, 0x16, 0xf5, 0x00],
+                key: 14,
+                port_priority: 0x8000,
+                port: 25,
+                state: PortState(0x3f),
+            },
+            collector_max_delay: 0,
+        }
+    }
+
+    #[test]
+    fn lacpdu_parses_and_emits_byte_for_byte() {
+        let bytes = hex(BONDING_LACPDU);
+        assert_eq!(bytes.len(), FRAME_LEN);
+        assert_eq!(parse(&bytes), Ok(SlowPdu::Lacp(bonding())));
+        let out = bonding().emit([0x00, 0x1b, 0x21, 0x3c, 0x9d, 0xf8]);
+        assert_eq!(out.to_vec(), bytes);
+    }
+
+    #[test]
+    fn state_bits_print_as_lagg_flags() {
+        assert_eq!(
+            PortState(0x3d).to_string(),
+            "<ACTIVITY,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>"
+        );
+        assert_eq!(
+            PortState(0x47).to_string(),
+            "<ACTIVITY,TIMEOUT,AGGREGATION,DEFAULTED>"
+        );
+        assert_eq!(PortState(0).to_string(), "<>");
+    }
+
+    #[test]
+    fn marker_information_and_response_round_trip() {
+        let m = Marker {
+            response: false,
+            port: 3,
+            system: [2, 0, 0, 0, 0, 9],
+            transaction: 0xdead_beef,
+        };
+        let frame = m.emit([2, 0, 0, 0, 0, 9]);
+        assert_eq!(&frame[14..20], &[2, 1, 1, 16, 0, 3]);
+        assert_eq!(parse(&frame), Ok(SlowPdu::Marker(m)));
+        let r = Marker {
+            response: true,
+            ..m
+        };
+        assert_eq!(parse(&r.emit([2, 0, 0, 0, 0, 1])), Ok(SlowPdu::Marker(r)));
+    }
+
+    #[test]
+    fn version_2_with_extra_tlvs_is_tolerated() {
+        let mut bytes = hex(BONDING_LACPDU);
+        bytes[15] = 2;
+        // Replace the terminator by a 6-byte unknown TLV (type 4), then terminate.
+        bytes[72..80].copy_from_slice(&[4, 6, 1, 2, 3, 4, 0, 0]);
+        let SlowPdu::Lacp(pdu) = parse(&bytes).expect("v2 parses") else {
+            panic!()
+        };
+        assert_eq!(pdu.version, 2);
+        assert_eq!(pdu.actor, bonding().actor);
+    }
+
+    #[test]
+    fn malformed_frames_are_errors() {
+        let good = hex(BONDING_LACPDU);
+        let mut bad_len = good.clone();
+        bad_len[17] = 19;
+        assert_eq!(parse(&bad_len), Err(PduError::BadTlv { tlv: 1, len: 19 }));
+        let mut oam = good.clone();
+        oam[14] = 3;
+        assert_eq!(parse(&oam), Err(PduError::UnknownSubtype(3)));
+        let mut v0 = good.clone();
+        v0[15] = 0;
+        assert_eq!(parse(&v0), Err(PduError::BadVersion));
+        let mut no_partner = good.clone();
+        no_partner[36] = 9; // partner TLV becomes an unknown TLV
+        assert_eq!(parse(&no_partner), Err(PduError::BadTlv { tlv: 2, len: 0 }));
+        let mut zero_len = good.clone();
+        zero_len[57] = 0;
+        assert_eq!(parse(&zero_len), Err(PduError::BadTlv { tlv: 3, len: 0 }));
+        assert_eq!(parse(&good[..60]), Err(PduError::Truncated));
+        let mut ip = good.clone();
+        ip[12..14].copy_from_slice(&[8, 0]);
+        assert_eq!(parse(&ip), Err(PduError::NotSlowProtocol));
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(proptest::num::u8::ANY, 0..200)) {
+            let _ = parse(&bytes);
+        }
+
+        #[test]
+        fn mutated_lacpdus_never_panic(at in 12usize..124, value in proptest::num::u8::ANY) {
+            let mut bytes = hex(BONDING_LACPDU);
+            bytes[at] = value;
+            let _ = parse(&bytes);
+        }
+    }
+}

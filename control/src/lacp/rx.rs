@@ -1,0 +1,183 @@
+//! Receive machine, 802.1AX-2008 5.4.12 (Figure 5-10).
+//!
+//! Records the partner's information from LACPDUs, times it out (current_while: 3 s with a
+//! short timeout, 90 s with a long one), and falls back to administrative defaults.
+
+use std::fmt;
+
+use super::pdu::{Lacpdu, PortInfo, PortState};
+use super::port::{PortVars, Selected, Timer};
+use super::{Time, LONG_TIMEOUT, SHORT_TIMEOUT};
+
+/// Receive machine states.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// INITIALIZE.
+    Initialize,
+    /// PORT_DISABLED.
+    PortDisabled,
+    /// EXPIRED.
+    Expired,
+    /// LACP_DISABLED (not used: every xlagg port runs LACP).
+    LacpDisabled,
+    /// DEFAULTED.
+    Defaulted,
+    /// CURRENT.
+    Current,
+}
+
+impl fmt::Display for State {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            State::Initialize => "INITIALIZE",
+            State::PortDisabled => "PORT_DISABLED",
+            State::Expired => "EXPIRED",
+            State::LacpDisabled => "LACP_DISABLED",
+            State::Defaulted => "DEFAULTED",
+            State::Current => "CURRENT",
+        })
+    }
+}
+
+fn set_state(port: &mut PortVars, to: State) {
+    if port.rx != to {
+        tracing::debug!(port = %port.name, "rx {} -> {}", port.rx, to);
+    }
+    port.rx = to;
+}
+
+/// recordDefault: partner operational values from the administrative ones.
+fn record_default(port: &mut PortVars) {
+    port.partner = port.partner_admin;
+    port.set_actor(PortState::DEFAULTED, true);
+}
+
+/// Whether the partner's view of us (`pdu.partner`) matches our operational values.
+fn partner_view_matches(actor: &PortInfo, seen: &PortInfo) -> bool {
+    actor.same_port(seen)
+        && actor.state.has(PortState::AGGREGATION) == seen.state.has(PortState::AGGREGATION)
+}
+
+/// recordPDU: the partner's actor information becomes our partner information; the partner
+/// is in sync when it has us right and says so (or is an individual link that says so).
+fn record_pdu(port: &mut PortVars, pdu: &Lacpdu) {
+    port.partner = pdu.actor;
+    port.set_actor(PortState::DEFAULTED, false);
+    let synced = pdu.actor.state.has(PortState::SYNCHRONIZATION);
+    let active = pdu.actor.state.has(PortState::ACTIVITY)
+        || (port.actor.state.has(PortState::ACTIVITY)
+            && pdu.partner.state.has(PortState::ACTIVITY));
+    let sync = (partner_view_matches(&port.actor, &pdu.partner) && synced && active)
+        || (!pdu.actor.state.has(PortState::AGGREGATION) && synced);
+    port.partner.state.set(PortState::SYNCHRONIZATION, sync);
+}
+
+/// update_Selected: a different partner (or a change to individual) unselects the port.
+fn update_selected(port: &mut PortVars, pdu: &Lacpdu) {
+    let same = port.partner.same_port(&pdu.actor)
+        && port.partner.state.has(PortState::AGGREGATION)
+            == pdu.actor.state.has(PortState::AGGREGATION);
+    if !same {
+        port.selected = Selected::Unselected;
+    }
+}
+
+/// update_Default_Selected: the same for the administrative defaults.
+fn update_default_selected(port: &mut PortVars) {
+    let same = port.partner.same_port(&port.partner_admin)
+        && port.partner.state.has(PortState::AGGREGATION)
+            == port.partner_admin.state.has(PortState::AGGREGATION);
+    if !same {
+        port.selected = Selected::Unselected;
+    }
+}
+
+/// update_NTT: transmit soon when the partner's view of us is out of date.
+fn update_ntt(port: &mut PortVars, pdu: &Lacpdu) {
+    const BITS: u8 = PortState::ACTIVITY
+        | PortState::TIMEOUT
+        | PortState::SYNCHRONIZATION
+        | PortState::AGGREGATION;
+    if !port.actor.same_port(&pdu.partner)
+        || (port.actor.state.0 & BITS) != (pdu.partner.state.0 & BITS)
+    {
+        port.ntt = true;
+    }
+}
+
+fn enter_current(port: &mut PortVars, pdu: &Lacpdu, now: Time) {
+    set_state(port, State::Current);
+    update_selected(port, pdu);
+    update_ntt(port, pdu);
+    record_pdu(port, pdu);
+    let timeout = if port.actor_state().has(PortState::TIMEOUT) {
+        SHORT_TIMEOUT
+    } else {
+        LONG_TIMEOUT
+    };
+    port.start(Timer::CurrentWhile, now, timeout);
+    port.set_actor(PortState::EXPIRED, false);
+}
+
+/// Runs the machine once; returns whether anything changed.
+pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
+    let before = (port.rx, port.selected, port.partner, port.actor.state);
+    // Global transitions.
+    if port.begin {
+        set_state(port, State::Initialize);
+    } else if !port.enabled && port.rx != State::PortDisabled && port.rx != State::Initialize {
+        set_state(port, State::PortDisabled);
+        port.partner.state.set(PortState::SYNCHRONIZATION, false);
+        port.stop(Timer::CurrentWhile);
+    }
+    let pdu = port.pdu.take();
+    match port.rx {
+        State::Initialize => {
+            port.selected = Selected::Unselected;
+            record_default(port);
+            port.set_actor(PortState::EXPIRED, false);
+            set_state(port, State::PortDisabled);
+            port.partner.state.set(PortState::SYNCHRONIZATION, false);
+            if port.enabled {
+                enter_expired(port, now);
+            }
+        }
+        State::PortDisabled | State::LacpDisabled => {
+            if port.enabled {
+                enter_expired(port, now);
+            }
+        }
+        State::Expired => {
+            if let Some(pdu) = pdu {
+                enter_current(port, &pdu, now);
+            } else if port.expired(Timer::CurrentWhile, now) {
+                port.stop(Timer::CurrentWhile);
+                set_state(port, State::Defaulted);
+                update_default_selected(port);
+                record_default(port);
+                port.set_actor(PortState::EXPIRED, false);
+            }
+        }
+        State::Defaulted => {
+            if let Some(pdu) = pdu {
+                enter_current(port, &pdu, now);
+            }
+        }
+        State::Current => {
+            if let Some(pdu) = pdu {
+                enter_current(port, &pdu, now);
+            } else if port.expired(Timer::CurrentWhile, now) {
+                enter_expired(port, now);
+            }
+        }
+    }
+    before != (port.rx, port.selected, port.partner, port.actor.state)
+}
+
+fn enter_expired(port: &mut PortVars, now: Time) {
+    set_state(port, State::Expired);
+    port.partner.state.set(PortState::SYNCHRONIZATION, false);
+    port.partner.state.set(PortState::TIMEOUT, true);
+    port.start(Timer::CurrentWhile, now, SHORT_TIMEOUT);
+    port.set_actor(PortState::EXPIRED, true);
+}
