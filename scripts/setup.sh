@@ -1,13 +1,15 @@
 #!/usr/bin/env bash
 # Installs everything xlagg needs on a fresh Debian bookworm machine:
-#   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq
+#   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq, Open vSwitch
 #   - the pinned nightly (with rust-src) that builds the XDP program
 #   - bpf-linker, linked against LLVM 22
 # Idempotent: when everything is already there it returns in about a second.
 set -euo pipefail
 
 NIGHTLY="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
-APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps)
+# openvswitch-switch: the independent LACP partner of the interop tests (started by the tests,
+# never as a service).
+APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps openvswitch-switch)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -155,6 +155,7 @@ pub fn serve(
         cores: core.into_iter().collect(),
         zero_copy: ZeroCopy::Auto,
         ring_size: 4096,
+        lacp: Default::default(),
     };
     let nl = Netlink::new()?;
     let options = StartOptions {

@@ -115,6 +115,70 @@ pub struct LaggConfig {
     pub zero_copy: ZeroCopy,
     /// AF_XDP ring size (every ring).
     pub ring_size: u32,
+    /// LACP settings (used with `laggproto lacp`).
+    pub lacp: LacpOptions,
+}
+
+/// LACP options of one lagg (lagg's names where it has them).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LacpOptions {
+    /// Active (send LACPDUs unprompted) or passive.
+    pub active: bool,
+    /// `lacp_fast_timeout`: ask the partner for LACPDUs every second (3 s timeout).
+    pub fast_timeout: bool,
+    /// `lacp_strict`: a port carries nothing until the partner is heard.
+    pub strict: bool,
+    /// System priority.
+    pub system_priority: u16,
+    /// System MAC; `None`: the first member's MAC.
+    pub system_mac: Option<[u8; 6]>,
+    /// Key of every port; `None`: the lagg number plus one.
+    pub key: Option<u16>,
+    /// Port priority of every port unless listed in `port_priorities`.
+    pub port_priority: u16,
+    /// Per-port priorities.
+    pub port_priorities: Vec<(String, u16)>,
+    /// Fewer distributing ports than this: the lagg distributes on none.
+    pub min_links: usize,
+    /// Mux control: coupled (default) or independent.
+    pub independent_mux: bool,
+    /// Aggregator selection: speed, count or stable.
+    pub selection: String,
+}
+
+impl Default for LacpOptions {
+    fn default() -> Self {
+        Self {
+            active: true,
+            fast_timeout: false,
+            strict: true,
+            system_priority: 0x8000,
+            system_mac: None,
+            key: None,
+            port_priority: 0x8000,
+            port_priorities: Vec::new(),
+            min_links: 1,
+            independent_mux: false,
+            selection: "speed".into(),
+        }
+    }
+}
+
+/// Parses `aa:bb:cc:dd:ee:ff`.
+///
+/// # Errors
+/// The expected form.
+pub fn parse_mac(text: &str) -> Result<[u8; 6], String> {
+    let parts: Vec<&str> = text.split([':', '-']).collect();
+    let bad = || format!("'{text}' is not a MAC address: write it as 02:00:00:00:00:01");
+    if parts.len() != 6 {
+        return Err(bad());
+    }
+    let mut mac = [0u8; 6];
+    for (b, p) in mac.iter_mut().zip(parts) {
+        *b = u8::from_str_radix(p, 16).map_err(|_| bad())?;
+    }
+    Ok(mac)
 }
 
 /// Daemon-wide settings.
@@ -213,6 +277,44 @@ struct RawLagg {
     zero_copy: String,
     #[serde(default = "default_ring_size")]
     ring_size: u32,
+    #[serde(default = "yes")]
+    lacp_active: bool,
+    #[serde(default)]
+    lacp_fast_timeout: bool,
+    #[serde(default = "yes")]
+    lacp_strict: bool,
+    #[serde(default = "default_priority")]
+    lacp_system_priority: u32,
+    #[serde(default)]
+    lacp_system_mac: Option<String>,
+    #[serde(default)]
+    lacp_key: Option<u32>,
+    #[serde(default = "default_priority")]
+    lacp_port_priority: u32,
+    #[serde(default)]
+    lacp_port_priorities: std::collections::BTreeMap<String, u32>,
+    #[serde(default = "one_usize")]
+    min_links: usize,
+    #[serde(default = "default_mux")]
+    lacp_mux: String,
+    #[serde(default = "default_select")]
+    lacp_select: String,
+}
+
+fn yes() -> bool {
+    true
+}
+fn default_priority() -> u32 {
+    0x8000
+}
+fn one_usize() -> usize {
+    1
+}
+fn default_mux() -> String {
+    "coupled".into()
+}
+fn default_select() -> String {
+    "speed".into()
 }
 
 fn default_proto() -> String {
@@ -452,6 +554,75 @@ impl Config {
                     None
                 }
             };
+            let mut lacp = LacpOptions {
+                active: r.lacp_active,
+                fast_timeout: r.lacp_fast_timeout,
+                strict: r.lacp_strict,
+                min_links: r.min_links,
+                independent_mux: r.lacp_mux == "independent",
+                selection: r.lacp_select.clone(),
+                ..LacpOptions::default()
+            };
+            let mut priority = |field: &str, v: u32| -> u16 {
+                if v > 0xffff {
+                    bad(
+                        field,
+                        format!("{v} is out of range: use 0 to 65535 (lower is preferred)"),
+                    );
+                }
+                v.min(0xffff) as u16
+            };
+            lacp.system_priority = priority("lacp_system_priority", r.lacp_system_priority);
+            lacp.port_priority = priority("lacp_port_priority", r.lacp_port_priority);
+            let mut per_port = Vec::new();
+            for (port, v) in &r.lacp_port_priorities {
+                per_port.push((port.clone(), priority("lacp_port_priorities", *v)));
+            }
+            lacp.port_priorities = per_port;
+            for (port, _) in &lacp.port_priorities {
+                if !r.laggports.contains(port) {
+                    bad(
+                        "lacp_port_priorities",
+                        format!("{port} is not one of this lagg's laggports"),
+                    );
+                }
+            }
+            match r.lacp_key {
+                Some(0) => bad("lacp_key", "0 is reserved: use 1 to 65535".into()),
+                Some(k) if k > 0xffff => {
+                    bad("lacp_key", format!("{k} is out of range: use 1 to 65535"))
+                }
+                Some(k) => lacp.key = Some(k as u16),
+                None => {}
+            }
+            if let Some(m) = &r.lacp_system_mac {
+                match parse_mac(m) {
+                    Ok(mac) if mac == [0; 6] || mac[0] & 1 == 1 => bad(
+                        "lacp_system_mac",
+                        format!("{m} must be a unicast, non-zero address"),
+                    ),
+                    Ok(mac) => lacp.system_mac = Some(mac),
+                    Err(e) => bad("lacp_system_mac", e),
+                }
+            }
+            if r.min_links == 0 || r.min_links > MAX_MEMBERS {
+                bad(
+                    "min_links",
+                    format!("{} is out of range: use 1 to {MAX_MEMBERS}", r.min_links),
+                );
+            }
+            if !matches!(r.lacp_mux.as_str(), "coupled" | "independent") {
+                bad(
+                    "lacp_mux",
+                    format!("'{}' is not one of coupled, independent", r.lacp_mux),
+                );
+            }
+            if !matches!(r.lacp_select.as_str(), "speed" | "count" | "stable") {
+                bad(
+                    "lacp_select",
+                    format!("'{}' is not one of speed, count, stable", r.lacp_select),
+                );
+            }
             for port in &r.laggports {
                 taken.push((port.clone(), r.name.clone()));
             }
@@ -470,6 +641,7 @@ impl Config {
                     cores: r.cores,
                     zero_copy,
                     ring_size: r.ring_size,
+                    lacp,
                 });
             }
         }
@@ -565,6 +737,14 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"b\"]", "lagg0.name: lagg0 is defined twice"),
             ("[daemon]\nlink_poll_ms = 0\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]", "daemon.link_poll_ms: 0 is out of range"),
             ("", "lagg: no [[lagg]] table"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_key = 0\nlaggports = [\"a\"]", "lagg0.lacp_key: 0 is reserved: use 1 to 65535"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_system_mac = \"01:00:5e:00:00:01\"\nlaggports = [\"a\"]", "lagg0.lacp_system_mac: 01:00:5e:00:00:01 must be a unicast, non-zero address"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_system_mac = \"zz\"\nlaggports = [\"a\"]", "lagg0.lacp_system_mac: 'zz' is not a MAC address"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_system_priority = 70000\nlaggports = [\"a\"]", "lagg0.lacp_system_priority: 70000 is out of range"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_port_priorities = { b = 1 }\nlaggports = [\"a\"]", "lagg0.lacp_port_priorities: b is not one of this lagg's laggports"),
+            ("[[lagg]]\nname = \"lagg0\"\nmin_links = 0\nlaggports = [\"a\"]", "lagg0.min_links: 0 is out of range"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_mux = \"loose\"\nlaggports = [\"a\"]", "lagg0.lacp_mux: 'loose' is not one of coupled, independent"),
+            ("[[lagg]]\nname = \"lagg0\"\nlacp_select = \"best\"\nlaggports = [\"a\"]", "lagg0.lacp_select: 'best' is not one of speed, count, stable"),
         ];
         for (text, want) in cases {
             let got = err(text);

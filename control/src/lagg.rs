@@ -15,9 +15,11 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use xlagg_common::XdpCounter;
+use xlagg_dataplane::afpacket::{self, PacketSocket, ETH_P_SLOW};
 use xlagg_dataplane::afxdp::{RingSizes, Umem};
 use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters};
 use xlagg_dataplane::distribution::{DistributionTable, MemberIndex, TxPolicy};
@@ -25,6 +27,7 @@ use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
 
 use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::lacp::{self, Lacp, LacpConfig, MuxMode, PortConfig, SelectionPolicy, Time};
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
 /// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
@@ -33,13 +36,6 @@ pub const HOST_PEER_PREFIX: &str = "xlh-";
 /// Errors starting or running a lagg.
 #[derive(Debug, thiserror::Error)]
 pub enum LaggError {
-    /// LACP negotiation is not part of this version.
-    #[error(
-        "{0}.laggproto: lacp is not available yet: this version has no LACP negotiation, and running \
-         the ports as a static aggregate would hide that from the partner; use laggproto = \"loadbalance\" \
-         with a static (non-LACP) aggregate on the partner until LACP support lands"
-    )]
-    LacpUnavailable(String),
     /// A member or forward port does not exist.
     #[error("{lagg}.{field}: {source}")]
     Device {
@@ -60,6 +56,17 @@ pub enum LaggError {
     /// XDP attach or map error.
     #[error(transparent)]
     Xdp(#[from] XdpError),
+    /// The slow-protocol socket of a member could not be opened.
+    #[error("{lagg}: LACP socket on {port}: {source}")]
+    SlowSocket {
+        /// Lagg name.
+        lagg: String,
+        /// Port name.
+        port: String,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
     /// AF_XDP socket setup failed.
     #[error("{lagg}: AF_XDP socket on {port} queue {queue}: {detail}")]
     Socket {
@@ -87,6 +94,26 @@ pub struct Port {
     pub up: bool,
     /// Whether XDP delivers this port's frames to the workers.
     pub collecting: bool,
+    /// Whether the port is in the distribution table.
+    pub distributing: bool,
+    /// LACP's verdict (collecting, distributing), for `laggproto lacp`.
+    lacp_state: (bool, bool),
+    /// The port's MAC address.
+    pub mac: [u8; 6],
+}
+
+/// The LACP side of a lagg: the sans-IO core and one slow-protocol socket per member.
+#[derive(Debug)]
+struct LacpRuntime {
+    core: Lacp,
+    sockets: Vec<PacketSocket>,
+    epoch: Instant,
+}
+
+impl LacpRuntime {
+    fn now(&self) -> Time {
+        Time::from_duration(self.epoch.elapsed())
+    }
 }
 
 /// What a caller may change about how a lagg starts (the benchmark uses these).
@@ -107,6 +134,7 @@ pub struct Lagg {
     table: Arc<ArcSwap<DistributionTable>>,
     stop: Arc<AtomicBool>,
     workers: Vec<(JoinHandle<()>, Arc<WorkerCounters>)>,
+    lacp: Option<LacpRuntime>,
 }
 
 fn policy_for(cfg: &LaggConfig) -> TxPolicy {
@@ -133,9 +161,6 @@ impl Lagg {
     /// # Errors
     /// The first problem, naming the field.
     pub fn preflight(nl: &Netlink, cfg: &LaggConfig) -> Result<(), LaggError> {
-        if cfg.proto == LaggProto::Lacp {
-            return Err(LaggError::LacpUnavailable(cfg.name.clone()));
-        }
         let queues = cfg.cores.len().max(1) as u32;
         let check = |name: &str, field: &'static str| -> Result<(), LaggError> {
             let link = nl.require(name).map_err(|source| LaggError::Device {
@@ -189,6 +214,7 @@ impl Lagg {
             table: Arc::new(ArcSwap::from_pointee(DistributionTable::new(policy, seed))),
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
+            lacp: None,
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -245,6 +271,9 @@ impl Lagg {
             }
             upper.collecting = true;
         }
+        if cfg.proto == LaggProto::Lacp {
+            self.start_lacp()?;
+        }
         self.read_links(nl)?;
         self.publish(true)?;
         let mode = self
@@ -274,6 +303,9 @@ impl Lagg {
             restore_promisc: None,
             up: false,
             collecting: false,
+            distributing: false,
+            lacp_state: (false, false),
+            mac: link.mac,
         };
         if !link.admin_up {
             nl.set_up(link.index, true)?;
@@ -393,32 +425,215 @@ impl Lagg {
                 changed = true;
             }
         }
+        if changed {
+            if let Some(rt) = self.lacp.as_mut() {
+                let now = rt.now();
+                for (i, port) in self.members.iter().enumerate() {
+                    rt.core.handle_link(now, i, port.up, link_speed(&port.name));
+                }
+            }
+            self.drain_lacp()?;
+        }
         Ok(changed)
     }
 
+    fn start_lacp(&mut self) -> Result<(), LaggError> {
+        let o = &self.cfg.lacp;
+        let number: u16 = self
+            .cfg
+            .name
+            .trim_start_matches("lagg")
+            .parse()
+            .unwrap_or(0);
+        let cfg = LacpConfig {
+            system_priority: o.system_priority,
+            system: o.system_mac.unwrap_or(self.members[0].mac),
+            key: o.key.unwrap_or(number.saturating_add(1)),
+            active: o.active,
+            fast_timeout: o.fast_timeout,
+            strict: o.strict,
+            min_links: o.min_links,
+            mux: if o.independent_mux {
+                MuxMode::Independent
+            } else {
+                MuxMode::Coupled
+            },
+            selection: match o.selection.as_str() {
+                "count" => SelectionPolicy::Count,
+                "stable" => SelectionPolicy::Stable,
+                _ => SelectionPolicy::Speed,
+            },
+        };
+        let mut sockets = Vec::new();
+        let mut ports = Vec::new();
+        for (i, p) in self.members.iter().enumerate() {
+            let socket = PacketSocket::bind(p.ifindex, ETH_P_SLOW).map_err(|source| {
+                LaggError::SlowSocket {
+                    lagg: self.cfg.name.clone(),
+                    port: p.name.clone(),
+                    source,
+                }
+            })?;
+            sockets.push(socket);
+            let priority = o
+                .port_priorities
+                .iter()
+                .find(|(n, _)| *n == p.name)
+                .map_or(o.port_priority, |(_, v)| *v);
+            // Port numbers start at 1: some switches reject port 0.
+            ports.push((
+                p.name.clone(),
+                PortConfig {
+                    number: i as u16 + 1,
+                    priority,
+                    mac: p.mac,
+                },
+            ));
+        }
+        let epoch = Instant::now();
+        let core = Lacp::new(cfg, &ports, Time::from_duration(Duration::ZERO));
+        tracing::info!(
+            lagg = %self.cfg.name,
+            system = %format_mac(cfg.system),
+            key = cfg.key,
+            active = cfg.active,
+            fast_timeout = cfg.fast_timeout,
+            strict = cfg.strict,
+            "LACP started"
+        );
+        self.lacp = Some(LacpRuntime {
+            core,
+            sockets,
+            epoch,
+        });
+        Ok(())
+    }
+
+    /// The slow-protocol sockets to wait on, as (member index, socket).
+    pub fn slow_sockets(&self) -> Vec<(usize, &PacketSocket)> {
+        self.lacp
+            .as_ref()
+            .map(|rt| rt.sockets.iter().enumerate().collect())
+            .unwrap_or_default()
+    }
+
+    /// Reads every pending slow-protocol frame of member `port` into the LACP core.
+    ///
+    /// # Errors
+    /// A map failure while applying the result.
+    pub fn handle_slow_frames(&mut self, port: usize) -> Result<(), LaggError> {
+        let Some(rt) = self.lacp.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 1518];
+        for _ in 0..64 {
+            let Some(socket) = rt.sockets.get(port) else {
+                break;
+            };
+            match socket.recv(&mut buf, Duration::ZERO) {
+                Ok(Some((n, afpacket::Direction::Incoming))) => {
+                    let now = rt.now();
+                    rt.core.handle_frame(now, port, &buf[..n]);
+                }
+                Ok(Some((_, afpacket::Direction::Outgoing))) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(lagg = %self.cfg.name, port, error = %e, "slow-protocol receive failed");
+                    break;
+                }
+            }
+        }
+        self.drain_lacp()
+    }
+
+    /// When LACP needs [`lacp_tick`](Self::lacp_tick) next.
+    pub fn lacp_deadline(&self) -> Option<Instant> {
+        let rt = self.lacp.as_ref()?;
+        let t = rt.core.poll_timeout()?;
+        Some(rt.epoch + Duration::from_nanos(t.0))
+    }
+
+    /// Runs LACP timers due by now.
+    ///
+    /// # Errors
+    /// A map failure while applying the result.
+    pub fn lacp_tick(&mut self) -> Result<(), LaggError> {
+        if let Some(rt) = self.lacp.as_mut() {
+            let now = rt.now();
+            rt.core.handle_timeout(now);
+        }
+        self.drain_lacp()
+    }
+
+    /// Sends what LACP wants sent and applies its port decisions to the dataplane.
+    fn drain_lacp(&mut self) -> Result<(), LaggError> {
+        let Some(rt) = self.lacp.as_mut() else {
+            return Ok(());
+        };
+        while let Some(t) = rt.core.poll_transmit() {
+            if let Some(socket) = rt.sockets.get(t.port) {
+                if let Err(e) = socket.send(&t.frame) {
+                    tracing::debug!(lagg = %self.cfg.name, port = t.port, error = %e, "LACPDU not sent");
+                }
+            }
+        }
+        let mut changed = false;
+        while let Some(event) = rt.core.poll_event() {
+            match event {
+                lacp::Event::PortState {
+                    port,
+                    collecting,
+                    distributing,
+                } => {
+                    if let Some(p) = self.members.get_mut(port) {
+                        p.lacp_state = (collecting, distributing);
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if changed {
+            self.publish(false)?;
+        }
+        Ok(())
+    }
+
+    /// Derives which members distribute and collect, publishes the next table (from the
+    /// previous one, so only affected buckets move) and sets the XDP collecting flags.
     fn publish(&mut self, force: bool) -> Result<(), LaggError> {
-        let active: Vec<MemberIndex> = self
+        let first_up = self.members.iter().position(|p| p.up);
+        let decide = |i: usize, p: &Port| -> (bool, bool) {
+            match self.cfg.proto {
+                LaggProto::None => (false, false),
+                LaggProto::Lacp => p.lacp_state,
+                LaggProto::Failover if !self.cfg.rx_all => (p.up && first_up == Some(i), p.up),
+                _ => (p.up, p.up),
+            }
+        };
+        let decisions: Vec<(bool, bool)> = self
             .members
             .iter()
             .enumerate()
-            .filter(|(_, p)| p.up)
+            .map(|(i, p)| decide(i, p))
+            .collect();
+        let active: Vec<MemberIndex> = decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.1)
             .map(|(i, _)| i as MemberIndex)
             .collect();
         let current = self.table.load_full();
-        if !force && current.active() == active.as_slice() {
-            return Ok(());
+        if force || current.active() != active.as_slice() {
+            let next = current.with_active(&active);
+            self.table.store(Arc::new(next));
+            let names: Vec<&str> = active
+                .iter()
+                .map(|&i| self.members[usize::from(i)].name.as_str())
+                .collect();
+            tracing::info!(lagg = %self.cfg.name, active = %names.join(","), "distribution table published");
         }
-        let next = current.with_active(&active);
-        let first_active = next.active().first().copied();
-        self.table.store(Arc::new(next));
-        for (i, port) in self.members.iter_mut().enumerate() {
-            let collecting = match self.cfg.proto {
-                LaggProto::None => false,
-                LaggProto::Failover if !self.cfg.rx_all => {
-                    port.up && first_active == Some(i as MemberIndex)
-                }
-                _ => port.up,
-            };
+        for (port, (collecting, distributing)) in self.members.iter_mut().zip(decisions) {
+            port.distributing = distributing;
             if collecting != port.collecting || force {
                 if let Some(program) = port.program.as_mut() {
                     program.set_collecting(collecting)?;
@@ -426,11 +641,6 @@ impl Lagg {
                 port.collecting = collecting;
             }
         }
-        let names: Vec<&str> = active
-            .iter()
-            .map(|&i| self.members[usize::from(i)].name.as_str())
-            .collect();
-        tracing::info!(lagg = %self.cfg.name, active = %names.join(","), "distribution table published");
         Ok(())
     }
 
@@ -493,7 +703,8 @@ impl Lagg {
             "  {:<12} {:<42} {:>12} {:>12} {:>12} {:>12}  drops",
             "port", "flags", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes"
         );
-        let first_active = self.table().active().first().copied();
+        let table = self.table();
+        let first_active = table.active().first().copied();
         for (i, port) in self.ports().enumerate() {
             let t = self.port_totals(i);
             let is_member = i < self.members.len();
@@ -502,16 +713,20 @@ impl Lagg {
                 if i == 0 && self.cfg.proto == LaggProto::Failover {
                     flags.push("MASTER");
                 }
-                let active = port.up
-                    && (self.cfg.proto != LaggProto::Failover
-                        || first_active == Some(i as MemberIndex));
-                if active {
+                // ACTIVE and DISTRIBUTING: the port transmits (failover: only the first
+                // active port; lacp: what the mux decided; others: link up).
+                let in_use = match self.cfg.proto {
+                    LaggProto::Failover => first_active == Some(i as MemberIndex),
+                    LaggProto::None => false,
+                    _ => port.distributing,
+                };
+                if in_use {
                     flags.push("ACTIVE");
                 }
                 if port.collecting {
                     flags.push("COLLECTING");
                 }
-                if active && self.cfg.proto != LaggProto::None {
+                if in_use {
                     flags.push("DISTRIBUTING");
                 }
             } else {
@@ -550,6 +765,48 @@ impl Lagg {
                     drops
                 }
             );
+            if let Some(st) = self
+                .lacp
+                .as_ref()
+                .and_then(|rt| rt.core.status().into_iter().nth(i))
+            {
+                let c = st.counters;
+                let _ = writeln!(
+                    out,
+                    "    lacp actor {} {} partner {} {} {} mux {} rx {}",
+                    st.actor,
+                    st.actor.state,
+                    st.partner,
+                    st.partner.state,
+                    st.selected,
+                    st.mux,
+                    st.rx
+                );
+                let _ = writeln!(
+                    out,
+                    "    lacp lacpdu rx/tx {}/{} marker rx/response {}/{} illegal {} unknown {} churn actor/partner {}/{} flaps {}",
+                    c.lacpdu_rx,
+                    c.lacpdu_tx,
+                    c.marker_rx,
+                    c.marker_response_tx,
+                    c.illegal_rx,
+                    c.unknown_rx,
+                    c.actor_churn,
+                    c.partner_churn,
+                    c.flaps
+                );
+            }
+        }
+        if let Some(rt) = &self.lacp {
+            let mismatch = rt.core.partner_mismatch();
+            if !mismatch.is_empty() {
+                let list: Vec<String> = mismatch.iter().map(|(n, p)| format!("{n} {p}")).collect();
+                let _ = writeln!(
+                    out,
+                    "  ALARM partner mismatch: ports see different partners: {}",
+                    list.join(", ")
+                );
+            }
         }
         out
     }
@@ -561,6 +818,7 @@ impl Lagg {
     }
 
     fn teardown(&mut self, nl: &Netlink) {
+        self.lacp = None;
         self.stop.store(true, Ordering::Relaxed);
         for (handle, _) in self.workers.drain(..) {
             if handle.join().is_err() {
@@ -588,6 +846,15 @@ fn restore_port(nl: &Netlink, port: &mut Port) {
             tracing::warn!(port = %port.name, error = %e, "could not restore promiscuous mode");
         }
     }
+}
+
+/// The link speed in Mb/s from sysfs (0 when the driver does not say).
+fn link_speed(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/speed"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(0, |s| s.min(i64::from(u32::MAX)) as u32)
 }
 
 /// Whether `link` is a lagg interface left by an earlier xlaggd (a veth whose peer carries

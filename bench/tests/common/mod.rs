@@ -105,6 +105,10 @@ impl Bed {
             .unwrap_or_else(|e| panic!("{e:#}"))
     }
 
+    pub fn ns(&self, role: &str) -> String {
+        self.inner.ns(role)
+    }
+
     pub fn member_names(&self) -> Vec<String> {
         (0..self.members).map(|i| format!("xlm{i}")).collect()
     }
@@ -211,11 +215,16 @@ pub struct Daemon {
 
 impl Daemon {
     pub fn start(bed: &Bed, config: &str) -> Daemon {
-        let path = std::env::temp_dir().join(format!("xlagg-{}.toml", bed.id));
+        Self::start_in(bed, "app", config)
+    }
+
+    /// xlaggd in namespace `role` (`app`, or `ptr` for an xlagg partner).
+    pub fn start_in(bed: &Bed, role: &str, config: &str) -> Daemon {
+        let path = std::env::temp_dir().join(format!("xlagg-{}-{role}.toml", bed.id));
         std::fs::write(&path, config).expect("write config");
         let mut child = bed
             .exec(
-                "app",
+                role,
                 &[
                     xlaggd_bin().to_str().expect("utf-8"),
                     "--config",
@@ -234,6 +243,43 @@ impl Daemon {
         };
         daemon.stdout = Some(wait_for_line(stdout, "ready", "xlaggd"));
         daemon
+    }
+
+    /// Reads status tables (printed every `status_interval_ms`) until `done` holds for the
+    /// latest flags of every port, e.g. `{"xlm0": "<ACTIVE,COLLECTING,DISTRIBUTING>"}`.
+    /// Panics with the last table after `secs`.
+    pub fn wait_status(
+        &mut self,
+        secs: u64,
+        what: &str,
+        done: impl Fn(&std::collections::BTreeMap<String, String>) -> bool,
+    ) {
+        let rx = self.stdout.as_ref().expect("stdout");
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let mut flags = std::collections::BTreeMap::new();
+        let mut last = Vec::new();
+        while Instant::now() < deadline {
+            let Ok(line) = rx.recv_timeout(Duration::from_millis(100)) else {
+                continue;
+            };
+            if line.starts_with("lagg") {
+                last.clear();
+            }
+            last.push(line.clone());
+            let mut words = line.split_whitespace();
+            if let (Some(port), Some(f)) = (words.next(), words.next()) {
+                if f.starts_with('<') && port.starts_with("xl") {
+                    flags.insert(port.to_string(), f.to_string());
+                    if done(&flags) {
+                        return;
+                    }
+                }
+            }
+        }
+        panic!(
+            "timed out after {secs} s waiting for {what}; last status:\n{}",
+            last.join("\n")
+        );
     }
 
     /// SIGTERM, wait, and return what it printed after `ready` (the final status table).

@@ -99,11 +99,52 @@ fn main() -> ExitCode {
     let poll = Duration::from_millis(config.daemon.link_poll_ms);
     let status_every = Duration::from_millis(config.daemon.status_interval_ms);
     let mut last_status = Instant::now();
+    let mut next_link_poll = Instant::now() + poll;
+    // The control loop: wakes on a slow-protocol frame, an LACP deadline, the link poll or a
+    // signal (at least every 100 ms), never on worker activity.
     while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(poll);
+        let now = Instant::now();
+        let deadline = laggs
+            .iter()
+            .filter_map(Lagg::lacp_deadline)
+            .chain([next_link_poll, now + Duration::from_millis(100)])
+            .min()
+            .unwrap_or(next_link_poll);
+        let readable = {
+            let sockets: Vec<(usize, usize, &xlagg_dataplane::afpacket::PacketSocket)> = laggs
+                .iter()
+                .enumerate()
+                .flat_map(|(l, lagg)| lagg.slow_sockets().into_iter().map(move |(p, s)| (l, p, s)))
+                .collect();
+            let refs: Vec<&xlagg_dataplane::afpacket::PacketSocket> =
+                sockets.iter().map(|s| s.2).collect();
+            let ready = xlagg_dataplane::afpacket::wait_readable(
+                &refs,
+                deadline.saturating_duration_since(now),
+            );
+            sockets
+                .iter()
+                .zip(ready)
+                .filter(|(_, r)| *r)
+                .map(|(s, _)| (s.0, s.1))
+                .collect::<Vec<_>>()
+        };
+        for (l, p) in readable {
+            if let Err(e) = laggs[l].handle_slow_frames(p) {
+                tracing::error!(lagg = %laggs[l].config().name, error = %e, "LACP input failed");
+            }
+        }
+        if Instant::now() >= next_link_poll {
+            next_link_poll = Instant::now() + poll;
+            for lagg in &mut laggs {
+                if let Err(e) = lagg.refresh_links(&nl) {
+                    tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
+                }
+            }
+        }
         for lagg in &mut laggs {
-            if let Err(e) = lagg.refresh_links(&nl) {
-                tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
+            if let Err(e) = lagg.lacp_tick() {
+                tracing::error!(lagg = %lagg.config().name, error = %e, "LACP timers failed");
             }
         }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
@@ -111,6 +152,7 @@ fn main() -> ExitCode {
             for lagg in &laggs {
                 print!("{}", lagg.status_table());
             }
+            let _ = std::io::Write::flush(&mut std::io::stdout());
         }
     }
     tracing::info!("stopping");

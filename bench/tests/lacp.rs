@@ -1,0 +1,218 @@
+//! LACP in the namespace test bed: xlagg against xlagg over four links, and xlagg against an
+//! implementation we did not write (Open vSwitch's LACP, Debian's openvswitch-switch, on its
+//! userspace datapath), started by the test in the partner namespace. Needs root and
+//! openvswitch-switch (scripts/setup.sh installs it); fails otherwise, never skips.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{run, serial, Bed, Daemon};
+
+const DISTRIBUTING: &str = "<ACTIVE,COLLECTING,DISTRIBUTING>";
+
+fn lacp_config(ports: &[&str], address: &str) -> String {
+    let list: Vec<String> = ports.iter().map(|p| format!("\"{p}\"")).collect();
+    format!(
+        "[daemon]\nstatus_interval_ms = 100\nlink_poll_ms = 20\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
+         laggports = [{}]\naddresses = [\"{address}\"]\nlacp_fast_timeout = true\n",
+        list.join(", ")
+    )
+}
+
+fn all(flags: &BTreeMap<String, String>, ports: &[&str], want: &str) -> bool {
+    ports
+        .iter()
+        .all(|p| flags.get(*p).is_some_and(|f| f == want))
+}
+
+fn ping(bed: &Bed, count: &str) -> bool {
+    run(&mut bed.exec(
+        "app",
+        &["ping", "-c", count, "-i", "0.2", "-W", "1", "10.77.0.2"],
+    ))
+    .status
+    .success()
+}
+
+const APP: [&str; 4] = ["xlm0", "xlm1", "xlm2", "xlm3"];
+const PTR: [&str; 4] = ["xlp0", "xlp1", "xlp2", "xlp3"];
+
+#[test]
+fn xlagg_against_xlagg_converges_then_survives_a_member_loss() {
+    let _serial = serial();
+    let bed = Bed::up(4, false);
+    let mut partner = Daemon::start_in(&bed, "ptr", &lacp_config(&PTR, "10.77.0.2/24"));
+    let started = Instant::now();
+    let mut app = Daemon::start(&bed, &lacp_config(&APP, "10.77.0.1/24"));
+    // Before convergence (aggregate_wait is 2 s) nothing is distributed.
+    assert!(!ping(&bed, "1"), "traffic passed before LACP converged");
+    app.wait_status(15, "all four ports distributing on the appliance", |f| {
+        all(f, &APP, DISTRIBUTING)
+    });
+    partner.wait_status(15, "all four ports distributing on the partner", |f| {
+        all(f, &PTR, DISTRIBUTING)
+    });
+    eprintln!("converged {:?} after start", started.elapsed());
+    assert!(ping(&bed, "3"), "traffic passes once converged");
+    // A member taken down on the partner side leaves distribution within 3 s; traffic goes on.
+    bed.ip("ptr", &["link", "set", "xlp1", "down"]);
+    let down = Instant::now();
+    app.wait_status(3, "xlm1 to leave distribution", |f| {
+        f.get("xlm1").is_some_and(|s| !s.contains("DISTRIBUTING"))
+            && all(f, &["xlm0", "xlm2", "xlm3"], DISTRIBUTING)
+    });
+    eprintln!(
+        "xlm1 left distribution {:?} after the partner took it down",
+        down.elapsed()
+    );
+    assert!(ping(&bed, "5"), "traffic continues on the other members");
+}
+
+/// Open vSwitch with its own ovsdb and vswitchd in the partner namespace, private paths,
+/// stopped on drop.
+struct Ovs {
+    dir: PathBuf,
+    ns: String,
+}
+
+impl Ovs {
+    fn ctl(&self, args: &[&str]) -> String {
+        let db = format!("--db=unix:{}/db.sock", self.dir.display());
+        let out = run(Command::new("ip")
+            .args(["netns", "exec", &self.ns, "ovs-vsctl", &db])
+            .args(args));
+        assert!(
+            out.status.success(),
+            "ovs-vsctl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn appctl(&self, args: &[&str]) -> String {
+        let target = format!("{}/vswitchd.ctl", self.dir.display());
+        let out = run(Command::new("ovs-appctl").args(["-t", &target]).args(args));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    fn start(bed: &Bed) -> Ovs {
+        for tool in [
+            "ovsdb-tool",
+            "ovsdb-server",
+            "ovs-vswitchd",
+            "ovs-vsctl",
+            "ovs-appctl",
+        ] {
+            assert!(
+                run(Command::new("sh").args(["-c", &format!("command -v {tool}")]))
+                    .status
+                    .success(),
+                "{tool} is missing: install openvswitch-switch (scripts/setup.sh does)"
+            );
+        }
+        let dir = std::env::temp_dir().join(format!("xlagg-ovs-{}", bed.id));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("ovs dir");
+        let ovs = Ovs {
+            dir,
+            ns: bed.ns("ptr"),
+        };
+        let d = ovs.dir.display().to_string();
+        let sh = |cmd: String| {
+            let out = run(Command::new("ip").args(["netns", "exec", &ovs.ns, "sh", "-c", &cmd]));
+            assert!(
+                out.status.success(),
+                "{cmd}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        };
+        sh(format!(
+            "ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema"
+        ));
+        sh(format!(
+            "ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid --unixctl={d}/ovsdb.ctl \
+             --log-file={d}/ovsdb.log --detach"
+        ));
+        ovs.ctl(&["--no-wait", "init"]);
+        sh(format!(
+            "ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid --unixctl={d}/vswitchd.ctl \
+             --log-file={d}/vswitchd.log --detach"
+        ));
+        ovs.ctl(&[
+            "add-br",
+            "br0",
+            "--",
+            "set",
+            "bridge",
+            "br0",
+            "datapath_type=netdev",
+        ]);
+        let mut bond = vec!["add-bond", "br0", "bond0"];
+        bond.extend(PTR);
+        bond.extend([
+            "lacp=active",
+            "bond_mode=balance-tcp",
+            "other_config:lacp-time=fast",
+        ]);
+        ovs.ctl(&bond);
+        // The bond members are ordinary kernel interfaces too, and Linux answers ARP for any
+        // local address on any interface: the partner's kernel would answer for br0's
+        // address on a member with the member's MAC, which no switch does. Answer only on
+        // the interface that has the address.
+        sh("sysctl -qw net.ipv4.conf.all.arp_ignore=1".into());
+        bed.ip("ptr", &["addr", "add", "10.77.0.2/24", "dev", "br0"]);
+        bed.ip("ptr", &["link", "set", "br0", "up"]);
+        ovs
+    }
+}
+
+impl Drop for Ovs {
+    fn drop(&mut self) {
+        let _ = self.appctl(&["exit"]);
+        let target = format!("{}/ovsdb.ctl", self.dir.display());
+        let _ = Command::new("ovs-appctl")
+            .args(["-t", &target, "exit"])
+            .output();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+#[test]
+fn xlagg_against_open_vswitch_lacp_all_links_collect_and_distribute_and_traffic_passes() {
+    let _serial = serial();
+    let bed = Bed::up(4, false);
+    let ovs = Ovs::start(&bed);
+    let mut app = Daemon::start(&bed, &lacp_config(&APP, "10.77.0.1/24"));
+    app.wait_status(
+        20,
+        "all four ports distributing against Open vSwitch",
+        |f| all(f, &APP, DISTRIBUTING),
+    );
+    // Open vSwitch's own view: every member current, attached, and both actor and partner
+    // collecting and distributing.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let (ok, show) = loop {
+        let show = ovs.appctl(&["lacp/show", "bond0"]);
+        let members = show.matches("member: ").count();
+        let states = show.matches("collecting distributing").count();
+        if members == 4 && states == 8 && show.matches("current attached").count() == 4 {
+            break (true, show);
+        }
+        if Instant::now() > deadline {
+            break (false, show);
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        ok,
+        "Open vSwitch does not see all links collecting and distributing:\n{show}"
+    );
+    assert!(
+        ping(&bed, "5"),
+        "traffic passes between xlagg and Open vSwitch"
+    );
+}
