@@ -2,7 +2,7 @@
 # Installs everything xlagg needs on a fresh Debian bookworm machine:
 #   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq, Open vSwitch
 #   - the pinned nightly (with rust-src) that builds the XDP program
-#   - bpf-linker, linked against LLVM 22
+#   - bpf-linker, linked against LLVM 22, and cargo-fuzz
 # Idempotent: when everything is already there it returns in about a second.
 set -euo pipefail
 
@@ -40,6 +40,11 @@ fi
 if ! command -v bpf-linker >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" ]; then
   log "building bpf-linker against LLVM 22 (about a minute)"
   LLVM_PREFIX=/usr/lib/llvm-22 cargo install bpf-linker --locked --no-default-features --features llvm-22
+fi
+
+if ! command -v cargo-fuzz >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/cargo-fuzz" ]; then
+  log "installing cargo-fuzz (the bounded fuzz runs of scripts/fuzz.sh)"
+  cargo install cargo-fuzz --locked
 fi
 
 # bpffs is not mounted on these machines; aya does not need it, but tools that inspect pinned

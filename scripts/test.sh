@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole xlagg test suite on this machine, as root: set-up (idempotent), one build,
-# unit tests, then the namespace tests (real veths, XDP programs and AF_XDP sockets), then a
-# bounded fuzz-style property run. Fails loudly if it cannot run; never skips.
+# unit tests, then the namespace tests (real veths, XDP programs and AF_XDP sockets, LACP
+# against xlagg and Open vSwitch), then a bounded fuzz run of the frame parsers. Fails loudly
+# if it cannot run; never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,6 +26,9 @@ cargo test --workspace --locked --lib --bins
 
 echo "== namespace and kernel tests"
 cargo test --workspace --locked --test '*' -- --test-threads=1
+
+echo "== fuzzing (bounded)"
+scripts/fuzz.sh 20
 
 echo "== stray namespaces check"
 left=$(scripts/testbed.sh list)

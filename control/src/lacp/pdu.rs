@@ -332,8 +332,8 @@ mod tests {
             .collect()
     }
 
-    /// An LACPDU as Linux bonding (802.3ad mode) sends it, written out from the standard's
-    /// layout: actor system 00:1b:21:3c:9d:f8 priority 65535 key 9 port priority 255 port 1,
+    /// An LACPDU in the layout Linux bonding (802.3ad mode) uses, written out by hand from the
+    /// standard (not recorded): actor system 00:1b:21:3c:9d:f8 priority 65535 key 9 port priority 255 port 1,
     /// state ACTIVITY|AGGREGATION|SYNC|COLLECTING|DISTRIBUTING (0x3d); partner
     /// 00:0e:83:16:f5:00 priority 32768 key 14 port priority 32768 port 25 state 0x3f;
     /// collector max delay 0.
@@ -375,6 +375,49 @@ mod tests {
         assert_eq!(parse(&bytes), Ok(SlowPdu::Lacp(bonding())));
         let out = bonding().emit([0x00, 0x1b, 0x21, 0x3c, 0x9d, 0xf8]);
         assert_eq!(out.to_vec(), bytes);
+    }
+
+    /// Recorded from Open vSwitch 3.1 (Debian's openvswitch-switch, userspace datapath) on a
+    /// bond negotiated with xlagg: OVS's actor (priority 0xfffe, key 1, port 2, fully in
+    /// sync) and xlagg as its partner (02:78:6c:00:00:0a, key 1, port 1).
+    const OVS_NEGOTIATED: &str = "0180c2000002 f6356fe96380 8809 0101
+        0114 fffe b6bce7b72b4e 0001 ffff 0002 3f 000000
+        0214 8000 02786c00000a 0001 8000 0001 3f 000000
+        0310 0000 000000000000000000000000
+        0000
+        00000000000000000000000000000000000000000000000000
+        00000000000000000000000000000000000000000000000000";
+
+    /// Recorded from Open vSwitch 3.1 on a lone LACP port before any partner was heard:
+    /// the actor is individual and EXPIRED, the partner TLV all zero but for TIMEOUT.
+    const OVS_DEFAULTED: &str = "0180c2000002 3295f24df100 8809 0101
+        0114 ffff 9abbdd810c43 0001 ffff 0001 bb 000000
+        0214 0000 000000000000 0000 0000 0000 02 000000
+        0310 0000 000000000000000000000000
+        0000
+        00000000000000000000000000000000000000000000000000
+        00000000000000000000000000000000000000000000000000";
+
+    #[test]
+    fn recorded_open_vswitch_lacpdus_parse_and_reemit_byte_for_byte() {
+        for (text, src) in [
+            (OVS_NEGOTIATED, [0xf6, 0x35, 0x6f, 0xe9, 0x63, 0x80]),
+            (OVS_DEFAULTED, [0x32, 0x95, 0xf2, 0x4d, 0xf1, 0x00]),
+        ] {
+            let bytes = hex(text);
+            assert_eq!(bytes.len(), FRAME_LEN);
+            let Ok(SlowPdu::Lacp(pdu)) = parse(&bytes) else { panic!("{text}") };
+            assert_eq!(pdu.emit(src).to_vec(), bytes, "re-emitted frame differs");
+        }
+        let Ok(SlowPdu::Lacp(pdu)) = parse(&hex(OVS_NEGOTIATED)) else { panic!() };
+        assert_eq!(pdu.actor.system_priority, 0xfffe);
+        assert_eq!((pdu.actor.key, pdu.actor.port_priority, pdu.actor.port), (1, 0xffff, 2));
+        assert_eq!(pdu.actor.state.to_string(), "<ACTIVITY,TIMEOUT,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>");
+        assert_eq!(pdu.partner.system, [0x02, 0x78, 0x6c, 0x00, 0x00, 0x0a]);
+        let Ok(SlowPdu::Lacp(pdu)) = parse(&hex(OVS_DEFAULTED)) else { panic!() };
+        assert_eq!(pdu.actor.state.to_string(), "<ACTIVITY,TIMEOUT,SYNC,COLLECTING,DISTRIBUTING,EXPIRED>");
+        assert!(!pdu.actor.state.has(PortState::AGGREGATION), "an individual port");
+        assert_eq!(pdu.partner, PortInfo { state: PortState(PortState::TIMEOUT), ..PortInfo::default() });
     }
 
     #[test]
