@@ -200,10 +200,10 @@ pub fn drop_sink(ifaces: &[String]) -> Result<()> {
 }
 
 /// A child process stopped with SIGTERM on drop.
-struct Guarded(Option<Child>);
+pub(crate) struct Guarded(Option<Child>);
 
 impl Guarded {
-    fn spawn_ready(mut cmd: Command, what: &str) -> Result<Guarded> {
+    pub(crate) fn spawn_ready(mut cmd: Command, what: &str) -> Result<Guarded> {
         use std::io::BufRead as _;
         let mut child = cmd
             .stdout(Stdio::piped())
@@ -224,6 +224,11 @@ impl Guarded {
                 bail!("{what} did not start (printed {other:?})")
             }
         }
+    }
+
+    /// Takes charge of a child that is already running.
+    pub(crate) fn adopt(child: Child) -> Guarded {
+        Guarded(Some(child))
     }
 
     fn stop(&mut self) {

@@ -4,6 +4,7 @@
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
 
+pub mod convergence;
 pub mod forward;
 pub mod packet_tools;
 pub mod testbed;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use xlagg_bench::{forward, packet_tools, xdpgen};
+use xlagg_bench::{convergence, forward, packet_tools, xdpgen};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -91,6 +91,19 @@ enum Command {
         /// Write the JSON report here too.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// LACP convergence time (link up to all members distributing) against an xlagg or an
+    /// Open vSwitch partner (builds and removes its own test bed; needs root).
+    Lacp {
+        /// The partner.
+        #[arg(long, value_enum, default_value = "xlagg")]
+        partner: convergence::Partner,
+        /// Runs.
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
     },
     /// AF_XDP generator: frames flat out on one interface (used by `forward`).
     Generate {
@@ -223,6 +236,13 @@ fn main() -> Result<()> {
             core,
         } => forward::serve(&members, &port, &proto, fixed, core)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
+        Command::Lacp {
+            partner,
+            runs,
+            testbed,
+        } => {
+            convergence::run(partner, runs, &testbed)?;
+        }
     }
     Ok(())
 }

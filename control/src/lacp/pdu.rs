@@ -406,18 +406,42 @@ mod tests {
         ] {
             let bytes = hex(text);
             assert_eq!(bytes.len(), FRAME_LEN);
-            let Ok(SlowPdu::Lacp(pdu)) = parse(&bytes) else { panic!("{text}") };
+            let Ok(SlowPdu::Lacp(pdu)) = parse(&bytes) else {
+                panic!("{text}")
+            };
             assert_eq!(pdu.emit(src).to_vec(), bytes, "re-emitted frame differs");
         }
-        let Ok(SlowPdu::Lacp(pdu)) = parse(&hex(OVS_NEGOTIATED)) else { panic!() };
+        let Ok(SlowPdu::Lacp(pdu)) = parse(&hex(OVS_NEGOTIATED)) else {
+            panic!()
+        };
         assert_eq!(pdu.actor.system_priority, 0xfffe);
-        assert_eq!((pdu.actor.key, pdu.actor.port_priority, pdu.actor.port), (1, 0xffff, 2));
-        assert_eq!(pdu.actor.state.to_string(), "<ACTIVITY,TIMEOUT,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>");
+        assert_eq!(
+            (pdu.actor.key, pdu.actor.port_priority, pdu.actor.port),
+            (1, 0xffff, 2)
+        );
+        assert_eq!(
+            pdu.actor.state.to_string(),
+            "<ACTIVITY,TIMEOUT,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>"
+        );
         assert_eq!(pdu.partner.system, [0x02, 0x78, 0x6c, 0x00, 0x00, 0x0a]);
-        let Ok(SlowPdu::Lacp(pdu)) = parse(&hex(OVS_DEFAULTED)) else { panic!() };
-        assert_eq!(pdu.actor.state.to_string(), "<ACTIVITY,TIMEOUT,SYNC,COLLECTING,DISTRIBUTING,EXPIRED>");
-        assert!(!pdu.actor.state.has(PortState::AGGREGATION), "an individual port");
-        assert_eq!(pdu.partner, PortInfo { state: PortState(PortState::TIMEOUT), ..PortInfo::default() });
+        let Ok(SlowPdu::Lacp(pdu)) = parse(&hex(OVS_DEFAULTED)) else {
+            panic!()
+        };
+        assert_eq!(
+            pdu.actor.state.to_string(),
+            "<ACTIVITY,TIMEOUT,SYNC,COLLECTING,DISTRIBUTING,EXPIRED>"
+        );
+        assert!(
+            !pdu.actor.state.has(PortState::AGGREGATION),
+            "an individual port"
+        );
+        assert_eq!(
+            pdu.partner,
+            PortInfo {
+                state: PortState(PortState::TIMEOUT),
+                ..PortInfo::default()
+            }
+        );
     }
 
     #[test]
