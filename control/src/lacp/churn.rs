@@ -98,3 +98,75 @@ fn step(
         other => (other, false, false),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lacp::port::test_port;
+    use std::time::Duration;
+
+    const T0: Time = Time(1_000_000_000);
+
+    fn monitoring() -> PortVars {
+        let mut p = test_port();
+        p.begin = false;
+        p.enabled = true;
+        run(&mut p, T0);
+        assert_eq!(p.actor_churn, State::Monitor);
+        assert_eq!(
+            p.timers[Timer::ActorChurn as usize],
+            Some(T0 + CHURN_DETECTION)
+        );
+        p
+    }
+
+    mod monitor {
+        use super::*;
+
+        #[test]
+        fn sync_in_time_means_no_churn() {
+            let mut p = monitoring();
+            p.set_actor(PortState::SYNCHRONIZATION, true);
+            run(&mut p, T0 + Duration::from_secs(3));
+            assert_eq!(p.actor_churn, State::NoChurn);
+            assert_eq!(p.counters.actor_churn, 0);
+        }
+
+        #[test]
+        fn no_sync_within_60_s_is_churn_and_is_counted_once() {
+            let mut p = monitoring();
+            run(&mut p, T0 + CHURN_DETECTION);
+            assert_eq!(
+                (p.actor_churn, p.partner_churn),
+                (State::Churn, State::Churn)
+            );
+            run(&mut p, T0 + CHURN_DETECTION * 2);
+            assert_eq!((p.counters.actor_churn, p.counters.partner_churn), (1, 1));
+        }
+
+        #[test]
+        fn a_disabled_port_does_not_churn() {
+            let mut p = monitoring();
+            p.enabled = false;
+            run(&mut p, T0 + CHURN_DETECTION * 3);
+            assert_eq!(p.actor_churn, State::Monitor);
+            assert_eq!(p.counters.actor_churn, 0);
+        }
+    }
+
+    mod churn {
+        use super::*;
+
+        #[test]
+        fn sync_ends_churn_and_losing_it_monitors_again() {
+            let mut p = monitoring();
+            run(&mut p, T0 + CHURN_DETECTION);
+            p.set_actor(PortState::SYNCHRONIZATION, true);
+            run(&mut p, T0 + CHURN_DETECTION);
+            assert_eq!(p.actor_churn, State::NoChurn);
+            p.set_actor(PortState::SYNCHRONIZATION, false);
+            run(&mut p, T0 + CHURN_DETECTION * 2);
+            assert_eq!(p.actor_churn, State::Monitor);
+        }
+    }
+}

@@ -143,3 +143,154 @@ pub(crate) fn run(port: &mut PortVars, now: Time, ready: bool, mode: MuxMode) ->
     }
     before != (port.mux, port.actor.state, port.ready_n)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lacp::port::test_port;
+    use std::time::Duration;
+
+    const T0: Time = Time(1_000_000_000);
+
+    fn detached() -> PortVars {
+        let mut p = test_port();
+        p.enabled = true;
+        run(&mut p, T0, false, MuxMode::Coupled);
+        p.begin = false;
+        assert_eq!(p.mux, State::Detached);
+        p
+    }
+
+    fn attached(mode: MuxMode) -> PortVars {
+        let mut p = detached();
+        p.selected = Selected::Selected;
+        run(&mut p, T0, false, mode);
+        run(&mut p, T0 + AGGREGATE_WAIT, true, mode);
+        run(&mut p, T0 + AGGREGATE_WAIT, true, mode);
+        assert_eq!(p.mux, State::Attached);
+        p
+    }
+
+    mod detached {
+        use super::*;
+
+        #[test]
+        fn selection_starts_the_aggregate_wait() {
+            let mut p = detached();
+            assert!(!p.actor.state.has(PortState::SYNCHRONIZATION));
+            p.selected = Selected::Standby;
+            run(&mut p, T0, false, MuxMode::Coupled);
+            assert_eq!(p.mux, State::Waiting);
+            assert_eq!(
+                p.timers[Timer::WaitWhile as usize],
+                Some(T0 + AGGREGATE_WAIT)
+            );
+        }
+    }
+
+    mod waiting {
+        use super::*;
+
+        #[test]
+        fn attaches_only_when_selected_ready_and_waited() {
+            let mut p = detached();
+            p.selected = Selected::Selected;
+            run(&mut p, T0, true, MuxMode::Coupled);
+            run(
+                &mut p,
+                T0 + Duration::from_millis(1999),
+                true,
+                MuxMode::Coupled,
+            );
+            assert_eq!(p.mux, State::Waiting, "aggregate_wait not over");
+            run(&mut p, T0 + AGGREGATE_WAIT, false, MuxMode::Coupled);
+            run(&mut p, T0 + AGGREGATE_WAIT, false, MuxMode::Coupled);
+            assert_eq!(
+                p.mux,
+                State::Waiting,
+                "other ports of the aggregator not ready"
+            );
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
+            assert_eq!(p.mux, State::Attached);
+            assert!(p.actor.state.has(PortState::SYNCHRONIZATION));
+        }
+
+        #[test]
+        fn standby_never_attaches_and_unselected_detaches() {
+            let mut p = detached();
+            p.selected = Selected::Standby;
+            run(&mut p, T0, true, MuxMode::Coupled);
+            run(&mut p, T0 + AGGREGATE_WAIT * 2, true, MuxMode::Coupled);
+            assert_eq!(p.mux, State::Waiting);
+            p.selected = Selected::Unselected;
+            run(&mut p, T0 + AGGREGATE_WAIT * 2, true, MuxMode::Coupled);
+            assert_eq!(p.mux, State::Detached);
+        }
+    }
+
+    mod attached {
+        use super::*;
+
+        #[test]
+        fn partner_sync_starts_collecting_and_distributing_together_when_coupled() {
+            let mut p = attached(MuxMode::Coupled);
+            assert!(!p.actor.state.has(PortState::COLLECTING));
+            p.partner.state.set(PortState::SYNCHRONIZATION, true);
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
+            assert_eq!(p.mux, State::CollectingDistributing);
+            assert!(
+                p.actor.state.has(PortState::COLLECTING)
+                    && p.actor.state.has(PortState::DISTRIBUTING)
+            );
+        }
+
+        #[test]
+        fn unselected_detaches() {
+            let mut p = attached(MuxMode::Coupled);
+            p.selected = Selected::Unselected;
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
+            assert_eq!(p.mux, State::Detached);
+        }
+    }
+
+    mod collecting_distributing {
+        use super::*;
+
+        #[test]
+        fn losing_partner_sync_goes_back_to_attached() {
+            let mut p = attached(MuxMode::Coupled);
+            p.partner.state.set(PortState::SYNCHRONIZATION, true);
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
+            p.partner.state.set(PortState::SYNCHRONIZATION, false);
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
+            assert_eq!(p.mux, State::Attached);
+            assert!(!p.actor.state.has(PortState::DISTRIBUTING));
+        }
+    }
+
+    mod independent {
+        use super::*;
+
+        #[test]
+        fn collects_first_and_distributes_once_the_partner_collects() {
+            let mut p = attached(MuxMode::Independent);
+            p.partner.state.set(PortState::SYNCHRONIZATION, true);
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Independent);
+            assert_eq!(p.mux, State::Collecting);
+            assert!(
+                p.actor.state.has(PortState::COLLECTING)
+                    && !p.actor.state.has(PortState::DISTRIBUTING)
+            );
+            p.partner.state.set(PortState::COLLECTING, true);
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Independent);
+            assert_eq!(p.mux, State::Distributing);
+            p.partner.state.set(PortState::COLLECTING, false);
+            run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Independent);
+            assert_eq!(
+                p.mux,
+                State::Collecting,
+                "stops distributing when the partner stops collecting"
+            );
+        }
+    }
+}

@@ -94,3 +94,82 @@ fn periodic_tx(port: &mut PortVars, now: Time) {
         enter_slow(port, now);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lacp::port::test_port;
+    use std::time::Duration;
+
+    const T0: Time = Time(1_000_000_000);
+
+    fn running(partner_short: bool) -> PortVars {
+        let mut p = test_port();
+        p.begin = false;
+        p.enabled = true;
+        p.partner.state.set(PortState::TIMEOUT, partner_short);
+        p.partner.state.set(PortState::ACTIVITY, true);
+        run(&mut p, T0);
+        p
+    }
+
+    mod no_periodic {
+        use super::*;
+
+        #[test]
+        fn both_passive_or_link_down_send_nothing() {
+            let mut p = running(true);
+            p.actor.state.set(PortState::ACTIVITY, false);
+            p.partner.state.set(PortState::ACTIVITY, false);
+            run(&mut p, T0);
+            assert_eq!(p.periodic, State::NoPeriodic);
+            assert_eq!(p.timers[Timer::Periodic as usize], None);
+            let mut p = running(true);
+            p.enabled = false;
+            run(&mut p, T0);
+            assert_eq!(p.periodic, State::NoPeriodic);
+        }
+    }
+
+    mod fast_periodic {
+        use super::*;
+
+        #[test]
+        fn a_short_timeout_partner_gets_an_lacpdu_every_second() {
+            let mut p = running(true);
+            assert_eq!(p.periodic, State::Fast);
+            assert_eq!(p.timers[Timer::Periodic as usize], Some(T0 + FAST_PERIODIC));
+            run(&mut p, T0 + FAST_PERIODIC);
+            assert!(p.ntt);
+            assert_eq!(p.periodic, State::Fast);
+            assert_eq!(
+                p.timers[Timer::Periodic as usize],
+                Some(T0 + FAST_PERIODIC + FAST_PERIODIC)
+            );
+        }
+
+        #[test]
+        fn a_partner_switching_to_long_slows_down() {
+            let mut p = running(true);
+            p.partner.state.set(PortState::TIMEOUT, false);
+            run(&mut p, T0 + Duration::from_millis(100));
+            assert_eq!(p.periodic, State::Slow);
+        }
+    }
+
+    mod slow_periodic {
+        use super::*;
+
+        #[test]
+        fn a_long_timeout_partner_gets_one_every_30_s_and_a_switch_to_short_is_answered_at_once() {
+            let mut p = running(false);
+            run(&mut p, T0 + Duration::from_millis(1));
+            assert_eq!(p.periodic, State::Slow);
+            p.ntt = false;
+            p.partner.state.set(PortState::TIMEOUT, true);
+            run(&mut p, T0 + Duration::from_secs(2));
+            assert!(p.ntt, "PERIODIC_TX on the switch");
+            assert_eq!(p.periodic, State::Fast);
+        }
+    }
+}

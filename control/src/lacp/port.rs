@@ -187,3 +187,46 @@ impl PortVars {
         self.partner.state.has(bit)
     }
 }
+
+/// A port for the machines' unit tests: actor active with a short timeout, aggregatable;
+/// partner defaults all zero but aggregatable.
+#[cfg(test)]
+pub(crate) fn test_port() -> PortVars {
+    let actor = PortInfo {
+        system_priority: 0x8000,
+        system: [2, 0, 0, 0, 0, 1],
+        key: 1,
+        port_priority: 0x8000,
+        port: 1,
+        state: PortState(PortState::ACTIVITY | PortState::TIMEOUT | PortState::AGGREGATION),
+    };
+    let partner_admin = PortInfo {
+        port: 1,
+        state: PortState(PortState::AGGREGATION),
+        ..PortInfo::default()
+    };
+    let cfg = PortConfig {
+        number: 1,
+        priority: 0x8000,
+        mac: [2, 0, 0, 0, 1, 0],
+    };
+    PortVars::new("t0", cfg, actor, partner_admin)
+}
+
+/// An LACPDU from a partner (system 02:..:02, key 9) that sees `actor` as its partner.
+#[cfg(test)]
+pub(crate) fn partner_pdu(actor: &PortInfo, state: u8) -> Lacpdu {
+    Lacpdu {
+        version: 1,
+        actor: PortInfo {
+            system_priority: 0x8000,
+            system: [2, 0, 0, 0, 0, 2],
+            key: 9,
+            port_priority: 0x8000,
+            port: 7,
+            state: PortState(state),
+        },
+        partner: *actor,
+        collector_max_delay: 0,
+    }
+}

@@ -181,3 +181,182 @@ fn enter_expired(port: &mut PortVars, now: Time) {
     port.start(Timer::CurrentWhile, now, SHORT_TIMEOUT);
     port.set_actor(PortState::EXPIRED, true);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lacp::port::{partner_pdu, test_port};
+    use std::time::Duration;
+
+    const T0: Time = Time(1_000_000_000);
+    const SYNCED: u8 = PortState::ACTIVITY
+        | PortState::TIMEOUT
+        | PortState::AGGREGATION
+        | PortState::SYNCHRONIZATION;
+
+    fn enabled_in_expired() -> PortVars {
+        let mut p = test_port();
+        p.enabled = true;
+        run(&mut p, T0);
+        p.begin = false;
+        assert_eq!(p.rx, State::Expired);
+        p
+    }
+
+    mod initialize {
+        use super::*;
+
+        #[test]
+        fn records_defaults_and_waits_disabled_while_the_link_is_down() {
+            let mut p = test_port();
+            run(&mut p, T0);
+            assert_eq!(p.rx, State::PortDisabled);
+            assert_eq!(p.selected, Selected::Unselected);
+            assert_eq!(p.partner, p.partner_admin);
+            assert!(p.actor.state.has(PortState::DEFAULTED));
+            assert!(!p.actor.state.has(PortState::EXPIRED));
+        }
+    }
+
+    mod port_disabled {
+        use super::*;
+
+        #[test]
+        fn link_up_enters_expired_with_a_short_timer_and_the_expired_bit() {
+            let p = enabled_in_expired();
+            assert!(p.actor.state.has(PortState::EXPIRED));
+            assert!(
+                p.partner.state.has(PortState::TIMEOUT),
+                "partner assumed short timeout"
+            );
+            assert_eq!(
+                p.timers[Timer::CurrentWhile as usize],
+                Some(T0 + SHORT_TIMEOUT)
+            );
+        }
+    }
+
+    mod expired {
+        use super::*;
+
+        #[test]
+        fn a_pdu_makes_it_current_and_records_the_partner() {
+            let mut p = enabled_in_expired();
+            p.pdu = Some(partner_pdu(&p.actor, SYNCED));
+            run(&mut p, T0);
+            assert_eq!(p.rx, State::Current);
+            assert_eq!(p.partner.system, [2, 0, 0, 0, 0, 2]);
+            assert!(!p.actor.state.has(PortState::DEFAULTED));
+            assert!(!p.actor.state.has(PortState::EXPIRED));
+            assert!(
+                p.partner.state.has(PortState::SYNCHRONIZATION),
+                "partner has us right and says sync"
+            );
+        }
+
+        #[test]
+        fn silence_until_current_while_expires_defaults() {
+            let mut p = enabled_in_expired();
+            run(&mut p, T0 + SHORT_TIMEOUT);
+            assert_eq!(p.rx, State::Defaulted);
+            assert!(p.actor.state.has(PortState::DEFAULTED));
+            assert_eq!(p.timers[Timer::CurrentWhile as usize], None);
+        }
+    }
+
+    mod current {
+        use super::*;
+
+        fn current() -> PortVars {
+            let mut p = enabled_in_expired();
+            p.pdu = Some(partner_pdu(&p.actor, SYNCED));
+            run(&mut p, T0);
+            p.selected = Selected::Selected;
+            p
+        }
+
+        #[test]
+        fn current_while_follows_our_own_timeout_bit() {
+            let p = current();
+            assert_eq!(
+                p.timers[Timer::CurrentWhile as usize],
+                Some(T0 + SHORT_TIMEOUT)
+            );
+            let mut p = enabled_in_expired();
+            p.actor.state.set(PortState::TIMEOUT, false);
+            p.pdu = Some(partner_pdu(&p.actor, SYNCED));
+            run(&mut p, T0);
+            assert_eq!(
+                p.timers[Timer::CurrentWhile as usize],
+                Some(T0 + LONG_TIMEOUT)
+            );
+        }
+
+        #[test]
+        fn a_partner_with_a_wrong_view_of_us_is_not_in_sync_and_we_must_transmit() {
+            let mut p = current();
+            p.ntt = false;
+            let mut wrong = p.actor;
+            wrong.key = 99;
+            p.pdu = Some(partner_pdu(&wrong, SYNCED));
+            run(&mut p, T0 + Duration::from_millis(10));
+            assert!(!p.partner.state.has(PortState::SYNCHRONIZATION));
+            assert!(p.ntt, "update_NTT: the partner must learn our real values");
+        }
+
+        #[test]
+        fn a_different_partner_unselects_the_port() {
+            let mut p = current();
+            let mut pdu = partner_pdu(&p.actor, SYNCED);
+            pdu.actor.system = [2, 0, 0, 0, 0, 3];
+            p.pdu = Some(pdu);
+            run(&mut p, T0 + Duration::from_millis(10));
+            assert_eq!(p.selected, Selected::Unselected);
+        }
+
+        #[test]
+        fn an_individual_partner_in_sync_counts_as_sync() {
+            let mut p = enabled_in_expired();
+            let mut wrong = p.actor;
+            wrong.port = 42;
+            p.pdu = Some(partner_pdu(
+                &wrong,
+                PortState::ACTIVITY | PortState::SYNCHRONIZATION,
+            ));
+            run(&mut p, T0);
+            assert!(p.partner.state.has(PortState::SYNCHRONIZATION));
+        }
+
+        #[test]
+        fn expiry_goes_back_to_expired() {
+            let mut p = current();
+            run(&mut p, T0 + SHORT_TIMEOUT);
+            assert_eq!(p.rx, State::Expired);
+            assert!(!p.partner.state.has(PortState::SYNCHRONIZATION));
+        }
+
+        #[test]
+        fn link_down_disables_and_drops_partner_sync() {
+            let mut p = current();
+            p.enabled = false;
+            run(&mut p, T0 + Duration::from_millis(1));
+            assert_eq!(p.rx, State::PortDisabled);
+            assert!(!p.partner.state.has(PortState::SYNCHRONIZATION));
+            assert_eq!(p.timers[Timer::CurrentWhile as usize], None);
+        }
+    }
+
+    mod defaulted {
+        use super::*;
+
+        #[test]
+        fn a_pdu_leaves_defaults_for_current() {
+            let mut p = enabled_in_expired();
+            run(&mut p, T0 + SHORT_TIMEOUT);
+            assert_eq!(p.rx, State::Defaulted);
+            p.pdu = Some(partner_pdu(&p.actor, SYNCED));
+            run(&mut p, T0 + SHORT_TIMEOUT + Duration::from_secs(1));
+            assert_eq!(p.rx, State::Current);
+        }
+    }
+}
