@@ -44,7 +44,7 @@ const MEMBERS: usize = 4;
 fn config(prefix: &str, address: &str) -> String {
     let ports: Vec<String> = (0..MEMBERS).map(|i| format!("\"{prefix}{i}\"")).collect();
     format!(
-        "[daemon]\nstatus_interval_ms = 10\nlink_poll_ms = 10\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
+        "[daemon]\nstatus_interval_ms = 10\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
          laggports = [{}]\naddresses = [\"{address}\"]\nlacp_fast_timeout = true\n",
         ports.join(", ")
     )

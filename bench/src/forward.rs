@@ -156,6 +156,10 @@ pub fn serve(
         zero_copy: ZeroCopy::Auto,
         ring_size: 4096,
         lacp: Default::default(),
+        updelay_ms: 0,
+        downdelay_ms: 0,
+        notify_count: 0,
+        notify_interval_ms: 200,
     };
     let nl = Netlink::new()?;
     let options = StartOptions {

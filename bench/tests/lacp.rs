@@ -17,7 +17,7 @@ const DISTRIBUTING: &str = "<ACTIVE,COLLECTING,DISTRIBUTING>";
 fn lacp_config(ports: &[&str], address: &str) -> String {
     let list: Vec<String> = ports.iter().map(|p| format!("\"{p}\"")).collect();
     format!(
-        "[daemon]\nstatus_interval_ms = 100\nlink_poll_ms = 20\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
+        "[daemon]\nstatus_interval_ms = 100\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
          laggports = [{}]\naddresses = [\"{address}\"]\nlacp_fast_timeout = true\n",
         list.join(", ")
     )

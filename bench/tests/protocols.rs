@@ -93,7 +93,7 @@ fn failover_uses_master_then_next_port_then_master_again() {
     bed.ip("ptr", &["link", "set", "xlp0", "down"]);
     let down = carrier(false);
     wait_until(5, "xlm0 to lose carrier", || down(&bed));
-    // xlaggd reads link state every 20 ms in this config: let it see the change.
+    // xlaggd learns of it from the kernel notification (its safety-net re-read is 10 s here).
     std::thread::sleep(Duration::from_millis(300));
     bed.send(10, 2, 100);
     bed.ip("ptr", &["link", "set", "xlp0", "up"]);

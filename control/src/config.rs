@@ -117,6 +117,14 @@ pub struct LaggConfig {
     pub ring_size: u32,
     /// LACP settings (used with `laggproto lacp`).
     pub lacp: LacpOptions,
+    /// Milliseconds a member's link must stay up before it is used again.
+    pub updelay_ms: u64,
+    /// Milliseconds a member's link may be down before it is taken out.
+    pub downdelay_ms: u64,
+    /// Gratuitous ARPs / unsolicited NAs sent per address on an active-port change.
+    pub notify_count: u32,
+    /// Milliseconds between them.
+    pub notify_interval_ms: u64,
 }
 
 /// LACP options of one lagg (lagg's names where it has them).
@@ -188,7 +196,8 @@ pub struct DaemonConfig {
     pub log_level: String,
     /// Print per-port counters every this many milliseconds; 0: only at exit.
     pub status_interval_ms: u64,
-    /// How often member link state is read, in milliseconds.
+    /// How often member link state is re-read as a safety net, in milliseconds (changes arrive
+    /// as kernel notifications; this only catches what a notification overrun lost).
     pub link_poll_ms: u64,
 }
 
@@ -244,7 +253,7 @@ impl Default for RawDaemon {
         Self {
             log_level: "info".into(),
             status_interval_ms: 0,
-            link_poll_ms: 50,
+            link_poll_ms: 1000,
         }
     }
 }
@@ -299,6 +308,18 @@ struct RawLagg {
     lacp_mux: String,
     #[serde(default = "default_select")]
     lacp_select: String,
+    #[serde(default)]
+    updelay: u64,
+    #[serde(default)]
+    downdelay: u64,
+    #[serde(default = "one")]
+    notify_count: u32,
+    #[serde(default = "default_notify_interval")]
+    notify_interval: u64,
+}
+
+fn default_notify_interval() -> u64 {
+    200
 }
 
 fn yes() -> bool {
@@ -623,6 +644,29 @@ impl Config {
                     format!("'{}' is not one of speed, count, stable", r.lacp_select),
                 );
             }
+            for (field, ms) in [("updelay", r.updelay), ("downdelay", r.downdelay)] {
+                if ms > 600_000 {
+                    bad(
+                        field,
+                        format!("{ms} ms is out of range: use 0 to 600000 milliseconds"),
+                    );
+                }
+            }
+            if r.notify_count > 100 {
+                bad(
+                    "notify_count",
+                    format!("{} is out of range: use 0 to 100", r.notify_count),
+                );
+            }
+            if r.notify_interval == 0 || r.notify_interval > 60_000 {
+                bad(
+                    "notify_interval",
+                    format!(
+                        "{} ms is out of range: use 1 to 60000 milliseconds",
+                        r.notify_interval
+                    ),
+                );
+            }
             for port in &r.laggports {
                 taken.push((port.clone(), r.name.clone()));
             }
@@ -642,6 +686,10 @@ impl Config {
                     zero_copy,
                     ring_size: r.ring_size,
                     lacp,
+                    updelay_ms: r.updelay,
+                    downdelay_ms: r.downdelay,
+                    notify_count: r.notify_count,
+                    notify_interval_ms: r.notify_interval,
                 });
             }
         }
@@ -693,7 +741,16 @@ mod tests {
         assert_eq!(l.hash, HashLayers::DEFAULT);
         assert_eq!((l.rr_limit, l.mtu, l.rx_all), (1, 1500, false));
         assert_eq!(l.upper, Upper::Host { addresses: vec![] });
-        assert_eq!(c.daemon.link_poll_ms, 50);
+        assert_eq!(c.daemon.link_poll_ms, 1000);
+        assert_eq!(
+            (
+                l.updelay_ms,
+                l.downdelay_ms,
+                l.notify_count,
+                l.notify_interval_ms
+            ),
+            (0, 0, 1, 200)
+        );
     }
 
     #[test]
@@ -738,6 +795,8 @@ mod tests {
             ("[daemon]\nlink_poll_ms = 0\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]", "daemon.link_poll_ms: 0 is out of range"),
             ("", "lagg: no [[lagg]] table"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_key = 0\nlaggports = [\"a\"]", "lagg0.lacp_key: 0 is reserved: use 1 to 65535"),
+            ("[[lagg]]\nname = \"lagg0\"\ndowndelay = 700000\nlaggports = [\"a\"]", "lagg0.downdelay: 700000 ms is out of range"),
+            ("[[lagg]]\nname = \"lagg0\"\nnotify_interval = 0\nlaggports = [\"a\"]", "lagg0.notify_interval: 0 ms is out of range"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_system_mac = \"01:00:5e:00:00:01\"\nlaggports = [\"a\"]", "lagg0.lacp_system_mac: 01:00:5e:00:00:01 must be a unicast, non-zero address"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_system_mac = \"zz\"\nlaggports = [\"a\"]", "lagg0.lacp_system_mac: 'zz' is not a MAC address"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_system_priority = 70000\nlaggports = [\"a\"]", "lagg0.lacp_system_priority: 70000 is out of range"),

@@ -23,6 +23,7 @@ use xlagg_dataplane::afpacket::{self, PacketSocket, ETH_P_SLOW};
 use xlagg_dataplane::afxdp::{RingSizes, Umem};
 use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters};
 use xlagg_dataplane::distribution::{DistributionTable, MemberIndex, TxPolicy};
+use xlagg_dataplane::linkevents::LinkEvent;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
 
@@ -90,8 +91,12 @@ pub struct Port {
     pub ifindex: u32,
     program: Option<PortProgram>,
     restore_promisc: Option<bool>,
-    /// Last link state read (members only).
+    /// Effective link state (members only): the kernel's, after updelay/downdelay.
     pub up: bool,
+    /// The kernel's link state (admin up and carrier) as last seen.
+    link: bool,
+    /// A change waiting out updelay or downdelay: (new state, when it takes effect).
+    pending: Option<(bool, Instant)>,
     /// Whether XDP delivers this port's frames to the workers.
     pub collecting: bool,
     /// Whether the port is in the distribution table.
@@ -135,6 +140,10 @@ pub struct Lagg {
     stop: Arc<AtomicBool>,
     workers: Vec<(JoinHandle<()>, Arc<WorkerCounters>)>,
     lacp: Option<LacpRuntime>,
+    /// Send-only packet sockets per member for peer notifications, opened when first needed.
+    notify_sockets: Vec<Option<PacketSocket>>,
+    /// Peer notifications still to send: (member, frames left per address, when).
+    notifications: Vec<(usize, u32, Instant)>,
 }
 
 fn policy_for(cfg: &LaggConfig) -> TxPolicy {
@@ -215,6 +224,8 @@ impl Lagg {
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
             lacp: None,
+            notify_sockets: Vec::new(),
+            notifications: Vec::new(),
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -302,6 +313,8 @@ impl Lagg {
             program: None,
             restore_promisc: None,
             up: false,
+            link: false,
+            pending: None,
             collecting: false,
             distributing: false,
             lacp_state: (false, false),
@@ -400,41 +413,224 @@ impl Lagg {
     /// # Errors
     /// A netlink or map failure.
     pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
-        let changed = self.read_links(nl)?;
-        if changed {
-            self.publish(false)?;
-        }
-        Ok(changed)
+        self.read_links(nl)
     }
 
+    /// Re-reads every member's link state from the kernel (at start, as a safety net, and after
+    /// a notification overrun) and applies what changed.
     fn read_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
-        let mut changed = false;
-        for port in &mut self.members {
-            let up = match nl.link(&port.name)? {
+        let now = Instant::now();
+        let mut changed = Vec::new();
+        for i in 0..self.members.len() {
+            let raw = match nl.link(&self.members[i].name)? {
                 Some(LinkState {
                     admin_up,
                     carrier,
                     index,
                     ..
-                }) if index == port.ifindex => admin_up && carrier,
+                }) if index == self.members[i].ifindex => admin_up && carrier,
                 Some(_) | None => false,
             };
-            if up != port.up {
-                tracing::info!(lagg = %self.cfg.name, port = %port.name, "link {}", if up { "up" } else { "down" });
-                port.up = up;
-                changed = true;
+            if self.set_link(i, raw, now) {
+                changed.push(i);
             }
         }
-        if changed {
-            if let Some(rt) = self.lacp.as_mut() {
-                let now = rt.now();
-                for (i, port) in self.members.iter().enumerate() {
-                    rt.core.handle_link(now, i, port.up, link_speed(&port.name));
+        self.after_link_change(nl, &changed)?;
+        Ok(!changed.is_empty())
+    }
+
+    /// Records the kernel's link state of member `i`; returns whether the effective state
+    /// changed now (a change may instead wait out updelay or downdelay).
+    fn set_link(&mut self, i: usize, raw: bool, now: Instant) -> bool {
+        let (up_delay, down_delay) = (self.cfg.updelay_ms, self.cfg.downdelay_ms);
+        let lagg = self.cfg.name.clone();
+        let port = &mut self.members[i];
+        port.link = raw;
+        if raw == port.up {
+            if port.pending.take().is_some() {
+                tracing::info!(lagg = %lagg, port = %port.name, "link {} again before its delay ran out", if raw { "up" } else { "down" });
+            }
+            return false;
+        }
+        let delay = if raw { up_delay } else { down_delay };
+        if delay == 0 {
+            tracing::info!(lagg = %lagg, port = %port.name, "link {}", if raw { "up" } else { "down" });
+            port.up = raw;
+            port.pending = None;
+            return true;
+        }
+        if port.pending.map(|(v, _)| v) != Some(raw) {
+            tracing::info!(lagg = %lagg, port = %port.name, delay_ms = delay, "link {}; waiting {}", if raw { "up" } else { "down" }, if raw { "updelay" } else { "downdelay" });
+            port.pending = Some((raw, now + Duration::from_millis(delay)));
+        }
+        false
+    }
+
+    /// Applies kernel link notifications; those for other interfaces are ignored.
+    ///
+    /// # Errors
+    /// A netlink or map failure.
+    pub fn handle_link_events(
+        &mut self,
+        nl: &Netlink,
+        events: &[LinkEvent],
+    ) -> Result<(), LaggError> {
+        let started = Instant::now();
+        let mut changed = Vec::new();
+        for ev in events {
+            if let Some(i) = self.members.iter().position(|p| p.ifindex == ev.ifindex) {
+                let raw = !ev.removed && ev.admin_up && ev.carrier;
+                if self.set_link(i, raw, started) && !changed.contains(&i) {
+                    changed.push(i);
                 }
             }
-            self.drain_lacp()?;
         }
-        Ok(changed)
+        if !changed.is_empty() {
+            self.after_link_change(nl, &changed)?;
+            tracing::debug!(lagg = %self.cfg.name, micros = started.elapsed().as_micros() as u64, "link change applied");
+        }
+        Ok(())
+    }
+
+    /// When [`link_tick`](Self::link_tick) is due: a delayed link change or a notification.
+    pub fn link_deadline(&self) -> Option<Instant> {
+        let pending = self
+            .members
+            .iter()
+            .filter_map(|p| p.pending.map(|(_, t)| t));
+        let notes = self.notifications.iter().map(|n| n.2);
+        pending.chain(notes).min()
+    }
+
+    /// Applies delayed link changes and sends peer notifications that are due.
+    ///
+    /// # Errors
+    /// A netlink or map failure.
+    pub fn link_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        let now = Instant::now();
+        let mut changed = Vec::new();
+        for (i, port) in self.members.iter_mut().enumerate() {
+            if let Some((v, t)) = port.pending {
+                if now >= t {
+                    tracing::info!(lagg = %self.cfg.name, port = %port.name, "link {} (after its delay)", if v { "up" } else { "down" });
+                    port.up = v;
+                    port.pending = None;
+                    changed.push(i);
+                }
+            }
+        }
+        self.after_link_change(nl, &changed)?;
+        self.send_due_notifications(nl, now);
+        Ok(())
+    }
+
+    /// Feeds LACP, republishes, and schedules peer notifications for an active-port change
+    /// (failover) or for ports that came back.
+    fn after_link_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+        if changed.is_empty() {
+            return Ok(());
+        }
+        if let Some(rt) = self.lacp.as_mut() {
+            let now = rt.now();
+            for &i in changed {
+                let port = &self.members[i];
+                rt.core.handle_link(now, i, port.up, link_speed(&port.name));
+            }
+        }
+        self.drain_lacp()?;
+        let before = self.table.load().active().first().copied();
+        self.publish(false)?;
+        let after = self.table.load().active().first().copied();
+        let mut notify: Vec<usize> = Vec::new();
+        if self.cfg.proto == LaggProto::Failover {
+            if let Some(a) = after.filter(|_| after != before) {
+                notify.push(usize::from(a));
+            }
+        } else {
+            notify.extend(changed.iter().copied().filter(|&i| self.members[i].up));
+        }
+        let now = Instant::now();
+        for port in notify {
+            self.schedule_notification(port, now);
+        }
+        self.send_due_notifications(nl, now);
+        Ok(())
+    }
+
+    fn schedule_notification(&mut self, port: usize, now: Instant) {
+        if self.cfg.notify_count == 0 {
+            return;
+        }
+        match self.cfg.upper {
+            Upper::Host { .. } => {
+                self.notifications.retain(|n| n.0 != port);
+                self.notifications.push((port, self.cfg.notify_count, now));
+            }
+            Upper::Forward { .. } => {
+                tracing::debug!(lagg = %self.cfg.name, port, "forward mode: learning frames are not sent yet");
+            }
+        }
+    }
+
+    fn send_due_notifications(&mut self, nl: &Netlink, now: Instant) {
+        let due: Vec<usize> = self
+            .notifications
+            .iter()
+            .filter(|n| n.2 <= now)
+            .map(|n| n.0)
+            .collect();
+        if due.is_empty() {
+            return;
+        }
+        let addresses = match nl
+            .require(&self.cfg.name)
+            .and_then(|l| nl.addresses(l.index))
+        {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(lagg = %self.cfg.name, error = %e, "peer notification: cannot read the lagg's addresses");
+                Vec::new()
+            }
+        };
+        // laggN carries the first member's MAC.
+        let mac = self.members[0].mac;
+        let frames: Vec<Vec<u8>> = addresses
+            .iter()
+            .map(|ip| match ip {
+                std::net::IpAddr::V4(v4) => crate::notify::gratuitous_arp(mac, *v4),
+                std::net::IpAddr::V6(v6) => crate::notify::unsolicited_na(mac, *v6),
+            })
+            .collect();
+        if self.notify_sockets.len() < self.members.len() {
+            self.notify_sockets.resize_with(self.members.len(), || None);
+        }
+        for port in due {
+            let ifindex = self.members[port].ifindex;
+            if self.notify_sockets[port].is_none() {
+                // Protocol 0: a send-only socket, nothing is queued for reading.
+                match PacketSocket::bind(ifindex, 0) {
+                    Ok(s) => self.notify_sockets[port] = Some(s),
+                    Err(e) => {
+                        tracing::warn!(lagg = %self.cfg.name, port = %self.members[port].name, error = %e, "peer notification socket")
+                    }
+                }
+            }
+            if let Some(socket) = &self.notify_sockets[port] {
+                let mut sent = 0;
+                for f in &frames {
+                    if socket.send(f).is_ok() {
+                        sent += 1;
+                    }
+                }
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[port].name, frames = sent, "peer notification sent (gratuitous ARP / unsolicited NA)");
+            }
+            let interval = Duration::from_millis(self.cfg.notify_interval_ms);
+            for n in self.notifications.iter_mut().filter(|n| n.0 == port) {
+                n.1 = n.1.saturating_sub(1);
+                n.2 = now + interval;
+            }
+        }
+        self.notifications.retain(|n| n.1 > 0);
     }
 
     fn start_lacp(&mut self) -> Result<(), LaggError> {

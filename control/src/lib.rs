@@ -4,6 +4,7 @@
 //! Layers:
 //! - [`config`]: the one configuration model and its validator;
 //! - [`netdev`]: kernel devices through rtnetlink;
+//! - [`notify`]: peer notification frames (gratuitous ARP, unsolicited NA);
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind.
 //!
@@ -15,3 +16,4 @@ pub mod config;
 pub mod lacp;
 pub mod lagg;
 pub mod netdev;
+pub mod notify;

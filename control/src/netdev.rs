@@ -263,6 +263,47 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Every address of interface `index` (IPv4 and IPv6).
+    ///
+    /// # Errors
+    /// When the dump fails.
+    pub fn addresses(&self, index: u32) -> Result<Vec<IpAddr>, NetdevError> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let handle = self.handle.clone();
+        self.request(
+            || format!("listing addresses of interface {index}"),
+            async move {
+                let msgs: Vec<_> = handle
+                    .address()
+                    .get()
+                    .set_link_index_filter(index)
+                    .execute()
+                    .try_collect()
+                    .await?;
+                let mut out = Vec::new();
+                for m in msgs {
+                    // IPv4 has both Local and Address; IPv6 only Address.
+                    let local = m.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Local(ip) => Some(*ip),
+                        _ => None,
+                    });
+                    let addr = m.attributes.iter().find_map(|a| match a {
+                        AddressAttribute::Address(ip) => Some(*ip),
+                        _ => None,
+                    });
+                    if let Some(ip) = local.or(addr) {
+                        if !out.contains(&ip) {
+                            out.push(ip);
+                        }
+                    }
+                }
+                Ok(out)
+            },
+        )
+    }
+}
+
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: [u8; 6]) -> String {
     mac.iter()

@@ -5,7 +5,7 @@
 #![allow(unsafe_code)]
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::time::Duration;
 
 /// `ETH_P_ALL`: every protocol.
@@ -136,26 +136,8 @@ impl PacketSocket {
     }
 }
 
-/// Waits until any of `sockets` has a frame to read or `timeout` passes; returns which are
-/// readable (all false on timeout or interruption by a signal).
-pub fn wait_readable(sockets: &[&PacketSocket], timeout: Duration) -> Vec<bool> {
-    let mut fds: Vec<libc::pollfd> = sockets
-        .iter()
-        .map(|s| libc::pollfd {
-            fd: s.fd.as_raw_fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        })
-        .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    if fds.is_empty() {
-        std::thread::sleep(timeout);
-        return Vec::new();
+impl AsRawFd for PacketSocket {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
     }
-    // SAFETY: `fds` holds `fds.len()` initialised pollfd entries.
-    let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-    if n <= 0 {
-        return vec![false; fds.len()];
-    }
-    fds.iter().map(|f| f.revents & libc::POLLIN != 0).collect()
 }

@@ -2,8 +2,8 @@
 //! apply a lagg's distribution policy to batches of frames.
 //!
 //! Layers, bottom up:
-//! - [`afxdp`]: UMEM and rings, and [`afpacket`]: raw packet sockets (the only modules with
-//!   `unsafe`);
+//! - [`afxdp`]: UMEM and rings, [`afpacket`]: raw packet sockets, [`linkevents`]: kernel link
+//!   notifications (the only modules with `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters;
@@ -19,5 +19,6 @@ pub mod afxdp;
 pub mod counters;
 pub mod distribution;
 pub mod flow;
+pub mod linkevents;
 pub mod worker;
 pub mod xdp;

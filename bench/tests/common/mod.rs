@@ -130,7 +130,7 @@ impl Bed {
             "upper = \"forward\"\nforward_port = \"xld0\"\n".to_string()
         };
         format!(
-            "[daemon]\nlink_poll_ms = 20\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\nlaggports = [{}]\n{upper}{extra}\n",
+            "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\nlaggports = [{}]\n{upper}{extra}\n",
             ports.join(", ")
         )
     }

@@ -10,10 +10,13 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use std::os::fd::{AsRawFd, RawFd};
+
 use clap::Parser;
 use xlagg_control::config::Config;
 use xlagg_control::lagg::{Lagg, StartOptions};
 use xlagg_control::netdev::Netlink;
+use xlagg_dataplane::linkevents::{self, LinkEvents};
 
 /// xlagg link-aggregation daemon.
 #[derive(Parser, Debug)]
@@ -82,6 +85,15 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // Subscribe to link notifications before any lagg reads its members' state, so that no
+    // change falls between the first read and the subscription.
+    let link_events = match LinkEvents::open() {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("xlaggd: cannot subscribe to link notifications: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let mut laggs: Vec<Lagg> = Vec::new();
     for cfg in &config.laggs {
         match Lagg::start(&nl, cfg, StartOptions::default()) {
@@ -100,38 +112,57 @@ fn main() -> ExitCode {
     let status_every = Duration::from_millis(config.daemon.status_interval_ms);
     let mut last_status = Instant::now();
     let mut next_link_poll = Instant::now() + poll;
-    // The control loop: wakes on a slow-protocol frame, an LACP deadline, the link poll or a
-    // signal (at least every 100 ms), never on worker activity.
+    // The control loop: wakes on a link notification, a slow-protocol frame, an LACP or
+    // link-delay deadline, the safety-net link re-read or a signal (at least every 100 ms);
+    // never on worker activity.
+    let mut events = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
         let deadline = laggs
             .iter()
-            .filter_map(Lagg::lacp_deadline)
+            .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
+            .flatten()
             .chain([next_link_poll, now + Duration::from_millis(100)])
             .min()
             .unwrap_or(next_link_poll);
-        let readable = {
-            let sockets: Vec<(usize, usize, &xlagg_dataplane::afpacket::PacketSocket)> = laggs
-                .iter()
-                .enumerate()
-                .flat_map(|(l, lagg)| lagg.slow_sockets().into_iter().map(move |(p, s)| (l, p, s)))
-                .collect();
-            let refs: Vec<&xlagg_dataplane::afpacket::PacketSocket> =
-                sockets.iter().map(|s| s.2).collect();
-            let ready = xlagg_dataplane::afpacket::wait_readable(
-                &refs,
-                deadline.saturating_duration_since(now),
-            );
-            sockets
-                .iter()
-                .zip(ready)
-                .filter(|(_, r)| *r)
-                .map(|(s, _)| (s.0, s.1))
-                .collect::<Vec<_>>()
-        };
-        for (l, p) in readable {
-            if let Err(e) = laggs[l].handle_slow_frames(p) {
-                tracing::error!(lagg = %laggs[l].config().name, error = %e, "LACP input failed");
+        let slow: Vec<(usize, usize, RawFd)> = laggs
+            .iter()
+            .enumerate()
+            .flat_map(|(l, lagg)| {
+                lagg.slow_sockets()
+                    .into_iter()
+                    .map(move |(p, s)| (l, p, s.as_raw_fd()))
+            })
+            .collect();
+        let mut fds = vec![link_events.as_raw_fd()];
+        fds.extend(slow.iter().map(|s| s.2));
+        let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
+        if ready.first() == Some(&true) {
+            events.clear();
+            let overrun = match link_events.read(&mut events) {
+                Ok(o) => o,
+                Err(e) => {
+                    tracing::error!(error = %e, "reading link notifications failed");
+                    true
+                }
+            };
+            for lagg in &mut laggs {
+                let result = if overrun {
+                    tracing::warn!(lagg = %lagg.config().name, "link notifications were lost; re-reading link state");
+                    lagg.refresh_links(&nl).map(|_| ())
+                } else {
+                    lagg.handle_link_events(&nl, &events)
+                };
+                if let Err(e) = result {
+                    tracing::error!(lagg = %lagg.config().name, error = %e, "applying link changes failed");
+                }
+            }
+        }
+        for ((l, p, _), r) in slow.iter().zip(ready.iter().skip(1)) {
+            if *r {
+                if let Err(e) = laggs[*l].handle_slow_frames(*p) {
+                    tracing::error!(lagg = %laggs[*l].config().name, error = %e, "LACP input failed");
+                }
             }
         }
         if Instant::now() >= next_link_poll {
@@ -143,8 +174,8 @@ fn main() -> ExitCode {
             }
         }
         for lagg in &mut laggs {
-            if let Err(e) = lagg.lacp_tick() {
-                tracing::error!(lagg = %lagg.config().name, error = %e, "LACP timers failed");
+            if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&nl)) {
+                tracing::error!(lagg = %lagg.config().name, error = %e, "timers failed");
             }
         }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
