@@ -282,6 +282,18 @@ impl Daemon {
         );
     }
 
+    /// The daemon's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map(Child::id).expect("running")
+    }
+
+    /// Open file descriptors of the daemon.
+    pub fn open_fds(&self) -> usize {
+        std::fs::read_dir(format!("/proc/{}/fd", self.pid()))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    }
+
     /// SIGTERM, wait, and return what it printed after `ready` (the final status table).
     pub fn stop(mut self) -> String {
         if let Some(mut child) = self.child.take() {

@@ -1,0 +1,206 @@
+//! Link monitoring and failover in the namespace test bed: peer notification captured on the
+//! partner side, a flap storm, and updelay. Needs root and tcpdump; fails otherwise.
+
+mod common;
+
+use std::io::Read as _;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{serial, Bed, Daemon};
+
+/// tcpdump on a partner port, printing what it captured when finished.
+struct Capture(Option<Child>);
+
+impl Capture {
+    fn start(bed: &Bed, iface: &str, filter: &str) -> Capture {
+        let mut child = Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &bed.ns("ptr"),
+                "tcpdump",
+                "-i",
+                iface,
+                "-nn",
+                "-l",
+                "-Q",
+                "in",
+                filter,
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tcpdump (scripts/setup.sh installs it)");
+        // tcpdump says "listening on ..." once the capture is open.
+        let mut err = child.stderr.take().expect("stderr");
+        let mut seen = Vec::new();
+        let mut byte = [0u8; 1];
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline && !String::from_utf8_lossy(&seen).contains("listening on")
+        {
+            if err.read(&mut byte).unwrap_or(0) == 0 {
+                break;
+            }
+            seen.push(byte[0]);
+        }
+        assert!(
+            String::from_utf8_lossy(&seen).contains("listening on"),
+            "tcpdump did not start: {}",
+            String::from_utf8_lossy(&seen)
+        );
+        Capture(Some(child))
+    }
+
+    fn finish(mut self) -> String {
+        let mut child = self.0.take().expect("running");
+        std::thread::sleep(Duration::from_millis(300));
+        let _ = Command::new("kill")
+            .args(["-INT", &child.id().to_string()])
+            .status();
+        let mut out = String::new();
+        let _ = child
+            .stdout
+            .take()
+            .expect("stdout")
+            .read_to_string(&mut out);
+        let _ = child.wait();
+        out
+    }
+}
+
+impl Drop for Capture {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+const ANNOUNCE: &str = "arp or (icmp6 and ip6[40] == 136)";
+
+fn host_failover(bed: &Bed, extra: &str) -> Daemon {
+    let config = bed.config(
+        "failover",
+        &format!("addresses = [\"10.77.0.1/24\", \"2001:db8:77::1/64\"]\n{extra}[daemon]\nstatus_interval_ms = 50\n"),
+        true,
+    );
+    // The [daemon] table given twice would be refused: move ours to the top.
+    let config = config
+        .replacen("[daemon]\nlink_poll_ms = 10000\n", "", 1)
+        .replace("[daemon]\nstatus_interval_ms = 50\n", "");
+    Daemon::start(
+        bed,
+        &format!("[daemon]\nlink_poll_ms = 10000\nstatus_interval_ms = 50\n\n{config}"),
+    )
+}
+
+#[test]
+fn failover_announces_the_addresses_on_the_new_active_port_and_again_on_return() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let mut daemon = host_failover(&bed, "");
+    daemon.wait_status(10, "xlm0 active", |f| {
+        f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    // Let IPv6 duplicate address detection on lagg0 finish.
+    std::thread::sleep(Duration::from_millis(1500));
+    let on_backup = Capture::start(&bed, "xlp1", ANNOUNCE);
+    // The master goes down on the appliance side (administratively), so that xlp0 stays up
+    // for the capture of its return.
+    bed.ip("app", &["link", "set", "xlm0", "down"]);
+    daemon.wait_status(5, "xlm1 active", |f| {
+        f.get("xlm1").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    let seen = on_backup.finish();
+    assert!(
+        seen.contains("Request who-has 10.77.0.1 tell 10.77.0.1"),
+        "gratuitous ARP on the new active port:\n{seen}"
+    );
+    assert!(
+        seen.contains("neighbor advertisement, tgt is 2001:db8:77::1"),
+        "unsolicited NA on the new active port:\n{seen}"
+    );
+    let on_master = Capture::start(&bed, "xlp0", ANNOUNCE);
+    bed.ip("app", &["link", "set", "xlm0", "up"]);
+    daemon.wait_status(5, "xlm0 active again", |f| {
+        f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    let seen = on_master.finish();
+    assert!(
+        seen.contains("Request who-has 10.77.0.1 tell 10.77.0.1"),
+        "announced again when the master returns:\n{seen}"
+    );
+}
+
+#[test]
+fn updelay_holds_a_returning_master_back() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let mut daemon = host_failover(&bed, "updelay = 1500\n");
+    daemon.wait_status(10, "xlm0 active", |f| {
+        f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    bed.ip("ptr", &["link", "set", "xlp0", "down"]);
+    daemon.wait_status(5, "xlm1 active", |f| {
+        f.get("xlm1").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    bed.ip("ptr", &["link", "set", "xlp0", "up"]);
+    let back = Instant::now();
+    daemon.wait_status(5, "xlm0 active after updelay", |f| {
+        f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    let took = back.elapsed();
+    assert!(
+        took >= Duration::from_millis(1400),
+        "the master came back after {took:?}, before its 1500 ms updelay"
+    );
+}
+
+#[test]
+fn a_flap_storm_ends_in_the_right_state_without_leaks() {
+    let _serial = serial();
+    let bed = Bed::up(4, false);
+    let config = bed.config("loadbalance", "", false).replace(
+        "link_poll_ms = 10000",
+        "link_poll_ms = 10000\nstatus_interval_ms = 50",
+    );
+    let mut daemon = Daemon::start(&bed, &config);
+    let all = ["xlm0", "xlm1", "xlm2", "xlm3"];
+    let distributing = |f: &std::collections::BTreeMap<String, String>, p: &str| {
+        f.get(p).is_some_and(|s| s.contains("DISTRIBUTING"))
+    };
+    daemon.wait_status(10, "all distributing", |f| {
+        all.iter().all(|p| distributing(f, p))
+    });
+    let fds = daemon.open_fds();
+    // 400 carrier changes on xlp2 as fast as ip can make them, ending down.
+    let mut batch = String::new();
+    for _ in 0..200 {
+        batch.push_str("link set xlp2 down\nlink set xlp2 up\n");
+    }
+    batch.push_str("link set xlp2 down\n");
+    let mut ip = Command::new("ip")
+        .args(["-n", &bed.ns("ptr"), "-batch", "-"])
+        .stdin(Stdio::piped())
+        .spawn()
+        .expect("ip");
+    std::io::Write::write_all(ip.stdin.as_mut().expect("stdin"), batch.as_bytes()).expect("write");
+    drop(ip.stdin.take());
+    assert!(ip.wait().expect("ip").success());
+    daemon.wait_status(10, "xlm2 out, the others in", |f| {
+        !distributing(f, "xlm2") && ["xlm0", "xlm1", "xlm3"].iter().all(|p| distributing(f, p))
+    });
+    bed.ip("ptr", &["link", "set", "xlp2", "up"]);
+    daemon.wait_status(10, "all four back", |f| {
+        all.iter().all(|p| distributing(f, p))
+    });
+    assert_eq!(
+        daemon.open_fds(),
+        fds,
+        "no file descriptor leaked through the storm"
+    );
+    let alive = std::path::Path::new(&format!("/proc/{}", daemon.pid())).exists();
+    assert!(alive, "xlaggd survived");
+}
