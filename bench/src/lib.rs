@@ -7,6 +7,7 @@
 pub mod convergence;
 pub mod forward;
 pub mod packet_tools;
+pub mod switchover;
 pub mod testbed;
 pub mod traffic;
 pub mod xdpgen;

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use xlagg_bench::{convergence, forward, packet_tools, xdpgen};
+use xlagg_bench::{convergence, forward, packet_tools, switchover, xdpgen};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -54,6 +54,9 @@ enum Command {
         /// Stop after this many milliseconds at most.
         #[arg(long, default_value_t = 60_000)]
         max_ms: u64,
+        /// Record the arrival time (CLOCK_MONOTONIC) of every test frame.
+        #[arg(long)]
+        timestamps: bool,
     },
     /// Forward-mode throughput through a lagg against the same-run ceiling (builds and
     /// removes its own test bed; needs root).
@@ -101,6 +104,22 @@ enum Command {
         /// Runs.
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
+    },
+    /// Carrier loss under traffic: frames lost and time to the first frame on another member
+    /// (builds and removes its own test bed; needs root).
+    Switchover {
+        /// failover or loadbalance.
+        #[arg(long, default_value = "failover")]
+        proto: String,
+        /// Carrier losses.
+        #[arg(long, default_value_t = 10)]
+        flaps: usize,
+        /// Offered frames per second.
+        #[arg(long, default_value_t = 20000)]
+        pps: u64,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -166,12 +185,17 @@ fn main() -> Result<()> {
             let sent = packet_tools::send(&iface, flows, per_flow, size, pps, first_seq)?;
             println!("{{\"sent\":{sent}}}");
         }
-        Command::Sink { ifaces, max_ms } => {
+        Command::Sink {
+            ifaces,
+            max_ms,
+            timestamps,
+        } => {
             let stop = Arc::new(AtomicBool::new(false));
             for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
                 signal_hook::flag::register(signal, Arc::clone(&stop))?;
             }
-            let report = packet_tools::sink(&ifaces, Duration::from_millis(max_ms), stop)?;
+            let report =
+                packet_tools::sink(&ifaces, Duration::from_millis(max_ms), stop, timestamps)?;
             println!("{}", serde_json::to_string(&report)?);
         }
         Command::Forward {
@@ -236,6 +260,14 @@ fn main() -> Result<()> {
             core,
         } => forward::serve(&members, &port, &proto, fixed, core)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
+        Command::Switchover {
+            proto,
+            flaps,
+            pps,
+            testbed,
+        } => {
+            switchover::run(&proto, flaps, pps, &testbed)?;
+        }
         Command::Lacp {
             partner,
             runs,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use xlagg_dataplane::afpacket::{Direction, PacketSocket, ETH_P_ALL};
+use xlagg_dataplane::afpacket::{monotonic_ns, Direction, PacketSocket, ETH_P_ALL};
 
 use crate::traffic::{self, Marker};
 
@@ -27,6 +27,9 @@ pub struct PortCapture {
     pub flows: BTreeMap<u32, u64>,
     /// Sequence numbers received, in arrival order.
     pub seqs: Vec<u64>,
+    /// With `timestamps`: (sequence, flow, CLOCK_MONOTONIC ns at receive) of every test frame.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub arrivals: Vec<(u64, u32, u64)>,
 }
 
 /// The sink's report.
@@ -95,7 +98,12 @@ pub fn send(
 ///
 /// # Errors
 /// Socket errors.
-pub fn sink(ifaces: &[String], max: Duration, stop: Arc<AtomicBool>) -> Result<SinkReport> {
+pub fn sink(
+    ifaces: &[String],
+    max: Duration,
+    stop: Arc<AtomicBool>,
+    timestamps: bool,
+) -> Result<SinkReport> {
     if ifaces.is_empty() {
         bail!("sink: no interface given");
     }
@@ -129,6 +137,9 @@ pub fn sink(ifaces: &[String], max: Duration, stop: Arc<AtomicBool>) -> Result<S
                     }
                     match traffic::parse(&buf[..n]) {
                         Some(m) => {
+                            if timestamps {
+                                cap.arrivals.push((m.seq, m.flow, monotonic_ns()));
+                            }
                             cap.frames += 1;
                             *cap.flows.entry(m.flow).or_default() += 1;
                             cap.seqs.push(m.seq);

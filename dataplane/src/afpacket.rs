@@ -141,3 +141,15 @@ impl AsRawFd for PacketSocket {
         self.fd.as_raw_fd()
     }
 }
+
+/// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, whatever its
+/// network namespace (unlike `std::time::Instant`, whose value is opaque).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: `ts` is a live timespec; CLOCK_MONOTONIC always exists.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
