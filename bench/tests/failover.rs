@@ -22,6 +22,7 @@ impl Capture {
                 "tcpdump",
                 "-i",
                 iface,
+                "-e",
                 "-nn",
                 "-l",
                 "-Q",
@@ -203,4 +204,30 @@ fn a_flap_storm_ends_in_the_right_state_without_leaks() {
     );
     let alive = std::path::Path::new(&format!("/proc/{}", daemon.pid())).exists();
     assert!(alive, "xlaggd survived");
+}
+
+#[test]
+fn forward_mode_failover_sends_learning_frames_for_the_downstream_hosts() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let config = bed.config("failover", "", false).replace(
+        "link_poll_ms = 10000",
+        "link_poll_ms = 10000\nstatus_interval_ms = 50",
+    );
+    let mut daemon = Daemon::start(&bed, &config);
+    daemon.wait_status(10, "xlm0 active", |f| {
+        f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    // Traffic from the downstream host (source MAC 02:78:6c:00:00:01) teaches the worker its MAC.
+    bed.send(1, 64, 0);
+    let capture = Capture::start(&bed, "xlp1", "ether proto 0x9000");
+    bed.ip("app", &["link", "set", "xlm0", "down"]);
+    daemon.wait_status(5, "xlm1 active", |f| {
+        f.get("xlm1").is_some_and(|s| s.contains("ACTIVE"))
+    });
+    let seen = capture.finish();
+    assert!(
+        seen.contains("02:78:6c:00:00:01 > 02:78:6c:00:00:01, ethertype Loopback (0x9000)"),
+        "a learning frame for the downstream host on the new active port:\n{seen}"
+    );
 }

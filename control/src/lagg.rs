@@ -144,7 +144,14 @@ pub struct Lagg {
     notify_sockets: Vec<Option<PacketSocket>>,
     /// Peer notifications still to send: (member, frames left per address, when).
     notifications: Vec<(usize, u32, Instant)>,
+    /// Forward mode: source MACs the workers saw from the downstream port.
+    recent_macs: Option<Arc<xlagg_dataplane::learn::RecentMacs>>,
+    /// The MACs of the previous aging period, and when the current one ends.
+    previous_macs: (Vec<[u8; 6]>, Instant),
 }
+
+/// How long a source MAC counts as recently seen (at least; at most twice that).
+const MAC_AGING: Duration = Duration::from_secs(60);
 
 fn policy_for(cfg: &LaggConfig) -> TxPolicy {
     match cfg.proto {
@@ -226,6 +233,9 @@ impl Lagg {
             lacp: None,
             notify_sockets: Vec::new(),
             notifications: Vec::new(),
+            recent_macs: matches!(cfg.upper, Upper::Forward { .. })
+                .then(|| Arc::new(xlagg_dataplane::learn::RecentMacs::default())),
+            previous_macs: (Vec::new(), Instant::now() + MAC_AGING),
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -388,6 +398,7 @@ impl Lagg {
                 WorkerLayout {
                     members: self.members.len(),
                     queue,
+                    learn: self.recent_macs.clone(),
                 },
                 Arc::clone(&self.table),
                 Arc::clone(&counters),
@@ -561,18 +572,60 @@ impl Lagg {
         if self.cfg.notify_count == 0 {
             return;
         }
-        match self.cfg.upper {
+        self.notifications.retain(|n| n.0 != port);
+        self.notifications.push((port, self.cfg.notify_count, now));
+    }
+
+    /// Host mode: a gratuitous ARP per IPv4 and an unsolicited NA per IPv6 address of laggN.
+    /// Forward mode: a learning frame per source MAC recently seen from the downstream port.
+    fn notification_frames(&self, nl: &Netlink) -> Vec<Vec<u8>> {
+        match &self.cfg.upper {
             Upper::Host { .. } => {
-                self.notifications.retain(|n| n.0 != port);
-                self.notifications.push((port, self.cfg.notify_count, now));
+                let addresses = match nl
+                    .require(&self.cfg.name)
+                    .and_then(|l| nl.addresses(l.index))
+                {
+                    Ok(a) => a,
+                    Err(e) => {
+                        tracing::warn!(lagg = %self.cfg.name, error = %e, "peer notification: cannot read the lagg's addresses");
+                        Vec::new()
+                    }
+                };
+                // laggN carries the first member's MAC.
+                let mac = self.members[0].mac;
+                addresses
+                    .iter()
+                    .map(|ip| match ip {
+                        std::net::IpAddr::V4(v4) => crate::notify::gratuitous_arp(mac, *v4),
+                        std::net::IpAddr::V6(v6) => crate::notify::unsolicited_na(mac, *v6),
+                    })
+                    .collect()
             }
             Upper::Forward { .. } => {
-                tracing::debug!(lagg = %self.cfg.name, port, "forward mode: learning frames are not sent yet");
+                let mut macs = self
+                    .recent_macs
+                    .as_ref()
+                    .map(|r| r.macs())
+                    .unwrap_or_default();
+                for m in &self.previous_macs.0 {
+                    if !macs.contains(m) {
+                        macs.push(*m);
+                    }
+                }
+                macs.into_iter()
+                    .map(|m| xlagg_dataplane::learn::learning_frame(m).to_vec())
+                    .collect()
             }
         }
     }
 
     fn send_due_notifications(&mut self, nl: &Netlink, now: Instant) {
+        // Age the forward-mode MAC table: keep one period's worth as "previous".
+        if now >= self.previous_macs.1 {
+            if let Some(r) = &self.recent_macs {
+                self.previous_macs = (r.sweep(), now + MAC_AGING);
+            }
+        }
         let due: Vec<usize> = self
             .notifications
             .iter()
@@ -582,25 +635,7 @@ impl Lagg {
         if due.is_empty() {
             return;
         }
-        let addresses = match nl
-            .require(&self.cfg.name)
-            .and_then(|l| nl.addresses(l.index))
-        {
-            Ok(a) => a,
-            Err(e) => {
-                tracing::warn!(lagg = %self.cfg.name, error = %e, "peer notification: cannot read the lagg's addresses");
-                Vec::new()
-            }
-        };
-        // laggN carries the first member's MAC.
-        let mac = self.members[0].mac;
-        let frames: Vec<Vec<u8>> = addresses
-            .iter()
-            .map(|ip| match ip {
-                std::net::IpAddr::V4(v4) => crate::notify::gratuitous_arp(mac, *v4),
-                std::net::IpAddr::V6(v6) => crate::notify::unsolicited_na(mac, *v6),
-            })
-            .collect();
+        let frames = self.notification_frames(nl);
         if self.notify_sockets.len() < self.members.len() {
             self.notify_sockets.resize_with(self.members.len(), || None);
         }
@@ -622,7 +657,7 @@ impl Lagg {
                         sent += 1;
                     }
                 }
-                tracing::info!(lagg = %self.cfg.name, port = %self.members[port].name, frames = sent, "peer notification sent (gratuitous ARP / unsolicited NA)");
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[port].name, frames = sent, "peer notification sent");
             }
             let interval = Duration::from_millis(self.cfg.notify_interval_ms);
             for n in self.notifications.iter_mut().filter(|n| n.0 == port) {

@@ -6,7 +6,8 @@
 //!   notifications (the only modules with `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
-//! - [`counters`]: per-worker, cache-line separated counters;
+//! - [`counters`]: per-worker, cache-line separated counters; [`learn`]: source MACs seen
+//!   from the upper port, for forward mode's learning frames;
 //! - [`worker`]: the batch loop tying them together.
 //!
 //! Non-goals: configuration, link monitoring, LACP and netdev management live in the control
@@ -19,6 +20,7 @@ pub mod afxdp;
 pub mod counters;
 pub mod distribution;
 pub mod flow;
+pub mod learn;
 pub mod linkevents;
 pub mod worker;
 pub mod xdp;

@@ -25,6 +25,7 @@ use arc_swap::ArcSwap;
 use crate::afxdp::{self, BindMode, Desc, Kick, RingSizes, Umem, XskError, XskSocket};
 use crate::counters::{bump, DropReason, WorkerCounters};
 use crate::distribution::{distribute, DistributionTable, Egress, RoundRobinCursor, MAX_MEMBERS};
+use crate::learn::{RecentMacs, SAMPLE_EVERY};
 
 /// Frames distributed together: the unit of [`distribute`].
 pub const BATCH: usize = 64;
@@ -56,12 +57,14 @@ pub enum ZeroCopy {
 }
 
 /// What a worker needs to know about its lagg.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct WorkerLayout {
     /// Number of member ports; they are ports `0..members`, the upper port is `members`.
     pub members: usize,
     /// The receive queue this worker serves on every port.
     pub queue: u32,
+    /// Forward mode: where to record source MACs seen from the upper port.
+    pub learn: Option<Arc<RecentMacs>>,
 }
 
 /// Opens one socket per port (`ifindexes`: members in order, then the upper port) on `queue`,
@@ -112,6 +115,7 @@ pub struct Worker {
     counters: Arc<WorkerCounters>,
     stop: Arc<AtomicBool>,
     rr: RoundRobinCursor,
+    learn: Option<Arc<RecentMacs>>,
     rx: [Desc; BATCH],
     egress: [Egress; BATCH],
     tx_queues: Vec<Vec<Desc>>,
@@ -167,6 +171,7 @@ impl Worker {
             counters,
             stop,
             rr: RoundRobinCursor::default(),
+            learn: layout.learn,
             rx: [EMPTY_DESC; BATCH],
             egress: [Egress::Drop; BATCH],
             tx_queues,
@@ -270,6 +275,11 @@ impl Worker {
                 *slot = self.umem.data(desc.addr, desc.len);
             }
             distribute(table, &mut self.rr, &frames[..n], &mut self.egress[..n]);
+            if let Some(learn) = &self.learn {
+                for frame in frames[..n].iter().step_by(SAMPLE_EVERY) {
+                    learn.record(frame);
+                }
+            }
         }
         let upper = self.upper;
         let mut dropped = 0u64;
