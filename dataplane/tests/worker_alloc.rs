@@ -1,0 +1,188 @@
+//! The worker's frame path allocates nothing: a counting global allocator, a real worker on
+//! real veths and AF_XDP sockets in a test-bed namespace, 3000 frames forwarded through
+//! loadbalance, and not one allocation while it moves them. Needs root; fails otherwise.
+
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arc_swap::ArcSwap;
+use xlagg_dataplane::afpacket::{PacketSocket, ETH_P_ALL};
+use xlagg_dataplane::afxdp::{RingSizes, Umem};
+use xlagg_dataplane::counters::WorkerCounters;
+use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
+use xlagg_dataplane::flow::HashLayers;
+use xlagg_dataplane::worker::{self, Worker, WorkerLayout, ZeroCopy};
+use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+
+struct Counting;
+
+static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
+
+// SAFETY: forwards every call to the system allocator unchanged; only counts allocations.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: same contract as ours.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
+        // SAFETY: same contract as ours.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed.sh")
+}
+
+struct Bed(String);
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["down", &self.0]).status();
+    }
+}
+
+/// Moves the calling thread into network namespace `ns`.
+fn enter(ns: &str) {
+    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("namespace file");
+    // SAFETY: setns on a valid namespace descriptor; it affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "setns({ns}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).expect("name");
+    // SAFETY: a valid NUL-terminated name; the lookup uses this thread's namespace.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(index, 0, "no interface {name}");
+    index
+}
+
+fn udp(flow: u16) -> Vec<u8> {
+    let mut f = vec![0u8; 60];
+    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
+    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
+    f[14] = 0x45;
+    f[23] = 17;
+    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
+    f[30..34].copy_from_slice(&[10, 0, 1, 1]);
+    f[34..36].copy_from_slice(&flow.to_be_bytes());
+    f
+}
+
+#[test]
+fn the_worker_moves_3000_frames_without_a_single_allocation() {
+    let status = std::fs::read_to_string("/proc/self/status").expect("status");
+    assert!(
+        status
+            .lines()
+            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+        "needs root (namespaces, XDP, AF_XDP); run the tests as root, as CI does"
+    );
+    let id = format!("wa{}", std::process::id() % 100_000);
+    let ok = Command::new(script())
+        .args(["up", &id, "2"])
+        .status()
+        .expect("testbed.sh");
+    assert!(ok.success(), "test bed");
+    let bed = Bed(id);
+
+    // The sender: a packet socket on xls0, opened from a thread in the source namespace.
+    let src_ns = format!("xl-{}-src", bed.0);
+    let sender = std::thread::spawn(move || {
+        enter(&src_ns);
+        PacketSocket::bind(ifindex("xls0"), ETH_P_ALL).expect("packet socket")
+    })
+    .join()
+    .expect("sender thread");
+
+    // The worker, built and stepped by this thread inside the appliance namespace.
+    enter(&format!("xl-{}-app", bed.0));
+    let names = ["xlm0", "xlm1", "xld0"];
+    let mut programs: Vec<PortProgram> = names
+        .iter()
+        .map(|n| PortProgram::attach(n, ifindex(n), ProgramKind::Port).expect("attach"))
+        .collect();
+    let ports: Vec<(String, u32)> = names.iter().map(|n| (n.to_string(), ifindex(n))).collect();
+    let sizes = RingSizes::default();
+    let umem = Umem::new(worker::default_frames(3, sizes)).expect("umem");
+    let sockets = worker::open_sockets(&umem, &ports, 0, sizes, ZeroCopy::Off).expect("sockets");
+    for (program, socket) in programs.iter_mut().zip(&sockets) {
+        program.register_socket(0, socket).expect("xskmap");
+        program.set_collecting(true).expect("state");
+    }
+    let table = DistributionTable::new(
+        TxPolicy::Hash {
+            layers: HashLayers::DEFAULT,
+        },
+        1,
+    )
+    .with_active(&[0, 1]);
+    let counters = Arc::new(WorkerCounters::new(3));
+    let mut worker = Worker::new(
+        umem,
+        sockets,
+        WorkerLayout {
+            members: 2,
+            queue: 0,
+            learn: None,
+        },
+        Arc::new(ArcSwap::from_pointee(table)),
+        Arc::clone(&counters),
+        Arc::new(AtomicBool::new(false)),
+    );
+    // Warm up: fill rings primed, first table load done.
+    for _ in 0..10 {
+        worker.step();
+    }
+    let frames: Vec<Vec<u8>> = (0..3000u16).map(udp).collect();
+    for f in &frames {
+        sender.send(f).expect("send");
+    }
+    let tx = || counters.port(0).totals().tx_packets + counters.port(1).totals().tx_packets;
+    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while tx() < 3000 && Instant::now() < deadline {
+        worker.step();
+    }
+    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let moved = tx();
+    assert_eq!(
+        moved,
+        3000,
+        "every frame forwarded to a member (rx {})",
+        counters.port(2).totals().rx_packets
+    );
+    assert!(
+        counters.port(0).totals().tx_packets > 0 && counters.port(1).totals().tx_packets > 0,
+        "both members used"
+    );
+    assert_eq!(
+        allocations, 0,
+        "the worker allocated {allocations} times while moving {moved} frames"
+    );
+    drop(worker);
+    drop(programs);
+}
