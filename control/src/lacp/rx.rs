@@ -106,6 +106,13 @@ fn update_ntt(port: &mut PortVars, pdu: &Lacpdu) {
 }
 
 fn enter_current(port: &mut PortVars, pdu: &Lacpdu, now: Time) {
+    // First contact after EXPIRED or DEFAULTED: answer at once. update_NTT alone misses the
+    // case where the partner's stale view of us matches on the four bits it compares, which
+    // left a partner that had dropped our first LACPDU (its link came up a moment later)
+    // waiting for our next periodic one, a second later.
+    if matches!(port.rx, State::Expired | State::Defaulted) {
+        port.ntt = true;
+    }
     set_state(port, State::Current);
     update_selected(port, pdu);
     update_ntt(port, pdu);
@@ -242,8 +249,10 @@ mod tests {
         #[test]
         fn a_pdu_makes_it_current_and_records_the_partner() {
             let mut p = enabled_in_expired();
+            p.ntt = false;
             p.pdu = Some(partner_pdu(&p.actor, SYNCED));
             run(&mut p, T0);
+            assert!(p.ntt, "first contact is answered at once");
             assert_eq!(p.rx, State::Current);
             assert_eq!(p.partner.system, [2, 0, 0, 0, 0, 2]);
             assert!(!p.actor.state.has(PortState::DEFAULTED));

@@ -506,3 +506,40 @@ mod properties {
         }
     }
 }
+
+mod reconvergence {
+    use super::*;
+
+    /// One end sees its links come up a moment after the other and drops the first LACPDUs:
+    /// still aggregate_wait plus an exchange, not a periodic interval more.
+    #[test]
+    fn after_an_outage_with_one_end_late_it_takes_aggregate_wait_only() {
+        for late_ms in [0u64, 1, 5, 20] {
+            let mut sim = Sim::new(4, cfg(1, true, true), cfg(2, true, true));
+            sim.converge_within(Duration::from_secs(5));
+            for i in 0..4 {
+                sim.set_link(i, false);
+            }
+            sim.run_for(Duration::from_secs(1));
+            let start = sim.now;
+            sim.links.iter_mut().for_each(|l| l.up = true);
+            for i in 0..4 {
+                let now = sim.now;
+                sim.ends[0].handle_link(now, i, true, 10_000);
+            }
+            sim.deliver();
+            sim.run_for(Duration::from_millis(late_ms));
+            for i in 0..4 {
+                let now = sim.now;
+                sim.ends[1].handle_link(now, i, true, 10_000);
+            }
+            sim.deliver();
+            sim.converge_within(Duration::from_secs(5));
+            let took = sim.now.since(start);
+            assert!(
+                took <= AGGREGATE_WAIT + Duration::from_millis(late_ms + 20),
+                "B {late_ms} ms late: converged after {took:?}"
+            );
+        }
+    }
+}
