@@ -29,7 +29,8 @@ down() {
   for ns in $(ns_names "$id"); do
     if ip netns list | awk '{print $1}' | grep -qx "$ns"; then
       # Deleting the namespace deletes its veths and detaches their XDP programs.
-      ip netns pids "$ns" 2>/dev/null | xargs -r kill -TERM 2>/dev/null || true
+      # Never ourselves: a caller inside the namespace runs this script there too.
+      ip netns pids "$ns" 2>/dev/null | grep -vx "$$" | xargs -r kill -TERM 2>/dev/null || true
       ip netns del "$ns" 2>/dev/null || true
     fi
   done

@@ -176,14 +176,7 @@ fn set_partner_links(bed: &Bed, up: bool) -> Result<()> {
 /// # Errors
 /// Any failing step; the test bed is removed anyway.
 pub fn run(partner: Partner, runs: usize, testbed: &Path) -> Result<ConvergenceReport> {
-    let exe = std::env::current_exe()?;
-    let xlaggd = exe.with_file_name("xlaggd");
-    if !xlaggd.exists() {
-        bail!(
-            "{} is missing: build the workspace (cargo build --release --workspace)",
-            xlaggd.display()
-        );
-    }
+    let xlaggd = crate::testbed::sibling_binary("xlaggd")?;
     let bed = Bed::up(
         testbed,
         &format!("bc{}", std::process::id() % 100_000),

@@ -60,13 +60,7 @@ const MEMBERS: usize = 4;
 /// Any failing step; the test bed is removed anyway.
 pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<SwitchoverReport> {
     let exe = std::env::current_exe()?;
-    let xlaggd = exe.with_file_name("xlaggd");
-    if !xlaggd.exists() {
-        bail!(
-            "{} is missing: build the workspace (cargo build --release --workspace)",
-            xlaggd.display()
-        );
-    }
+    let xlaggd = crate::testbed::sibling_binary("xlaggd")?;
     let bed = Bed::up(
         testbed,
         &format!("bs{}", std::process::id() % 100_000),
@@ -123,33 +117,11 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
     let mut cuts = Vec::new();
     for _ in 0..flaps {
         let before = monotonic_ns();
-        let ok = Command::new("ip")
-            .args([
-                "-n",
-                &bed.ns("ptr"),
-                "link",
-                "set",
-                &format!("xlp{victim}"),
-                "down",
-            ])
-            .status()?
-            .success();
+        bed.set_link("ptr", &format!("xlp{victim}"), false)?;
         let after = monotonic_ns();
-        if !ok {
-            bail!("ip link set down failed");
-        }
         cuts.push((before, after));
         std::thread::sleep(period / 2);
-        Command::new("ip")
-            .args([
-                "-n",
-                &bed.ns("ptr"),
-                "link",
-                "set",
-                &format!("xlp{victim}"),
-                "up",
-            ])
-            .status()?;
+        bed.set_link("ptr", &format!("xlp{victim}"), true)?;
         std::thread::sleep(period / 2);
     }
     if !sender.wait()?.success() {

@@ -6,6 +6,23 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// A binary built next to the running one (e.g. `xlaggd` beside `xlagg-bench`).
+///
+/// # Errors
+/// When it is not there, saying how to build it.
+pub fn sibling_binary(name: &str) -> Result<PathBuf> {
+    let path = std::env::current_exe()
+        .context("own path")?
+        .with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} is missing: build the workspace (cargo build --release --workspace)",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
 /// One test bed: namespaces `xl-ID-{src,app,ptr}` with `members` member veth pairs.
 #[derive(Debug)]
 pub struct Bed {
@@ -80,6 +97,18 @@ impl Bed {
             );
         }
         Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Sets interface `iface` of namespace `role` up or down.
+    ///
+    /// # Errors
+    /// When `ip` fails.
+    pub fn set_link(&self, role: &str, iface: &str, up: bool) -> Result<()> {
+        self.ip(
+            role,
+            &["link", "set", iface, if up { "up" } else { "down" }],
+        )
+        .map(|_| ())
     }
 
     /// Kernel packet counters of every interface in namespace `role`: name -> (rx, tx).
