@@ -188,21 +188,24 @@ impl PortProgram {
     /// # Errors
     /// When the map update fails.
     pub fn set_collecting(&mut self, collecting: bool) -> Result<(), XdpError> {
+        self.set_first(names::PORT_STATE, PortState::collecting(collecting))
+    }
+
+    /// Writes entry 0 of the one-entry array map `map`.
+    fn set_first<T: aya::Pod>(&mut self, map: &'static str, value: T) -> Result<(), XdpError> {
         let port = self.port.clone();
         let err = |detail: String| XdpError::Map {
             port: port.clone(),
-            map: names::PORT_STATE,
+            map,
             detail,
         };
-        let map = self
+        let data = self
             .ebpf
-            .map_mut(names::PORT_STATE)
+            .map_mut(map)
             .ok_or_else(|| err("missing".into()))?;
-        let mut array: Array<&mut MapData, PortState> =
-            Array::try_from(map).map_err(|e| err(e.to_string()))?;
-        array
-            .set(0, PortState::collecting(collecting), 0)
-            .map_err(|e| err(e.to_string()))
+        let mut array: Array<&mut MapData, T> =
+            Array::try_from(data).map_err(|e| err(e.to_string()))?;
+        array.set(0, value, 0).map_err(|e| err(e.to_string()))
     }
 
     /// Registers the AF_XDP socket for receive queue `queue`.
@@ -274,21 +277,7 @@ impl PortProgram {
     /// # Errors
     /// When the map update fails.
     pub fn set_generator_flows(&mut self, flows: u32) -> Result<(), XdpError> {
-        let port = self.port.clone();
-        let err = |detail: String| XdpError::Map {
-            port: port.clone(),
-            map: names::GEN_CONFIG,
-            detail,
-        };
-        let map = self
-            .ebpf
-            .map_mut(names::GEN_CONFIG)
-            .ok_or_else(|| err("missing".into()))?;
-        let mut array: Array<&mut MapData, GenConfig> =
-            Array::try_from(map).map_err(|e| err(e.to_string()))?;
-        array
-            .set(0, GenConfig { flows, reserved: 0 }, 0)
-            .map_err(|e| err(e.to_string()))
+        self.set_first(names::GEN_CONFIG, GenConfig { flows, reserved: 0 })
     }
 
     /// Generator: frames generated so far, summed over CPUs.
