@@ -15,6 +15,9 @@
 #                                  build, run CMD, and remove it whatever CMD does
 #   testbed.sh list                the test beds that exist
 #
+# XL_QUEUES=N gives every veth N transmit and receive queues (default 1), for multi-worker
+# laggs.
+#
 # Names: namespaces xl-ID-{src,app,ptr}; interfaces live only inside them, so beds with
 # different IDs never collide. IPv6 is off on the test interfaces so that no stray neighbour
 # discovery frames mix with test traffic (xlbr0 keeps it).
@@ -47,18 +50,23 @@ up() {
   [ "$(id -u)" = 0 ] || die "needs root (network namespaces, veth)"
   down "$id"
   local src="xl-$id-src" app="xl-$id-app" ptr="xl-$id-ptr"
+  local queues=${XL_QUEUES:-1}
+  [[ "$queues" =~ ^[0-9]+$ ]] && (( queues >= 1 && queues <= 16 )) || die "XL_QUEUES must be 1..16, got '$queues'"
+  local q="numtxqueues $queues numrxqueues $queues"
   trap 'down "$id"' ERR
   for ns in "$src" "$app" "$ptr"; do
     ip netns add "$ns"
     ip -n "$ns" link set lo up
   done
-  ip -n "$app" link add xld0 type veth peer name xls0 netns "$src"
+  # shellcheck disable=SC2086
+  ip -n "$app" link add xld0 $q type veth peer name xls0 $q netns "$src"
   quiet_v6 "$app" xld0; quiet_v6 "$src" xls0
   ip -n "$app" link set xld0 up
   ip -n "$src" link set xls0 up
   local i
   for ((i = 0; i < n; i++)); do
-    ip -n "$app" link add "xlm$i" type veth peer name "xlp$i" netns "$ptr"
+    # shellcheck disable=SC2086
+    ip -n "$app" link add "xlm$i" $q type veth peer name "xlp$i" $q netns "$ptr"
     quiet_v6 "$app" "xlm$i"; quiet_v6 "$ptr" "xlp$i"
     ip -n "$app" link set "xlm$i" up
     ip -n "$ptr" link set "xlp$i" up

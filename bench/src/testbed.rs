@@ -39,6 +39,20 @@ impl Bed {
     /// # Errors
     /// When the script is missing or fails (it removes what it made).
     pub fn up(script: &Path, id: &str, members: usize, bridge: bool) -> Result<Bed> {
+        Self::up_with_queues(script, id, members, bridge, 1)
+    }
+
+    /// Like [`up`](Self::up), with `queues` transmit and receive queues on every veth.
+    ///
+    /// # Errors
+    /// As for `up`.
+    pub fn up_with_queues(
+        script: &Path,
+        id: &str,
+        members: usize,
+        bridge: bool,
+        queues: usize,
+    ) -> Result<Bed> {
         if !script.exists() {
             bail!(
                 "{} not found: run from the repository root or pass --testbed",
@@ -46,6 +60,7 @@ impl Bed {
             );
         }
         let mut cmd = Command::new(script);
+        cmd.env("XL_QUEUES", queues.to_string());
         cmd.args(["up", id, &members.to_string()]);
         if bridge {
             cmd.arg("bridge");

@@ -176,3 +176,45 @@ fn none_reaches_no_member_and_the_interface_stays() {
         "and dropped them as protocol none: {upper}"
     );
 }
+
+#[test]
+fn two_workers_on_two_queues_share_the_load_and_keep_each_flow_on_one_member() {
+    let _serial = serial();
+    let bed = Bed::up_with_queues(2, false, 2);
+    let _daemon = Daemon::start(&bed, &bed.config("loadbalance", "cores = [0, 1]\n", false));
+    let sink = Sink::start(&bed);
+    bed.send(1000, 3, 0);
+    let report = sink.finish();
+    let total: u64 = report.ports.iter().map(|p| p.frames).sum();
+    assert_eq!(total, 3000, "every frame arrives exactly once");
+    for flow in 0..1000u32 {
+        let holders = report
+            .ports
+            .iter()
+            .filter(|p| p.flows.contains_key(&flow))
+            .count();
+        assert_eq!(
+            holders, 1,
+            "flow {flow} on {holders} members: both workers must use one table"
+        );
+    }
+    // Both receive queues of the forward port, so both workers, carried traffic.
+    let stats = common::run_ok(&mut bed.exec("app", &["ethtool", "-S", "xld0"]));
+    let per_queue: Vec<u64> = (0..2)
+        .map(|q| {
+            stats
+                .lines()
+                .find(|l| {
+                    l.trim_start()
+                        .starts_with(&format!("rx_queue_{q}_xdp_packets:"))
+                })
+                .and_then(|l| l.split(':').nth(1))
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        })
+        .collect();
+    assert!(
+        per_queue.iter().all(|&n| n > 100),
+        "both queues busy: {per_queue:?}\n{stats}"
+    );
+}

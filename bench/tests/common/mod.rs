@@ -80,15 +80,24 @@ static NEXT: AtomicU32 = AtomicU32::new(0);
 
 impl Bed {
     pub fn up(members: usize, bridge: bool) -> Bed {
+        Self::up_with_queues(members, bridge, 1)
+    }
+
+    pub fn up_with_queues(members: usize, bridge: bool, queues: usize) -> Bed {
         require_root();
         let id = format!(
             "t{}x{}",
             std::process::id() % 100_000,
             NEXT.fetch_add(1, Ordering::Relaxed)
         );
-        let inner =
-            xlagg_bench::testbed::Bed::up(&repo().join("scripts/testbed.sh"), &id, members, bridge)
-                .unwrap_or_else(|e| panic!("{e:#}"));
+        let inner = xlagg_bench::testbed::Bed::up_with_queues(
+            &repo().join("scripts/testbed.sh"),
+            &id,
+            members,
+            bridge,
+            queues,
+        )
+        .unwrap_or_else(|e| panic!("{e:#}"));
         Bed { inner, id, members }
     }
 
