@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The xlagg demo, as root: builds the namespace test bed with 4 member ports, starts xlaggd
 # with a 4-port loadbalance lagg in forward mode, pushes 1000 flows of test traffic through it,
-# then a ping through a host-mode lagg0, and prints the per-port counters of both ends.
+# then a ping through a host-mode lagg0, then LACP against a second xlaggd on the partner side,
+# and prints the per-port counters (and LACP state) of both ends.
 # Everything it creates is removed at the end, also on failure or Ctrl-C.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,9 @@ bin=target/release
 id="demo$$"
 work=$(mktemp -d)
 daemon=""
+partner=""
 cleanup() {
+  [ -n "$partner" ] && kill -TERM "$partner" 2>/dev/null && wait "$partner" 2>/dev/null || true
   [ -n "$daemon" ] && kill -TERM "$daemon" 2>/dev/null && wait "$daemon" 2>/dev/null || true
   scripts/testbed.sh down "$id"
   rm -rf "$work"
@@ -76,5 +79,28 @@ start_xlaggd "$work/host.toml"
 ip -n "xl-$id-app" -br addr show dev lagg0
 ip netns exec "xl-$id-app" ping -c 3 -i 0.2 10.77.0.2
 stop_xlaggd
+grep -v ready "$work/xlaggd.out"
+
+echo "== laggproto lacp against a second xlaggd on the partner side (fast timeout)"
+ip -n "xl-$id-ptr" link del xlbr0
+for side in app ptr; do
+  if [ "$side" = app ]; then m=xlm; a=10.77.0.1; else m=xlp; a=10.77.0.2; fi
+  cat > "$work/lacp-$side.toml" <<TOML
+[[lagg]]
+name = "lagg0"
+laggproto = "lacp"
+laggports = ["${m}0", "${m}1", "${m}2", "${m}3"]
+addresses = ["$a/24"]
+lacp_fast_timeout = true
+TOML
+done
+ip netns exec "xl-$id-ptr" "$bin/xlaggd" --config "$work/lacp-ptr.toml" > "$work/partner.out" 2> "$work/partner.log" &
+partner=$!
+start_xlaggd "$work/lacp-app.toml"
+echo "   waiting for aggregate_wait (2 s) and the exchange that follows"
+sleep 3
+ip netns exec "xl-$id-app" ping -c 3 -i 0.2 10.77.0.2
+stop_xlaggd
+kill -TERM "$partner"; wait "$partner" || true; partner=""
 grep -v ready "$work/xlaggd.out"
 echo "== done; removing the test bed"
