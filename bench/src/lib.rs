@@ -3,6 +3,7 @@
 //! forward-mode throughput benchmark.
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
+#![forbid(unsafe_code)]
 
 pub mod convergence;
 pub mod forward;

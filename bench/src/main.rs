@@ -4,6 +4,7 @@
 //! - `forward`: forward-mode throughput through a lagg against the same-run ceiling (the same
 //!   AF_XDP path with the distribution decision replaced by one fixed port);
 //! - `generate`, `serve`, `count`: the pieces `forward` runs inside the test-bed namespaces.
+#![forbid(unsafe_code)]
 
 use std::path::PathBuf;
 
