@@ -1,6 +1,9 @@
 //! xlagg benchmark and traffic tooling, used by the `xlagg-bench` binary and the namespace
-//! tests: test frame format, AF_PACKET sender and sink, the test-bed driver, and the
-//! forward-mode throughput benchmark.
+//! tests: the test frame format ([`traffic`]), an AF_PACKET sender and recording sink
+//! ([`packet_tools`]), the test-bed driver ([`testbed`]), the AF_XDP and in-kernel XDP
+//! generators ([`xdpgen`]), and the scenarios: forward-mode throughput against a same-run
+//! ceiling ([`forward`]), LACP convergence ([`convergence`]) and switchover on carrier loss
+//! ([`switchover`]).
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
 #![forbid(unsafe_code)]
