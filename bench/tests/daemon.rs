@@ -157,3 +157,46 @@ fn check_validates_devices_and_touches_nothing() {
     assert!(String::from_utf8_lossy(&out.stdout).contains("configuration valid"));
     assert_eq!(leftovers(&bed), Vec::<String>::new());
 }
+
+#[test]
+fn a_killed_daemon_leaves_no_program_or_promiscuous_port_and_a_restart_cleans_the_rest() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let config = bed.config("loadbalance", "", true);
+    // The promiscuity count (ip -d), which packet-socket memberships raise; the PROMISC flag
+    // shows only what a user set.
+    let promiscuity = |bed: &Bed| {
+        let out = bed.ip("app", &["-d", "-o", "link", "show", "xlm0"]);
+        let mut words = out.split_whitespace();
+        words.by_ref().find(|w| *w == "promiscuity");
+        words
+            .next()
+            .and_then(|v| v.parse::<u32>().ok())
+            .unwrap_or(u32::MAX)
+    };
+    assert_eq!(promiscuity(&bed), 0);
+    let daemon = Daemon::start(&bed, &config);
+    assert_eq!(
+        promiscuity(&bed),
+        1,
+        "members are promiscuous while it runs"
+    );
+    daemon.kill();
+    // BPF links and the promiscuity holder die with the process; only the veth pair of lagg0
+    // (an ordinary interface) stays.
+    let left = leftovers(&bed);
+    assert!(
+        left.iter().all(|l| !l.contains("xdp")),
+        "no XDP program after SIGKILL: {left:?}"
+    );
+    assert_eq!(promiscuity(&bed), 0, "no promiscuity after SIGKILL");
+    assert!(
+        left.iter().any(|l| l.contains("lagg0")),
+        "lagg0 stays until the next start: {left:?}"
+    );
+    // The next start removes the stale lagg0 instead of failing, and a clean stop leaves nothing.
+    let again = Daemon::start(&bed, &config);
+    again.stop();
+    assert_eq!(leftovers(&bed), Vec::<String>::new());
+    assert_eq!(promiscuity(&bed), 0);
+}

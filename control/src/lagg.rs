@@ -57,13 +57,15 @@ pub enum LaggError {
     /// XDP attach or map error.
     #[error(transparent)]
     Xdp(#[from] XdpError),
-    /// The slow-protocol socket of a member could not be opened.
-    #[error("{lagg}: LACP socket on {port}: {source}")]
-    SlowSocket {
+    /// A packet socket of a member (LACP, promiscuity) could not be opened.
+    #[error("{lagg}: {what} socket on {port}: {source}")]
+    PacketSocket {
         /// Lagg name.
         lagg: String,
         /// Port name.
         port: String,
+        /// What it was for.
+        what: &'static str,
         /// The error.
         #[source]
         source: std::io::Error,
@@ -90,7 +92,8 @@ pub struct Port {
     /// Interface index.
     pub ifindex: u32,
     program: Option<PortProgram>,
-    restore_promisc: Option<bool>,
+    /// Holds the port promiscuous while open (the kernel undoes it when it closes).
+    promiscuous: Option<PacketSocket>,
     /// Effective link state (members only): the kernel's, after updelay/downdelay.
     pub up: bool,
     /// The kernel's link state (admin up and carrier) as last seen.
@@ -321,7 +324,7 @@ impl Lagg {
             name: name.to_string(),
             ifindex: link.index,
             program: None,
-            restore_promisc: None,
+            promiscuous: None,
             up: false,
             link: false,
             pending: None,
@@ -333,15 +336,21 @@ impl Lagg {
         if !link.admin_up {
             nl.set_up(link.index, true)?;
         }
-        if !link.promisc {
-            // Frames for the lagg's MAC arrive on every member; NICs filter them otherwise.
-            nl.set_promisc(link.index, true)?;
-            port.restore_promisc = Some(false);
-        }
+        // Frames for the lagg's MAC arrive on every member; NICs filter them otherwise. Held
+        // through a packet socket, so that even a crash leaves the port as it was.
+        let holder = PacketSocket::bind(link.index, 0)
+            .and_then(|s| s.hold_promiscuous().map(|()| s))
+            .map_err(|source| LaggError::PacketSocket {
+                lagg: self.cfg.name.clone(),
+                port: name.to_string(),
+                what: "promiscuous-mode",
+                source,
+            })?;
+        port.promiscuous = Some(holder);
         match PortProgram::attach(name, link.index, ProgramKind::Port) {
             Ok(program) => port.program = Some(program),
             Err(e) => {
-                restore_port(nl, &mut port);
+                restore_port(&mut port);
                 return Err(e.into());
             }
         }
@@ -699,9 +708,10 @@ impl Lagg {
         let mut ports = Vec::new();
         for (i, p) in self.members.iter().enumerate() {
             let socket = PacketSocket::bind(p.ifindex, ETH_P_SLOW).map_err(|source| {
-                LaggError::SlowSocket {
+                LaggError::PacketSocket {
                     lagg: self.cfg.name.clone(),
                     port: p.name.clone(),
+                    what: "LACP",
                     source,
                 }
             })?;
@@ -1057,7 +1067,7 @@ impl Lagg {
             }
         }
         for port in self.members.iter_mut().chain(self.upper.as_mut()) {
-            restore_port(nl, port);
+            restore_port(port);
         }
         for (index, name) in self.created.drain(..).rev() {
             if let Err(e) = nl.delete(index, &name) {
@@ -1068,15 +1078,12 @@ impl Lagg {
     }
 }
 
-fn restore_port(nl: &Netlink, port: &mut Port) {
+fn restore_port(port: &mut Port) {
     if let Some(program) = port.program.take() {
         program.detach();
     }
-    if let Some(promisc) = port.restore_promisc.take() {
-        if let Err(e) = nl.set_promisc(port.ifindex, promisc) {
-            tracing::warn!(port = %port.name, error = %e, "could not restore promiscuous mode");
-        }
-    }
+    // Closing the holder drops the promiscuity it added.
+    port.promiscuous = None;
 }
 
 /// The link speed in Mb/s from sysfs (0 when the driver does not say).

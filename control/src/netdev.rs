@@ -238,18 +238,6 @@ impl Netlink {
         self.set(|| format!("setting MAC on interface {index}"), msg)
     }
 
-    /// Turns promiscuous mode on or off.
-    ///
-    /// # Errors
-    /// When the kernel refuses.
-    pub fn set_promisc(&self, index: u32, on: bool) -> Result<(), NetdevError> {
-        let msg = LinkUnspec::new_with_index(index).promiscuous(on).build();
-        self.set(
-            || format!("setting promiscuous mode on interface {index}"),
-            msg,
-        )
-    }
-
     /// Adds an address with its prefix length.
     ///
     /// # Errors

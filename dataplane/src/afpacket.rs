@@ -67,6 +67,46 @@ impl PacketSocket {
         Ok(Self { fd, ifindex })
     }
 
+    /// Makes the interface promiscuous for as long as this socket is open: a packet-socket
+    /// membership (`PACKET_MR_PROMISC`) raises the device's promiscuity count, and the kernel
+    /// drops it when the socket closes, also when the process is killed. Nothing to restore,
+    /// and the interface's own setting is left alone.
+    ///
+    /// # Errors
+    /// When the kernel refuses the membership.
+    pub fn hold_promiscuous(&self) -> io::Result<()> {
+        /// `struct packet_mreq` from linux/if_packet.h.
+        #[repr(C)]
+        struct PacketMreq {
+            ifindex: libc::c_int,
+            kind: libc::c_ushort,
+            alen: libc::c_ushort,
+            address: [u8; 8],
+        }
+        const PACKET_ADD_MEMBERSHIP: libc::c_int = 1;
+        const PACKET_MR_PROMISC: libc::c_ushort = 1;
+        let mreq = PacketMreq {
+            ifindex: self.ifindex as libc::c_int,
+            kind: PACKET_MR_PROMISC,
+            alen: 0,
+            address: [0; 8],
+        };
+        // SAFETY: `mreq` is a live packet_mreq of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                PACKET_ADD_MEMBERSHIP,
+                (&mreq as *const PacketMreq).cast(),
+                std::mem::size_of::<PacketMreq>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
     /// The interface this socket is bound to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
