@@ -8,8 +8,8 @@
 //! drive two of them against each other on a virtual clock.
 //!
 //! One module per machine of the standard: [`rx`] (5.4.12), [`periodic`] (5.4.13), selection
-//! (5.4.14, here in [`Lacp::select`]), [`mux`] (5.4.15), transmit (5.4.16, here in
-//! [`Lacp::transmit`]) and [`churn`] (5.4.17); [`pdu`] holds the wire formats. After every
+//! (5.4.14, here in `Lacp::select`), [`mux`] (5.4.15), transmit (5.4.16, here in
+//! `Lacp::transmit`) and [`churn`] (5.4.17); [`pdu`] holds the wire formats. After every
 //! input the machines run in a fixed order until nothing changes.
 //!
 //! Aggregator selection follows FreeBSD lagg: ports with the same partner system and key form
