@@ -6,11 +6,16 @@ mod common;
 use common::{run, serial, xlaggd_bin, Bed, Daemon};
 
 /// Everything in the appliance namespace that shows an XDP program or xlagg's interfaces.
+/// Promiscuity is held as a count (`ip -d`: `promiscuity N`), not the PROMISC flag.
 fn leftovers(bed: &Bed) -> Vec<String> {
-    bed.ip("app", &["-o", "link", "show"])
+    bed.ip("app", &["-d", "-o", "link", "show"])
         .lines()
         .filter(|l| {
-            l.contains("xdp") || l.contains("lagg0") || l.contains("xlh-") || l.contains("PROMISC")
+            l.contains("xdp")
+                || l.contains("lagg0")
+                || l.contains("xlh-")
+                || l.contains("PROMISC")
+                || !l.contains(" promiscuity 0 ")
         })
         .map(str::to_string)
         .collect()

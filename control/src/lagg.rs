@@ -298,7 +298,7 @@ impl Lagg {
         if cfg.proto == LaggProto::Lacp {
             self.start_lacp()?;
         }
-        self.read_links(nl)?;
+        self.refresh_links(nl)?;
         self.publish(true)?;
         let mode = self
             .upper
@@ -427,18 +427,12 @@ impl Lagg {
         Ok(())
     }
 
-    /// Reads every member's link state; when the set of usable members changed, publishes a new
-    /// table and updates the collecting flags. Returns whether anything changed.
+    /// Re-reads every member's link state from the kernel (at start, as a safety net, and after
+    /// a notification overrun) and applies what changed.
     ///
     /// # Errors
     /// A netlink or map failure.
     pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
-        self.read_links(nl)
-    }
-
-    /// Re-reads every member's link state from the kernel (at start, as a safety net, and after
-    /// a notification overrun) and applies what changed.
-    fn read_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
         let now = Instant::now();
         let mut changed = Vec::new();
         for i in 0..self.members.len() {

@@ -46,8 +46,6 @@ pub struct LinkState {
     pub admin_up: bool,
     /// Carrier present (IFF_LOWER_UP).
     pub carrier: bool,
-    /// Promiscuous mode set (IFF_PROMISC).
-    pub promisc: bool,
     /// Device kind, e.g. `veth`; `None` for physical NICs.
     pub kind: Option<String>,
     /// Number of receive queues.
@@ -63,7 +61,6 @@ impl LinkState {
             mtu: 0,
             admin_up: msg.header.flags.contains(LinkFlags::Up),
             carrier: msg.header.flags.contains(LinkFlags::LowerUp),
-            promisc: msg.header.flags.contains(LinkFlags::Promisc),
             kind: None,
             rx_queues: 1,
         };

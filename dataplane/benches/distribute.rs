@@ -13,26 +13,11 @@ use xlagg_dataplane::flow::{hash_frame, HashLayers};
 
 const BATCH: usize = 64;
 
-fn frames() -> Vec<Vec<u8>> {
-    (0..BATCH as u16)
-        .map(|flow| {
-            let mut f = vec![0u8; 60];
-            f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-            f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-            f[14] = 0x45;
-            f[23] = 17;
-            f[26..30].copy_from_slice(&[10, 78, (flow >> 8) as u8, flow as u8]);
-            f[30..34].copy_from_slice(&[10, 79, 0, 1]);
-            f[34..36].copy_from_slice(&(10000 + flow).to_be_bytes());
-            f[36..38].copy_from_slice(&9u16.to_be_bytes());
-            f
-        })
-        .collect()
-}
+#[path = "../tests/support/frames.rs"]
+mod frames;
 
 fn bench(c: &mut Criterion) {
-    let owned = frames();
+    let owned: Vec<Vec<u8>> = (0..BATCH as u16).map(frames::udp4).collect();
     let batch: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
     let mut out = [Egress::Drop; BATCH];
 

@@ -9,19 +9,11 @@ use xlagg_dataplane::distribution::{
 };
 use xlagg_dataplane::flow::HashLayers;
 
+#[path = "../tests/support/frames.rs"]
+mod frames;
+
 fn main() {
-    let frames: Vec<Vec<u8>> = (0..64u16)
-        .map(|flow| {
-            let mut f = vec![0u8; 60];
-            f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-            f[14] = 0x45;
-            f[23] = 17;
-            f[26..30].copy_from_slice(&[10, 78, (flow >> 8) as u8, flow as u8]);
-            f[30..34].copy_from_slice(&[10, 79, 0, 1]);
-            f[34..36].copy_from_slice(&(10000 + flow).to_be_bytes());
-            f
-        })
-        .collect();
+    let frames: Vec<Vec<u8>> = (0..64u16).map(frames::udp4).collect();
     let batch: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
     let table = DistributionTable::new(
         TxPolicy::Hash {

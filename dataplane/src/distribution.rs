@@ -252,15 +252,10 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// A UDP frame of flow `flow`, padded to the minimum frame size.
     fn udp(flow: u16) -> Vec<u8> {
-        let mut f = vec![0u8; 60];
-        f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-        f[14] = 0x45;
-        f[23] = 17;
-        f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-        f[30..34].copy_from_slice(&[10, 0, 1, 1]);
-        f[34..36].copy_from_slice(&flow.to_be_bytes());
-        f[36..38].copy_from_slice(&9u16.to_be_bytes());
+        let mut f = crate::flow::tests::udp4([10, 0, 0, 1], [10, 0, 1, 1], flow, 9);
+        f.resize(60, 0);
         f
     }
 

@@ -319,7 +319,7 @@ fn hash_frame_general(frame: &[u8], layers: HashLayers, seed: u64) -> u32 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// An Ethernet + IPv4 + UDP frame with the given addresses and ports.

@@ -329,12 +329,7 @@ impl Worker {
 
     fn reap_completions(&mut self) {
         for (port, socket) in self.ports.iter_mut().enumerate() {
-            let n = socket.completion.available(BATCH as u32 * 4);
-            for i in 0..n {
-                self.free.push(Umem::frame_base(socket.completion.read(i)));
-            }
-            socket.completion.release(n);
-            self.outstanding[port] -= n.min(self.outstanding[port]);
+            reap(socket, &mut self.free, &mut self.outstanding[port]);
         }
     }
 
@@ -364,17 +359,8 @@ impl Worker {
             let mut room = socket.tx.free(queue.len() as u32) as usize;
             if room < queue.len() {
                 // Let the kernel drain the ring, then look again before dropping anything.
-                for _ in 0..MAX_KICKS {
-                    if socket.kick_tx() != Kick::Again {
-                        break;
-                    }
-                }
-                let n = socket.completion.available(BATCH as u32 * 4);
-                for i in 0..n {
-                    self.free.push(Umem::frame_base(socket.completion.read(i)));
-                }
-                socket.completion.release(n);
-                self.outstanding[port] -= n.min(self.outstanding[port]);
+                drain_tx(socket);
+                reap(socket, &mut self.free, &mut self.outstanding[port]);
                 room = socket.tx.free(queue.len() as u32) as usize;
             }
             let mut bytes = 0u64;
@@ -401,13 +387,28 @@ impl Worker {
     fn kick_outstanding(&mut self) {
         for (port, socket) in self.ports.iter().enumerate() {
             if self.outstanding[port] > 0 && socket.tx.needs_wakeup() {
-                // Copy mode transmits a budget per call: call until the ring is drained.
-                for _ in 0..MAX_KICKS {
-                    if socket.kick_tx() != Kick::Again {
-                        break;
-                    }
-                }
+                drain_tx(socket);
             }
+        }
+    }
+}
+
+/// Moves a socket's completed transmit frames back to the free stack.
+fn reap(socket: &mut XskSocket, free: &mut Vec<u64>, outstanding: &mut u32) {
+    let n = socket.completion.available(BATCH as u32 * 4);
+    for i in 0..n {
+        free.push(Umem::frame_base(socket.completion.read(i)));
+    }
+    socket.completion.release(n);
+    *outstanding -= n.min(*outstanding);
+}
+
+/// Wakes the kernel's transmit until it has taken the whole ring: copy mode sends a budget
+/// per call and answers EAGAIN while frames remain (bounded by [`MAX_KICKS`]).
+fn drain_tx(socket: &XskSocket) {
+    for _ in 0..MAX_KICKS {
+        if socket.kick_tx() != Kick::Again {
+            break;
         }
     }
 }

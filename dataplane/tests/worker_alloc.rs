@@ -79,18 +79,8 @@ fn ifindex(name: &str) -> u32 {
     index
 }
 
-fn udp(flow: u16) -> Vec<u8> {
-    let mut f = vec![0u8; 60];
-    f[0..6].copy_from_slice(&[2, 0, 0, 0, 0, 2]);
-    f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    f[14] = 0x45;
-    f[23] = 17;
-    f[26..30].copy_from_slice(&[10, 0, 0, 1]);
-    f[30..34].copy_from_slice(&[10, 0, 1, 1]);
-    f[34..36].copy_from_slice(&flow.to_be_bytes());
-    f
-}
+#[path = "support/frames.rs"]
+mod frames;
 
 #[test]
 fn the_worker_moves_3000_frames_without_a_single_allocation() {
@@ -157,7 +147,7 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
     for _ in 0..10 {
         worker.step();
     }
-    let frames: Vec<Vec<u8>> = (0..3000u16).map(udp).collect();
+    let frames: Vec<Vec<u8>> = (0..3000u16).map(frames::udp4).collect();
     for f in &frames {
         sender.send(f).expect("send");
     }
