@@ -143,6 +143,8 @@ pub fn serve(
     }
     let cfg = LaggConfig {
         name: "lagg0".into(),
+        description: String::new(),
+        up: true,
         proto: LaggProto::parse(proto).map_err(anyhow::Error::msg)?,
         ports: members.to_vec(),
         hash: HashLayers::DEFAULT,

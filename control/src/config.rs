@@ -11,7 +11,7 @@ use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use xlagg_dataplane::distribution::MAX_MEMBERS;
 use xlagg_dataplane::flow::HashLayers;
 use xlagg_dataplane::worker::ZeroCopy;
@@ -94,6 +94,10 @@ pub enum Upper {
 pub struct LaggConfig {
     /// `laggN`.
     pub name: String,
+    /// Free text shown with the status.
+    pub description: String,
+    /// Whether the lagg runs (`false`: configured, administratively down).
+    pub up: bool,
     /// Protocol.
     pub proto: LaggProto,
     /// Member ports in order; the first is the failover master.
@@ -199,6 +203,8 @@ pub struct DaemonConfig {
     /// How often member link state is re-read as a safety net, in milliseconds (changes arrive
     /// as kernel notifications; this only catches what a notification overrun lost).
     pub link_poll_ms: u64,
+    /// The management socket's path.
+    pub socket: String,
 }
 
 /// A whole validated configuration.
@@ -231,133 +237,193 @@ impl fmt::Display for ConfigError {
 
 impl std::error::Error for ConfigError {}
 
-#[derive(Deserialize, Default)]
+/// The configuration as written: the TOML file's shape, and what the CLI, the API and the web
+/// UI edit. [`ConfigDoc::validate`] turns it into a [`Config`]; nothing else does.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default)]
 #[serde(deny_unknown_fields)]
-struct RawFile {
+pub struct ConfigDoc {
+    /// `[daemon]`.
     #[serde(default)]
-    daemon: RawDaemon,
-    #[serde(default)]
-    lagg: Vec<RawLagg>,
+    pub daemon: DaemonSpec,
+    /// `[[lagg]]` tables, in file order.
+    #[serde(default, rename = "lagg")]
+    pub laggs: Vec<LaggSpec>,
 }
 
-#[derive(Deserialize)]
+/// `[daemon]` as written.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
-struct RawDaemon {
-    log_level: String,
-    status_interval_ms: u64,
-    link_poll_ms: u64,
+pub struct DaemonSpec {
+    /// Log filter.
+    pub log_level: String,
+    /// Status table interval, milliseconds.
+    pub status_interval_ms: u64,
+    /// Safety-net link re-read, milliseconds.
+    pub link_poll_ms: u64,
+    /// The management socket (root only).
+    pub socket: String,
 }
 
-impl Default for RawDaemon {
+impl Default for DaemonSpec {
     fn default() -> Self {
         Self {
             log_level: "info".into(),
             status_interval_ms: 0,
             link_poll_ms: 1000,
+            socket: DEFAULT_SOCKET.into(),
         }
     }
 }
 
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawLagg {
-    name: String,
-    #[serde(default = "default_proto")]
-    laggproto: String,
-    #[serde(default)]
-    laggports: Vec<String>,
-    #[serde(default = "default_hash")]
-    lagghash: String,
-    #[serde(default = "one")]
-    rr_limit: u32,
-    #[serde(default)]
-    rx_all: bool,
-    #[serde(default = "default_upper")]
-    upper: String,
-    #[serde(default)]
-    forward_port: Option<String>,
-    #[serde(default)]
-    addresses: Vec<String>,
-    #[serde(default = "default_mtu")]
-    mtu: u32,
-    #[serde(default)]
-    cores: Vec<usize>,
-    #[serde(default = "default_zero_copy")]
-    zero_copy: String,
-    #[serde(default = "default_ring_size")]
-    ring_size: u32,
-    #[serde(default = "yes")]
-    lacp_active: bool,
-    #[serde(default)]
-    lacp_fast_timeout: bool,
-    #[serde(default = "yes")]
-    lacp_strict: bool,
-    #[serde(default = "default_priority")]
-    lacp_system_priority: u32,
-    #[serde(default)]
-    lacp_system_mac: Option<String>,
-    #[serde(default)]
-    lacp_key: Option<u32>,
-    #[serde(default = "default_priority")]
-    lacp_port_priority: u32,
-    #[serde(default)]
-    lacp_port_priorities: std::collections::BTreeMap<String, u32>,
-    #[serde(default = "one_usize")]
-    min_links: usize,
-    #[serde(default = "default_mux")]
-    lacp_mux: String,
-    #[serde(default = "default_select")]
-    lacp_select: String,
-    #[serde(default)]
-    updelay: u64,
-    #[serde(default)]
-    downdelay: u64,
-    #[serde(default = "one")]
-    notify_count: u32,
-    #[serde(default = "default_notify_interval")]
-    notify_interval: u64,
+/// Where `xlaggd` listens for `xlaggctl` unless `daemon.socket` says otherwise.
+pub const DEFAULT_SOCKET: &str = "/run/xlagg/xlaggd.sock";
+
+/// One `[[lagg]]` table as written; every field has lagg's default.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+#[allow(missing_docs)]
+pub struct LaggSpec {
+    pub name: String,
+    pub description: String,
+    /// `false` after `xlaggctl laggN down`: kept in the configuration, not running.
+    pub up: bool,
+    pub laggproto: String,
+    pub laggports: Vec<String>,
+    pub lagghash: String,
+    pub rr_limit: u32,
+    pub rx_all: bool,
+    pub upper: String,
+    pub forward_port: Option<String>,
+    pub addresses: Vec<String>,
+    pub mtu: u32,
+    pub cores: Vec<usize>,
+    pub zero_copy: String,
+    pub ring_size: u32,
+    pub lacp_active: bool,
+    pub lacp_fast_timeout: bool,
+    pub lacp_strict: bool,
+    pub lacp_system_priority: u32,
+    pub lacp_system_mac: Option<String>,
+    pub lacp_key: Option<u32>,
+    pub lacp_port_priority: u32,
+    pub lacp_port_priorities: std::collections::BTreeMap<String, u32>,
+    pub min_links: usize,
+    pub lacp_mux: String,
+    pub lacp_select: String,
+    pub updelay: u64,
+    pub downdelay: u64,
+    pub notify_count: u32,
+    pub notify_interval: u64,
 }
 
-fn default_notify_interval() -> u64 {
-    200
+impl Default for LaggSpec {
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            description: String::new(),
+            up: true,
+            laggproto: "failover".into(),
+            laggports: Vec::new(),
+            lagghash: "l2,l3,l4".into(),
+            rr_limit: 1,
+            rx_all: false,
+            upper: "host".into(),
+            forward_port: None,
+            addresses: Vec::new(),
+            mtu: 1500,
+            cores: Vec::new(),
+            zero_copy: "auto".into(),
+            ring_size: 4096,
+            lacp_active: true,
+            lacp_fast_timeout: false,
+            lacp_strict: true,
+            lacp_system_priority: 0x8000,
+            lacp_system_mac: None,
+            lacp_key: None,
+            lacp_port_priority: 0x8000,
+            lacp_port_priorities: std::collections::BTreeMap::new(),
+            min_links: 1,
+            lacp_mux: "coupled".into(),
+            lacp_select: "speed".into(),
+            updelay: 0,
+            downdelay: 0,
+            notify_count: 1,
+            notify_interval: 200,
+        }
+    }
 }
 
-fn yes() -> bool {
-    true
-}
-fn default_priority() -> u32 {
-    0x8000
-}
-fn one_usize() -> usize {
-    1
-}
-fn default_mux() -> String {
-    "coupled".into()
-}
-fn default_select() -> String {
-    "speed".into()
+impl LaggSpec {
+    /// A lagg with lagg's defaults and no ports, as `ifconfig laggN create` makes it.
+    pub fn named(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            ..Self::default()
+        }
+    }
 }
 
-fn default_proto() -> String {
-    "failover".into()
+impl ConfigDoc {
+    /// Parses TOML into the document, without validating values.
+    ///
+    /// # Errors
+    /// The TOML or type error, on one line, naming the key.
+    pub fn from_toml(text: &str) -> Result<ConfigDoc, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError {
+            problems: vec![e
+                .to_string()
+                .trim_end()
+                .replace('\n', " ")
+                .replace("  ", " ")],
+        })
+    }
+
+    /// The document as TOML, leaving out every key that has its default value (so a file
+    /// written by the daemon says only what was chosen).
+    pub fn to_toml(&self) -> String {
+        let mut out = String::from(
+            "# xlagg configuration (written by xlaggd; see xlagg.sample.toml for every key).\n",
+        );
+        let trimmed = |value: toml::Value, default: toml::Value| -> toml::Table {
+            let (toml::Value::Table(mut t), toml::Value::Table(d)) = (value, default) else {
+                return toml::Table::new();
+            };
+            t.retain(|k, v| k == "name" || k == "laggports" || d.get(k) != Some(v));
+            t
+        };
+        let daemon = trimmed(toml_value(&self.daemon), toml_value(&DaemonSpec::default()));
+        if !daemon.is_empty() {
+            let mut doc = toml::Table::new();
+            doc.insert("daemon".into(), toml::Value::Table(daemon));
+            out.push_str(&toml::to_string(&doc).unwrap_or_default());
+        }
+        for lagg in &self.laggs {
+            let table = trimmed(toml_value(lagg), toml_value(&LaggSpec::default()));
+            let mut doc = toml::Table::new();
+            doc.insert(
+                "lagg".into(),
+                toml::Value::Array(vec![toml::Value::Table(table)]),
+            );
+            out.push('\n');
+            out.push_str(&toml::to_string(&doc).unwrap_or_default());
+        }
+        out
+    }
+
+    /// The lagg named `name`.
+    pub fn lagg(&self, name: &str) -> Option<&LaggSpec> {
+        self.laggs.iter().find(|l| l.name == name)
+    }
+
+    /// The lagg named `name`, to change.
+    pub fn lagg_mut(&mut self, name: &str) -> Option<&mut LaggSpec> {
+        self.laggs.iter_mut().find(|l| l.name == name)
+    }
 }
-fn default_hash() -> String {
-    "l2,l3,l4".into()
-}
-fn one() -> u32 {
-    1
-}
-fn default_upper() -> String {
-    "host".into()
-}
-fn default_mtu() -> u32 {
-    1500
-}
-fn default_zero_copy() -> String {
-    "auto".into()
-}
-fn default_ring_size() -> u32 {
-    4096
+
+/// A spec as a TOML value (the spec types have only string-keyed maps, so this cannot fail).
+fn toml_value<T: Serialize>(v: &T) -> toml::Value {
+    toml::Value::try_from(v).unwrap_or(toml::Value::Table(toml::Table::new()))
 }
 
 /// Largest MTU the single-buffer AF_XDP path carries (2048-byte frames less the kernel's
@@ -402,42 +468,52 @@ impl Config {
     /// # Errors
     /// Every problem found, each naming its field.
     pub fn from_toml(text: &str) -> Result<Config, ConfigError> {
-        let raw: RawFile = toml::from_str(text).map_err(|e| ConfigError {
-            problems: vec![e
-                .to_string()
-                .trim_end()
-                .replace('\n', " ")
-                .replace("  ", " ")],
-        })?;
+        ConfigDoc::from_toml(text)?.validate()
+    }
+}
+
+impl ConfigDoc {
+    /// Validates the document into a [`Config`].
+    ///
+    /// # Errors
+    /// Every problem found, each naming its field.
+    pub fn validate(&self) -> Result<Config, ConfigError> {
+        let raw = self.clone();
         let mut problems = Vec::new();
         let daemon = DaemonConfig {
             log_level: raw.daemon.log_level,
             status_interval_ms: raw.daemon.status_interval_ms,
             link_poll_ms: raw.daemon.link_poll_ms,
+            socket: raw.daemon.socket,
         };
+        if !daemon.socket.starts_with('/') {
+            problems.push(format!(
+                "daemon.socket: '{}' must be an absolute path, e.g. {DEFAULT_SOCKET}",
+                daemon.socket
+            ));
+        }
         if daemon.link_poll_ms == 0 || daemon.link_poll_ms > 10_000 {
             problems.push(format!(
                 "daemon.link_poll_ms: {} is out of range: use 1 to 10000 milliseconds",
                 daemon.link_poll_ms
             ));
         }
-        if raw.lagg.is_empty() {
-            problems.push(
-                "lagg: no [[lagg]] table: define at least one lagg with a name and laggports"
-                    .into(),
-            );
-        }
         let mut names = HashSet::new();
         let mut taken: Vec<(String, String)> = Vec::new();
         let mut laggs = Vec::new();
-        for (i, r) in raw.lagg.into_iter().enumerate() {
+        for (i, r) in raw.laggs.into_iter().enumerate() {
             let at = if is_lagg_name(&r.name) {
                 r.name.clone()
             } else {
                 format!("lagg[{i}]")
             };
             let mut bad = |field: &str, msg: String| problems.push(format!("{at}.{field}: {msg}"));
-            if !is_lagg_name(&r.name) {
+            if r.name.is_empty() {
+                bad(
+                    "name",
+                    "missing: every [[lagg]] needs a name such as name = \"lagg0\"".into(),
+                );
+            } else if !is_lagg_name(&r.name) {
                 bad(
                     "name",
                     format!(
@@ -451,13 +527,6 @@ impl Config {
             let proto = LaggProto::parse(&r.laggproto)
                 .map_err(|e| bad("laggproto", e))
                 .ok();
-            if r.laggports.is_empty() {
-                bad(
-                    "laggports",
-                    "no member ports: list at least one, e.g. laggports = [\"em0\", \"em1\"]"
-                        .into(),
-                );
-            }
             if r.laggports.len() > MAX_MEMBERS {
                 bad(
                     "laggports",
@@ -673,8 +742,16 @@ impl Config {
             if let (Some(proto), Some(hash), Some(upper), Some(zero_copy)) =
                 (proto, hash, upper, zero_copy)
             {
+                if r.description.len() > 255 || r.description.contains(['\n', '\0']) {
+                    problems.push(format!(
+                        "{}.description: at most 255 characters on one line",
+                        r.name
+                    ));
+                }
                 laggs.push(LaggConfig {
                     name: r.name,
+                    description: r.description,
+                    up: r.up,
                     proto,
                     ports: r.laggports,
                     hash,
@@ -761,6 +838,26 @@ mod tests {
     }
 
     #[test]
+    fn documents_round_trip_through_toml() {
+        let text = include_str!("../../xlagg.sample.toml");
+        let doc = ConfigDoc::from_toml(text).unwrap();
+        let written = doc.to_toml();
+        let again = ConfigDoc::from_toml(&written).expect("what to_toml writes parses");
+        assert_eq!(again, doc);
+        assert_eq!(again.validate().unwrap(), doc.validate().unwrap());
+        // Defaults are left out: a fresh lagg is its name and ports.
+        let mut doc = ConfigDoc::default();
+        doc.laggs.push(LaggSpec::named("lagg3"));
+        assert_eq!(
+            doc.to_toml()
+                .lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .collect::<Vec<_>>(),
+            ["[[lagg]]", "name = \"lagg3\"", "laggports = []"]
+        );
+    }
+
+    #[test]
     fn bonding_aliases_map_to_lagg_protocols() {
         for (alias, proto) in [
             ("active-backup", LaggProto::Failover),
@@ -777,8 +874,9 @@ mod tests {
     #[test]
     fn each_rule_names_its_field() {
         let cases: &[(&str, &str)] = &[
+            ("[[lagg]]\nlaggports = [\"a\"]", "lagg[0].name: missing: every [[lagg]] needs a name such as name = \"lagg0\""),
+            ("[daemon]\nsocket = \"xlagg.sock\"", "daemon.socket: 'xlagg.sock' must be an absolute path"),
             ("[[lagg]]\nname = \"bond0\"\nlaggports = [\"a\"]", "lagg[0].name: 'bond0' is not a lagg name: use lagg followed by a number, e.g. lagg0"),
-            ("[[lagg]]\nname = \"lagg0\"\nlaggports = []", "lagg0.laggports: no member ports: list at least one, e.g. laggports = [\"em0\", \"em1\"]"),
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\", \"a\"]", "lagg0.laggports: a is listed twice"),
             ("[[lagg]]\nname = \"lagg0\"\nlaggproto = \"fast\"\nlaggports = [\"a\"]", "lagg0.laggproto: unknown protocol 'fast'"),
             ("[[lagg]]\nname = \"lagg0\"\nlagghash = \"l7\"\nlaggports = [\"a\"]", "lagg0.lagghash: unknown hash layer 'l7'"),
@@ -793,7 +891,6 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg1\"\nlaggports = [\"a\"]", "lagg1.laggports: a is already a member of lagg0"),
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"b\"]", "lagg0.name: lagg0 is defined twice"),
             ("[daemon]\nlink_poll_ms = 0\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]", "daemon.link_poll_ms: 0 is out of range"),
-            ("", "lagg: no [[lagg]] table"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_key = 0\nlaggports = [\"a\"]", "lagg0.lacp_key: 0 is reserved: use 1 to 65535"),
             ("[[lagg]]\nname = \"lagg0\"\ndowndelay = 700000\nlaggports = [\"a\"]", "lagg0.downdelay: 700000 ms is out of range"),
             ("[[lagg]]\nname = \"lagg0\"\nnotify_interval = 0\nlaggports = [\"a\"]", "lagg0.notify_interval: 0 ms is out of range"),
@@ -824,7 +921,7 @@ mod tests {
 
     #[test]
     fn several_problems_are_all_reported() {
-        let got = err("[[lagg]]\nname = \"x\"\nlaggproto = \"y\"\nlaggports = []\n");
+        let got = err("[[lagg]]\nname = \"x\"\nlaggproto = \"y\"\nmtu = 1\n");
         assert_eq!(got.len(), 3, "{got:?}");
     }
 }

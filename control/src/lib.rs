@@ -3,6 +3,9 @@
 //!
 //! Layers:
 //! - [`config`]: the one configuration model and its validator;
+//! - [`ifconfig`]: FreeBSD ifconfig words as edits of that model (the CLI's language);
+//! - [`rcconf`]: FreeBSD/TrueNAS rc.conf import;
+//! - [`store`]: crash-safe writing of the configuration file;
 //! - [`netdev`]: kernel devices through rtnetlink;
 //! - [`notify`]: peer notification frames (gratuitous ARP, unsolicited NA);
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
@@ -13,7 +16,10 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod ifconfig;
 pub mod lacp;
 pub mod lagg;
 pub mod netdev;
 pub mod notify;
+pub mod rcconf;
+pub mod store;
