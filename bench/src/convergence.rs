@@ -53,14 +53,22 @@ fn config(prefix: &str, address: &str) -> String {
 /// A daemon whose status lines arrive on a channel.
 struct Daemon {
     _child: Guarded,
+    _config: crate::testbed::TempFile,
     lines: Receiver<String>,
 }
 
 fn start_xlaggd(bed: &Bed, role: &str, xlaggd: &Path, config_text: &str) -> Result<Daemon> {
-    let path = std::env::temp_dir().join(format!("xlagg-bench-{}-{role}.toml", bed.id));
-    std::fs::write(&path, config_text)?;
+    let config = crate::testbed::TempFile::write(
+        &format!("xlagg-bench-{}-{role}.toml", bed.id),
+        config_text,
+    )?;
+    let path = config.0.clone();
     let mut cmd = bed.exec(role, xlaggd);
-    cmd.arg("--config").arg(&path).stderr(Stdio::null());
+    cmd.arg("--config")
+        .arg(&path)
+        .arg("--socket")
+        .arg(path.with_extension("sock"))
+        .stderr(Stdio::null());
     let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
@@ -81,6 +89,7 @@ fn start_xlaggd(bed: &Bed, role: &str, xlaggd: &Path, config_text: &str) -> Resu
     match rx.recv_timeout(Duration::from_secs(20)) {
         Ok(line) if line.contains("ready") => Ok(Daemon {
             _child: guard,
+            _config: config,
             lines: rx,
         }),
         other => bail!("xlaggd in {role} did not start: {other:?}"),

@@ -73,10 +73,15 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
          upper = \"forward\"\nforward_port = \"xld0\"\n",
         ports.join(", ")
     );
-    let path = std::env::temp_dir().join(format!("xlagg-bench-{}.toml", bed.id));
-    std::fs::write(&path, config)?;
+    let config = crate::testbed::TempFile::write(&format!("xlagg-bench-{}.toml", bed.id), &config)?;
+    let path = &config.0;
     let mut daemon = bed.exec("app", &xlaggd);
-    daemon.arg("--config").arg(&path).stderr(Stdio::null());
+    daemon
+        .arg("--config")
+        .arg(path)
+        .arg("--socket")
+        .arg(path.with_extension("sock"))
+        .stderr(Stdio::null());
     let _daemon = Guarded::spawn_ready(daemon, "xlaggd")?;
 
     let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();

@@ -6,6 +6,28 @@ use std::process::Command;
 
 use anyhow::{bail, Context, Result};
 
+/// A file in the temporary directory, removed on drop (configurations given to xlaggd).
+#[derive(Debug)]
+pub struct TempFile(pub PathBuf);
+
+impl TempFile {
+    /// Writes `text` to `name` in the temporary directory.
+    ///
+    /// # Errors
+    /// Writing failed.
+    pub fn write(name: &str, text: &str) -> Result<TempFile> {
+        let path = std::env::temp_dir().join(name);
+        std::fs::write(&path, text)?;
+        Ok(TempFile(path))
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
 /// A binary built next to the running one (e.g. `xlaggd` beside `xlagg-bench`).
 ///
 /// # Errors

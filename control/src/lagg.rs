@@ -11,6 +11,7 @@
 //! derives the next [`DistributionTable`] from the previous one (so only the affected buckets
 //! move), publishes it, and sets each port's collecting flag in its XDP state map.
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -28,8 +29,10 @@ use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
 
 use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::lacp::pdu::PortState;
 use crate::lacp::{self, Lacp, LacpConfig, MuxMode, PortConfig, SelectionPolicy, Time};
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+use crate::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortStatus};
 
 /// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
 pub const HOST_PEER_PREFIX: &str = "xlh-";
@@ -151,6 +154,8 @@ pub struct Lagg {
     recent_macs: Option<Arc<xlagg_dataplane::learn::RecentMacs>>,
     /// The MACs of the previous aging period, and when the current one ends.
     previous_macs: (Vec<[u8; 6]>, Instant),
+    /// Effective member link changes since start.
+    flaps: u64,
 }
 
 /// How long a source MAC counts as recently seen (at least; at most twice that).
@@ -239,6 +244,7 @@ impl Lagg {
             recent_macs: matches!(cfg.upper, Upper::Forward { .. })
                 .then(|| Arc::new(xlagg_dataplane::learn::RecentMacs::default())),
             previous_macs: (Vec::new(), Instant::now() + MAC_AGING),
+            flaps: 0,
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -299,6 +305,8 @@ impl Lagg {
             self.start_lacp()?;
         }
         self.refresh_links(nl)?;
+        // The first read is the starting state, not a flap.
+        self.flaps = 0;
         self.publish(true)?;
         let mode = self
             .upper
@@ -544,6 +552,7 @@ impl Lagg {
         if changed.is_empty() {
             return Ok(());
         }
+        self.flaps += changed.len() as u64;
         if let Some(rt) = self.lacp.as_mut() {
             let now = rt.now();
             for &i in changed {
@@ -943,30 +952,11 @@ impl Lagg {
         for (i, port) in self.ports().enumerate() {
             let t = self.port_totals(i);
             let is_member = i < self.members.len();
-            let mut flags = Vec::new();
-            if is_member {
-                if i == 0 && self.cfg.proto == LaggProto::Failover {
-                    flags.push("MASTER");
-                }
-                // ACTIVE and DISTRIBUTING: the port transmits (failover: only the first
-                // active port; lacp: what the mux decided; others: link up).
-                let in_use = match self.cfg.proto {
-                    LaggProto::Failover => first_active == Some(i as MemberIndex),
-                    LaggProto::None => false,
-                    _ => port.distributing,
-                };
-                if in_use {
-                    flags.push("ACTIVE");
-                }
-                if port.collecting {
-                    flags.push("COLLECTING");
-                }
-                if in_use {
-                    flags.push("DISTRIBUTING");
-                }
+            let flags = if is_member {
+                self.port_flags(i, first_active)
             } else {
-                flags.push("UPPER");
-            }
+                vec!["UPPER"]
+            };
             let mut drops = String::new();
             for reason in DropReason::ALL {
                 let n = t.drops[reason as usize];
@@ -1044,6 +1034,175 @@ impl Lagg {
             }
         }
         out
+    }
+
+    /// lagg(4) flags of member `i`.
+    fn port_flags(&self, i: usize, first_active: Option<MemberIndex>) -> Vec<&'static str> {
+        let port = &self.members[i];
+        let mut flags = Vec::new();
+        if i == 0 && self.cfg.proto == LaggProto::Failover {
+            flags.push("MASTER");
+        }
+        // ACTIVE and DISTRIBUTING: the port transmits (failover: only the first active port;
+        // lacp: what the mux decided; others: link up).
+        let in_use = match self.cfg.proto {
+            LaggProto::Failover => first_active == Some(i as MemberIndex),
+            LaggProto::None => false,
+            _ => port.distributing,
+        };
+        if in_use {
+            flags.push("ACTIVE");
+        }
+        if port.collecting {
+            flags.push("COLLECTING");
+        }
+        if in_use {
+            flags.push("DISTRIBUTING");
+        }
+        flags
+    }
+
+    /// The lagg's state as data (what `xlaggctl` shows).
+    pub fn status(&self) -> LaggStatus {
+        let table = self.table();
+        let first_active = table.active().first().copied();
+        let lacp_ports = self.lacp.as_ref().map(|rt| rt.core.status());
+        let mut ports = Vec::new();
+        for (i, port) in self.members.iter().enumerate() {
+            let t = self.port_totals(i);
+            let mut drops = BTreeMap::new();
+            for reason in DropReason::ALL {
+                if t.drops[reason as usize] > 0 {
+                    drops.insert(reason.name().to_string(), t.drops[reason as usize]);
+                }
+            }
+            if let Some(x) = self.xdp_counters(i) {
+                for c in [
+                    XdpCounter::NotCollecting,
+                    XdpCounter::NoSocket,
+                    XdpCounter::Malformed,
+                ] {
+                    if x[c as usize] > 0 {
+                        drops.insert(format!("xdp_{}", c.name()), x[c as usize]);
+                    }
+                }
+            }
+            let lacp = lacp_ports.as_ref().and_then(|v| v.get(i)).map(|st| {
+                let c = st.counters;
+                LacpPort {
+                    actor: st.actor.to_string(),
+                    actor_state: flag_names(&st.actor.state.to_string()),
+                    actor_state_bits: st.actor.state.0,
+                    partner: st.partner.to_string(),
+                    partner_state: flag_names(&st.partner.state.to_string()),
+                    partner_state_bits: st.partner.state.0,
+                    selected: st.selected.to_string(),
+                    mux: st.mux.to_string(),
+                    rx: st.rx.to_string(),
+                    counters: [
+                        ("lacpdu_rx", c.lacpdu_rx),
+                        ("lacpdu_tx", c.lacpdu_tx),
+                        ("marker_rx", c.marker_rx),
+                        ("marker_response_tx", c.marker_response_tx),
+                        ("marker_response_rx", c.marker_response_rx),
+                        ("illegal_rx", c.illegal_rx),
+                        ("unknown_rx", c.unknown_rx),
+                        ("actor_churn", c.actor_churn),
+                        ("partner_churn", c.partner_churn),
+                        ("flaps", c.flaps),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                }
+            });
+            ports.push(PortStatus {
+                name: port.name.clone(),
+                flags: self
+                    .port_flags(i, first_active)
+                    .into_iter()
+                    .map(String::from)
+                    .collect(),
+                link: port.up,
+                rx_packets: t.rx_packets,
+                rx_bytes: t.rx_bytes,
+                tx_packets: t.tx_packets,
+                tx_bytes: t.tx_bytes,
+                drops,
+                lacp,
+            });
+        }
+        let active_ports = ports
+            .iter()
+            .filter(|p| p.flags.iter().any(|f| f == "ACTIVE"))
+            .count();
+        let lacp = self.lacp.as_ref().map(|rt| {
+            let status = rt.core.status();
+            let lag_id = status
+                .iter()
+                .find(|st| {
+                    st.partner.state.has(PortState::DISTRIBUTING)
+                        || st.actor.state.has(PortState::DISTRIBUTING)
+                })
+                .map(|st| (st.actor.to_string(), st.partner.to_string()));
+            LacpLagg {
+                lag_id,
+                partner_mismatch: rt
+                    .core
+                    .partner_mismatch()
+                    .iter()
+                    .map(|(n, p)| format!("{n} {p}"))
+                    .collect(),
+            }
+        });
+        let mut st = Self::configured_status(&self.cfg, "running");
+        st.ports = ports;
+        st.active_ports = active_ports;
+        st.flapping = self.flaps;
+        st.lacp = lacp;
+        st
+    }
+
+    /// The state of a lagg that is configured but not running (`state`: `down` or
+    /// `no laggports`), and the configured part of a running one's.
+    pub fn configured_status(cfg: &LaggConfig, state: &str) -> LaggStatus {
+        let (upper, forward_port, addresses) = match &cfg.upper {
+            Upper::Host { addresses } => (
+                "host",
+                None,
+                addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect(),
+            ),
+            Upper::Forward { port } => ("forward", Some(port.clone()), Vec::new()),
+        };
+        LaggStatus {
+            name: cfg.name.clone(),
+            description: cfg.description.clone(),
+            state: state.into(),
+            laggproto: cfg.proto.to_string(),
+            lagghash: cfg.hash.to_string(),
+            upper: upper.into(),
+            forward_port,
+            mtu: cfg.mtu,
+            addresses,
+            active_ports: 0,
+            flapping: 0,
+            ports: cfg
+                .ports
+                .iter()
+                .map(|p| PortStatus {
+                    name: p.clone(),
+                    flags: Vec::new(),
+                    link: false,
+                    rx_packets: 0,
+                    rx_bytes: 0,
+                    tx_packets: 0,
+                    tx_bytes: 0,
+                    drops: BTreeMap::new(),
+                    lacp: None,
+                })
+                .collect(),
+            lacp: None,
+        }
     }
 
     /// Stops the workers, detaches every program, restores promiscuous mode and deletes the

@@ -9,17 +9,22 @@
 //! - [`netdev`]: kernel devices through rtnetlink;
 //! - [`notify`]: peer notification frames (gratuitous ARP, unsolicited NA);
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
-//! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind.
+//! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
+//! - [`status`]: a lagg's state as data and as FreeBSD ifconfig prints it;
+//! - [`daemon`]: the daemon's laggs and how a change is carried out;
+//! - [`api`]: the management protocol and its Unix socket.
 //!
-//! Non-goals here (yet): LACP negotiation, event-driven link monitoring and peer notification,
-//! the management API; see the README.
 #![forbid(unsafe_code)]
 
+pub mod api;
+pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod ifconfig;
 pub mod lacp;
 pub mod lagg;
 pub mod netdev;
 pub mod notify;
 pub mod rcconf;
+pub mod status;
 pub mod store;

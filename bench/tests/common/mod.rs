@@ -219,6 +219,8 @@ fn wait_for_line(
 pub struct Daemon {
     child: Option<Child>,
     pub config: PathBuf,
+    /// Its management socket (for xlaggctl --socket).
+    pub socket: PathBuf,
     stdout: Option<std::sync::mpsc::Receiver<String>>,
 }
 
@@ -231,6 +233,7 @@ impl Daemon {
     pub fn start_in(bed: &Bed, role: &str, config: &str) -> Daemon {
         let path = std::env::temp_dir().join(format!("xlagg-{}-{role}.toml", bed.id));
         std::fs::write(&path, config).expect("write config");
+        let socket = path.with_extension("sock");
         let mut child = bed
             .exec(
                 role,
@@ -238,6 +241,8 @@ impl Daemon {
                     xlaggd_bin().to_str().expect("utf-8"),
                     "--config",
                     path.to_str().expect("utf-8"),
+                    "--socket",
+                    socket.to_str().expect("utf-8"),
                 ],
             )
             .stdout(Stdio::piped())
@@ -248,6 +253,7 @@ impl Daemon {
         let mut daemon = Daemon {
             child: Some(child),
             config: path,
+            socket,
             stdout: None,
         };
         daemon.stdout = Some(wait_for_line(stdout, "ready", "xlaggd"));
@@ -333,6 +339,7 @@ impl Drop for Daemon {
             terminate(&mut child);
         }
         let _ = std::fs::remove_file(&self.config);
+        let _ = std::fs::remove_file(store_backup(&self.config));
     }
 }
 
@@ -416,4 +423,11 @@ pub fn carriers(report: &SinkReport) -> std::collections::BTreeMap<u64, Vec<usiz
         }
     }
     map
+}
+
+/// The backup the daemon keeps when it rewrites its configuration file.
+fn store_backup(config: &std::path::Path) -> PathBuf {
+    let mut name = config.as_os_str().to_owned();
+    name.push(".bak");
+    PathBuf::from(name)
 }

@@ -1,5 +1,9 @@
-//! `xlaggd`: starts every lagg of a TOML configuration, follows member link state, and on
-//! SIGINT or SIGTERM stops them, leaving no program or interface behind.
+//! `xlaggd`: starts every lagg of a TOML configuration, follows member link state, serves
+//! `xlaggctl` on a root-only Unix socket (changes apply at once and are written back to the
+//! file), and on SIGINT or SIGTERM stops every lagg, leaving no program or interface behind.
+//!
+//! A missing configuration file is an empty configuration: the first accepted change creates
+//! it. A second xlaggd is refused while the first answers on the socket.
 //!
 //! Exit status: 0 after a clean stop, 2 for an invalid configuration (nothing was touched),
 //! 1 when starting failed (whatever had been created was removed).
@@ -13,8 +17,10 @@ use std::time::{Duration, Instant};
 use std::os::fd::{AsRawFd, RawFd};
 
 use clap::Parser;
-use xlagg_control::config::Config;
-use xlagg_control::lagg::{Lagg, StartOptions};
+use xlagg_control::api;
+use xlagg_control::config::{Config, ConfigDoc};
+use xlagg_control::daemon::{runnable, Daemon};
+use xlagg_control::lagg::Lagg;
 use xlagg_control::netdev::Netlink;
 use xlagg_dataplane::linkevents::{self, LinkEvents};
 
@@ -28,18 +34,40 @@ struct Args {
     /// Validate the configuration and the devices it names, then exit.
     #[arg(long)]
     check: bool,
+    /// At boot: wait up to this many seconds for every member device to appear before
+    /// starting (0: do not wait).
+    #[arg(long, value_name = "SECONDS", default_value_t = 0)]
+    wait_for_members: u64,
+    /// The management socket, instead of the configuration's daemon.socket (to run several
+    /// daemons on one machine, e.g. in test namespaces).
+    #[arg(long, value_name = "PATH")]
+    socket: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
     let text = match std::fs::read_to_string(&args.config) {
-        Ok(t) => t,
+        Ok(t) => Some(t),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
         Err(e) => {
             eprintln!("xlaggd: cannot read {}: {e}", args.config.display());
             return ExitCode::from(2);
         }
     };
-    let config = match Config::from_toml(&text) {
+    let doc = match text
+        .as_deref()
+        .map(ConfigDoc::from_toml)
+        .unwrap_or(Ok(ConfigDoc::default()))
+    {
+        Ok(d) => d,
+        Err(e) => {
+            for problem in &e.problems {
+                eprintln!("xlaggd: {}: {problem}", args.config.display());
+            }
+            return ExitCode::from(2);
+        }
+    };
+    let config: Config = match doc.validate() {
         Ok(c) => c,
         Err(e) => {
             for problem in &e.problems {
@@ -56,6 +84,9 @@ fn main() -> ExitCode {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    if text.is_none() {
+        tracing::info!(config = %args.config.display(), "no configuration file: starting with no laggs; the first change creates it");
+    }
     let nl = match Netlink::new() {
         Ok(nl) => nl,
         Err(e) => {
@@ -63,8 +94,11 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    if args.wait_for_members > 0 {
+        wait_for_members(&nl, &config, Duration::from_secs(args.wait_for_members));
+    }
     // Check every lagg before creating anything for any of them.
-    for lagg in &config.laggs {
+    for lagg in config.laggs.iter().filter(|l| runnable(l)) {
         if let Err(e) = Lagg::preflight(&nl, lagg) {
             eprintln!("xlaggd: {}: {e}", args.config.display());
             return ExitCode::from(2);
@@ -85,6 +119,18 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
+    // The socket doubles as the one-daemon lock: bound before anything is touched.
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.daemon.socket));
+    let server = match api::Server::bind(&socket) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("xlaggd: {e}");
+            return ExitCode::from(1);
+        }
+    };
     // Subscribe to link notifications before any lagg reads its members' state, so that no
     // change falls between the first read and the subscription.
     let link_events = match LinkEvents::open() {
@@ -94,38 +140,33 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    let mut laggs: Vec<Lagg> = Vec::new();
-    for cfg in &config.laggs {
-        match Lagg::start(&nl, cfg, StartOptions::default()) {
-            Ok(lagg) => laggs.push(lagg),
-            Err(e) => {
-                eprintln!("xlaggd: {e}");
-                for lagg in laggs {
-                    lagg.stop(&nl);
-                }
-                return ExitCode::from(1);
-            }
-        }
-    }
-    println!("xlaggd: ready, {} lagg(s) running", laggs.len());
     let poll = Duration::from_millis(config.daemon.link_poll_ms);
     let status_every = Duration::from_millis(config.daemon.status_interval_ms);
+    let mut daemon = Daemon::new(args.config.clone(), doc, config);
+    if let Err(e) = daemon.start_all(&nl) {
+        eprintln!("xlaggd: {e}");
+        return ExitCode::from(1);
+    }
+    println!("xlaggd: ready, {} lagg(s) running", daemon.laggs().len());
+    notify_ready();
     let mut last_status = Instant::now();
     let mut next_link_poll = Instant::now() + poll;
-    // The control loop: wakes on a link notification, a slow-protocol frame, an LACP or
-    // link-delay deadline, the safety-net link re-read or a signal (at least every 100 ms);
-    // never on worker activity.
+    // The control loop: wakes on a link notification, a slow-protocol frame, a management
+    // request, an LACP or link-delay deadline, the safety-net link re-read or a signal (at
+    // least every 100 ms); never on worker activity.
     let mut events = Vec::new();
     while !stop.load(Ordering::Relaxed) {
         let now = Instant::now();
-        let deadline = laggs
+        let deadline = daemon
+            .laggs()
             .iter()
             .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
             .flatten()
             .chain([next_link_poll, now + Duration::from_millis(100)])
             .min()
             .unwrap_or(next_link_poll);
-        let slow: Vec<(usize, usize, RawFd)> = laggs
+        let slow: Vec<(usize, usize, RawFd)> = daemon
+            .laggs()
             .iter()
             .enumerate()
             .flat_map(|(l, lagg)| {
@@ -134,7 +175,7 @@ fn main() -> ExitCode {
                     .map(move |(p, s)| (l, p, s.as_raw_fd()))
             })
             .collect();
-        let mut fds = vec![link_events.as_raw_fd()];
+        let mut fds = vec![link_events.as_raw_fd(), server.wake_fd()];
         fds.extend(slow.iter().map(|s| s.2));
         let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
         if ready.first() == Some(&true) {
@@ -146,7 +187,7 @@ fn main() -> ExitCode {
                     true
                 }
             };
-            for lagg in &mut laggs {
+            for lagg in daemon.laggs_mut() {
                 let result = if overrun {
                     tracing::warn!(lagg = %lagg.config().name, "link notifications were lost; re-reading link state");
                     lagg.refresh_links(&nl).map(|_| ())
@@ -158,40 +199,91 @@ fn main() -> ExitCode {
                 }
             }
         }
-        for ((l, p, _), r) in slow.iter().zip(ready.iter().skip(1)) {
+        for ((l, p, _), r) in slow.iter().zip(ready.iter().skip(2)) {
             if *r {
-                if let Err(e) = laggs[*l].handle_slow_frames(*p) {
-                    tracing::error!(lagg = %laggs[*l].config().name, error = %e, "LACP input failed");
+                let lagg = &mut daemon.laggs_mut()[*l];
+                if let Err(e) = lagg.handle_slow_frames(*p) {
+                    tracing::error!(lagg = %lagg.config().name, error = %e, "LACP input failed");
                 }
+            }
+        }
+        // Management requests last: a change may replace laggs (and their sockets above).
+        if ready.get(1) == Some(&true) {
+            for pending in server.take() {
+                let request = pending.request.clone();
+                pending.answer(daemon.handle(&nl, request));
             }
         }
         if Instant::now() >= next_link_poll {
             next_link_poll = Instant::now() + poll;
-            for lagg in &mut laggs {
+            for lagg in daemon.laggs_mut() {
                 if let Err(e) = lagg.refresh_links(&nl) {
                     tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
                 }
             }
         }
-        for lagg in &mut laggs {
+        for lagg in daemon.laggs_mut() {
             if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&nl)) {
                 tracing::error!(lagg = %lagg.config().name, error = %e, "timers failed");
             }
         }
         if !status_every.is_zero() && last_status.elapsed() >= status_every {
             last_status = Instant::now();
-            for lagg in &laggs {
+            for lagg in daemon.laggs() {
                 print!("{}", lagg.status_table());
             }
             let _ = std::io::Write::flush(&mut std::io::stdout());
         }
     }
     tracing::info!("stopping");
-    for lagg in &laggs {
+    for lagg in daemon.laggs() {
         print!("{}", lagg.status_table());
     }
-    for lagg in laggs {
-        lagg.stop(&nl);
-    }
+    daemon.stop_all(&nl);
+    drop(server);
     ExitCode::SUCCESS
+}
+
+/// Waits until every member and forward port of the configuration exists, or `limit` passed
+/// (then the preflight names what is missing).
+fn wait_for_members(nl: &Netlink, config: &Config, limit: Duration) {
+    let until = Instant::now() + limit;
+    let mut told = false;
+    loop {
+        let missing: Vec<&str> = config
+            .laggs
+            .iter()
+            .filter(|l| runnable(l))
+            .flat_map(|l| l.ports.iter().map(String::as_str))
+            .filter(|p| !matches!(nl.link(p), Ok(Some(_))))
+            .collect();
+        if missing.is_empty() || Instant::now() >= until {
+            return;
+        }
+        if !told {
+            tracing::info!(missing = ?missing, "waiting for member devices");
+            told = true;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Tells systemd (Type=notify) that the laggs are up, when started by it.
+fn notify_ready() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let Some(path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let bytes = path.as_bytes();
+    let addr = match bytes.strip_prefix(b"@") {
+        Some(name) => SocketAddr::from_abstract_name(name),
+        None => SocketAddr::from_pathname(&path),
+    };
+    let sent =
+        UnixDatagram::unbound().and_then(|s| addr.and_then(|a| s.send_to_addr(b"READY=1", &a)));
+    if let Err(e) = sent {
+        tracing::warn!(error = %e, "could not notify systemd");
+    }
 }

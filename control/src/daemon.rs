@@ -1,0 +1,273 @@
+//! The daemon's state: the configuration document it was given or has since accepted, the file
+//! it persists to, and the running laggs; and how a change is carried out.
+//!
+//! A change (from any front end) is one new document. It is validated whole, its new or changed
+//! laggs are checked against the devices, the laggs it touches are restarted and only then is
+//! the file replaced. Any failure undoes the runtime part and leaves the file untouched; laggs
+//! the change does not touch are never stopped.
+
+use std::path::PathBuf;
+
+use serde_json::json;
+
+use crate::api::{Request, Response};
+use crate::config::{Config, ConfigDoc, LaggConfig};
+use crate::ifconfig;
+use crate::lagg::{Lagg, StartOptions};
+use crate::netdev::Netlink;
+use crate::status::LaggStatus;
+use crate::store;
+
+/// The daemon's laggs and their configuration.
+#[derive(Debug)]
+pub struct Daemon {
+    path: PathBuf,
+    doc: ConfigDoc,
+    config: Config,
+    laggs: Vec<Lagg>,
+}
+
+/// Whether a lagg is to run: administratively up and with ports.
+pub fn runnable(cfg: &LaggConfig) -> bool {
+    cfg.up && !cfg.ports.is_empty()
+}
+
+impl Daemon {
+    /// A daemon holding `doc` (already validated into `config`), persisting to `path`, with
+    /// nothing running yet.
+    pub fn new(path: PathBuf, doc: ConfigDoc, config: Config) -> Self {
+        Self {
+            path,
+            doc,
+            config,
+            laggs: Vec::new(),
+        }
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// The running laggs.
+    pub fn laggs(&self) -> &[Lagg] {
+        &self.laggs
+    }
+
+    /// The running laggs, to drive.
+    pub fn laggs_mut(&mut self) -> &mut [Lagg] {
+        &mut self.laggs
+    }
+
+    /// Starts every runnable lagg; on a failure stops those already started.
+    ///
+    /// # Errors
+    /// The lagg that failed and why.
+    pub fn start_all(&mut self, nl: &Netlink) -> Result<(), String> {
+        for cfg in self.config.laggs.iter().filter(|c| runnable(c)) {
+            match Lagg::start(nl, cfg, StartOptions::default()) {
+                Ok(l) => self.laggs.push(l),
+                Err(e) => {
+                    for l in self.laggs.drain(..) {
+                        l.stop(nl);
+                    }
+                    return Err(e.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Stops every lagg.
+    pub fn stop_all(&mut self, nl: &Netlink) {
+        for l in self.laggs.drain(..) {
+            l.stop(nl);
+        }
+    }
+
+    /// The state of lagg `name`, or of every lagg, in configuration order.
+    pub fn status(&self, name: Option<&str>) -> Result<Vec<LaggStatus>, String> {
+        let mut out = Vec::new();
+        for cfg in &self.config.laggs {
+            if name.is_some_and(|n| n != cfg.name) {
+                continue;
+            }
+            out.push(
+                match self.laggs.iter().find(|l| l.config().name == cfg.name) {
+                    Some(l) => l.status(),
+                    None if !cfg.up => Lagg::configured_status(cfg, "down"),
+                    None => Lagg::configured_status(cfg, "no laggports"),
+                },
+            );
+        }
+        match name {
+            Some(n) if out.is_empty() => Err(format!(
+                "{n} does not exist: create it with xlaggctl {n} create"
+            )),
+            _ => Ok(out),
+        }
+    }
+
+    /// Answers one request.
+    pub fn handle(&mut self, nl: &Netlink, request: Request) -> Response {
+        match request {
+            Request::Status { name } => match self.status(name.as_deref()) {
+                Ok(s) => Response::data(json!(s)),
+                Err(e) => Response::refused(vec![e]),
+            },
+            Request::Config => Response::data(json!({ "toml": self.doc.to_toml() })),
+            Request::Dump => match self.status(None) {
+                Ok(s) => Response::data(json!({
+                    "version": env!("CARGO_PKG_VERSION"),
+                    "config_file": self.path.display().to_string(),
+                    "config": self.doc,
+                    "laggs": s,
+                })),
+                Err(e) => Response::refused(vec![e]),
+            },
+            Request::Ifconfig {
+                name,
+                args,
+                dry_run,
+            } => {
+                let mut doc = self.doc.clone();
+                let edit = ifconfig::parse(&args).and_then(|ops| {
+                    if ops.is_empty() {
+                        return Err(format!("no options given for {name}: see xlaggctl --help"));
+                    }
+                    ifconfig::apply(&mut doc, &name, &ops)
+                });
+                match edit {
+                    Err(e) => Response::refused(vec![format!("{name}: {e}")]),
+                    Ok(()) => self.change(nl, doc, dry_run, Some(&name)),
+                }
+            }
+            Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
+                Err(e) => Response::refused(e.problems),
+                Ok(doc) => self.change(nl, doc, dry_run, None),
+            },
+        }
+    }
+
+    /// Carries out a change to `doc` (see the module documentation).
+    ///
+    /// `focus`: the lagg the change was made to; a conflict with another lagg (a port in
+    /// both) is then reported as a problem of this one.
+    fn change(
+        &mut self,
+        nl: &Netlink,
+        doc: ConfigDoc,
+        dry_run: bool,
+        focus: Option<&str>,
+    ) -> Response {
+        if let (Err(_), Some(name)) = (doc.validate(), focus) {
+            // The validator reports a conflict at the later lagg in file order: put the
+            // edited one last to word the messages for whoever edited it.
+            let mut reordered = doc.clone();
+            reordered.laggs.sort_by_key(|l| l.name == name);
+            if let Err(e) = reordered.validate() {
+                return Response::refused(e.problems);
+            }
+        }
+        match self.try_change(nl, doc, dry_run) {
+            Ok(changed) => Response::data(json!({ "changed": changed, "dry_run": dry_run })),
+            Err(errors) => Response::refused(errors),
+        }
+    }
+
+    fn try_change(
+        &mut self,
+        nl: &Netlink,
+        doc: ConfigDoc,
+        dry_run: bool,
+    ) -> Result<Vec<String>, Vec<String>> {
+        if doc.daemon != self.doc.daemon {
+            return Err(vec![
+                "daemon: [daemon] settings are read at start only; change them in the file and restart xlaggd"
+                    .into(),
+            ]);
+        }
+        let config = doc.validate().map_err(|e| e.problems)?;
+        let find =
+            |laggs: &[LaggConfig], name: &str| laggs.iter().find(|l| l.name == name).cloned();
+        // Laggs whose configuration differs: stop the old (if it runs), start the new (if it
+        // is to run).
+        let mut changed: Vec<String> = Vec::new();
+        for l in self.config.laggs.iter().chain(&config.laggs) {
+            let old = find(&self.config.laggs, &l.name);
+            let new = find(&config.laggs, &l.name);
+            if old != new && !changed.contains(&l.name) {
+                changed.push(l.name.clone());
+            }
+        }
+        let to_start: Vec<LaggConfig> = config
+            .laggs
+            .iter()
+            .filter(|l| changed.contains(&l.name) && runnable(l))
+            .cloned()
+            .collect();
+        for cfg in &to_start {
+            Lagg::preflight(nl, cfg).map_err(|e| vec![e.to_string()])?;
+        }
+        if dry_run {
+            return Ok(changed);
+        }
+        let mut stopped: Vec<LaggConfig> = Vec::new();
+        let mut keep = Vec::new();
+        for lagg in self.laggs.drain(..) {
+            if changed.contains(&lagg.config().name) {
+                stopped.push(lagg.config().clone());
+                lagg.stop(nl);
+            } else {
+                keep.push(lagg);
+            }
+        }
+        self.laggs = keep;
+        let mut started: Vec<Lagg> = Vec::new();
+        let mut failure = None;
+        for cfg in &to_start {
+            match Lagg::start(nl, cfg, StartOptions::default()) {
+                Ok(l) => started.push(l),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            if let Err(e) = store::write_atomic(&self.path, &doc.to_toml()) {
+                failure = Some(format!("the change was not saved ({e}); it was undone"));
+            }
+        }
+        if let Some(e) = failure {
+            for l in started {
+                l.stop(nl);
+            }
+            for cfg in &stopped {
+                match Lagg::start(nl, cfg, StartOptions::default()) {
+                    Ok(l) => self.laggs.push(l),
+                    Err(e) => {
+                        tracing::error!(lagg = %cfg.name, error = %e, "could not restart after a refused change")
+                    }
+                }
+            }
+            self.sort();
+            return Err(vec![e]);
+        }
+        self.laggs.extend(started);
+        self.doc = doc;
+        self.config = config;
+        self.sort();
+        for name in &changed {
+            tracing::info!(lagg = %name, "configuration changed and applied");
+        }
+        Ok(changed)
+    }
+
+    /// Keeps the running laggs in configuration order.
+    fn sort(&mut self) {
+        let order: Vec<String> = self.config.laggs.iter().map(|l| l.name.clone()).collect();
+        self.laggs
+            .sort_by_key(|l| order.iter().position(|n| *n == l.config().name));
+    }
+}

@@ -1,0 +1,286 @@
+//! The runtime state of a lagg as data (what `xlaggctl -j` and the API return) and its
+//! rendering the way FreeBSD's ifconfig prints a lagg.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+
+use serde::{Deserialize, Serialize};
+
+/// lagg(4) port flag bits, as `ifconfig` prints them (`flags=1c<...>`).
+pub const PORT_FLAGS: [(u32, &str); 5] = [
+    (0x01, "MASTER"),
+    (0x02, "STACK"),
+    (0x04, "ACTIVE"),
+    (0x08, "COLLECTING"),
+    (0x10, "DISTRIBUTING"),
+];
+
+/// One lagg.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LaggStatus {
+    /// `laggN`.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// `running`, `down` (administratively) or `no laggports`.
+    pub state: String,
+    /// Protocol.
+    pub laggproto: String,
+    /// Hash layers.
+    pub lagghash: String,
+    /// `host` or `forward`.
+    pub upper: String,
+    /// Forward mode: the downstream port.
+    pub forward_port: Option<String>,
+    /// MTU.
+    pub mtu: u32,
+    /// Addresses with prefix length (host mode).
+    pub addresses: Vec<String>,
+    /// Ports that carry traffic now.
+    pub active_ports: usize,
+    /// Link changes seen on the members since start.
+    pub flapping: u64,
+    /// Member ports, in order.
+    pub ports: Vec<PortStatus>,
+    /// LACP, for `laggproto lacp` while running.
+    pub lacp: Option<LacpLagg>,
+}
+
+/// One member port.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct PortStatus {
+    /// Interface name.
+    pub name: String,
+    /// lagg(4) flags by name.
+    pub flags: Vec<String>,
+    /// Kernel link (admin up and carrier), after updelay/downdelay.
+    pub link: bool,
+    /// Frames received from this port.
+    pub rx_packets: u64,
+    /// Bytes received.
+    pub rx_bytes: u64,
+    /// Frames sent on it.
+    pub tx_packets: u64,
+    /// Bytes sent.
+    pub tx_bytes: u64,
+    /// Drops by reason (worker and XDP program), only reasons with a count.
+    pub drops: BTreeMap<String, u64>,
+    /// LACP state of the port.
+    pub lacp: Option<LacpPort>,
+}
+
+/// LACP of a lagg.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LacpLagg {
+    /// Actor and partner of the active aggregation, lagg-style.
+    pub lag_id: Option<(String, String)>,
+    /// Ports that see a partner other than the active aggregation's.
+    pub partner_mismatch: Vec<String>,
+}
+
+/// LACP of one port.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LacpPort {
+    /// `(prio,system,key,port-prio,port)`.
+    pub actor: String,
+    /// Actor state flags.
+    pub actor_state: Vec<String>,
+    /// Actor state bits.
+    pub actor_state_bits: u8,
+    /// The partner as held.
+    pub partner: String,
+    /// Partner state flags.
+    pub partner_state: Vec<String>,
+    /// Partner state bits.
+    pub partner_state_bits: u8,
+    /// Selection.
+    pub selected: String,
+    /// Mux machine state.
+    pub mux: String,
+    /// Receive machine state.
+    pub rx: String,
+    /// Counters by name.
+    pub counters: BTreeMap<String, u64>,
+}
+
+/// Splits `<A,B,C>` into names.
+pub fn flag_names(text: &str) -> Vec<String> {
+    text.trim_matches(['<', '>'])
+        .split(',')
+        .filter(|s| !s.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn flags_value(flags: &[String]) -> u32 {
+    PORT_FLAGS
+        .iter()
+        .filter(|(_, n)| flags.iter().any(|f| f == n))
+        .map(|(b, _)| b)
+        .sum()
+}
+
+/// Renders a lagg the way FreeBSD's `ifconfig lagg0` does (`verbose`: `ifconfig -v`, with
+/// LACP details and counters).
+pub fn render(l: &LaggStatus, verbose: bool) -> String {
+    let mut o = String::new();
+    let up = l.state == "running";
+    let _ = writeln!(
+        o,
+        "{}: flags=<{}> mtu {}",
+        l.name,
+        if up {
+            "UP,BROADCAST,RUNNING,MULTICAST"
+        } else {
+            "BROADCAST,MULTICAST"
+        },
+        l.mtu
+    );
+    if !l.description.is_empty() {
+        let _ = writeln!(o, "\tdescription: {}", l.description);
+    }
+    for a in &l.addresses {
+        let (addr, len) = a.split_once('/').unwrap_or((a, ""));
+        if addr.contains(':') {
+            let _ = writeln!(o, "\tinet6 {addr} prefixlen {len}");
+        } else {
+            let bits: u32 = len.parse().unwrap_or(32);
+            let mask = u32::MAX.checked_shl(32 - bits.min(32)).unwrap_or(0);
+            let _ = writeln!(o, "\tinet {addr} netmask 0x{mask:08x}");
+        }
+    }
+    let _ = writeln!(o, "\tlaggproto {} lagghash {}", l.laggproto, l.lagghash);
+    if let Some(p) = &l.forward_port {
+        let _ = writeln!(o, "\tupper forward {p}");
+    }
+    if verbose {
+        let _ = writeln!(o, "\tlagg statistics:");
+        let _ = writeln!(o, "\t\tactive ports: {}", l.active_ports);
+        let _ = writeln!(o, "\t\tflapping: {}", l.flapping);
+        if let Some((actor, partner)) = l.lacp.as_ref().and_then(|x| x.lag_id.as_ref()) {
+            let _ = writeln!(o, "\tlag id: [{actor},\n\t\t{partner}]");
+        }
+    }
+    for p in &l.ports {
+        let _ = write!(
+            o,
+            "\tlaggport: {} flags={:x}<{}>",
+            p.name,
+            flags_value(&p.flags),
+            p.flags.join(",")
+        );
+        if let Some(lacp) = p.lacp.as_ref().filter(|_| verbose) {
+            let _ = write!(
+                o,
+                " state={:x}<{}>",
+                lacp.actor_state_bits,
+                lacp.actor_state.join(",")
+            );
+        }
+        o.push('\n');
+        if verbose {
+            if let Some(lacp) = &p.lacp {
+                let _ = writeln!(o, "\t\t[{},\n\t\t {}]", lacp.actor, lacp.partner);
+                let _ = writeln!(
+                    o,
+                    "\t\tpartner state={:x}<{}> {} mux {} rx {}",
+                    lacp.partner_state_bits,
+                    lacp.partner_state.join(","),
+                    lacp.selected,
+                    lacp.mux,
+                    lacp.rx
+                );
+            }
+            let _ = write!(
+                o,
+                "\t\tlink {} rx {} pkts {} bytes tx {} pkts {} bytes",
+                if p.link { "up" } else { "down" },
+                p.rx_packets,
+                p.rx_bytes,
+                p.tx_packets,
+                p.tx_bytes
+            );
+            for (reason, n) in &p.drops {
+                let _ = write!(o, " {reason}={n}");
+            }
+            o.push('\n');
+        }
+    }
+    if let Some(lacp) = &l.lacp {
+        if !lacp.partner_mismatch.is_empty() {
+            let _ = writeln!(
+                o,
+                "\tALARM partner mismatch: {}",
+                lacp.partner_mismatch.join(", ")
+            );
+        }
+    }
+    let _ = writeln!(
+        o,
+        "\tstatus: {}",
+        match l.state.as_str() {
+            "running" if l.active_ports > 0 => "active",
+            "running" => "no carrier",
+            other => other,
+        }
+    );
+    o
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_like_freebsd_ifconfig() {
+        let l = LaggStatus {
+            name: "lagg0".into(),
+            description: "uplink".into(),
+            state: "running".into(),
+            laggproto: "failover".into(),
+            lagghash: "l2,l3,l4".into(),
+            upper: "host".into(),
+            forward_port: None,
+            mtu: 1500,
+            addresses: vec!["192.168.1.10/24".into(), "2001:db8::1/64".into()],
+            active_ports: 1,
+            flapping: 0,
+            ports: vec![
+                PortStatus {
+                    name: "em0".into(),
+                    flags: flag_names("<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>"),
+                    link: true,
+                    rx_packets: 0,
+                    rx_bytes: 0,
+                    tx_packets: 0,
+                    tx_bytes: 0,
+                    drops: BTreeMap::new(),
+                    lacp: None,
+                },
+                PortStatus {
+                    name: "em1".into(),
+                    flags: vec![],
+                    link: true,
+                    rx_packets: 0,
+                    rx_bytes: 0,
+                    tx_packets: 0,
+                    tx_bytes: 0,
+                    drops: BTreeMap::new(),
+                    lacp: None,
+                },
+            ],
+            lacp: None,
+        };
+        assert_eq!(
+            render(&l, false),
+            "lagg0: flags=<UP,BROADCAST,RUNNING,MULTICAST> mtu 1500\n\
+             \tdescription: uplink\n\
+             \tinet 192.168.1.10 netmask 0xffffff00\n\
+             \tinet6 2001:db8::1 prefixlen 64\n\
+             \tlaggproto failover lagghash l2,l3,l4\n\
+             \tlaggport: em0 flags=1d<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>\n\
+             \tlaggport: em1 flags=0<>\n\
+             \tstatus: active\n"
+        );
+    }
+}
