@@ -29,7 +29,7 @@ cleanup() {
 trap cleanup EXIT INT TERM
 
 start_xlaggd() { # config -> waits for "ready"
-  ip netns exec "xl-$id-app" "$bin/xlaggd" --config "$1" --socket "$work/app.sock" > "$work/xlaggd.out" 2> "$work/xlaggd.log" &
+  ip netns exec "xl-$id-app" "$bin/xlaggd" --config "$1" --socket "$work/app.sock" --token-file "$work/app.token" > "$work/xlaggd.out" 2> "$work/xlaggd.log" &
   daemon=$!
   for _ in $(seq 100); do grep -q ready "$work/xlaggd.out" 2>/dev/null && return 0; sleep 0.1; done
   echo "xlaggd did not start:" >&2; cat "$work/xlaggd.log" >&2; exit 1
@@ -94,7 +94,7 @@ addresses = ["$a/24"]
 lacp_fast_timeout = true
 TOML
 done
-ip netns exec "xl-$id-ptr" "$bin/xlaggd" --config "$work/lacp-ptr.toml" --socket "$work/ptr.sock" > "$work/partner.out" 2> "$work/partner.log" &
+ip netns exec "xl-$id-ptr" "$bin/xlaggd" --config "$work/lacp-ptr.toml" --socket "$work/ptr.sock" --http off > "$work/partner.out" 2> "$work/partner.log" &
 partner=$!
 start_xlaggd "$work/lacp-app.toml"
 echo "   waiting for aggregate_wait (2 s) and the exchange that follows"

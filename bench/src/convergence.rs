@@ -68,6 +68,7 @@ fn start_xlaggd(bed: &Bed, role: &str, xlaggd: &Path, config_text: &str) -> Resu
         .arg(&path)
         .arg("--socket")
         .arg(path.with_extension("sock"))
+        .args(["--http", "off"])
         .stderr(Stdio::null());
     let mut child = cmd
         .stdout(Stdio::piped())

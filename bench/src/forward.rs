@@ -145,6 +145,7 @@ pub fn serve(
         name: "lagg0".into(),
         description: String::new(),
         up: true,
+        hw_offload: true,
         proto: LaggProto::parse(proto).map_err(anyhow::Error::msg)?,
         ports: members.to_vec(),
         hash: HashLayers::DEFAULT,

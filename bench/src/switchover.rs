@@ -81,6 +81,7 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
         .arg(path)
         .arg("--socket")
         .arg(path.with_extension("sock"))
+        .args(["--http", "off"])
         .stderr(Stdio::null());
     let _daemon = Guarded::spawn_ready(daemon, "xlaggd")?;
 

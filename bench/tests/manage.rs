@@ -245,6 +245,9 @@ fn rc_conf_import_applies_through_the_daemon() {
     .unwrap();
     let rc_path = rc.to_str().unwrap();
     let (code, toml, notes) = ctl(&daemon.socket, &["import", rc_path]);
+    let applied = ctl(&daemon.socket, &["import", rc_path, "--apply"]);
+    let _ = std::fs::remove_file(&rc);
+    assert_eq!(applied.0, 0, "{}", applied.2);
     assert_eq!(code, 0, "{notes}");
     assert!(
         toml.contains("addresses = [\"10.77.0.1/24\", \"2001:db8:77::1/64\"]"),
@@ -254,8 +257,6 @@ fn rc_conf_import_applies_through_the_daemon() {
         notes.contains("'-ifdisabled' has no meaning here"),
         "{notes}"
     );
-    ctl_ok(&daemon.socket, &["import", rc_path, "--apply"]);
-    let _ = std::fs::remove_file(&rc);
     let ping = run(&mut bed.exec(
         "app",
         &["ping", "-c", "2", "-W", "2", "-i", "0.2", "10.77.0.2"],
@@ -293,6 +294,8 @@ fn at_boot_waits_for_late_members_and_tells_systemd_when_ready() {
                 dir.join("s.sock").to_str().unwrap(),
                 "--wait-for-members",
                 "20",
+                "--http",
+                "off",
             ],
         )
         .env("NOTIFY_SOCKET", dir.join("notify"))

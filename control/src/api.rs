@@ -43,6 +43,27 @@ pub enum Request {
         #[serde(default)]
         dry_run: bool,
     },
+    /// Create (`create`) or replace one lagg's table, as the web form sends it.
+    PutLagg {
+        /// The whole `[[lagg]]` table.
+        spec: Box<crate::config::LaggSpec>,
+        /// The lagg must not exist yet.
+        #[serde(default)]
+        create: bool,
+        /// ifconfig words applied on top (the form's Options field).
+        #[serde(default)]
+        options: Vec<String>,
+        /// Validate only.
+        #[serde(default)]
+        dry_run: bool,
+    },
+    /// Remove a lagg.
+    DeleteLagg {
+        /// `laggN`.
+        name: String,
+    },
+    /// The machine's network interfaces, and which lagg uses each.
+    Interfaces,
     /// The configuration as the daemon holds it (TOML).
     Config,
     /// Everything: configuration, state of every lagg.
@@ -120,12 +141,34 @@ impl Pending {
     }
 }
 
+/// Hands requests to the control loop from any thread (the Unix socket's, HTTP's).
+#[derive(Debug, Clone)]
+pub struct Dispatcher {
+    tx: SyncSender<Pending>,
+    waker: std::sync::Arc<UnixStream>,
+}
+
+impl Dispatcher {
+    /// Hands a request to the control loop and waits for its answer.
+    pub fn dispatch(&self, request: Request) -> Response {
+        let (reply, answer) = mpsc::sync_channel(1);
+        if self.tx.send(Pending { request, reply }).is_err() {
+            return Response::refused(vec!["the daemon is stopping".into()]);
+        }
+        let _ = (&*self.waker).write(&[1]);
+        answer
+            .recv_timeout(Duration::from_secs(110))
+            .unwrap_or_else(|_| Response::refused(vec!["the daemon did not answer in time".into()]))
+    }
+}
+
 /// The listening socket and the thread that serves it.
 #[derive(Debug)]
 pub struct Server {
     path: PathBuf,
     requests: Receiver<Pending>,
     wake: UnixStream,
+    dispatcher: Dispatcher,
 }
 
 /// Why the socket could not be set up.
@@ -162,12 +205,18 @@ impl Server {
         let (tx, requests) = mpsc::sync_channel::<Pending>(16);
         let (wake, waker) = UnixStream::pair().map_err(io)?;
         wake.set_nonblocking(true).map_err(io)?;
+        waker.set_nonblocking(true).map_err(io)?;
+        let dispatcher = Dispatcher {
+            tx,
+            waker: std::sync::Arc::new(waker),
+        };
+        let for_thread = dispatcher.clone();
         std::thread::Builder::new()
             .name("xlagg-api".into())
             .spawn(move || {
                 for stream in listener.incoming() {
                     match stream {
-                        Ok(s) => serve(s, &tx, &waker),
+                        Ok(s) => serve(s, &for_thread),
                         Err(e) => {
                             tracing::warn!(error = %e, "accepting a management connection failed")
                         }
@@ -179,7 +228,13 @@ impl Server {
             path: path.to_path_buf(),
             requests,
             wake,
+            dispatcher,
         })
+    }
+
+    /// A handle for other front ends (HTTP) to reach the control loop.
+    pub fn dispatcher(&self) -> Dispatcher {
+        self.dispatcher.clone()
     }
 
     /// The descriptor the control loop polls: readable when requests wait.
@@ -202,7 +257,7 @@ impl Drop for Server {
 }
 
 /// Reads one request, hands it to the control loop, writes the answer.
-fn serve(stream: UnixStream, tx: &SyncSender<Pending>, waker: &UnixStream) {
+fn serve(stream: UnixStream, dispatcher: &Dispatcher) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
@@ -212,22 +267,10 @@ fn serve(stream: UnixStream, tx: &SyncSender<Pending>, waker: &UnixStream) {
             Err(e) => Response::refused(vec![format!(
                 "not a request: {e}; send one JSON object such as {{\"cmd\":\"status\"}}"
             )]),
-            Ok(request) => dispatch(request, tx, waker),
+            Ok(request) => dispatcher.dispatch(request),
         },
     };
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
     let _ = (&stream).write_all(&out);
-}
-
-/// Hands a request to the control loop and waits for its answer (used by every front end).
-pub fn dispatch(request: Request, tx: &SyncSender<Pending>, waker: &UnixStream) -> Response {
-    let (reply, answer) = mpsc::sync_channel(1);
-    if tx.send(Pending { request, reply }).is_err() {
-        return Response::refused(vec!["the daemon is stopping".into()]);
-    }
-    let _ = (&*waker).write(&[1]);
-    answer
-        .recv_timeout(Duration::from_secs(110))
-        .unwrap_or_else(|_| Response::refused(vec!["the daemon did not answer in time".into()]))
 }

@@ -98,6 +98,8 @@ pub struct LaggConfig {
     pub description: String,
     /// Whether the lagg runs (`false`: configured, administratively down).
     pub up: bool,
+    /// Offloads of the host interface left on.
+    pub hw_offload: bool,
     /// Protocol.
     pub proto: LaggProto,
     /// Member ports in order; the first is the failover master.
@@ -205,6 +207,10 @@ pub struct DaemonConfig {
     pub link_poll_ms: u64,
     /// The management socket's path.
     pub socket: String,
+    /// The HTTP listener's address, if any.
+    pub http: Option<std::net::SocketAddr>,
+    /// The API token's file.
+    pub token_file: String,
 }
 
 /// A whole validated configuration.
@@ -262,6 +268,10 @@ pub struct DaemonSpec {
     pub link_poll_ms: u64,
     /// The management socket (root only).
     pub socket: String,
+    /// The HTTP listener (API, web UI, metrics); empty: none.
+    pub http: String,
+    /// Where the API token is kept (created on first start, root only).
+    pub token_file: String,
 }
 
 impl Default for DaemonSpec {
@@ -271,12 +281,18 @@ impl Default for DaemonSpec {
             status_interval_ms: 0,
             link_poll_ms: 1000,
             socket: DEFAULT_SOCKET.into(),
+            http: DEFAULT_HTTP.into(),
+            token_file: DEFAULT_TOKEN_FILE.into(),
         }
     }
 }
 
 /// Where `xlaggd` listens for `xlaggctl` unless `daemon.socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/xlagg/xlaggd.sock";
+/// The HTTP listener unless `daemon.http` says otherwise: localhost only.
+pub const DEFAULT_HTTP: &str = "127.0.0.1:8474";
+/// The API token's file unless `daemon.token_file` says otherwise.
+pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/xlagg/api-token";
 
 /// One `[[lagg]]` table as written; every field has lagg's default.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
@@ -289,6 +305,9 @@ pub struct LaggSpec {
     pub up: bool,
     pub laggproto: String,
     pub laggports: Vec<String>,
+    /// `false`: turn off the offloads of the host interface (TrueNAS's "Disable Hardware
+    /// Offloading").
+    pub hw_offload: bool,
     pub lagghash: String,
     pub rr_limit: u32,
     pub rx_all: bool,
@@ -324,6 +343,7 @@ impl Default for LaggSpec {
             up: true,
             laggproto: "failover".into(),
             laggports: Vec::new(),
+            hw_offload: true,
             lagghash: "l2,l3,l4".into(),
             rr_limit: 1,
             rx_all: false,
@@ -480,12 +500,29 @@ impl ConfigDoc {
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let raw = self.clone();
         let mut problems = Vec::new();
-        let daemon = DaemonConfig {
+        let mut daemon = DaemonConfig {
             log_level: raw.daemon.log_level,
             status_interval_ms: raw.daemon.status_interval_ms,
             link_poll_ms: raw.daemon.link_poll_ms,
             socket: raw.daemon.socket,
+            http: None,
+            token_file: raw.daemon.token_file.clone(),
         };
+        if !raw.daemon.http.is_empty() {
+            match raw.daemon.http.parse::<std::net::SocketAddr>() {
+                Ok(a) => daemon.http = Some(a),
+                Err(_) => problems.push(format!(
+                    "daemon.http: '{}' is not an address and port such as {DEFAULT_HTTP} (\"\" turns HTTP off)",
+                    raw.daemon.http
+                )),
+            }
+        }
+        if !daemon.token_file.starts_with('/') {
+            problems.push(format!(
+                "daemon.token_file: '{}' must be an absolute path, e.g. {DEFAULT_TOKEN_FILE}",
+                daemon.token_file
+            ));
+        }
         if !daemon.socket.starts_with('/') {
             problems.push(format!(
                 "daemon.socket: '{}' must be an absolute path, e.g. {DEFAULT_SOCKET}",
@@ -752,6 +789,7 @@ impl ConfigDoc {
                     name: r.name,
                     description: r.description,
                     up: r.up,
+                    hw_offload: r.hw_offload,
                     proto,
                     ports: r.laggports,
                     hash,
@@ -875,6 +913,7 @@ mod tests {
     fn each_rule_names_its_field() {
         let cases: &[(&str, &str)] = &[
             ("[[lagg]]\nlaggports = [\"a\"]", "lagg[0].name: missing: every [[lagg]] needs a name such as name = \"lagg0\""),
+            ("[daemon]\nhttp = \"localhost\"", "daemon.http: 'localhost' is not an address and port such as 127.0.0.1:8474"),
             ("[daemon]\nsocket = \"xlagg.sock\"", "daemon.socket: 'xlagg.sock' must be an absolute path"),
             ("[[lagg]]\nname = \"bond0\"\nlaggports = [\"a\"]", "lagg[0].name: 'bond0' is not a lagg name: use lagg followed by a number, e.g. lagg0"),
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\", \"a\"]", "lagg0.laggports: a is listed twice"),

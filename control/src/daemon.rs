@@ -25,6 +25,8 @@ pub struct Daemon {
     doc: ConfigDoc,
     config: Config,
     laggs: Vec<Lagg>,
+    http: Option<std::net::SocketAddr>,
+    token_file: PathBuf,
 }
 
 /// Whether a lagg is to run: administratively up and with ports.
@@ -41,7 +43,15 @@ impl Daemon {
             doc,
             config,
             laggs: Vec::new(),
+            http: None,
+            token_file: PathBuf::new(),
         }
+    }
+
+    /// Where the HTTP listener is and where its token is kept (for the dump).
+    pub fn set_endpoints(&mut self, http: Option<std::net::SocketAddr>, token_file: PathBuf) {
+        self.http = http;
+        self.token_file = token_file;
     }
 
     /// The validated configuration.
@@ -120,6 +130,8 @@ impl Daemon {
                 Ok(s) => Response::data(json!({
                     "version": env!("CARGO_PKG_VERSION"),
                     "config_file": self.path.display().to_string(),
+                    "http": self.http.map(|a| a.to_string()),
+                    "token_file": self.token_file.display().to_string(),
                     "config": self.doc,
                     "laggs": s,
                 })),
@@ -142,6 +154,71 @@ impl Daemon {
                     Ok(()) => self.change(nl, doc, dry_run, Some(&name)),
                 }
             }
+            Request::PutLagg {
+                spec,
+                create,
+                options,
+                dry_run,
+            } => {
+                let mut doc = self.doc.clone();
+                let name = spec.name.clone();
+                match doc.laggs.iter_mut().find(|l| l.name == name) {
+                    Some(_) if create => {
+                        return Response::refused(vec![format!(
+                            "{name}.name: {name} already exists"
+                        )])
+                    }
+                    Some(existing) => *existing = *spec,
+                    None if !create => {
+                        return Response::refused(vec![format!(
+                            "{name}.name: {name} does not exist"
+                        )])
+                    }
+                    None => doc.laggs.push(*spec),
+                }
+                if let Err(e) =
+                    ifconfig::parse(&options).and_then(|ops| ifconfig::apply(&mut doc, &name, &ops))
+                {
+                    return Response::refused(vec![format!("{name}.options: {e}")]);
+                }
+                self.change(nl, doc, dry_run, Some(&name))
+            }
+            Request::DeleteLagg { name } => {
+                let mut doc = self.doc.clone();
+                match ifconfig::apply(&mut doc, &name, &[ifconfig::Op::Destroy]) {
+                    Err(e) => Response::refused(vec![e]),
+                    Ok(()) => self.change(nl, doc, false, None),
+                }
+            }
+            Request::Interfaces => match nl.links() {
+                Err(e) => Response::refused(vec![e.to_string()]),
+                Ok(links) => {
+                    let used_by = |name: &str| {
+                        self.config.laggs.iter().find_map(|l| {
+                            let forward = matches!(&l.upper, crate::config::Upper::Forward { port } if port == name);
+                            (l.ports.iter().any(|p| p == name) || forward).then(|| l.name.clone())
+                        })
+                    };
+                    let list: Vec<serde_json::Value> = links
+                        .iter()
+                        .filter(|l| {
+                            l.name != "lo" && !l.name.starts_with(crate::lagg::HOST_PEER_PREFIX)
+                        })
+                        .filter(|l| self.config.laggs.iter().all(|c| c.name != l.name))
+                        .map(|l| {
+                            json!({
+                                "name": l.name,
+                                "mac": crate::netdev::format_mac(l.mac),
+                                "mtu": l.mtu,
+                                "up": l.admin_up && l.carrier,
+                                "kind": l.kind,
+                                "lagg": used_by(&l.name),
+                            })
+                        })
+                        .collect();
+                    Response::data(json!(list))
+                }
+            },
             Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
                 Err(e) => Response::refused(e.problems),
                 Ok(doc) => self.change(nl, doc, dry_run, None),

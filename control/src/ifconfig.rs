@@ -87,7 +87,13 @@ const NUMBER_KEYS: &[&str] = &[
     "notify_interval",
 ];
 /// Keys that are flags (`KEY` sets, `-KEY` clears).
-const FLAG_KEYS: &[&str] = &["lacp_fast_timeout", "lacp_strict", "lacp_active", "rx_all"];
+const FLAG_KEYS: &[&str] = &[
+    "lacp_fast_timeout",
+    "lacp_strict",
+    "lacp_active",
+    "rx_all",
+    "hw_offload",
+];
 
 /// Every word that starts an option, for help texts and shell completion.
 pub fn option_words() -> Vec<&'static str> {

@@ -276,6 +276,9 @@ impl Lagg {
                 let peer_link = nl.require(&peer)?;
                 nl.set_mtu(peer_link.index, cfg.mtu)?;
                 nl.set_mtu(host.index, cfg.mtu)?;
+                if !cfg.hw_offload {
+                    disable_offloads(&cfg.name)?;
+                }
                 nl.set_up(peer_link.index, true)?;
                 peer
             }
@@ -1237,6 +1240,25 @@ fn restore_port(port: &mut Port) {
     }
     // Closing the holder drops the promiscuity it added.
     port.promiscuous = None;
+}
+
+/// Turns off the offloads of the host interface (TrueNAS's "Disable Hardware Offloading"):
+/// segmentation, receive coalescing and checksums, through ethtool.
+fn disable_offloads(name: &str) -> Result<(), LaggError> {
+    let out = std::process::Command::new("ethtool")
+        .args([
+            "-K", name, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off",
+        ])
+        .output()
+        .map_err(|e| LaggError::Conflict(format!("{name}.hw_offload: cannot run ethtool: {e}")))?;
+    if !out.status.success() {
+        return Err(LaggError::Conflict(format!(
+            "{name}.hw_offload: ethtool -K failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        )));
+    }
+    tracing::info!(lagg = %name, "hardware offloads turned off");
+    Ok(())
 }
 
 /// The link speed in Mb/s from sysfs (0 when the driver does not say).

@@ -12,7 +12,8 @@
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`status`]: a lagg's state as data and as FreeBSD ifconfig prints it;
 //! - [`daemon`]: the daemon's laggs and how a change is carried out;
-//! - [`api`]: the management protocol and its Unix socket.
+//! - [`api`]: the management protocol and its Unix socket;
+//! - [`http`]: the HTTP listener: JSON API, web UI.
 //!
 #![forbid(unsafe_code)]
 
@@ -20,6 +21,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod daemon;
+pub mod http;
 pub mod ifconfig;
 pub mod lacp;
 pub mod lagg;

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 
 use xlagg_bench::packet_tools::SinkReport;
 
+pub mod browser;
+
 /// Tests in a file run one at a time: they share two cores, and a loaded machine would make
 /// frame-exact checks flaky.
 static SERIAL: Mutex<()> = Mutex::new(());
@@ -243,6 +245,8 @@ impl Daemon {
                     path.to_str().expect("utf-8"),
                     "--socket",
                     socket.to_str().expect("utf-8"),
+                    "--token-file",
+                    path.with_extension("token").to_str().expect("utf-8"),
                 ],
             )
             .stdout(Stdio::piped())
@@ -340,6 +344,7 @@ impl Drop for Daemon {
         }
         let _ = std::fs::remove_file(&self.config);
         let _ = std::fs::remove_file(store_backup(&self.config));
+        let _ = std::fs::remove_file(self.config.with_extension("token"));
     }
 }
 

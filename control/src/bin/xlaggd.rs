@@ -20,6 +20,7 @@ use clap::Parser;
 use xlagg_control::api;
 use xlagg_control::config::{Config, ConfigDoc};
 use xlagg_control::daemon::{runnable, Daemon};
+use xlagg_control::http;
 use xlagg_control::lagg::Lagg;
 use xlagg_control::netdev::Netlink;
 use xlagg_dataplane::linkevents::{self, LinkEvents};
@@ -42,6 +43,12 @@ struct Args {
     /// daemons on one machine, e.g. in test namespaces).
     #[arg(long, value_name = "PATH")]
     socket: Option<PathBuf>,
+    /// The HTTP listener instead of the configuration's daemon.http (`off`: none).
+    #[arg(long, value_name = "ADDR:PORT")]
+    http: Option<String>,
+    /// The API token's file instead of the configuration's daemon.token_file.
+    #[arg(long, value_name = "PATH")]
+    token_file: Option<PathBuf>,
 }
 
 fn main() -> ExitCode {
@@ -131,6 +138,40 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let http_addr = match args.http.as_deref() {
+        None => config.daemon.http,
+        Some("off") => None,
+        Some(a) => match a.parse() {
+            Ok(a) => Some(a),
+            Err(_) => {
+                eprintln!("xlaggd: --http: '{a}' is not an address and port such as 127.0.0.1:8474, or off");
+                return ExitCode::from(2);
+            }
+        },
+    };
+    let token_file = args
+        .token_file
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.daemon.token_file));
+    let http = match http_addr {
+        None => None,
+        Some(addr) => {
+            let token = match http::load_or_create_token(&token_file) {
+                Ok(t) => t,
+                Err(e) => {
+                    eprintln!("xlaggd: API token {}: {e}", token_file.display());
+                    return ExitCode::from(1);
+                }
+            };
+            match http::HttpServer::start(addr, token, server.dispatcher()) {
+                Ok(h) => Some(h),
+                Err(e) => {
+                    eprintln!("xlaggd: {e}");
+                    return ExitCode::from(1);
+                }
+            }
+        }
+    };
     // Subscribe to link notifications before any lagg reads its members' state, so that no
     // change falls between the first read and the subscription.
     let link_events = match LinkEvents::open() {
@@ -143,6 +184,7 @@ fn main() -> ExitCode {
     let poll = Duration::from_millis(config.daemon.link_poll_ms);
     let status_every = Duration::from_millis(config.daemon.status_interval_ms);
     let mut daemon = Daemon::new(args.config.clone(), doc, config);
+    daemon.set_endpoints(http.as_ref().map(|h| h.addr), token_file);
     if let Err(e) = daemon.start_all(&nl) {
         eprintln!("xlaggd: {e}");
         return ExitCode::from(1);
@@ -240,6 +282,7 @@ fn main() -> ExitCode {
         print!("{}", lagg.status_table());
     }
     daemon.stop_all(&nl);
+    drop(http);
     drop(server);
     ExitCode::SUCCESS
 }
