@@ -193,6 +193,34 @@ fn create_a_lagg_through_the_form_and_delete_it() {
         "ping through the lagg made in the browser"
     );
 
+    // Edit: the form comes back filled in; a change shows in the list and the file.
+    b.eval("document.querySelector('tr[data-name=lagg0] .edit').click()");
+    b.wait_for(
+        "document.querySelector('#editor').open && document.querySelector('#f-description').value === 'uplink'",
+        10,
+        "the edit form filled from the configuration",
+    );
+    let checked = b.eval(
+        "[...document.querySelectorAll('#f-ports input:checked')].map(i => i.value).join(',')",
+    );
+    assert_eq!(checked, "xlm0,xlm1");
+    b.eval(
+        "document.querySelector('#f-description').value = 'uplink to core';
+         document.querySelector('#save').click()",
+    );
+    b.wait_for(
+        "!document.querySelector('#editor').open && document.querySelector('tr[data-name=lagg0]').innerText.includes('uplink to core')",
+        20,
+        "the edited description in the list",
+    );
+    assert_eq!(ctl_json(&daemon)[0]["description"], "uplink to core");
+    assert!(
+        std::fs::read_to_string(&daemon.config)
+            .unwrap()
+            .contains("updelay = 100"),
+        "keys the form does not show are kept"
+    );
+
     // Delete asks first; Cancel keeps it, Delete removes it.
     b.eval("document.querySelector('tr[data-name=lagg0] .delete').click()");
     b.wait_for(

@@ -35,9 +35,10 @@ fn main() -> ExitCode {
             Err(code) => code,
         },
         Some("import") => import(&cli),
+        Some("web") => web(&cli),
         Some(name) if !is_lagg_name(name) => {
             eprintln!(
-                "xlaggctl: '{name}' is not a lagg name (laggN) nor one of dump, config, import; see xlaggctl --help"
+                "xlaggctl: '{name}' is not a lagg name (laggN) nor one of dump, config, import, web; see xlaggctl --help"
             );
             ExitCode::from(2)
         }
@@ -134,6 +135,32 @@ fn list(v: &serde_json::Value) -> String {
         "nothing".into()
     } else {
         names.join(", ")
+    }
+}
+
+/// Prints the web UI's address with the token in it (the token file is root's).
+fn web(cli: &Cli) -> ExitCode {
+    let dump = match call(cli, &Request::Dump) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let Some(addr) = dump["http"].as_str() else {
+        eprintln!("xlaggctl: the daemon has no HTTP listener (daemon.http is \"\")");
+        return ExitCode::FAILURE;
+    };
+    let file = dump["token_file"].as_str().unwrap_or_default();
+    match std::fs::read_to_string(file) {
+        Ok(token) => {
+            println!("http://{addr}/#token={}", token.trim());
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!(
+                "xlaggctl: cannot read the token in {file}: {e} (it is readable by root only)"
+            );
+            eprintln!("http://{addr}/");
+            ExitCode::FAILURE
+        }
     }
 }
 
