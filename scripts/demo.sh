@@ -78,6 +78,13 @@ TOML
 start_xlaggd "$work/host.toml"
 ip -n "xl-$id-app" -br addr show dev lagg0
 ip netns exec "xl-$id-app" ping -c 3 -i 0.2 10.77.0.2
+echo "== the same lagg, changed at run time with xlaggctl (the ifconfig way)"
+ctl() { echo "\$ xlaggctl $*"; "$bin/xlaggctl" --socket "$work/app.sock" "$@"; }
+ctl lagg0
+ctl lagg0 -laggport xlm3 inet 10.77.0.11/24 alias description "demo uplink"
+ctl lagg0 laggproto fastest || echo "   (refused, exit $?; nothing changed)"
+ctl -v lagg0
+ip netns exec "xl-$id-app" ping -c 2 -i 0.2 10.77.0.2
 stop_xlaggd
 grep -v ready "$work/xlaggd.out"
 
