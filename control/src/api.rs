@@ -66,8 +66,16 @@ pub enum Request {
     Interfaces,
     /// The configuration as the daemon holds it (TOML).
     Config,
-    /// Everything: configuration, state of every lagg.
+    /// Everything: configuration, state of every lagg, counters, events.
     Dump,
+    /// Prometheus text exposition.
+    Metrics,
+    /// Counters, state and events after sequence number `since`, for the dashboard.
+    Snapshot {
+        /// Events with a sequence number above this one.
+        #[serde(default)]
+        since: u64,
+    },
 }
 
 /// An answer.

@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::api::{Request, Response};
 use crate::config::{Config, ConfigDoc, LaggConfig};
 use crate::ifconfig;
-use crate::lagg::{Lagg, StartOptions};
+use crate::lagg::{Lagg, LaggEvent, StartOptions};
 use crate::netdev::Netlink;
 use crate::status::LaggStatus;
 use crate::store;
@@ -27,7 +27,14 @@ pub struct Daemon {
     laggs: Vec<Lagg>,
     http: Option<std::net::SocketAddr>,
     token_file: PathBuf,
+    /// The event timeline: (sequence number, event), the newest last.
+    events: std::collections::VecDeque<(u64, LaggEvent)>,
+    next_event: u64,
+    event_counts: std::collections::BTreeMap<&'static str, u64>,
 }
+
+/// Events kept for the timeline.
+const EVENTS_KEPT: usize = 500;
 
 /// Whether a lagg is to run: administratively up and with ports.
 pub fn runnable(cfg: &LaggConfig) -> bool {
@@ -45,7 +52,46 @@ impl Daemon {
             laggs: Vec::new(),
             http: None,
             token_file: PathBuf::new(),
+            events: std::collections::VecDeque::new(),
+            next_event: 1,
+            event_counts: std::collections::BTreeMap::new(),
         }
+    }
+
+    /// Moves the laggs' new events into the timeline (called every loop iteration).
+    pub fn collect_events(&mut self) {
+        let mut new = Vec::new();
+        for l in &mut self.laggs {
+            new.extend(l.take_events());
+        }
+        for e in new {
+            self.push_event(e);
+        }
+    }
+
+    fn push_event(&mut self, e: LaggEvent) {
+        *self.event_counts.entry(e.kind).or_default() += 1;
+        self.events.push_back((self.next_event, e));
+        self.next_event += 1;
+        while self.events.len() > EVENTS_KEPT {
+            self.events.pop_front();
+        }
+    }
+
+    fn events_since(&self, since: u64) -> Vec<serde_json::Value> {
+        self.events
+            .iter()
+            .filter(|(seq, _)| *seq > since)
+            .map(|(seq, e)| {
+                let mut v = json!(e);
+                v["seq"] = json!(seq);
+                v
+            })
+            .collect()
+    }
+
+    fn samples(&self) -> Vec<crate::lagg::LaggSample> {
+        self.laggs.iter().map(Lagg::sample).collect()
     }
 
     /// Where the HTTP listener is and where its token is kept (for the dump).
@@ -126,9 +172,30 @@ impl Daemon {
                 Err(e) => Response::refused(vec![e]),
             },
             Request::Config => Response::data(json!({ "toml": self.doc.to_toml() })),
+            Request::Metrics => {
+                let facts = crate::metrics::DaemonFacts {
+                    stopped: self
+                        .config
+                        .laggs
+                        .iter()
+                        .filter(|c| self.laggs.iter().all(|l| l.config().name != c.name))
+                        .map(|c| c.name.clone())
+                        .collect(),
+                    events: self.event_counts.iter().map(|(k, v)| (*k, *v)).collect(),
+                };
+                Response::data(json!({ "text": crate::metrics::render(&self.samples(), &facts) }))
+            }
+            Request::Snapshot { since } => {
+                let mut v = crate::metrics::snapshot(&self.samples());
+                v["events"] = json!(self.events_since(since));
+                v["next"] = json!(self.next_event - 1);
+                Response::data(v)
+            }
             Request::Dump => match self.status(None) {
                 Ok(s) => Response::data(json!({
                     "version": env!("CARGO_PKG_VERSION"),
+                    "counters": crate::metrics::snapshot(&self.samples()),
+                    "events": self.events_since(0),
                     "config_file": self.path.display().to_string(),
                     "http": self.http.map(|a| a.to_string()),
                     "token_file": self.token_file.display().to_string(),
@@ -289,6 +356,7 @@ impl Daemon {
         if dry_run {
             return Ok(changed);
         }
+        self.collect_events();
         let mut stopped: Vec<LaggConfig> = Vec::new();
         let mut keep = Vec::new();
         for lagg in self.laggs.drain(..) {
@@ -337,6 +405,13 @@ impl Daemon {
         self.sort();
         for name in &changed {
             tracing::info!(lagg = %name, "configuration changed and applied");
+            self.push_event(LaggEvent {
+                time_ms: crate::lagg::unix_ms(),
+                kind: "config",
+                lagg: name.clone(),
+                port: None,
+                text: "configuration changed and applied".into(),
+            });
         }
         Ok(changed)
     }

@@ -21,6 +21,16 @@ use crate::config::LaggSpec;
 /// The web UI's files, compiled in (the appliance may have no internet).
 const ASSETS: &[(&str, &str, &str)] = &[
     (
+        "/dashboard",
+        "text/html; charset=utf-8",
+        include_str!("../web/dashboard.html"),
+    ),
+    (
+        "/dashboard.js",
+        "text/javascript; charset=utf-8",
+        include_str!("../web/dashboard.js"),
+    ),
+    (
         "/",
         "text/html; charset=utf-8",
         include_str!("../web/index.html"),
@@ -178,6 +188,20 @@ fn handle(mut req: HttpRequest, dispatcher: &Dispatcher, token: &str) {
             return;
         }
     }
+    if method == Method::Get && path == "/metrics" {
+        let r = dispatcher.dispatch(Request::Metrics);
+        let text = r.data["text"].as_str().unwrap_or_default().to_string();
+        let reply = HttpResponse::from_string(text).with_header(header(
+            "Content-Type",
+            "text/plain; version=0.0.4; charset=utf-8",
+        ));
+        let _ = req.respond(reply);
+        return;
+    }
+    if method == Method::Get && path == "/api/v1/stream" {
+        stream(req, dispatcher);
+        return;
+    }
     let changes = !matches!(method, Method::Get | Method::Head);
     if changes {
         let given = req
@@ -290,6 +314,39 @@ fn handle(mut req: HttpRequest, dispatcher: &Dispatcher, token: &str) {
         refusal_status(&response)
     };
     let _ = req.respond(json_reply(status, &response));
+}
+
+/// Server-sent events for the dashboard: a snapshot of every lagg each second, with the
+/// events since the previous one, until the client goes away.
+fn stream(req: HttpRequest, dispatcher: &Dispatcher) {
+    use std::io::Write;
+    let mut out = req.into_writer();
+    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
+                Connection: close\r\n\r\n";
+    if out
+        .write_all(head.as_bytes())
+        .and_then(|()| out.flush())
+        .is_err()
+    {
+        return;
+    }
+    let mut since = 0;
+    loop {
+        let r = dispatcher.dispatch(Request::Snapshot { since });
+        if !r.ok {
+            return;
+        }
+        since = r.data["next"].as_u64().unwrap_or(since);
+        let line = format!("data: {}\n\n", r.data);
+        if out
+            .write_all(line.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_secs(1));
+    }
 }
 
 /// The web form's body: the `[[lagg]]` table as JSON, plus `options` (ifconfig words).

@@ -156,6 +156,87 @@ pub struct Lagg {
     previous_macs: (Vec<[u8; 6]>, Instant),
     /// Effective member link changes since start.
     flaps: u64,
+    /// Changes of the failover active port since start.
+    failovers: u64,
+    /// State changes not yet collected by the daemon's event log.
+    events: Vec<LaggEvent>,
+}
+
+/// A state change of a lagg, for the event timeline.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LaggEvent {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// `link`, `failover`, `lacp` or `config`.
+    pub kind: &'static str,
+    /// The lagg.
+    pub lagg: String,
+    /// The port, if the event concerns one.
+    pub port: Option<String>,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// One worker's loop counters and latency buckets, as last read.
+#[derive(Clone, Debug)]
+pub struct WorkerSample {
+    /// Receive queue it serves.
+    pub queue: usize,
+    /// Nanoseconds in iterations that moved frames.
+    pub busy_ns: u64,
+    /// Iterations that moved frames / moved nothing.
+    pub loops: (u64, u64),
+    /// Frames per latency bucket.
+    pub latency: Vec<u64>,
+    /// Sum of the frames' latencies, nanoseconds.
+    pub latency_sum_ns: u64,
+}
+
+/// One port's counters and state, as last read.
+#[derive(Clone, Debug)]
+pub struct PortSample {
+    /// Interface name.
+    pub name: String,
+    /// `member` or `upper`.
+    pub role: &'static str,
+    /// Link up (members: after updelay/downdelay).
+    pub link: bool,
+    /// Collecting / distributing.
+    pub collecting: bool,
+    /// In the distribution.
+    pub distributing: bool,
+    /// Worker counters summed over workers.
+    pub totals: PortTotals,
+    /// The XDP program's counters.
+    pub xdp: [u64; XdpCounter::COUNT as usize],
+    /// LACP, for lacp members.
+    pub lacp: Option<lacp::PortStatus>,
+}
+
+/// Everything the metrics and the dashboard read of one lagg.
+#[derive(Clone, Debug)]
+pub struct LaggSample {
+    /// The lagg.
+    pub name: String,
+    /// Protocol.
+    pub proto: LaggProto,
+    /// Members, then the upper port.
+    pub ports: Vec<PortSample>,
+    /// Workers.
+    pub workers: Vec<WorkerSample>,
+    /// Active-port changes (failover).
+    pub failovers: u64,
+    /// Member link changes.
+    pub flaps: u64,
+    /// Members that carry traffic now.
+    pub active_ports: usize,
 }
 
 /// How long a source MAC counts as recently seen (at least; at most twice that).
@@ -245,6 +326,8 @@ impl Lagg {
                 .then(|| Arc::new(xlagg_dataplane::learn::RecentMacs::default())),
             previous_macs: (Vec::new(), Instant::now() + MAC_AGING),
             flaps: 0,
+            failovers: 0,
+            events: Vec::new(),
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -308,8 +391,9 @@ impl Lagg {
             self.start_lacp()?;
         }
         self.refresh_links(nl)?;
-        // The first read is the starting state, not a flap.
+        // The first read is the starting state, not a flap or a failover.
         self.flaps = 0;
+        self.failovers = 0;
         self.publish(true)?;
         let mode = self
             .upper
@@ -556,6 +640,11 @@ impl Lagg {
             return Ok(());
         }
         self.flaps += changed.len() as u64;
+        for &i in changed {
+            let text = format!("link {}", if self.members[i].up { "up" } else { "down" });
+            let port = self.members[i].name.clone();
+            self.event("link", Some(port), text);
+        }
         if let Some(rt) = self.lacp.as_mut() {
             let now = rt.now();
             for &i in changed {
@@ -568,11 +657,20 @@ impl Lagg {
         self.publish(false)?;
         let after = self.table.load().active().first().copied();
         let mut notify: Vec<usize> = Vec::new();
-        if self.cfg.proto == LaggProto::Failover {
-            if let Some(a) = after.filter(|_| after != before) {
+        if self.cfg.proto == LaggProto::Failover && after != before {
+            self.failovers += 1;
+            let name = |m: Option<MemberIndex>| {
+                m.and_then(|m| self.members.get(usize::from(m)))
+                    .map_or("none".to_string(), |p| p.name.clone())
+            };
+            let text = format!("active port {} -> {}", name(before), name(after));
+            tracing::info!(lagg = %self.cfg.name, "failover: {text}");
+            let port = after.map(|a| name(Some(a)));
+            self.event("failover", port, text);
+            if let Some(a) = after {
                 notify.push(usize::from(a));
             }
-        } else {
+        } else if self.cfg.proto != LaggProto::Failover {
             notify.extend(changed.iter().copied().filter(|&i| self.members[i].up));
         }
         let now = Instant::now();
@@ -835,6 +933,23 @@ impl Lagg {
                     if let Some(p) = self.members.get_mut(port) {
                         p.lacp_state = (collecting, distributing);
                         changed = true;
+                        let text = format!(
+                            "lacp {}{}",
+                            if collecting {
+                                "collecting"
+                            } else {
+                                "not collecting"
+                            },
+                            if distributing { ", distributing" } else { "" }
+                        );
+                        let name = p.name.clone();
+                        self.events.push(LaggEvent {
+                            time_ms: unix_ms(),
+                            kind: "lacp",
+                            lagg: self.cfg.name.clone(),
+                            port: Some(name),
+                            text,
+                        });
                     }
                 }
             }
@@ -1037,6 +1152,78 @@ impl Lagg {
             }
         }
         out
+    }
+
+    fn event(&mut self, kind: &'static str, port: Option<String>, text: String) {
+        self.events.push(LaggEvent {
+            time_ms: unix_ms(),
+            kind,
+            lagg: self.cfg.name.clone(),
+            port,
+            text,
+        });
+    }
+
+    /// State changes since the last call (the daemon keeps the timeline).
+    pub fn take_events(&mut self) -> Vec<LaggEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Counters and state for metrics and the dashboard.
+    pub fn sample(&self) -> LaggSample {
+        let first_active = self.table().active().first().copied();
+        let lacp_ports = self.lacp.as_ref().map(|rt| rt.core.status());
+        let mut ports = Vec::new();
+        for (i, port) in self.ports().enumerate() {
+            let member = i < self.members.len();
+            let flags = if member {
+                self.port_flags(i, first_active)
+            } else {
+                Vec::new()
+            };
+            ports.push(PortSample {
+                name: port.name.clone(),
+                role: if member { "member" } else { "upper" },
+                link: if member { port.up } else { true },
+                collecting: port.collecting,
+                distributing: flags.contains(&"DISTRIBUTING"),
+                totals: self.port_totals(i),
+                xdp: self.xdp_counters(i).unwrap_or_default(),
+                lacp: lacp_ports.as_ref().and_then(|v| v.get(i)).cloned(),
+            });
+        }
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(q, (_, c))| WorkerSample {
+                queue: q,
+                busy_ns: c.busy_ns.load(Ordering::Relaxed),
+                loops: (
+                    c.busy_loops.load(Ordering::Relaxed),
+                    c.idle_loops.load(Ordering::Relaxed),
+                ),
+                latency: c
+                    .latency
+                    .iter()
+                    .map(|b| b.load(Ordering::Relaxed))
+                    .collect(),
+                latency_sum_ns: c.latency_sum_ns.load(Ordering::Relaxed),
+            })
+            .collect();
+        let active_ports = ports
+            .iter()
+            .filter(|p| p.role == "member" && p.distributing)
+            .count();
+        LaggSample {
+            name: self.cfg.name.clone(),
+            proto: self.cfg.proto,
+            ports,
+            workers,
+            failovers: self.failovers,
+            flaps: self.flaps,
+            active_ports,
+        }
     }
 
     /// lagg(4) flags of member `i`.

@@ -13,7 +13,8 @@
 //! - [`status`]: a lagg's state as data and as FreeBSD ifconfig prints it;
 //! - [`daemon`]: the daemon's laggs and how a change is carried out;
 //! - [`api`]: the management protocol and its Unix socket;
-//! - [`http`]: the HTTP listener: JSON API, web UI.
+//! - [`http`]: the HTTP listener: JSON API, web UI, metrics, dashboard;
+//! - [`metrics`]: the metric catalog and its Prometheus rendering.
 //!
 #![forbid(unsafe_code)]
 
@@ -25,6 +26,7 @@ pub mod http;
 pub mod ifconfig;
 pub mod lacp;
 pub mod lagg;
+pub mod metrics;
 pub mod netdev;
 pub mod notify;
 pub mod rcconf;

@@ -38,6 +38,74 @@ impl DropReason {
     }
 }
 
+/// The kernel's counters of an AF_XDP socket (`XDP_STATISTICS`), copied by the worker twice a
+/// second into [`PortCounters::xsk`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum XskCounter {
+    /// Frames the kernel dropped for other reasons.
+    RxDropped = 0,
+    /// Frames dropped because the rx ring was full (the worker fell behind).
+    RxRingFull = 1,
+    /// Times the kernel found the fill ring empty (no buffer for a frame).
+    FillRingEmpty = 2,
+    /// Invalid descriptors on the fill ring.
+    RxInvalidDescriptor = 3,
+    /// Invalid descriptors on the tx ring.
+    TxInvalidDescriptor = 4,
+    /// Times the kernel found the tx ring empty when asked to send.
+    TxRingEmpty = 5,
+}
+
+impl XskCounter {
+    /// Number of counters.
+    pub const COUNT: usize = 6;
+    /// All, in index order.
+    pub const ALL: [XskCounter; Self::COUNT] = [
+        XskCounter::RxDropped,
+        XskCounter::RxRingFull,
+        XskCounter::FillRingEmpty,
+        XskCounter::RxInvalidDescriptor,
+        XskCounter::TxInvalidDescriptor,
+        XskCounter::TxRingEmpty,
+    ];
+
+    /// The name in status output and metrics.
+    pub const fn name(self) -> &'static str {
+        match self {
+            XskCounter::RxDropped => "rx_dropped",
+            XskCounter::RxRingFull => "rx_ring_full",
+            XskCounter::FillRingEmpty => "fill_ring_empty",
+            XskCounter::RxInvalidDescriptor => "rx_invalid_descriptor",
+            XskCounter::TxInvalidDescriptor => "tx_invalid_descriptor",
+            XskCounter::TxRingEmpty => "tx_ring_empty",
+        }
+    }
+}
+
+/// Latency histogram buckets: four per power of two from 64 ns up to about 1 s.
+pub const LATENCY_BUCKETS: usize = 96;
+const LATENCY_FIRST_OCTAVE: u32 = 6;
+
+/// The bucket of a latency in nanoseconds (below 64 ns: bucket 0; above about 1 s: the last).
+#[inline(always)]
+pub fn latency_bucket(ns: u64) -> usize {
+    let ns = ns.max(1);
+    let octave = 63 - ns.leading_zeros();
+    if octave < LATENCY_FIRST_OCTAVE {
+        return 0;
+    }
+    // The two bits below the leading one choose the quarter of the octave.
+    let quarter = ((ns >> (octave - 2)) & 3) as usize;
+    (((octave - LATENCY_FIRST_OCTAVE) as usize) * 4 + quarter).min(LATENCY_BUCKETS - 1)
+}
+
+/// The upper bound in nanoseconds of latency bucket `i` (exclusive).
+pub fn latency_bucket_upper(i: usize) -> u64 {
+    let octave = LATENCY_FIRST_OCTAVE as usize + i / 4;
+    let quarter = (i % 4) as u64;
+    (1u64 << octave) + (quarter + 1) * (1u64 << (octave - 2))
+}
+
 /// Counters of one port in one worker. Drops are counted on the port the frame came in on.
 #[derive(Debug, Default)]
 #[repr(align(64))]
@@ -52,6 +120,8 @@ pub struct PortCounters {
     pub tx_bytes: AtomicU64,
     /// Drops by [`DropReason`].
     pub drops: [AtomicU64; DropReason::COUNT],
+    /// The kernel's socket counters by [`XskCounter`] (copies, not increments).
+    pub xsk: [AtomicU64; XskCounter::COUNT],
 }
 
 /// A plain snapshot of [`PortCounters`] (or a sum of several).
@@ -67,6 +137,8 @@ pub struct PortTotals {
     pub tx_bytes: u64,
     /// Drops by [`DropReason`].
     pub drops: [u64; DropReason::COUNT],
+    /// Kernel socket counters by [`XskCounter`].
+    pub xsk: [u64; XskCounter::COUNT],
 }
 
 impl PortTotals {
@@ -77,6 +149,9 @@ impl PortTotals {
         self.tx_packets += other.tx_packets;
         self.tx_bytes += other.tx_bytes;
         for (a, b) in self.drops.iter_mut().zip(other.drops) {
+            *a += b;
+        }
+        for (a, b) in self.xsk.iter_mut().zip(other.xsk) {
             *a += b;
         }
     }
@@ -100,7 +175,12 @@ impl PortCounters {
         for (d, c) in drops.iter_mut().zip(&self.drops) {
             *d = c.load(Ordering::Relaxed);
         }
+        let mut xsk = [0; XskCounter::COUNT];
+        for (d, c) in xsk.iter_mut().zip(&self.xsk) {
+            *d = c.load(Ordering::Relaxed);
+        }
         PortTotals {
+            xsk,
             rx_packets: self.rx_packets.load(Ordering::Relaxed),
             rx_bytes: self.rx_bytes.load(Ordering::Relaxed),
             tx_packets: self.tx_packets.load(Ordering::Relaxed),
@@ -119,6 +199,13 @@ pub struct WorkerCounters {
     pub busy_loops: AtomicU64,
     /// Loop iterations that moved nothing.
     pub idle_loops: AtomicU64,
+    /// Nanoseconds spent in iterations that moved frames (busy ratio = its rate / 1e9).
+    pub busy_ns: AtomicU64,
+    /// Frames by time from their batch's receive to its transmit submit, in
+    /// [`latency_bucket`]s.
+    pub latency: Box<[AtomicU64; LATENCY_BUCKETS]>,
+    /// Sum of those latencies over every frame, in nanoseconds.
+    pub latency_sum_ns: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -128,6 +215,9 @@ impl WorkerCounters {
             ports: (0..ports).map(|_| PortCounters::default()).collect(),
             busy_loops: AtomicU64::new(0),
             idle_loops: AtomicU64::new(0),
+            busy_ns: AtomicU64::new(0),
+            latency: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
+            latency_sum_ns: AtomicU64::new(0),
         }
     }
 
@@ -143,5 +233,48 @@ impl WorkerCounters {
     /// Number of port blocks.
     pub fn ports(&self) -> usize {
         self.ports.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_buckets_are_ordered_and_hold_their_values() {
+        let mut last = 0;
+        for i in 0..LATENCY_BUCKETS {
+            let upper = latency_bucket_upper(i);
+            assert!(upper > last, "bucket {i}");
+            last = upper;
+        }
+        for ns in [
+            64u64,
+            65,
+            80,
+            95,
+            96,
+            127,
+            128,
+            1_000,
+            10_000,
+            123_456,
+            999_999_999,
+        ] {
+            let b = latency_bucket(ns);
+            assert!(
+                ns < latency_bucket_upper(b),
+                "{ns} below the upper bound of {b}"
+            );
+            if b > 0 {
+                assert!(
+                    ns >= latency_bucket_upper(b - 1),
+                    "{ns} above the bound of {}",
+                    b - 1
+                );
+            }
+        }
+        assert_eq!(latency_bucket(1), 0);
+        assert_eq!(latency_bucket(u64::MAX), LATENCY_BUCKETS - 1);
     }
 }

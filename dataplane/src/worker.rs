@@ -19,11 +19,12 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
 use crate::afxdp::{self, BindMode, Desc, Kick, RingSizes, Umem, XskError, XskSocket};
-use crate::counters::{bump, DropReason, WorkerCounters};
+use crate::counters::{bump, latency_bucket, DropReason, WorkerCounters, XskCounter};
 use crate::distribution::{distribute, DistributionTable, Egress, RoundRobinCursor, MAX_MEMBERS};
 use crate::learn::{RecentMacs, SAMPLE_EVERY};
 
@@ -43,6 +44,8 @@ const MAX_KICKS: u32 = 16;
 const IDLE_SPINS: u32 = 256;
 /// How long an idle worker blocks before looking at the stop flag again.
 const IDLE_POLL_MS: i32 = 10;
+/// How often the worker copies its sockets' kernel counters into its counters.
+const SOCKET_STATS_EVERY: Duration = Duration::from_millis(500);
 
 /// Whether zero-copy is tried.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -189,11 +192,15 @@ impl Worker {
         }
         tracing::debug!(ports = self.ports.len(), mode = %self.ports[0].mode(), "worker running");
         let mut idle = 0u32;
+        let mut stats_due = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            let started = Instant::now();
             let moved = self.step();
             if moved > 0 {
                 idle = 0;
                 bump(&self.counters.busy_loops, 1);
+                let took = started.elapsed().as_nanos() as u64;
+                bump(&self.counters.busy_ns, took);
             } else {
                 bump(&self.counters.idle_loops, 1);
                 idle += 1;
@@ -202,8 +209,31 @@ impl Worker {
                     idle = 0;
                 }
             }
+            if started >= stats_due {
+                stats_due = started + SOCKET_STATS_EVERY;
+                self.copy_socket_stats();
+            }
         }
         tracing::debug!("worker stopped");
+    }
+
+    /// Copies the kernel's counters of every socket (one system call per socket).
+    fn copy_socket_stats(&self) {
+        for (i, port) in self.ports.iter().enumerate() {
+            if let Ok(s) = port.stats() {
+                let c = &self.counters.port(i).xsk;
+                for (counter, value) in [
+                    (XskCounter::RxDropped, s.rx_dropped),
+                    (XskCounter::RxRingFull, s.rx_ring_full),
+                    (XskCounter::FillRingEmpty, s.rx_fill_ring_empty),
+                    (XskCounter::RxInvalidDescriptor, s.rx_invalid_descs),
+                    (XskCounter::TxInvalidDescriptor, s.tx_invalid_descs),
+                    (XskCounter::TxRingEmpty, s.tx_ring_empty),
+                ] {
+                    c[counter as usize].store(value, Ordering::Relaxed);
+                }
+            }
+        }
     }
 
     /// One iteration; returns the number of frames received.
@@ -214,16 +244,24 @@ impl Worker {
         let mut moved = 0;
         for port in 0..self.ports.len() {
             let mut taken = 0;
+            let mut received = None;
             while taken < RX_BUDGET {
                 let n = self.receive_batch(&table, port);
+                if n > 0 && received.is_none() {
+                    received = Some(Instant::now());
+                }
                 taken += n;
                 if n < BATCH {
                     break;
                 }
             }
-            if taken > 0 {
+            if let Some(at) = received {
                 self.flush();
                 moved += taken;
+                // Receive to transmit submit, for every frame of these batches.
+                let ns = at.elapsed().as_nanos() as u64;
+                bump(&self.counters.latency[latency_bucket(ns)], taken as u64);
+                bump(&self.counters.latency_sum_ns, ns * taken as u64);
             }
         }
         self.kick_outstanding();

@@ -49,10 +49,17 @@ struct Args {
     /// The API token's file instead of the configuration's daemon.token_file.
     #[arg(long, value_name = "PATH")]
     token_file: Option<PathBuf>,
+    /// Print the metric catalog (name, type, labels, help) and exit.
+    #[arg(long)]
+    metrics_catalog: bool,
 }
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    if args.metrics_catalog {
+        print!("{}", xlagg_control::metrics::catalog_text());
+        return ExitCode::SUCCESS;
+    }
     let text = match std::fs::read_to_string(&args.config) {
         Ok(t) => Some(t),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -249,6 +256,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        daemon.collect_events();
         // Management requests last: a change may replace laggs (and their sockets above).
         if ready.get(1) == Some(&true) {
             for pending in server.take() {

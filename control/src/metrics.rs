@@ -1,0 +1,605 @@
+//! Prometheus text exposition of every lagg's counters, from one catalog: every metric's name,
+//! type, labels and help live in [`CATALOG`], which renders `/metrics`, the documentation
+//! table and the snapshot file `dist/metrics.txt` that a test holds the catalog to.
+
+use std::fmt::Write;
+
+use xlagg_common::XdpCounter;
+use xlagg_dataplane::counters::{latency_bucket_upper, DropReason, XskCounter, LATENCY_BUCKETS};
+
+use crate::lagg::LaggSample;
+
+/// One metric family.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    /// Name.
+    pub name: &'static str,
+    /// `counter`, `gauge` or `histogram`.
+    pub kind: &'static str,
+    /// Label names.
+    pub labels: &'static [&'static str],
+    /// What it counts, with its unit.
+    pub help: &'static str,
+}
+
+const fn m(
+    name: &'static str,
+    kind: &'static str,
+    labels: &'static [&'static str],
+    help: &'static str,
+) -> Metric {
+    Metric {
+        name,
+        kind,
+        labels,
+        help,
+    }
+}
+
+/// Every metric xlaggd exports.
+pub const CATALOG: &[Metric] = &[
+    m("xlagg_build_info", "gauge", &["version"], "Always 1; the version of xlaggd."),
+    m("xlagg_lagg_up", "gauge", &["lagg"], "1 while the lagg runs, 0 when configured but down or without ports."),
+    m("xlagg_lagg_active_ports", "gauge", &["lagg"], "Member ports that transmit now."),
+    m("xlagg_lagg_failovers_total", "counter", &["lagg"], "Changes of the failover active port since the lagg started."),
+    m("xlagg_lagg_link_flaps_total", "counter", &["lagg"], "Member link changes (after updelay/downdelay) since the lagg started."),
+    m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
+    m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
+    m("xlagg_port_distributing", "gauge", &["lagg", "port"], "1 when the port transmits."),
+    m("xlagg_port_rx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers received from the port (role: member or upper)."),
+    m("xlagg_port_rx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers received from the port."),
+    m("xlagg_port_tx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers put on the port's transmit ring."),
+    m("xlagg_port_tx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers put on the port's transmit ring."),
+    m("xlagg_port_drops_total", "counter", &["lagg", "port", "role", "reason"], "Frames dropped on arrival at the port, by reason: worker (tx_ring_full, no_active_port, no_free_frame, invalid_descriptor), XDP program (not_collecting, no_socket, malformed), kernel socket (rx_dropped, rx_ring_full, fill_ring_empty, rx_invalid_descriptor, tx_invalid_descriptor)."),
+    m("xlagg_port_xdp_redirected_total", "counter", &["lagg", "port", "role"], "Frames the XDP program handed to the port's AF_XDP socket."),
+    m("xlagg_port_xdp_slow_protocol_total", "counter", &["lagg", "port", "role"], "Slow-protocol frames (LACP, Marker) the XDP program passed to the control path."),
+    m("xlagg_port_tx_ring_empty_total", "counter", &["lagg", "port", "role"], "Times the kernel found the port's transmit ring empty when asked to send."),
+    m("xlagg_lacp_pdus_total", "counter", &["lagg", "port", "direction"], "LACPDUs received (direction rx) and sent (tx)."),
+    m("xlagg_lacp_marker_pdus_total", "counter", &["lagg", "port", "type"], "Marker PDUs: requests received (request_rx), responses sent (response_tx) and received (response_rx)."),
+    m("xlagg_lacp_bad_pdus_total", "counter", &["lagg", "port", "type"], "Slow-protocol frames refused: illegal (malformed LACPDU or Marker) or unknown (other subtype)."),
+    m("xlagg_lacp_churn_total", "counter", &["lagg", "port", "side"], "Times the actor or partner churn machine found the port out of sync too long."),
+    m("xlagg_lacp_actor_state", "gauge", &["lagg", "port"], "The actor's LACP state bits (ACTIVITY 1, TIMEOUT 2, AGGREGATION 4, SYNC 8, COLLECTING 16, DISTRIBUTING 32, DEFAULTED 64, EXPIRED 128)."),
+    m("xlagg_lacp_partner_state", "gauge", &["lagg", "port"], "The partner's LACP state bits as last received."),
+    m("xlagg_lacp_selected", "gauge", &["lagg", "port"], "1 when the port is selected for the active aggregation."),
+    m("xlagg_worker_busy_seconds_total", "counter", &["lagg", "worker"], "Seconds the worker spent in loop iterations that moved frames; its rate is the busy ratio."),
+    m("xlagg_worker_loops_total", "counter", &["lagg", "worker", "kind"], "Worker loop iterations that moved frames (busy) or nothing (idle)."),
+    m("xlagg_worker_latency_seconds", "histogram", &["lagg"], "Time from a frame's batch being read from a receive ring to its transmit submit."),
+    m("xlagg_events_total", "counter", &["kind"], "State changes in the event timeline: link, failover, lacp, config."),
+];
+
+/// The catalog as the snapshot file and the README show it: one line per metric.
+pub fn catalog_text() -> String {
+    let mut out = String::new();
+    for m in CATALOG {
+        let _ = writeln!(
+            out,
+            "{} {} {{{}}} {}",
+            m.name,
+            m.kind,
+            m.labels.join(","),
+            m.help
+        );
+    }
+    out
+}
+
+/// Latency histogram bounds (seconds) for Prometheus: the fine buckets, coarsened.
+const LE_SECONDS: [f64; 14] = [
+    1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 100e-3,
+];
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+struct Out {
+    text: String,
+}
+
+impl Out {
+    fn header(&mut self, name: &str) {
+        if let Some(m) = CATALOG.iter().find(|m| m.name == name) {
+            let _ = writeln!(self.text, "# HELP {} {}", m.name, m.help);
+            let _ = writeln!(self.text, "# TYPE {} {}", m.name, m.kind);
+        }
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        self.text.push_str(name);
+        if !labels.is_empty() {
+            self.text.push('{');
+            for (i, (k, v)) in labels.iter().enumerate() {
+                if i > 0 {
+                    self.text.push(',');
+                }
+                let _ = write!(self.text, "{k}=\"{}\"", escape(v));
+            }
+            self.text.push('}');
+        }
+        let _ = writeln!(self.text, " {value}");
+    }
+}
+
+/// What the daemon knows besides the running laggs.
+#[derive(Debug, Clone, Default)]
+pub struct DaemonFacts {
+    /// Configured laggs that are not running.
+    pub stopped: Vec<String>,
+    /// Events so far by kind.
+    pub events: Vec<(&'static str, u64)>,
+}
+
+/// Renders `/metrics`.
+pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
+    let mut o = Out {
+        text: String::new(),
+    };
+    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    o.header("xlagg_build_info");
+    o.sample(
+        "xlagg_build_info",
+        &[("version", env!("CARGO_PKG_VERSION"))],
+        1.0,
+    );
+    o.header("xlagg_lagg_up");
+    for s in samples {
+        o.sample("xlagg_lagg_up", &[("lagg", &s.name)], 1.0);
+    }
+    for name in &facts.stopped {
+        o.sample("xlagg_lagg_up", &[("lagg", name)], 0.0);
+    }
+    type LaggValue = fn(&LaggSample) -> f64;
+    let per_lagg: [(&str, LaggValue); 3] = [
+        ("xlagg_lagg_active_ports", |s| s.active_ports as f64),
+        ("xlagg_lagg_failovers_total", |s| s.failovers as f64),
+        ("xlagg_lagg_link_flaps_total", |s| s.flaps as f64),
+    ];
+    for (name, value) in per_lagg {
+        o.header(name);
+        for s in samples {
+            o.sample(name, &[("lagg", &s.name)], value(s));
+        }
+    }
+    type PortFlag = fn(&crate::lagg::PortSample) -> bool;
+    let flags: [(&str, PortFlag); 3] = [
+        ("xlagg_port_link_up", |p| p.link),
+        ("xlagg_port_collecting", |p| p.collecting),
+        ("xlagg_port_distributing", |p| p.distributing),
+    ];
+    for (name, value) in flags {
+        o.header(name);
+        for s in samples {
+            for p in s.ports.iter().filter(|p| p.role == "member") {
+                o.sample(name, &[("lagg", &s.name), ("port", &p.name)], b(value(p)));
+            }
+        }
+    }
+    type PortValue = fn(&crate::lagg::PortSample) -> u64;
+    let traffic: [(&str, PortValue); 7] = [
+        ("xlagg_port_rx_packets_total", |p| p.totals.rx_packets),
+        ("xlagg_port_rx_bytes_total", |p| p.totals.rx_bytes),
+        ("xlagg_port_tx_packets_total", |p| p.totals.tx_packets),
+        ("xlagg_port_tx_bytes_total", |p| p.totals.tx_bytes),
+        ("xlagg_port_xdp_redirected_total", |p| {
+            p.xdp[XdpCounter::Redirected as usize]
+        }),
+        ("xlagg_port_xdp_slow_protocol_total", |p| {
+            p.xdp[XdpCounter::SlowProtocol as usize]
+        }),
+        ("xlagg_port_tx_ring_empty_total", |p| {
+            p.totals.xsk[XskCounter::TxRingEmpty as usize]
+        }),
+    ];
+    for (name, value) in traffic {
+        o.header(name);
+        for s in samples {
+            for p in &s.ports {
+                let labels = [
+                    ("lagg", s.name.as_str()),
+                    ("port", &p.name),
+                    ("role", p.role),
+                ];
+                o.sample(name, &labels, value(p) as f64);
+            }
+        }
+    }
+    o.header("xlagg_port_drops_total");
+    for s in samples {
+        for p in &s.ports {
+            let mut reasons: Vec<(&str, u64)> = DropReason::ALL
+                .iter()
+                .map(|r| (r.name(), p.totals.drops[*r as usize]))
+                .collect();
+            for c in [
+                XdpCounter::NotCollecting,
+                XdpCounter::NoSocket,
+                XdpCounter::Malformed,
+            ] {
+                reasons.push((c.name(), p.xdp[c as usize]));
+            }
+            for c in XskCounter::ALL
+                .iter()
+                .filter(|c| **c != XskCounter::TxRingEmpty)
+            {
+                reasons.push((c.name(), p.totals.xsk[*c as usize]));
+            }
+            for (reason, n) in reasons {
+                let labels = [
+                    ("lagg", s.name.as_str()),
+                    ("port", &p.name),
+                    ("role", p.role),
+                    ("reason", reason),
+                ];
+                o.sample("xlagg_port_drops_total", &labels, n as f64);
+            }
+        }
+    }
+    let lacp_ports: Vec<(&str, &str, &crate::lacp::PortStatus)> = samples
+        .iter()
+        .flat_map(|s| {
+            s.ports.iter().filter_map(move |p| {
+                p.lacp
+                    .as_ref()
+                    .map(|l| (s.name.as_str(), p.name.as_str(), l))
+            })
+        })
+        .collect();
+    o.header("xlagg_lacp_pdus_total");
+    for (lagg, port, l) in &lacp_ports {
+        for (dir, n) in [("rx", l.counters.lacpdu_rx), ("tx", l.counters.lacpdu_tx)] {
+            o.sample(
+                "xlagg_lacp_pdus_total",
+                &[("lagg", lagg), ("port", port), ("direction", dir)],
+                n as f64,
+            );
+        }
+    }
+    o.header("xlagg_lacp_marker_pdus_total");
+    for (lagg, port, l) in &lacp_ports {
+        for (t, n) in [
+            ("request_rx", l.counters.marker_rx),
+            ("response_tx", l.counters.marker_response_tx),
+            ("response_rx", l.counters.marker_response_rx),
+        ] {
+            o.sample(
+                "xlagg_lacp_marker_pdus_total",
+                &[("lagg", lagg), ("port", port), ("type", t)],
+                n as f64,
+            );
+        }
+    }
+    o.header("xlagg_lacp_bad_pdus_total");
+    for (lagg, port, l) in &lacp_ports {
+        for (t, n) in [
+            ("illegal", l.counters.illegal_rx),
+            ("unknown", l.counters.unknown_rx),
+        ] {
+            o.sample(
+                "xlagg_lacp_bad_pdus_total",
+                &[("lagg", lagg), ("port", port), ("type", t)],
+                n as f64,
+            );
+        }
+    }
+    o.header("xlagg_lacp_churn_total");
+    for (lagg, port, l) in &lacp_ports {
+        for (side, n) in [
+            ("actor", l.counters.actor_churn),
+            ("partner", l.counters.partner_churn),
+        ] {
+            o.sample(
+                "xlagg_lacp_churn_total",
+                &[("lagg", lagg), ("port", port), ("side", side)],
+                n as f64,
+            );
+        }
+    }
+    type LacpValue = fn(&crate::lacp::PortStatus) -> f64;
+    let lacp_state: [(&str, LacpValue); 3] = [
+        ("xlagg_lacp_actor_state", |l| f64::from(l.actor.state.0)),
+        ("xlagg_lacp_partner_state", |l| f64::from(l.partner.state.0)),
+        ("xlagg_lacp_selected", |l| {
+            if l.selected == crate::lacp::Selected::Selected {
+                1.0
+            } else {
+                0.0
+            }
+        }),
+    ];
+    for (name, value) in lacp_state {
+        o.header(name);
+        for (lagg, port, l) in &lacp_ports {
+            o.sample(name, &[("lagg", lagg), ("port", port)], value(l));
+        }
+    }
+    o.header("xlagg_worker_busy_seconds_total");
+    for s in samples {
+        for w in &s.workers {
+            let worker = w.queue.to_string();
+            o.sample(
+                "xlagg_worker_busy_seconds_total",
+                &[("lagg", &s.name), ("worker", &worker)],
+                w.busy_ns as f64 / 1e9,
+            );
+        }
+    }
+    o.header("xlagg_worker_loops_total");
+    for s in samples {
+        for w in &s.workers {
+            let worker = w.queue.to_string();
+            for (kind, n) in [("busy", w.loops.0), ("idle", w.loops.1)] {
+                o.sample(
+                    "xlagg_worker_loops_total",
+                    &[("lagg", &s.name), ("worker", &worker), ("kind", kind)],
+                    n as f64,
+                );
+            }
+        }
+    }
+    o.header("xlagg_worker_latency_seconds");
+    for s in samples {
+        let mut buckets = vec![0u64; LATENCY_BUCKETS];
+        let mut sum_ns = 0u64;
+        for w in &s.workers {
+            for (b, n) in buckets.iter_mut().zip(&w.latency) {
+                *b += n;
+            }
+            sum_ns += w.latency_sum_ns;
+        }
+        let total: u64 = buckets.iter().sum();
+        for le in LE_SECONDS {
+            // Fine buckets whose upper bound is within `le`.
+            let n: u64 = buckets
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| latency_bucket_upper(*i) as f64 <= le * 1e9)
+                .map(|(_, n)| n)
+                .sum();
+            let le = format!("{le}");
+            o.sample(
+                "xlagg_worker_latency_seconds_bucket",
+                &[("lagg", &s.name), ("le", &le)],
+                n as f64,
+            );
+        }
+        o.sample(
+            "xlagg_worker_latency_seconds_bucket",
+            &[("lagg", &s.name), ("le", "+Inf")],
+            total as f64,
+        );
+        o.sample(
+            "xlagg_worker_latency_seconds_sum",
+            &[("lagg", &s.name)],
+            sum_ns as f64 / 1e9,
+        );
+        o.sample(
+            "xlagg_worker_latency_seconds_count",
+            &[("lagg", &s.name)],
+            total as f64,
+        );
+    }
+    o.header("xlagg_events_total");
+    for (kind, n) in &facts.events {
+        o.sample("xlagg_events_total", &[("kind", kind)], *n as f64);
+    }
+    o.text
+}
+
+/// Latency percentiles (nanoseconds) over buckets, through an HDR histogram: p50, p90, p99,
+/// p99.9 and max; `None` without samples.
+pub fn latency_percentiles(buckets: &[u64]) -> Option<[u64; 5]> {
+    let mut h = hdrhistogram::Histogram::<u64>::new_with_bounds(1, 10_000_000_000, 2).ok()?;
+    for (i, &n) in buckets.iter().enumerate() {
+        if n > 0 {
+            // Every frame of a bucket is taken at the bucket's middle.
+            let upper = latency_bucket_upper(i);
+            let lower = if i == 0 {
+                1
+            } else {
+                latency_bucket_upper(i - 1)
+            };
+            h.record_n((lower + upper) / 2, n).ok()?;
+        }
+    }
+    if h.is_empty() {
+        return None;
+    }
+    Some([
+        h.value_at_quantile(0.5),
+        h.value_at_quantile(0.9),
+        h.value_at_quantile(0.99),
+        h.value_at_quantile(0.999),
+        h.max(),
+    ])
+}
+
+/// The dashboard's view of the laggs: counters (the page takes rates from consecutive
+/// snapshots), state, LACP partner, workers and latency percentiles.
+pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
+    use serde_json::json;
+    let laggs: Vec<serde_json::Value> = samples
+        .iter()
+        .map(|s| {
+            let ports: Vec<serde_json::Value> = s
+                .ports
+                .iter()
+                .map(|p| {
+                    let mut drops = serde_json::Map::new();
+                    for r in DropReason::ALL {
+                        drops.insert(r.name().into(), json!(p.totals.drops[r as usize]));
+                    }
+                    for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed] {
+                        drops.insert(c.name().into(), json!(p.xdp[c as usize]));
+                    }
+                    for c in XskCounter::ALL.iter().filter(|c| **c != XskCounter::TxRingEmpty) {
+                        drops.insert(c.name().into(), json!(p.totals.xsk[*c as usize]));
+                    }
+                    let lacp = p.lacp.as_ref().map(|l| {
+                        json!({
+                            "actor": l.actor.to_string(),
+                            "actor_state": crate::status::flag_names(&l.actor.state.to_string()),
+                            "partner": l.partner.to_string(),
+                            "partner_state": crate::status::flag_names(&l.partner.state.to_string()),
+                            "selected": l.selected.to_string(),
+                            "mux": l.mux.to_string(),
+                        })
+                    });
+                    json!({
+                        "name": p.name,
+                        "role": p.role,
+                        "link": p.link,
+                        "collecting": p.collecting,
+                        "distributing": p.distributing,
+                        "rx_packets": p.totals.rx_packets,
+                        "rx_bytes": p.totals.rx_bytes,
+                        "tx_packets": p.totals.tx_packets,
+                        "tx_bytes": p.totals.tx_bytes,
+                        "drops": drops,
+                        "lacp": lacp,
+                    })
+                })
+                .collect();
+            let mut buckets = vec![0u64; LATENCY_BUCKETS];
+            for w in &s.workers {
+                for (b, n) in buckets.iter_mut().zip(&w.latency) {
+                    *b += n;
+                }
+            }
+            let histogram: Vec<[u64; 2]> = buckets
+                .iter()
+                .enumerate()
+                .filter(|(_, n)| **n > 0)
+                .map(|(i, n)| [latency_bucket_upper(i), *n])
+                .collect();
+            json!({
+                "name": s.name,
+                "laggproto": s.proto.to_string(),
+                "active_ports": s.active_ports,
+                "failovers": s.failovers,
+                "flaps": s.flaps,
+                "ports": ports,
+                "workers": s.workers.iter().map(|w| json!({"queue": w.queue, "busy_ns": w.busy_ns})).collect::<Vec<_>>(),
+                "latency": {
+                    "buckets": histogram,
+                    "percentiles_ns": latency_percentiles(&buckets),
+                },
+            })
+        })
+        .collect();
+    json!({ "time_ms": crate::lagg::unix_ms(), "laggs": laggs })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::lagg::{PortSample, WorkerSample};
+    use xlagg_dataplane::counters::PortTotals;
+
+    fn sample() -> LaggSample {
+        let lacp = crate::lacp::PortStatus {
+            name: "em0".into(),
+            actor: Default::default(),
+            partner: Default::default(),
+            selected: crate::lacp::Selected::Selected,
+            rx: crate::lacp::rx::State::Current,
+            mux: crate::lacp::mux::State::Detached,
+            counters: Default::default(),
+        };
+        let port = |name: &str, role: &'static str| PortSample {
+            name: name.into(),
+            role,
+            link: true,
+            collecting: true,
+            distributing: true,
+            totals: PortTotals::default(),
+            xdp: [0; XdpCounter::COUNT as usize],
+            lacp: (role == "member").then(|| lacp.clone()),
+        };
+        let mut latency = vec![0; LATENCY_BUCKETS];
+        latency[10] = 5;
+        LaggSample {
+            name: "lagg0".into(),
+            proto: crate::config::LaggProto::Lacp,
+            ports: vec![port("em0", "member"), port("xlh-lagg0", "upper")],
+            workers: vec![WorkerSample {
+                queue: 0,
+                busy_ns: 1_500_000_000,
+                loops: (3, 4),
+                latency,
+                latency_sum_ns: 2_000,
+            }],
+            failovers: 2,
+            flaps: 3,
+            active_ports: 1,
+        }
+    }
+
+    #[test]
+    fn every_catalog_metric_is_rendered_with_its_labels() {
+        let text = render(
+            &[sample()],
+            &DaemonFacts {
+                stopped: vec!["lagg1".into()],
+                events: vec![("link", 4)],
+            },
+        );
+        for m in CATALOG {
+            let line = text
+                .lines()
+                .find(|l| {
+                    !l.starts_with('#')
+                        && (l.starts_with(&format!("{}{{", m.name))
+                            || l.starts_with(&format!("{}_bucket{{", m.name)))
+                })
+                .unwrap_or_else(|| panic!("{} has no sample:\n{text}", m.name));
+            for label in m.labels {
+                assert!(
+                    line.contains(&format!("{label}=\"")),
+                    "{} lacks {label}: {line}",
+                    m.name
+                );
+            }
+            assert!(text.contains(&format!("# HELP {} ", m.name)));
+            assert!(text.contains(&format!("# TYPE {} {}", m.name, m.kind)));
+        }
+        assert!(text.contains("xlagg_worker_busy_seconds_total{lagg=\"lagg0\",worker=\"0\"} 1.5"));
+        assert!(text.contains("xlagg_lagg_up{lagg=\"lagg1\"} 0"));
+        assert!(text.contains("xlagg_worker_latency_seconds_count{lagg=\"lagg0\"} 5"));
+    }
+
+    #[test]
+    fn names_follow_prometheus_conventions() {
+        for m in CATALOG {
+            assert!(m.name.starts_with("xlagg_"), "{}", m.name);
+            assert_eq!(
+                m.kind == "counter",
+                m.name.ends_with("_total"),
+                "{}: counters end in _total",
+                m.name
+            );
+            assert!(!m.help.is_empty());
+        }
+    }
+
+    #[test]
+    fn catalog_matches_the_snapshot() {
+        let committed = include_str!("../../dist/metrics.txt");
+        assert!(
+            committed == catalog_text(),
+            "the metric catalog changed: if on purpose, run `cargo run -p xlagg-control --bin xlaggd -- --metrics-catalog > dist/metrics.txt` and update the Grafana dashboard"
+        );
+    }
+
+    #[test]
+    fn percentiles_come_from_the_buckets() {
+        let mut b = vec![0u64; LATENCY_BUCKETS];
+        b[xlagg_dataplane::counters::latency_bucket(10_000)] = 99;
+        b[xlagg_dataplane::counters::latency_bucket(1_000_000)] = 1;
+        let p = latency_percentiles(&b).unwrap();
+        assert!((9_000..12_000).contains(&p[0]), "{p:?}");
+        assert!(p[4] >= 900_000, "{p:?}");
+        assert_eq!(latency_percentiles(&[0; LATENCY_BUCKETS]), None);
+    }
+}

@@ -1,0 +1,132 @@
+//! Every counter the metrics define is incremented somewhere: each drop reason, XDP counter
+//! and socket counter has a site in the source that counts it (apart from its definition and
+//! the code that reads it), so no exported series is dead by construction.
+
+use std::path::Path;
+
+fn source(rel: &str) -> String {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
+}
+
+#[test]
+fn every_worker_drop_reason_is_counted_by_the_worker() {
+    let worker = source("dataplane/src/worker.rs");
+    for reason in [
+        "TxRingFull",
+        "NoActivePort",
+        "NoFreeFrame",
+        "InvalidDescriptor",
+    ] {
+        let site = format!("DropReason::{reason} as usize]");
+        assert!(
+            worker.contains(&format!("drops[{site}")),
+            "DropReason::{reason} is never counted in the worker"
+        );
+    }
+    let defined = source("dataplane/src/counters.rs");
+    assert!(
+        defined.contains("pub const COUNT: usize = 4;"),
+        "a drop reason was added: count it in the worker and list it here"
+    );
+}
+
+#[test]
+fn every_xdp_counter_is_counted_by_the_program() {
+    let program = source("ebpf/xdp/src/main.rs");
+    for counter in [
+        "Redirected",
+        "NotCollecting",
+        "SlowProtocol",
+        "NoSocket",
+        "Malformed",
+    ] {
+        assert!(
+            program.contains(&format!("count(XdpCounter::{counter})")),
+            "XdpCounter::{counter} is never counted by the XDP program"
+        );
+    }
+    assert!(source("ebpf/common/src/lib.rs").contains("pub const COUNT: u32 = 5;"));
+}
+
+#[test]
+fn every_socket_counter_is_copied_from_the_kernel() {
+    let worker = source("dataplane/src/worker.rs");
+    for counter in [
+        "RxDropped",
+        "RxRingFull",
+        "FillRingEmpty",
+        "RxInvalidDescriptor",
+        "TxInvalidDescriptor",
+        "TxRingEmpty",
+    ] {
+        assert!(
+            worker.contains(&format!("(XskCounter::{counter}, s.")),
+            "XskCounter::{counter} is never copied from XDP_STATISTICS"
+        );
+    }
+    assert!(source("dataplane/src/counters.rs").contains("pub const COUNT: usize = 6;"));
+}
+
+#[test]
+fn every_lagg_and_worker_counter_is_advanced() {
+    let lagg = source("control/src/lagg.rs");
+    for site in [
+        "self.flaps += ",
+        "self.failovers += 1",
+        "kind: \"lacp\"",
+        "self.event(\"link\"",
+        "self.event(\"failover\"",
+    ] {
+        assert!(lagg.contains(site), "control/src/lagg.rs lacks {site}");
+    }
+    let worker = source("dataplane/src/worker.rs");
+    for site in [
+        "bump(&self.counters.busy_ns",
+        "bump(&self.counters.busy_loops",
+        "bump(&self.counters.idle_loops",
+        "bump(&self.counters.latency[",
+        "bump(&self.counters.latency_sum_ns",
+        "bump(&c.rx_packets",
+        "bump(&c.rx_bytes",
+        "bump(&c.tx_packets",
+        "bump(&c.tx_bytes",
+    ] {
+        assert!(
+            worker.contains(site),
+            "dataplane/src/worker.rs lacks {site}"
+        );
+    }
+}
+
+#[test]
+fn the_grafana_dashboard_uses_only_exported_metrics() {
+    let text = source("dist/grafana/xlagg-dashboard.json");
+    let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
+    let names: Vec<&str> = xlagg_control::metrics::CATALOG
+        .iter()
+        .map(|m| m.name)
+        .collect();
+    let mut used = 0;
+    for panel in dash["panels"].as_array().expect("panels") {
+        for target in panel["targets"].as_array().expect("targets") {
+            let expr = target["expr"].as_str().expect("expr");
+            for word in expr.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_')) {
+                if let Some(base) = word.strip_prefix("xlagg_").map(|_| word) {
+                    let family = base
+                        .strip_suffix("_bucket")
+                        .or_else(|| base.strip_suffix("_sum"))
+                        .or_else(|| base.strip_suffix("_count"))
+                        .filter(|f| names.contains(f))
+                        .unwrap_or(base);
+                    assert!(
+                        names.contains(&family),
+                        "{family} in {expr} is not exported"
+                    );
+                    used += 1;
+                }
+            }
+        }
+    }
+    assert!(used >= 15, "the dashboard uses the metrics: {used}");
+}
