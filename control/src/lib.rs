@@ -9,6 +9,7 @@
 //! - [`netdev`]: kernel devices through rtnetlink;
 //! - [`notify`]: peer notification frames (gratuitous ARP, unsolicited NA);
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
+//! - [`bfd`]: micro-BFD (RFC 7130) sessions per member, sans-IO;
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`status`]: a lagg's state as data and as FreeBSD ifconfig prints it;
 //! - [`daemon`]: the daemon's laggs and how a change is carried out;
@@ -19,6 +20,7 @@
 #![forbid(unsafe_code)]
 
 pub mod api;
+pub mod bfd;
 pub mod cli;
 pub mod config;
 pub mod daemon;

@@ -1,0 +1,570 @@
+//! Micro-BFD (RFC 7130): one asynchronous BFD session (RFC 5880) on every member link, so a
+//! member that is up electrically but stops passing frames leaves the lagg within
+//! `interval x multiplier`. Sans-IO like the LACP core: the caller feeds received frames and
+//! the time, and sends what [`Session::poll_transmit`] returns.
+//!
+//! Frames: Ethernet to 01-00-5E-90-00-01 (RFC 7130's dedicated MAC, which the XDP program
+//! hands to the control path), IPv4 with TTL 255 (GTSM, RFC 5881), UDP to port 6784, a
+//! 24-byte control packet without authentication. Demand mode and echo are not used.
+
+use std::time::Duration;
+
+/// RFC 7130's destination MAC for micro-BFD.
+pub const MICRO_BFD_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x90, 0x00, 0x01];
+/// UDP port of micro-BFD.
+pub const MICRO_BFD_PORT: u16 = 6784;
+/// Length of a control packet without authentication.
+pub const PACKET_LEN: usize = 24;
+/// Ethernet + IPv4 + UDP + control packet.
+pub const FRAME_LEN: usize = 14 + 20 + 8 + PACKET_LEN;
+/// While a session is not Up its packets go at most once a second (RFC 5880 6.8.3).
+const SLOW: Duration = Duration::from_secs(1);
+
+/// Session state (RFC 5880 4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum State {
+    /// Administratively down.
+    AdminDown = 0,
+    /// Down.
+    Down = 1,
+    /// Init: heard the peer, it has not heard us yet.
+    Init = 2,
+    /// Up.
+    Up = 3,
+}
+
+impl State {
+    fn from_bits(b: u8) -> State {
+        match b & 3 {
+            0 => State::AdminDown,
+            1 => State::Down,
+            2 => State::Init,
+            _ => State::Up,
+        }
+    }
+
+    /// The state's name.
+    pub fn name(self) -> &'static str {
+        match self {
+            State::AdminDown => "admin-down",
+            State::Down => "down",
+            State::Init => "init",
+            State::Up => "up",
+        }
+    }
+}
+
+/// Diagnostic codes we set (RFC 5880 4.1).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Diag {
+    /// No diagnostic.
+    None = 0,
+    /// Control detection time expired.
+    Expired = 1,
+    /// The neighbour signalled session down.
+    NeighborDown = 3,
+}
+
+/// A decoded control packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Packet {
+    /// Diagnostic.
+    pub diag: u8,
+    /// Sender's state.
+    pub state: State,
+    /// Poll bit.
+    pub poll: bool,
+    /// Final bit.
+    pub fin: bool,
+    /// Detection multiplier.
+    pub multiplier: u8,
+    /// Sender's discriminator.
+    pub my_discr: u32,
+    /// The discriminator the sender holds for us.
+    pub your_discr: u32,
+    /// Sender's desired minimum transmit interval, µs.
+    pub desired_min_tx_us: u32,
+    /// Sender's required minimum receive interval, µs.
+    pub required_min_rx_us: u32,
+}
+
+/// Why a packet was discarded (RFC 5880 6.8.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum BfdError {
+    /// Not a micro-BFD frame at all (other UDP port, not IPv4, ...): not counted as bad.
+    #[error("not a micro-BFD frame")]
+    NotBfd,
+    /// A BFD packet that fails a check.
+    #[error("invalid BFD packet: {0}")]
+    Invalid(&'static str),
+}
+
+impl Packet {
+    /// Encodes into 24 bytes.
+    pub fn emit(&self) -> [u8; PACKET_LEN] {
+        let mut b = [0u8; PACKET_LEN];
+        b[0] = (1 << 5) | (self.diag & 0x1f);
+        b[1] = ((self.state as u8) << 6) | (u8::from(self.poll) << 5) | (u8::from(self.fin) << 4);
+        b[2] = self.multiplier;
+        b[3] = PACKET_LEN as u8;
+        b[4..8].copy_from_slice(&self.my_discr.to_be_bytes());
+        b[8..12].copy_from_slice(&self.your_discr.to_be_bytes());
+        b[12..16].copy_from_slice(&self.desired_min_tx_us.to_be_bytes());
+        b[16..20].copy_from_slice(&self.required_min_rx_us.to_be_bytes());
+        // Required min echo rx interval: 0 (no echo).
+        b
+    }
+
+    /// Decodes and checks a control packet (the reception checks of RFC 5880 6.8.6 that do not
+    /// need session state).
+    ///
+    /// # Errors
+    /// The first check that fails.
+    pub fn parse(b: &[u8]) -> Result<Packet, BfdError> {
+        if b.len() < PACKET_LEN {
+            return Err(BfdError::Invalid("shorter than 24 bytes"));
+        }
+        if b[0] >> 5 != 1 {
+            return Err(BfdError::Invalid("version is not 1"));
+        }
+        let len = usize::from(b[3]);
+        if len < PACKET_LEN || len > b.len() {
+            return Err(BfdError::Invalid("length field out of range"));
+        }
+        if b[1] & 0x04 != 0 {
+            return Err(BfdError::Invalid("authentication is not supported"));
+        }
+        if b[1] & 0x01 != 0 {
+            return Err(BfdError::Invalid("multipoint bit set"));
+        }
+        let u32_at = |i: usize| u32::from_be_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        let p = Packet {
+            diag: b[0] & 0x1f,
+            state: State::from_bits(b[1] >> 6),
+            poll: b[1] & 0x20 != 0,
+            fin: b[1] & 0x10 != 0,
+            multiplier: b[2],
+            my_discr: u32_at(4),
+            your_discr: u32_at(8),
+            desired_min_tx_us: u32_at(12),
+            required_min_rx_us: u32_at(16),
+        };
+        if p.multiplier == 0 {
+            return Err(BfdError::Invalid("detect multiplier 0"));
+        }
+        if p.my_discr == 0 {
+            return Err(BfdError::Invalid("my discriminator 0"));
+        }
+        if p.your_discr == 0 && !matches!(p.state, State::Down | State::AdminDown) {
+            return Err(BfdError::Invalid("your discriminator 0 outside Down"));
+        }
+        Ok(p)
+    }
+}
+
+/// The BFD payload of a received frame, if it is a micro-BFD frame: IPv4, UDP to 6784, TTL
+/// 255.
+///
+/// # Errors
+/// [`BfdError::NotBfd`] for other frames; [`BfdError::Invalid`] for a micro-BFD frame with a
+/// bad TTL or a truncated header.
+pub fn payload(frame: &[u8]) -> Result<&[u8], BfdError> {
+    if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
+        return Err(BfdError::NotBfd);
+    }
+    let ip = &frame[14..];
+    let ihl = usize::from(ip[0] & 0x0f) * 4;
+    if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl + 8 || ip[9] != 17 {
+        return Err(BfdError::NotBfd);
+    }
+    let udp = &ip[ihl..];
+    if u16::from_be_bytes([udp[2], udp[3]]) != MICRO_BFD_PORT {
+        return Err(BfdError::NotBfd);
+    }
+    if ip[8] != 255 {
+        return Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"));
+    }
+    Ok(&udp[8..])
+}
+
+/// A whole micro-BFD frame around `packet`.
+pub fn frame(
+    src_mac: [u8; 6],
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+    sport: u16,
+    packet: &[u8; PACKET_LEN],
+) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    f[0..6].copy_from_slice(&MICRO_BFD_MAC);
+    f[6..12].copy_from_slice(&src_mac);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    let ip = &mut f[14..34];
+    ip[0] = 0x45;
+    ip[1] = 0xc0; // CS6, network control
+    ip[2..4].copy_from_slice(&((20 + 8 + PACKET_LEN) as u16).to_be_bytes());
+    ip[8] = 255;
+    ip[9] = 17;
+    ip[12..16].copy_from_slice(&src_ip);
+    ip[16..20].copy_from_slice(&dst_ip);
+    let mut sum: u32 = 0;
+    for pair in ip.chunks(2) {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let udp = &mut f[34..42];
+    udp[0..2].copy_from_slice(&sport.to_be_bytes());
+    udp[2..4].copy_from_slice(&MICRO_BFD_PORT.to_be_bytes());
+    udp[4..6].copy_from_slice(&((8 + PACKET_LEN) as u16).to_be_bytes());
+    f[42..].copy_from_slice(packet);
+    f
+}
+
+/// Settings of the sessions of one lagg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Config {
+    /// Desired minimum transmit and required minimum receive interval.
+    pub interval: Duration,
+    /// Detection multiplier.
+    pub multiplier: u8,
+}
+
+/// Counters of one session.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+pub struct Counters {
+    /// Packets received and accepted.
+    pub rx: u64,
+    /// Packets sent.
+    pub tx: u64,
+    /// Packets discarded.
+    pub invalid: u64,
+    /// Times the session went down.
+    pub down: u64,
+}
+
+/// One session (one member link).
+#[derive(Clone, Debug)]
+pub struct Session {
+    cfg: Config,
+    state: State,
+    remote_state: State,
+    diag: Diag,
+    local_discr: u32,
+    remote_discr: u32,
+    remote_min_rx: Duration,
+    remote_desired_tx: Duration,
+    remote_multiplier: u8,
+    last_rx: Option<Duration>,
+    next_tx: Duration,
+    send_final: bool,
+    rng: u64,
+    /// Counters.
+    pub counters: Counters,
+}
+
+impl Session {
+    /// A session in Down with discriminator `discr` (non-zero, unique per session).
+    pub fn new(cfg: Config, discr: u32, now: Duration) -> Self {
+        Self {
+            cfg,
+            state: State::Down,
+            remote_state: State::Down,
+            diag: Diag::None,
+            local_discr: discr.max(1),
+            remote_discr: 0,
+            remote_min_rx: Duration::from_micros(1),
+            remote_desired_tx: SLOW,
+            remote_multiplier: 0,
+            last_rx: None,
+            next_tx: now,
+            send_final: false,
+            rng: u64::from(discr) | 1,
+            counters: Counters::default(),
+        }
+    }
+
+    /// The state.
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// Whether the member may carry traffic.
+    pub fn is_up(&self) -> bool {
+        self.state == State::Up
+    }
+
+    fn desired_tx(&self) -> Duration {
+        if self.state == State::Up {
+            self.cfg.interval
+        } else {
+            self.cfg.interval.max(SLOW)
+        }
+    }
+
+    /// Time without packets after which the session goes down.
+    pub fn detection_time(&self) -> Duration {
+        self.cfg.interval.max(self.remote_desired_tx) * u32::from(self.remote_multiplier.max(1))
+    }
+
+    fn set_state(&mut self, state: State, diag: Diag) -> Option<State> {
+        if state == self.state {
+            return None;
+        }
+        self.state = state;
+        self.diag = diag;
+        if state == State::Down {
+            self.counters.down += 1;
+            self.remote_discr = 0;
+        }
+        // A state change is announced at once.
+        self.next_tx = Duration::ZERO;
+        Some(state)
+    }
+
+    /// Processes a received control packet; returns the new state if it changed.
+    ///
+    /// # Errors
+    /// The packet was discarded (also counted).
+    pub fn handle(&mut self, now: Duration, bytes: &[u8]) -> Result<Option<State>, BfdError> {
+        let p = match Packet::parse(bytes) {
+            Ok(p) => p,
+            Err(e) => {
+                self.counters.invalid += 1;
+                return Err(e);
+            }
+        };
+        if p.your_discr != 0 && p.your_discr != self.local_discr {
+            self.counters.invalid += 1;
+            return Err(BfdError::Invalid("your discriminator is not ours"));
+        }
+        self.counters.rx += 1;
+        self.remote_discr = p.my_discr;
+        self.remote_state = p.state;
+        self.remote_desired_tx = Duration::from_micros(u64::from(p.desired_min_tx_us));
+        self.remote_min_rx = Duration::from_micros(u64::from(p.required_min_rx_us));
+        self.remote_multiplier = p.multiplier;
+        self.last_rx = Some(now);
+        if p.poll {
+            self.send_final = true;
+            self.next_tx = Duration::ZERO;
+        }
+        let changed = match (self.state, p.state) {
+            (_, State::AdminDown) if self.state != State::Down => {
+                self.set_state(State::Down, Diag::NeighborDown)
+            }
+            (State::Down, State::Down) => self.set_state(State::Init, Diag::None),
+            (State::Down, State::Init) | (State::Init, State::Init | State::Up) => {
+                self.set_state(State::Up, Diag::None)
+            }
+            (State::Up, State::Down) => self.set_state(State::Down, Diag::NeighborDown),
+            _ => None,
+        };
+        Ok(changed)
+    }
+
+    /// Applies the detection timeout; returns the new state if it went down.
+    pub fn tick(&mut self, now: Duration) -> Option<State> {
+        match (self.state, self.last_rx) {
+            (State::Init | State::Up, Some(t))
+                if now.saturating_sub(t) >= self.detection_time() =>
+            {
+                self.set_state(State::Down, Diag::Expired)
+            }
+            _ => None,
+        }
+    }
+
+    /// The next packet, if one is due now.
+    pub fn poll_transmit(&mut self, now: Duration) -> Option<[u8; PACKET_LEN]> {
+        if now < self.next_tx {
+            return None;
+        }
+        // Jitter: 75 to 100 % of the interval (90 % at most with multiplier 1).
+        self.rng ^= self.rng << 13;
+        self.rng ^= self.rng >> 7;
+        self.rng ^= self.rng << 17;
+        let interval = self.desired_tx().max(self.remote_min_rx);
+        let top = if self.cfg.multiplier == 1 { 90 } else { 100 };
+        let pct = 75 + (self.rng % (top - 75 + 1));
+        self.next_tx = now + interval * pct as u32 / 100;
+        self.counters.tx += 1;
+        let fin = std::mem::take(&mut self.send_final);
+        Some(
+            Packet {
+                diag: self.diag as u8,
+                state: self.state,
+                poll: false,
+                fin,
+                multiplier: self.cfg.multiplier,
+                my_discr: self.local_discr,
+                your_discr: self.remote_discr,
+                desired_min_tx_us: self.desired_tx().as_micros() as u32,
+                required_min_rx_us: self.cfg.interval.as_micros() as u32,
+            }
+            .emit(),
+        )
+    }
+
+    /// When the session next needs [`tick`](Self::tick) or [`poll_transmit`](Self::poll_transmit).
+    pub fn deadline(&self) -> Duration {
+        let detect = match (self.state, self.last_rx) {
+            (State::Init | State::Up, Some(t)) => t + self.detection_time(),
+            _ => Duration::MAX,
+        };
+        self.next_tx.min(detect)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CFG: Config = Config {
+        interval: Duration::from_millis(50),
+        multiplier: 3,
+    };
+
+    /// Two sessions joined by a lossless (or broken) wire, on a virtual clock in 1 ms steps.
+    fn run(a: &mut Session, b: &mut Session, from: u64, to: u64, wire_ok: impl Fn(u64) -> bool) {
+        for ms in from..to {
+            let now = Duration::from_millis(ms);
+            if let Some(p) = a.poll_transmit(now) {
+                if wire_ok(ms) {
+                    let _ = b.handle(now, &p);
+                }
+            }
+            if let Some(p) = b.poll_transmit(now) {
+                if wire_ok(ms) {
+                    let _ = a.handle(now, &p);
+                }
+            }
+            a.tick(now);
+            b.tick(now);
+        }
+    }
+
+    #[test]
+    fn three_way_handshake_brings_both_up() {
+        let (mut a, mut b) = (
+            Session::new(CFG, 11, Duration::ZERO),
+            Session::new(CFG, 22, Duration::ZERO),
+        );
+        run(&mut a, &mut b, 0, 3000, |_| true);
+        assert!(a.is_up() && b.is_up(), "{:?} {:?}", a.state(), b.state());
+        // Up: packets every 37.5..50 ms, not once a second.
+        let before = a.counters.tx;
+        run(&mut a, &mut b, 3000, 4000, |_| true);
+        assert!(
+            (20..=27).contains(&(a.counters.tx - before)),
+            "{}",
+            a.counters.tx - before
+        );
+    }
+
+    #[test]
+    fn a_silent_wire_takes_both_down_within_the_detection_time() {
+        let (mut a, mut b) = (
+            Session::new(CFG, 11, Duration::ZERO),
+            Session::new(CFG, 22, Duration::ZERO),
+        );
+        run(&mut a, &mut b, 0, 3000, |_| true);
+        assert!(a.is_up());
+        let mut down_at = None;
+        for ms in 3000..4000u64 {
+            run(&mut a, &mut b, ms, ms + 1, |_| false);
+            if down_at.is_none() && !a.is_up() {
+                down_at = Some(ms);
+            }
+        }
+        let t = down_at.expect("went down") - 3000;
+        assert!(t <= 150 + 1, "detected after {t} ms (3 x 50 ms)");
+        assert_eq!(a.diag, Diag::Expired);
+        // And back up when the wire heals.
+        run(&mut a, &mut b, 4000, 8000, |_| true);
+        assert!(a.is_up() && b.is_up());
+    }
+
+    #[test]
+    fn one_way_loss_is_caught_at_both_ends() {
+        let (mut a, mut b) = (
+            Session::new(CFG, 11, Duration::ZERO),
+            Session::new(CFG, 22, Duration::ZERO),
+        );
+        run(&mut a, &mut b, 0, 3000, |_| true);
+        // Only a -> b is lost: b times out, then tells a it is down.
+        for ms in 3000..5000u64 {
+            let now = Duration::from_millis(ms);
+            let _ = a.poll_transmit(now);
+            if let Some(p) = b.poll_transmit(now) {
+                let _ = a.handle(now, &p);
+            }
+            a.tick(now);
+            b.tick(now);
+        }
+        assert!(!b.is_up() && !a.is_up(), "{:?} {:?}", a.state(), b.state());
+    }
+
+    #[test]
+    fn packets_round_trip_and_bad_ones_are_refused() {
+        let p = Packet {
+            diag: 3,
+            state: State::Up,
+            poll: true,
+            fin: false,
+            multiplier: 3,
+            my_discr: 7,
+            your_discr: 9,
+            desired_min_tx_us: 50_000,
+            required_min_rx_us: 50_000,
+        };
+        assert_eq!(Packet::parse(&p.emit()), Ok(p));
+        let good = p.emit();
+        for (i, v, why) in [
+            (0usize, 0x40u8, "version is not 1"),
+            (2, 0, "detect multiplier 0"),
+            (3, 10, "length field out of range"),
+            (1, 0xc4, "authentication is not supported"),
+        ] {
+            let mut b = good;
+            b[i] = v;
+            assert_eq!(Packet::parse(&b), Err(BfdError::Invalid(why)));
+        }
+        let f = frame(
+            [2, 0, 0, 0, 0, 1],
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            49152,
+            &good,
+        );
+        assert_eq!(payload(&f), Ok(&good[..]));
+        let mut ttl = f;
+        ttl[14 + 8] = 64;
+        assert_eq!(
+            payload(&ttl),
+            Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"))
+        );
+        assert_eq!(payload(&f[..30]), Err(BfdError::NotBfd));
+    }
+
+    #[test]
+    fn foreign_discriminators_are_discarded() {
+        let mut a = Session::new(CFG, 11, Duration::ZERO);
+        let p = Packet {
+            diag: 0,
+            state: State::Up,
+            poll: false,
+            fin: false,
+            multiplier: 3,
+            my_discr: 5,
+            your_discr: 99,
+            desired_min_tx_us: 50_000,
+            required_min_rx_us: 50_000,
+        };
+        assert!(a.handle(Duration::ZERO, &p.emit()).is_err());
+        assert_eq!(a.counters.invalid, 1);
+        assert_eq!(a.state(), State::Down);
+    }
+}
