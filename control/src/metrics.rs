@@ -53,6 +53,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_port_drops_total", "counter", &["lagg", "port", "role", "reason"], "Frames dropped on arrival at the port, by reason: worker (tx_ring_full, no_active_port, no_free_frame, invalid_descriptor), XDP program (not_collecting, no_socket, malformed), kernel socket (rx_dropped, rx_ring_full, fill_ring_empty, rx_invalid_descriptor, tx_invalid_descriptor)."),
     m("xlagg_port_xdp_redirected_total", "counter", &["lagg", "port", "role"], "Frames the XDP program handed to the port's AF_XDP socket."),
     m("xlagg_port_xdp_slow_protocol_total", "counter", &["lagg", "port", "role"], "Slow-protocol frames (LACP, Marker) the XDP program passed to the control path."),
+    m("xlagg_port_xdp_probe_total", "counter", &["lagg", "port", "role"], "Probe monitor frames (micro-BFD, replies to ARP/NS probes) the XDP program passed to the control path."),
     m("xlagg_port_tx_ring_empty_total", "counter", &["lagg", "port", "role"], "Times the kernel found the port's transmit ring empty when asked to send."),
     m("xlagg_lacp_pdus_total", "counter", &["lagg", "port", "direction"], "LACPDUs received (direction rx) and sent (tx)."),
     m("xlagg_lacp_marker_pdus_total", "counter", &["lagg", "port", "type"], "Marker PDUs: requests received (request_rx), responses sent (response_tx) and received (response_rx)."),
@@ -177,7 +178,7 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
         }
     }
     type PortValue = fn(&crate::lagg::PortSample) -> u64;
-    let traffic: [(&str, PortValue); 7] = [
+    let traffic: [(&str, PortValue); 8] = [
         ("xlagg_port_rx_packets_total", |p| p.totals.rx_packets),
         ("xlagg_port_rx_bytes_total", |p| p.totals.rx_bytes),
         ("xlagg_port_tx_packets_total", |p| p.totals.tx_packets),
@@ -187,6 +188,9 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
         }),
         ("xlagg_port_xdp_slow_protocol_total", |p| {
             p.xdp[XdpCounter::SlowProtocol as usize]
+        }),
+        ("xlagg_port_xdp_probe_total", |p| {
+            p.xdp[XdpCounter::Probe as usize]
         }),
         ("xlagg_port_tx_ring_empty_total", |p| {
             p.totals.xsk[XskCounter::TxRingEmpty as usize]

@@ -40,13 +40,14 @@ fn every_xdp_counter_is_counted_by_the_program() {
         "SlowProtocol",
         "NoSocket",
         "Malformed",
+        "Probe",
     ] {
         assert!(
             program.contains(&format!("count(XdpCounter::{counter})")),
             "XdpCounter::{counter} is never counted by the XDP program"
         );
     }
-    assert!(source("ebpf/common/src/lib.rs").contains("pub const COUNT: u32 = 5;"));
+    assert!(source("ebpf/common/src/lib.rs").contains("pub const COUNT: u32 = 6;"));
 }
 
 #[test]

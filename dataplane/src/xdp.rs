@@ -97,6 +97,8 @@ pub struct PortProgram {
     port: String,
     kind: ProgramKind,
     mode: Option<AttachMode>,
+    /// What userspace last wrote to the port state map.
+    state: PortState,
 }
 
 impl PortProgram {
@@ -121,6 +123,7 @@ impl PortProgram {
             port: port.to_string(),
             kind,
             mode: None,
+            state: PortState::collecting(false),
         })
     }
 
@@ -188,7 +191,17 @@ impl PortProgram {
     /// # Errors
     /// When the map update fails.
     pub fn set_collecting(&mut self, collecting: bool) -> Result<(), XdpError> {
-        self.set_first(names::PORT_STATE, PortState::collecting(collecting))
+        self.state.flags = PortState::collecting(collecting).flags;
+        self.set_first(names::PORT_STATE, self.state)
+    }
+
+    /// Sets the MAC whose frames go to the control path (the probe monitor's replies).
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_probe_mac(&mut self, mac: [u8; 6]) -> Result<(), XdpError> {
+        self.state.probe_mac = mac;
+        self.set_first(names::PORT_STATE, self.state)
     }
 
     /// Writes entry 0 of the one-entry array map `map`.

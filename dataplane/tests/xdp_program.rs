@@ -85,3 +85,30 @@ fn a_bare_slow_protocol_header_still_goes_to_the_control_path_and_drop_drops() {
         XDP_DROP
     );
 }
+
+#[test]
+fn micro_bfd_and_probe_replies_pass_to_the_kernel_even_when_not_collecting() {
+    let mut p = PortProgram::load("test", ProgramKind::Port).expect("load");
+    p.set_collecting(false).expect("state map");
+    let mut bfd = vec![0u8; 66];
+    bfd[..6].copy_from_slice(&xlagg_common::MICRO_BFD_MAC);
+    bfd[12..14].copy_from_slice(&[0x08, 0x00]);
+    assert_eq!(p.test_run(&bfd).expect("run"), XDP_PASS);
+    // A reply to the probe MAC passes once the MAC is set, and only then.
+    let probe = [0x06, 0x11, 0x22, 0x33, 0x44, 0x55];
+    let mut reply = vec![0u8; 60];
+    reply[..6].copy_from_slice(&probe);
+    reply[12..14].copy_from_slice(&[0x08, 0x06]);
+    assert_eq!(
+        p.test_run(&reply).expect("run"),
+        XDP_DROP,
+        "not collecting, no probe MAC"
+    );
+    p.set_probe_mac(probe).expect("state map");
+    assert_eq!(p.test_run(&reply).expect("run"), XDP_PASS);
+    // Setting the MAC kept the collecting flag (still off: data is dropped).
+    let data = vec![0u8; 60];
+    assert_eq!(p.test_run(&data).expect("run"), XDP_DROP);
+    let c = p.counters().expect("counters");
+    assert_eq!(c[XdpCounter::Probe as usize], 2);
+}

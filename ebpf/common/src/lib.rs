@@ -68,7 +68,16 @@ pub struct PortState {
     pub flags: u32,
     /// Explicit padding; always zero.
     pub reserved: u32,
+    /// Frames to this MAC (the port's probe monitor address) go to the control path; all
+    /// zero: none.
+    pub probe_mac: [u8; 6],
+    /// Explicit padding; always zero.
+    pub pad: [u8; 2],
 }
+
+/// RFC 7130's destination MAC of micro-BFD frames, which the XDP program hands to the control
+/// path on every port.
+pub const MICRO_BFD_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x90, 0x00, 0x01];
 
 impl PortState {
     /// Frames received on this port are delivered to the workers. Without it they are dropped
@@ -80,6 +89,8 @@ impl PortState {
         Self {
             flags: if on { Self::COLLECTING } else { 0 },
             reserved: 0,
+            probe_mac: [0; 6],
+            pad: [0; 2],
         }
     }
 
@@ -89,7 +100,7 @@ impl PortState {
     }
 }
 
-const _: () = assert!(core::mem::size_of::<PortState>() == 8);
+const _: () = assert!(core::mem::size_of::<PortState>() == 16);
 
 /// Reasons the XDP program counts, one slot each in the counters map.
 #[repr(u32)]
@@ -105,11 +116,14 @@ pub enum XdpCounter {
     NoSocket = 3,
     /// Dropped: shorter than an Ethernet header.
     Malformed = 4,
+    /// A probe monitor frame (micro-BFD, or a reply to the port's ARP/NS probe) passed to the
+    /// kernel for the control path.
+    Probe = 5,
 }
 
 impl XdpCounter {
     /// Number of counters (the counters map's size).
-    pub const COUNT: u32 = 5;
+    pub const COUNT: u32 = 6;
     /// Every counter, in index order.
     pub const ALL: [XdpCounter; Self::COUNT as usize] = [
         XdpCounter::Redirected,
@@ -117,6 +131,7 @@ impl XdpCounter {
         XdpCounter::SlowProtocol,
         XdpCounter::NoSocket,
         XdpCounter::Malformed,
+        XdpCounter::Probe,
     ];
 
     /// The counter's name as metrics and status output show it.
@@ -127,6 +142,7 @@ impl XdpCounter {
             XdpCounter::SlowProtocol => "slow_protocol",
             XdpCounter::NoSocket => "no_socket",
             XdpCounter::Malformed => "malformed",
+            XdpCounter::Probe => "probe",
         }
     }
 }

@@ -5,9 +5,11 @@
 //! 1. shorter than an Ethernet header: drop, count `Malformed`;
 //! 2. ethertype 0x8809 (LACP, Marker): `XDP_PASS` to the kernel, where the control thread's
 //!    AF_PACKET socket reads it; never to the workers, whatever the port state;
-//! 3. the port is not collecting (per-port state map written by userspace): drop, count
+//! 3. to RFC 7130's micro-BFD MAC or to the port's probe MAC (replies to the ARP/NS probe
+//!    monitor): `XDP_PASS` to the control path, count `Probe`, whatever the port state;
+//! 4. the port is not collecting (per-port state map written by userspace): drop, count
 //!    `NotCollecting`;
-//! 4. redirect to the AF_XDP socket of the receive queue; no socket: drop, count `NoSocket`.
+//! 5. redirect to the AF_XDP socket of the receive queue; no socket: drop, count `NoSocket`.
 //!
 //! One object is loaded per port, so each port has its own maps and can be attached and
 //! detached on its own. No logging in this path.
@@ -20,7 +22,9 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
-use xlagg_common::{gen_offsets, GenConfig, PortState, XdpCounter, ETHERTYPE_SLOW, MAX_QUEUES};
+use xlagg_common::{
+    gen_offsets, GenConfig, PortState, XdpCounter, ETHERTYPE_SLOW, MAX_QUEUES, MICRO_BFD_MAC,
+};
 
 #[map(name = "XLAGG_XSKS")]
 static XSKS: XskMap = XskMap::with_max_entries(MAX_QUEUES, 0);
@@ -58,10 +62,16 @@ pub fn xlagg_port(ctx: XdpContext) -> u32 {
         count(XdpCounter::SlowProtocol);
         return xdp_action::XDP_PASS;
     }
-    let collecting = match PORT_STATE.get(0) {
-        Some(state) => state.is_collecting(),
-        None => false,
+    // SAFETY: the six destination bytes lie inside [start, end), checked above.
+    let dst = unsafe { *(start as *const [u8; 6]) };
+    let (collecting, probe_mac) = match PORT_STATE.get(0) {
+        Some(state) => (state.is_collecting(), state.probe_mac),
+        None => (false, [0; 6]),
     };
+    if dst == MICRO_BFD_MAC || (dst == probe_mac && probe_mac != [0; 6]) {
+        count(XdpCounter::Probe);
+        return xdp_action::XDP_PASS;
+    }
     if !collecting {
         count(XdpCounter::NotCollecting);
         return xdp_action::XDP_DROP;
