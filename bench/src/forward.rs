@@ -146,6 +146,7 @@ pub fn serve(
         description: String::new(),
         up: true,
         hw_offload: true,
+        bfd: None,
         proto: LaggProto::parse(proto).map_err(anyhow::Error::msg)?,
         ports: members.to_vec(),
         hash: HashLayers::DEFAULT,

@@ -131,6 +131,19 @@ pub struct LaggConfig {
     pub notify_count: u32,
     /// Milliseconds between them.
     pub notify_interval_ms: u64,
+    /// Micro-BFD on every member, if enabled.
+    pub bfd: Option<BfdOptions>,
+}
+
+/// Micro-BFD settings of a lagg.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BfdOptions {
+    /// Desired transmit and required receive interval, milliseconds.
+    pub interval_ms: u64,
+    /// Detection multiplier.
+    pub multiplier: u8,
+    /// Destination address of the packets (the peer's; broadcast when not set).
+    pub peer: std::net::Ipv4Addr,
 }
 
 /// LACP options of one lagg (lagg's names where it has them).
@@ -333,6 +346,11 @@ pub struct LaggSpec {
     pub downdelay: u64,
     pub notify_count: u32,
     pub notify_interval: u64,
+    /// Micro-BFD (RFC 7130) on every member.
+    pub bfd: bool,
+    pub bfd_interval: u64,
+    pub bfd_multiplier: u32,
+    pub bfd_peer: Option<String>,
 }
 
 impl Default for LaggSpec {
@@ -369,6 +387,10 @@ impl Default for LaggSpec {
             downdelay: 0,
             notify_count: 1,
             notify_interval: 200,
+            bfd: false,
+            bfd_interval: 100,
+            bfd_multiplier: 3,
+            bfd_peer: None,
         }
     }
 }
@@ -773,6 +795,39 @@ impl ConfigDoc {
                     ),
                 );
             }
+            if !(10..=10_000).contains(&r.bfd_interval) {
+                bad(
+                    "bfd_interval",
+                    format!(
+                        "{} ms is out of range: use 10 to 10000 milliseconds",
+                        r.bfd_interval
+                    ),
+                );
+            }
+            if !(1..=255).contains(&r.bfd_multiplier) {
+                bad(
+                    "bfd_multiplier",
+                    format!("{} is out of range: use 1 to 255", r.bfd_multiplier),
+                );
+            }
+            let bfd_peer = match &r.bfd_peer {
+                None => Some(std::net::Ipv4Addr::BROADCAST),
+                Some(a) => match a.parse::<std::net::Ipv4Addr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        bad("bfd_peer", format!("'{a}' is not an IPv4 address"));
+                        None
+                    }
+                },
+            };
+            let bfd = match bfd_peer {
+                Some(peer) if r.bfd => Some(BfdOptions {
+                    interval_ms: r.bfd_interval,
+                    multiplier: r.bfd_multiplier.min(255) as u8,
+                    peer,
+                }),
+                _ => None,
+            };
             for port in &r.laggports {
                 taken.push((port.clone(), r.name.clone()));
             }
@@ -805,6 +860,7 @@ impl ConfigDoc {
                     downdelay_ms: r.downdelay,
                     notify_count: r.notify_count,
                     notify_interval_ms: r.notify_interval,
+                    bfd,
                 });
             }
         }
@@ -937,6 +993,9 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nlacp_system_mac = \"zz\"\nlaggports = [\"a\"]", "lagg0.lacp_system_mac: 'zz' is not a MAC address"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_system_priority = 70000\nlaggports = [\"a\"]", "lagg0.lacp_system_priority: 70000 is out of range"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_port_priorities = { b = 1 }\nlaggports = [\"a\"]", "lagg0.lacp_port_priorities: b is not one of this lagg's laggports"),
+            ("[[lagg]]\nname = \"lagg0\"\nbfd_interval = 5\nlaggports = [\"a\"]", "lagg0.bfd_interval: 5 ms is out of range: use 10 to 10000 milliseconds"),
+            ("[[lagg]]\nname = \"lagg0\"\nbfd_multiplier = 0\nlaggports = [\"a\"]", "lagg0.bfd_multiplier: 0 is out of range: use 1 to 255"),
+            ("[[lagg]]\nname = \"lagg0\"\nbfd_peer = \"x\"\nlaggports = [\"a\"]", "lagg0.bfd_peer: 'x' is not an IPv4 address"),
             ("[[lagg]]\nname = \"lagg0\"\nmin_links = 0\nlaggports = [\"a\"]", "lagg0.min_links: 0 is out of range"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_mux = \"loose\"\nlaggports = [\"a\"]", "lagg0.lacp_mux: 'loose' is not one of coupled, independent"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_select = \"best\"\nlaggports = [\"a\"]", "lagg0.lacp_select: 'best' is not one of speed, count, stable"),

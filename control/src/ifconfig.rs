@@ -71,6 +71,7 @@ const TEXT_KEYS: &[&str] = &[
     "lacp_system_mac",
     "lacp_mux",
     "lacp_select",
+    "bfd_peer",
 ];
 /// Keys that take a number.
 const NUMBER_KEYS: &[&str] = &[
@@ -85,6 +86,8 @@ const NUMBER_KEYS: &[&str] = &[
     "downdelay",
     "notify_count",
     "notify_interval",
+    "bfd_interval",
+    "bfd_multiplier",
 ];
 /// Keys that are flags (`KEY` sets, `-KEY` clears).
 const FLAG_KEYS: &[&str] = &[
@@ -93,6 +96,7 @@ const FLAG_KEYS: &[&str] = &[
     "lacp_active",
     "rx_all",
     "hw_offload",
+    "bfd",
 ];
 
 /// Every word that starts an option, for help texts and shell completion.

@@ -28,7 +28,8 @@ use xlagg_dataplane::linkevents::LinkEvent;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
 
-use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::bfd;
+use crate::config::{BfdOptions, LaggConfig, LaggProto, Upper};
 use crate::lacp::pdu::PortState;
 use crate::lacp::{self, Lacp, LacpConfig, MuxMode, PortConfig, SelectionPolicy, Time};
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
@@ -111,6 +112,15 @@ pub struct Port {
     lacp_state: (bool, bool),
     /// The port's MAC address.
     pub mac: [u8; 6],
+    /// The probe monitors (micro-BFD) let the port carry traffic; always true without them.
+    pub probe_ok: bool,
+}
+
+impl Port {
+    /// Link up and passed by the probe monitors: the port may carry traffic.
+    pub fn usable(&self) -> bool {
+        self.up && self.probe_ok
+    }
 }
 
 /// The LACP side of a lagg: the sans-IO core and one slow-protocol socket per member.
@@ -126,6 +136,19 @@ impl LacpRuntime {
         Time::from_duration(self.epoch.elapsed())
     }
 }
+
+/// Micro-BFD of a lagg: a session and an IPv4 packet socket per member.
+#[derive(Debug)]
+struct BfdRuntime {
+    sessions: Vec<bfd::Session>,
+    sockets: Vec<PacketSocket>,
+    epoch: Instant,
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+}
+
+/// Control-socket ids of [`Lagg::slow_sockets`] at and above this are micro-BFD sockets.
+const BFD_SOCKET_BASE: usize = 1 << 16;
 
 /// What a caller may change about how a lagg starts (the benchmark uses these).
 #[derive(Clone, Copy, Debug, Default)]
@@ -160,6 +183,8 @@ pub struct Lagg {
     failovers: u64,
     /// State changes not yet collected by the daemon's event log.
     events: Vec<LaggEvent>,
+    /// Micro-BFD, when enabled.
+    bfd: Option<BfdRuntime>,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -328,6 +353,7 @@ impl Lagg {
             flaps: 0,
             failovers: 0,
             events: Vec::new(),
+            bfd: None,
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -390,6 +416,9 @@ impl Lagg {
         if cfg.proto == LaggProto::Lacp {
             self.start_lacp()?;
         }
+        if let Some(b) = cfg.bfd {
+            self.start_bfd(nl, b)?;
+        }
         self.refresh_links(nl)?;
         // The first read is the starting state, not a flap or a failover.
         self.flaps = 0;
@@ -427,6 +456,7 @@ impl Lagg {
             distributing: false,
             lacp_state: (false, false),
             mac: link.mac,
+            probe_ok: true,
         };
         if !link.admin_up {
             nl.set_up(link.index, true)?;
@@ -608,7 +638,7 @@ impl Lagg {
             .iter()
             .filter_map(|p| p.pending.map(|(_, t)| t));
         let notes = self.notifications.iter().map(|n| n.2);
-        pending.chain(notes).min()
+        pending.chain(notes).chain(self.bfd_deadline()).min()
     }
 
     /// Applies delayed link changes and sends peer notifications that are due.
@@ -629,6 +659,7 @@ impl Lagg {
             }
         }
         self.after_link_change(nl, &changed)?;
+        self.bfd_tick(nl)?;
         self.send_due_notifications(nl, now);
         Ok(())
     }
@@ -645,11 +676,17 @@ impl Lagg {
             let port = self.members[i].name.clone();
             self.event("link", Some(port), text);
         }
+        self.after_usability_change(nl, changed)
+    }
+
+    /// After ports became usable or unusable (link, or a probe monitor's verdict).
+    fn after_usability_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
         if let Some(rt) = self.lacp.as_mut() {
             let now = rt.now();
             for &i in changed {
                 let port = &self.members[i];
-                rt.core.handle_link(now, i, port.up, link_speed(&port.name));
+                rt.core
+                    .handle_link(now, i, port.usable(), link_speed(&port.name));
             }
         }
         self.drain_lacp()?;
@@ -671,7 +708,12 @@ impl Lagg {
                 notify.push(usize::from(a));
             }
         } else if self.cfg.proto != LaggProto::Failover {
-            notify.extend(changed.iter().copied().filter(|&i| self.members[i].up));
+            notify.extend(
+                changed
+                    .iter()
+                    .copied()
+                    .filter(|&i| self.members[i].usable()),
+            );
         }
         let now = Instant::now();
         for port in notify {
@@ -854,19 +896,138 @@ impl Lagg {
         Ok(())
     }
 
-    /// The slow-protocol sockets to wait on, as (member index, socket).
+    /// The control-path sockets to wait on (LACP and micro-BFD), as (id, socket); hand the id
+    /// of a readable one to [`handle_slow_frames`](Self::handle_slow_frames).
     pub fn slow_sockets(&self) -> Vec<(usize, &PacketSocket)> {
-        self.lacp
-            .as_ref()
-            .map(|rt| rt.sockets.iter().enumerate().collect())
-            .unwrap_or_default()
+        let lacp = self
+            .lacp
+            .iter()
+            .flat_map(|rt| rt.sockets.iter().enumerate());
+        let bfd = self.bfd.iter().flat_map(|rt| {
+            rt.sockets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (BFD_SOCKET_BASE + i, s))
+        });
+        lacp.chain(bfd).collect()
     }
 
-    /// Reads every pending slow-protocol frame of member `port` into the LACP core.
+    /// Opens a micro-BFD session on every member; members carry nothing until theirs is up.
+    fn start_bfd(&mut self, nl: &Netlink, o: BfdOptions) -> Result<(), LaggError> {
+        let cfg = bfd::Config {
+            interval: Duration::from_millis(o.interval_ms),
+            multiplier: o.multiplier,
+        };
+        let epoch = Instant::now();
+        let seed = (std::process::id() << 12) ^ (unix_ms() as u32);
+        let mut sessions = Vec::new();
+        let mut sockets = Vec::new();
+        for (i, p) in self.members.iter_mut().enumerate() {
+            let socket = PacketSocket::bind(p.ifindex, 0x0800).map_err(|source| {
+                LaggError::PacketSocket {
+                    lagg: self.cfg.name.clone(),
+                    port: p.name.clone(),
+                    what: "micro-BFD",
+                    source,
+                }
+            })?;
+            sockets.push(socket);
+            sessions.push(bfd::Session::new(
+                cfg,
+                seed.wrapping_add(i as u32 * 7919) | 1,
+                Duration::ZERO,
+            ));
+            p.probe_ok = false;
+        }
+        let src_ip = match &self.cfg.upper {
+            Upper::Host { addresses } => addresses.iter().find_map(|(a, _)| match a {
+                std::net::IpAddr::V4(v4) => Some(v4.octets()),
+                std::net::IpAddr::V6(_) => None,
+            }),
+            Upper::Forward { .. } => None,
+        }
+        .unwrap_or([0; 4]);
+        let _ = nl;
+        tracing::info!(lagg = %self.cfg.name, interval_ms = o.interval_ms, multiplier = o.multiplier, "micro-BFD started; members wait for their sessions");
+        self.bfd = Some(BfdRuntime {
+            sessions,
+            sockets,
+            epoch,
+            src_ip,
+            dst_ip: o.peer.octets(),
+        });
+        Ok(())
+    }
+
+    /// Sends due micro-BFD packets and applies detection timeouts.
+    fn bfd_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        let Some(rt) = self.bfd.as_mut() else {
+            return Ok(());
+        };
+        let now = rt.epoch.elapsed();
+        let mut changed = Vec::new();
+        for (i, s) in rt.sessions.iter_mut().enumerate() {
+            if s.tick(now).is_some() {
+                changed.push(i);
+            }
+            if let Some(p) = s.poll_transmit(now) {
+                let frame = bfd::frame(
+                    self.members[i].mac,
+                    rt.src_ip,
+                    rt.dst_ip,
+                    49152 + i as u16,
+                    &p,
+                );
+                if let Err(e) = rt.sockets[i].send(&frame) {
+                    tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "micro-BFD packet not sent");
+                }
+            }
+        }
+        self.after_bfd_change(nl, &changed)
+    }
+
+    /// Applies sessions that changed state to their members' usability.
+    fn after_bfd_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+        let Some(rt) = self.bfd.as_ref() else {
+            return Ok(());
+        };
+        let mut flipped = Vec::new();
+        let mut notes = Vec::new();
+        for &i in changed {
+            let ok = rt.sessions[i].is_up();
+            let state = rt.sessions[i].state().name();
+            if self.members[i].probe_ok != ok {
+                self.members[i].probe_ok = ok;
+                flipped.push(i);
+            }
+            notes.push((self.members[i].name.clone(), format!("micro-BFD {state}")));
+        }
+        for (port, text) in notes {
+            tracing::info!(lagg = %self.cfg.name, port = %port, "{text}");
+            self.event("bfd", Some(port), text);
+        }
+        self.after_usability_change(nl, &flipped)
+    }
+
+    /// When micro-BFD next needs [`link_tick`](Self::link_tick).
+    fn bfd_deadline(&self) -> Option<Instant> {
+        let rt = self.bfd.as_ref()?;
+        let next = rt.sessions.iter().map(bfd::Session::deadline).min()?;
+        rt.epoch
+            .checked_add(next)
+            .or(Some(rt.epoch + Duration::from_secs(3600)))
+    }
+
+    /// Reads every pending frame of control socket `id` (see
+    /// [`slow_sockets`](Self::slow_sockets)): LACP into the LACP core, micro-BFD into its session.
     ///
     /// # Errors
     /// A map failure while applying the result.
-    pub fn handle_slow_frames(&mut self, port: usize) -> Result<(), LaggError> {
+    pub fn handle_slow_frames(&mut self, nl: &Netlink, id: usize) -> Result<(), LaggError> {
+        if id >= BFD_SOCKET_BASE {
+            return self.handle_bfd_frames(nl, id - BFD_SOCKET_BASE);
+        }
+        let port = id;
         let Some(rt) = self.lacp.as_mut() else {
             return Ok(());
         };
@@ -889,6 +1050,52 @@ impl Lagg {
             }
         }
         self.drain_lacp()
+    }
+
+    fn handle_bfd_frames(&mut self, nl: &Netlink, port: usize) -> Result<(), LaggError> {
+        let Some(rt) = self.bfd.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 1518];
+        let mut changed = Vec::new();
+        for _ in 0..64 {
+            let Some(socket) = rt.sockets.get(port) else {
+                break;
+            };
+            match socket.recv(&mut buf, Duration::ZERO) {
+                Ok(Some((n, afpacket::Direction::Incoming))) => {
+                    let now = rt.epoch.elapsed();
+                    match bfd::payload(&buf[..n]) {
+                        Ok(p) => match rt.sessions[port].handle(now, p) {
+                            Ok(Some(_)) => changed.push(port),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::debug!(lagg = %self.cfg.name, port, error = %e, "micro-BFD packet discarded")
+                            }
+                        },
+                        Err(bfd::BfdError::NotBfd) => {}
+                        Err(e) => {
+                            rt.sessions[port].counters.invalid += 1;
+                            tracing::debug!(lagg = %self.cfg.name, port, error = %e, "micro-BFD frame discarded");
+                        }
+                    }
+                }
+                Ok(Some((_, afpacket::Direction::Outgoing))) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(lagg = %self.cfg.name, port, error = %e, "micro-BFD receive failed");
+                    break;
+                }
+            }
+        }
+        changed.dedup();
+        self.after_bfd_change(nl, &changed)
+    }
+
+    /// Micro-BFD state and counters of member `i`, if enabled.
+    pub fn bfd_status(&self, i: usize) -> Option<(bfd::State, bfd::Counters)> {
+        let s = self.bfd.as_ref()?.sessions.get(i)?;
+        Some((s.state(), s.counters))
     }
 
     /// When LACP needs [`lacp_tick`](Self::lacp_tick) next.
@@ -963,13 +1170,15 @@ impl Lagg {
     /// Derives which members distribute and collect, publishes the next table (from the
     /// previous one, so only affected buckets move) and sets the XDP collecting flags.
     fn publish(&mut self, force: bool) -> Result<(), LaggError> {
-        let first_up = self.members.iter().position(|p| p.up);
+        let first_up = self.members.iter().position(Port::usable);
         let decide = |i: usize, p: &Port| -> (bool, bool) {
             match self.cfg.proto {
                 LaggProto::None => (false, false),
                 LaggProto::Lacp => p.lacp_state,
-                LaggProto::Failover if !self.cfg.rx_all => (p.up && first_up == Some(i), p.up),
-                _ => (p.up, p.up),
+                LaggProto::Failover if !self.cfg.rx_all => {
+                    (p.usable() && first_up == Some(i), p.usable())
+                }
+                _ => (p.usable(), p.usable()),
             }
         };
         let decisions: Vec<(bool, bool)> = self
@@ -1320,6 +1529,7 @@ impl Lagg {
                 tx_bytes: t.tx_bytes,
                 drops,
                 lacp,
+                bfd: self.bfd_status(i).map(|(s, _)| s.name().to_string()),
             });
         }
         let active_ports = ports
@@ -1389,6 +1599,7 @@ impl Lagg {
                     tx_bytes: 0,
                     drops: BTreeMap::new(),
                     lacp: None,
+                    bfd: None,
                 })
                 .collect(),
             lacp: None,
@@ -1403,6 +1614,7 @@ impl Lagg {
 
     fn teardown(&mut self, nl: &Netlink) {
         self.lacp = None;
+        self.bfd = None;
         self.stop.store(true, Ordering::Relaxed);
         for (handle, _) in self.workers.drain(..) {
             if handle.join().is_err() {

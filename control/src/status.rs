@@ -67,6 +67,9 @@ pub struct PortStatus {
     pub drops: BTreeMap<String, u64>,
     /// LACP state of the port.
     pub lacp: Option<LacpPort>,
+    /// Micro-BFD session state (`up`, `down`, `init`), when enabled.
+    #[serde(default)]
+    pub bfd: Option<String>,
 }
 
 /// LACP of a lagg.
@@ -191,6 +194,9 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
                     lacp.rx
                 );
             }
+            if let Some(b) = &p.bfd {
+                let _ = writeln!(o, "\t\tmicro-BFD {b}");
+            }
             let _ = write!(
                 o,
                 "\t\tlink {} rx {} pkts {} bytes tx {} pkts {} bytes",
@@ -256,6 +262,7 @@ mod tests {
                     tx_bytes: 0,
                     drops: BTreeMap::new(),
                     lacp: None,
+                    bfd: None,
                 },
                 PortStatus {
                     name: "em1".into(),
@@ -267,6 +274,7 @@ mod tests {
                     tx_bytes: 0,
                     drops: BTreeMap::new(),
                     lacp: None,
+                    bfd: None,
                 },
             ],
             lacp: None,

@@ -251,7 +251,7 @@ fn main() -> ExitCode {
         for ((l, p, _), r) in slow.iter().zip(ready.iter().skip(2)) {
             if *r {
                 let lagg = &mut daemon.laggs_mut()[*l];
-                if let Err(e) = lagg.handle_slow_frames(*p) {
+                if let Err(e) = lagg.handle_slow_frames(&nl, *p) {
                     tracing::error!(lagg = %lagg.config().name, error = %e, "LACP input failed");
                 }
             }

@@ -1,0 +1,139 @@
+//! Probe monitors in the test bed: a member link that stays up but silently drops frames is
+//! taken out of the lagg. Micro-BFD between two xlagg instances; the ARP probe monitor against
+//! the partner bridge. Needs root; fails otherwise.
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::{run, run_ok, serial, xlaggd_bin, Bed, Daemon};
+
+fn status(socket: &Path) -> serde_json::Value {
+    let out = run(Command::new(xlaggd_bin().with_file_name("xlaggctl"))
+        .arg("--socket")
+        .arg(socket)
+        .arg("-j"));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// Flags of every port of lagg0, by name.
+fn flags(socket: &Path) -> Vec<(String, Vec<String>, Option<String>)> {
+    status(socket)[0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or_default().to_string(),
+                p["flags"]
+                    .as_array()
+                    .map(|f| {
+                        f.iter()
+                            .filter_map(|x| x.as_str().map(String::from))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+                p["bfd"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+fn wait(secs: u64, what: &str, mut cond: impl FnMut() -> bool) -> Duration {
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(secs) {
+        if cond() {
+            return start.elapsed();
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out after {secs} s waiting for {what}");
+}
+
+/// Makes `iface` in namespace `role` drop every frame the kernel stack sends on it (a pfifo
+/// queue of length 0): the link stays up, the control thread's frames vanish. (AF_XDP
+/// transmits bypass the queue; the monitor is what is tested here.)
+fn silently_drop(bed: &Bed, role: &str, iface: &str) {
+    run_ok(&mut bed.exec(
+        role,
+        &[
+            "tc", "qdisc", "replace", "dev", iface, "root", "pfifo", "limit", "0",
+        ],
+    ));
+}
+
+fn heal(bed: &Bed, role: &str, iface: &str) {
+    run_ok(&mut bed.exec(role, &["tc", "qdisc", "del", "dev", iface, "root"]));
+}
+
+#[test]
+fn micro_bfd_between_two_xlaggs_takes_out_a_link_that_passes_nothing() {
+    let _serial = serial();
+    let bed = Bed::up(3, false);
+    let lagg = |prefix: &str| {
+        format!(
+            "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"loadbalance\"\n\
+             laggports = [\"{prefix}0\", \"{prefix}1\", \"{prefix}2\"]\nbfd = true\nbfd_interval = 50\nbfd_multiplier = 3\n"
+        )
+    };
+    let partner = Daemon::start_in(&bed, "ptr", &lagg("xlp"));
+    let app = Daemon::start(&bed, &lagg("xlm"));
+    // Sessions come up (at most one packet a second until up), then every member distributes.
+    wait(15, "every session up and every member distributing", || {
+        flags(&app.socket)
+            .iter()
+            .all(|(_, f, b)| f.contains(&"DISTRIBUTING".to_string()) && b.as_deref() == Some("up"))
+    });
+    let all_up = flags(&partner.socket);
+    assert!(
+        all_up.iter().all(|(_, _, b)| b.as_deref() == Some("up")),
+        "{all_up:?}"
+    );
+
+    // xlm1 stops passing frames out; its link stays up at both ends.
+    silently_drop(&bed, "app", "xlm1");
+    let took = wait(5, "xlm1 taken out on the xlagg side", || {
+        let f = flags(&app.socket);
+        let m1 = &f[1];
+        !m1.1.contains(&"DISTRIBUTING".to_string()) && m1.2.as_deref() == Some("down")
+    });
+    assert!(
+        took < Duration::from_secs(2),
+        "detected in {took:?} (3 x 50 ms plus the exchange)"
+    );
+    let f = flags(&app.socket);
+    assert!(
+        f[0].1.contains(&"DISTRIBUTING".to_string())
+            && f[2].1.contains(&"DISTRIBUTING".to_string()),
+        "{f:?}"
+    );
+    let s = status(&app.socket);
+    assert_eq!(
+        s[0]["ports"][1]["link"], true,
+        "the kernel still sees the link up"
+    );
+    assert_eq!(s[0]["active_ports"], 2);
+    let p = flags(&partner.socket);
+    assert_eq!(
+        p[1].2.as_deref(),
+        Some("down"),
+        "the partner took it out too: {p:?}"
+    );
+
+    // Healed: the session comes back and so does the member.
+    heal(&bed, "app", "xlm1");
+    wait(10, "xlm1 back", || {
+        flags(&app.socket)[1]
+            .1
+            .contains(&"DISTRIBUTING".to_string())
+    });
+    drop(app);
+    drop(partner);
+}
