@@ -147,6 +147,7 @@ pub fn serve(
         up: true,
         hw_offload: true,
         bfd: None,
+        arp: None,
         proto: LaggProto::parse(proto).map_err(anyhow::Error::msg)?,
         ports: members.to_vec(),
         hash: HashLayers::DEFAULT,

@@ -137,3 +137,72 @@ fn micro_bfd_between_two_xlaggs_takes_out_a_link_that_passes_nothing() {
     drop(app);
     drop(partner);
 }
+
+#[test]
+fn the_arp_probe_monitor_fails_over_from_a_port_whose_partner_drops_everything() {
+    let _serial = serial();
+    let bed = Bed::up(2, true);
+    let extra = "addresses = [\"10.77.0.1/24\"]\narp_targets = [\"10.77.0.2\"]\narp_interval = 100\narp_missed_max = 2\n";
+    let daemon = Daemon::start(&bed, &bed.config("failover", extra, true));
+    let probe = |i: usize| {
+        status(&daemon.socket)[0]["ports"][i]["probe"]
+            .as_str()
+            .map(String::from)
+    };
+    wait(10, "both members validated by replies", || {
+        probe(0).as_deref() == Some("ok") && probe(1).as_deref() == Some("ok")
+    });
+    assert!(
+        flags(&daemon.socket)[0].1.contains(&"ACTIVE".to_string()),
+        "the master is active"
+    );
+
+    // The partner end of the master drops everything (an XDP drop program); the link stays up.
+    let mut dropper = bed
+        .exec(
+            "ptr",
+            &[
+                common::bench_bin().to_str().expect("utf-8"),
+                "drop",
+                "--ifaces",
+                "xlp0",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the drop program");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(dropper.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("ready");
+    let took = wait(5, "the backup to take over", || {
+        let f = flags(&daemon.socket);
+        f[1].1.contains(&"ACTIVE".to_string()) && !f[0].1.contains(&"ACTIVE".to_string())
+    });
+    assert!(
+        took < Duration::from_millis(1500),
+        "failed over in {took:?} (2 x 100 ms window)"
+    );
+    assert_eq!(probe(0).as_deref(), Some("failing"));
+    assert_eq!(
+        status(&daemon.socket)[0]["ports"][0]["link"],
+        true,
+        "the kernel still sees it up"
+    );
+    let ping = run(&mut bed.exec(
+        "app",
+        &["ping", "-c", "2", "-W", "2", "-i", "0.2", "10.77.0.2"],
+    ));
+    assert!(ping.status.success(), "traffic continues on the backup");
+
+    // The partner heals: the master is validated again and takes back.
+    let _ = Command::new("kill")
+        .args(["-TERM", &dropper.id().to_string()])
+        .status();
+    let _ = dropper.wait();
+    wait(5, "the master back", || {
+        flags(&daemon.socket)[0].1.contains(&"ACTIVE".to_string())
+    });
+}

@@ -133,6 +133,19 @@ pub struct LaggConfig {
     pub notify_interval_ms: u64,
     /// Micro-BFD on every member, if enabled.
     pub bfd: Option<BfdOptions>,
+    /// The ARP/NS probe monitor, if targets are set.
+    pub arp: Option<ArpOptions>,
+}
+
+/// ARP/NS probe monitor settings of a lagg.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ArpOptions {
+    /// Addresses to probe.
+    pub targets: Vec<IpAddr>,
+    /// Milliseconds between probe rounds.
+    pub interval_ms: u64,
+    /// Rounds without a reply before a member is taken out.
+    pub missed_max: u32,
 }
 
 /// Micro-BFD settings of a lagg.
@@ -351,6 +364,10 @@ pub struct LaggSpec {
     pub bfd_interval: u64,
     pub bfd_multiplier: u32,
     pub bfd_peer: Option<String>,
+    /// ARP/NS probe monitor targets (IPv4: ARP, IPv6: neighbour solicitation); none: off.
+    pub arp_targets: Vec<String>,
+    pub arp_interval: u64,
+    pub arp_missed_max: u32,
 }
 
 impl Default for LaggSpec {
@@ -391,6 +408,9 @@ impl Default for LaggSpec {
             bfd_interval: 100,
             bfd_multiplier: 3,
             bfd_peer: None,
+            arp_targets: Vec::new(),
+            arp_interval: 1000,
+            arp_missed_max: 2,
         }
     }
 }
@@ -828,6 +848,46 @@ impl ConfigDoc {
                 }),
                 _ => None,
             };
+            let mut arp_targets = Vec::new();
+            for t in &r.arp_targets {
+                match t.parse::<IpAddr>() {
+                    Ok(a) if a.is_unspecified() || a.is_multicast() => bad(
+                        "arp_targets",
+                        format!("{t} cannot answer a probe: give a unicast address"),
+                    ),
+                    Ok(a) => arp_targets.push(a),
+                    Err(_) => bad(
+                        "arp_targets",
+                        format!("'{t}' is not an IPv4 or IPv6 address"),
+                    ),
+                }
+            }
+            if r.arp_targets.len() > 16 {
+                bad(
+                    "arp_targets",
+                    format!("{} targets; at most 16", r.arp_targets.len()),
+                );
+            }
+            if !(10..=60_000).contains(&r.arp_interval) {
+                bad(
+                    "arp_interval",
+                    format!(
+                        "{} ms is out of range: use 10 to 60000 milliseconds",
+                        r.arp_interval
+                    ),
+                );
+            }
+            if !(1..=255).contains(&r.arp_missed_max) {
+                bad(
+                    "arp_missed_max",
+                    format!("{} is out of range: use 1 to 255", r.arp_missed_max),
+                );
+            }
+            let arp = (!arp_targets.is_empty()).then(|| ArpOptions {
+                targets: arp_targets,
+                interval_ms: r.arp_interval,
+                missed_max: r.arp_missed_max,
+            });
             for port in &r.laggports {
                 taken.push((port.clone(), r.name.clone()));
             }
@@ -861,6 +921,7 @@ impl ConfigDoc {
                     notify_count: r.notify_count,
                     notify_interval_ms: r.notify_interval,
                     bfd,
+                    arp,
                 });
             }
         }
@@ -996,6 +1057,10 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nbfd_interval = 5\nlaggports = [\"a\"]", "lagg0.bfd_interval: 5 ms is out of range: use 10 to 10000 milliseconds"),
             ("[[lagg]]\nname = \"lagg0\"\nbfd_multiplier = 0\nlaggports = [\"a\"]", "lagg0.bfd_multiplier: 0 is out of range: use 1 to 255"),
             ("[[lagg]]\nname = \"lagg0\"\nbfd_peer = \"x\"\nlaggports = [\"a\"]", "lagg0.bfd_peer: 'x' is not an IPv4 address"),
+            ("[[lagg]]\nname = \"lagg0\"\narp_targets = [\"10.0.0.300\"]\nlaggports = [\"a\"]", "lagg0.arp_targets: '10.0.0.300' is not an IPv4 or IPv6 address"),
+            ("[[lagg]]\nname = \"lagg0\"\narp_targets = [\"224.0.0.1\"]\nlaggports = [\"a\"]", "lagg0.arp_targets: 224.0.0.1 cannot answer a probe: give a unicast address"),
+            ("[[lagg]]\nname = \"lagg0\"\narp_interval = 1\nlaggports = [\"a\"]", "lagg0.arp_interval: 1 ms is out of range: use 10 to 60000 milliseconds"),
+            ("[[lagg]]\nname = \"lagg0\"\narp_missed_max = 0\nlaggports = [\"a\"]", "lagg0.arp_missed_max: 0 is out of range: use 1 to 255"),
             ("[[lagg]]\nname = \"lagg0\"\nmin_links = 0\nlaggports = [\"a\"]", "lagg0.min_links: 0 is out of range"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_mux = \"loose\"\nlaggports = [\"a\"]", "lagg0.lacp_mux: 'loose' is not one of coupled, independent"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_select = \"best\"\nlaggports = [\"a\"]", "lagg0.lacp_select: 'best' is not one of speed, count, stable"),

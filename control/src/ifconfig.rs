@@ -88,6 +88,8 @@ const NUMBER_KEYS: &[&str] = &[
     "notify_interval",
     "bfd_interval",
     "bfd_multiplier",
+    "arp_interval",
+    "arp_missed_max",
 ];
 /// Keys that are flags (`KEY` sets, `-KEY` clears).
 const FLAG_KEYS: &[&str] = &[

@@ -112,14 +112,16 @@ pub struct Port {
     lacp_state: (bool, bool),
     /// The port's MAC address.
     pub mac: [u8; 6],
-    /// The probe monitors (micro-BFD) let the port carry traffic; always true without them.
-    pub probe_ok: bool,
+    /// Micro-BFD lets the port carry traffic (always true without it).
+    pub bfd_ok: bool,
+    /// The ARP/NS probe monitor lets the port carry traffic (always true without it).
+    pub arp_ok: bool,
 }
 
 impl Port {
     /// Link up and passed by the probe monitors: the port may carry traffic.
     pub fn usable(&self) -> bool {
-        self.up && self.probe_ok
+        self.up && self.bfd_ok && self.arp_ok
     }
 }
 
@@ -149,6 +151,21 @@ struct BfdRuntime {
 
 /// Control-socket ids of [`Lagg::slow_sockets`] at and above this are micro-BFD sockets.
 const BFD_SOCKET_BASE: usize = 1 << 16;
+/// ... and at and above this, the ARP/NS probe monitor's.
+const ARP_SOCKET_BASE: usize = 2 << 16;
+
+/// The ARP/NS probe monitor of a lagg: a packet socket per member, when each member last got a
+/// reply, when the next round goes out.
+#[derive(Debug)]
+struct ArpRuntime {
+    targets: Vec<std::net::IpAddr>,
+    interval: Duration,
+    window: Duration,
+    sockets: Vec<PacketSocket>,
+    probe_macs: Vec<[u8; 6]>,
+    last_reply: Vec<Option<Instant>>,
+    next_round: Instant,
+}
 
 /// What a caller may change about how a lagg starts (the benchmark uses these).
 #[derive(Clone, Copy, Debug, Default)]
@@ -185,6 +202,8 @@ pub struct Lagg {
     events: Vec<LaggEvent>,
     /// Micro-BFD, when enabled.
     bfd: Option<BfdRuntime>,
+    /// The ARP/NS probe monitor, when enabled.
+    arp: Option<ArpRuntime>,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -354,6 +373,7 @@ impl Lagg {
             failovers: 0,
             events: Vec::new(),
             bfd: None,
+            arp: None,
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -419,6 +439,9 @@ impl Lagg {
         if let Some(b) = cfg.bfd {
             self.start_bfd(nl, b)?;
         }
+        if let Some(a) = &cfg.arp {
+            self.start_arp(a)?;
+        }
         self.refresh_links(nl)?;
         // The first read is the starting state, not a flap or a failover.
         self.flaps = 0;
@@ -456,7 +479,8 @@ impl Lagg {
             distributing: false,
             lacp_state: (false, false),
             mac: link.mac,
-            probe_ok: true,
+            bfd_ok: true,
+            arp_ok: true,
         };
         if !link.admin_up {
             nl.set_up(link.index, true)?;
@@ -638,7 +662,11 @@ impl Lagg {
             .iter()
             .filter_map(|p| p.pending.map(|(_, t)| t));
         let notes = self.notifications.iter().map(|n| n.2);
-        pending.chain(notes).chain(self.bfd_deadline()).min()
+        pending
+            .chain(notes)
+            .chain(self.bfd_deadline())
+            .chain(self.arp_deadline())
+            .min()
     }
 
     /// Applies delayed link changes and sends peer notifications that are due.
@@ -660,6 +688,7 @@ impl Lagg {
         }
         self.after_link_change(nl, &changed)?;
         self.bfd_tick(nl)?;
+        self.arp_tick(nl)?;
         self.send_due_notifications(nl, now);
         Ok(())
     }
@@ -909,7 +938,13 @@ impl Lagg {
                 .enumerate()
                 .map(|(i, s)| (BFD_SOCKET_BASE + i, s))
         });
-        lacp.chain(bfd).collect()
+        let arp = self.arp.iter().flat_map(|rt| {
+            rt.sockets
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (ARP_SOCKET_BASE + i, s))
+        });
+        lacp.chain(bfd).chain(arp).collect()
     }
 
     /// Opens a micro-BFD session on every member; members carry nothing until theirs is up.
@@ -937,7 +972,7 @@ impl Lagg {
                 seed.wrapping_add(i as u32 * 7919) | 1,
                 Duration::ZERO,
             ));
-            p.probe_ok = false;
+            p.bfd_ok = false;
         }
         let src_ip = match &self.cfg.upper {
             Upper::Host { addresses } => addresses.iter().find_map(|(a, _)| match a {
@@ -996,8 +1031,8 @@ impl Lagg {
         for &i in changed {
             let ok = rt.sessions[i].is_up();
             let state = rt.sessions[i].state().name();
-            if self.members[i].probe_ok != ok {
-                self.members[i].probe_ok = ok;
+            if self.members[i].bfd_ok != ok {
+                self.members[i].bfd_ok = ok;
                 flipped.push(i);
             }
             notes.push((self.members[i].name.clone(), format!("micro-BFD {state}")));
@@ -1024,6 +1059,9 @@ impl Lagg {
     /// # Errors
     /// A map failure while applying the result.
     pub fn handle_slow_frames(&mut self, nl: &Netlink, id: usize) -> Result<(), LaggError> {
+        if id >= ARP_SOCKET_BASE {
+            return self.handle_arp_frames(nl, id - ARP_SOCKET_BASE);
+        }
         if id >= BFD_SOCKET_BASE {
             return self.handle_bfd_frames(nl, id - BFD_SOCKET_BASE);
         }
@@ -1090,6 +1128,129 @@ impl Lagg {
         }
         changed.dedup();
         self.after_bfd_change(nl, &changed)
+    }
+
+    /// Starts the ARP/NS probe monitor: a probe MAC per member (set in its XDP program so the
+    /// replies reach the control path); members carry nothing until a reply validates them.
+    fn start_arp(&mut self, o: &crate::config::ArpOptions) -> Result<(), LaggError> {
+        let mut sockets = Vec::new();
+        let mut probe_macs = Vec::new();
+        for p in &mut self.members {
+            let socket = PacketSocket::bind(p.ifindex, afpacket::ETH_P_ALL).map_err(|source| {
+                LaggError::PacketSocket {
+                    lagg: self.cfg.name.clone(),
+                    port: p.name.clone(),
+                    what: "ARP/NS probe monitor",
+                    source,
+                }
+            })?;
+            sockets.push(socket);
+            let mac = crate::probe::probe_mac(p.mac);
+            if let Some(program) = p.program.as_mut() {
+                program.set_probe_mac(mac)?;
+            }
+            probe_macs.push(mac);
+            p.arp_ok = false;
+        }
+        let interval = Duration::from_millis(o.interval_ms);
+        tracing::info!(lagg = %self.cfg.name, targets = ?o.targets, interval_ms = o.interval_ms, missed_max = o.missed_max, "ARP/NS probe monitor started; members wait for a reply");
+        self.arp = Some(ArpRuntime {
+            targets: o.targets.clone(),
+            interval,
+            window: interval * o.missed_max,
+            last_reply: vec![None; sockets.len()],
+            sockets,
+            probe_macs,
+            next_round: Instant::now(),
+        });
+        Ok(())
+    }
+
+    /// Sends a probe round when due and judges every member.
+    fn arp_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        let Some(rt) = self.arp.as_mut() else {
+            return Ok(());
+        };
+        let now = Instant::now();
+        if now >= rt.next_round {
+            rt.next_round = now + rt.interval;
+            for (i, socket) in rt.sockets.iter().enumerate() {
+                for frame in crate::probe::probes(rt.probe_macs[i], &rt.targets) {
+                    if let Err(e) = socket.send(&frame) {
+                        tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "probe not sent");
+                    }
+                }
+            }
+        }
+        self.judge_arp(nl, now)
+    }
+
+    fn judge_arp(&mut self, nl: &Netlink, now: Instant) -> Result<(), LaggError> {
+        let Some(rt) = self.arp.as_ref() else {
+            return Ok(());
+        };
+        let mut flipped = Vec::new();
+        let mut notes = Vec::new();
+        for (i, last) in rt.last_reply.iter().enumerate() {
+            let ok = last.is_some_and(|t| now.saturating_duration_since(t) <= rt.window);
+            if self.members[i].arp_ok != ok {
+                self.members[i].arp_ok = ok;
+                flipped.push(i);
+                let text = if ok {
+                    "probe monitor: replies arrive".to_string()
+                } else {
+                    format!("probe monitor: no reply for {} ms", rt.window.as_millis())
+                };
+                notes.push((self.members[i].name.clone(), text));
+            }
+        }
+        for (port, text) in notes {
+            tracing::info!(lagg = %self.cfg.name, port = %port, "{text}");
+            self.event("probe", Some(port), text);
+        }
+        self.after_usability_change(nl, &flipped)
+    }
+
+    fn handle_arp_frames(&mut self, nl: &Netlink, port: usize) -> Result<(), LaggError> {
+        let Some(rt) = self.arp.as_mut() else {
+            return Ok(());
+        };
+        let mut buf = [0u8; 1518];
+        for _ in 0..64 {
+            let Some(socket) = rt.sockets.get(port) else {
+                break;
+            };
+            match socket.recv(&mut buf, Duration::ZERO) {
+                Ok(Some((n, afpacket::Direction::Incoming))) => {
+                    // A reply to any member's probe validates that member: the probe MAC
+                    // says where the probe left.
+                    for (m, mac) in rt.probe_macs.iter().enumerate() {
+                        if crate::probe::reply_from(&buf[..n], *mac, &rt.targets).is_some() {
+                            rt.last_reply[m] = Some(Instant::now());
+                        }
+                    }
+                }
+                Ok(Some((_, afpacket::Direction::Outgoing))) => {}
+                Ok(None) => break,
+                Err(e) => {
+                    tracing::warn!(lagg = %self.cfg.name, port, error = %e, "probe monitor receive failed");
+                    break;
+                }
+            }
+        }
+        self.judge_arp(nl, Instant::now())
+    }
+
+    /// When the probe monitor next needs [`link_tick`](Self::link_tick): the next round, or
+    /// the moment a member's last reply leaves the window.
+    fn arp_deadline(&self) -> Option<Instant> {
+        let rt = self.arp.as_ref()?;
+        let expiries = rt
+            .last_reply
+            .iter()
+            .flatten()
+            .map(|t| *t + rt.window + Duration::from_millis(1));
+        expiries.chain([rt.next_round]).min()
     }
 
     /// Micro-BFD state and counters of member `i`, if enabled.
@@ -1530,6 +1691,10 @@ impl Lagg {
                 drops,
                 lacp,
                 bfd: self.bfd_status(i).map(|(s, _)| s.name().to_string()),
+                probe: self
+                    .arp
+                    .as_ref()
+                    .map(|_| if port.arp_ok { "ok" } else { "failing" }.to_string()),
             });
         }
         let active_ports = ports
@@ -1600,6 +1765,7 @@ impl Lagg {
                     drops: BTreeMap::new(),
                     lacp: None,
                     bfd: None,
+                    probe: None,
                 })
                 .collect(),
             lacp: None,
@@ -1615,6 +1781,7 @@ impl Lagg {
     fn teardown(&mut self, nl: &Netlink) {
         self.lacp = None;
         self.bfd = None;
+        self.arp = None;
         self.stop.store(true, Ordering::Relaxed);
         for (handle, _) in self.workers.drain(..) {
             if handle.join().is_err() {

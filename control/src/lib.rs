@@ -8,6 +8,7 @@
 //! - [`store`]: crash-safe writing of the configuration file;
 //! - [`netdev`]: kernel devices through rtnetlink;
 //! - [`notify`]: peer notification frames (gratuitous ARP, unsolicited NA);
+//! - [`probe`]: the ARP/NS probe monitor's frames;
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
 //! - [`bfd`]: micro-BFD (RFC 7130) sessions per member, sans-IO;
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
@@ -31,6 +32,7 @@ pub mod lagg;
 pub mod metrics;
 pub mod netdev;
 pub mod notify;
+pub mod probe;
 pub mod rcconf;
 pub mod status;
 pub mod store;

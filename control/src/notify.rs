@@ -30,7 +30,7 @@ pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
     f
 }
 
-fn checksum(chunks: &[&[u8]]) -> u16 {
+pub(crate) fn checksum(chunks: &[&[u8]]) -> u16 {
     let mut sum = 0u32;
     for chunk in chunks {
         for pair in chunk.chunks(2) {

@@ -70,6 +70,9 @@ pub struct PortStatus {
     /// Micro-BFD session state (`up`, `down`, `init`), when enabled.
     #[serde(default)]
     pub bfd: Option<String>,
+    /// ARP/NS probe monitor verdict (`ok`, `failing`), when enabled.
+    #[serde(default)]
+    pub probe: Option<String>,
 }
 
 /// LACP of a lagg.
@@ -197,6 +200,9 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
             if let Some(b) = &p.bfd {
                 let _ = writeln!(o, "\t\tmicro-BFD {b}");
             }
+            if let Some(b) = &p.probe {
+                let _ = writeln!(o, "\t\tprobe monitor {b}");
+            }
             let _ = write!(
                 o,
                 "\t\tlink {} rx {} pkts {} bytes tx {} pkts {} bytes",
@@ -263,6 +269,7 @@ mod tests {
                     drops: BTreeMap::new(),
                     lacp: None,
                     bfd: None,
+                    probe: None,
                 },
                 PortStatus {
                     name: "em1".into(),
@@ -275,6 +282,7 @@ mod tests {
                     drops: BTreeMap::new(),
                     lacp: None,
                     bfd: None,
+                    probe: None,
                 },
             ],
             lacp: None,
