@@ -883,11 +883,15 @@ impl ConfigDoc {
                     format!("{} is out of range: use 1 to 255", r.arp_missed_max),
                 );
             }
-            let arp = (!arp_targets.is_empty()).then(|| ArpOptions {
-                targets: arp_targets,
-                interval_ms: r.arp_interval,
-                missed_max: r.arp_missed_max,
-            });
+            let arp = if arp_targets.is_empty() {
+                None
+            } else {
+                Some(ArpOptions {
+                    targets: arp_targets,
+                    interval_ms: r.arp_interval,
+                    missed_max: r.arp_missed_max,
+                })
+            };
             for port in &r.laggports {
                 taken.push((port.clone(), r.name.clone()));
             }
