@@ -408,6 +408,26 @@ impl Session {
         )
     }
 
+    /// Takes the session administratively down and returns the packet that tells the peer
+    /// (sent when the lagg stops, so the peer takes the link out at once, RFC 5880 6.8.16).
+    pub fn admin_down(&mut self) -> [u8; PACKET_LEN] {
+        self.state = State::AdminDown;
+        self.diag = Diag::None;
+        self.next_tx = Duration::MAX;
+        Packet {
+            diag: 7, // administratively down
+            state: State::AdminDown,
+            poll: false,
+            fin: false,
+            multiplier: self.cfg.multiplier,
+            my_discr: self.local_discr,
+            your_discr: self.remote_discr,
+            desired_min_tx_us: SLOW.as_micros() as u32,
+            required_min_rx_us: 0,
+        }
+        .emit()
+    }
+
     /// When the session next needs [`tick`](Self::tick) or [`poll_transmit`](Self::poll_transmit).
     pub fn deadline(&self) -> Duration {
         let detect = match (self.state, self.last_rx) {
@@ -547,6 +567,22 @@ mod tests {
             Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"))
         );
         assert_eq!(payload(&f[..30]), Err(BfdError::NotBfd));
+    }
+
+    #[test]
+    fn admin_down_takes_the_peer_down_at_once() {
+        let (mut a, mut b) = (
+            Session::new(CFG, 11, Duration::ZERO),
+            Session::new(CFG, 22, Duration::ZERO),
+        );
+        run(&mut a, &mut b, 0, 3000, |_| true);
+        let p = a.admin_down();
+        assert_eq!(
+            b.handle(Duration::from_millis(3000), &p),
+            Ok(Some(State::Down))
+        );
+        assert_eq!(b.diag, Diag::NeighborDown);
+        assert_eq!(a.poll_transmit(Duration::from_millis(3001)), None);
     }
 
     #[test]

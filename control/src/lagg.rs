@@ -262,6 +262,10 @@ pub struct PortSample {
     pub xdp: [u64; XdpCounter::COUNT as usize],
     /// LACP, for lacp members.
     pub lacp: Option<lacp::PortStatus>,
+    /// Micro-BFD session state and counters, when enabled.
+    pub bfd: Option<(bfd::State, bfd::Counters)>,
+    /// The ARP/NS probe monitor's verdict, when enabled.
+    pub probe_ok: Option<bool>,
 }
 
 /// Everything the metrics and the dashboard read of one lagg.
@@ -1560,6 +1564,8 @@ impl Lagg {
                 totals: self.port_totals(i),
                 xdp: self.xdp_counters(i).unwrap_or_default(),
                 lacp: lacp_ports.as_ref().and_then(|v| v.get(i)).cloned(),
+                bfd: if member { self.bfd_status(i) } else { None },
+                probe_ok: self.arp.as_ref().filter(|_| member).map(|_| port.arp_ok),
             });
         }
         let workers = self
@@ -1780,7 +1786,19 @@ impl Lagg {
 
     fn teardown(&mut self, nl: &Netlink) {
         self.lacp = None;
-        self.bfd = None;
+        if let Some(mut rt) = self.bfd.take() {
+            for (i, s) in rt.sessions.iter_mut().enumerate() {
+                let p = s.admin_down();
+                let frame = bfd::frame(
+                    self.members[i].mac,
+                    rt.src_ip,
+                    rt.dst_ip,
+                    49152 + i as u16,
+                    &p,
+                );
+                let _ = rt.sockets[i].send(&frame);
+            }
+        }
         self.arp = None;
         self.stop.store(true, Ordering::Relaxed);
         for (handle, _) in self.workers.drain(..) {

@@ -55,6 +55,9 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_port_xdp_slow_protocol_total", "counter", &["lagg", "port", "role"], "Slow-protocol frames (LACP, Marker) the XDP program passed to the control path."),
     m("xlagg_port_xdp_probe_total", "counter", &["lagg", "port", "role"], "Probe monitor frames (micro-BFD, replies to ARP/NS probes) the XDP program passed to the control path."),
     m("xlagg_port_tx_ring_empty_total", "counter", &["lagg", "port", "role"], "Times the kernel found the port's transmit ring empty when asked to send."),
+    m("xlagg_port_monitor_up", "gauge", &["lagg", "port", "monitor"], "1 while a probe monitor passes the member (monitor: bfd for its micro-BFD session, arp for the ARP/NS probe monitor)."),
+    m("xlagg_bfd_packets_total", "counter", &["lagg", "port", "kind"], "Micro-BFD control packets of the member's session: received and accepted (rx), sent (tx), discarded (invalid)."),
+    m("xlagg_bfd_session_down_total", "counter", &["lagg", "port"], "Times the member's micro-BFD session went down."),
     m("xlagg_lacp_pdus_total", "counter", &["lagg", "port", "direction"], "LACPDUs received (direction rx) and sent (tx)."),
     m("xlagg_lacp_marker_pdus_total", "counter", &["lagg", "port", "type"], "Marker PDUs: requests received (request_rx), responses sent (response_tx) and received (response_rx)."),
     m("xlagg_lacp_bad_pdus_total", "counter", &["lagg", "port", "type"], "Slow-protocol frames refused: illegal (malformed LACPDU or Marker) or unknown (other subtype)."),
@@ -65,7 +68,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_worker_busy_seconds_total", "counter", &["lagg", "worker"], "Seconds the worker spent in loop iterations that moved frames; its rate is the busy ratio."),
     m("xlagg_worker_loops_total", "counter", &["lagg", "worker", "kind"], "Worker loop iterations that moved frames (busy) or nothing (idle)."),
     m("xlagg_worker_latency_seconds", "histogram", &["lagg"], "Time from a frame's batch being read from a receive ring to its transmit submit."),
-    m("xlagg_events_total", "counter", &["kind"], "State changes in the event timeline: link, failover, lacp, config."),
+    m("xlagg_events_total", "counter", &["kind"], "State changes in the event timeline: link, failover, lacp, bfd, probe, config."),
 ];
 
 /// The catalog as the snapshot file and the README show it: one line per metric.
@@ -237,6 +240,51 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
                     ("reason", reason),
                 ];
                 o.sample("xlagg_port_drops_total", &labels, n as f64);
+            }
+        }
+    }
+    o.header("xlagg_port_monitor_up");
+    for s in samples {
+        for p in &s.ports {
+            if let Some((state, _)) = p.bfd {
+                let labels = [
+                    ("lagg", s.name.as_str()),
+                    ("port", &p.name),
+                    ("monitor", "bfd"),
+                ];
+                o.sample(
+                    "xlagg_port_monitor_up",
+                    &labels,
+                    b(state == crate::bfd::State::Up),
+                );
+            }
+            if let Some(ok) = p.probe_ok {
+                let labels = [
+                    ("lagg", s.name.as_str()),
+                    ("port", &p.name),
+                    ("monitor", "arp"),
+                ];
+                o.sample("xlagg_port_monitor_up", &labels, b(ok));
+            }
+        }
+    }
+    o.header("xlagg_bfd_packets_total");
+    for s in samples {
+        for p in &s.ports {
+            if let Some((_, c)) = p.bfd {
+                for (kind, n) in [("rx", c.rx), ("tx", c.tx), ("invalid", c.invalid)] {
+                    let labels = [("lagg", s.name.as_str()), ("port", &p.name), ("kind", kind)];
+                    o.sample("xlagg_bfd_packets_total", &labels, n as f64);
+                }
+            }
+        }
+    }
+    o.header("xlagg_bfd_session_down_total");
+    for s in samples {
+        for p in &s.ports {
+            if let Some((_, c)) = p.bfd {
+                let labels = [("lagg", s.name.as_str()), ("port", &p.name)];
+                o.sample("xlagg_bfd_session_down_total", &labels, c.down as f64);
             }
         }
     }
@@ -520,6 +568,8 @@ mod tests {
             totals: PortTotals::default(),
             xdp: [0; XdpCounter::COUNT as usize],
             lacp: (role == "member").then(|| lacp.clone()),
+            bfd: (role == "member").then_some((crate::bfd::State::Up, Default::default())),
+            probe_ok: (role == "member").then_some(true),
         };
         let mut latency = vec![0; LATENCY_BUCKETS];
         latency[10] = 5;
