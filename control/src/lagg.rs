@@ -184,7 +184,7 @@ pub struct Lagg {
     created: Vec<(u32, String)>,
     table: Arc<ArcSwap<DistributionTable>>,
     stop: Arc<AtomicBool>,
-    workers: Vec<(JoinHandle<()>, Arc<WorkerCounters>)>,
+    workers: Vec<(JoinHandle<()>, Arc<WorkerCounters>, Arc<worker::WorkerControl>)>,
     lacp: Option<LacpRuntime>,
     /// Send-only packet sockets per member for peer notifications, opened when first needed.
     notify_sockets: Vec<Option<PacketSocket>>,
@@ -553,7 +553,8 @@ impl Lagg {
                 }
             }
             tracing::info!(lagg = %self.cfg.name, queue, core = ?core, mode = %sockets[0].mode(), frames, "worker starting");
-            let counters = Arc::new(WorkerCounters::new(ports.len()));
+            let counters = Arc::new(WorkerCounters::new(worker::SLOTS));
+            let control = Arc::new(worker::WorkerControl::default());
             let worker = Worker::new(
                 umem,
                 sockets,
@@ -561,6 +562,8 @@ impl Lagg {
                     members: self.members.len(),
                     queue,
                     learn: self.recent_macs.clone(),
+                    sizes,
+                    control: Some(Arc::clone(&control)),
                 },
                 Arc::clone(&self.table),
                 Arc::clone(&counters),
@@ -575,7 +578,7 @@ impl Lagg {
                     queue,
                     detail: e.to_string(),
                 })?;
-            self.workers.push((handle, counters));
+            self.workers.push((handle, counters, control));
         }
         Ok(())
     }
@@ -1403,9 +1406,15 @@ impl Lagg {
     /// Worker counters of port `index` (members, then the upper port) summed over workers.
     pub fn port_totals(&self, index: usize) -> PortTotals {
         let mut sum = PortTotals::default();
-        for (_, counters) in &self.workers {
-            if index < counters.ports() {
-                sum.add(&counters.port(index).totals());
+        // Members sit in the workers' slots by index, the upper port in the upper slot.
+        let slot = if index < self.members.len() {
+            index
+        } else {
+            worker::UPPER_SLOT
+        };
+        for (_, counters, _) in &self.workers {
+            if slot < counters.ports() {
+                sum.add(&counters.port(slot).totals());
             }
         }
         sum
@@ -1572,7 +1581,7 @@ impl Lagg {
             .workers
             .iter()
             .enumerate()
-            .map(|(q, (_, c))| WorkerSample {
+            .map(|(q, (_, c, _))| WorkerSample {
                 queue: q,
                 busy_ns: c.busy_ns.load(Ordering::Relaxed),
                 loops: (
@@ -1801,7 +1810,7 @@ impl Lagg {
         }
         self.arp = None;
         self.stop.store(true, Ordering::Relaxed);
-        for (handle, _) in self.workers.drain(..) {
+        for (handle, _, _) in self.workers.drain(..) {
             if handle.join().is_err() {
                 tracing::error!(lagg = %self.cfg.name, "a worker panicked");
             }

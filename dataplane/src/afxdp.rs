@@ -356,6 +356,23 @@ impl<T: Copy> ProducerRing<T> {
     pub fn needs_wakeup(&self) -> bool {
         self.map.needs_wakeup()
     }
+
+    /// The entries submitted but not yet taken by the kernel (a fill ring's frames that no
+    /// frame has landed in), for reclaiming them when the socket is retired. Only meaningful
+    /// once the kernel no longer consumes the ring (the port's program no longer redirects to
+    /// the socket).
+    pub fn unconsumed(&self) -> Vec<T> {
+        let cons = self.map.consumer().load(Ordering::Acquire);
+        let n = self.cached_prod.wrapping_sub(cons).min(self.size);
+        (0..n)
+            .map(|i| {
+                let slot = (cons.wrapping_add(i) & self.mask) as usize;
+                // SAFETY: `slot <= mask` keeps the read inside the descriptor array; these
+                // entries were written by us and are plain data.
+                unsafe { self.map.descs.cast::<T>().as_ptr().add(slot).read() }
+            })
+            .collect()
+    }
 }
 
 /// A ring userspace consumes from (rx, completion).

@@ -16,6 +16,11 @@
 //!
 //! Nothing in the per-frame path allocates, locks, logs or makes a system call: all buffers
 //! are sized when the worker is built, counters are accumulated per batch.
+//!
+//! Ports live in fixed slots: member `m` in slot `m`, the upper port in [`UPPER_SLOT`], so a
+//! member can join or leave a running worker ([`WorkerControl`]) without any other port's
+//! slot, counters or table index changing. The control thread's commands are looked at once
+//! per loop iteration (one relaxed load when there are none).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -59,6 +64,123 @@ pub enum ZeroCopy {
     Required,
 }
 
+/// The slot of the upper port (members use slots `0..MAX_MEMBERS`).
+pub const UPPER_SLOT: usize = MAX_MEMBERS;
+/// Port slots of a worker (and counter blocks it needs).
+pub const SLOTS: usize = MAX_MEMBERS + 1;
+
+/// A change the control thread asks a running worker to make.
+#[derive(Debug, Clone)]
+pub enum Command {
+    /// Open a socket on this device (on the worker's queue, over its UMEM) into member slot
+    /// `slot`; the answer carries the socket's descriptor for the port's XSKMAP.
+    Add {
+        /// Member slot.
+        slot: usize,
+        /// Device name (for messages).
+        name: String,
+        /// Device index.
+        ifindex: u32,
+    },
+    /// Retire member slot `slot`: its queued frames are dropped, its in-flight transmits
+    /// completed, the frames in its rings reclaimed, its socket closed. The port's program
+    /// must no longer redirect to it.
+    Remove {
+        /// Member slot.
+        slot: usize,
+    },
+}
+
+/// A worker's answer to a [`Command`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// The socket is open: register this descriptor for the worker's queue.
+    Added {
+        /// Member slot.
+        slot: usize,
+        /// The socket's descriptor (owned by the worker).
+        fd: i32,
+    },
+    /// The socket could not be opened.
+    Failed {
+        /// Member slot.
+        slot: usize,
+        /// Why.
+        error: String,
+    },
+    /// The slot is empty now.
+    Removed {
+        /// Member slot.
+        slot: usize,
+        /// UMEM frames reclaimed from its rings.
+        reclaimed: usize,
+    },
+}
+
+/// The mailbox between the control thread and one running worker.
+#[derive(Debug, Default)]
+pub struct WorkerControl {
+    pending: AtomicBool,
+    commands: std::sync::Mutex<Vec<Command>>,
+    answers: std::sync::Mutex<Vec<Answer>>,
+    answered: std::sync::Condvar,
+}
+
+impl WorkerControl {
+    /// Posts a command and waits (at most `timeout`) for its answer.
+    ///
+    /// # Errors
+    /// The worker did not answer in time (it may be stopped).
+    pub fn call(&self, command: Command, timeout: Duration) -> Result<Answer, String> {
+        let slot = match &command {
+            Command::Add { slot, .. } | Command::Remove { slot } => *slot,
+        };
+        self.commands
+            .lock()
+            .map_err(|_| "worker mailbox poisoned".to_string())?
+            .push(command);
+        self.pending.store(true, Ordering::Release);
+        let deadline = Instant::now() + timeout;
+        let mut answers = self
+            .answers
+            .lock()
+            .map_err(|_| "worker mailbox poisoned".to_string())?;
+        loop {
+            if let Some(i) = answers.iter().position(|a| match a {
+                Answer::Added { slot: s, .. }
+                | Answer::Failed { slot: s, .. }
+                | Answer::Removed { slot: s, .. } => *s == slot,
+            }) {
+                return Ok(answers.remove(i));
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(format!("the worker did not answer within {timeout:?}"));
+            }
+            answers = self
+                .answered
+                .wait_timeout(answers, left)
+                .map_err(|_| "worker mailbox poisoned".to_string())?
+                .0;
+        }
+    }
+
+    fn take(&self) -> Vec<Command> {
+        self.pending.store(false, Ordering::Relaxed);
+        self.commands
+            .lock()
+            .map(|mut c| std::mem::take(&mut *c))
+            .unwrap_or_default()
+    }
+
+    fn answer(&self, a: Answer) {
+        if let Ok(mut answers) = self.answers.lock() {
+            answers.push(a);
+        }
+        self.answered.notify_all();
+    }
+}
+
 /// What a worker needs to know about its lagg.
 #[derive(Clone, Debug)]
 pub struct WorkerLayout {
@@ -68,6 +190,10 @@ pub struct WorkerLayout {
     pub queue: u32,
     /// Forward mode: where to record source MACs seen from the upper port.
     pub learn: Option<Arc<RecentMacs>>,
+    /// Ring sizes, for sockets opened later.
+    pub sizes: RingSizes,
+    /// The mailbox for members joining and leaving, if the lagg allows it.
+    pub control: Option<Arc<WorkerControl>>,
 }
 
 /// Opens one socket per port (`ifindexes`: members in order, then the upper port) on `queue`,
@@ -109,8 +235,14 @@ pub fn open_sockets(
 #[derive(Debug)]
 pub struct Worker {
     umem: Umem,
-    ports: Vec<XskSocket>,
-    upper: usize,
+    /// Sockets by slot (members `0..MAX_MEMBERS`, upper [`UPPER_SLOT`]).
+    ports: Vec<Option<XskSocket>>,
+    /// The occupied slots, in order (members, then the upper port).
+    present: Vec<usize>,
+    queue: u32,
+    sizes: RingSizes,
+    control: Option<Arc<WorkerControl>>,
+    frames: u32,
     free: Vec<u64>,
     fill_target: u32,
     outstanding: Vec<u32>,
@@ -151,25 +283,35 @@ impl Worker {
             "one socket per member plus the upper port"
         );
         assert!(layout.members <= MAX_MEMBERS);
-        assert!(counters.ports() >= ports.len());
+        assert!(counters.ports() >= SLOTS, "counters for every slot");
         let frames = umem.frames();
         let free: Vec<u64> = (0..frames).rev().map(Umem::frame_addr).collect();
         // Leave half the frames for rx rings and tx in flight.
         let fill_target = (frames / (2 * ports.len() as u32)).max(1);
-        let n = ports.len();
         // Worst case between flushes: one port's whole rx budget to one port, or one copy of
         // each of its frames per member (broadcast).
-        let tx_queues = (0..n).map(|_| Vec::with_capacity(RX_BUDGET)).collect();
+        let tx_queues = (0..SLOTS).map(|_| Vec::with_capacity(RX_BUDGET)).collect();
         let raised = ports
             .iter()
             .all(|p| p.mode() == BindMode::ZeroCopy || p.set_tx_budget(TX_BUDGET));
         tracing::debug!(raised, "copy-mode tx budget per sendto");
+        let mut slots: Vec<Option<XskSocket>> = (0..SLOTS).map(|_| None).collect();
+        let mut present = Vec::with_capacity(SLOTS);
+        let members = layout.members;
+        for (i, socket) in ports.into_iter().enumerate() {
+            let slot = if i < members { i } else { UPPER_SLOT };
+            slots[slot] = Some(socket);
+            present.push(slot);
+        }
         Self {
             umem,
-            upper: layout.members,
+            queue: layout.queue,
+            sizes: layout.sizes,
+            control: layout.control,
+            frames,
             free,
             fill_target,
-            outstanding: vec![0; n],
+            outstanding: vec![0; SLOTS],
             table,
             counters,
             stop,
@@ -178,9 +320,114 @@ impl Worker {
             rx: [EMPTY_DESC; BATCH],
             egress: [Egress::Drop; BATCH],
             tx_queues,
-            pollfds: Vec::with_capacity(n),
-            ports,
+            pollfds: Vec::with_capacity(SLOTS),
+            ports: slots,
+            present,
         }
+    }
+
+    /// Applies the control thread's commands (between iterations, so no frame is in a
+    /// worker-side queue).
+    fn apply_commands(&mut self) {
+        let Some(control) = self.control.clone() else {
+            return;
+        };
+        for command in control.take() {
+            let answer = match command {
+                Command::Add {
+                    slot,
+                    name,
+                    ifindex,
+                } => self.add_port(slot, &name, ifindex),
+                Command::Remove { slot } => self.remove_port(slot),
+            };
+            control.answer(answer);
+        }
+    }
+
+    fn add_port(&mut self, slot: usize, name: &str, ifindex: u32) -> Answer {
+        if slot >= MAX_MEMBERS || self.ports[slot].is_some() {
+            return Answer::Failed {
+                slot,
+                error: format!("member slot {slot} is not free"),
+            };
+        }
+        let (owner, mode) = match self.ports[UPPER_SLOT].as_ref() {
+            Some(u) => (u, u.mode()),
+            None => {
+                return Answer::Failed {
+                    slot,
+                    error: "no upper socket to share the UMEM with".into(),
+                }
+            }
+        };
+        match XskSocket::open(&self.umem, Some(owner), ifindex, self.queue, self.sizes, mode) {
+            Ok(socket) => {
+                if mode == BindMode::Copy {
+                    socket.set_tx_budget(TX_BUDGET);
+                }
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+                self.ports[slot] = Some(socket);
+                self.rebuild_present();
+                tracing::debug!(port = name, slot, queue = self.queue, "member socket added");
+                Answer::Added { slot, fd }
+            }
+            Err(e) => Answer::Failed {
+                slot,
+                error: format!("{name} queue {}: {e}", self.queue),
+            },
+        }
+    }
+
+    fn remove_port(&mut self, slot: usize) -> Answer {
+        if slot >= MAX_MEMBERS {
+            return Answer::Failed {
+                slot,
+                error: format!("slot {slot} is not a member slot"),
+            };
+        }
+        let Some(mut socket) = self.ports[slot].take() else {
+            return Answer::Removed { slot, reclaimed: 0 };
+        };
+        let before = self.free.len();
+        // Frames still queued for it go back to the free stack.
+        for desc in self.tx_queues[slot].drain(..) {
+            self.free.push(Umem::frame_base(desc.addr));
+        }
+        // Let the kernel finish what is on its tx ring, and collect the completions.
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while self.outstanding[slot] > 0 && Instant::now() < deadline {
+            drain_tx(&socket);
+            reap(&mut socket, &mut self.free, &mut self.outstanding[slot]);
+        }
+        // Received but not yet taken, and the fill ring's unused buffers.
+        let n = socket.rx.available(u32::MAX);
+        for i in 0..n {
+            self.free.push(Umem::frame_base(socket.rx.read(i).addr));
+        }
+        socket.rx.release(n);
+        for addr in socket.fill.unconsumed() {
+            self.free.push(Umem::frame_base(addr));
+        }
+        self.outstanding[slot] = 0;
+        drop(socket);
+        self.rebuild_present();
+        // Never more frames than the UMEM has, whatever went wrong above.
+        self.free.truncate(self.frames as usize);
+        Answer::Removed {
+            slot,
+            reclaimed: self.free.len() - before,
+        }
+    }
+
+    fn rebuild_present(&mut self) {
+        self.present.clear();
+        for (slot, p) in self.ports.iter().enumerate() {
+            if p.is_some() {
+                self.present.push(slot);
+            }
+        }
+        self.fill_target = (self.frames / (2 * self.present.len().max(1) as u32)).max(1);
     }
 
     /// Runs until the stop flag is set, pinned to `core` if given.
@@ -190,10 +437,17 @@ impl Worker {
                 tracing::warn!(core = id, "could not pin worker to core; running unpinned");
             }
         }
-        tracing::debug!(ports = self.ports.len(), mode = %self.ports[0].mode(), "worker running");
+        tracing::debug!(ports = self.present.len(), "worker running");
         let mut idle = 0u32;
         let mut stats_due = Instant::now();
         while !self.stop.load(Ordering::Relaxed) {
+            if self
+                .control
+                .as_ref()
+                .is_some_and(|c| c.pending.load(Ordering::Acquire))
+            {
+                self.apply_commands();
+            }
             let started = Instant::now();
             let moved = self.step();
             if moved > 0 {
@@ -205,7 +459,11 @@ impl Worker {
                 bump(&self.counters.idle_loops, 1);
                 idle += 1;
                 if idle >= IDLE_SPINS && self.outstanding.iter().all(|&o| o == 0) {
-                    afxdp::wait_readable(self.ports.iter(), &mut self.pollfds, IDLE_POLL_MS);
+                    afxdp::wait_readable(
+                        self.ports.iter().flatten(),
+                        &mut self.pollfds,
+                        IDLE_POLL_MS,
+                    );
                     idle = 0;
                 }
             }
@@ -220,6 +478,7 @@ impl Worker {
     /// Copies the kernel's counters of every socket (one system call per socket).
     fn copy_socket_stats(&self) {
         for (i, port) in self.ports.iter().enumerate() {
+            let Some(port) = port else { continue };
             if let Ok(s) = port.stats() {
                 let c = &self.counters.port(i).xsk;
                 for (counter, value) in [
@@ -242,7 +501,8 @@ impl Worker {
         self.reap_completions();
         self.refill();
         let mut moved = 0;
-        for port in 0..self.ports.len() {
+        for k in 0..self.present.len() {
+            let port = self.present[k];
             let mut taken = 0;
             let mut received = None;
             while taken < RX_BUDGET {
@@ -270,14 +530,17 @@ impl Worker {
 
     /// Takes up to one batch from `port`'s rx ring and queues every frame for its egress.
     fn receive_batch(&mut self, table: &DistributionTable, port: usize) -> usize {
-        let n = self.ports[port].rx.available(BATCH as u32) as usize;
+        let Some(socket) = self.ports[port].as_mut() else {
+            return 0;
+        };
+        let n = socket.rx.available(BATCH as u32) as usize;
         if n == 0 {
             return 0;
         }
         let mut rx_bytes = 0u64;
         let mut valid = 0;
         for i in 0..n {
-            let desc = self.ports[port].rx.read(i as u32);
+            let desc = socket.rx.read(i as u32);
             if self.umem.contains(desc.addr, desc.len) {
                 rx_bytes += u64::from(desc.len);
                 self.rx[valid] = desc;
@@ -290,14 +553,14 @@ impl Worker {
                 self.free.push(Umem::frame_base(desc.addr));
             }
         }
-        self.ports[port].rx.release(n as u32);
+        socket.rx.release(n as u32);
         let c = self.counters.port(port);
         bump(&c.rx_packets, valid as u64);
         bump(&c.rx_bytes, rx_bytes);
-        if port == self.upper {
+        if port == UPPER_SLOT {
             self.distribute_upper(table, valid);
         } else {
-            let upper = self.upper;
+            let upper = UPPER_SLOT;
             if self.tx_queues[upper].len() + valid > self.tx_queues[upper].capacity() {
                 self.flush();
             }
@@ -319,13 +582,13 @@ impl Worker {
                 }
             }
         }
-        let upper = self.upper;
+        let upper = UPPER_SLOT;
         let mut dropped = 0u64;
         let mut no_frame = 0u64;
         for i in 0..n {
             let desc = self.rx[i];
             match self.egress[i] {
-                Egress::Port(m) if usize::from(m) < upper => {
+                Egress::Port(m) if usize::from(m) < upper && self.ports[usize::from(m)].is_some() => {
                     self.tx_queues[usize::from(m)].push(desc)
                 }
                 Egress::Port(_) | Egress::Drop => {
@@ -336,7 +599,7 @@ impl Worker {
                     let active = table.active();
                     for (k, &m) in active.iter().enumerate() {
                         let m = usize::from(m);
-                        if m >= upper {
+                        if m >= upper || self.ports[m].is_none() {
                             continue;
                         }
                         if k + 1 == active.len() {
@@ -367,12 +630,14 @@ impl Worker {
 
     fn reap_completions(&mut self) {
         for (port, socket) in self.ports.iter_mut().enumerate() {
-            reap(socket, &mut self.free, &mut self.outstanding[port]);
+            if let Some(socket) = socket {
+                reap(socket, &mut self.free, &mut self.outstanding[port]);
+            }
         }
     }
 
     fn refill(&mut self) {
-        for socket in &mut self.ports {
+        for socket in self.ports.iter_mut().flatten() {
             let want = (self.free.len() as u32).min(self.fill_target);
             let n = socket.fill.free(want);
             for i in 0..n {
@@ -388,12 +653,15 @@ impl Worker {
     }
 
     fn flush(&mut self) {
-        for port in 0..self.ports.len() {
+        for k in 0..self.present.len() {
+            let port = self.present[k];
             let queue = &mut self.tx_queues[port];
             if queue.is_empty() {
                 continue;
             }
-            let socket = &mut self.ports[port];
+            let Some(socket) = self.ports[port].as_mut() else {
+                continue;
+            };
             let mut room = socket.tx.free(queue.len() as u32) as usize;
             if room < queue.len() {
                 // Let the kernel drain the ring, then look again before dropping anything.
@@ -424,6 +692,7 @@ impl Worker {
 
     fn kick_outstanding(&mut self) {
         for (port, socket) in self.ports.iter().enumerate() {
+            let Some(socket) = socket else { continue };
             if self.outstanding[port] > 0 && socket.tx.needs_wakeup() {
                 drain_tx(socket);
             }

@@ -130,7 +130,7 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
         1,
     )
     .with_active(&[0, 1]);
-    let counters = Arc::new(WorkerCounters::new(3));
+    let counters = Arc::new(WorkerCounters::new(xlagg_dataplane::worker::SLOTS));
     let mut worker = Worker::new(
         umem,
         sockets,
@@ -138,6 +138,8 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
             members: 2,
             queue: 0,
             learn: None,
+            sizes,
+            control: None,
         },
         Arc::new(ArcSwap::from_pointee(table)),
         Arc::clone(&counters),
@@ -163,7 +165,7 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
         moved,
         3000,
         "every frame forwarded to a member (rx {})",
-        counters.port(2).totals().rx_packets
+        counters.port(xlagg_dataplane::worker::UPPER_SLOT).totals().rx_packets
     );
     assert!(
         counters.port(0).totals().tx_packets > 0 && counters.port(1).totals().tx_packets > 0,
