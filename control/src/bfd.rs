@@ -286,6 +286,11 @@ impl Session {
         }
     }
 
+    /// The settings.
+    pub fn config(&self) -> Config {
+        self.cfg
+    }
+
     /// The state.
     pub fn state(&self) -> State {
         self.state

@@ -357,10 +357,38 @@ impl Daemon {
             return Ok(changed);
         }
         self.collect_events();
+        // Member-list changes of running laggs apply in place (hot membership): flows on the
+        // other members are not touched. Anything else, or a failure, restarts the lagg.
+        let mut in_place: Vec<LaggConfig> = Vec::new();
+        for lagg in &mut self.laggs {
+            let Some(new) = to_start.iter().find(|c| c.name == lagg.config().name) else {
+                continue;
+            };
+            if !lagg.can_change_ports_in_place(new) {
+                continue;
+            }
+            let old = lagg.config().clone();
+            match lagg.set_ports(nl, new) {
+                Ok(what) => {
+                    tracing::info!(lagg = %new.name, changes = %what.join(" "), "members changed in place");
+                    in_place.push(old);
+                }
+                Err(e) => {
+                    tracing::warn!(lagg = %new.name, error = %e, "members could not change in place; restarting the lagg");
+                }
+            }
+        }
+        let in_place_names: Vec<String> = in_place.iter().map(|c| c.name.clone()).collect();
+        let to_start: Vec<LaggConfig> = to_start
+            .into_iter()
+            .filter(|c| !in_place_names.contains(&c.name))
+            .collect();
         let mut stopped: Vec<LaggConfig> = Vec::new();
         let mut keep = Vec::new();
         for lagg in self.laggs.drain(..) {
-            if changed.contains(&lagg.config().name) {
+            if changed.contains(&lagg.config().name)
+                && !in_place_names.contains(&lagg.config().name)
+            {
                 stopped.push(lagg.config().clone());
                 lagg.stop(nl);
             } else {
@@ -387,6 +415,13 @@ impl Daemon {
         if let Some(e) = failure {
             for l in started {
                 l.stop(nl);
+            }
+            for old in &in_place {
+                if let Some(lagg) = self.laggs.iter_mut().find(|l| l.config().name == old.name) {
+                    if let Err(e) = lagg.set_ports(nl, old) {
+                        tracing::error!(lagg = %old.name, error = %e, "could not restore the members after a refused change");
+                    }
+                }
             }
             for cfg in &stopped {
                 match Lagg::start(nl, cfg, StartOptions::default()) {

@@ -112,6 +112,8 @@ pub struct Port {
     lacp_state: (bool, bool),
     /// The port's MAC address.
     pub mac: [u8; 6],
+    /// Left the lagg at run time: its slot stays, empty, until the lagg restarts.
+    pub retired: bool,
     /// Micro-BFD lets the port carry traffic (always true without it).
     pub bfd_ok: bool,
     /// The ARP/NS probe monitor lets the port carry traffic (always true without it).
@@ -121,7 +123,7 @@ pub struct Port {
 impl Port {
     /// Link up and passed by the probe monitors: the port may carry traffic.
     pub fn usable(&self) -> bool {
-        self.up && self.bfd_ok && self.arp_ok
+        self.up && self.bfd_ok && self.arp_ok && !self.retired
     }
 }
 
@@ -129,7 +131,7 @@ impl Port {
 #[derive(Debug)]
 struct LacpRuntime {
     core: Lacp,
-    sockets: Vec<PacketSocket>,
+    sockets: Vec<Option<PacketSocket>>,
     epoch: Instant,
 }
 
@@ -143,7 +145,7 @@ impl LacpRuntime {
 #[derive(Debug)]
 struct BfdRuntime {
     sessions: Vec<bfd::Session>,
-    sockets: Vec<PacketSocket>,
+    sockets: Vec<Option<PacketSocket>>,
     epoch: Instant,
     src_ip: [u8; 4],
     dst_ip: [u8; 4],
@@ -161,7 +163,7 @@ struct ArpRuntime {
     targets: Vec<std::net::IpAddr>,
     interval: Duration,
     window: Duration,
-    sockets: Vec<PacketSocket>,
+    sockets: Vec<Option<PacketSocket>>,
     probe_macs: Vec<[u8; 6]>,
     last_reply: Vec<Option<Instant>>,
     next_round: Instant,
@@ -184,7 +186,11 @@ pub struct Lagg {
     created: Vec<(u32, String)>,
     table: Arc<ArcSwap<DistributionTable>>,
     stop: Arc<AtomicBool>,
-    workers: Vec<(JoinHandle<()>, Arc<WorkerCounters>, Arc<worker::WorkerControl>)>,
+    workers: Vec<(
+        JoinHandle<()>,
+        Arc<WorkerCounters>,
+        Arc<worker::WorkerControl>,
+    )>,
     lacp: Option<LacpRuntime>,
     /// Send-only packet sockets per member for peer notifications, opened when first needed.
     notify_sockets: Vec<Option<PacketSocket>>,
@@ -485,6 +491,7 @@ impl Lagg {
             mac: link.mac,
             bfd_ok: true,
             arp_ok: true,
+            retired: false,
         };
         if !link.admin_up {
             nl.set_up(link.index, true)?;
@@ -592,6 +599,9 @@ impl Lagg {
         let now = Instant::now();
         let mut changed = Vec::new();
         for i in 0..self.members.len() {
+            if self.members[i].retired {
+                continue;
+            }
             let raw = match nl.link(&self.members[i].name)? {
                 Some(LinkState {
                     admin_up,
@@ -648,7 +658,11 @@ impl Lagg {
         let started = Instant::now();
         let mut changed = Vec::new();
         for ev in events {
-            if let Some(i) = self.members.iter().position(|p| p.ifindex == ev.ifindex) {
+            if let Some(i) = self
+                .members
+                .iter()
+                .position(|p| p.ifindex == ev.ifindex && !p.retired)
+            {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
                 if self.set_link(i, raw, started) && !changed.contains(&i) {
                     changed.push(i);
@@ -897,7 +911,7 @@ impl Lagg {
                     source,
                 }
             })?;
-            sockets.push(socket);
+            sockets.push(Some(socket));
             let priority = o
                 .port_priorities
                 .iter()
@@ -935,22 +949,22 @@ impl Lagg {
     /// The control-path sockets to wait on (LACP and micro-BFD), as (id, socket); hand the id
     /// of a readable one to [`handle_slow_frames`](Self::handle_slow_frames).
     pub fn slow_sockets(&self) -> Vec<(usize, &PacketSocket)> {
-        let lacp = self
-            .lacp
+        fn open(base: usize, sockets: &[Option<PacketSocket>]) -> Vec<(usize, &PacketSocket)> {
+            sockets
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| s.as_ref().map(|s| (base + i, s)))
+                .collect()
+        }
+        let lacp = self.lacp.iter().flat_map(|rt| open(0, &rt.sockets));
+        let bfd = self
+            .bfd
             .iter()
-            .flat_map(|rt| rt.sockets.iter().enumerate());
-        let bfd = self.bfd.iter().flat_map(|rt| {
-            rt.sockets
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (BFD_SOCKET_BASE + i, s))
-        });
-        let arp = self.arp.iter().flat_map(|rt| {
-            rt.sockets
-                .iter()
-                .enumerate()
-                .map(|(i, s)| (ARP_SOCKET_BASE + i, s))
-        });
+            .flat_map(|rt| open(BFD_SOCKET_BASE, &rt.sockets));
+        let arp = self
+            .arp
+            .iter()
+            .flat_map(|rt| open(ARP_SOCKET_BASE, &rt.sockets));
         lacp.chain(bfd).chain(arp).collect()
     }
 
@@ -973,7 +987,7 @@ impl Lagg {
                     source,
                 }
             })?;
-            sockets.push(socket);
+            sockets.push(Some(socket));
             sessions.push(bfd::Session::new(
                 cfg,
                 seed.wrapping_add(i as u32 * 7919) | 1,
@@ -1009,6 +1023,9 @@ impl Lagg {
         let now = rt.epoch.elapsed();
         let mut changed = Vec::new();
         for (i, s) in rt.sessions.iter_mut().enumerate() {
+            if self.members[i].retired {
+                continue;
+            }
             if s.tick(now).is_some() {
                 changed.push(i);
             }
@@ -1020,7 +1037,7 @@ impl Lagg {
                     49152 + i as u16,
                     &p,
                 );
-                if let Err(e) = rt.sockets[i].send(&frame) {
+                if let Some(Err(e)) = rt.sockets[i].as_ref().map(|so| so.send(&frame)) {
                     tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "micro-BFD packet not sent");
                 }
             }
@@ -1078,7 +1095,7 @@ impl Lagg {
         };
         let mut buf = [0u8; 1518];
         for _ in 0..64 {
-            let Some(socket) = rt.sockets.get(port) else {
+            let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) else {
                 break;
             };
             match socket.recv(&mut buf, Duration::ZERO) {
@@ -1104,7 +1121,7 @@ impl Lagg {
         let mut buf = [0u8; 1518];
         let mut changed = Vec::new();
         for _ in 0..64 {
-            let Some(socket) = rt.sockets.get(port) else {
+            let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) else {
                 break;
             };
             match socket.recv(&mut buf, Duration::ZERO) {
@@ -1151,7 +1168,7 @@ impl Lagg {
                     source,
                 }
             })?;
-            sockets.push(socket);
+            sockets.push(Some(socket));
             let mac = crate::probe::probe_mac(p.mac);
             if let Some(program) = p.program.as_mut() {
                 program.set_probe_mac(mac)?;
@@ -1182,6 +1199,7 @@ impl Lagg {
         if now >= rt.next_round {
             rt.next_round = now + rt.interval;
             for (i, socket) in rt.sockets.iter().enumerate() {
+                let Some(socket) = socket else { continue };
                 for frame in crate::probe::probes(rt.probe_macs[i], &rt.targets) {
                     if let Err(e) = socket.send(&frame) {
                         tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "probe not sent");
@@ -1199,6 +1217,9 @@ impl Lagg {
         let mut flipped = Vec::new();
         let mut notes = Vec::new();
         for (i, last) in rt.last_reply.iter().enumerate() {
+            if self.members[i].retired {
+                continue;
+            }
             let ok = last.is_some_and(|t| now.saturating_duration_since(t) <= rt.window);
             if self.members[i].arp_ok != ok {
                 self.members[i].arp_ok = ok;
@@ -1224,7 +1245,7 @@ impl Lagg {
         };
         let mut buf = [0u8; 1518];
         for _ in 0..64 {
-            let Some(socket) = rt.sockets.get(port) else {
+            let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) else {
                 break;
             };
             match socket.recv(&mut buf, Duration::ZERO) {
@@ -1291,7 +1312,7 @@ impl Lagg {
             return Ok(());
         };
         while let Some(t) = rt.core.poll_transmit() {
-            if let Some(socket) = rt.sockets.get(t.port) {
+            if let Some(socket) = rt.sockets.get(t.port).and_then(Option::as_ref) {
                 if let Err(e) = socket.send(&t.frame) {
                     tracing::debug!(lagg = %self.cfg.name, port = t.port, error = %e, "LACPDU not sent");
                 }
@@ -1340,6 +1361,9 @@ impl Lagg {
     fn publish(&mut self, force: bool) -> Result<(), LaggError> {
         let first_up = self.members.iter().position(Port::usable);
         let decide = |i: usize, p: &Port| -> (bool, bool) {
+            if p.retired {
+                return (false, false);
+            }
             match self.cfg.proto {
                 LaggProto::None => (false, false),
                 LaggProto::Lacp => p.lacp_state,
@@ -1451,6 +1475,9 @@ impl Lagg {
         let table = self.table();
         let first_active = table.active().first().copied();
         for (i, port) in self.ports().enumerate() {
+            if port.retired {
+                continue;
+            }
             let t = self.port_totals(i);
             let is_member = i < self.members.len();
             let flags = if is_member {
@@ -1558,6 +1585,9 @@ impl Lagg {
         let lacp_ports = self.lacp.as_ref().map(|rt| rt.core.status());
         let mut ports = Vec::new();
         for (i, port) in self.ports().enumerate() {
+            if port.retired {
+                continue;
+            }
             let member = i < self.members.len();
             let flags = if member {
                 self.port_flags(i, first_active)
@@ -1611,6 +1641,201 @@ impl Lagg {
         }
     }
 
+    /// Whether `new` differs from this lagg's configuration only in its member list (and the
+    /// per-port LACP priorities), so [`set_ports`](Self::set_ports) can apply it in place.
+    pub fn can_change_ports_in_place(&self, new: &LaggConfig) -> bool {
+        let mut a = self.cfg.clone();
+        let mut b = new.clone();
+        a.ports.clear();
+        b.ports.clear();
+        a.lacp.port_priorities.clear();
+        b.lacp.port_priorities.clear();
+        let live = self.members.iter().filter(|p| !p.retired).count();
+        let joining = new
+            .ports
+            .iter()
+            .filter(|n| !self.members.iter().any(|p| &p.name == *n && !p.retired))
+            .count();
+        // Members only join at the end and keep their order; slots are not reused.
+        let kept: Vec<&String> = self
+            .members
+            .iter()
+            .filter(|p| !p.retired && new.ports.contains(&p.name))
+            .map(|p| &p.name)
+            .collect();
+        let order_kept = new.ports.iter().take(kept.len()).eq(kept.iter().copied());
+        a == b
+            && a.proto != LaggProto::None
+            && order_kept
+            && live > 0
+            && self.members.len() + joining <= xlagg_dataplane::distribution::MAX_MEMBERS
+    }
+
+    /// Applies a new member list in place (hot membership): members that left are taken out
+    /// of the table, their programs detached and their sockets retired in every worker; new
+    /// ones get a program, a socket per worker and join the table taking only their share.
+    /// Flows on the other members are not touched. Returns what changed, in words.
+    ///
+    /// # Errors
+    /// A device, socket or map failure; a member that failed to join is undone.
+    pub fn set_ports(&mut self, nl: &Netlink, new: &LaggConfig) -> Result<Vec<String>, LaggError> {
+        let mut done = Vec::new();
+        // Leaving.
+        let leaving: Vec<usize> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, p)| !p.retired && !new.ports.contains(&p.name))
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &leaving {
+            self.members[i].retired = true;
+            if let Some(rt) = self.lacp.as_mut() {
+                let now = rt.now();
+                rt.core.handle_link(now, i, false, 0);
+                rt.sockets[i] = None;
+            }
+            if let Some(rt) = self.bfd.as_mut() {
+                rt.sockets[i] = None;
+            }
+            if let Some(rt) = self.arp.as_mut() {
+                rt.sockets[i] = None;
+            }
+            self.notifications.retain(|n| n.0 != i);
+        }
+        if !leaving.is_empty() {
+            self.drain_lacp()?;
+            // Out of the table and not collecting, before the sockets go.
+            self.publish(false)?;
+            for &i in &leaving {
+                restore_port(&mut self.members[i]);
+                for (_, _, control) in &self.workers {
+                    match control.call(worker::Command::Remove { slot: i }, Duration::from_secs(2))
+                    {
+                        Ok(worker::Answer::Removed { reclaimed, .. }) => {
+                            tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, reclaimed, "member socket retired");
+                        }
+                        Ok(other) => {
+                            tracing::warn!(lagg = %self.cfg.name, answer = ?other, "unexpected worker answer")
+                        }
+                        Err(e) => {
+                            tracing::warn!(lagg = %self.cfg.name, error = %e, "worker did not retire the member socket")
+                        }
+                    }
+                }
+                let name = self.members[i].name.clone();
+                tracing::info!(lagg = %self.cfg.name, port = %name, "member left");
+                self.event("config", Some(name.clone()), "member left".into());
+                done.push(format!("-laggport {name}"));
+            }
+        }
+        // Joining, at the end.
+        for name in &new.ports {
+            if self.members.iter().any(|p| &p.name == name && !p.retired) {
+                continue;
+            }
+            let slot = self.members.len();
+            let mut port = self.attach_port(nl, name)?;
+            let mut added = Vec::new();
+            let mut failure = None;
+            for (q, (_, _, control)) in self.workers.iter().enumerate() {
+                let cmd = worker::Command::Add {
+                    slot,
+                    name: name.clone(),
+                    ifindex: port.ifindex,
+                };
+                match control.call(cmd, Duration::from_secs(2)) {
+                    Ok(worker::Answer::Added { fd, .. }) => {
+                        added.push(q);
+                        if let Some(program) = port.program.as_mut() {
+                            if let Err(e) = program.register_socket(q as u32, &fd) {
+                                failure = Some(e.to_string());
+                                break;
+                            }
+                        }
+                    }
+                    Ok(worker::Answer::Failed { error, .. }) => {
+                        failure = Some(error);
+                        break;
+                    }
+                    Ok(other) => {
+                        failure = Some(format!("unexpected worker answer {other:?}"));
+                        break;
+                    }
+                    Err(e) => {
+                        failure = Some(e);
+                        break;
+                    }
+                }
+            }
+            if let Some(detail) = failure {
+                restore_port(&mut port);
+                for q in added {
+                    let _ = self.workers[q]
+                        .2
+                        .call(worker::Command::Remove { slot }, Duration::from_secs(2));
+                }
+                return Err(LaggError::Socket {
+                    lagg: self.cfg.name.clone(),
+                    port: name.clone(),
+                    queue: 0,
+                    detail,
+                });
+            }
+            if let Some(rt) = self.lacp.as_mut() {
+                let priority = new
+                    .lacp
+                    .port_priorities
+                    .iter()
+                    .find(|(p, _)| p == name)
+                    .map_or(new.lacp.port_priority, |(_, v)| *v);
+                let now = rt.now();
+                let socket = PacketSocket::bind(port.ifindex, ETH_P_SLOW).ok();
+                rt.sockets.push(socket);
+                rt.core.add_port(
+                    now,
+                    name,
+                    PortConfig {
+                        number: (slot + 1) as u16,
+                        priority,
+                        mac: port.mac,
+                    },
+                );
+            }
+            if let Some(rt) = self.bfd.as_mut() {
+                let cfg = rt.sessions.first().map(|s| s.config());
+                if let Some(cfg) = cfg {
+                    let discr = (unix_ms() as u32).wrapping_mul(2_654_435_761) | 1;
+                    rt.sessions
+                        .push(bfd::Session::new(cfg, discr, rt.epoch.elapsed()));
+                    rt.sockets
+                        .push(PacketSocket::bind(port.ifindex, 0x0800).ok());
+                    port.bfd_ok = false;
+                }
+            }
+            if let Some(rt) = self.arp.as_mut() {
+                let mac = crate::probe::probe_mac(port.mac);
+                if let Some(program) = port.program.as_mut() {
+                    program.set_probe_mac(mac)?;
+                }
+                rt.sockets
+                    .push(PacketSocket::bind(port.ifindex, afpacket::ETH_P_ALL).ok());
+                rt.probe_macs.push(mac);
+                rt.last_reply.push(None);
+                port.arp_ok = false;
+            }
+            self.members.push(port);
+            tracing::info!(lagg = %self.cfg.name, port = %name, slot, "member joined");
+            self.event("config", Some(name.clone()), "member joined".into());
+            done.push(format!("laggport {name}"));
+        }
+        self.cfg = new.clone();
+        // New members' link state: joining the table takes only their share of buckets.
+        self.refresh_links(nl)?;
+        self.publish(false)?;
+        Ok(done)
+    }
+
     /// lagg(4) flags of member `i`.
     fn port_flags(&self, i: usize, first_active: Option<MemberIndex>) -> Vec<&'static str> {
         let port = &self.members[i];
@@ -1644,6 +1869,9 @@ impl Lagg {
         let lacp_ports = self.lacp.as_ref().map(|rt| rt.core.status());
         let mut ports = Vec::new();
         for (i, port) in self.members.iter().enumerate() {
+            if port.retired {
+                continue;
+            }
             let t = self.port_totals(i);
             let mut drops = BTreeMap::new();
             for reason in DropReason::ALL {
@@ -1805,7 +2033,9 @@ impl Lagg {
                     49152 + i as u16,
                     &p,
                 );
-                let _ = rt.sockets[i].send(&frame);
+                if let Some(socket) = &rt.sockets[i] {
+                    let _ = socket.send(&frame);
+                }
             }
         }
         self.arp = None;

@@ -361,7 +361,14 @@ impl Worker {
                 }
             }
         };
-        match XskSocket::open(&self.umem, Some(owner), ifindex, self.queue, self.sizes, mode) {
+        match XskSocket::open(
+            &self.umem,
+            Some(owner),
+            ifindex,
+            self.queue,
+            self.sizes,
+            mode,
+        ) {
             Ok(socket) => {
                 if mode == BindMode::Copy {
                     socket.set_tx_budget(TX_BUDGET);
@@ -588,7 +595,9 @@ impl Worker {
         for i in 0..n {
             let desc = self.rx[i];
             match self.egress[i] {
-                Egress::Port(m) if usize::from(m) < upper && self.ports[usize::from(m)].is_some() => {
+                Egress::Port(m)
+                    if usize::from(m) < upper && self.ports[usize::from(m)].is_some() =>
+                {
                     self.tx_queues[usize::from(m)].push(desc)
                 }
                 Egress::Port(_) | Egress::Drop => {

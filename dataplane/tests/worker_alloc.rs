@@ -165,7 +165,10 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
         moved,
         3000,
         "every frame forwarded to a member (rx {})",
-        counters.port(xlagg_dataplane::worker::UPPER_SLOT).totals().rx_packets
+        counters
+            .port(xlagg_dataplane::worker::UPPER_SLOT)
+            .totals()
+            .rx_packets
     );
     assert!(
         counters.port(0).totals().tx_packets > 0 && counters.port(1).totals().tx_packets > 0,

@@ -193,47 +193,9 @@ impl fmt::Display for PortInfo {
 impl Lacp {
     /// A core for `ports` (name, settings), all links down, at time `now`.
     pub fn new(cfg: LacpConfig, ports: &[(String, PortConfig)], now: Time) -> Lacp {
-        let mut state = PortState(PortState::AGGREGATION);
-        state.set(PortState::ACTIVITY, cfg.active);
-        state.set(PortState::TIMEOUT, cfg.fast_timeout);
         let vars = ports
             .iter()
-            .map(|(name, pc)| {
-                let actor = PortInfo {
-                    system_priority: cfg.system_priority,
-                    system: cfg.system,
-                    key: cfg.key,
-                    port_priority: pc.priority,
-                    port: pc.number,
-                    state,
-                };
-                // Partner defaults: with lacp_strict nothing is in sync until the partner
-                // speaks; without it a silent partner counts as an aggregatable, synchronised
-                // one, so the ports run as a static aggregate.
-                let partner_admin = PortInfo {
-                    system_priority: 0,
-                    system: [0; 6],
-                    key: 0,
-                    port_priority: 0,
-                    port: pc.number,
-                    state: {
-                        let mut s = PortState(PortState::AGGREGATION);
-                        if !cfg.strict {
-                            s.set(
-                                PortState::SYNCHRONIZATION
-                                    | PortState::COLLECTING
-                                    | PortState::DISTRIBUTING,
-                                true,
-                            );
-                        }
-                        // A defaulted port keeps polling at our own rate: with a long default a
-                        // partner that comes back would wait up to 30 s for our next LACPDU.
-                        s.set(PortState::TIMEOUT, cfg.fast_timeout);
-                        s
-                    },
-                };
-                PortVars::new(name, *pc, actor, partner_admin)
-            })
+            .map(|(name, pc)| Self::port_vars(&cfg, name, pc))
             .collect::<Vec<_>>();
         let n = vars.len();
         let mut lacp = Lacp {
@@ -246,6 +208,57 @@ impl Lacp {
         };
         lacp.run(now);
         lacp
+    }
+
+    /// The variables of a new port (link down).
+    fn port_vars(cfg: &LacpConfig, name: &str, pc: &PortConfig) -> PortVars {
+        let mut state = PortState(PortState::AGGREGATION);
+        state.set(PortState::ACTIVITY, cfg.active);
+        state.set(PortState::TIMEOUT, cfg.fast_timeout);
+        let actor = PortInfo {
+            system_priority: cfg.system_priority,
+            system: cfg.system,
+            key: cfg.key,
+            port_priority: pc.priority,
+            port: pc.number,
+            state,
+        };
+        // Partner defaults: with lacp_strict nothing is in sync until the partner speaks;
+        // without it a silent partner counts as an aggregatable, synchronised one, so the
+        // ports run as a static aggregate.
+        let partner_admin = PortInfo {
+            system_priority: 0,
+            system: [0; 6],
+            key: 0,
+            port_priority: 0,
+            port: pc.number,
+            state: {
+                let mut s = PortState(PortState::AGGREGATION);
+                if !cfg.strict {
+                    s.set(
+                        PortState::SYNCHRONIZATION
+                            | PortState::COLLECTING
+                            | PortState::DISTRIBUTING,
+                        true,
+                    );
+                }
+                // A defaulted port keeps polling at our own rate: with a long default a
+                // partner that comes back would wait up to 30 s for our next LACPDU.
+                s.set(PortState::TIMEOUT, cfg.fast_timeout);
+                s
+            },
+        };
+        PortVars::new(name, *pc, actor, partner_admin)
+    }
+
+    /// A port joins (link down until [`handle_link`](Self::handle_link) says otherwise);
+    /// returns its index.
+    pub fn add_port(&mut self, now: Time, name: &str, pc: PortConfig) -> usize {
+        let vars = Self::port_vars(&self.cfg, name, &pc);
+        self.ports.push(vars);
+        self.reported.push((false, false));
+        self.run(now);
+        self.ports.len() - 1
     }
 
     /// The configuration.
