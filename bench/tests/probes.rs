@@ -206,3 +206,24 @@ fn the_arp_probe_monitor_fails_over_from_a_port_whose_partner_drops_everything()
         flags(&daemon.socket)[0].1.contains(&"ACTIVE".to_string())
     });
 }
+
+#[test]
+fn a_member_whose_mtu_drops_below_the_laggs_is_taken_out_until_raised() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let daemon = Daemon::start(&bed, &bed.config("loadbalance", "", false));
+    let distributing = |i: usize| {
+        flags(&daemon.socket)[i]
+            .1
+            .contains(&"DISTRIBUTING".to_string())
+    };
+    wait(5, "both members distributing", || {
+        distributing(0) && distributing(1)
+    });
+    bed.ip("app", &["link", "set", "xlm1", "mtu", "1400"]);
+    wait(5, "xlm1 taken out", || !distributing(1));
+    assert!(distributing(0));
+    bed.ip("app", &["link", "set", "xlm1", "mtu", "1500"]);
+    wait(5, "xlm1 back", || distributing(1));
+    drop(daemon);
+}

@@ -114,6 +114,8 @@ pub struct Port {
     pub mac: [u8; 6],
     /// Left the lagg at run time: its slot stays, empty, until the lagg restarts.
     pub retired: bool,
+    /// The device's MTU is at least the lagg's (a smaller one would drop full frames).
+    pub mtu_ok: bool,
     /// Micro-BFD lets the port carry traffic (always true without it).
     pub bfd_ok: bool,
     /// The ARP/NS probe monitor lets the port carry traffic (always true without it).
@@ -123,7 +125,7 @@ pub struct Port {
 impl Port {
     /// Link up and passed by the probe monitors: the port may carry traffic.
     pub fn usable(&self) -> bool {
-        self.up && self.bfd_ok && self.arp_ok && !self.retired
+        self.up && self.bfd_ok && self.arp_ok && self.mtu_ok && !self.retired
     }
 }
 
@@ -492,7 +494,11 @@ impl Lagg {
             bfd_ok: true,
             arp_ok: true,
             retired: false,
+            mtu_ok: link.mtu >= self.cfg.mtu,
         };
+        if !port.mtu_ok {
+            tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
+        }
         if !link.admin_up {
             nl.set_up(link.index, true)?;
         }
@@ -657,6 +663,41 @@ impl Lagg {
     ) -> Result<(), LaggError> {
         let started = Instant::now();
         let mut changed = Vec::new();
+        let mut usability = Vec::new();
+        for ev in events {
+            let Some(i) = self
+                .members
+                .iter()
+                .position(|p| p.ifindex == ev.ifindex && !p.retired)
+            else {
+                continue;
+            };
+            if let Some(mtu) = ev.mtu {
+                let ok = mtu >= self.cfg.mtu;
+                if ok != self.members[i].mtu_ok {
+                    self.members[i].mtu_ok = ok;
+                    let text = if ok {
+                        format!("MTU {mtu}: carries full frames again")
+                    } else {
+                        format!("MTU {mtu} below the lagg's {}: taken out", self.cfg.mtu)
+                    };
+                    tracing::warn!(lagg = %self.cfg.name, port = %self.members[i].name, "{text}");
+                    let port = self.members[i].name.clone();
+                    self.event("mtu", Some(port), text);
+                    usability.push(i);
+                }
+            }
+            if let Some(mac) = ev.mac.filter(|m| *m != self.members[i].mac) {
+                let text = format!("MAC changed to {}", format_mac(mac));
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "{text}");
+                self.members[i].mac = mac;
+                let port = self.members[i].name.clone();
+                self.event("link", Some(port), text);
+            }
+        }
+        if !usability.is_empty() {
+            self.after_usability_change(nl, &usability)?;
+        }
         for ev in events {
             if let Some(i) = self
                 .members

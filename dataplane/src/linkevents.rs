@@ -18,6 +18,10 @@ pub struct LinkEvent {
     pub carrier: bool,
     /// The device was removed (RTM_DELLINK).
     pub removed: bool,
+    /// MTU, when the message carries it.
+    pub mtu: Option<u32>,
+    /// MAC address, when the message carries one.
+    pub mac: Option<[u8; 6]>,
 }
 
 /// A subscription to link notifications.
@@ -120,6 +124,36 @@ impl AsRawFd for LinkEvents {
     }
 }
 
+/// IFLA_MTU and IFLA_ADDRESS (6 bytes) from a link message's attributes.
+fn attributes(mut attrs: &[u8]) -> (Option<u32>, Option<[u8; 6]>) {
+    const IFLA_ADDRESS: u16 = 1;
+    const IFLA_MTU: u16 = 4;
+    let (mut mtu, mut mac) = (None, None);
+    while attrs.len() >= 4 {
+        let len = usize::from(u16::from_ne_bytes([attrs[0], attrs[1]]));
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]) & 0x3fff;
+        if len < 4 || len > attrs.len() {
+            break;
+        }
+        let data = &attrs[4..len];
+        match (kind, data.len()) {
+            (IFLA_MTU, 4) => mtu = Some(u32::from_ne_bytes([data[0], data[1], data[2], data[3]])),
+            (IFLA_ADDRESS, 6) => {
+                let mut m = [0u8; 6];
+                m.copy_from_slice(data);
+                mac = Some(m);
+            }
+            _ => {}
+        }
+        let step = (len + 3) & !3;
+        if step >= attrs.len() {
+            break;
+        }
+        attrs = &attrs[step..];
+    }
+    (mtu, mac)
+}
+
 /// Parses the link messages of one netlink datagram; anything else is skipped.
 pub fn parse(mut buf: &[u8], out: &mut Vec<LinkEvent>) {
     while buf.len() >= NLMSG_HDRLEN {
@@ -135,11 +169,14 @@ pub fn parse(mut buf: &[u8], out: &mut Vec<LinkEvent>) {
             let ifindex = i32::from_ne_bytes([m[4], m[5], m[6], m[7]]);
             let flags = u32::from_ne_bytes([m[8], m[9], m[10], m[11]]);
             if ifindex > 0 {
+                let (mtu, mac) = attributes(&buf[NLMSG_HDRLEN + IFINFOMSG_LEN..len]);
                 out.push(LinkEvent {
                     ifindex: ifindex as u32,
                     admin_up: flags & IFF_UP != 0,
                     carrier: flags & IFF_LOWER_UP != 0,
                     removed: kind == libc::RTM_DELLINK,
+                    mtu,
+                    mac,
                 });
             }
         }
@@ -199,16 +236,41 @@ mod tests {
                     ifindex: 7,
                     admin_up: true,
                     carrier: true,
-                    removed: false
+                    removed: false,
+                    mtu: None,
+                    mac: None,
                 },
                 LinkEvent {
                     ifindex: 9,
                     admin_up: true,
                     carrier: false,
-                    removed: true
+                    removed: true,
+                    mtu: None,
+                    mac: None,
                 },
             ]
         );
+    }
+
+    #[test]
+    fn mtu_and_address_attributes_are_read() {
+        let mut m = message(libc::RTM_NEWLINK, 4, IFF_UP, 0);
+        let mut attr = |kind: u16, data: &[u8]| {
+            let len = 4 + data.len();
+            m.extend_from_slice(&(len as u16).to_ne_bytes());
+            m.extend_from_slice(&kind.to_ne_bytes());
+            m.extend_from_slice(data);
+            m.resize(m.len().next_multiple_of(4), 0);
+        };
+        attr(3, b"xlm0\0"); // IFLA_IFNAME, skipped
+        attr(4, &9000u32.to_ne_bytes());
+        attr(1, &[2, 0, 0, 0, 0, 7]);
+        let len = m.len() as u32;
+        m[0..4].copy_from_slice(&len.to_ne_bytes());
+        let mut out = Vec::new();
+        parse(&m, &mut out);
+        assert_eq!(out[0].mtu, Some(9000));
+        assert_eq!(out[0].mac, Some([2, 0, 0, 0, 0, 7]));
     }
 
     #[test]
