@@ -227,3 +227,22 @@ fn a_member_whose_mtu_drops_below_the_laggs_is_taken_out_until_raised() {
     wait(5, "xlm1 back", || distributing(1));
     drop(daemon);
 }
+
+#[test]
+fn neighbour_solicitation_probes_validate_members_through_an_ipv6_target() {
+    let _serial = serial();
+    let bed = Bed::up(2, true);
+    let extra = "arp_targets = [\"2001:db8:77::2\"]\narp_interval = 100\n";
+    let daemon = Daemon::start(&bed, &bed.config("loadbalance", extra, true));
+    let probe = |i: usize| {
+        status(&daemon.socket)[0]["ports"][i]["probe"]
+            .as_str()
+            .map(String::from)
+    };
+    wait(
+        10,
+        "both members validated by neighbour advertisements",
+        || probe(0).as_deref() == Some("ok") && probe(1).as_deref() == Some("ok"),
+    );
+    drop(daemon);
+}
