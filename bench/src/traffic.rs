@@ -51,32 +51,125 @@ fn checksum(bytes: &[u8]) -> u16 {
     !(sum as u16)
 }
 
+/// Header layout of test frames.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Shape {
+    /// IPv6 instead of IPv4.
+    pub ipv6: bool,
+    /// An 802.1Q tag with this VLAN id.
+    pub vlan: Option<u16>,
+}
+
+impl Shape {
+    /// Bytes the headers add over untagged IPv4 (where every generator offset moves).
+    pub fn shift(self) -> usize {
+        usize::from(self.vlan.is_some()) * 4 + if self.ipv6 { 20 } else { 0 }
+    }
+
+    /// Offset of the payload.
+    pub fn payload(self) -> usize {
+        PAYLOAD + self.shift()
+    }
+
+    /// The smallest wire size (with FCS) that holds the headers and the marker.
+    pub fn min_frame(self) -> usize {
+        (self.payload() + PAYLOAD_HEADER + FCS).max(MIN_FRAME)
+    }
+
+    /// A short name: `ipv4`, `ipv6`, with `+vlan`.
+    pub fn name(self) -> String {
+        format!(
+            "{}{}",
+            if self.ipv6 { "ipv6" } else { "ipv4" },
+            if self.vlan.is_some() { "+vlan" } else { "" }
+        )
+    }
+}
+
+/// Simple IMIX (wire sizes with FCS and their weights): 7 x 64, 4 x 594, 1 x 1518 bytes.
+pub const IMIX: [(usize, u32); 3] = [(64, 7), (594, 4), (1518, 1)];
+
+/// The IMIX size of frame `i` of a repeating 12-frame pattern (small frames spread out).
+pub fn imix_size(i: u64) -> usize {
+    const PATTERN: [usize; 12] = [64, 594, 64, 64, 594, 64, 1518, 64, 594, 64, 64, 594];
+    PATTERN[(i % 12) as usize]
+}
+
+/// Average wire size of IMIX.
+pub fn imix_average() -> f64 {
+    let total: u32 = IMIX.iter().map(|(_, w)| w).sum();
+    IMIX.iter()
+        .map(|(s, w)| (*s as f64) * f64::from(*w))
+        .sum::<f64>()
+        / f64::from(total)
+}
+
 /// Writes a test frame of wire size `size` (clamped to [`MIN_FRAME`]..=[`MAX_FRAME`], FCS
 /// included) into `buf` and returns the number of bytes written (`size - 4`).
 ///
 /// # Panics
 /// If `buf` is shorter than the frame.
 pub fn build(buf: &mut [u8], size: usize, marker: Marker) -> usize {
-    let size = size.clamp(MIN_FRAME, MAX_FRAME) - FCS;
+    build_shaped(buf, size, marker, Shape::default())
+}
+
+/// [`build`] with a header layout: IPv4 or IPv6, with or without a VLAN tag (sizes below the
+/// shape's [`Shape::min_frame`] are raised to it).
+///
+/// # Panics
+/// If `buf` is shorter than the frame.
+pub fn build_shaped(buf: &mut [u8], size: usize, marker: Marker, shape: Shape) -> usize {
+    let size = size.clamp(
+        shape.min_frame(),
+        MAX_FRAME + if shape.vlan.is_some() { 4 } else { 0 },
+    ) - FCS;
     let f = &mut buf[..size];
     f.fill(0);
     f[0..6].copy_from_slice(&DST_MAC);
     f[6..12].copy_from_slice(&SRC_MAC);
-    f[12..14].copy_from_slice(&0x0800u16.to_be_bytes());
-    let ip_len = (size - 14) as u16;
-    f[14] = 0x45;
-    f[16..18].copy_from_slice(&ip_len.to_be_bytes());
-    f[22] = 64;
-    f[23] = 17;
-    f[26..30].copy_from_slice(&[10, 78, (marker.flow >> 8) as u8, marker.flow as u8]);
-    f[30..34].copy_from_slice(&[10, 79, 0, 1]);
-    let csum = checksum(&f[14..34]);
-    f[24..26].copy_from_slice(&csum.to_be_bytes());
+    let mut l3 = 12;
+    if let Some(vid) = shape.vlan {
+        f[12..14].copy_from_slice(&0x8100u16.to_be_bytes());
+        f[14..16].copy_from_slice(&(vid & 0x0fff).to_be_bytes());
+        l3 = 16;
+    }
     let sport = 10000 + (marker.flow % 50000) as u16;
-    f[34..36].copy_from_slice(&sport.to_be_bytes());
-    f[36..38].copy_from_slice(&9u16.to_be_bytes());
-    f[38..40].copy_from_slice(&(ip_len - 20).to_be_bytes());
-    let p = &mut f[PAYLOAD..];
+    let udp_at;
+    if shape.ipv6 {
+        f[l3..l3 + 2].copy_from_slice(&0x86ddu16.to_be_bytes());
+        let ip = l3 + 2;
+        let payload_len = (size - ip - 40) as u16;
+        f[ip] = 0x60;
+        f[ip + 4..ip + 6].copy_from_slice(&payload_len.to_be_bytes());
+        f[ip + 6] = 17;
+        f[ip + 7] = 64;
+        // 2001:db8:78::(flow) -> 2001:db8:79::1
+        f[ip + 8..ip + 12].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        f[ip + 12..ip + 14].copy_from_slice(&[0, 0x78]);
+        f[ip + 20..ip + 24].copy_from_slice(&marker.flow.to_be_bytes());
+        f[ip + 24..ip + 28].copy_from_slice(&[0x20, 0x01, 0x0d, 0xb8]);
+        f[ip + 28..ip + 30].copy_from_slice(&[0, 0x79]);
+        f[ip + 39] = 1;
+        udp_at = ip + 40;
+        f[udp_at + 4..udp_at + 6].copy_from_slice(&payload_len.to_be_bytes());
+    } else {
+        f[l3..l3 + 2].copy_from_slice(&0x0800u16.to_be_bytes());
+        let ip = l3 + 2;
+        let ip_len = (size - ip) as u16;
+        f[ip] = 0x45;
+        f[ip + 2..ip + 4].copy_from_slice(&ip_len.to_be_bytes());
+        f[ip + 8] = 64;
+        f[ip + 9] = 17;
+        f[ip + 12..ip + 16].copy_from_slice(&[10, 78, (marker.flow >> 8) as u8, marker.flow as u8]);
+        f[ip + 16..ip + 20].copy_from_slice(&[10, 79, 0, 1]);
+        let csum = checksum(&f[ip..ip + 20]);
+        f[ip + 10..ip + 12].copy_from_slice(&csum.to_be_bytes());
+        udp_at = ip + 20;
+        f[udp_at + 4..udp_at + 6].copy_from_slice(&(ip_len - 20).to_be_bytes());
+    }
+    f[udp_at..udp_at + 2].copy_from_slice(&sport.to_be_bytes());
+    f[udp_at + 2..udp_at + 4].copy_from_slice(&9u16.to_be_bytes());
+    let p = &mut f[udp_at + 8..];
     p[0..2].copy_from_slice(MAGIC);
     p[2..6].copy_from_slice(&marker.flow.to_be_bytes());
     p[6..14].copy_from_slice(&marker.seq.to_be_bytes());
@@ -84,15 +177,25 @@ pub fn build(buf: &mut [u8], size: usize, marker: Marker) -> usize {
     size
 }
 
-/// The marker of a test frame; `None` for any other frame.
+/// The marker of a test frame (any [`Shape`]); `None` for any other frame.
 pub fn parse(frame: &[u8]) -> Option<Marker> {
-    let p = frame.get(PAYLOAD..PAYLOAD + PAYLOAD_HEADER)?;
-    if frame.get(6..12)? != SRC_MAC
-        || frame.get(12..14)? != [0x08, 0x00]
-        || frame.get(23)? != &17
-        || frame.get(36..38)? != [0, 9]
-        || &p[0..2] != MAGIC
-    {
+    if frame.get(6..12)? != SRC_MAC {
+        return None;
+    }
+    let mut l3 = 12;
+    if frame.get(12..14)? == [0x81, 0x00] {
+        l3 = 16;
+    }
+    let payload = match frame.get(l3..l3 + 2)? {
+        [0x08, 0x00] if frame.get(l3 + 2 + 9)? == &17 => l3 + 2 + 20 + 8,
+        [0x86, 0xdd] if frame.get(l3 + 2 + 6)? == &17 => l3 + 2 + 40 + 8,
+        _ => return None,
+    };
+    if frame.get(payload - 6..payload - 4)? != [0, 9] {
+        return None;
+    }
+    let p = frame.get(payload..payload + PAYLOAD_HEADER)?;
+    if &p[0..2] != MAGIC {
         return None;
     }
     Some(Marker {
@@ -131,5 +234,47 @@ mod tests {
         );
         buf[PAYLOAD] = b'x';
         assert_eq!(parse(&buf[..n]), None);
+    }
+
+    #[test]
+    fn every_shape_round_trips_with_its_marker_where_the_generator_writes() {
+        let m = Marker {
+            flow: 70_000,
+            seq: 1 << 40,
+            stamp_ns: 9,
+        };
+        for shape in [
+            Shape::default(),
+            Shape {
+                ipv6: true,
+                vlan: None,
+            },
+            Shape {
+                ipv6: false,
+                vlan: Some(77),
+            },
+            Shape {
+                ipv6: true,
+                vlan: Some(4094),
+            },
+        ] {
+            let mut buf = [0u8; 2048];
+            let n = build_shaped(&mut buf, 64, m, shape);
+            assert_eq!(n + FCS, shape.min_frame(), "{}", shape.name());
+            assert_eq!(parse(&buf[..n]), Some(m), "{}", shape.name());
+            // The generator's offsets, moved by the shape's shift, land on the marker.
+            let seq_at = xlagg_common::gen_offsets::SEQ + shape.shift();
+            assert_eq!(
+                buf[seq_at..seq_at + 8],
+                m.seq.to_be_bytes(),
+                "{}",
+                shape.name()
+            );
+            let n = build_shaped(&mut buf, 1518, m, shape);
+            assert_eq!(parse(&buf[..n]), Some(m));
+        }
+        assert!((imix_average() - 361.83).abs() < 0.01);
+        let small = (0..12).filter(|i| imix_size(*i) == 64).count();
+        assert_eq!(small, 7);
     }
 }

@@ -78,6 +78,10 @@ pub enum ProgramKind {
     Drop,
     /// The benchmark's in-kernel generator (live-frames test runs only, never attached).
     Generator,
+    /// The benchmark's sink: per-flow counts, reorderings, latency; drops.
+    Sink,
+    /// The in-kernel forwarding reference: redirect everything to one device.
+    Redirect,
 }
 
 impl ProgramKind {
@@ -86,6 +90,8 @@ impl ProgramKind {
             ProgramKind::Port => names::PORT_PROGRAM,
             ProgramKind::Drop => names::DROP_PROGRAM,
             ProgramKind::Generator => names::GEN_PROGRAM,
+            ProgramKind::Sink => names::SINK_PROGRAM,
+            ProgramKind::Redirect => names::REDIRECT_PROGRAM,
         }
     }
 }
@@ -290,7 +296,99 @@ impl PortProgram {
     /// # Errors
     /// When the map update fails.
     pub fn set_generator_flows(&mut self, flows: u32) -> Result<(), XdpError> {
-        self.set_first(names::GEN_CONFIG, GenConfig { flows, reserved: 0 })
+        self.set_generator(flows, 0)
+    }
+
+    /// Generator: flows, and how many bytes the headers add over untagged IPv4 (VLAN 4,
+    /// IPv6 20).
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_generator(&mut self, flows: u32, shift: u32) -> Result<(), XdpError> {
+        self.set_first(names::GEN_CONFIG, GenConfig { flows, shift })
+    }
+
+    /// Redirect reference: the device frames are sent to.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_redirect_target(&mut self, ifindex: u32) -> Result<(), XdpError> {
+        let port = self.port.clone();
+        let map = self
+            .ebpf
+            .map_mut(names::REDIRECT_TARGET)
+            .ok_or_else(|| XdpError::Map {
+                port: port.clone(),
+                map: names::REDIRECT_TARGET,
+                detail: "missing".into(),
+            })?;
+        let mut devmap: aya::maps::DevMap<&mut MapData> = aya::maps::DevMap::try_from(map)
+            .map_err(|e| XdpError::Map {
+                port: port.clone(),
+                map: names::REDIRECT_TARGET,
+                detail: e.to_string(),
+            })?;
+        devmap.set(0, ifindex, None, 0).map_err(|e| XdpError::Map {
+            port,
+            map: names::REDIRECT_TARGET,
+            detail: e.to_string(),
+        })
+    }
+
+    /// Sink: its counters by [`xlagg_common::SinkCounter`], summed over CPUs.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn sink_stats(&self) -> Result<[u64; xlagg_common::SinkCounter::COUNT as usize], XdpError> {
+        let mut out = [0u64; xlagg_common::SinkCounter::COUNT as usize];
+        let sums = self.per_cpu_sums(names::SINK_STATS, out.len() as u32)?;
+        out.copy_from_slice(&sums);
+        Ok(out)
+    }
+
+    /// Sink: frames per latency bucket, summed over CPUs.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn sink_latency(&self) -> Result<Vec<u64>, XdpError> {
+        self.per_cpu_sums(names::SINK_LATENCY, xlagg_common::SINK_LATENCY_BUCKETS)
+    }
+
+    /// Sink: test frames of flows `0..flows`.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn sink_flows(&self, flows: u32) -> Result<Vec<u64>, XdpError> {
+        let map = self
+            .ebpf
+            .map(names::SINK_FLOWS)
+            .ok_or_else(|| self.map_err(names::SINK_FLOWS, "missing"))?;
+        let array: aya::maps::Array<&MapData, u64> =
+            aya::maps::Array::try_from(map).map_err(|e| self.map_err(names::SINK_FLOWS, e))?;
+        (0..flows.min(xlagg_common::SINK_FLOWS))
+            .map(|i| {
+                array
+                    .get(&i, 0)
+                    .map_err(|e| self.map_err(names::SINK_FLOWS, e))
+            })
+            .collect()
+    }
+
+    fn per_cpu_sums(&self, name: &'static str, n: u32) -> Result<Vec<u64>, XdpError> {
+        let map = self
+            .ebpf
+            .map(name)
+            .ok_or_else(|| self.map_err(name, "missing"))?;
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(name, e))?;
+        (0..n)
+            .map(|i| {
+                array
+                    .get(&i, 0)
+                    .map(|v| v.iter().sum())
+                    .map_err(|e| self.map_err(name, e))
+            })
+            .collect()
     }
 
     /// Generator: frames generated so far, summed over CPUs.

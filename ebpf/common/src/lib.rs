@@ -27,6 +27,22 @@ pub mod names {
     pub const GEN_CONFIG: &str = "XLAGG_GENCFG";
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` with one `u64`: frames generated on each CPU.
     pub const GEN_COUNT: &str = "XLAGG_GENCNT";
+    /// The benchmark's in-kernel sink: counts test frames per flow, reorderings and latency.
+    pub const SINK_PROGRAM: &str = "xlagg_sink";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64` indexed by [`super::SinkCounter`].
+    pub const SINK_STATS: &str = "XLAGG_SINKST";
+    /// `BPF_MAP_TYPE_ARRAY` of `u64`: test frames per flow (flow id modulo [`super::SINK_FLOWS`]).
+    pub const SINK_FLOWS: &str = "XLAGG_SINKFL";
+    /// `BPF_MAP_TYPE_ARRAY` of `u64`: the highest sequence number + 1 seen per flow.
+    pub const SINK_LAST: &str = "XLAGG_SINKLS";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`: frames per latency bucket (four per octave from
+    /// 64 ns, [`super::SINK_LATENCY_BUCKETS`] of them).
+    pub const SINK_LATENCY: &str = "XLAGG_SINKLT";
+    /// The in-kernel forwarding reference: redirects every frame to [`REDIRECT_TARGET`]'s
+    /// device.
+    pub const REDIRECT_PROGRAM: &str = "xlagg_redirect";
+    /// `BPF_MAP_TYPE_DEVMAP` with one entry: where `xlagg_redirect` sends frames.
+    pub const REDIRECT_TARGET: &str = "XLAGG_REDIR";
 }
 
 /// Settings of the generator program.
@@ -35,8 +51,35 @@ pub mod names {
 pub struct GenConfig {
     /// Number of flows; frame `n` belongs to flow `n % flows` (0 is taken as 1).
     pub flows: u32,
-    /// Explicit padding; always zero.
-    pub reserved: u32,
+    /// Bytes the frame's headers add over untagged IPv4 (a VLAN tag 4, IPv6 20), by which
+    /// every offset of [`gen_offsets`] moves; at most 63.
+    pub shift: u32,
+}
+
+/// Flows the sink counts one by one (flow ids are taken modulo this).
+pub const SINK_FLOWS: u32 = 65536;
+/// Latency buckets of the sink (four per octave from 64 ns to about 1 s).
+pub const SINK_LATENCY_BUCKETS: u32 = 96;
+
+/// What the sink counts, one slot each in its stats map.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SinkCounter {
+    /// Every frame.
+    Frames = 0,
+    /// Bytes of every frame.
+    Bytes = 1,
+    /// Test frames (with the marker).
+    Test = 2,
+    /// Test frames with a sequence number below one already seen in their flow.
+    Reordered = 3,
+    /// Test frames whose latency was recorded (stamped by the generator).
+    Stamped = 4,
+}
+
+impl SinkCounter {
+    /// Number of counters.
+    pub const COUNT: u32 = 5;
 }
 
 const _: () = assert!(core::mem::size_of::<GenConfig>() == 8);
@@ -50,8 +93,10 @@ pub mod gen_offsets {
     pub const FLOW: usize = 44;
     /// Sequence number in the payload (big-endian u64).
     pub const SEQ: usize = 48;
+    /// Send time in the payload: low 32 bits of `CLOCK_MONOTONIC` nanoseconds (big-endian).
+    pub const STAMP: usize = 56;
     /// The frame must be at least this long.
-    pub const MIN_LEN: usize = 56;
+    pub const MIN_LEN: usize = 60;
 }
 
 /// Upper bound on receive queues per port (the size of the XSKMAP).
