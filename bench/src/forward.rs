@@ -73,7 +73,7 @@ pub struct RunResult {
 }
 
 /// min / median / max.
-#[derive(Clone, Copy, Debug, Serialize)]
+#[derive(Clone, Copy, Debug, Serialize, serde::Deserialize)]
 pub struct Spread {
     /// Smallest.
     pub min: f64,
@@ -334,7 +334,8 @@ fn measure(bed: &Bed, exe: &Path, opts: &ForwardOptions, fixed: bool) -> Result<
     })
 }
 
-fn machine() -> String {
+/// The machine, for reports: CPU model, cores, kernel.
+pub fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
         .and_then(|t| {

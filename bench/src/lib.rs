@@ -2,8 +2,8 @@
 //! tests: the test frame format ([`traffic`]), an AF_PACKET sender and recording sink
 //! ([`packet_tools`]), the test-bed driver ([`testbed`]), the AF_XDP and in-kernel XDP
 //! generators ([`xdpgen`]), and the scenarios: forward-mode throughput against a same-run
-//! ceiling ([`forward`]), LACP convergence ([`convergence`]) and switchover on carrier loss
-//! ([`switchover`]).
+//! ceiling ([`forward`]), LACP convergence ([`convergence`]), switchover on carrier loss
+//! ([`switchover`]), and the whole suite with reports and comparison ([`suite`]).
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
 #![forbid(unsafe_code)]
@@ -11,6 +11,7 @@
 pub mod convergence;
 pub mod forward;
 pub mod packet_tools;
+pub mod suite;
 pub mod switchover;
 pub mod testbed;
 pub mod traffic;

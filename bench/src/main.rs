@@ -8,7 +8,7 @@
 
 use std::path::PathBuf;
 
-use xlagg_bench::{convergence, forward, packet_tools, switchover, xdpgen};
+use xlagg_bench::{convergence, forward, packet_tools, suite, switchover, traffic, xdpgen};
 
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -145,6 +145,73 @@ enum Command {
         /// Generator engine.
         #[arg(long, value_enum, default_value = "xdp")]
         engine: xdpgen::Engine,
+        /// Simple IMIX (7:4:1 of 64, 594, 1518 bytes) instead of --size (xdp engine).
+        #[arg(long)]
+        imix: bool,
+        /// Header layout: ipv4, ipv6, ipv4+vlan, ipv6+vlan (xdp engine).
+        #[arg(long, default_value = "ipv4")]
+        shape: String,
+        /// Frames per second; 0 sends flat out (xdp engine).
+        #[arg(long, default_value_t = 0)]
+        pps: u64,
+    },
+    /// Attach the in-kernel sink (per-flow counts, reorderings, latency) until SIGTERM, then
+    /// print its counts as JSON (used by `suite`).
+    Xdpsink {
+        /// Interfaces, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ifaces: Vec<String>,
+        /// Flows to report one by one.
+        #[arg(long, default_value_t = 1024)]
+        flows: u32,
+    },
+    /// Attach the kernel's XDP redirect reference from one interface to another until SIGTERM
+    /// (used by `suite`).
+    Redirect {
+        /// Where frames arrive.
+        #[arg(long)]
+        from: String,
+        /// Where they are sent.
+        #[arg(long)]
+        to: String,
+    },
+    /// Every scenario in one command (builds and removes its own test bed; needs root):
+    /// throughput per protocol at 64 B, IMIX and 1500 B against the AF_XDP ceiling and the
+    /// kernel's XDP redirect, balance over 1k and 10k flows, latency at 10 and 50 % of the
+    /// maximum rate; writes results.json, summary.md and SVG plots.
+    Suite {
+        /// Results folder.
+        #[arg(long, default_value = "results/latest")]
+        out: PathBuf,
+        /// Runs per throughput cell.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Seconds per measurement (at least 2).
+        #[arg(long, default_value_t = 3.0)]
+        seconds: f64,
+        /// Protocols, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "loadbalance,roundrobin,failover,broadcast"
+        )]
+        protocols: Vec<String>,
+        /// Flows.
+        #[arg(long, default_value_t = 1024)]
+        flows: u32,
+        /// Header layout: ipv4, ipv6, ipv4+vlan, ipv6+vlan.
+        #[arg(long, default_value = "ipv4")]
+        shape: String,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
+    },
+    /// Ratios between two results.json files of `suite` (B / A).
+    Compare {
+        /// The reference.
+        a: PathBuf,
+        /// The one compared with it.
+        b: PathBuf,
     },
     /// Run a forward-mode lagg in this process until SIGTERM (used by `forward`).
     Serve {
@@ -236,7 +303,11 @@ fn main() -> Result<()> {
             seconds,
             core,
             engine,
+            imix,
+            shape,
+            pps,
         } => {
+            let shape = parse_shape(&shape)?;
             if let Some(id) = core {
                 core_affinity::set_for_current(core_affinity::CoreId { id });
             }
@@ -248,7 +319,18 @@ fn main() -> Result<()> {
             signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
             let duration = Duration::from_secs_f64(seconds);
             let report = match engine {
-                xdpgen::Engine::Xdp => xdpgen::generate_xdp(ifindex, flows, size, duration, stop)?,
+                xdpgen::Engine::Xdp => xdpgen::generate_xdp_spec(
+                    ifindex,
+                    &xdpgen::GenSpec {
+                        flows,
+                        size,
+                        imix,
+                        shape,
+                        pps,
+                    },
+                    duration,
+                    stop,
+                )?,
                 xdpgen::Engine::Afxdp => xdpgen::generate(ifindex, flows, size, duration, stop)?,
             };
             println!("{}", serde_json::to_string(&report)?);
@@ -261,6 +343,28 @@ fn main() -> Result<()> {
             core,
         } => forward::serve(&members, &port, &proto, fixed, core)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
+        Command::Xdpsink { ifaces, flows } => suite::kernel_sink(&ifaces, flows)?,
+        Command::Redirect { from, to } => suite::redirect(&from, &to)?,
+        Command::Suite {
+            out,
+            runs,
+            seconds,
+            protocols,
+            flows,
+            shape,
+            testbed,
+        } => {
+            let opts = suite::SuiteOptions {
+                members: 4,
+                runs,
+                seconds,
+                protocols,
+                flows,
+                shape: parse_shape(&shape)?,
+            };
+            suite::run(&opts, &testbed, &out)?;
+        }
+        Command::Compare { a, b } => print!("{}", suite::compare(&a, &b)?),
         Command::Switchover {
             proto,
             flaps,
@@ -278,4 +382,23 @@ fn main() -> Result<()> {
         }
     }
     Ok(())
+}
+
+fn parse_shape(text: &str) -> Result<traffic::Shape> {
+    Ok(match text {
+        "ipv4" => traffic::Shape::default(),
+        "ipv6" => traffic::Shape {
+            ipv6: true,
+            vlan: None,
+        },
+        "ipv4+vlan" => traffic::Shape {
+            ipv6: false,
+            vlan: Some(100),
+        },
+        "ipv6+vlan" => traffic::Shape {
+            ipv6: true,
+            vlan: Some(100),
+        },
+        other => anyhow::bail!("--shape: '{other}' is not one of ipv4, ipv6, ipv4+vlan, ipv6+vlan"),
+    })
 }

@@ -39,7 +39,7 @@ pub struct SinkReport {
     pub ports: Vec<PortCapture>,
 }
 
-fn ifindex(name: &str) -> Result<u32> {
+pub(crate) fn ifindex(name: &str) -> Result<u32> {
     let path = format!("/sys/class/net/{name}/ifindex");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("no interface {name} here ({path})"))?;

@@ -173,3 +173,11 @@ impl Drop for Bed {
         let _ = Command::new(&self.script).args(["down", &self.id]).status();
     }
 }
+
+/// The index of interface `name` in this namespace.
+///
+/// # Errors
+/// No such interface.
+pub fn ifindex(name: &str) -> Result<u32> {
+    crate::packet_tools::ifindex(name)
+}

@@ -108,6 +108,21 @@ pub enum Engine {
     Afxdp,
 }
 
+/// What the in-kernel generator sends.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct GenSpec {
+    /// Flows.
+    pub flows: u32,
+    /// Wire size with FCS; ignored with `imix`.
+    pub size: usize,
+    /// Simple IMIX (7:4:1 of 64, 594, 1518 bytes) instead of one size.
+    pub imix: bool,
+    /// Header layout.
+    pub shape: traffic::Shape,
+    /// Frames per second; 0: as fast as the kernel takes them.
+    pub pps: u64,
+}
+
 /// Generates with the in-kernel live-frames program: `size`-byte frames over `flows` flows,
 /// out of `ifindex` (whose veth peer must have an XDP program), for `duration`.
 ///
@@ -120,23 +135,74 @@ pub fn generate_xdp(
     duration: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<GenReport> {
+    let spec = GenSpec {
+        flows,
+        size,
+        imix: false,
+        shape: traffic::Shape::default(),
+        pps: 0,
+    };
+    generate_xdp_spec(ifindex, &spec, duration, stop)
+}
+
+/// [`generate_xdp`] with every option: IMIX, IPv6/VLAN, a paced rate. Every frame carries a
+/// flow, a sequence number and its send time (stamped in the kernel).
+///
+/// # Errors
+/// When the program cannot be loaded or the kernel refuses the live run.
+pub fn generate_xdp_spec(
+    ifindex: u32,
+    spec: &GenSpec,
+    duration: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<GenReport> {
     use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
     let mut program = PortProgram::load("generator", ProgramKind::Generator)
         .context("loading the generator program")?;
-    program.set_generator_flows(flows.max(1))?;
-    let mut buf = [0u8; 2048];
-    let len = traffic::build(
-        &mut buf,
-        size,
-        Marker {
-            flow: 0,
-            seq: 0,
-            stamp_ns: 0,
-        },
-    );
+    program.set_generator(spec.flows.max(1), spec.shape.shift() as u32)?;
+    let marker = Marker {
+        flow: 0,
+        seq: 0,
+        stamp_ns: 0,
+    };
+    // One template per size: IMIX runs its 12-frame pattern, one live run per slot.
+    let sizes: Vec<usize> = if spec.imix {
+        (0..12).map(traffic::imix_size).collect()
+    } else {
+        vec![spec.size]
+    };
+    let templates: Vec<Vec<u8>> = sizes
+        .iter()
+        .map(|s| {
+            let mut buf = vec![0u8; 2048];
+            let n = traffic::build_shaped(&mut buf, *s, marker, spec.shape);
+            buf.truncate(n);
+            buf
+        })
+        .collect();
+    // Frames per live run: large when flat out; when paced, about a millisecond's worth.
+    let chunk: u32 = if spec.pps == 0 {
+        if spec.imix {
+            4096
+        } else {
+            50_000
+        }
+    } else {
+        (spec.pps / 1000).clamp(16, 4096) as u32
+    };
     let started = Instant::now();
+    let mut sent_so_far = 0u64;
+    let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-        program.run_live(&buf[..len], ifindex, 50_000)?;
+        program.run_live(&templates[i % templates.len()], ifindex, chunk)?;
+        i += 1;
+        sent_so_far += u64::from(chunk);
+        if spec.pps > 0 {
+            let due = Duration::from_secs_f64(sent_so_far as f64 / spec.pps as f64);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                std::thread::sleep(wait);
+            }
+        }
     }
     let seconds = started.elapsed().as_secs_f64();
     let sent = program.generated()?;
