@@ -145,13 +145,15 @@ enum Command {
         /// Generator engine.
         #[arg(long, value_enum, default_value = "xdp")]
         engine: xdpgen::Engine,
-        /// Simple IMIX (7:4:1 of 64, 594, 1518 bytes) instead of --size (xdp engine).
+        /// Simple IMIX (7:4:1 of 64, 594, 1518 bytes) instead of --size.
         #[arg(long)]
         imix: bool,
-        /// Header layout: ipv4, ipv6, ipv4+vlan, ipv6+vlan (xdp engine).
+        /// Header layout: ipv4, ipv6, ipv4+vlan, ipv6+vlan.
         #[arg(long, default_value = "ipv4")]
         shape: String,
-        /// Frames per second; 0 sends flat out (xdp engine).
+        /// Frames per second; 0 sends flat out. The xdp engine paces in bursts (each live run
+        /// costs milliseconds to set up); the afxdp engine paces per batch and stamps each
+        /// frame, which is what latency measurements use.
         #[arg(long, default_value_t = 0)]
         pps: u64,
     },
@@ -202,6 +204,13 @@ enum Command {
         /// Header layout: ipv4, ipv6, ipv4+vlan, ipv6+vlan.
         #[arg(long, default_value = "ipv4")]
         shape: String,
+        /// Scenarios, comma-separated: throughput, balance, latency.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "throughput,balance,latency"
+        )]
+        scenarios: Vec<String>,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -331,7 +340,18 @@ fn main() -> Result<()> {
                     duration,
                     stop,
                 )?,
-                xdpgen::Engine::Afxdp => xdpgen::generate(ifindex, flows, size, duration, stop)?,
+                xdpgen::Engine::Afxdp => xdpgen::generate_afxdp(
+                    ifindex,
+                    &xdpgen::GenSpec {
+                        flows,
+                        size,
+                        imix,
+                        shape,
+                        pps,
+                    },
+                    duration,
+                    stop,
+                )?,
             };
             println!("{}", serde_json::to_string(&report)?);
         }
@@ -352,9 +372,11 @@ fn main() -> Result<()> {
             protocols,
             flows,
             shape,
+            scenarios,
             testbed,
         } => {
             let opts = suite::SuiteOptions {
+                scenarios,
                 members: 4,
                 runs,
                 seconds,

@@ -168,6 +168,7 @@ struct Setup<'a> {
     bed: &'a Bed,
     exe: PathBuf,
     members: usize,
+    stop: Arc<AtomicBool>,
 }
 
 impl Setup<'_> {
@@ -185,6 +186,9 @@ impl Setup<'_> {
         pps: u64,
         seconds: f64,
     ) -> Result<Measurement> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
         let members = self.member_names("xlm");
         let mut fwd = self.bed.exec("app", &self.exe);
         match variant {
@@ -251,6 +255,9 @@ impl Setup<'_> {
             Size::Bytes(n) => gen.args(["--size", &n.to_string()]),
             Size::Imix => gen.arg("--imix"),
         };
+        // Flat out: the in-kernel generator (it outruns any forwarder here). Paced: the AF_XDP
+        // generator, which stamps every frame as it sends it.
+        gen.args(["--engine", if pps == 0 { "xdp" } else { "afxdp" }]);
         let generator = gen
             .stdout(Stdio::piped())
             .spawn()
@@ -420,6 +427,8 @@ pub struct SuiteOptions {
     pub flows: u32,
     /// Header layout.
     pub shape: Shape,
+    /// Scenarios to run: throughput, balance, latency.
+    pub scenarios: Vec<String>,
 }
 
 /// Runs the suite and writes the results folder.
@@ -431,6 +440,11 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         bail!("--seconds must be at least 2");
     }
     let exe = std::env::current_exe().context("own path")?;
+    // SIGINT/SIGTERM end the suite between measurements, so the test bed is still removed.
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
     let bed = Bed::up(
         testbed,
         &format!("bq{}", std::process::id() % 100_000),
@@ -441,10 +455,17 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         bed: &bed,
         exe,
         members: opts.members,
+        stop,
     };
     let mut throughput = Vec::new();
     let mut max_lagg_pps: f64 = 0.0;
-    for size in [Size::Bytes(64), Size::Imix, Size::Bytes(1500)] {
+    let wants = |s: &str| opts.scenarios.iter().any(|x| x == s);
+    let sizes = if wants("throughput") {
+        vec![Size::Bytes(64), Size::Imix, Size::Bytes(1500)]
+    } else {
+        Vec::new()
+    };
+    for size in sizes {
         let mut variants = vec![Variant::Ceiling, Variant::Kernel];
         variants.extend(opts.protocols.iter().cloned().map(Variant::Lagg));
         // rates[variant][run]
@@ -495,7 +516,12 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
     }
     // Balance: loadbalance at a moderate rate, every frame counted per member and flow.
     let mut balance = Vec::new();
-    for flows in [1000u32, 10_000] {
+    let balance_flows: &[u32] = if wants("balance") {
+        &[1000, 10_000]
+    } else {
+        &[]
+    };
+    for &flows in balance_flows {
         let m = setup.measure(
             &Variant::Lagg("loadbalance".into()),
             Size::Bytes(64),
@@ -529,7 +555,29 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
     }
     // Latency at 50 % (and 10 %) of the lagg's maximum 64-byte rate.
     let mut latency = Vec::new();
-    for of_max in [0.1, 0.5] {
+    if wants("latency") && max_lagg_pps == 0.0 {
+        // No throughput scenario ran: measure the maximum first.
+        let proto = opts
+            .protocols
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "loadbalance".into());
+        let m = setup.measure(
+            &Variant::Lagg(proto),
+            Size::Bytes(64),
+            opts.shape,
+            opts.flows,
+            0,
+            opts.seconds,
+        )?;
+        max_lagg_pps = m.delivered_pps;
+        println!(
+            "  maximum rate for the latency scenario: {:.3} Mpps",
+            max_lagg_pps / 1e6
+        );
+    }
+    let fractions: &[f64] = if wants("latency") { &[0.1, 0.5] } else { &[] };
+    for &of_max in fractions {
         let pps = ((max_lagg_pps * of_max) as u64).max(1000);
         let proto = opts
             .protocols
@@ -958,6 +1006,7 @@ mod tests {
                 protocols: vec!["loadbalance".into()],
                 flows: 1024,
                 shape: Shape::default(),
+                scenarios: vec!["throughput".into()],
             },
             throughput: vec![
                 ThroughputRow {

@@ -35,9 +35,38 @@ pub fn generate(
     duration: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<GenReport> {
-    const FRAMES: u32 = 4096;
+    let spec = GenSpec {
+        flows,
+        size,
+        imix: false,
+        shape: traffic::Shape::default(),
+        pps: 0,
+    };
+    generate_afxdp(ifindex, &spec, duration, stop)
+}
+
+/// The AF_XDP generator with every option. Paced (`pps` > 0) it sends in batches as they fall
+/// due and stamps every frame with its send time (`CLOCK_MONOTONIC`, as the kernel's
+/// `bpf_ktime_get_ns`), so the in-kernel sink can measure latency at a chosen load.
+///
+/// # Errors
+/// Socket errors.
+pub fn generate_afxdp(
+    ifindex: u32,
+    spec: &GenSpec,
+    duration: Duration,
+    stop: Arc<AtomicBool>,
+) -> Result<GenReport> {
     const BATCH: u32 = 64;
-    let mut umem = Umem::new(FRAMES).context("UMEM")?;
+    // One template per frame, a whole number of rounds over the flows, so that sending the
+    // templates in order gives every flow the same share.
+    let flows = spec.flows.clamp(1, 65_536);
+    let frames = if flows >= 4096 {
+        flows
+    } else {
+        (4096 / flows) * flows
+    };
+    let mut umem = Umem::new(frames).context("UMEM")?;
     let sizes = RingSizes {
         fill: 64,
         completion: 4096,
@@ -46,47 +75,72 @@ pub fn generate(
     };
     let mut socket =
         XskSocket::open(&umem, None, ifindex, 0, sizes, BindMode::Copy).context("AF_XDP socket")?;
-    let mut free: Vec<Desc> = Vec::with_capacity(FRAMES as usize);
+    let mut free: std::collections::VecDeque<Desc> =
+        std::collections::VecDeque::with_capacity(frames as usize);
     let mut buf = [0u8; 2048];
-    for i in 0..FRAMES {
-        let len = traffic::build(
+    for i in 0..frames {
+        let size = if spec.imix {
+            traffic::imix_size(u64::from(i))
+        } else {
+            spec.size
+        };
+        let len = traffic::build_shaped(
             &mut buf,
             size,
             Marker {
-                flow: i % flows.max(1),
+                flow: i % flows,
                 seq: u64::from(i),
                 stamp_ns: 0,
             },
+            spec.shape,
         );
         let addr = Umem::frame_addr(i);
         umem.data_mut(addr, len as u32).copy_from_slice(&buf[..len]);
-        free.push(Desc {
+        free.push_back(Desc {
             addr,
             len: len as u32,
             options: 0,
         });
     }
-    // Frame i always holds the same template, so a completed address maps back to its desc.
-    let templates = free.clone();
+    // Frame i always holds the same template, so a completed address maps back to its desc;
+    // templates go out in order (first in, first out).
+    let templates: Vec<Desc> = free.iter().copied().collect();
+    let stamp_at = (spec.shape.payload() + 14) as u64;
     let started = Instant::now();
     let mut sent = 0u64;
+    let mut submitted = 0u64;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-        let done = socket.completion.available(FRAMES);
+        let done = socket.completion.available(4096);
         for i in 0..done {
             let addr = socket.completion.read(i);
             let index = (addr / u64::from(xlagg_dataplane::afxdp::FRAME_SIZE)) as usize;
             if let Some(desc) = templates.get(index) {
-                free.push(*desc);
+                free.push_back(*desc);
             }
         }
         socket.completion.release(done);
         sent += u64::from(done);
-        let n = socket.tx.free(BATCH.min(free.len() as u32));
+        let mut want = BATCH.min(free.len() as u32);
+        if spec.pps > 0 {
+            let due = (started.elapsed().as_secs_f64() * spec.pps as f64) as u64;
+            want = want.min(due.saturating_sub(submitted) as u32);
+            if want == 0 {
+                std::hint::spin_loop();
+                continue;
+            }
+        }
+        let n = socket.tx.free(want);
+        let now = xlagg_dataplane::afpacket::monotonic_ns() as u32;
         // `n <= free.len()`: every pop yields.
-        for (i, desc) in (0..n).zip(std::iter::from_fn(|| free.pop())) {
+        for (i, desc) in (0..n).zip(std::iter::from_fn(|| free.pop_front())) {
+            if spec.pps > 0 {
+                umem.data_mut(desc.addr + stamp_at, 4)
+                    .copy_from_slice(&now.to_be_bytes());
+            }
             socket.tx.write(i, desc);
         }
         socket.tx.submit(n);
+        submitted += u64::from(n);
         let _ = socket.kick_tx();
     }
     let seconds = started.elapsed().as_secs_f64();
@@ -165,25 +219,27 @@ pub fn generate_xdp_spec(
         seq: 0,
         stamp_ns: 0,
     };
-    // One template per size: IMIX runs its 12-frame pattern, one live run per slot.
-    let sizes: Vec<usize> = if spec.imix {
-        (0..12).map(traffic::imix_size).collect()
+    // One template per size; IMIX runs each size in proportion to its weight (each live run
+    // sets up its own page pool, so runs must stay long for the generator to keep its rate).
+    let sizes: Vec<(usize, u32)> = if spec.imix {
+        traffic::IMIX.to_vec()
     } else {
-        vec![spec.size]
+        vec![(spec.size, 1)]
     };
-    let templates: Vec<Vec<u8>> = sizes
+    let templates: Vec<(Vec<u8>, u32)> = sizes
         .iter()
-        .map(|s| {
+        .map(|(s, weight)| {
             let mut buf = vec![0u8; 2048];
             let n = traffic::build_shaped(&mut buf, *s, marker, spec.shape);
             buf.truncate(n);
-            buf
+            (buf, *weight)
         })
         .collect();
-    // Frames per live run: large when flat out; when paced, about a millisecond's worth.
-    let chunk: u32 = if spec.pps == 0 {
+    // Frames per live run and weight unit: large when flat out; when paced, about a
+    // millisecond's worth.
+    let unit: u32 = if spec.pps == 0 {
         if spec.imix {
-            4096
+            8192
         } else {
             50_000
         }
@@ -194,7 +250,9 @@ pub fn generate_xdp_spec(
     let mut sent_so_far = 0u64;
     let mut i = 0usize;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-        program.run_live(&templates[i % templates.len()], ifindex, chunk)?;
+        let (frame, weight) = &templates[i % templates.len()];
+        let chunk = unit * weight;
+        program.run_live(frame, ifindex, chunk)?;
         i += 1;
         sent_so_far += u64::from(chunk);
         if spec.pps > 0 {
