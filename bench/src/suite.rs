@@ -160,6 +160,8 @@ pub struct Measurement {
     pub delivered_pps: f64,
     /// Frames per second offered to the forward port.
     pub offered_pps: f64,
+    /// Frames the generator sent in all.
+    pub generated: u64,
     /// Sink counts per member port.
     pub ports: Vec<SinkPort>,
 }
@@ -275,6 +277,10 @@ impl Setup<'_> {
         if !out.status.success() {
             bail!("the generator failed");
         }
+        let generated = serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .ok()
+            .and_then(|v| v["sent"].as_u64())
+            .unwrap_or(0);
         // Let the last frames drain through before the counts are read.
         std::thread::sleep(Duration::from_millis(200));
         drop(forwarder);
@@ -282,6 +288,7 @@ impl Setup<'_> {
         Ok(Measurement {
             delivered_pps: (p1 - p0) as f64 / dt,
             offered_pps: (s1 - s0) as f64 / dt,
+            generated,
             ports,
         })
     }
@@ -600,7 +607,7 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         }
         let p = xlagg_control::metrics::latency_percentiles(&buckets).unwrap_or_default();
         let received: u64 = m.ports.iter().map(|p| p.test).sum();
-        let offered = (m.offered_pps * opts.seconds) as i64;
+        let offered = m.generated as i64;
         let row = LatencyRow {
             pps,
             of_max,

@@ -106,6 +106,7 @@ pub fn generate_afxdp(
     // templates go out in order (first in, first out).
     let templates: Vec<Desc> = free.iter().copied().collect();
     let stamp_at = (spec.shape.payload() + 14) as u64;
+    let seq_at = (spec.shape.payload() + 6) as u64;
     let started = Instant::now();
     let mut sent = 0u64;
     let mut submitted = 0u64;
@@ -131,8 +132,12 @@ pub fn generate_afxdp(
         }
         let n = socket.tx.free(want);
         let now = xlagg_dataplane::afpacket::monotonic_ns() as u32;
-        // `n <= free.len()`: every pop yields.
+        // `n <= free.len()`: every pop yields. Each frame gets its send order as sequence
+        // number (so the sink can tell reordering) and, paced, its send time.
         for (i, desc) in (0..n).zip(std::iter::from_fn(|| free.pop_front())) {
+            let seq = submitted + u64::from(i);
+            umem.data_mut(desc.addr + seq_at, 8)
+                .copy_from_slice(&seq.to_be_bytes());
             if spec.pps > 0 {
                 umem.data_mut(desc.addr + stamp_at, 4)
                     .copy_from_slice(&now.to_be_bytes());

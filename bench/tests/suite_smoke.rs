@@ -1,0 +1,73 @@
+//! `xlagg-bench suite` end to end on a short setting: it builds its test bed, measures every
+//! forwarder at every size with the in-kernel generator and sink, writes the results folder,
+//! removes the bed, and `compare` reads the results back. Needs root; fails otherwise.
+
+mod common;
+
+use std::process::Command;
+
+use common::{bench_bin, require_root, run, serial};
+
+#[test]
+fn the_suite_writes_results_and_compare_reads_them() {
+    let _serial = serial();
+    require_root();
+    let out = std::env::temp_dir().join(format!("xlagg-suite-smoke-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let result = run(Command::new(bench_bin())
+        .current_dir(&repo)
+        .args([
+            "suite",
+            "--runs",
+            "1",
+            "--seconds",
+            "2",
+            "--protocols",
+            "loadbalance",
+            "--scenarios",
+            "throughput,latency",
+            "--out",
+        ])
+        .arg(&out));
+    assert!(
+        result.status.success(),
+        "suite failed:\n{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("JSON");
+    let rows = json["throughput"].as_array().expect("throughput rows");
+    assert_eq!(rows.len(), 9, "3 sizes x (ceiling, kernel, loadbalance)");
+    for row in rows {
+        assert!(
+            row["mpps"]["median"].as_f64().unwrap_or(0.0) > 0.01,
+            "{row}"
+        );
+    }
+    let latency = json["latency"].as_array().expect("latency rows");
+    assert_eq!(latency.len(), 2);
+    assert!(
+        latency[1]["samples"].as_u64().unwrap_or(0) > 1000,
+        "{}",
+        latency[1]
+    );
+    for f in ["summary.md", "throughput.svg", "latency.svg"] {
+        assert!(out.join(f).exists(), "{f} written");
+    }
+    let cmp = run(Command::new(bench_bin())
+        .arg("compare")
+        .arg(out.join("results.json"))
+        .arg(out.join("results.json")));
+    let text = String::from_utf8_lossy(&cmp.stdout);
+    assert!(cmp.status.success() && text.contains("1.000"), "{text}");
+    let _ = std::fs::remove_dir_all(&out);
+    let beds = run(Command::new("ip").args(["netns", "list"]));
+    assert!(
+        !String::from_utf8_lossy(&beds.stdout).contains("xl-bq"),
+        "the suite removed its test bed"
+    );
+}
