@@ -108,6 +108,9 @@ enum Command {
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
+        /// Write the results (with the machine and versions) as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// Carrier loss under traffic: frames lost and time to the first frame on another member
     /// (builds and removes its own test bed; needs root).
@@ -124,6 +127,9 @@ enum Command {
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
+        /// Write the results (with the machine and versions) as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
     },
     /// AF_XDP generator: frames flat out on one interface (used by `forward`).
     Generate {
@@ -392,15 +398,21 @@ fn main() -> Result<()> {
             flaps,
             pps,
             testbed,
+            json,
         } => {
-            switchover::run(&proto, flaps, pps, &testbed)?;
+            let report = switchover::run(&proto, flaps, pps, &testbed)?;
+            let options = serde_json::json!({"proto": proto, "flaps": flaps, "pps": pps});
+            write_json(json.as_deref(), "switchover", options, &report)?;
         }
         Command::Lacp {
             partner,
             runs,
             testbed,
+            json,
         } => {
-            convergence::run(partner, runs, &testbed)?;
+            let report = convergence::run(partner, runs, &testbed)?;
+            let options = serde_json::json!({"partner": format!("{partner:?}"), "runs": runs});
+            write_json(json.as_deref(), "lacp", options, &report)?;
         }
     }
     Ok(())
@@ -423,4 +435,29 @@ fn parse_shape(text: &str) -> Result<traffic::Shape> {
         },
         other => anyhow::bail!("--shape: '{other}' is not one of ipv4, ipv6, ipv4+vlan, ipv6+vlan"),
     })
+}
+
+/// Writes a scenario's report with the machine, versions and options, as `suite` does.
+fn write_json(
+    path: Option<&std::path::Path>,
+    scenario: &str,
+    options: serde_json::Value,
+    report: &impl serde::Serialize,
+) -> Result<()> {
+    let Some(path) = path else {
+        return Ok(());
+    };
+    let doc = serde_json::json!({
+        "scenario": scenario,
+        "machine": forward::machine(),
+        "versions": format!("xlagg {}", env!("CARGO_PKG_VERSION")),
+        "options": options,
+        "report": report,
+    });
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    std::fs::write(path, serde_json::to_string_pretty(&doc)?)?;
+    println!("report: {}", path.display());
+    Ok(())
 }
