@@ -333,31 +333,16 @@ fn main() -> Result<()> {
             let stop = Arc::new(AtomicBool::new(false));
             signal_hook::flag::register(signal_hook::consts::SIGTERM, Arc::clone(&stop))?;
             let duration = Duration::from_secs_f64(seconds);
+            let spec = xdpgen::GenSpec {
+                flows,
+                size,
+                imix,
+                shape,
+                pps,
+            };
             let report = match engine {
-                xdpgen::Engine::Xdp => xdpgen::generate_xdp_spec(
-                    ifindex,
-                    &xdpgen::GenSpec {
-                        flows,
-                        size,
-                        imix,
-                        shape,
-                        pps,
-                    },
-                    duration,
-                    stop,
-                )?,
-                xdpgen::Engine::Afxdp => xdpgen::generate_afxdp(
-                    ifindex,
-                    &xdpgen::GenSpec {
-                        flows,
-                        size,
-                        imix,
-                        shape,
-                        pps,
-                    },
-                    duration,
-                    stop,
-                )?,
+                xdpgen::Engine::Xdp => xdpgen::generate_xdp_spec(ifindex, &spec, duration, stop)?,
+                xdpgen::Engine::Afxdp => xdpgen::generate_afxdp(ifindex, &spec, duration, stop)?,
             };
             println!("{}", serde_json::to_string(&report)?);
         }

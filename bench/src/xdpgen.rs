@@ -35,13 +35,7 @@ pub fn generate(
     duration: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<GenReport> {
-    let spec = GenSpec {
-        flows,
-        size,
-        imix: false,
-        shape: traffic::Shape::default(),
-        pps: 0,
-    };
+    let spec = GenSpec::flat_out(flows, size);
     generate_afxdp(ifindex, &spec, duration, stop)
 }
 
@@ -182,6 +176,19 @@ pub struct GenSpec {
     pub pps: u64,
 }
 
+impl GenSpec {
+    /// One size of untagged IPv4 frames over `flows` flows, as fast as possible.
+    pub fn flat_out(flows: u32, size: usize) -> Self {
+        Self {
+            flows,
+            size,
+            imix: false,
+            shape: traffic::Shape::default(),
+            pps: 0,
+        }
+    }
+}
+
 /// Generates with the in-kernel live-frames program: `size`-byte frames over `flows` flows,
 /// out of `ifindex` (whose veth peer must have an XDP program), for `duration`.
 ///
@@ -194,13 +201,7 @@ pub fn generate_xdp(
     duration: Duration,
     stop: Arc<AtomicBool>,
 ) -> Result<GenReport> {
-    let spec = GenSpec {
-        flows,
-        size,
-        imix: false,
-        shape: traffic::Shape::default(),
-        pps: 0,
-    };
+    let spec = GenSpec::flat_out(flows, size);
     generate_xdp_spec(ifindex, &spec, duration, stop)
 }
 

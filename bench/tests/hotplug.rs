@@ -8,16 +8,13 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use common::{bench_bin, run, serial, xlaggd_bin, Bed, Daemon, Sink};
+use common::{bench_bin, serial, Bed, Daemon, Sink};
 
 fn ctl(socket: &Path, args: &[&str]) {
-    let out = run(Command::new(xlaggd_bin().with_file_name("xlaggctl"))
-        .arg("--socket")
-        .arg(socket)
-        .args(args));
+    let out = common::xlaggctl(socket, args);
     assert!(
         out.status.success(),
         "xlaggctl {args:?}: {}",

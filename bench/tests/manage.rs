@@ -10,22 +10,9 @@ use std::process::Command;
 
 use common::{run, serial, xlaggd_bin, Bed, Daemon};
 
-fn xlaggctl_bin() -> std::path::PathBuf {
-    let p = xlaggd_bin().with_file_name("xlaggctl");
-    assert!(
-        p.exists(),
-        "{} is missing: build the whole workspace first (cargo build --workspace)",
-        p.display()
-    );
-    p
-}
-
 /// Runs xlaggctl against the daemon's socket: (exit status, stdout, stderr).
 fn ctl(socket: &Path, args: &[&str]) -> (i32, String, String) {
-    let out = run(Command::new(xlaggctl_bin())
-        .arg("--socket")
-        .arg(socket)
-        .args(args));
+    let out = common::xlaggctl(socket, args);
     (
         out.status.code().unwrap_or(-1),
         String::from_utf8_lossy(&out.stdout).into_owned(),

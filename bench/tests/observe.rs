@@ -5,10 +5,10 @@
 
 mod common;
 
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 
 use common::browser::Browser;
-use common::{bench_bin, run, serial, xlaggd_bin, Bed, Daemon};
+use common::{bench_bin, run, serial, Bed, Daemon};
 
 /// A paced sender in the source namespace: 20 000 frames/s over 64 flows for ~`secs`.
 fn traffic(bed: &Bed, secs: u32) -> Child {
@@ -153,10 +153,7 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
     }
 
     // The state dump: configuration, state, counters, events in one document.
-    let out = run(Command::new(xlaggd_bin().with_file_name("xlaggctl"))
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .arg("dump"));
+    let out = common::xlaggctl(&daemon.socket, &["dump"]);
     let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dump is JSON");
     assert_eq!(dump["config"]["lagg"][0]["name"], "lagg0");
     assert_eq!(dump["laggs"][1]["state"], "down");

@@ -8,13 +8,10 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{run, run_ok, serial, xlaggd_bin, Bed, Daemon};
+use common::{run, run_ok, serial, Bed, Daemon};
 
 fn status(socket: &Path) -> serde_json::Value {
-    let out = run(Command::new(xlaggd_bin().with_file_name("xlaggctl"))
-        .arg("--socket")
-        .arg(socket)
-        .arg("-j"));
+    let out = common::xlaggctl(socket, &["-j"]);
     assert!(
         out.status.success(),
         "{}",

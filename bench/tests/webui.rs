@@ -5,10 +5,8 @@
 
 mod common;
 
-use std::process::Command;
-
 use common::browser::Browser;
-use common::{run, serial, xlaggd_bin, Bed, Daemon};
+use common::{run, serial, Bed, Daemon};
 
 fn token(daemon: &Daemon) -> String {
     std::fs::read_to_string(daemon.config.with_extension("token"))
@@ -18,10 +16,7 @@ fn token(daemon: &Daemon) -> String {
 }
 
 fn ctl_json(daemon: &Daemon) -> serde_json::Value {
-    let out = run(Command::new(xlaggd_bin().with_file_name("xlaggctl"))
-        .arg("--socket")
-        .arg(&daemon.socket)
-        .arg("-j"));
+    let out = common::xlaggctl(&daemon.socket, &["-j"]);
     assert!(out.status.success());
     serde_json::from_slice(&out.stdout).expect("JSON")
 }

@@ -1134,23 +1134,11 @@ impl Lagg {
         let Some(rt) = self.lacp.as_mut() else {
             return Ok(());
         };
-        let mut buf = [0u8; 1518];
-        for _ in 0..64 {
-            let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) else {
-                break;
-            };
-            match socket.recv(&mut buf, Duration::ZERO) {
-                Ok(Some((n, afpacket::Direction::Incoming))) => {
-                    let now = rt.now();
-                    rt.core.handle_frame(now, port, &buf[..n]);
-                }
-                Ok(Some((_, afpacket::Direction::Outgoing))) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(lagg = %self.cfg.name, port, error = %e, "slow-protocol receive failed");
-                    break;
-                }
-            }
+        if let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) {
+            let (core, epoch) = (&mut rt.core, rt.epoch);
+            read_frames(socket, &self.cfg.name, "slow-protocol", |f| {
+                core.handle_frame(Time::from_duration(epoch.elapsed()), port, f);
+            });
         }
         self.drain_lacp()
     }
@@ -1159,37 +1147,26 @@ impl Lagg {
         let Some(rt) = self.bfd.as_mut() else {
             return Ok(());
         };
-        let mut buf = [0u8; 1518];
         let mut changed = Vec::new();
-        for _ in 0..64 {
-            let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) else {
-                break;
-            };
-            match socket.recv(&mut buf, Duration::ZERO) {
-                Ok(Some((n, afpacket::Direction::Incoming))) => {
-                    let now = rt.epoch.elapsed();
-                    match bfd::payload(&buf[..n]) {
-                        Ok(p) => match rt.sessions[port].handle(now, p) {
-                            Ok(Some(_)) => changed.push(port),
-                            Ok(None) => {}
-                            Err(e) => {
-                                tracing::debug!(lagg = %self.cfg.name, port, error = %e, "micro-BFD packet discarded")
-                            }
-                        },
-                        Err(bfd::BfdError::NotBfd) => {}
-                        Err(e) => {
-                            rt.sessions[port].counters.invalid += 1;
-                            tracing::debug!(lagg = %self.cfg.name, port, error = %e, "micro-BFD frame discarded");
-                        }
+        if let (Some(Some(socket)), Some(session)) =
+            (rt.sockets.get(port), rt.sessions.get_mut(port))
+        {
+            let epoch = rt.epoch;
+            let lagg = &self.cfg.name;
+            read_frames(socket, lagg, "micro-BFD", |f| match bfd::payload(f) {
+                Ok(p) => match session.handle(epoch.elapsed(), p) {
+                    Ok(Some(_)) => changed.push(port),
+                    Ok(None) => {}
+                    Err(e) => {
+                        tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD packet discarded")
                     }
-                }
-                Ok(Some((_, afpacket::Direction::Outgoing))) => {}
-                Ok(None) => break,
+                },
+                Err(bfd::BfdError::NotBfd) => {}
                 Err(e) => {
-                    tracing::warn!(lagg = %self.cfg.name, port, error = %e, "micro-BFD receive failed");
-                    break;
+                    session.counters.invalid += 1;
+                    tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD frame discarded");
                 }
-            }
+            });
         }
         changed.dedup();
         self.after_bfd_change(nl, &changed)
@@ -1284,28 +1261,17 @@ impl Lagg {
         let Some(rt) = self.arp.as_mut() else {
             return Ok(());
         };
-        let mut buf = [0u8; 1518];
-        for _ in 0..64 {
-            let Some(socket) = rt.sockets.get(port).and_then(Option::as_ref) else {
-                break;
-            };
-            match socket.recv(&mut buf, Duration::ZERO) {
-                Ok(Some((n, afpacket::Direction::Incoming))) => {
-                    // A reply to any member's probe validates that member: the probe MAC
-                    // says where the probe left.
-                    for (m, mac) in rt.probe_macs.iter().enumerate() {
-                        if crate::probe::reply_from(&buf[..n], *mac, &rt.targets).is_some() {
-                            rt.last_reply[m] = Some(Instant::now());
-                        }
+        if let Some(Some(socket)) = rt.sockets.get(port) {
+            let (macs, targets, last) = (&rt.probe_macs, &rt.targets, &mut rt.last_reply);
+            read_frames(socket, &self.cfg.name, "probe monitor", |f| {
+                // A reply to any member's probe validates that member: the probe MAC says
+                // where the probe left.
+                for (m, mac) in macs.iter().enumerate() {
+                    if crate::probe::reply_from(f, *mac, targets).is_some() {
+                        last[m] = Some(Instant::now());
                     }
                 }
-                Ok(Some((_, afpacket::Direction::Outgoing))) => {}
-                Ok(None) => break,
-                Err(e) => {
-                    tracing::warn!(lagg = %self.cfg.name, port, error = %e, "probe monitor receive failed");
-                    break;
-                }
-            }
+            });
         }
         self.judge_arp(nl, Instant::now())
     }
@@ -2095,6 +2061,23 @@ impl Lagg {
             }
         }
         tracing::info!(lagg = %self.cfg.name, "lagg stopped; programs detached, interfaces removed");
+    }
+}
+
+/// Reads up to 64 frames received on `socket` (frames it sent are skipped) and hands each to
+/// `frame`; a receive error is logged and ends the read.
+fn read_frames(socket: &PacketSocket, lagg: &str, what: &str, mut frame: impl FnMut(&[u8])) {
+    let mut buf = [0u8; 1518];
+    for _ in 0..64 {
+        match socket.recv(&mut buf, Duration::ZERO) {
+            Ok(Some((n, afpacket::Direction::Incoming))) => frame(&buf[..n]),
+            Ok(Some((_, afpacket::Direction::Outgoing))) => {}
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(lagg, error = %e, "{what} receive failed");
+                break;
+            }
+        }
     }
 }
 

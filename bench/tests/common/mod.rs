@@ -436,3 +436,14 @@ fn store_backup(config: &std::path::Path) -> PathBuf {
     name.push(".bak");
     PathBuf::from(name)
 }
+
+/// Runs xlaggctl against a daemon's management socket.
+pub fn xlaggctl(socket: &std::path::Path, args: &[&str]) -> Output {
+    let bin = xlaggd_bin().with_file_name("xlaggctl");
+    assert!(
+        bin.exists(),
+        "{} is missing: build the whole workspace first (cargo build --workspace)",
+        bin.display()
+    );
+    run(Command::new(bin).arg("--socket").arg(socket).args(args))
+}
