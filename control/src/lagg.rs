@@ -1493,22 +1493,8 @@ impl Lagg {
                 vec!["UPPER"]
             };
             let mut drops = String::new();
-            for reason in DropReason::ALL {
-                let n = t.drops[reason as usize];
-                if n > 0 {
-                    let _ = write!(drops, " {}={n}", reason.name());
-                }
-            }
-            if let Some(x) = self.xdp_counters(i) {
-                for c in [
-                    XdpCounter::NotCollecting,
-                    XdpCounter::NoSocket,
-                    XdpCounter::Malformed,
-                ] {
-                    if x[c as usize] > 0 {
-                        let _ = write!(drops, " xdp_{}={}", c.name(), x[c as usize]);
-                    }
-                }
+            for (reason, n) in self.port_drops(i, &t) {
+                let _ = write!(drops, " {reason}={n}");
             }
             let _ = writeln!(
                 out,
@@ -1843,6 +1829,29 @@ impl Lagg {
         Ok(done)
     }
 
+    /// Port `i`'s drops with a count, by reason: the workers' and the XDP program's
+    /// (`xdp_` prefixed).
+    fn port_drops(&self, i: usize, t: &PortTotals) -> BTreeMap<String, u64> {
+        let mut drops = BTreeMap::new();
+        for reason in DropReason::ALL {
+            if t.drops[reason as usize] > 0 {
+                drops.insert(reason.name().to_string(), t.drops[reason as usize]);
+            }
+        }
+        if let Some(x) = self.xdp_counters(i) {
+            for c in [
+                XdpCounter::NotCollecting,
+                XdpCounter::NoSocket,
+                XdpCounter::Malformed,
+            ] {
+                if x[c as usize] > 0 {
+                    drops.insert(format!("xdp_{}", c.name()), x[c as usize]);
+                }
+            }
+        }
+        drops
+    }
+
     /// lagg(4) flags of member `i`.
     fn port_flags(&self, i: usize, first_active: Option<MemberIndex>) -> Vec<&'static str> {
         let port = &self.members[i];
@@ -1880,23 +1889,7 @@ impl Lagg {
                 continue;
             }
             let t = self.port_totals(i);
-            let mut drops = BTreeMap::new();
-            for reason in DropReason::ALL {
-                if t.drops[reason as usize] > 0 {
-                    drops.insert(reason.name().to_string(), t.drops[reason as usize]);
-                }
-            }
-            if let Some(x) = self.xdp_counters(i) {
-                for c in [
-                    XdpCounter::NotCollecting,
-                    XdpCounter::NoSocket,
-                    XdpCounter::Malformed,
-                ] {
-                    if x[c as usize] > 0 {
-                        drops.insert(format!("xdp_{}", c.name()), x[c as usize]);
-                    }
-                }
-            }
+            let drops = self.port_drops(i, &t);
             let lacp = lacp_ports.as_ref().and_then(|v| v.get(i)).map(|st| {
                 let c = st.counters;
                 LacpPort {
