@@ -167,6 +167,31 @@ fn the_ifconfig_way_end_to_end() {
     );
     assert_eq!((xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm1")), lagg0_ids);
 
+    // Addresses and the description change in place: lagg0 keeps its programs.
+    ctl_ok(
+        &sock,
+        &[
+            "lagg0",
+            "inet",
+            "10.77.0.11/24",
+            "alias",
+            "description",
+            "uplink",
+        ],
+    );
+    assert_eq!((xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm1")), lagg0_ids);
+    let addrs = bed.ip("app", &["-o", "addr", "show", "dev", "lagg0"]);
+    assert!(
+        addrs.contains("10.77.0.11/24") && addrs.contains("10.77.0.1/24"),
+        "{addrs}"
+    );
+    ctl_ok(&sock, &["lagg0", "inet", "10.77.0.11", "-alias"]);
+    assert!(!bed
+        .ip("app", &["-o", "addr", "show", "dev", "lagg0"])
+        .contains("10.77.0.11/"));
+    assert_eq!(json(&sock, "lagg0")[0]["description"], "uplink");
+    assert_eq!((xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm1")), lagg0_ids);
+
     // A dry run checks without applying.
     let out = ctl_ok(&sock, &["-n", "lagg0", "laggproto", "roundrobin"]);
     assert!(out.contains("would change: lagg0"), "{out}");

@@ -357,8 +357,9 @@ impl Daemon {
             return Ok(changed);
         }
         self.collect_events();
-        // Member-list changes of running laggs apply in place (hot membership): flows on the
-        // other members are not touched. Anything else, or a failure, restarts the lagg.
+        // Member-list, address, description, delay and notification changes of running laggs
+        // apply in place (hot membership: flows on the other members are not touched).
+        // Anything else, or a failure, restarts the lagg.
         let mut in_place: Vec<LaggConfig> = Vec::new();
         for lagg in &mut self.laggs {
             let Some(new) = to_start.iter().find(|c| c.name == lagg.config().name) else {
@@ -370,7 +371,7 @@ impl Daemon {
             let old = lagg.config().clone();
             match lagg.set_ports(nl, new) {
                 Ok(what) => {
-                    tracing::info!(lagg = %new.name, changes = %what.join(" "), "members changed in place");
+                    tracing::info!(lagg = %new.name, changes = %what.join(" "), "changed in place");
                     in_place.push(old);
                 }
                 Err(e) => {

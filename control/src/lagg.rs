@@ -1634,15 +1634,26 @@ impl Lagg {
         }
     }
 
-    /// Whether `new` differs from this lagg's configuration only in its member list (and the
-    /// per-port LACP priorities), so [`set_ports`](Self::set_ports) can apply it in place.
+    /// Whether `new` differs from this lagg's configuration only in what
+    /// [`set_ports`](Self::set_ports) applies in place: the member list (and per-port LACP
+    /// priorities), the host interface's addresses, the description, updelay/downdelay and
+    /// the peer-notification settings.
     pub fn can_change_ports_in_place(&self, new: &LaggConfig) -> bool {
-        let mut a = self.cfg.clone();
-        let mut b = new.clone();
-        a.ports.clear();
-        b.ports.clear();
-        a.lacp.port_priorities.clear();
-        b.lacp.port_priorities.clear();
+        let neutral = |c: &LaggConfig| {
+            let mut c = c.clone();
+            c.ports.clear();
+            c.lacp.port_priorities.clear();
+            if let Upper::Host { addresses } = &mut c.upper {
+                addresses.clear();
+            }
+            c.description.clear();
+            c.updelay_ms = 0;
+            c.downdelay_ms = 0;
+            c.notify_count = 0;
+            c.notify_interval_ms = 0;
+            c
+        };
+        let (a, b) = (neutral(&self.cfg), neutral(new));
         let live = self.members.iter().filter(|p| !p.retired).count();
         let joining = new
             .ports
@@ -1821,6 +1832,20 @@ impl Lagg {
             tracing::info!(lagg = %self.cfg.name, port = %name, slot, "member joined");
             self.event("config", Some(name.clone()), "member joined".into());
             done.push(format!("laggport {name}"));
+        }
+        // The host interface's addresses: remove what went, add what came.
+        if let (Upper::Host { addresses: old }, Upper::Host { addresses: want }) =
+            (&self.cfg.upper, &new.upper)
+        {
+            let host = nl.require(&self.cfg.name)?;
+            for (addr, prefix) in old.iter().filter(|a| !want.contains(a)) {
+                nl.delete_address(host.index, *addr)?;
+                done.push(format!("-alias {addr}/{prefix}"));
+            }
+            for (addr, prefix) in want.iter().filter(|a| !old.contains(a)) {
+                nl.add_address(host.index, *addr, *prefix)?;
+                done.push(format!("alias {addr}/{prefix}"));
+            }
         }
         self.cfg = new.clone();
         // New members' link state: joining the table takes only their share of buckets.

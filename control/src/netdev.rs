@@ -289,6 +289,39 @@ impl Netlink {
     }
 }
 
+impl Netlink {
+    /// Removes address `addr` (any prefix) from interface `index`; absent is not an error.
+    ///
+    /// # Errors
+    /// When the kernel refuses.
+    pub fn delete_address(&self, index: u32, addr: IpAddr) -> Result<(), NetdevError> {
+        use rtnetlink::packet_route::address::AddressAttribute;
+        let handle = self.handle.clone();
+        self.request(
+            || format!("removing address {addr} from interface {index}"),
+            async move {
+                let msgs: Vec<_> = handle
+                    .address()
+                    .get()
+                    .set_link_index_filter(index)
+                    .execute()
+                    .try_collect()
+                    .await?;
+                for m in msgs {
+                    let matches = m.attributes.iter().any(|a| {
+                        matches!(a, AddressAttribute::Local(ip) | AddressAttribute::Address(ip) if *ip == addr)
+                    });
+                    if matches {
+                        handle.address().del(m).execute().await?;
+                        break;
+                    }
+                }
+                Ok(())
+            },
+        )
+    }
+}
+
 /// Formats a MAC address as `aa:bb:cc:dd:ee:ff`.
 pub fn format_mac(mac: [u8; 6]) -> String {
     mac.iter()
