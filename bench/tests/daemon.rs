@@ -95,6 +95,8 @@ fn xlaggd_with(bed: &Bed, config: &str) -> (i32, String) {
                 xlaggd_bin().to_str().expect("utf-8"),
                 "--config",
                 path.to_str().expect("utf-8"),
+                "--socket",
+                path.with_extension("sock").to_str().expect("utf-8"),
             ],
         )
         .stdin(std::process::Stdio::null()));
@@ -204,4 +206,41 @@ fn a_killed_daemon_leaves_no_program_or_promiscuous_port_and_a_restart_cleans_th
     again.stop();
     assert_eq!(leftovers(&bed), Vec::<String>::new());
     assert_eq!(promiscuity(&bed), 0);
+}
+
+#[test]
+fn a_member_with_someone_elses_xdp_program_is_refused_by_name() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    // Another program holds xlm1 (the benchmark's drop program, attached in the appliance).
+    let mut other = bed
+        .exec(
+            "app",
+            &[
+                common::bench_bin().to_str().expect("utf-8"),
+                "drop",
+                "--ifaces",
+                "xlm1",
+            ],
+        )
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the other program");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(other.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("ready");
+    let (code, err) = xlaggd_with(&bed, &bed.config("loadbalance", "", false));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &other.id().to_string()])
+        .status();
+    let _ = other.wait();
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("lagg0.laggports: xlm1 already has an XDP program (id "),
+        "{err}"
+    );
+    assert!(err.contains("ip link set dev xlm1 xdp off"), "{err}");
 }

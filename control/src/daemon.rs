@@ -350,8 +350,9 @@ impl Daemon {
             .filter(|l| changed.contains(&l.name) && runnable(l))
             .cloned()
             .collect();
+        let owned: Vec<u32> = self.laggs.iter().flat_map(Lagg::ifindexes).collect();
         for cfg in &to_start {
-            Lagg::preflight(nl, cfg).map_err(|e| vec![e.to_string()])?;
+            Lagg::preflight_owned(nl, cfg, &owned).map_err(|e| vec![e.to_string()])?;
         }
         if dry_run {
             return Ok(changed);

@@ -322,6 +322,19 @@ impl Lagg {
     /// # Errors
     /// The first problem, naming the field.
     pub fn preflight(nl: &Netlink, cfg: &LaggConfig) -> Result<(), LaggError> {
+        Self::preflight_owned(nl, cfg, &[])
+    }
+
+    /// [`preflight`](Self::preflight) while this daemon already holds XDP programs on the
+    /// devices `running` (by index): those are not foreign.
+    ///
+    /// # Errors
+    /// The first problem, naming the field.
+    pub fn preflight_owned(
+        nl: &Netlink,
+        cfg: &LaggConfig,
+        running: &[u32],
+    ) -> Result<(), LaggError> {
         let queues = cfg.cores.len().max(1) as u32;
         let check = |name: &str, field: &'static str| -> Result<(), LaggError> {
             let link = nl.require(name).map_err(|source| LaggError::Device {
@@ -329,6 +342,15 @@ impl Lagg {
                 field,
                 source,
             })?;
+            // xlaggd's own programs are held by BPF links and go with the process that holds
+            // them, so a program found here belongs to something else (or another xlaggd).
+            if let Some(id) = link.xdp_prog.filter(|_| !running.contains(&link.index)) {
+                return Err(LaggError::Conflict(format!(
+                    "{}.{field}: {name} already has an XDP program (id {id}) that this xlaggd did not attach; \
+                     detach it (ip link set dev {name} xdp off) or choose another port",
+                    cfg.name
+                )));
+            }
             if link.rx_queues < queues {
                 return Err(LaggError::Conflict(format!(
                     "{}.cores: {queues} workers need {queues} receive queues on every port, but {name} has {}; \
@@ -1875,6 +1897,16 @@ impl Lagg {
             }
         }
         drops
+    }
+
+    /// The indexes of the devices this lagg holds XDP programs on.
+    pub fn ifindexes(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .chain(self.upper.as_ref())
+            .filter(|p| p.program.is_some())
+            .map(|p| p.ifindex)
+            .collect()
     }
 
     /// lagg(4) flags of member `i`.

@@ -8,7 +8,9 @@
 use std::net::IpAddr;
 
 use futures::TryStreamExt;
-use rtnetlink::packet_route::link::{InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage};
+use rtnetlink::packet_route::link::{
+    InfoKind, LinkAttribute, LinkFlags, LinkInfo, LinkMessage, LinkXdp,
+};
 use rtnetlink::{Handle, LinkUnspec, LinkVeth};
 
 /// Errors talking to the kernel about devices.
@@ -50,6 +52,8 @@ pub struct LinkState {
     pub kind: Option<String>,
     /// Number of receive queues.
     pub rx_queues: u32,
+    /// The id of the XDP program attached to the device, if any.
+    pub xdp_prog: Option<u32>,
 }
 
 impl LinkState {
@@ -63,6 +67,7 @@ impl LinkState {
             carrier: msg.header.flags.contains(LinkFlags::LowerUp),
             kind: None,
             rx_queues: 1,
+            xdp_prog: None,
         };
         for attr in &msg.attributes {
             match attr {
@@ -70,6 +75,12 @@ impl LinkState {
                 LinkAttribute::Address(mac) if mac.len() == 6 => state.mac.copy_from_slice(mac),
                 LinkAttribute::Mtu(mtu) => state.mtu = *mtu,
                 LinkAttribute::NumRxQueues(n) => state.rx_queues = *n,
+                LinkAttribute::Xdp(xdp) => {
+                    state.xdp_prog = xdp.iter().find_map(|x| match x {
+                        LinkXdp::ProgId(id) if *id != 0 => Some(*id),
+                        _ => None,
+                    });
+                }
                 LinkAttribute::LinkInfo(infos) => {
                     for info in infos {
                         if let LinkInfo::Kind(kind) = info {

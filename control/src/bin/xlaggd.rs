@@ -111,21 +111,50 @@ fn main() -> ExitCode {
     if args.wait_for_members > 0 {
         wait_for_members(&nl, &config, Duration::from_secs(args.wait_for_members));
     }
+    let socket = args
+        .socket
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(&config.daemon.socket));
+    // A running daemon holds programs on its members; --check must not take them for foreign.
+    let other_daemon = std::os::unix::net::UnixStream::connect(&socket).is_ok();
+    let theirs: Vec<u32> = if args.check && other_daemon {
+        config
+            .laggs
+            .iter()
+            .flat_map(|l| l.ports.iter())
+            .filter_map(|p| nl.link(p).ok().flatten().map(|l| l.index))
+            .collect()
+    } else {
+        Vec::new()
+    };
+    // The socket doubles as the one-daemon lock: bound before anything is checked or touched,
+    // so a second daemon is told that one runs.
+    let server = if args.check {
+        None
+    } else {
+        match api::Server::bind(&socket) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                eprintln!("xlaggd: {e}");
+                return ExitCode::from(1);
+            }
+        }
+    };
     // Check every lagg before creating anything for any of them.
     for lagg in config.laggs.iter().filter(|l| runnable(l)) {
-        if let Err(e) = Lagg::preflight(&nl, lagg) {
+        if let Err(e) = Lagg::preflight_owned(&nl, lagg, &theirs) {
             eprintln!("xlaggd: {}: {e}", args.config.display());
             return ExitCode::from(2);
         }
     }
-    if args.check {
+    let Some(server) = server else {
         println!(
             "{}: configuration valid, {} lagg(s)",
             args.config.display(),
             config.laggs.len()
         );
         return ExitCode::SUCCESS;
-    }
+    };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         if let Err(e) = signal_hook::flag::register(signal, Arc::clone(&stop)) {
@@ -133,18 +162,6 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     }
-    // The socket doubles as the one-daemon lock: bound before anything is touched.
-    let socket = args
-        .socket
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(&config.daemon.socket));
-    let server = match api::Server::bind(&socket) {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("xlaggd: {e}");
-            return ExitCode::from(1);
-        }
-    };
     let http_addr = match args.http.as_deref() {
         None => config.daemon.http,
         Some("off") => None,
