@@ -157,3 +157,60 @@ fn check_untouched_flows(report: &xlagg_bench::packet_tools::SinkReport, touched
     }
     assert!(checked > 0);
 }
+
+#[test]
+fn an_lacp_member_joins_and_leaves_a_running_aggregate() {
+    let _serial = serial();
+    let bed = Bed::up(3, false);
+    let lagg = |prefix: &str| {
+        format!(
+            "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
+             laggports = [\"{prefix}0\", \"{prefix}1\"]\nlacp_fast_timeout = true\n"
+        )
+    };
+    let partner = Daemon::start_in(&bed, "ptr", &lagg("xlp"));
+    let app = Daemon::start(&bed, &lagg("xlm"));
+    let distributing = |d: &Daemon| -> Vec<bool> {
+        let out = common::xlaggctl(&d.socket, &["-j", "lagg0"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        v[0]["ports"]
+            .as_array()
+            .expect("ports")
+            .iter()
+            .map(|p| {
+                p["flags"]
+                    .as_array()
+                    .is_some_and(|f| f.iter().any(|x| x == "DISTRIBUTING"))
+            })
+            .collect()
+    };
+    let wait = |what: &str, cond: &dyn Fn() -> bool| {
+        let start = std::time::Instant::now();
+        while start.elapsed() < Duration::from_secs(15) {
+            if cond() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("timed out waiting for {what}");
+    };
+    wait("two members distributing", &|| {
+        distributing(&app) == [true, true]
+    });
+    let ids = (xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm1"));
+    ctl(&partner.socket, &["lagg0", "laggport", "xlp2"]);
+    ctl(&app.socket, &["lagg0", "laggport", "xlm2"]);
+    wait("the third member negotiated and distributing", &|| {
+        distributing(&app) == [true, true, true]
+    });
+    assert_eq!(
+        (xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm1")),
+        ids,
+        "in place"
+    );
+    ctl(&app.socket, &["lagg0", "-laggport", "xlm0"]);
+    wait("two members again", &|| distributing(&app) == [true, true]);
+    wait("the partner took its side out", &|| {
+        distributing(&partner).iter().filter(|d| **d).count() == 2
+    });
+}
