@@ -341,7 +341,7 @@ fn main() -> Result<()> {
                 pps,
             };
             let report = match engine {
-                xdpgen::Engine::Xdp => xdpgen::generate_xdp_spec(ifindex, &spec, duration, stop)?,
+                xdpgen::Engine::Xdp => xdpgen::generate_xdp(ifindex, &spec, duration, stop)?,
                 xdpgen::Engine::Afxdp => xdpgen::generate_afxdp(ifindex, &spec, duration, stop)?,
             };
             println!("{}", serde_json::to_string(&report)?);

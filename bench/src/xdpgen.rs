@@ -1,6 +1,8 @@
-//! `generate`: an AF_XDP transmit-only packet generator. Frames of the chosen size and flows
-//! are written once into the UMEM; the loop only recycles completed descriptors onto the tx
-//! ring, one `sendto` per batch, so the generator costs little more than the kernel's copy.
+//! `generate`: the packet generators. [`generate_xdp`] runs an XDP program in the kernel's
+//! live-frames mode (flat out, faster than anything a forwarder on veth carries);
+//! [`generate_afxdp`] is an AF_XDP transmit-only generator whose frames are written once into
+//! the UMEM and recycled from the completion ring, paced per batch when asked, numbering and
+//! stamping each frame as it goes.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -21,22 +23,6 @@ pub struct GenReport {
     pub seconds: f64,
     /// Frames per second, from the two numbers above.
     pub pps: f64,
-}
-
-/// Sends `size`-byte frames spread over `flows` flows on `ifindex` for `duration` (or until
-/// `stop`), as fast as the kernel takes them.
-///
-/// # Errors
-/// Socket errors.
-pub fn generate(
-    ifindex: u32,
-    flows: u32,
-    size: usize,
-    duration: Duration,
-    stop: Arc<AtomicBool>,
-) -> Result<GenReport> {
-    let spec = GenSpec::flat_out(flows, size);
-    generate_afxdp(ifindex, &spec, duration, stop)
 }
 
 /// The AF_XDP generator with every option. Paced (`pps` > 0) it sends in batches as they fall
@@ -176,41 +162,14 @@ pub struct GenSpec {
     pub pps: u64,
 }
 
-impl GenSpec {
-    /// One size of untagged IPv4 frames over `flows` flows, as fast as possible.
-    pub fn flat_out(flows: u32, size: usize) -> Self {
-        Self {
-            flows,
-            size,
-            imix: false,
-            shape: traffic::Shape::default(),
-            pps: 0,
-        }
-    }
-}
-
-/// Generates with the in-kernel live-frames program: `size`-byte frames over `flows` flows,
-/// out of `ifindex` (whose veth peer must have an XDP program), for `duration`.
+/// Generates with the in-kernel live-frames program out of `ifindex` (whose veth peer must
+/// have an XDP program), for `duration`: one size or IMIX, IPv4/IPv6 with an optional VLAN
+/// tag, flat out or paced in bursts. Every frame carries a flow, a sequence number and its
+/// send time (stamped in the kernel).
 ///
 /// # Errors
 /// When the program cannot be loaded or the kernel refuses the live run.
 pub fn generate_xdp(
-    ifindex: u32,
-    flows: u32,
-    size: usize,
-    duration: Duration,
-    stop: Arc<AtomicBool>,
-) -> Result<GenReport> {
-    let spec = GenSpec::flat_out(flows, size);
-    generate_xdp_spec(ifindex, &spec, duration, stop)
-}
-
-/// [`generate_xdp`] with every option: IMIX, IPv6/VLAN, a paced rate. Every frame carries a
-/// flow, a sequence number and its send time (stamped in the kernel).
-///
-/// # Errors
-/// When the program cannot be loaded or the kernel refuses the live run.
-pub fn generate_xdp_spec(
     ifindex: u32,
     spec: &GenSpec,
     duration: Duration,

@@ -259,36 +259,47 @@ impl Netlink {
     }
 }
 
+/// The address messages of interface `index`.
+async fn address_messages(
+    handle: &Handle,
+    index: u32,
+) -> Result<Vec<rtnetlink::packet_route::address::AddressMessage>, rtnetlink::Error> {
+    handle
+        .address()
+        .get()
+        .set_link_index_filter(index)
+        .execute()
+        .try_collect()
+        .await
+}
+
+/// The address a message carries (IPv4 has both Local and Address; IPv6 only Address).
+fn message_address(m: &rtnetlink::packet_route::address::AddressMessage) -> Option<IpAddr> {
+    use rtnetlink::packet_route::address::AddressAttribute;
+    let local = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Local(ip) => Some(*ip),
+        _ => None,
+    });
+    let addr = m.attributes.iter().find_map(|a| match a {
+        AddressAttribute::Address(ip) => Some(*ip),
+        _ => None,
+    });
+    local.or(addr)
+}
+
 impl Netlink {
     /// Every address of interface `index` (IPv4 and IPv6).
     ///
     /// # Errors
     /// When the dump fails.
     pub fn addresses(&self, index: u32) -> Result<Vec<IpAddr>, NetdevError> {
-        use rtnetlink::packet_route::address::AddressAttribute;
         let handle = self.handle.clone();
         self.request(
             || format!("listing addresses of interface {index}"),
             async move {
-                let msgs: Vec<_> = handle
-                    .address()
-                    .get()
-                    .set_link_index_filter(index)
-                    .execute()
-                    .try_collect()
-                    .await?;
                 let mut out = Vec::new();
-                for m in msgs {
-                    // IPv4 has both Local and Address; IPv6 only Address.
-                    let local = m.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Local(ip) => Some(*ip),
-                        _ => None,
-                    });
-                    let addr = m.attributes.iter().find_map(|a| match a {
-                        AddressAttribute::Address(ip) => Some(*ip),
-                        _ => None,
-                    });
-                    if let Some(ip) = local.or(addr) {
+                for m in address_messages(&handle, index).await? {
+                    if let Some(ip) = message_address(&m) {
                         if !out.contains(&ip) {
                             out.push(ip);
                         }
@@ -298,31 +309,18 @@ impl Netlink {
             },
         )
     }
-}
 
-impl Netlink {
     /// Removes address `addr` (any prefix) from interface `index`; absent is not an error.
     ///
     /// # Errors
     /// When the kernel refuses.
     pub fn delete_address(&self, index: u32, addr: IpAddr) -> Result<(), NetdevError> {
-        use rtnetlink::packet_route::address::AddressAttribute;
         let handle = self.handle.clone();
         self.request(
             || format!("removing address {addr} from interface {index}"),
             async move {
-                let msgs: Vec<_> = handle
-                    .address()
-                    .get()
-                    .set_link_index_filter(index)
-                    .execute()
-                    .try_collect()
-                    .await?;
-                for m in msgs {
-                    let matches = m.attributes.iter().any(|a| {
-                        matches!(a, AddressAttribute::Local(ip) | AddressAttribute::Address(ip) if *ip == addr)
-                    });
-                    if matches {
+                for m in address_messages(&handle, index).await? {
+                    if message_address(&m) == Some(addr) {
                         handle.address().del(m).execute().await?;
                         break;
                     }
