@@ -214,3 +214,29 @@ fn an_lacp_member_joins_and_leaves_a_running_aggregate() {
         distributing(&partner).iter().filter(|d| **d).count() == 2
     });
 }
+
+#[test]
+fn a_member_that_left_comes_back_into_its_slot_and_carries_traffic() {
+    let _serial = serial();
+    let bed = Bed::up(3, false);
+    let daemon = Daemon::start(&bed, &bed.config("loadbalance", "", false));
+    let ids = (xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm2"));
+    ctl(&daemon.socket, &["lagg0", "-laggport", "xlm1"]);
+    assert_eq!(xdp_id(&bed, "xlm1"), None);
+    ctl(&daemon.socket, &["lagg0", "laggport", "xlm1"]);
+    assert!(xdp_id(&bed, "xlm1").is_some());
+    assert_eq!(
+        (xdp_id(&bed, "xlm0"), xdp_id(&bed, "xlm2")),
+        ids,
+        "in place both times"
+    );
+    // Every member carries its share again.
+    let sink = Sink::start(&bed);
+    bed.send(256, 4, 0);
+    let report = sink.finish();
+    for port in &report.ports {
+        assert!(port.frames > 0, "{} carried nothing", port.name);
+    }
+    let total: u64 = report.ports.iter().map(|p| p.frames).sum();
+    assert_eq!(total, 1024, "every frame delivered once");
+}

@@ -1676,25 +1676,36 @@ impl Lagg {
             c
         };
         let (a, b) = (neutral(&self.cfg), neutral(new));
-        let live = self.members.iter().filter(|p| !p.retired).count();
-        let joining = new
-            .ports
-            .iter()
-            .filter(|n| !self.members.iter().any(|p| &p.name == *n && !p.retired))
-            .count();
-        // Members only join at the end and keep their order; slots are not reused.
-        let kept: Vec<&String> = self
-            .members
-            .iter()
-            .filter(|p| !p.retired && new.ports.contains(&p.name))
-            .map(|p| &p.name)
-            .collect();
-        let order_kept = new.ports.iter().take(kept.len()).eq(kept.iter().copied());
         a == b
             && a.proto != LaggProto::None
-            && order_kept
-            && live > 0
-            && self.members.len() + joining <= xlagg_dataplane::distribution::MAX_MEMBERS
+            && self.members.iter().any(|p| !p.retired && new.ports.contains(&p.name))
+            // Failover's order is its priority: it must come out as configured. The other
+            // protocols only show the order (a returning member may take a freed slot).
+            && self
+                .slots_after(new)
+                .is_some_and(|order| a.proto != LaggProto::Failover || order == new.ports)
+    }
+
+    /// The member names in slot order after [`set_ports`](Self::set_ports) applied `new`
+    /// (members that leave free their slots, joining ones take the first free slot, else the
+    /// next); `None` when the slots would run out.
+    fn slots_after(&self, new: &LaggConfig) -> Option<Vec<String>> {
+        let mut slots: Vec<Option<String>> = self
+            .members
+            .iter()
+            .map(|p| (!p.retired && new.ports.contains(&p.name)).then(|| p.name.clone()))
+            .collect();
+        for name in &new.ports {
+            if slots.iter().flatten().any(|n| n == name) {
+                continue;
+            }
+            match slots.iter().position(Option::is_none) {
+                Some(free) => slots[free] = Some(name.clone()),
+                None => slots.push(Some(name.clone())),
+            }
+        }
+        (slots.len() <= xlagg_dataplane::distribution::MAX_MEMBERS)
+            .then(|| slots.into_iter().flatten().collect())
     }
 
     /// Applies a new member list in place (hot membership): members that left are taken out
@@ -1760,7 +1771,13 @@ impl Lagg {
             if self.members.iter().any(|p| &p.name == name && !p.retired) {
                 continue;
             }
-            let slot = self.members.len();
+            // A departed member's slot is reused (the workers closed its socket); otherwise the
+            // next one.
+            let slot = self
+                .members
+                .iter()
+                .position(|p| p.retired)
+                .unwrap_or(self.members.len());
             let mut port = self.attach_port(nl, name)?;
             let mut added = Vec::new();
             let mut failure = None;
@@ -1817,9 +1834,10 @@ impl Lagg {
                     .map_or(new.lacp.port_priority, |(_, v)| *v);
                 let now = rt.now();
                 let socket = PacketSocket::bind(port.ifindex, ETH_P_SLOW).ok();
-                rt.sockets.push(socket);
+                put(&mut rt.sockets, slot, socket);
                 rt.core.add_port(
                     now,
+                    slot,
                     name,
                     PortConfig {
                         number: (slot + 1) as u16,
@@ -1832,10 +1850,13 @@ impl Lagg {
                 let cfg = rt.sessions.first().map(|s| s.config());
                 if let Some(cfg) = cfg {
                     let discr = (unix_ms() as u32).wrapping_mul(2_654_435_761) | 1;
-                    rt.sessions
-                        .push(bfd::Session::new(cfg, discr, rt.epoch.elapsed()));
-                    rt.sockets
-                        .push(PacketSocket::bind(port.ifindex, 0x0800).ok());
+                    let session = bfd::Session::new(cfg, discr, rt.epoch.elapsed());
+                    put(&mut rt.sessions, slot, session);
+                    put(
+                        &mut rt.sockets,
+                        slot,
+                        PacketSocket::bind(port.ifindex, 0x0800).ok(),
+                    );
                     port.bfd_ok = false;
                 }
             }
@@ -1844,13 +1865,16 @@ impl Lagg {
                 if let Some(program) = port.program.as_mut() {
                     program.set_probe_mac(mac)?;
                 }
-                rt.sockets
-                    .push(PacketSocket::bind(port.ifindex, afpacket::ETH_P_ALL).ok());
-                rt.probe_macs.push(mac);
-                rt.last_reply.push(None);
+                let socket = PacketSocket::bind(port.ifindex, afpacket::ETH_P_ALL).ok();
+                put(&mut rt.sockets, slot, socket);
+                put(&mut rt.probe_macs, slot, mac);
+                put(&mut rt.last_reply, slot, None);
                 port.arp_ok = false;
             }
-            self.members.push(port);
+            if let Some(s) = self.notify_sockets.get_mut(slot) {
+                *s = None;
+            }
+            put(&mut self.members, slot, port);
             tracing::info!(lagg = %self.cfg.name, port = %name, slot, "member joined");
             self.event("config", Some(name.clone()), "member joined".into());
             done.push(format!("laggport {name}"));
@@ -2111,6 +2135,16 @@ impl Lagg {
             }
         }
         tracing::info!(lagg = %self.cfg.name, "lagg stopped; programs detached, interfaces removed");
+    }
+}
+
+/// Puts `value` at `slot` of a per-member vector: replacing a departed member's entry, or
+/// appending the next one.
+fn put<T>(v: &mut Vec<T>, slot: usize, value: T) {
+    if slot < v.len() {
+        v[slot] = value;
+    } else {
+        v.push(value);
     }
 }
 

@@ -169,6 +169,23 @@ pub fn bump(counter: &AtomicU64, n: u64) {
 }
 
 impl PortCounters {
+    /// Zeroes every counter (by the worker that owns the block, when a member takes over a
+    /// departed member's slot).
+    pub fn reset(&self) {
+        for c in [
+            &self.rx_packets,
+            &self.rx_bytes,
+            &self.tx_packets,
+            &self.tx_bytes,
+        ]
+        .into_iter()
+        .chain(&self.drops)
+        .chain(&self.xsk)
+        {
+            c.store(0, Ordering::Relaxed);
+        }
+    }
+
     /// A snapshot.
     pub fn totals(&self) -> PortTotals {
         let mut drops = [0; DropReason::COUNT];

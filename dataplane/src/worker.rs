@@ -374,6 +374,8 @@ impl Worker {
                     socket.set_tx_budget(TX_BUDGET);
                 }
                 let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+                // The slot may have been a departed member's: its counts are not this one's.
+                self.counters.port(slot).reset();
                 self.ports[slot] = Some(socket);
                 self.rebuild_present();
                 tracing::debug!(port = name, slot, queue = self.queue, "member socket added");

@@ -251,14 +251,18 @@ impl Lacp {
         PortVars::new(name, *pc, actor, partner_admin)
     }
 
-    /// A port joins (link down until [`handle_link`](Self::handle_link) says otherwise);
-    /// returns its index.
-    pub fn add_port(&mut self, now: Time, name: &str, pc: PortConfig) -> usize {
+    /// A port joins at `index` (the next index, or one whose port left: it is replaced),
+    /// link down until [`handle_link`](Self::handle_link) says otherwise.
+    pub fn add_port(&mut self, now: Time, index: usize, name: &str, pc: PortConfig) {
         let vars = Self::port_vars(&self.cfg, name, &pc);
-        self.ports.push(vars);
-        self.reported.push((false, false));
+        if index < self.ports.len() {
+            self.ports[index] = vars;
+            self.reported[index] = (false, false);
+        } else {
+            self.ports.push(vars);
+            self.reported.push((false, false));
+        }
         self.run(now);
-        self.ports.len() - 1
     }
 
     /// The configuration.
