@@ -27,6 +27,10 @@ pub struct PortCapture {
     pub flows: BTreeMap<u32, u64>,
     /// Sequence numbers received, in arrival order.
     pub seqs: Vec<u64>,
+    /// Frames the sink's own socket dropped (receive buffer full): a loss of the tool, not of
+    /// the path under test.
+    #[serde(default)]
+    pub sink_dropped: u64,
     /// With `timestamps`: (sequence, flow, CLOCK_MONOTONIC ns at receive) of every test frame.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub arrivals: Vec<(u64, u32, u64)>,
@@ -109,11 +113,14 @@ pub fn sink(
     }
     let mut sockets = Vec::new();
     for name in ifaces {
-        sockets.push((
-            name.clone(),
-            PacketSocket::bind(ifindex(name)?, ETH_P_ALL)
-                .with_context(|| format!("AF_PACKET on {name}"))?,
-        ));
+        let socket = PacketSocket::bind(ifindex(name)?, ETH_P_ALL)
+            .with_context(|| format!("AF_PACKET on {name}"))?;
+        // Room for a second of test traffic, so a reader scheduled away loses nothing.
+        socket
+            .set_receive_buffer(32 << 20)
+            .with_context(|| format!("receive buffer on {name}"))?;
+        let _ = socket.take_drops();
+        sockets.push((name.clone(), socket));
     }
     eprintln!("ready");
     let _ = std::io::stderr().flush();
@@ -147,6 +154,7 @@ pub fn sink(
                         None => cap.other += 1,
                     }
                 }
+                cap.sink_dropped = socket.take_drops()?;
                 Ok(cap)
             })
         })

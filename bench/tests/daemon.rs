@@ -213,30 +213,9 @@ fn a_member_with_someone_elses_xdp_program_is_refused_by_name() {
     let _serial = serial();
     let bed = Bed::up(2, false);
     // Another program holds xlm1 (the benchmark's drop program, attached in the appliance).
-    let mut other = bed
-        .exec(
-            "app",
-            &[
-                common::bench_bin().to_str().expect("utf-8"),
-                "drop",
-                "--ifaces",
-                "xlm1",
-            ],
-        )
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the other program");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(other.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("ready");
+    let other = common::DropProgram::start(&bed, "app", "xlm1");
     let (code, err) = xlaggd_with(&bed, &bed.config("loadbalance", "", false));
-    let _ = std::process::Command::new("kill")
-        .args(["-TERM", &other.id().to_string()])
-        .status();
-    let _ = other.wait();
+    other.stop();
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("lagg0.laggports: xlm1 already has an XDP program (id "),

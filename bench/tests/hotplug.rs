@@ -60,7 +60,7 @@ fn members_join_and_leave_under_traffic_without_touching_other_flows() {
     let status = sender.wait().expect("sender");
     assert!(status.success());
     let report = sink.finish();
-    check_untouched_flows(&report, 2);
+    check_untouched_flows(&report, 2, &drops(&daemon));
     let file = std::fs::read_to_string(&daemon.config).expect("config");
     assert!(file.contains("laggports = [\"xlm0\", \"xlm1\"]"), "{file}");
 }
@@ -79,7 +79,7 @@ fn a_carrier_flap_under_traffic_moves_only_that_members_flows() {
     let status = sender.wait().expect("sender");
     assert!(status.success());
     let report = sink.finish();
-    check_untouched_flows(&report, 1);
+    check_untouched_flows(&report, 1, &drops(&daemon));
     // The flapping member's flows lost at most what was in flight when the carrier went.
     let total: u64 = report.ports.iter().map(|p| p.seqs.len() as u64).sum();
     assert!(
@@ -92,6 +92,22 @@ fn a_carrier_flap_under_traffic_moves_only_that_members_flows() {
 
 const FLOWS: u64 = 128;
 const PER_FLOW: u64 = 600;
+
+/// The lagg's drops by port (worker and XDP program), for failure messages.
+fn drops(daemon: &Daemon) -> String {
+    let out = common::xlaggctl(&daemon.socket, &["-j"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    v[0]["ports"]
+        .as_array()
+        .map(|ports| {
+            ports
+                .iter()
+                .map(|p| format!("{} {}", p["name"], p["drops"]))
+                .collect::<Vec<_>>()
+                .join("; ")
+        })
+        .unwrap_or_default()
+}
 
 /// The paced sender: FLOWS flows x PER_FLOW frames at 20 kpps (about 3.8 s).
 fn start_sender(bed: &Bed) -> std::process::Child {
@@ -117,7 +133,18 @@ fn start_sender(bed: &Bed) -> std::process::Child {
 
 /// Every flow that never arrived on port `touched` arrived complete, in order, on one port;
 /// `touched` carried some flows, but not most.
-fn check_untouched_flows(report: &xlagg_bench::packet_tools::SinkReport, touched: usize) {
+fn check_untouched_flows(
+    report: &xlagg_bench::packet_tools::SinkReport,
+    touched: usize,
+    drops: &str,
+) {
+    for port in &report.ports {
+        assert_eq!(
+            port.sink_dropped, 0,
+            "the sink's own socket on {} overflowed: the check below would blame the lagg",
+            port.name
+        );
+    }
     // Per flow: (port, sequence numbers in arrival order). Sequence n belongs to flow n % FLOWS.
     let mut seen: BTreeMap<u64, Vec<(usize, u64)>> = BTreeMap::new();
     for (p, port) in report.ports.iter().enumerate() {
@@ -148,7 +175,11 @@ fn check_untouched_flows(report: &xlagg_bench::packet_tools::SinkReport, touched
             1,
             "flow {flow} stayed on one member: {ports:?}"
         );
-        assert_eq!(arrivals.len() as u64, PER_FLOW, "flow {flow} lost frames");
+        assert_eq!(
+            arrivals.len() as u64,
+            PER_FLOW,
+            "flow {flow} lost frames; the lagg's drop counters: {drops}"
+        );
         assert!(
             arrivals.windows(2).all(|w| w[0].1 < w[1].1),
             "flow {flow} arrived out of order"

@@ -5,7 +5,6 @@
 mod common;
 
 use std::path::Path;
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{run, run_ok, serial, Bed, Daemon};
@@ -155,25 +154,7 @@ fn the_arp_probe_monitor_fails_over_from_a_port_whose_partner_drops_everything()
     );
 
     // The partner end of the master drops everything (an XDP drop program); the link stays up.
-    let mut dropper = bed
-        .exec(
-            "ptr",
-            &[
-                common::bench_bin().to_str().expect("utf-8"),
-                "drop",
-                "--ifaces",
-                "xlp0",
-            ],
-        )
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("start the drop program");
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(dropper.stdout.take().expect("stdout")),
-        &mut line,
-    )
-    .expect("ready");
+    let dropper = common::DropProgram::start(&bed, "ptr", "xlp0");
     let took = wait(5, "the backup to take over", || {
         let f = flags(&daemon.socket);
         f[1].1.contains(&"ACTIVE".to_string()) && !f[0].1.contains(&"ACTIVE".to_string())
@@ -195,10 +176,7 @@ fn the_arp_probe_monitor_fails_over_from_a_port_whose_partner_drops_everything()
     assert!(ping.status.success(), "traffic continues on the backup");
 
     // The partner heals: the master is validated again and takes back.
-    let _ = Command::new("kill")
-        .args(["-TERM", &dropper.id().to_string()])
-        .status();
-    let _ = dropper.wait();
+    dropper.stop();
     wait(5, "the master back", || {
         flags(&daemon.socket)[0].1.contains(&"ACTIVE".to_string())
     });

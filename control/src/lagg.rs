@@ -22,7 +22,7 @@ use arc_swap::ArcSwap;
 use xlagg_common::XdpCounter;
 use xlagg_dataplane::afpacket::{self, PacketSocket, ETH_P_SLOW};
 use xlagg_dataplane::afxdp::{RingSizes, Umem};
-use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters};
+use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters, XskCounter};
 use xlagg_dataplane::distribution::{DistributionTable, MemberIndex, TxPolicy};
 use xlagg_dataplane::linkevents::LinkEvent;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
@@ -151,6 +151,17 @@ struct BfdRuntime {
     epoch: Instant,
     src_ip: [u8; 4],
     dst_ip: [u8; 4],
+}
+
+impl BfdRuntime {
+    /// Sends control packet `packet` of member `i` (MAC `mac`) on its link.
+    fn send(&self, i: usize, mac: [u8; 6], packet: &[u8; bfd::PACKET_LEN]) -> std::io::Result<()> {
+        let frame = bfd::frame(mac, self.src_ip, self.dst_ip, 49152 + i as u16, packet);
+        match self.sockets.get(i).and_then(Option::as_ref) {
+            Some(socket) => socket.send(&frame),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Control-socket ids of [`Lagg::slow_sockets`] at and above this are micro-BFD sockets.
@@ -1085,6 +1096,7 @@ impl Lagg {
         };
         let now = rt.epoch.elapsed();
         let mut changed = Vec::new();
+        let mut packets = Vec::new();
         for (i, s) in rt.sessions.iter_mut().enumerate() {
             if self.members[i].retired {
                 continue;
@@ -1093,16 +1105,12 @@ impl Lagg {
                 changed.push(i);
             }
             if let Some(p) = s.poll_transmit(now) {
-                let frame = bfd::frame(
-                    self.members[i].mac,
-                    rt.src_ip,
-                    rt.dst_ip,
-                    49152 + i as u16,
-                    &p,
-                );
-                if let Some(Err(e)) = rt.sockets[i].as_ref().map(|so| so.send(&frame)) {
-                    tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "micro-BFD packet not sent");
-                }
+                packets.push((i, p));
+            }
+        }
+        for (i, p) in packets {
+            if let Err(e) = rt.send(i, self.members[i].mac, &p) {
+                tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "micro-BFD packet not sent");
             }
         }
         self.after_bfd_change(nl, &changed)
@@ -1900,13 +1908,21 @@ impl Lagg {
         Ok(done)
     }
 
-    /// Port `i`'s drops with a count, by reason: the workers' and the XDP program's
-    /// (`xdp_` prefixed).
+    /// Port `i`'s drops with a count, by reason: the workers', the kernel socket's (`xsk_`
+    /// prefixed) and the XDP program's (`xdp_` prefixed).
     fn port_drops(&self, i: usize, t: &PortTotals) -> BTreeMap<String, u64> {
         let mut drops = BTreeMap::new();
         for reason in DropReason::ALL {
             if t.drops[reason as usize] > 0 {
                 drops.insert(reason.name().to_string(), t.drops[reason as usize]);
+            }
+        }
+        for c in XskCounter::ALL
+            .into_iter()
+            .filter(|c| *c != XskCounter::TxRingEmpty)
+        {
+            if t.xsk[c as usize] > 0 {
+                drops.insert(format!("xsk_{}", c.name()), t.xsk[c as usize]);
             }
         }
         if let Some(x) = self.xdp_counters(i) {
@@ -2075,23 +2091,7 @@ impl Lagg {
             addresses,
             active_ports: 0,
             flapping: 0,
-            ports: cfg
-                .ports
-                .iter()
-                .map(|p| PortStatus {
-                    name: p.clone(),
-                    flags: Vec::new(),
-                    link: false,
-                    rx_packets: 0,
-                    rx_bytes: 0,
-                    tx_packets: 0,
-                    tx_bytes: 0,
-                    drops: BTreeMap::new(),
-                    lacp: None,
-                    bfd: None,
-                    probe: None,
-                })
-                .collect(),
+            ports: cfg.ports.iter().map(|p| PortStatus::idle(p)).collect(),
             lacp: None,
         }
     }
@@ -2105,18 +2105,13 @@ impl Lagg {
     fn teardown(&mut self, nl: &Netlink) {
         self.lacp = None;
         if let Some(mut rt) = self.bfd.take() {
-            for (i, s) in rt.sessions.iter_mut().enumerate() {
-                let p = s.admin_down();
-                let frame = bfd::frame(
-                    self.members[i].mac,
-                    rt.src_ip,
-                    rt.dst_ip,
-                    49152 + i as u16,
-                    &p,
-                );
-                if let Some(socket) = &rt.sockets[i] {
-                    let _ = socket.send(&frame);
-                }
+            let packets: Vec<_> = rt
+                .sessions
+                .iter_mut()
+                .map(bfd::Session::admin_down)
+                .collect();
+            for (i, p) in packets.iter().enumerate() {
+                let _ = rt.send(i, self.members[i].mac, p);
             }
         }
         self.arp = None;

@@ -75,6 +75,25 @@ pub struct PortStatus {
     pub probe: Option<String>,
 }
 
+impl PortStatus {
+    /// A port with no flags, link down and no counts (a lagg that is not running).
+    pub fn idle(name: &str) -> Self {
+        Self {
+            name: name.into(),
+            flags: Vec::new(),
+            link: false,
+            rx_packets: 0,
+            rx_bytes: 0,
+            tx_packets: 0,
+            tx_bytes: 0,
+            drops: BTreeMap::new(),
+            lacp: None,
+            bfd: None,
+            probe: None,
+        }
+    }
+}
+
 /// LACP of a lagg.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LacpLagg {
@@ -259,30 +278,13 @@ mod tests {
             flapping: 0,
             ports: vec![
                 PortStatus {
-                    name: "em0".into(),
                     flags: flag_names("<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>"),
                     link: true,
-                    rx_packets: 0,
-                    rx_bytes: 0,
-                    tx_packets: 0,
-                    tx_bytes: 0,
-                    drops: BTreeMap::new(),
-                    lacp: None,
-                    bfd: None,
-                    probe: None,
+                    ..PortStatus::idle("em0")
                 },
                 PortStatus {
-                    name: "em1".into(),
-                    flags: vec![],
                     link: true,
-                    rx_packets: 0,
-                    rx_bytes: 0,
-                    tx_packets: 0,
-                    tx_bytes: 0,
-                    drops: BTreeMap::new(),
-                    lacp: None,
-                    bfd: None,
-                    probe: None,
+                    ..PortStatus::idle("em1")
                 },
             ],
             lacp: None,

@@ -107,6 +107,56 @@ impl PacketSocket {
         Ok(())
     }
 
+    /// Sets the receive buffer to `bytes` (SO_RCVBUFFORCE: beyond the system limit, as root),
+    /// for a capture that must not overflow while its reader is scheduled away.
+    ///
+    /// # Errors
+    /// When the kernel refuses.
+    pub fn set_receive_buffer(&self, bytes: usize) -> io::Result<()> {
+        let size = libc::c_int::try_from(bytes).unwrap_or(libc::c_int::MAX);
+        // SAFETY: `size` is a live c_int of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_SOCKET,
+                libc::SO_RCVBUFFORCE,
+                (&size as *const libc::c_int).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+
+    /// Frames the kernel dropped because this socket's receive buffer was full, since the last
+    /// call (`PACKET_STATISTICS` resets on read).
+    ///
+    /// # Errors
+    /// When the kernel refuses.
+    pub fn take_drops(&self) -> io::Result<u64> {
+        let mut stats = libc::tpacket_stats {
+            tp_packets: 0,
+            tp_drops: 0,
+        };
+        let mut len = std::mem::size_of::<libc::tpacket_stats>() as libc::socklen_t;
+        // SAFETY: the kernel writes at most `len` bytes into `stats`.
+        let rc = unsafe {
+            libc::getsockopt(
+                self.fd.as_raw_fd(),
+                libc::SOL_PACKET,
+                libc::PACKET_STATISTICS,
+                (&mut stats as *mut libc::tpacket_stats).cast(),
+                &mut len,
+            )
+        };
+        if rc != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(u64::from(stats.tp_drops))
+    }
+
     /// The interface this socket is bound to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex

@@ -447,3 +447,49 @@ pub fn xlaggctl(socket: &std::path::Path, args: &[&str]) -> Output {
     );
     run(Command::new(bin).arg("--socket").arg(socket).args(args))
 }
+
+/// The benchmark's drop-everything XDP program on an interface of namespace `role` (a link
+/// that stays up but passes nothing, or someone else's program); removed on drop.
+pub struct DropProgram(Option<Child>);
+
+impl DropProgram {
+    pub fn start(bed: &Bed, role: &str, iface: &str) -> DropProgram {
+        let mut child = bed
+            .exec(
+                role,
+                &[
+                    bench_bin().to_str().expect("utf-8"),
+                    "drop",
+                    "--ifaces",
+                    iface,
+                ],
+            )
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start the drop program");
+        let stdout = child.stdout.take().expect("stdout");
+        let me = DropProgram(Some(child));
+        let mut line = String::new();
+        BufReader::new(stdout).read_line(&mut line).expect("read");
+        assert!(
+            line.contains("ready"),
+            "the drop program did not start: {line:?}"
+        );
+        me
+    }
+
+    /// Detaches it now.
+    pub fn stop(mut self) {
+        if let Some(mut c) = self.0.take() {
+            terminate(&mut c);
+        }
+    }
+}
+
+impl Drop for DropProgram {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            terminate(&mut c);
+        }
+    }
+}
