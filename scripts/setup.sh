@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything xlagg needs on a fresh Debian bookworm machine:
 #   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq, Open vSwitch,
-#     Chromium
+#     Chromium, iperf3
 #   - the pinned nightly (with rust-src) that builds the XDP program
 #   - bpf-linker, linked against LLVM 22, and cargo-fuzz
 # Idempotent: when everything is already there it returns in about a second.
@@ -11,8 +11,9 @@ NIGHTLY="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
 # openvswitch-switch: the independent LACP partner of the interop tests (started by the tests,
 # never as a service).
 # chromium (headless) drives the web UI and dashboard tests; fonts-dejavu-core gives it a font.
+# iperf3: TCP and UDP through laggN, the traffic users carry (tests and xlagg-bench tcp).
 APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps openvswitch-switch
-  chromium fonts-dejavu-core)
+  chromium fonts-dejavu-core iperf3)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

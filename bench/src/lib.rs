@@ -1,6 +1,7 @@
 //! xlagg benchmark and traffic tooling, used by the `xlagg-bench` binary and the namespace
 //! tests: the test frame format ([`traffic`]), an AF_PACKET sender and recording sink
-//! ([`packet_tools`]), the test-bed driver ([`testbed`]), the AF_XDP and in-kernel XDP
+//! ([`packet_tools`]), the test-bed driver ([`testbed`]), TCP/UDP through a lagg with iperf3
+//! ([`iperf`]), the AF_XDP and in-kernel XDP
 //! generators ([`xdpgen`]), and the scenarios: forward-mode throughput against a same-run
 //! ceiling ([`forward`]), LACP convergence ([`convergence`]), switchover on carrier loss
 //! ([`switchover`]), and the whole suite with reports and comparison ([`suite`]).
@@ -10,6 +11,7 @@
 
 pub mod convergence;
 pub mod forward;
+pub mod iperf;
 pub mod packet_tools;
 pub mod suite;
 pub mod switchover;

@@ -9,8 +9,15 @@ use std::time::{Duration, Instant};
 
 use common::{serial, Bed, Daemon};
 
-/// tcpdump on a partner port, printing what it captured when finished.
-struct Capture(Option<Child>);
+/// tcpdump on a partner port. Lines are read as tcpdump prints them (`--immediate-mode`, `-l`),
+/// so a check waits for the frame it expects up to a deadline instead of sleeping a fixed time.
+struct Capture {
+    child: Option<Child>,
+    lines: std::sync::mpsc::Receiver<String>,
+    seen: Vec<String>,
+    ns: String,
+    iface: String,
+}
 
 impl Capture {
     fn start(bed: &Bed, iface: &str, filter: &str) -> Capture {
@@ -25,6 +32,7 @@ impl Capture {
                 "-e",
                 "-nn",
                 "-l",
+                "--immediate-mode",
                 "-Q",
                 "in",
                 filter,
@@ -35,44 +43,71 @@ impl Capture {
             .expect("tcpdump (scripts/setup.sh installs it)");
         // tcpdump says "listening on ..." once the capture is open.
         let mut err = child.stderr.take().expect("stderr");
-        let mut seen = Vec::new();
+        let mut said = Vec::new();
         let mut byte = [0u8; 1];
         let deadline = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < deadline && !String::from_utf8_lossy(&seen).contains("listening on")
+        while Instant::now() < deadline && !String::from_utf8_lossy(&said).contains("listening on")
         {
             if err.read(&mut byte).unwrap_or(0) == 0 {
                 break;
             }
-            seen.push(byte[0]);
+            said.push(byte[0]);
         }
         assert!(
-            String::from_utf8_lossy(&seen).contains("listening on"),
+            String::from_utf8_lossy(&said).contains("listening on"),
             "tcpdump did not start: {}",
-            String::from_utf8_lossy(&seen)
+            String::from_utf8_lossy(&said)
         );
-        Capture(Some(child))
+        let (tx, lines) = std::sync::mpsc::channel();
+        let out = child.stdout.take().expect("stdout");
+        std::thread::spawn(move || {
+            for line in std::io::BufRead::lines(std::io::BufReader::new(out)).map_while(Result::ok)
+            {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Capture {
+            child: Some(child),
+            lines,
+            seen: Vec::new(),
+            ns: bed.ns("ptr"),
+            iface: iface.to_string(),
+        }
     }
 
-    fn finish(mut self) -> String {
-        let mut child = self.0.take().expect("running");
-        std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill")
-            .args(["-INT", &child.id().to_string()])
-            .status();
-        let mut out = String::new();
-        let _ = child
-            .stdout
-            .take()
-            .expect("stdout")
-            .read_to_string(&mut out);
-        let _ = child.wait();
-        out
+    /// Waits up to `secs` until every one of `wanted` has appeared in a captured line, then
+    /// stops the capture. Panics with everything captured and the port's counters otherwise.
+    fn expect(mut self, secs: u64, wanted: &[&str], what: &str) {
+        let deadline = Instant::now() + Duration::from_secs(secs);
+        let all_seen = |seen: &[String]| wanted.iter().all(|w| seen.iter().any(|l| l.contains(w)));
+        while !all_seen(&self.seen) && Instant::now() < deadline {
+            match self.lines.recv_timeout(Duration::from_millis(50)) {
+                Ok(line) => self.seen.push(line),
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        }
+        if all_seen(&self.seen) {
+            return;
+        }
+        let counters = Command::new("ip")
+            .args(["-n", &self.ns, "-s", "link", "show", &self.iface])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        panic!(
+            "{what}: not captured on {} within {secs} s: {wanted:?}\ncaptured:\n{}\nport counters:\n{counters}",
+            self.iface,
+            self.seen.join("\n")
+        );
     }
 }
 
 impl Drop for Capture {
     fn drop(&mut self) {
-        if let Some(mut c) = self.0.take() {
+        if let Some(mut c) = self.child.take() {
             let _ = c.kill();
             let _ = c.wait();
         }
@@ -115,24 +150,23 @@ fn failover_announces_the_addresses_on_the_new_active_port_and_again_on_return()
     daemon.wait_status(5, "xlm1 active", |f| {
         f.get("xlm1").is_some_and(|s| s.contains("ACTIVE"))
     });
-    let seen = on_backup.finish();
-    assert!(
-        seen.contains("Request who-has 10.77.0.1 tell 10.77.0.1"),
-        "gratuitous ARP on the new active port:\n{seen}"
-    );
-    assert!(
-        seen.contains("neighbor advertisement, tgt is 2001:db8:77::1"),
-        "unsolicited NA on the new active port:\n{seen}"
+    on_backup.expect(
+        5,
+        &[
+            "Request who-has 10.77.0.1 tell 10.77.0.1",
+            "neighbor advertisement, tgt is 2001:db8:77::1",
+        ],
+        "gratuitous ARP and unsolicited NA on the new active port",
     );
     let on_master = Capture::start(&bed, "xlp0", ANNOUNCE);
     bed.ip("app", &["link", "set", "xlm0", "up"]);
     daemon.wait_status(5, "xlm0 active again", |f| {
         f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
     });
-    let seen = on_master.finish();
-    assert!(
-        seen.contains("Request who-has 10.77.0.1 tell 10.77.0.1"),
-        "announced again when the master returns:\n{seen}"
+    on_master.expect(
+        5,
+        &["Request who-has 10.77.0.1 tell 10.77.0.1"],
+        "announced again when the master returns",
     );
 }
 
@@ -226,9 +260,9 @@ fn forward_mode_failover_sends_learning_frames_for_the_downstream_hosts() {
     daemon.wait_status(5, "xlm1 active", |f| {
         f.get("xlm1").is_some_and(|s| s.contains("ACTIVE"))
     });
-    let seen = capture.finish();
-    assert!(
-        seen.contains("02:78:6c:00:00:01 > 02:78:6c:00:00:01, ethertype Loopback (0x9000)"),
-        "a learning frame for the downstream host on the new active port:\n{seen}"
+    capture.expect(
+        5,
+        &["02:78:6c:00:00:01 > 02:78:6c:00:00:01, ethertype Loopback (0x9000)"],
+        "a learning frame for the downstream host on the new active port",
     );
 }

@@ -120,6 +120,8 @@ pub struct Port {
     pub bfd_ok: bool,
     /// The ARP/NS probe monitor lets the port carry traffic (always true without it).
     pub arp_ok: bool,
+    /// Offloads turned off at attach, to set back at teardown.
+    restore_features: Vec<(String, bool)>,
 }
 
 impl Port {
@@ -450,9 +452,7 @@ impl Lagg {
                 let peer_link = nl.require(&peer)?;
                 nl.set_mtu(peer_link.index, cfg.mtu)?;
                 nl.set_mtu(host.index, cfg.mtu)?;
-                if !cfg.hw_offload {
-                    disable_offloads(&cfg.name)?;
-                }
+                self.complete_frames_on_host()?;
                 nl.set_up(peer_link.index, true)?;
                 peer
             }
@@ -510,6 +510,19 @@ impl Lagg {
         Ok(())
     }
 
+    /// Keeps laggN's transmit path completing every frame in its bytes (see
+    /// [`crate::offload`]); called at bring-up and on every link notification of laggN, since
+    /// a feature change sends one.
+    fn complete_frames_on_host(&mut self) -> Result<(), LaggError> {
+        let name = &self.cfg.name;
+        let changed = crate::offload::complete_frames_on_host(name, self.cfg.hw_offload)
+            .map_err(|e| LaggError::Conflict(e.to_string()))?;
+        if !changed.is_empty() {
+            tracing::info!(lagg = %name, features = %changed.join(","), "offloads that would leave checksums or VLAN tags unfinished turned off");
+        }
+        Ok(())
+    }
+
     fn attach_port(&mut self, nl: &Netlink, name: &str) -> Result<Port, LaggError> {
         let link = nl.require(name)?;
         let mut port = Port {
@@ -528,6 +541,7 @@ impl Lagg {
             arp_ok: true,
             retired: false,
             mtu_ok: link.mtu >= self.cfg.mtu,
+            restore_features: Vec::new(),
         };
         if !port.mtu_ok {
             tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
@@ -546,6 +560,18 @@ impl Lagg {
                 source,
             })?;
         port.promiscuous = Some(holder);
+        // A NIC that strips VLAN tags on receive would hand the program untagged frames.
+        match crate::offload::keep_vlan_tags(name) {
+            Ok(crate::offload::VlanRx { restore, stuck }) => {
+                port.restore_features = restore;
+                if !stuck.is_empty() {
+                    tracing::warn!(lagg = %self.cfg.name, port = name, features = %stuck.join(","), "the driver strips VLAN tags on receive and cannot stop: tagged frames on this port lose their tag");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lagg = %self.cfg.name, port = name, error = %e, "cannot read the port's VLAN offloads")
+            }
+        }
         match PortProgram::attach(name, link.index, ProgramKind::Port) {
             Ok(program) => port.program = Some(program),
             Err(e) => {
@@ -697,6 +723,14 @@ impl Lagg {
         let started = Instant::now();
         let mut changed = Vec::new();
         let mut usability = Vec::new();
+        let host = matches!(self.cfg.upper, Upper::Host { .. })
+            .then(|| self.created.first().map(|c| c.0))
+            .flatten();
+        if host.is_some_and(|h| events.iter().any(|ev| ev.ifindex == h && !ev.removed)) {
+            if let Err(e) = self.complete_frames_on_host() {
+                tracing::error!(lagg = %self.cfg.name, error = %e, "laggN's offloads");
+            }
+        }
         for ev in events {
             let Some(i) = self
                 .members
@@ -2164,27 +2198,12 @@ fn restore_port(port: &mut Port) {
     if let Some(program) = port.program.take() {
         program.detach();
     }
+    let restore = std::mem::take(&mut port.restore_features);
+    if let Err(e) = crate::offload::set(&port.name, &restore) {
+        tracing::warn!(port = %port.name, error = %e, "could not set the port's offloads back");
+    }
     // Closing the holder drops the promiscuity it added.
     port.promiscuous = None;
-}
-
-/// Turns off the offloads of the host interface (TrueNAS's "Disable Hardware Offloading"):
-/// segmentation, receive coalescing and checksums, through ethtool.
-fn disable_offloads(name: &str) -> Result<(), LaggError> {
-    let out = std::process::Command::new("ethtool")
-        .args([
-            "-K", name, "tso", "off", "gso", "off", "gro", "off", "tx", "off", "rx", "off",
-        ])
-        .output()
-        .map_err(|e| LaggError::Conflict(format!("{name}.hw_offload: cannot run ethtool: {e}")))?;
-    if !out.status.success() {
-        return Err(LaggError::Conflict(format!(
-            "{name}.hw_offload: ethtool -K failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        )));
-    }
-    tracing::info!(lagg = %name, "hardware offloads turned off");
-    Ok(())
 }
 
 /// The link speed in Mb/s from sysfs (0 when the driver does not say).

@@ -7,6 +7,7 @@
 //! - [`rcconf`]: FreeBSD/TrueNAS rc.conf import;
 //! - [`store`]: crash-safe writing of the configuration file;
 //! - [`netdev`]: kernel devices through rtnetlink;
+//! - [`offload`]: the offloads that decide whether a frame is complete on the wire;
 //! - [`notify`]: peer notification frames (gratuitous ARP, unsolicited NA);
 //! - [`probe`]: the ARP/NS probe monitor's frames;
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
@@ -32,6 +33,7 @@ pub mod lagg;
 pub mod metrics;
 pub mod netdev;
 pub mod notify;
+pub mod offload;
 pub mod probe;
 pub mod rcconf;
 pub mod status;
