@@ -2,7 +2,7 @@
 //! tests: the test frame format ([`traffic`]), an AF_PACKET sender and recording sink
 //! ([`packet_tools`]), the test-bed driver ([`testbed`]), TCP/UDP through a lagg with iperf3
 //! ([`iperf`]), the AF_XDP and in-kernel XDP
-//! generators ([`xdpgen`]), and the scenarios: forward-mode throughput against a same-run
+//! generators ([`xdpgen`]), a VLAN subinterface stand-in for kernels without 8021q ([`vlan`]), and the scenarios: forward-mode throughput against a same-run
 //! ceiling ([`forward`]), LACP convergence ([`convergence`]), switchover on carrier loss
 //! ([`switchover`]), and the whole suite with reports and comparison ([`suite`]).
 //!
@@ -17,4 +17,5 @@ pub mod suite;
 pub mod switchover;
 pub mod testbed;
 pub mod traffic;
+pub mod vlan;
 pub mod xdpgen;

@@ -252,6 +252,20 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ifaces: Vec<String>,
     },
+    /// Holds a VLAN subinterface stand-in on an interface (tc programs; for kernels without
+    /// 8021q) until SIGINT/SIGTERM: frames to PREFIX leave tagged VID, frames tagged VID
+    /// arrive untagged.
+    Vlan {
+        /// The interface.
+        #[arg(long)]
+        iface: String,
+        /// The VLAN id.
+        #[arg(long)]
+        vid: u16,
+        /// The IPv4 prefix of the VLAN's addresses, e.g. 10.78.0.0/24.
+        #[arg(long)]
+        prefix: String,
+    },
 }
 
 fn main() -> Result<()> {
@@ -354,6 +368,7 @@ fn main() -> Result<()> {
             core,
         } => forward::serve(&members, &port, &proto, fixed, core)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
+        Command::Vlan { iface, vid, prefix } => xlagg_bench::vlan::hold(&iface, vid, &prefix)?,
         Command::Xdpsink { ifaces, flows } => suite::kernel_sink(&ifaces, flows)?,
         Command::Redirect { from, to } => suite::redirect(&from, &to)?,
         Command::Suite {

@@ -13,8 +13,12 @@ use aya::programs::{ProgramError, TestRun, TestRunAttrs, TestRunOptions, Xdp, Xd
 use aya::Ebpf;
 use xlagg_common::{names, GenConfig, PortState, XdpCounter};
 
-/// The XDP object built by `build.rs` from `ebpf/xdp`.
+/// The XDP object built by `build.rs` from `ebpf/xdp`: the port program, nothing else.
 pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-xdp"));
+
+/// The benchmark's and tests' programs (`ebpf/xdp/src/bench.rs`), never loaded by the daemon.
+pub static BENCH_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-bench-xdp"));
 
 /// Errors loading, attaching or driving a port program.
 #[derive(Debug, thiserror::Error)]
@@ -94,6 +98,16 @@ impl ProgramKind {
             ProgramKind::Redirect => names::REDIRECT_PROGRAM,
         }
     }
+
+    fn object(self) -> &'static [u8] {
+        match self {
+            ProgramKind::Port => XDP_OBJECT,
+            ProgramKind::Drop
+            | ProgramKind::Generator
+            | ProgramKind::Sink
+            | ProgramKind::Redirect => BENCH_OBJECT,
+        }
+    }
 }
 
 /// The XDP program of one port: loaded, and attached unless made with [`PortProgram::load`].
@@ -117,7 +131,7 @@ impl PortProgram {
             port: port.to_string(),
             detail,
         };
-        let mut ebpf = Ebpf::load(XDP_OBJECT).map_err(|e| load_err(e.to_string()))?;
+        let mut ebpf = Ebpf::load(kind.object()).map_err(|e| load_err(e.to_string()))?;
         let program: &mut Xdp = ebpf
             .program_mut(kind.name())
             .ok_or_else(|| load_err(format!("no program {}", kind.name())))?

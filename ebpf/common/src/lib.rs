@@ -41,6 +41,12 @@ pub mod names {
     /// The in-kernel forwarding reference: redirects every frame to [`REDIRECT_TARGET`]'s
     /// device.
     pub const REDIRECT_PROGRAM: &str = "xlagg_redirect";
+    /// The tests' tc program that tags egress frames of one prefix (VLAN stand-in).
+    pub const VLAN_PUSH_PROGRAM: &str = "xlagg_vlan_push";
+    /// The tests' tc program that untags ingress frames of one VLAN id.
+    pub const VLAN_POP_PROGRAM: &str = "xlagg_vlan_pop";
+    /// Their configuration (one `VlanConfig`).
+    pub const VLAN_CONFIG: &str = "XLAGG_VLANCF";
     /// `BPF_MAP_TYPE_DEVMAP` with one entry: where `xlagg_redirect` sends frames.
     pub const REDIRECT_TARGET: &str = "XLAGG_REDIR";
 }
@@ -196,6 +202,27 @@ impl XdpCounter {
 // bit pattern is a valid value.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for PortState {}
+
+/// The tests' VLAN subinterface stand-in (`xlagg_vlan_push` / `xlagg_vlan_pop`).
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct VlanConfig {
+    /// IPv4 prefix (host order) whose frames are tagged on egress.
+    pub prefix: u32,
+    /// Its mask (host order).
+    pub mask: u32,
+    /// The VLAN id (and priority bits) of the tag.
+    pub vid: u16,
+    /// Explicit padding; always zero.
+    pub pad: [u8; 2],
+}
+
+const _: () = assert!(core::mem::size_of::<VlanConfig>() == 12);
+
+// SAFETY: VlanConfig is repr(C), two u32, one u16 and two padding bytes made explicit (size
+// asserted above); any bit pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for VlanConfig {}
 
 // SAFETY: GenConfig is repr(C), two u32 with no padding (size asserted above), any bit pattern
 // is valid.
