@@ -61,6 +61,9 @@ pub enum Request {
     DeleteLagg {
         /// `laggN`.
         name: String,
+        /// Check only: nothing is removed.
+        #[serde(default)]
+        dry_run: bool,
     },
     /// The machine's network interfaces, and which lagg uses each.
     Interfaces,
@@ -108,6 +111,50 @@ impl Response {
             errors,
             data: serde_json::Value::Null,
         }
+    }
+}
+
+/// What the HTTP listener answers reads from: published by the control loop (about once a
+/// second and after every change), so that no number of readers ever waits on, or delays, the
+/// thread that runs LACP and BFD.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ReadView {
+    /// When it was made (milliseconds since the Unix epoch).
+    pub made_ms: u64,
+    /// `Status { name: None }`'s data: every lagg, in configuration order.
+    pub laggs: Vec<serde_json::Value>,
+    /// `Config`'s data.
+    pub config: serde_json::Value,
+    /// `Interfaces`' data.
+    pub interfaces: serde_json::Value,
+    /// `Dump`'s data.
+    pub dump: serde_json::Value,
+    /// `Metrics`: the Prometheus text.
+    pub metrics: String,
+    /// `Snapshot`'s counters and state, without the events.
+    pub counters: serde_json::Value,
+    /// The event timeline: (sequence number, event with its `seq`).
+    pub events: Vec<(u64, serde_json::Value)>,
+}
+
+impl ReadView {
+    /// One lagg's status, by name.
+    pub fn lagg(&self, name: &str) -> Option<&serde_json::Value> {
+        self.laggs.iter().find(|l| l["name"] == name)
+    }
+
+    /// What `Snapshot { since }` answers: counters and state, and the events after `since`.
+    pub fn snapshot(&self, since: u64) -> serde_json::Value {
+        let mut v = self.counters.clone();
+        let events: Vec<&serde_json::Value> = self
+            .events
+            .iter()
+            .filter(|(seq, _)| *seq > since)
+            .map(|(_, e)| e)
+            .collect();
+        v["events"] = serde_json::json!(events);
+        v["next"] = serde_json::json!(self.events.last().map_or(since, |(seq, _)| *seq));
+        v
     }
 }
 
@@ -185,6 +232,9 @@ pub enum ServerError {
     /// Another daemon answers on the socket.
     #[error("another xlaggd is running (it answers on {0}); stop it first")]
     Running(PathBuf),
+    /// Something that is not a socket is at the socket's path.
+    #[error("management socket {0}: something that is not a socket is there; xlaggd never removes it: give another --socket or move it away")]
+    NotSocket(PathBuf),
     /// I/O.
     #[error("management socket {0}: {1}")]
     Io(PathBuf, io::Error),
@@ -197,16 +247,29 @@ impl Server {
     /// # Errors
     /// Another daemon is running, or the socket cannot be created.
     pub fn bind(path: &Path) -> Result<Server, ServerError> {
+        use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
         let io = |e| ServerError::Io(path.to_path_buf(), e);
-        if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir).map_err(io)?;
-        }
-        if path.exists() {
-            if UnixStream::connect(path).is_ok() {
-                return Err(ServerError::Running(path.to_path_buf()));
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            if !dir.exists() {
+                // Root's alone: nobody else can reach the socket between bind and chmod.
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(dir)
+                    .map_err(io)?;
             }
-            tracing::info!(socket = %path.display(), "removing a stale management socket");
-            std::fs::remove_file(path).map_err(io)?;
+        }
+        match std::fs::symlink_metadata(path) {
+            Ok(m) if m.file_type().is_socket() => {
+                if UnixStream::connect(path).is_ok() {
+                    return Err(ServerError::Running(path.to_path_buf()));
+                }
+                tracing::info!(socket = %path.display(), "removing a stale management socket");
+                std::fs::remove_file(path).map_err(io)?;
+            }
+            Ok(_) => return Err(ServerError::NotSocket(path.to_path_buf())),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(io(e)),
         }
         let listener = UnixListener::bind(path).map_err(io)?;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
@@ -264,13 +327,37 @@ impl Drop for Server {
     }
 }
 
+/// Whether the peer may use the socket: root, or the user the daemon runs as.
+fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
+    let me = xlagg_dataplane::credentials::effective_uid();
+    match xlagg_dataplane::credentials::peer_uid(stream) {
+        Ok(uid) if uid == 0 || uid == me => Ok(()),
+        Ok(uid) => Err(format!(
+            "user {uid} may not use the management socket: only root (or user {me}, the daemon's) may"
+        )),
+        Err(e) => Err(format!("the peer's credentials cannot be read: {e}")),
+    }
+}
+
 /// Reads one request, hands it to the control loop, writes the answer.
 fn serve(stream: UnixStream, dispatcher: &Dispatcher) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
     let _ = stream.set_write_timeout(Some(Duration::from_secs(5)));
     let mut line = String::new();
+    if let Err(e) = peer_allowed(&stream) {
+        tracing::warn!(error = %e, "management connection refused");
+        let mut out = serde_json::to_vec(&Response::refused(vec![e])).unwrap_or_default();
+        out.push(b'\n');
+        let _ = (&stream).write_all(&out);
+        return;
+    }
     let response = match BufReader::new((&stream).take(MAX_REQUEST)).read_line(&mut line) {
         Err(e) => Response::refused(vec![format!("reading the request failed: {e}")]),
+        Ok(n) if n as u64 >= MAX_REQUEST && !line.ends_with('\n') => {
+            Response::refused(vec![format!(
+                "the request is larger than {MAX_REQUEST} bytes: nothing was read or changed"
+            )])
+        }
         Ok(_) => match serde_json::from_str::<Request>(&line) {
             Err(e) => Response::refused(vec![format!(
                 "not a request: {e}; send one JSON object such as {{\"cmd\":\"status\"}}"
@@ -281,4 +368,65 @@ fn serve(stream: UnixStream, dispatcher: &Dispatcher) {
     let mut out = serde_json::to_vec(&response).unwrap_or_default();
     out.push(b'\n');
     let _ = (&stream).write_all(&out);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scratch(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("xlagg-api-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        dir
+    }
+
+    #[test]
+    fn a_file_at_the_socket_path_is_never_removed() {
+        let dir = scratch("file");
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("xlaggd.sock");
+        std::fs::write(&path, "precious").expect("write");
+        let e = Server::bind(&path).expect_err("refused");
+        assert!(matches!(e, ServerError::NotSocket(_)), "{e}");
+        assert_eq!(
+            std::fs::read_to_string(&path).expect("still there"),
+            "precious"
+        );
+        let link = dir.join("link.sock");
+        std::os::unix::fs::symlink(&path, &link).expect("symlink");
+        assert!(matches!(
+            Server::bind(&link),
+            Err(ServerError::NotSocket(_))
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
+    fn the_directory_is_made_private_and_a_stale_socket_replaced() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = scratch("dir");
+        let path = dir.join("run/xlaggd.sock");
+        let server = Server::bind(&path).expect("bind");
+        let mode = std::fs::metadata(path.parent().expect("parent"))
+            .expect("dir")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o700);
+        assert_eq!(
+            std::fs::metadata(&path)
+                .expect("socket")
+                .permissions()
+                .mode()
+                & 0o777,
+            0o600
+        );
+        assert!(matches!(Server::bind(&path), Err(ServerError::Running(_))));
+        // A socket nobody answers on (a daemon that died): replaced.
+        std::mem::forget(server);
+        let stale = dir.join("run/stale.sock");
+        drop(UnixListener::bind(&stale).expect("bind"));
+        let again = Server::bind(&stale).expect("stale socket replaced");
+        drop(again);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

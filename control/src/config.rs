@@ -237,6 +237,10 @@ pub struct DaemonConfig {
     pub http: Option<std::net::SocketAddr>,
     /// The API token's file.
     pub token_file: String,
+    /// Host names the HTTP listener answers to besides IP addresses and `localhost`.
+    pub http_hosts: Vec<String>,
+    /// HTTPS: certificate chain and private key files (PEM).
+    pub tls: Option<(String, String)>,
 }
 
 /// A whole validated configuration.
@@ -298,6 +302,15 @@ pub struct DaemonSpec {
     pub http: String,
     /// Where the API token is kept (created on first start, root only).
     pub token_file: String,
+    /// Host names the HTTP listener answers to besides IP addresses and `localhost`.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub http_hosts: Vec<String>,
+    /// HTTPS certificate chain (PEM); with `tls_key`. Empty: plain HTTP.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_cert: String,
+    /// HTTPS private key (PEM).
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub tls_key: String,
 }
 
 impl Default for DaemonSpec {
@@ -309,6 +322,9 @@ impl Default for DaemonSpec {
             socket: DEFAULT_SOCKET.into(),
             http: DEFAULT_HTTP.into(),
             token_file: DEFAULT_TOKEN_FILE.into(),
+            http_hosts: Vec::new(),
+            tls_cert: String::new(),
+            tls_key: String::new(),
         }
     }
 }
@@ -492,6 +508,9 @@ fn toml_value<T: Serialize>(v: &T) -> toml::Value {
 /// 256-byte headroom, less the Ethernet header and one VLAN tag).
 pub const MAX_MTU: u32 = 1500;
 
+/// Addresses on one lagg at most.
+pub const MAX_ADDRESSES: usize = 256;
+
 /// Whether `name` is `lagg` followed by a decimal number.
 pub fn is_lagg_name(name: &str) -> bool {
     name.strip_prefix("lagg")
@@ -549,7 +568,37 @@ impl ConfigDoc {
             socket: raw.daemon.socket,
             http: None,
             token_file: raw.daemon.token_file.clone(),
+            http_hosts: Vec::new(),
+            tls: None,
         };
+        for host in &raw.daemon.http_hosts {
+            let valid = !host.is_empty()
+                && host.len() <= 253
+                && host.split('.').all(|l| {
+                    !l.is_empty()
+                        && l.len() <= 63
+                        && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+                });
+            if valid {
+                daemon.http_hosts.push(host.to_ascii_lowercase());
+            } else {
+                problems.push(format!(
+                    "daemon.http_hosts: '{host}' is not a host name such as xlagg.example.net"
+                ));
+            }
+        }
+        match (raw.daemon.tls_cert.as_str(), raw.daemon.tls_key.as_str()) {
+            ("", "") => {}
+            (c, k) if c.starts_with('/') && k.starts_with('/') => {
+                daemon.tls = Some((c.to_string(), k.to_string()));
+            }
+            ("", _) | (_, "") => problems.push(
+                "daemon.tls_cert, daemon.tls_key: give both (PEM files) for HTTPS, or neither".into(),
+            ),
+            _ => problems.push(
+                "daemon.tls_cert, daemon.tls_key: must be absolute paths, e.g. /etc/xlagg/tls/cert.pem".into(),
+            ),
+        }
         if !raw.daemon.http.is_empty() {
             match raw.daemon.http.parse::<std::net::SocketAddr>() {
                 Ok(a) => daemon.http = Some(a),
@@ -683,7 +732,16 @@ impl ConfigDoc {
                         );
                     }
                     let mut addresses = Vec::new();
-                    for a in &r.addresses {
+                    if r.addresses.len() > MAX_ADDRESSES {
+                        bad(
+                            "addresses",
+                            format!(
+                                "{} addresses; at most {MAX_ADDRESSES} on one lagg",
+                                r.addresses.len()
+                            ),
+                        );
+                    }
+                    for a in r.addresses.iter().take(MAX_ADDRESSES) {
                         match parse_address(a) {
                             Ok(v) => addresses.push(v),
                             Err(e) => bad("addresses", e),

@@ -10,7 +10,7 @@ use std::path::PathBuf;
 
 use serde_json::json;
 
-use crate::api::{Request, Response};
+use crate::api::{ReadView, Request, Response};
 use crate::config::{Config, ConfigDoc, LaggConfig};
 use crate::ifconfig;
 use crate::lagg::{Lagg, LaggEvent, StartOptions};
@@ -164,6 +164,45 @@ impl Daemon {
         }
     }
 
+    /// What the HTTP listener serves reads from until the next one (see [`ReadView`]).
+    pub fn read_view(&mut self, nl: &Netlink) -> ReadView {
+        let mut data = |r: Request| {
+            let response = self.handle(nl, r);
+            response.data
+        };
+        let laggs = match data(Request::Status { name: None }) {
+            serde_json::Value::Array(a) => a,
+            _ => Vec::new(),
+        };
+        let config = data(Request::Config);
+        let interfaces = data(Request::Interfaces);
+        let dump = data(Request::Dump);
+        let metrics = data(Request::Metrics)["text"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string();
+        let counters = crate::metrics::snapshot(&self.samples());
+        let events = self
+            .events
+            .iter()
+            .map(|(seq, e)| {
+                let mut v = json!(e);
+                v["seq"] = json!(seq);
+                (*seq, v)
+            })
+            .collect();
+        ReadView {
+            made_ms: crate::lagg::unix_ms(),
+            laggs,
+            config,
+            interfaces,
+            dump,
+            metrics,
+            counters,
+            events,
+        }
+    }
+
     /// Answers one request.
     pub fn handle(&mut self, nl: &Netlink, request: Request) -> Response {
         match request {
@@ -250,11 +289,11 @@ impl Daemon {
                 }
                 self.change(nl, doc, dry_run, Some(&name))
             }
-            Request::DeleteLagg { name } => {
+            Request::DeleteLagg { name, dry_run } => {
                 let mut doc = self.doc.clone();
                 match ifconfig::apply(&mut doc, &name, &[ifconfig::Op::Destroy]) {
                     Err(e) => Response::refused(vec![e]),
-                    Ok(()) => self.change(nl, doc, false, None),
+                    Ok(()) => self.change(nl, doc, dry_run, None),
                 }
             }
             Request::Interfaces => match nl.links() {

@@ -1,21 +1,50 @@
 //! The HTTP listener: the versioned JSON API (`/api/v1/...`, described by `/openapi.json`), the
-//! web UI (`/`, every asset served from the binary) and, later, metrics.
+//! web UI (`/`, every asset served from the binary), Prometheus metrics (`/metrics`) and the
+//! dashboard's event stream (`/api/v1/stream`).
 //!
 //! Reads are open to whoever reaches the listener (localhost by default); every change needs
 //! `Authorization: Bearer TOKEN` with the token the daemon keeps in `daemon.token_file`. A
-//! missing or wrong token is answered 401 and nothing is handed to the control loop. Requests
-//! are served on their own threads and reach the laggs only through the [`Dispatcher`], so the
-//! control loop stays the only thread that changes anything.
+//! missing or wrong token is answered 401 and nothing is handed to the control loop.
+//!
+//! The listener runs hyper on a tokio runtime of its own thread, and is bounded everywhere a
+//! client could hold it:
+//! - request head: at most [`MAX_HEAD`] bytes and [`MAX_HEADERS`] fields (431 beyond), read
+//!   within [`HEAD_TIMEOUT`] (the connection is closed otherwise, also between keep-alive
+//!   requests: a slowloris client holds nothing for long);
+//! - body: at most [`MAX_BODY`] bytes (413, nothing applied: a body is never cut and used),
+//!   read within [`BODY_TIMEOUT`] (408);
+//! - at most [`MAX_CONNECTIONS`] connections (more are closed at once), [`MAX_STREAMS`] event
+//!   streams and [`MAX_CHANGES`] changes in flight (503), every connection at most
+//!   [`CONNECTION_LIFETIME`];
+//! - `Host` must be an IP address, `localhost` or a name listed in `daemon.http_hosts`
+//!   (a page from another site that resolves its name to this address — DNS rebinding — is
+//!   refused);
+//! - every answer says `nosniff`, no framing, no referrer, and the UI's pages carry a content
+//!   security policy that allows only their own scripts.
+//!
+//! Reads are served from the [`ReadView`] the control loop publishes (about once a second and
+//! after every change): a flood of GETs never reaches the thread that sends LACPDUs and BFD
+//! packets. Changes go to the control loop through the [`Dispatcher`], the only thread that
+//! changes anything. With `daemon.tls_cert`/`tls_key` the listener speaks HTTPS (rustls).
 
+use std::convert::Infallible;
 use std::io::{self, Read};
-use std::net::SocketAddr;
-use std::path::Path;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::time::Duration;
 
+use arc_swap::ArcSwap;
+use bytes::Bytes;
+use http_body_util::{combinators::BoxBody, BodyExt, Full, Limited, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST};
+use hyper::{Method, StatusCode};
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
-use tiny_http::{Header, Method, Request as HttpRequest, Response as HttpResponse};
+use tokio::sync::Semaphore;
 
-use crate::api::{Dispatcher, Request, Response};
+use crate::api::{Dispatcher, ReadView, Request, Response};
 use crate::config::LaggSpec;
 
 /// The web UI's files, compiled in (the appliance may have no internet).
@@ -52,8 +81,26 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// Largest request body accepted.
-const MAX_BODY: u64 = 1 << 20;
+/// Largest request body accepted (a whole configuration fits many times over).
+pub const MAX_BODY: usize = 1 << 20;
+/// Largest request head (request line and header fields).
+pub const MAX_HEAD: usize = 16 << 10;
+/// Header fields in one request at most.
+pub const MAX_HEADERS: usize = 64;
+/// Time to send a request head, and the longest a connection may sit idle between requests.
+pub const HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+/// Time to send a body.
+pub const BODY_TIMEOUT: Duration = Duration::from_secs(10);
+/// Connections served at once; more are closed as they arrive.
+pub const MAX_CONNECTIONS: usize = 64;
+/// Dashboard event streams at once.
+pub const MAX_STREAMS: usize = 8;
+/// Changes waiting for the control loop at once.
+pub const MAX_CHANGES: usize = 4;
+/// The longest any connection lives (an event stream's client reconnects).
+pub const CONNECTION_LIFETIME: Duration = Duration::from_secs(600);
+/// Time for a TLS handshake.
+const TLS_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Reads the API token, creating it (32 random bytes, hex, root only) on first start.
 ///
@@ -94,46 +141,26 @@ fn same(a: &str, b: &str) -> bool {
             == 0
 }
 
-/// The HTTP listener.
-pub struct HttpServer {
-    server: Arc<tiny_http::Server>,
-    /// The address it listens on.
+/// What the listener needs besides the control loop.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Where to listen.
     pub addr: SocketAddr,
+    /// The API token.
+    pub token: String,
+    /// Host names accepted in `Host` besides IP addresses and `localhost`.
+    pub hosts: Vec<String>,
+    /// HTTPS: certificate chain and private key (PEM files).
+    pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-impl HttpServer {
-    /// Binds and starts serving.
-    ///
-    /// # Errors
-    /// The address cannot be bound.
-    pub fn start(
-        addr: SocketAddr,
-        token: String,
-        dispatcher: Dispatcher,
-    ) -> io::Result<HttpServer> {
-        let server = tiny_http::Server::http(addr).map_err(|e| {
-            io::Error::new(io::ErrorKind::AddrInUse, format!("HTTP on {addr}: {e}"))
-        })?;
-        let server = Arc::new(server);
-        let addr = server.server_addr().to_ip().unwrap_or(addr);
-        let accept = Arc::clone(&server);
-        let token = Arc::new(token);
-        std::thread::Builder::new()
-            .name("xlagg-http".into())
-            .spawn(move || {
-                for request in accept.incoming_requests() {
-                    let dispatcher = dispatcher.clone();
-                    let token = Arc::clone(&token);
-                    let spawned = std::thread::Builder::new()
-                        .name("xlagg-http-req".into())
-                        .spawn(move || handle(request, &dispatcher, &token));
-                    if let Err(e) = spawned {
-                        tracing::warn!(error = %e, "no thread for an HTTP request");
-                    }
-                }
-            })?;
-        Ok(HttpServer { server, addr })
-    }
+/// The HTTP listener; stopped on drop.
+pub struct HttpServer {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    view: Arc<ArcSwap<ReadView>>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl std::fmt::Debug for HttpServer {
@@ -144,115 +171,472 @@ impl std::fmt::Debug for HttpServer {
     }
 }
 
+/// What every connection shares.
+struct Shared {
+    token: String,
+    hosts: Vec<String>,
+    dispatcher: Dispatcher,
+    view: Arc<ArcSwap<ReadView>>,
+    streams: Arc<Semaphore>,
+    changes: Arc<Semaphore>,
+}
+
+type Body = BoxBody<Bytes, Infallible>;
+
+fn tls_acceptor(cert: &Path, key: &Path) -> io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls;
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let bad = |what: &Path, e: &dyn std::fmt::Display| {
+        io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("TLS: {}: {e}", what.display()),
+        )
+    };
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
+        .map_err(|e| bad(cert, &e))?
+        .collect::<Result<_, _>>()
+        .map_err(|e| bad(cert, &e))?;
+    if certs.is_empty() {
+        return Err(bad(cert, &"no certificate in the file"));
+    }
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| bad(key, &e))?;
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .map_err(|e| bad(cert, &e))?
+    .with_no_client_auth()
+    .with_single_cert(certs, key)
+    .map_err(|e| bad(cert, &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+impl HttpServer {
+    /// Binds and starts serving on a thread of its own.
+    ///
+    /// # Errors
+    /// The address cannot be bound, or the TLS files cannot be used.
+    pub fn start(options: HttpOptions, dispatcher: Dispatcher) -> io::Result<HttpServer> {
+        let tls = match &options.tls {
+            Some((cert, key)) => Some(tls_acceptor(cert, key)?),
+            None => None,
+        };
+        let listener = std::net::TcpListener::bind(options.addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("HTTP on {}: {e}", options.addr)))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        if !addr.ip().is_loopback() && tls.is_none() {
+            tracing::warn!(%addr, "the HTTP API listens beyond this machine without TLS: the token and the configuration cross the network in clear; set daemon.tls_cert and daemon.tls_key, or listen on 127.0.0.1");
+        }
+        let view = Arc::new(ArcSwap::from_pointee(ReadView::default()));
+        let shared = Arc::new(Shared {
+            token: options.token,
+            hosts: options.hosts,
+            dispatcher,
+            view: Arc::clone(&view),
+            streams: Arc::new(Semaphore::new(MAX_STREAMS)),
+            changes: Arc::new(Semaphore::new(MAX_CHANGES)),
+        });
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let thread = std::thread::Builder::new()
+            .name("xlagg-http".into())
+            .spawn(move || runtime.block_on(accept_loop(listener, tls, shared, stopped)))?;
+        Ok(HttpServer {
+            addr,
+            view,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// Replaces what reads are answered from.
+    pub fn publish(&self, view: ReadView) {
+        self.view.store(Arc::new(view));
+    }
+}
+
 impl Drop for HttpServer {
     fn drop(&mut self) {
-        self.server.unblock();
-    }
-}
-
-fn header(name: &str, value: &str) -> Header {
-    // Names and values here are ASCII constants or generated ASCII: always a valid header.
-    Header::from_bytes(name.as_bytes(), value.as_bytes()).expect("ASCII header")
-}
-
-fn json_reply(status: u16, body: &Response) -> HttpResponse<io::Cursor<Vec<u8>>> {
-    let bytes = serde_json::to_vec(body).unwrap_or_default();
-    HttpResponse::from_data(bytes)
-        .with_status_code(status)
-        .with_header(header("Content-Type", "application/json"))
-        .with_header(header("Cache-Control", "no-store"))
-}
-
-/// The HTTP status for a refusal: 404 when the lagg does not exist, 422 otherwise.
-fn refusal_status(r: &Response) -> u16 {
-    if r.errors.iter().any(|e| e.contains("does not exist")) {
-        404
-    } else {
-        422
-    }
-}
-
-fn handle(mut req: HttpRequest, dispatcher: &Dispatcher, token: &str) {
-    let url = req.url().to_string();
-    let (path, query) = url.split_once('?').unwrap_or((&url, ""));
-    let dry_run = query
-        .split('&')
-        .any(|kv| kv == "dry_run=1" || kv == "dry_run=true");
-    let method = req.method().clone();
-    if method == Method::Get {
-        if let Some((_, kind, body)) = ASSETS.iter().find(|(p, _, _)| *p == path) {
-            let reply = HttpResponse::from_string(*body)
-                .with_header(header("Content-Type", kind))
-                .with_header(header("Cache-Control", "no-cache"));
-            let _ = req.respond(reply);
-            return;
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
         }
     }
-    if method == Method::Get && path == "/metrics" {
-        let r = dispatcher.dispatch(Request::Metrics);
-        let text = r.data["text"].as_str().unwrap_or_default().to_string();
-        let reply = HttpResponse::from_string(text).with_header(header(
-            "Content-Type",
-            "text/plain; version=0.0.4; charset=utf-8",
-        ));
-        let _ = req.respond(reply);
-        return;
-    }
-    if method == Method::Get && path == "/api/v1/stream" {
-        stream(req, dispatcher);
-        return;
-    }
-    let changes = !matches!(method, Method::Get | Method::Head);
-    if changes {
-        let given = req
-            .headers()
-            .iter()
-            .find(|h| h.field.equiv("Authorization"))
-            .map(|h| h.value.as_str().trim().to_string())
-            .unwrap_or_default();
-        let ok = given
-            .strip_prefix("Bearer ")
-            .is_some_and(|t| same(t.trim(), token));
-        if !ok {
-            let why = if given.is_empty() {
-                "missing token: changes need Authorization: Bearer TOKEN (the token is in the daemon's token_file, root only)"
-            } else {
-                "wrong token: nothing was changed"
+}
+
+async fn accept_loop(
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+    mut stopped: tokio::sync::oneshot::Receiver<()>,
+) {
+    let listener = match tokio::net::TcpListener::from_std(listener) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::error!(error = %e, "HTTP listener");
+            return;
+        }
+    };
+    let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut refused = 0u64;
+    loop {
+        let (tcp, peer) = tokio::select! {
+            _ = &mut stopped => return,
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, limit = MAX_CONNECTIONS, "HTTP connection limit reached: closing new connections");
+            }
+            drop(tcp);
+            continue;
+        };
+        let _ = tcp.set_nodelay(true);
+        let shared = Arc::clone(&shared);
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            let _permit = permit;
+            let served = async {
+                match tls {
+                    Some(acceptor) => {
+                        match tokio::time::timeout(TLS_TIMEOUT, acceptor.accept(tcp)).await {
+                            Ok(Ok(stream)) => serve_connection(TokioIo::new(stream), shared).await,
+                            Ok(Err(e)) => {
+                                tracing::debug!(%peer, error = %e, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                    None => serve_connection(TokioIo::new(tcp), shared).await,
+                }
             };
-            let _ = req.respond(json_reply(401, &Response::refused(vec![why.into()])));
-            return;
+            let _ = tokio::time::timeout(CONNECTION_LIFETIME, served).await;
+        });
+    }
+}
+
+async fn serve_connection<I>(io: I, shared: Arc<Shared>)
+where
+    I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let service = hyper::service::service_fn(move |req| {
+        let shared = Arc::clone(&shared);
+        async move { Ok::<_, Infallible>(handle(req, &shared).await) }
+    });
+    let result = hyper::server::conn::http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEAD_TIMEOUT)
+        .max_buf_size(MAX_HEAD)
+        .max_headers(MAX_HEADERS)
+        .keep_alive(true)
+        .serve_connection(io, service)
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(error = %e, "HTTP connection ended");
+    }
+}
+
+/// Headers every answer carries.
+fn secured(mut response: hyper::Response<Body>) -> hyper::Response<Body> {
+    let h = response.headers_mut();
+    for (name, value) in [
+        ("x-content-type-options", "nosniff"),
+        ("x-frame-options", "DENY"),
+        ("referrer-policy", "no-referrer"),
+        (
+            "content-security-policy",
+            "default-src 'self'; img-src 'self' data:; frame-ancestors 'none'; base-uri 'none'; form-action 'self'",
+        ),
+    ] {
+        h.insert(name, HeaderValue::from_static(value));
+    }
+    response
+}
+
+fn reply(
+    status: StatusCode,
+    content_type: &'static str,
+    body: impl Into<Bytes>,
+) -> hyper::Response<Body> {
+    let mut r = hyper::Response::new(Full::new(body.into()).boxed());
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    r.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
+
+fn json_reply(status: u16, body: &Response) -> hyper::Response<Body> {
+    let bytes = serde_json::to_vec(body).unwrap_or_default();
+    reply(
+        StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+        "application/json",
+        bytes,
+    )
+}
+
+fn refused(status: u16, message: String) -> hyper::Response<Body> {
+    json_reply(status, &Response::refused(vec![message]))
+}
+
+/// Whether `Host` names this listener in a way no other site can: an IP address, `localhost`,
+/// or a configured name.
+fn host_allowed(host: &str, names: &[String]) -> bool {
+    let name = match host.strip_prefix('[') {
+        Some(rest) => rest.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(h, port)| {
+            if port.chars().all(|c| c.is_ascii_digit()) {
+                h
+            } else {
+                host
+            }
+        }),
+    };
+    let name = name.trim_end_matches('.').to_ascii_lowercase();
+    name.parse::<IpAddr>().is_ok()
+        || name == "localhost"
+        || names.iter().any(|n| n.eq_ignore_ascii_case(&name))
+}
+
+/// The query of an API request: only `dry_run` is known, as 1/true or 0/false.
+fn parse_query(query: &str) -> Result<bool, String> {
+    let mut dry_run = false;
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match (k, v) {
+            ("dry_run", "1" | "true") => dry_run = true,
+            ("dry_run", "0" | "false") => dry_run = false,
+            ("dry_run", other) => {
+                return Err(format!(
+                    "dry_run={other}: write dry_run=1 (check only) or dry_run=0; nothing was changed"
+                ))
+            }
+            (other, _) => {
+                return Err(format!(
+                    "unknown query parameter '{other}': the API takes only dry_run=1; nothing was changed"
+                ))
+            }
         }
     }
-    let mut body = String::new();
-    if changes {
-        if let Err(e) = req.as_reader().take(MAX_BODY).read_to_string(&mut body) {
-            let _ = req.respond(json_reply(
+    Ok(dry_run)
+}
+
+async fn handle(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Response<Body> {
+    let host = req
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    if host.is_empty() {
+        return secured(refused(400, "a Host header is required".into()));
+    }
+    if !host_allowed(&host, &shared.hosts) {
+        return secured(refused(
+            421,
+            format!(
+                "Host '{host}' is not this appliance's: use its IP address or localhost, or list the name in daemon.http_hosts"
+            ),
+        ));
+    }
+    secured(route(req, shared).await)
+}
+
+async fn route(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Response<Body> {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
+    if method == Method::GET || method == Method::HEAD {
+        if let Some((_, kind, body)) = ASSETS.iter().find(|(p, _, _)| *p == path) {
+            let mut r = reply(StatusCode::OK, kind, *body);
+            r.headers_mut()
+                .insert("cache-control", HeaderValue::from_static("no-cache"));
+            return r;
+        }
+    }
+    let segments: Vec<String> = path
+        .trim_end_matches('/')
+        .split('/')
+        .skip(1)
+        .map(String::from)
+        .collect();
+    let segments: Vec<&str> = segments.iter().map(String::as_str).collect();
+    if method == Method::GET && path == "/metrics" {
+        let view = shared.view.load();
+        return reply(
+            StatusCode::OK,
+            "text/plain; version=0.0.4; charset=utf-8",
+            view.metrics.clone(),
+        );
+    }
+    if segments.first() != Some(&"api") {
+        return reply(
+            StatusCode::NOT_FOUND,
+            "text/plain; charset=utf-8",
+            format!("no {path} here; the web UI is at /\n"),
+        );
+    }
+    let dry_run = match parse_query(&query) {
+        Ok(d) => d,
+        Err(e) => return refused(400, e),
+    };
+    if method == Method::GET {
+        return read(&segments, &path, shared);
+    }
+    change(req, method, &segments, &path, dry_run, shared).await
+}
+
+/// GET under /api/v1, from the published view.
+fn read(segments: &[&str], path: &str, shared: &Shared) -> hyper::Response<Body> {
+    let view = shared.view.load();
+    let data = match segments {
+        ["api", "v1", "laggs"] => json!(view.laggs),
+        ["api", "v1", "laggs", name] => match view.lagg(name) {
+            Some(l) => json!([l]),
+            None => {
+                return refused(
+                    404,
+                    format!("{name} does not exist: create it with xlaggctl {name} create"),
+                )
+            }
+        },
+        ["api", "v1", "interfaces"] => view.interfaces.clone(),
+        ["api", "v1", "config"] => view.config.clone(),
+        ["api", "v1", "dump"] => view.dump.clone(),
+        ["api", "v1", "stream"] => return stream(shared),
+        _ => return refused(404, format!("no GET {path}: see /openapi.json for the API")),
+    };
+    json_reply(200, &Response::data(data))
+}
+
+/// Server-sent events for the dashboard: a snapshot of every lagg each second, with the
+/// events since the previous one, until the client goes away.
+fn stream(shared: &Shared) -> hyper::Response<Body> {
+    let Ok(permit) = Arc::clone(&shared.streams).try_acquire_owned() else {
+        return refused(
+            503,
+            format!("{MAX_STREAMS} dashboards are streaming already; close one or try later"),
+        );
+    };
+    let view = Arc::clone(&shared.view);
+    let events = futures::stream::unfold(
+        (permit, view, 0u64, true),
+        |(permit, view, since, first)| async move {
+            if !first {
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            let snapshot = view.load().snapshot(since);
+            let next = snapshot["next"].as_u64().unwrap_or(since);
+            let line = Bytes::from(format!("data: {snapshot}\n\n"));
+            Some((
+                Ok::<_, Infallible>(Frame::data(line)),
+                (permit, view, next, false),
+            ))
+        },
+    );
+    let mut r = hyper::Response::new(StreamBody::new(events).boxed());
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("text/event-stream"));
+    r.headers_mut()
+        .insert("cache-control", HeaderValue::from_static("no-store"));
+    r
+}
+
+/// The body of a change, whole or not at all.
+async fn body_of(req: hyper::Request<Incoming>) -> Result<String, hyper::Response<Body>> {
+    let declared = req
+        .headers()
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        refused(
+            413,
+            format!("the body is larger than {MAX_BODY} bytes: nothing was read or changed"),
+        )
+    };
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(too_large());
+    }
+    let limited = Limited::new(req.into_body(), MAX_BODY);
+    let collected = match tokio::time::timeout(BODY_TIMEOUT, limited.collect()).await {
+        Err(_) => {
+            return Err(refused(
+                408,
+                format!("the body did not arrive within {BODY_TIMEOUT:?}: nothing was changed"),
+            ))
+        }
+        Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err(refused(
                 400,
-                &Response::refused(vec![format!("reading the body failed: {e}")]),
-            ));
-            return;
+                format!("reading the body failed ({e}): nothing was changed"),
+            ))
         }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    String::from_utf8(collected.to_vec())
+        .map_err(|_| refused(400, "the body is not UTF-8: nothing was changed".into()))
+}
+
+/// POST, PUT, DELETE under /api/v1: the token, the whole body, then the control loop.
+async fn change(
+    req: hyper::Request<Incoming>,
+    method: Method,
+    segments: &[&str],
+    path: &str,
+    dry_run: bool,
+    shared: &Shared,
+) -> hyper::Response<Body> {
+    let given = req
+        .headers()
+        .get(AUTHORIZATION)
+        .and_then(|h| h.to_str().ok())
+        .map(|h| h.trim().to_string())
+        .unwrap_or_default();
+    let ok = given
+        .strip_prefix("Bearer ")
+        .is_some_and(|t| same(t.trim(), &shared.token));
+    if !ok {
+        let why = if given.is_empty() {
+            "missing token: changes need Authorization: Bearer TOKEN (the token is in the daemon's token_file, root only)"
+        } else {
+            "wrong token: nothing was changed"
+        };
+        return refused(401, why.into());
     }
-    let segments: Vec<&str> = path.trim_end_matches('/').split('/').skip(1).collect();
-    let request = match (&method, segments.as_slice()) {
-        (Method::Get, ["api", "v1", "laggs"]) => Ok(Request::Status { name: None }),
-        (Method::Get, ["api", "v1", "laggs", name]) => Ok(Request::Status {
-            name: Some((*name).to_string()),
-        }),
-        (Method::Get, ["api", "v1", "interfaces"]) => Ok(Request::Interfaces),
-        (Method::Get, ["api", "v1", "config"]) => Ok(Request::Config),
-        (Method::Get, ["api", "v1", "dump"]) => Ok(Request::Dump),
-        (Method::Post, ["api", "v1", "auth"]) => {
-            let _ = req.respond(json_reply(200, &Response::data(json!({"token": "valid"}))));
-            return;
+    let body = match body_of(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    let request = match (&method, segments) {
+        (&Method::POST, ["api", "v1", "auth"]) => {
+            return json_reply(200, &Response::data(json!({"token": "valid"})));
         }
-        (Method::Post, ["api", "v1", "laggs"]) => form(&body).map(|(spec, options)| Request::PutLagg {
-            spec: Box::new(spec),
-            create: true,
-            options,
-            dry_run,
-        }),
-        (Method::Put, ["api", "v1", "laggs", name]) => form(&body).and_then(|(spec, options)| {
+        (&Method::POST, ["api", "v1", "laggs"]) => {
+            form(&body).map(|(spec, options)| Request::PutLagg {
+                spec: Box::new(spec),
+                create: true,
+                options,
+                dry_run,
+            })
+        }
+        (&Method::PUT, ["api", "v1", "laggs", name]) => form(&body).and_then(|(spec, options)| {
             if spec.name == *name {
                 Ok(Request::PutLagg {
                     spec: Box::new(spec),
@@ -267,11 +651,13 @@ fn handle(mut req: HttpRequest, dispatcher: &Dispatcher, token: &str) {
                 ))
             }
         }),
-        (Method::Delete, ["api", "v1", "laggs", name]) => Ok(Request::DeleteLagg {
+        (&Method::DELETE, ["api", "v1", "laggs", name]) => Ok(Request::DeleteLagg {
             name: (*name).to_string(),
+            dry_run,
         }),
-        (Method::Post, ["api", "v1", "laggs", name, "ifconfig"]) => {
+        (&Method::POST, ["api", "v1", "laggs", name, "ifconfig"]) => {
             #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
             struct Words {
                 args: Vec<String>,
             }
@@ -283,69 +669,45 @@ fn handle(mut req: HttpRequest, dispatcher: &Dispatcher, token: &str) {
                 })
                 .map_err(|e| format!("the body must be {{\"args\": [\"laggport\", \"em0\"]}}: {e}"))
         }
-        (Method::Put, ["api", "v1", "config"]) => Ok(Request::Replace {
+        (&Method::PUT, ["api", "v1", "config"]) => Ok(Request::Replace {
             toml: body,
             dry_run,
         }),
-        (_, ["api", ..]) => {
-            let _ = req.respond(json_reply(
-                404,
-                &Response::refused(vec![format!(
-                    "no {method} {path}: see /openapi.json for the API"
-                )]),
-            ));
-            return;
-        }
         _ => {
-            let _ = req.respond(
-                HttpResponse::from_string(format!("no {path} here; the web UI is at /\n"))
-                    .with_status_code(404),
-            );
-            return;
+            return refused(
+                404,
+                format!("no {method} {path}: see /openapi.json for the API"),
+            )
         }
     };
-    let response = match request {
-        Err(e) => Response::refused(vec![e]),
-        Ok(r) => dispatcher.dispatch(r),
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return json_reply(422, &Response::refused(vec![e])),
     };
+    let Ok(_permit) = Arc::clone(&shared.changes).try_acquire_owned() else {
+        return refused(
+            503,
+            format!("{MAX_CHANGES} changes are waiting already: try again when they are done"),
+        );
+    };
+    let dispatcher = shared.dispatcher.clone();
+    let response = tokio::task::spawn_blocking(move || dispatcher.dispatch(request))
+        .await
+        .unwrap_or_else(|_| Response::refused(vec!["the change could not be handed over".into()]));
     let status = if response.ok {
         200
     } else {
         refusal_status(&response)
     };
-    let _ = req.respond(json_reply(status, &response));
+    json_reply(status, &response)
 }
 
-/// Server-sent events for the dashboard: a snapshot of every lagg each second, with the
-/// events since the previous one, until the client goes away.
-fn stream(req: HttpRequest, dispatcher: &Dispatcher) {
-    use std::io::Write;
-    let mut out = req.into_writer();
-    let head = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-store\r\n\
-                Connection: close\r\n\r\n";
-    if out
-        .write_all(head.as_bytes())
-        .and_then(|()| out.flush())
-        .is_err()
-    {
-        return;
-    }
-    let mut since = 0;
-    loop {
-        let r = dispatcher.dispatch(Request::Snapshot { since });
-        if !r.ok {
-            return;
-        }
-        since = r.data["next"].as_u64().unwrap_or(since);
-        let line = format!("data: {}\n\n", r.data);
-        if out
-            .write_all(line.as_bytes())
-            .and_then(|()| out.flush())
-            .is_err()
-        {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_secs(1));
+/// The HTTP status for a refusal: 404 when the lagg does not exist, 422 otherwise.
+fn refusal_status(r: &Response) -> u16 {
+    if r.errors.iter().any(|e| e.contains("does not exist")) {
+        404
+    } else {
+        422
     }
 }
 
@@ -364,4 +726,48 @@ fn form(body: &str) -> Result<(LaggSpec, Vec<String>), String> {
     let spec: LaggSpec =
         serde_json::from_value(value).map_err(|e| format!("the lagg is not understood: {e}"))?;
     Ok((spec, options))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn host_names_that_another_site_could_own_are_refused() {
+        let listed = vec!["xlagg.example.net".to_string()];
+        for ok in [
+            "127.0.0.1:8474",
+            "127.0.0.1",
+            "[::1]:8474",
+            "localhost:8474",
+            "LOCALHOST",
+            "192.0.2.7:8474",
+            "xlagg.example.net:8474",
+            "xlagg.example.net.",
+        ] {
+            assert!(host_allowed(ok, &listed), "{ok}");
+        }
+        for bad in [
+            "evil.example.com:8474",
+            "localhost.evil.com",
+            "127.0.0.1.nip.io",
+            "",
+        ] {
+            assert!(!host_allowed(bad, &listed), "{bad}");
+        }
+    }
+
+    #[test]
+    fn only_dry_run_is_a_query_and_only_with_a_clear_value() {
+        assert_eq!(parse_query(""), Ok(false));
+        assert_eq!(parse_query("dry_run=1"), Ok(true));
+        assert_eq!(parse_query("dry_run=true"), Ok(true));
+        assert_eq!(parse_query("dry_run=0"), Ok(false));
+        assert!(parse_query("dry_run=yes")
+            .unwrap_err()
+            .contains("write dry_run=1"));
+        assert!(parse_query("dryrun=1")
+            .unwrap_err()
+            .starts_with("unknown query parameter 'dryrun'"));
+    }
 }

@@ -127,6 +127,10 @@ pub fn option_words() -> Vec<&'static str> {
     words
 }
 
+/// Words in one change at most: far above any real command line, low enough that no request
+/// makes the control thread work for long.
+pub const MAX_WORDS: usize = 4096;
+
 fn find(keys: &[&'static str], word: &str) -> Option<&'static str> {
     keys.iter().copied().find(|k| *k == word)
 }
@@ -136,8 +140,16 @@ fn find(keys: &[&'static str], word: &str) -> Option<&'static str> {
 /// # Errors
 /// The word that could not be understood and what was expected there.
 pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
+    if words.len() > MAX_WORDS {
+        return Err(format!(
+            "{} words given: at most {MAX_WORDS} in one change (split it, or edit the configuration file)",
+            words.len()
+        ));
+    }
     let mut ops = Vec::new();
     let mut i = 0;
+    // `alias` before an address: the next word must give one, which is then added.
+    let mut alias_before = false;
     let value = |i: usize, what: &str| -> Result<&String, String> {
         words
             .get(i + 1)
@@ -145,6 +157,8 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
     };
     while i < words.len() {
         let word = words[i].as_str();
+        let before = ops.len();
+        let alias_pending = std::mem::take(&mut alias_before);
         match word {
             "create" => ops.push(Op::Create),
             "destroy" => ops.push(Op::Destroy),
@@ -210,17 +224,8 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
                     i += used;
                     let next = words.get(i + 1).map(String::as_str);
                     ops.push(address_op(address, next, &mut i));
-                } else if word == "alias" {
-                    // `alias` before the address: the address that follows is added.
-                    let rest = &words[i + 1..];
-                    let mut inner = parse(rest)?;
-                    if let Some(Op::Address { alias, .. }) = inner.first_mut() {
-                        *alias = true;
-                    } else {
-                        return Err("alias must be followed or preceded by an address".into());
-                    }
-                    ops.extend(inner);
-                    return Ok(ops);
+                } else if word == "alias" && !alias_pending {
+                    alias_before = true;
                 } else {
                     return Err(format!(
                         "'{word}' is not a lagg option: use laggproto, laggport, -laggport, lagghash, rr_limit, \
@@ -230,7 +235,16 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
                 }
             }
         }
+        if alias_pending {
+            match ops.get_mut(before) {
+                Some(Op::Address { alias, .. }) => *alias = true,
+                _ => return Err("alias must be followed or preceded by an address".into()),
+            }
+        }
         i += 1;
+    }
+    if alias_before {
+        return Err("alias must be followed or preceded by an address".into());
     }
     Ok(ops)
 }
@@ -583,5 +597,59 @@ mod tests {
             e.problems[0].starts_with("lagg0.laggproto: unknown protocol 'fast'"),
             "{e}"
         );
+    }
+}
+
+#[cfg(test)]
+mod limits {
+    use super::*;
+
+    fn words(s: &str) -> Vec<String> {
+        s.split_whitespace().map(String::from).collect()
+    }
+
+    #[test]
+    fn alias_before_an_address_is_read_without_recursion() {
+        let ops = parse(&words(
+            "alias 10.0.0.1/24 mtu 1400 alias inet6 2001:db8::1/64",
+        ))
+        .unwrap();
+        assert_eq!(
+            [ops[0].clone(), ops[2].clone()],
+            [
+                Op::Address {
+                    address: "10.0.0.1/24".into(),
+                    alias: true
+                },
+                Op::Address {
+                    address: "2001:db8::1/64".into(),
+                    alias: true
+                }
+            ]
+        );
+        for bad in ["alias", "alias laggport em0", "mtu 1400 alias"] {
+            assert_eq!(
+                parse(&words(bad)).unwrap_err(),
+                "alias must be followed or preceded by an address",
+                "{bad}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_flood_of_words_is_refused_before_any_work() {
+        // Tens of thousands of `alias` once overflowed the control thread's stack.
+        let flood: Vec<String> = std::iter::repeat_n("alias".to_string(), 50_000).collect();
+        let e = parse(&flood).unwrap_err();
+        assert!(e.starts_with("50000 words given: at most 4096"), "{e}");
+        let many: Vec<String> = (0..MAX_WORDS / 2)
+            .flat_map(|i| {
+                [
+                    "alias".to_string(),
+                    format!("10.{}.{}.1/32", i / 256, i % 256),
+                ]
+            })
+            .collect();
+        assert_eq!(parse(&many).unwrap().len(), MAX_WORDS / 2);
     }
 }

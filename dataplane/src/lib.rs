@@ -3,7 +3,7 @@
 //!
 //! Layers, bottom up:
 //! - [`afxdp`]: UMEM and rings, [`afpacket`]: raw packet sockets, [`linkevents`]: kernel link
-//!   notifications (the only modules with `unsafe`);
+//!   notifications, [`credentials`]: a Unix socket's peer (the only modules with `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters; [`learn`]: source MACs seen
@@ -18,6 +18,7 @@
 pub mod afpacket;
 pub mod afxdp;
 pub mod counters;
+pub mod credentials;
 pub mod distribution;
 pub mod flow;
 pub mod learn;

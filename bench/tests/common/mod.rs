@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use xlagg_bench::packet_tools::SinkReport;
 
 pub mod browser;
+pub mod netns;
 pub mod ovs;
 
 /// Tests in a file run one at a time: they share two cores, and a loaded machine would make

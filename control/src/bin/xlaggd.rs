@@ -187,7 +187,17 @@ fn main() -> ExitCode {
                     return ExitCode::from(1);
                 }
             };
-            match http::HttpServer::start(addr, token, server.dispatcher()) {
+            let options = http::HttpOptions {
+                addr,
+                token,
+                hosts: config.daemon.http_hosts.clone(),
+                tls: config
+                    .daemon
+                    .tls
+                    .as_ref()
+                    .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
+            };
+            match http::HttpServer::start(options, server.dispatcher()) {
                 Ok(h) => Some(h),
                 Err(e) => {
                     eprintln!("xlaggd: {e}");
@@ -212,6 +222,11 @@ fn main() -> ExitCode {
     if let Err(e) = daemon.start_all(&nl) {
         eprintln!("xlaggd: {e}");
         return ExitCode::from(1);
+    }
+    let mut next_view = Instant::now();
+    if let Some(h) = &http {
+        h.publish(daemon.read_view(&nl));
+        next_view = Instant::now() + VIEW_EVERY;
     }
     println!("xlaggd: ready, {} lagg(s) running", daemon.laggs().len());
     notify_ready();
@@ -275,11 +290,28 @@ fn main() -> ExitCode {
         }
         daemon.collect_events();
         // Management requests last: a change may replace laggs (and their sockets above).
+        // Reads of the HTTP listener see a change's outcome as soon as its answer is sent.
         if ready.get(1) == Some(&true) {
-            for pending in server.take() {
-                let request = pending.request.clone();
-                pending.answer(daemon.handle(&nl, request));
+            let answered: Vec<_> = server
+                .take()
+                .into_iter()
+                .map(|pending| {
+                    let request = pending.request.clone();
+                    let response = daemon.handle(&nl, request);
+                    (pending, response)
+                })
+                .collect();
+            if let Some(h) = &http {
+                h.publish(daemon.read_view(&nl));
+                next_view = Instant::now() + VIEW_EVERY;
             }
+            for (pending, response) in answered {
+                pending.answer(response);
+            }
+        }
+        if let Some(h) = http.as_ref().filter(|_| Instant::now() >= next_view) {
+            h.publish(daemon.read_view(&nl));
+            next_view = Instant::now() + VIEW_EVERY;
         }
         if Instant::now() >= next_link_poll {
             next_link_poll = Instant::now() + poll;
@@ -311,6 +343,9 @@ fn main() -> ExitCode {
     drop(server);
     ExitCode::SUCCESS
 }
+
+/// How often the HTTP listener's read view is renewed (besides after every change).
+const VIEW_EVERY: Duration = Duration::from_millis(500);
 
 /// Waits until every member and forward port of the configuration exists, or `limit` passed
 /// (then the preflight names what is missing).
