@@ -19,6 +19,8 @@ pub const PACKET_LEN: usize = 24;
 pub const FRAME_LEN: usize = 14 + 20 + 8 + PACKET_LEN;
 /// While a session is not Up its packets go at most once a second (RFC 5880 6.8.3).
 const SLOW: Duration = Duration::from_secs(1);
+/// The slowest interval a peer may ask for; slower requests are taken as this.
+pub const MAX_REMOTE_INTERVAL: Duration = Duration::from_secs(2);
 
 /// Session state (RFC 5880 4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -162,13 +164,46 @@ impl Packet {
     }
 }
 
-/// The BFD payload of a received frame, if it is a micro-BFD frame: IPv4, UDP to 6784, TTL
-/// 255.
+/// The addresses a session's packets must carry (RFC 7130 section 2.1, RFC 5881).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Addresses {
+    /// The peer's address: packets must come from it. 255.255.255.255 (no `bfd_peer`
+    /// configured): any sender, which the caller then holds the session to once it is up.
+    pub peer: [u8; 4],
+    /// Our address, where we have one: packets must be sent to it (or to 255.255.255.255, as a
+    /// peer without a configured address sends). All zero: not checked.
+    pub local: [u8; 4],
+}
+
+/// The address that means "not configured" in [`Addresses::peer`].
+pub const ANY_PEER: [u8; 4] = [255; 4];
+
+/// Sums 16-bit words the Internet way (RFC 1071), without the final complement.
+fn ones_complement_sum(bytes: &[u8], mut sum: u32) -> u32 {
+    let mut chunks = bytes.chunks_exact(2);
+    for pair in &mut chunks {
+        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        sum += u32::from(*last) << 8;
+    }
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    sum
+}
+
+/// The BFD payload of a received frame, if it is a micro-BFD frame for this session: to the
+/// micro-BFD MAC, IPv4 with a valid header checksum, not a fragment, TTL 255, from the peer's
+/// address and to ours, UDP to 6784 with a consistent length and a valid checksum (or none).
 ///
 /// # Errors
-/// [`BfdError::NotBfd`] for other frames; [`BfdError::Invalid`] for a micro-BFD frame with a
-/// bad TTL or a truncated header.
-pub fn payload(frame: &[u8]) -> Result<&[u8], BfdError> {
+/// [`BfdError::NotBfd`] for other frames; [`BfdError::Invalid`] for a micro-BFD frame that
+/// fails a check (counted by the caller).
+pub fn payload<'a>(
+    frame: &'a [u8],
+    addresses: &Addresses,
+) -> Result<([u8; 4], &'a [u8]), BfdError> {
     if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
         return Err(BfdError::NotBfd);
     }
@@ -181,10 +216,46 @@ pub fn payload(frame: &[u8]) -> Result<&[u8], BfdError> {
     if u16::from_be_bytes([udp[2], udp[3]]) != MICRO_BFD_PORT {
         return Err(BfdError::NotBfd);
     }
+    if frame[..6] != MICRO_BFD_MAC {
+        return Err(BfdError::Invalid(
+            "not to the micro-BFD MAC 01-00-5e-90-00-01",
+        ));
+    }
     if ip[8] != 255 {
         return Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"));
     }
-    Ok(&udp[8..])
+    if ones_complement_sum(&ip[..ihl], 0) != 0xffff {
+        return Err(BfdError::Invalid("bad IPv4 header checksum"));
+    }
+    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+        return Err(BfdError::Invalid("an IPv4 fragment"));
+    }
+    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
+    if total < ihl + 8 || total > ip.len() {
+        return Err(BfdError::Invalid("IPv4 total length out of range"));
+    }
+    let src = [ip[12], ip[13], ip[14], ip[15]];
+    if addresses.peer != ANY_PEER && src != addresses.peer {
+        return Err(BfdError::Invalid("not from the configured peer (bfd_peer)"));
+    }
+    if addresses.local != [0; 4] && ip[16..20] != addresses.local && ip[16..20] != ANY_PEER {
+        return Err(BfdError::Invalid("not to our address"));
+    }
+    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
+    if udp_len < 8 || ihl + udp_len > total {
+        return Err(BfdError::Invalid("UDP length out of range"));
+    }
+    let udp = &udp[..udp_len];
+    if udp[6..8] != [0, 0] {
+        let mut pseudo = [0u8; 12];
+        pseudo[..8].copy_from_slice(&ip[12..20]);
+        pseudo[9] = 17;
+        pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
+        if ones_complement_sum(udp, ones_complement_sum(&pseudo, 0)) != 0xffff {
+            return Err(BfdError::Invalid("bad UDP checksum"));
+        }
+    }
+    Ok((src, &udp[8..]))
 }
 
 /// A whole micro-BFD frame around `packet`.
@@ -233,7 +304,7 @@ pub struct Config {
 }
 
 /// Counters of one session.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Counters {
     /// Packets received and accepted.
     pub rx: u64,
@@ -341,15 +412,24 @@ impl Session {
                 return Err(e);
             }
         };
-        if p.your_discr != 0 && p.your_discr != self.local_discr {
+        if let Err(e) = self.check_discriminators(&p) {
             self.counters.invalid += 1;
-            return Err(BfdError::Invalid("your discriminator is not ours"));
+            return Err(e);
         }
         self.counters.rx += 1;
         self.remote_discr = p.my_discr;
         self.remote_state = p.state;
-        self.remote_desired_tx = Duration::from_micros(u64::from(p.desired_min_tx_us));
-        self.remote_min_rx = Duration::from_micros(u64::from(p.required_min_rx_us));
+        // The peer's timers within bounds of our own: never faster than our interval (a
+        // stranger's 1 µs would make us flood), never slower than MAX_REMOTE_INTERVAL (a huge
+        // one would stretch the detection time until a dead link is never noticed).
+        let bound = |us: u32| {
+            Duration::from_micros(u64::from(us)).clamp(
+                self.cfg.interval,
+                MAX_REMOTE_INTERVAL.max(self.cfg.interval),
+            )
+        };
+        self.remote_desired_tx = bound(p.desired_min_tx_us);
+        self.remote_min_rx = bound(p.required_min_rx_us);
         self.remote_multiplier = p.multiplier;
         self.last_rx = Some(now);
         if p.poll {
@@ -368,6 +448,26 @@ impl Session {
             _ => None,
         };
         Ok(changed)
+    }
+
+    /// RFC 5880 6.8.6's discriminator rules, strict once the session has a peer: your_discr
+    /// must be ours (0 only while we are Down: a Down or AdminDown with 0 from anyone would
+    /// otherwise take an Up member out), and my_discr must be the one we learnt.
+    fn check_discriminators(&self, p: &Packet) -> Result<(), BfdError> {
+        if p.your_discr != 0 && p.your_discr != self.local_discr {
+            return Err(BfdError::Invalid("your discriminator is not ours"));
+        }
+        if matches!(self.state, State::Init | State::Up) {
+            if p.your_discr == 0 {
+                return Err(BfdError::Invalid(
+                    "your discriminator 0 while the session is up",
+                ));
+            }
+            if self.remote_discr != 0 && p.my_discr != self.remote_discr {
+                return Err(BfdError::Invalid("my discriminator is not the peer's"));
+            }
+        }
+        Ok(())
     }
 
     /// Applies the detection timeout; returns the new state if it went down.
@@ -564,14 +664,139 @@ mod tests {
             49152,
             &good,
         );
-        assert_eq!(payload(&f), Ok(&good[..]));
+        let at = Addresses {
+            peer: [10, 0, 0, 1],
+            local: [10, 0, 0, 2],
+        };
+        assert_eq!(payload(&f, &at), Ok(([10, 0, 0, 1], &good[..])));
         let mut ttl = f;
         ttl[14 + 8] = 64;
         assert_eq!(
-            payload(&ttl),
+            payload(&ttl, &at),
             Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"))
         );
-        assert_eq!(payload(&f[..30]), Err(BfdError::NotBfd));
+        assert_eq!(payload(&f[..30], &at), Err(BfdError::NotBfd));
+    }
+
+    /// `f` with bytes changed and the IPv4 header checksum made right again.
+    fn edited(f: &[u8; FRAME_LEN], edits: &[(usize, u8)]) -> [u8; FRAME_LEN] {
+        let mut g = *f;
+        for (i, v) in edits {
+            g[*i] = *v;
+        }
+        g[24..26].fill(0);
+        let sum = !(ones_complement_sum(&g[14..34], 0) as u16);
+        g[24..26].copy_from_slice(&sum.to_be_bytes());
+        g
+    }
+
+    #[test]
+    fn frames_not_from_the_peer_or_not_whole_are_refused() {
+        let packet = Session::new(CFG, 11, Duration::ZERO)
+            .poll_transmit(Duration::ZERO)
+            .expect("a packet");
+        let f = frame(
+            [2, 0, 0, 0, 0, 1],
+            [10, 0, 0, 1],
+            [10, 0, 0, 2],
+            49152,
+            &packet,
+        );
+        let at = Addresses {
+            peer: [10, 0, 0, 1],
+            local: [10, 0, 0, 2],
+        };
+        assert!(payload(&f, &at).is_ok());
+        let any_local = Addresses {
+            local: [0; 4],
+            ..at
+        };
+        assert!(payload(&edited(&f, &[(33, 9)]), &any_local).is_ok());
+        let mut broadcast = f;
+        broadcast[..6].fill(0xff);
+        let mut bad_sum = f;
+        bad_sum[25] ^= 1;
+        let mut udp_sum = f;
+        udp_sum[40] = 0x12;
+        for (frame, why) in [
+            (broadcast, "not to the micro-BFD MAC 01-00-5e-90-00-01"),
+            (
+                edited(&f, &[(29, 7)]),
+                "not from the configured peer (bfd_peer)",
+            ),
+            (edited(&f, &[(33, 9)]), "not to our address"),
+            (bad_sum, "bad IPv4 header checksum"),
+            (edited(&f, &[(20, 0x20)]), "an IPv4 fragment"),
+            (
+                edited(&f, &[(16, 0), (17, 20)]),
+                "IPv4 total length out of range",
+            ),
+            (udp_sum, "bad UDP checksum"),
+        ] {
+            assert_eq!(payload(&frame, &at), Err(BfdError::Invalid(why)), "{why}");
+        }
+    }
+
+    fn from_peer(state: State, my: u32, your: u32, tx_us: u32, rx_us: u32) -> [u8; PACKET_LEN] {
+        Packet {
+            diag: 0,
+            state,
+            poll: false,
+            fin: false,
+            multiplier: 3,
+            my_discr: my,
+            your_discr: your,
+            desired_min_tx_us: tx_us,
+            required_min_rx_us: rx_us,
+        }
+        .emit()
+    }
+
+    #[test]
+    fn a_strangers_down_or_admin_down_without_our_discriminator_takes_nothing_down() {
+        let (mut a, mut b) = (
+            Session::new(CFG, 11, Duration::ZERO),
+            Session::new(CFG, 22, Duration::ZERO),
+        );
+        run(&mut a, &mut b, 0, 3000, |_| true);
+        assert!(a.is_up());
+        let now = Duration::from_millis(3000);
+        for p in [
+            from_peer(State::Down, 77, 0, 50_000, 50_000),
+            from_peer(State::AdminDown, 77, 0, 50_000, 50_000),
+            from_peer(State::Down, 22, 0, 50_000, 50_000),
+            // Our discriminator but another sender's.
+            from_peer(State::Down, 77, 11, 50_000, 50_000),
+        ] {
+            assert!(a.handle(now, &p).is_err());
+            assert!(a.is_up(), "{:?}", Packet::parse(&p));
+        }
+        assert_eq!(a.counters.invalid, 4);
+        // The real peer's Down still takes it down.
+        assert_eq!(
+            a.handle(now, &from_peer(State::Down, 22, 11, 50_000, 50_000)),
+            Ok(Some(State::Down))
+        );
+    }
+
+    #[test]
+    fn the_peers_timers_are_held_within_bounds() {
+        let (mut a, mut b) = (
+            Session::new(CFG, 11, Duration::ZERO),
+            Session::new(CFG, 22, Duration::ZERO),
+        );
+        run(&mut a, &mut b, 0, 3000, |_| true);
+        let now = Duration::from_millis(3000);
+        // Asks us to send every microsecond: we keep our own 50 ms.
+        a.handle(now, &from_peer(State::Up, 22, 11, 1, 1))
+            .expect("accepted");
+        let first = a.poll_transmit(now + Duration::from_secs(1)).is_some();
+        let again = a.poll_transmit(now + Duration::from_secs(1) + Duration::from_micros(10));
+        assert!(first && again.is_none(), "no flood");
+        // Claims an interval of an hour: the detection time stays bounded.
+        a.handle(now, &from_peer(State::Up, 22, 11, u32::MAX, u32::MAX))
+            .expect("accepted");
+        assert_eq!(a.detection_time(), MAX_REMOTE_INTERVAL * 3);
     }
 
     #[test]

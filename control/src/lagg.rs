@@ -149,6 +149,9 @@ impl LacpRuntime {
 #[derive(Debug)]
 struct BfdRuntime {
     sessions: Vec<bfd::Session>,
+    /// Without a configured peer: the address each session came up with, held while it is
+    /// up (packets from anyone else are discarded).
+    peers: Vec<Option<[u8; 4]>>,
     sockets: Vec<Option<PacketSocket>>,
     epoch: Instant,
     src_ip: [u8; 4],
@@ -459,10 +462,10 @@ impl Lagg {
             Upper::Forward { port } => port.clone(),
         };
         for name in &cfg.ports {
-            let port = self.attach_port(nl, name)?;
+            let port = self.attach_port(nl, name, true)?;
             self.members.push(port);
         }
-        let upper = self.attach_port(nl, &upper_name)?;
+        let upper = self.attach_port(nl, &upper_name, false)?;
         self.upper = Some(upper);
         self.spawn_workers()?;
         if let Upper::Host { addresses } = &cfg.upper {
@@ -523,7 +526,9 @@ impl Lagg {
         Ok(())
     }
 
-    fn attach_port(&mut self, nl: &Netlink, name: &str) -> Result<Port, LaggError> {
+    /// Attaches the port program to `name` (a member, or the upper port when `member` is
+    /// false) and holds the port promiscuous.
+    fn attach_port(&mut self, nl: &Netlink, name: &str, member: bool) -> Result<Port, LaggError> {
         let link = nl.require(name)?;
         let mut port = Port {
             name: name.to_string(),
@@ -575,6 +580,15 @@ impl Lagg {
         match PortProgram::attach(name, link.index, ProgramKind::Port) {
             Ok(program) => port.program = Some(program),
             Err(e) => {
+                restore_port(&mut port);
+                return Err(e.into());
+            }
+        }
+        // Only members speak LACP and micro-BFD; the upper port passes neither.
+        let lacp = member && self.cfg.proto == LaggProto::Lacp;
+        let bfd = member && self.cfg.bfd.is_some();
+        if let Some(program) = port.program.as_mut() {
+            if let Err(e) = program.set_control(lacp, bfd) {
                 restore_port(&mut port);
                 return Err(e.into());
             }
@@ -1114,6 +1128,7 @@ impl Lagg {
         let _ = nl;
         tracing::info!(lagg = %self.cfg.name, interval_ms = o.interval_ms, multiplier = o.multiplier, "micro-BFD started; members wait for their sessions");
         self.bfd = Some(BfdRuntime {
+            peers: vec![None; sessions.len()],
             sessions,
             sockets,
             epoch,
@@ -1212,23 +1227,44 @@ impl Lagg {
             return Ok(());
         };
         let mut changed = Vec::new();
-        if let (Some(Some(socket)), Some(session)) =
-            (rt.sockets.get(port), rt.sessions.get_mut(port))
-        {
+        if let (Some(Some(socket)), Some(session), Some(learnt)) = (
+            rt.sockets.get(port),
+            rt.sessions.get_mut(port),
+            rt.peers.get_mut(port),
+        ) {
             let epoch = rt.epoch;
             let lagg = &self.cfg.name;
-            read_frames(socket, lagg, "micro-BFD", |f| match bfd::payload(f) {
-                Ok(p) => match session.handle(epoch.elapsed(), p) {
-                    Ok(Some(_)) => changed.push(port),
-                    Ok(None) => {}
-                    Err(e) => {
-                        tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD packet discarded")
+            let addresses = bfd::Addresses {
+                peer: rt.dst_ip,
+                local: rt.src_ip,
+            };
+            read_frames(socket, lagg, "micro-BFD", |f| {
+                match bfd::payload(f, &addresses) {
+                    Ok((src, p)) => {
+                        if !session.is_up() {
+                            *learnt = None;
+                        }
+                        if learnt.is_some_and(|l| l != src) {
+                            session.counters.invalid += 1;
+                            tracing::debug!(lagg = %lagg, port, "micro-BFD packet from another address than the session's peer discarded");
+                            return;
+                        }
+                        match session.handle(epoch.elapsed(), p) {
+                            Ok(Some(_)) => changed.push(port),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD packet discarded")
+                            }
+                        }
+                        if session.is_up() && addresses.peer == bfd::ANY_PEER {
+                            learnt.get_or_insert(src);
+                        }
                     }
-                },
-                Err(bfd::BfdError::NotBfd) => {}
-                Err(e) => {
-                    session.counters.invalid += 1;
-                    tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD frame discarded");
+                    Err(bfd::BfdError::NotBfd) => {}
+                    Err(e) => {
+                        session.counters.invalid += 1;
+                        tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD frame discarded");
+                    }
                 }
             });
         }
@@ -1594,13 +1630,14 @@ impl Lagg {
                 );
                 let _ = writeln!(
                     out,
-                    "    lacp lacpdu rx/tx {}/{} marker rx/response {}/{} illegal {} unknown {} churn actor/partner {}/{} flaps {}",
+                    "    lacp lacpdu rx/tx {}/{} marker rx/response {}/{} illegal {} unknown {} loop {} churn actor/partner {}/{} flaps {}",
                     c.lacpdu_rx,
                     c.lacpdu_tx,
                     c.marker_rx,
                     c.marker_response_tx,
                     c.illegal_rx,
                     c.unknown_rx,
+                    c.loop_rx,
                     c.actor_churn,
                     c.partner_churn,
                     c.flaps
@@ -1820,7 +1857,7 @@ impl Lagg {
                 .iter()
                 .position(|p| p.retired)
                 .unwrap_or(self.members.len());
-            let mut port = self.attach_port(nl, name)?;
+            let mut port = self.attach_port(nl, name, true)?;
             let mut added = Vec::new();
             let mut failure = None;
             for (q, (_, _, control)) in self.workers.iter().enumerate() {
@@ -1894,6 +1931,7 @@ impl Lagg {
                     let discr = (unix_ms() as u32).wrapping_mul(2_654_435_761) | 1;
                     let session = bfd::Session::new(cfg, discr, rt.epoch.elapsed());
                     put(&mut rt.sessions, slot, session);
+                    put(&mut rt.peers, slot, None);
                     put(
                         &mut rt.sockets,
                         slot,
@@ -1964,6 +2002,7 @@ impl Lagg {
                 XdpCounter::NotCollecting,
                 XdpCounter::NoSocket,
                 XdpCounter::Malformed,
+                XdpCounter::Unsolicited,
             ] {
                 if x[c as usize] > 0 {
                     drops.insert(format!("xdp_{}", c.name()), x[c as usize]);
@@ -2041,6 +2080,8 @@ impl Lagg {
                         ("marker_response_rx", c.marker_response_rx),
                         ("illegal_rx", c.illegal_rx),
                         ("unknown_rx", c.unknown_rx),
+                        ("loop_rx", c.loop_rx),
+                        ("marker_response_dropped", c.marker_response_dropped),
                         ("actor_churn", c.actor_churn),
                         ("partner_churn", c.partner_churn),
                         ("flaps", c.flaps),
@@ -2065,6 +2106,7 @@ impl Lagg {
                 drops,
                 lacp,
                 bfd: self.bfd_status(i).map(|(s, _)| s.name().to_string()),
+                bfd_counters: self.bfd_status(i).map(|(_, c)| c),
                 probe: self
                     .arp
                     .as_ref()

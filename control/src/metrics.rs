@@ -60,7 +60,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_bfd_session_down_total", "counter", &["lagg", "port"], "Times the member's micro-BFD session went down."),
     m("xlagg_lacp_pdus_total", "counter", &["lagg", "port", "direction"], "LACPDUs received (direction rx) and sent (tx)."),
     m("xlagg_lacp_marker_pdus_total", "counter", &["lagg", "port", "type"], "Marker PDUs: requests received (request_rx), responses sent (response_tx) and received (response_rx)."),
-    m("xlagg_lacp_bad_pdus_total", "counter", &["lagg", "port", "type"], "Slow-protocol frames refused: illegal (malformed LACPDU or Marker) or unknown (other subtype)."),
+    m("xlagg_lacp_bad_pdus_total", "counter", &["lagg", "port", "type"], "Slow-protocol frames refused: illegal (malformed, or not to 01-80-C2-00-00-02), unknown (other subtype), loop (our own system id), marker_unanswered (Marker Informations beyond 3 per second)."),
     m("xlagg_lacp_churn_total", "counter", &["lagg", "port", "side"], "Times the actor or partner churn machine found the port out of sync too long."),
     m("xlagg_lacp_actor_state", "gauge", &["lagg", "port"], "The actor's LACP state bits (ACTIVITY 1, TIMEOUT 2, AGGREGATION 4, SYNC 8, COLLECTING 16, DISTRIBUTING 32, DEFAULTED 64, EXPIRED 128)."),
     m("xlagg_lacp_partner_state", "gauge", &["lagg", "port"], "The partner's LACP state bits as last received."),
@@ -223,6 +223,7 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
                 XdpCounter::NotCollecting,
                 XdpCounter::NoSocket,
                 XdpCounter::Malformed,
+                XdpCounter::Unsolicited,
             ] {
                 reasons.push((c.name(), p.xdp[c as usize]));
             }
@@ -327,6 +328,8 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
         for (t, n) in [
             ("illegal", l.counters.illegal_rx),
             ("unknown", l.counters.unknown_rx),
+            ("loop", l.counters.loop_rx),
+            ("marker_unanswered", l.counters.marker_response_dropped),
         ] {
             o.sample(
                 "xlagg_lacp_bad_pdus_total",
@@ -482,7 +485,7 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                     for r in DropReason::ALL {
                         drops.insert(r.name().into(), json!(p.totals.drops[r as usize]));
                     }
-                    for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed] {
+                    for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed, XdpCounter::Unsolicited] {
                         drops.insert(c.name().into(), json!(p.xdp[c as usize]));
                     }
                     for c in XskCounter::ALL.iter().filter(|c| **c != XskCounter::TxRingEmpty) {

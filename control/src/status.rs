@@ -70,6 +70,9 @@ pub struct PortStatus {
     /// Micro-BFD session state (`up`, `down`, `init`), when enabled.
     #[serde(default)]
     pub bfd: Option<String>,
+    /// Micro-BFD counters (accepted, sent, discarded, downs), when enabled.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bfd_counters: Option<crate::bfd::Counters>,
     /// ARP/NS probe monitor verdict (`ok`, `failing`), when enabled.
     #[serde(default)]
     pub probe: Option<String>,
@@ -89,6 +92,7 @@ impl PortStatus {
             drops: BTreeMap::new(),
             lacp: None,
             bfd: None,
+            bfd_counters: None,
             probe: None,
         }
     }

@@ -211,7 +211,32 @@ impl PortProgram {
     /// # Errors
     /// When the map update fails.
     pub fn set_collecting(&mut self, collecting: bool) -> Result<(), XdpError> {
-        self.state.flags = PortState::collecting(collecting).flags;
+        self.set_flag(PortState::COLLECTING, collecting)
+    }
+
+    /// Sets which control protocols the control path runs on this port: only their frames
+    /// are passed to it, the rest addressed to it is dropped and counted.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_control(&mut self, lacp: bool, bfd: bool) -> Result<(), XdpError> {
+        let mut flags = self.state.flags & !(PortState::LACP | PortState::BFD);
+        if lacp {
+            flags |= PortState::LACP;
+        }
+        if bfd {
+            flags |= PortState::BFD;
+        }
+        self.state.flags = flags;
+        self.set_first(names::PORT_STATE, self.state)
+    }
+
+    fn set_flag(&mut self, flag: u32, on: bool) -> Result<(), XdpError> {
+        if on {
+            self.state.flags |= flag;
+        } else {
+            self.state.flags &= !flag;
+        }
         self.set_first(names::PORT_STATE, self.state)
     }
 

@@ -1,5 +1,6 @@
 //! The XDP program run on byte vectors with BPF_PROG_TEST_RUN: every branch of its decision
-//! (slow protocol, not collecting, no socket) and its counters. Needs root (or CAP_BPF +
+//! (slow protocol, micro-BFD, probe replies, what the control path did not ask for, not
+//! collecting, no socket) and its counters. Needs root (or CAP_BPF +
 //! CAP_NET_ADMIN) to load programs; fails otherwise, never skips.
 
 use xlagg_common::XdpCounter;
@@ -26,6 +27,7 @@ fn load(kind: ProgramKind) -> PortProgram {
 fn slow_protocol_frames_pass_to_the_kernel_even_when_not_collecting() {
     let mut p = load(ProgramKind::Port);
     p.set_collecting(false).expect("state map");
+    p.set_control(true, false).expect("state map");
     // A LACPDU-sized frame: ethertype 0x8809, subtype 1.
     let mut lacpdu = frame(0x8809, 124);
     lacpdu[14] = 1;
@@ -75,8 +77,26 @@ fn collecting_without_a_socket_for_the_queue_drops_and_counts_no_socket() {
 }
 
 #[test]
+fn slow_protocol_frames_where_lacp_does_not_run_are_dropped_never_forwarded() {
+    let mut p = load(ProgramKind::Port);
+    p.set_collecting(true).expect("state map");
+    let mut lacpdu = frame(0x8809, 124);
+    lacpdu[14] = 1;
+    assert_eq!(p.test_run(&lacpdu).expect("test run"), XDP_DROP);
+    let c = p.counters().expect("counters");
+    assert_eq!(
+        (
+            c[XdpCounter::Unsolicited as usize],
+            c[XdpCounter::SlowProtocol as usize]
+        ),
+        (1, 0)
+    );
+}
+
+#[test]
 fn a_bare_slow_protocol_header_still_goes_to_the_control_path_and_drop_drops() {
-    let p = load(ProgramKind::Port);
+    let mut p = load(ProgramKind::Port);
+    p.set_control(true, false).expect("state map");
     // 14 bytes is the boundary the program checks: a bare 0x8809 header is well formed.
     assert_eq!(p.test_run(&frame(0x8809, 14)).expect("test run"), XDP_PASS);
     let drop = load(ProgramKind::Drop);
@@ -86,19 +106,77 @@ fn a_bare_slow_protocol_header_still_goes_to_the_control_path_and_drop_drops() {
     );
 }
 
+/// A micro-BFD frame: IPv4 (header length `ihl` words), UDP to `port`.
+fn bfd_frame(ihl: u8, port: u16, fragment: bool) -> Vec<u8> {
+    let l4 = 14 + usize::from(ihl) * 4;
+    let mut f = vec![0u8; l4 + 8 + 24];
+    f[..6].copy_from_slice(&xlagg_common::MICRO_BFD_MAC);
+    f[12..14].copy_from_slice(&[0x08, 0x00]);
+    f[14] = 0x40 | ihl;
+    f[22] = 255;
+    f[23] = 17;
+    if fragment {
+        f[20] = 0x20;
+    }
+    f[l4 + 2..l4 + 4].copy_from_slice(&port.to_be_bytes());
+    f
+}
+
 #[test]
-fn micro_bfd_and_probe_replies_pass_to_the_kernel_even_when_not_collecting() {
-    let mut p = PortProgram::load("test", ProgramKind::Port).expect("load");
+fn micro_bfd_passes_only_where_it_runs_and_only_as_ipv4_udp_to_6784() {
+    let mut p = load(ProgramKind::Port);
     p.set_collecting(false).expect("state map");
-    let mut bfd = vec![0u8; 66];
-    bfd[..6].copy_from_slice(&xlagg_common::MICRO_BFD_MAC);
-    bfd[12..14].copy_from_slice(&[0x08, 0x00]);
-    assert_eq!(p.test_run(&bfd).expect("run"), XDP_PASS);
-    // A reply to the probe MAC passes once the MAC is set, and only then.
+    let good = bfd_frame(5, 6784, false);
+    assert_eq!(p.test_run(&good).expect("run"), XDP_DROP, "no BFD here");
+    p.set_control(false, true).expect("state map");
+    assert_eq!(p.test_run(&good).expect("run"), XDP_PASS);
+    assert_eq!(
+        p.test_run(&bfd_frame(6, 6784, false)).expect("run"),
+        XDP_PASS,
+        "IPv4 options"
+    );
+    for (bad, what) in [
+        (bfd_frame(5, 53, false), "another UDP port"),
+        (bfd_frame(5, 6784, true), "a fragment"),
+        (
+            bfd_frame(5, 6784, false)[..36].to_vec(),
+            "cut before the UDP port",
+        ),
+        (
+            {
+                let mut f = bfd_frame(5, 6784, false);
+                f[23] = 6;
+                f
+            },
+            "TCP",
+        ),
+    ] {
+        assert_eq!(p.test_run(&bad).expect("run"), XDP_DROP, "{what}");
+    }
+    p.set_collecting(true).expect("state map");
+    assert_eq!(
+        p.test_run(&bfd_frame(5, 53, false)).expect("run"),
+        XDP_DROP,
+        "not even on a collecting port"
+    );
+    let c = p.counters().expect("counters");
+    assert_eq!(c[XdpCounter::Probe as usize], 2);
+    assert_eq!(c[XdpCounter::Unsolicited as usize], 6);
+    assert_eq!(
+        c[XdpCounter::Redirected as usize] + c[XdpCounter::NoSocket as usize],
+        0
+    );
+}
+
+#[test]
+fn only_arp_replies_and_neighbour_advertisements_reach_the_probe_monitor() {
+    let mut p = load(ProgramKind::Port);
+    p.set_collecting(false).expect("state map");
     let probe = [0x06, 0x11, 0x22, 0x33, 0x44, 0x55];
     let mut reply = vec![0u8; 60];
     reply[..6].copy_from_slice(&probe);
     reply[12..14].copy_from_slice(&[0x08, 0x06]);
+    reply[20..22].copy_from_slice(&[0, 2]);
     assert_eq!(
         p.test_run(&reply).expect("run"),
         XDP_DROP,
@@ -106,9 +184,33 @@ fn micro_bfd_and_probe_replies_pass_to_the_kernel_even_when_not_collecting() {
     );
     p.set_probe_mac(probe).expect("state map");
     assert_eq!(p.test_run(&reply).expect("run"), XDP_PASS);
+    let mut na = vec![0u8; 86];
+    na[..6].copy_from_slice(&probe);
+    na[12..14].copy_from_slice(&[0x86, 0xdd]);
+    na[20] = 58;
+    na[54] = 136;
+    assert_eq!(p.test_run(&na).expect("run"), XDP_PASS);
+    let mut request = reply.clone();
+    request[21] = 1;
+    let mut ns = na.clone();
+    ns[54] = 135;
+    let mut udp = na.clone();
+    udp[20] = 17;
+    let mut ipv4 = reply.clone();
+    ipv4[12..14].copy_from_slice(&[0x08, 0x00]);
+    for (bad, what) in [
+        (request, "ARP request"),
+        (ns, "NS"),
+        (udp, "UDP"),
+        (ipv4, "IPv4"),
+    ] {
+        assert_eq!(p.test_run(&bad).expect("run"), XDP_DROP, "{what}");
+    }
     // Setting the MAC kept the collecting flag (still off: data is dropped).
     let data = vec![0u8; 60];
     assert_eq!(p.test_run(&data).expect("run"), XDP_DROP);
     let c = p.counters().expect("counters");
     assert_eq!(c[XdpCounter::Probe as usize], 2);
+    assert_eq!(c[XdpCounter::Unsolicited as usize], 4);
+    assert_eq!(c[XdpCounter::NotCollecting as usize], 2);
 }

@@ -46,6 +46,9 @@ pub const CHURN_DETECTION: Duration = Duration::from_secs(60);
 pub const AGGREGATE_WAIT: Duration = Duration::from_secs(2);
 /// At most this many LACPDUs per Fast_Periodic_Time on one port.
 pub const MAX_TX_PER_INTERVAL: usize = 3;
+/// Marker Responses one port sends per second at most (the responder answers every Marker
+/// Information, so this bounds what a stranger's flood of them can make us send).
+pub const MARKER_RESPONSES_PER_SECOND: u32 = 3;
 
 /// A point in time, in nanoseconds since an arbitrary epoch (the caller's clock).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -285,12 +288,32 @@ impl Lacp {
         self.run(now);
     }
 
-    /// A slow-protocol frame arrived on `port`. Malformed frames are counted and dropped.
+    /// A slow-protocol frame arrived on `port`. Malformed frames are counted and dropped, and
+    /// so is whatever a stranger on the segment could use to steer the port: a frame to
+    /// another address than the Slow Protocols group address (01-80-C2-00-00-02, the only
+    /// one a partner uses, as Linux bonding and FreeBSD lagg require) counts as illegal, an
+    /// LACPDU with this system's own id counts as a loop. Marker Informations are answered
+    /// at most [`MARKER_RESPONSES_PER_SECOND`] times a second per port, so that nobody turns
+    /// the responder into a flood.
     pub fn handle_frame(&mut self, now: Time, port: usize, frame: &[u8]) {
+        let own = (self.cfg.system_priority, self.cfg.system);
         let Some(p) = self.ports.get_mut(port) else {
             return;
         };
-        match pdu::parse(frame) {
+        let parsed = pdu::parse(frame);
+        if !matches!(parsed, Err(pdu::PduError::NotSlowProtocol))
+            && frame.get(..6) != Some(&pdu::SLOW_PROTOCOLS_MAC[..])
+        {
+            p.counters.illegal_rx += 1;
+            tracing::debug!(port = %p.name, "slow-protocol frame not to 01-80-c2-00-00-02 dropped");
+            return;
+        }
+        match parsed {
+            Ok(SlowPdu::Lacp(pdu)) if (pdu.actor.system_priority, pdu.actor.system) == own => {
+                p.counters.loop_rx += 1;
+                tracing::debug!(port = %p.name, "LACPDU with our own system id dropped (a loop)");
+                return;
+            }
             Ok(SlowPdu::Lacp(pdu)) => {
                 p.counters.lacpdu_rx += 1;
                 if p.enabled {
@@ -299,6 +322,18 @@ impl Lacp {
             }
             Ok(SlowPdu::Marker(m)) if !m.response => {
                 p.counters.marker_rx += 1;
+                let (since, sent) = p.marker_window;
+                let (since, sent) = if now.since(since) >= Duration::from_secs(1) {
+                    (now, 0)
+                } else {
+                    (since, sent)
+                };
+                if sent >= MARKER_RESPONSES_PER_SECOND {
+                    p.counters.marker_response_dropped += 1;
+                    p.marker_window = (since, sent);
+                    return;
+                }
+                p.marker_window = (since, sent + 1);
                 // Marker responder (5.5.3): every Marker Information gets a Marker Response
                 // with the same fields, from this port.
                 let response = Marker {

@@ -81,6 +81,14 @@ pub struct PortCounters {
     pub illegal_rx: u64,
     /// Slow-protocol frames of a subtype other than LACP and Marker.
     pub unknown_rx: u64,
+    /// LACPDUs carrying this system's own id (a loop: the port hears itself or a sibling);
+    /// dropped.
+    pub loop_rx: u64,
+    /// Marker Informations left unanswered: more than [`MARKER_RESPONSES_PER_SECOND`] came
+    /// in one second.
+    ///
+    /// [`MARKER_RESPONSES_PER_SECOND`]: super::MARKER_RESPONSES_PER_SECOND
+    pub marker_response_dropped: u64,
     /// Times the actor churn machine entered ACTOR_CHURN.
     pub actor_churn: u64,
     /// Times the partner churn machine entered PARTNER_CHURN.
@@ -123,6 +131,8 @@ pub(crate) struct PortVars {
     pub(crate) pdu: Option<Lacpdu>,
     /// The last three LACPDU transmission times (rate limit).
     pub(crate) tx_times: [Option<Time>; 3],
+    /// Marker Responses sent in the current one-second window: (window start, count).
+    pub(crate) marker_window: (Time, u32),
     pub(crate) counters: PortCounters,
     pub(crate) was_distributing: bool,
     pub(crate) begin: bool,
@@ -155,6 +165,7 @@ impl PortVars {
             partner_churn: churn::State::Monitor,
             pdu: None,
             tx_times: [None; 3],
+            marker_window: (Time(0), 0),
             counters: PortCounters::default(),
             was_distributing: false,
             begin: true,

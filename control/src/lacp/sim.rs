@@ -440,6 +440,85 @@ mod marker_and_counters {
         );
     }
 
+    /// An LACPDU from a stranger that would make it the port's partner: another system id, a
+    /// different key, the state of a partner that is in sync.
+    fn strangers_pdu(sim: &Sim, system: [u8; 6]) -> Vec<u8> {
+        // End 1's actor information with another system id and key.
+        let mut actor = sim.ends[1].status()[0].actor;
+        actor.system = system;
+        actor.key = 0x4242;
+        let pdu = pdu::Lacpdu {
+            version: 1,
+            actor,
+            partner: sim.ends[0].status()[0].actor,
+            collector_max_delay: 0,
+        };
+        pdu.emit(system).to_vec()
+    }
+
+    #[test]
+    fn an_lacpdu_not_to_the_slow_protocols_address_steers_nothing() {
+        let mut sim = Sim::new(2, cfg(1, true, true), cfg(2, true, true));
+        sim.converge_within(Duration::from_secs(5));
+        let mut frame = strangers_pdu(&sim, [0x02, 0x66, 0, 0, 0, 1]);
+        // The same frame to the broadcast address, and to the port's own MAC.
+        for dst in [[0xff; 6], [0x02, 0, 0, 0, 1, 0]] {
+            frame[..6].copy_from_slice(&dst);
+            let now = sim.now;
+            sim.ends[0].handle_frame(now, 0, &frame);
+            sim.run_for(Duration::from_secs(5));
+            assert_eq!(sim.distributing(0), [true, true], "to {dst:02x?}");
+        }
+        assert_eq!(sim.ends[0].status()[0].counters.illegal_rx, 2);
+        // To the right address, it is a partner change (the control that nothing else moved).
+        frame[..6].copy_from_slice(&pdu::SLOW_PROTOCOLS_MAC);
+        let now = sim.now;
+        sim.ends[0].handle_frame(now, 0, &frame);
+        assert_eq!(sim.ends[0].status()[0].partner.key, 0x4242);
+    }
+
+    #[test]
+    fn an_lacpdu_with_our_own_system_id_is_a_loop_and_dropped() {
+        let mut sim = Sim::new(2, cfg(1, true, true), cfg(2, true, true));
+        sim.converge_within(Duration::from_secs(5));
+        let own = sim.ends[0].status()[0].actor.system;
+        let frame = strangers_pdu(&sim, own);
+        for _ in 0..5 {
+            let now = sim.now;
+            sim.ends[0].handle_frame(now, 1, &frame);
+            sim.run_for(Duration::from_millis(500));
+        }
+        assert_eq!(sim.distributing(0), [true, true]);
+        assert_eq!(sim.ends[0].status()[1].counters.loop_rx, 5);
+    }
+
+    #[test]
+    fn a_flood_of_marker_informations_gets_three_responses_a_second() {
+        let mut sim = Sim::new(1, cfg(1, true, true), cfg(2, true, true));
+        let m = pdu::Marker {
+            response: false,
+            port: 1,
+            system: [2, 0, 0, 0, 0, 2],
+            transaction: 7,
+        };
+        let frame = m.emit([2, 0, 0, 0, 2, 0]);
+        let mut responses = 0;
+        for i in 0..1000u64 {
+            // 1000 Markers over two seconds.
+            let now = Time(sim.now.0 + i * 2_000_000);
+            sim.ends[0].handle_frame(now, 0, &frame);
+            while let Some(t) = sim.ends[0].poll_transmit() {
+                if matches!(pdu::parse(&t.frame), Ok(SlowPdu::Marker(_))) {
+                    responses += 1;
+                }
+            }
+        }
+        assert!((3..=6).contains(&responses), "{responses} responses");
+        let c = sim.ends[0].status()[0].counters;
+        assert_eq!(c.marker_rx, 1000);
+        assert_eq!(c.marker_response_dropped, 1000 - responses);
+    }
+
     #[test]
     fn actor_churn_is_counted_when_sync_never_comes() {
         // B speaks but with aggregation off on its side... simplest: B passive with A passive

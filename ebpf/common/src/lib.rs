@@ -130,10 +130,18 @@ pub struct PortState {
 /// path on every port.
 pub const MICRO_BFD_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x90, 0x00, 0x01];
 
+/// RFC 7130's UDP destination port of micro-BFD.
+pub const MICRO_BFD_PORT: u16 = 6784;
+
 impl PortState {
     /// Frames received on this port are delivered to the workers. Without it they are dropped
     /// in XDP and counted as [`XdpCounter::NotCollecting`].
     pub const COLLECTING: u32 = 1 << 0;
+    /// The control path reads LACP here: slow-protocol frames go to it (dropped otherwise).
+    pub const LACP: u32 = 1 << 1;
+    /// The control path runs micro-BFD here: IPv4/UDP frames to port 6784 and the micro-BFD
+    /// MAC go to it.
+    pub const BFD: u32 = 1 << 2;
 
     /// A state with the collecting flag set or clear.
     pub const fn collecting(on: bool) -> Self {
@@ -148,6 +156,11 @@ impl PortState {
     /// Whether frames on this port reach the workers.
     pub const fn is_collecting(&self) -> bool {
         self.flags & Self::COLLECTING != 0
+    }
+
+    /// Whether flag `flag` is set.
+    pub const fn has(&self, flag: u32) -> bool {
+        self.flags & flag != 0
     }
 }
 
@@ -170,11 +183,15 @@ pub enum XdpCounter {
     /// A probe monitor frame (micro-BFD, or a reply to the port's ARP/NS probe) passed to the
     /// kernel for the control path.
     Probe = 5,
+    /// Dropped: addressed to the control path (slow protocols, the micro-BFD or probe MAC) but
+    /// not what it asked for on this port (no LACP here, not IPv4/UDP to 6784, not an ARP
+    /// reply or neighbour advertisement).
+    Unsolicited = 6,
 }
 
 impl XdpCounter {
     /// Number of counters (the counters map's size).
-    pub const COUNT: u32 = 6;
+    pub const COUNT: u32 = 7;
     /// Every counter, in index order.
     pub const ALL: [XdpCounter; Self::COUNT as usize] = [
         XdpCounter::Redirected,
@@ -183,6 +200,7 @@ impl XdpCounter {
         XdpCounter::NoSocket,
         XdpCounter::Malformed,
         XdpCounter::Probe,
+        XdpCounter::Unsolicited,
     ];
 
     /// The counter's name as metrics and status output show it.
@@ -194,6 +212,7 @@ impl XdpCounter {
             XdpCounter::NoSocket => "no_socket",
             XdpCounter::Malformed => "malformed",
             XdpCounter::Probe => "probe",
+            XdpCounter::Unsolicited => "unsolicited",
         }
     }
 }

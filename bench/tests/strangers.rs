@@ -1,0 +1,250 @@
+//! A stranger on a member's segment: frames that once steered a lagg, sent from the partner
+//! namespace onto a member link next to a real partner. LACPDUs to the broadcast address or
+//! carrying our own system id, micro-BFD Down packets without our discriminator, frames to the
+//! micro-BFD and probe addresses that are not what the control path asked for. Every member
+//! keeps distributing and each refusal is counted. Needs root and python3 (for the raw
+//! socket); fails otherwise.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::{run, serial, Bed, Daemon};
+use xlagg_control::bfd;
+use xlagg_control::lacp::pdu::{Lacpdu, PortInfo, PortState, SLOW_PROTOCOLS_MAC};
+
+/// Sends `frame` as is on `iface` of the partner namespace (an AF_PACKET socket).
+fn inject(bed: &Bed, iface: &str, frame: &[u8]) {
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let out = run(&mut bed.exec(
+        "ptr",
+        &[
+            "python3",
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+             s.bind((sys.argv[1],0))\ns.send(bytes.fromhex(sys.argv[2]))",
+            iface,
+            &hex,
+        ],
+    ));
+    assert!(
+        out.status.success(),
+        "injecting on {iface}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn status(socket: &Path) -> serde_json::Value {
+    let out = common::xlaggctl(socket, &["-j"]);
+    assert!(out.status.success());
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+fn distributing(socket: &Path, port: usize) -> bool {
+    status(socket)[0]["ports"][port]["flags"]
+        .as_array()
+        .is_some_and(|f| f.iter().any(|x| x == "DISTRIBUTING"))
+}
+
+fn port_field(socket: &Path, port: usize, path: &[&str]) -> u64 {
+    let s = status(socket);
+    let mut v = &s[0]["ports"][port];
+    for p in path {
+        v = &v[*p];
+    }
+    v.as_u64().unwrap_or(0)
+}
+
+/// Waits until every member of `socket`'s lagg distributes.
+fn all_distributing(socket: &Path, members: usize, secs: u64) {
+    common::wait_until(secs, "every member distributing", || {
+        (0..members).all(|i| distributing(socket, i))
+    });
+}
+
+const APP_SYSTEM: [u8; 6] = [0x02, 0x78, 0x6c, 0x00, 0x00, 0xa1];
+
+fn lacp_lagg(ports: &str, addr: &str, system: Option<[u8; 6]>) -> String {
+    let system = system.map_or(String::new(), |m| {
+        format!(
+            "lacp_system_mac = \"{}\"\n",
+            m.iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":")
+        )
+    });
+    format!(
+        "[daemon]\nlink_poll_ms = 10000\nhttp = \"\"\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"lacp\"\n\
+         laggports = [{ports}]\naddresses = [\"{addr}\"]\nlacp_fast_timeout = true\n{system}"
+    )
+}
+
+/// An LACPDU from a system that would become xlm0's partner if heard: in sync, collecting,
+/// distributing, with a key of its own.
+fn strangers_lacpdu(actor_system: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
+    let state = PortState(
+        PortState::ACTIVITY
+            | PortState::AGGREGATION
+            | PortState::SYNCHRONIZATION
+            | PortState::COLLECTING
+            | PortState::DISTRIBUTING,
+    );
+    let pdu = Lacpdu {
+        version: 1,
+        actor: PortInfo {
+            system_priority: 0x8000,
+            system: actor_system,
+            key: 0x4242,
+            port_priority: 0x8000,
+            port: 9,
+            state,
+        },
+        partner: PortInfo::default(),
+        collector_max_delay: 0,
+    };
+    let mut frame = pdu.emit(actor_system).to_vec();
+    frame[..6].copy_from_slice(&dst);
+    frame
+}
+
+#[test]
+fn lacpdus_to_the_broadcast_address_or_with_our_own_system_id_steer_nothing() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let partner = Daemon::start_in(
+        &bed,
+        "ptr",
+        &lacp_lagg("\"xlp0\", \"xlp1\"", "10.77.0.2/24", None),
+    );
+    let app = Daemon::start(
+        &bed,
+        &lacp_lagg("\"xlm0\", \"xlm1\"", "10.77.0.1/24", Some(APP_SYSTEM)),
+    );
+    all_distributing(&app.socket, 2, 15);
+    all_distributing(&partner.socket, 2, 15);
+    // Ten of each over two seconds: well inside the 3 s fast timeout, so a frame that was
+    // taken would show as a partner change and a port leaving distribution.
+    for _ in 0..10 {
+        inject(
+            &bed,
+            "xlp0",
+            &strangers_lacpdu([0x02, 0x66, 0, 0, 0, 1], [0xff; 6]),
+        );
+        inject(
+            &bed,
+            "xlp0",
+            &strangers_lacpdu(APP_SYSTEM, SLOW_PROTOCOLS_MAC),
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    assert!(
+        distributing(&app.socket, 0) && distributing(&app.socket, 1),
+        "{}",
+        status(&app.socket)
+    );
+    let partner_seen = status(&app.socket)[0]["ports"][0]["lacp"]["partner"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    assert!(!partner_seen.contains("4242"), "partner {partner_seen}");
+    let illegal = port_field(&app.socket, 0, &["lacp", "counters", "illegal_rx"]);
+    let looped = port_field(&app.socket, 0, &["lacp", "counters", "loop_rx"]);
+    assert_eq!((illegal, looped), (10, 10));
+}
+
+#[test]
+fn micro_bfd_down_without_our_discriminator_takes_no_member_out() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let lagg = |prefix: &str, me: &str, peer: &str| {
+        format!(
+            "[daemon]\nlink_poll_ms = 10000\nhttp = \"\"\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"loadbalance\"\n\
+             laggports = [\"{prefix}0\", \"{prefix}1\"]\naddresses = [\"{me}/24\"]\nbfd = true\nbfd_interval = 50\n\
+             bfd_multiplier = 3\nbfd_peer = \"{peer}\"\n"
+        )
+    };
+    let partner = Daemon::start_in(&bed, "ptr", &lagg("xlp", "10.77.0.2", "10.77.0.1"));
+    let app = Daemon::start(&bed, &lagg("xlm", "10.77.0.1", "10.77.0.2"));
+    common::wait_until(15, "sessions up", || {
+        (0..2).all(|i| status(&app.socket)[0]["ports"][i]["bfd"] == "up")
+    });
+    let before = port_field(&app.socket, 0, &["bfd_counters", "invalid"]);
+    // Down and AdminDown with your_discr 0, from the peer's address and from another one.
+    for (state, src) in [
+        (bfd::State::Down, [10, 77, 0, 2]),
+        (bfd::State::AdminDown, [10, 77, 0, 2]),
+        (bfd::State::Down, [10, 77, 0, 99]),
+    ] {
+        let packet = bfd::Packet {
+            diag: 3,
+            state,
+            poll: false,
+            fin: false,
+            multiplier: 3,
+            my_discr: 0x1234_5678,
+            your_discr: 0,
+            desired_min_tx_us: 1,
+            required_min_rx_us: 1,
+        }
+        .emit();
+        let frame = bfd::frame(
+            [0x02, 0x66, 0, 0, 0, 2],
+            src,
+            [10, 77, 0, 1],
+            49152,
+            &packet,
+        );
+        for _ in 0..5 {
+            inject(&bed, "xlp0", &frame);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let s = status(&app.socket);
+    assert_eq!(s[0]["ports"][0]["bfd"], "up", "{s}");
+    assert!(distributing(&app.socket, 0), "{s}");
+    let after = port_field(&app.socket, 0, &["bfd_counters", "invalid"]);
+    assert!(
+        after >= before + 15,
+        "discarded and counted: {before} -> {after}"
+    );
+    drop(partner);
+}
+
+#[test]
+fn frames_to_the_control_addresses_that_were_not_asked_for_are_dropped_and_counted() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    // A failover lagg without LACP or BFD: xlm1 is a backup, not collecting.
+    let app = Daemon::start(
+        &bed,
+        "[daemon]\nlink_poll_ms = 10000\nhttp = \"\"\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"failover\"\n\
+         laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"10.77.0.1/24\"]\n",
+    );
+    common::wait_until(10, "xlm0 active", || distributing(&app.socket, 0));
+    let unsolicited = |s: &Path| port_field(s, 1, &["drops", "xdp_unsolicited"]);
+    let before = unsolicited(&app.socket);
+    // A micro-BFD frame (no BFD here), an LACPDU (no LACP here), and an ICMP echo to the
+    // micro-BFD MAC.
+    let bfd = bfd::frame(
+        [0x02, 0x66, 0, 0, 0, 3],
+        [10, 77, 0, 2],
+        [10, 77, 0, 1],
+        49152,
+        &[0u8; bfd::PACKET_LEN],
+    );
+    let mut icmp = bfd.to_vec();
+    icmp[14 + 9] = 1;
+    inject(&bed, "xlp1", &bfd);
+    inject(
+        &bed,
+        "xlp1",
+        &strangers_lacpdu([0x02, 0x66, 0, 0, 0, 1], SLOW_PROTOCOLS_MAC),
+    );
+    inject(&bed, "xlp1", &icmp);
+    common::wait_until(5, "three unsolicited frames counted on xlm1", || {
+        unsolicited(&app.socket) >= before + 3
+    });
+}
