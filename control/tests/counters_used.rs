@@ -1,5 +1,6 @@
-//! Every counter the metrics define is incremented somewhere: each drop reason, XDP counter
-//! and socket counter has a site in the source that counts it (apart from its definition and
+//! Every counter the metrics define is incremented somewhere: each drop reason and socket
+//! counter has a site in the source that counts it (the XDP program's counters are reached by
+//! frames in dataplane/tests/xdp_program.rs) (apart from its definition and
 //! the code that reads it), so no exported series is dead by construction.
 
 use std::path::Path;
@@ -29,25 +30,6 @@ fn every_worker_drop_reason_is_counted_by_the_worker() {
         defined.contains("pub const COUNT: usize = 4;"),
         "a drop reason was added: count it in the worker and list it here"
     );
-}
-
-#[test]
-fn every_xdp_counter_is_counted_by_the_program() {
-    let program = source("ebpf/xdp/src/main.rs");
-    for counter in [
-        "Redirected",
-        "NotCollecting",
-        "SlowProtocol",
-        "NoSocket",
-        "Malformed",
-        "Probe",
-    ] {
-        assert!(
-            program.contains(&format!("count(XdpCounter::{counter})")),
-            "XdpCounter::{counter} is never counted by the XDP program"
-        );
-    }
-    assert!(source("ebpf/common/src/lib.rs").contains("pub const COUNT: u32 = 6;"));
 }
 
 #[test]

@@ -214,3 +214,24 @@ fn only_arp_replies_and_neighbour_advertisements_reach_the_probe_monitor() {
     assert_eq!(c[XdpCounter::Unsolicited as usize], 4);
     assert_eq!(c[XdpCounter::NotCollecting as usize], 2);
 }
+
+#[test]
+fn every_counter_but_redirected_and_malformed_is_reached_by_some_frame() {
+    // Redirected needs a bound AF_XDP socket: the namespace tests forward real frames.
+    // Malformed (shorter than 14 bytes) cannot be made here: BPF_PROG_TEST_RUN refuses frames
+    // shorter than an Ethernet header, as drivers do not deliver them.
+    let mut p = load(ProgramKind::Port);
+    p.set_control(true, true).expect("state map");
+    let _ = p.test_run(&frame(0x8809, 60)).expect("run"); // SlowProtocol
+    let _ = p.test_run(&bfd_frame(5, 6784, false)).expect("run"); // Probe
+    let _ = p.test_run(&bfd_frame(5, 53, false)).expect("run"); // Unsolicited
+    let _ = p.test_run(&frame(0x0800, 60)).expect("run"); // NotCollecting
+    p.set_collecting(true).expect("state map");
+    let _ = p.test_run(&frame(0x0800, 60)).expect("run"); // NoSocket
+    let c = p.counters().expect("counters");
+    for counter in XdpCounter::ALL {
+        if !matches!(counter, XdpCounter::Redirected | XdpCounter::Malformed) {
+            assert_eq!(c[counter as usize], 1, "{}", counter.name());
+        }
+    }
+}
