@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use xlagg_dataplane::afxdp::{BindMode, Desc, RingSizes, Umem, XskSocket};
+use xlagg_dataplane::afxdp::{BindMode, RingSizes, Umem, XskSocket};
 
 use crate::traffic::{self, Marker};
 
@@ -55,10 +55,14 @@ pub fn generate_afxdp(
     };
     let mut socket =
         XskSocket::open(&umem, None, ifindex, 0, sizes, BindMode::Copy).context("AF_XDP socket")?;
-    let mut free: std::collections::VecDeque<Desc> =
+    let mut free: std::collections::VecDeque<xlagg_dataplane::afxdp::Frame> =
         std::collections::VecDeque::with_capacity(frames as usize);
     let mut buf = [0u8; 2048];
-    for i in 0..frames {
+    // Frame i always holds template i, so a completed frame is ready to go again as it is;
+    // templates go out in order (first in, first out).
+    let mut lengths = Vec::with_capacity(frames as usize);
+    for (i, frame) in umem.take_frames().into_iter().enumerate() {
+        let i = i as u32;
         let size = if spec.imix {
             traffic::imix_size(u64::from(i))
         } else {
@@ -74,32 +78,25 @@ pub fn generate_afxdp(
             },
             spec.shape,
         );
-        let addr = Umem::frame_addr(i);
-        umem.data_mut(addr, len as u32).copy_from_slice(&buf[..len]);
-        free.push_back(Desc {
-            addr,
-            len: len as u32,
-            options: 0,
-        });
+        let frame = frame.with_len(len as u32);
+        umem.bytes_mut(&frame).copy_from_slice(&buf[..len]);
+        lengths.push(len as u32);
+        free.push_back(frame);
     }
-    // Frame i always holds the same template, so a completed address maps back to its desc;
-    // templates go out in order (first in, first out).
-    let templates: Vec<Desc> = free.iter().copied().collect();
-    let stamp_at = (spec.shape.payload() + 14) as u64;
-    let seq_at = (spec.shape.payload() + 6) as u64;
+    let stamp_at = spec.shape.payload() + 14;
+    let seq_at = spec.shape.payload() + 6;
     let started = Instant::now();
     let mut sent = 0u64;
     let mut submitted = 0u64;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
-        let done = socket.completion.available(4096);
+        let done = socket.completion_available(4096);
         for i in 0..done {
-            let addr = socket.completion.read(i);
-            let index = (addr / u64::from(xlagg_dataplane::afxdp::FRAME_SIZE)) as usize;
-            if let Some(desc) = templates.get(index) {
-                free.push_back(*desc);
+            if let Some(frame) = socket.completion_take(i, &umem) {
+                let len = lengths.get(frame.index() as usize).copied().unwrap_or(0);
+                free.push_back(frame.with_len(len));
             }
         }
-        socket.completion.release(done);
+        socket.completion_release(done);
         sent += u64::from(done);
         let mut want = BATCH.min(free.len() as u32);
         if spec.pps > 0 {
@@ -110,21 +107,24 @@ pub fn generate_afxdp(
                 continue;
             }
         }
-        let n = socket.tx.free(want);
+        let n = socket.tx_free(want);
         let now = xlagg_dataplane::afpacket::monotonic_ns() as u32;
         // `n <= free.len()`: every pop yields. Each frame gets its send order as sequence
         // number (so the sink can tell reordering) and, paced, its send time.
-        for (i, desc) in (0..n).zip(std::iter::from_fn(|| free.pop_front())) {
+        for (i, frame) in (0..n).zip(std::iter::from_fn(|| free.pop_front())) {
             let seq = submitted + u64::from(i);
-            umem.data_mut(desc.addr + seq_at, 8)
-                .copy_from_slice(&seq.to_be_bytes());
-            if spec.pps > 0 {
-                umem.data_mut(desc.addr + stamp_at, 4)
-                    .copy_from_slice(&now.to_be_bytes());
+            let bytes = umem.bytes_mut(&frame);
+            if let Some(at) = bytes.get_mut(seq_at..seq_at + 8) {
+                at.copy_from_slice(&seq.to_be_bytes());
             }
-            socket.tx.write(i, desc);
+            if spec.pps > 0 {
+                if let Some(at) = bytes.get_mut(stamp_at..stamp_at + 4) {
+                    at.copy_from_slice(&now.to_be_bytes());
+                }
+            }
+            socket.tx_put(i, frame);
         }
-        socket.tx.submit(n);
+        socket.tx_submit(n);
         submitted += u64::from(n);
         let _ = socket.kick_tx();
     }

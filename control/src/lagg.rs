@@ -23,7 +23,7 @@ use xlagg_common::XdpCounter;
 use xlagg_dataplane::afpacket::{self, PacketSocket, ETH_P_SLOW};
 use xlagg_dataplane::afxdp::{RingSizes, Umem};
 use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters, XskCounter};
-use xlagg_dataplane::distribution::{DistributionTable, MemberIndex, TxPolicy};
+use xlagg_dataplane::distribution::{DistributionTable, MemberIndex, TxPolicy, MAX_MEMBERS};
 use xlagg_dataplane::linkevents::LinkEvent;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
@@ -168,6 +168,9 @@ impl BfdRuntime {
         }
     }
 }
+
+/// Members a lagg's UMEM has room for beyond those it starts with (hot membership).
+pub const HOT_ADD_SPARE: usize = 4;
 
 /// Control-socket ids of [`Lagg::slow_sockets`] at and above this are micro-BFD sockets.
 const BFD_SOCKET_BASE: usize = 1 << 16;
@@ -447,7 +450,9 @@ impl Lagg {
                 if let Some(stale) = nl.link(&peer)? {
                     nl.delete(stale.index, &stale.name)?;
                 }
-                nl.create_veth(&cfg.name, &peer)?;
+                // One queue per worker at both ends, so the stack's transmit queues map onto the
+                // queues the workers serve.
+                nl.create_veth(&cfg.name, &peer, cfg.cores.len().max(1) as u32)?;
                 let host = nl.require(&cfg.name)?;
                 self.created.push((host.index, host.name.clone()));
                 // As lagg does: the lagg interface takes the first member's MAC address.
@@ -618,7 +623,9 @@ impl Lagg {
             if let Some(upper) = &self.upper {
                 ports.push((upper.name.clone(), upper.ifindex));
             }
-            let frames = worker::default_frames(ports.len(), sizes);
+            // Room for members joining at run time, up to MAX_MEMBERS or four more.
+            let spare = (MAX_MEMBERS - self.members.len()).min(HOT_ADD_SPARE);
+            let frames = worker::frames_for(ports.len(), spare, sizes);
             let umem = Umem::new(frames).map_err(|e| LaggError::Socket {
                 lagg: self.cfg.name.clone(),
                 port: "(UMEM)".into(),
@@ -640,7 +647,13 @@ impl Lagg {
             }
             tracing::info!(lagg = %self.cfg.name, queue, core = ?core, mode = %sockets[0].mode(), frames, "worker starting");
             let counters = Arc::new(WorkerCounters::new(worker::SLOTS));
-            let control = Arc::new(worker::WorkerControl::default());
+            let control =
+                Arc::new(worker::WorkerControl::new().map_err(|e| LaggError::Socket {
+                    lagg: self.cfg.name.clone(),
+                    port: "(worker mailbox)".into(),
+                    queue,
+                    detail: e.to_string(),
+                })?);
             let worker = Worker::new(
                 umem,
                 sockets,
@@ -851,8 +864,40 @@ impl Lagg {
         self.after_usability_change(nl, changed)
     }
 
+    /// Before ports that became usable carry traffic: each worker discards what was stuck on
+    /// their tx rings while their device was down (a fresh socket, registered here), so no
+    /// frame queued before the link went down leaves after it returns.
+    fn reset_stuck_sockets(&mut self, changed: &[usize]) {
+        for &i in changed {
+            if !self.members[i].usable() {
+                continue;
+            }
+            for (q, (_, _, control)) in self.workers.iter().enumerate() {
+                match control.call(worker::Command::Reset { slot: i }, Duration::from_secs(2)) {
+                    Ok(worker::Answer::Kept { .. }) => {}
+                    Ok(worker::Answer::Added { fd, .. }) => {
+                        let port = &mut self.members[i];
+                        tracing::info!(lagg = %self.cfg.name, port = %port.name, queue = q, "frames queued while the link was down were discarded");
+                        if let Some(program) = port.program.as_mut() {
+                            if let Err(e) = program.register_socket(q as u32, &fd) {
+                                tracing::error!(lagg = %self.cfg.name, port = %port.name, error = %e, "registering the reopened socket");
+                            }
+                        }
+                    }
+                    Ok(other) => {
+                        tracing::error!(lagg = %self.cfg.name, port = %self.members[i].name, answer = ?other, "resetting the port's socket failed")
+                    }
+                    Err(e) => {
+                        tracing::error!(lagg = %self.cfg.name, port = %self.members[i].name, error = %e, "resetting the port's socket failed")
+                    }
+                }
+            }
+        }
+    }
+
     /// After ports became usable or unusable (link, or a probe monitor's verdict).
     fn after_usability_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+        self.reset_stuck_sockets(changed);
         if let Some(rt) = self.lacp.as_mut() {
             let now = rt.now();
             for &i in changed {
@@ -1492,9 +1537,24 @@ impl Lagg {
             .filter(|(_, d)| d.1)
             .map(|(i, _)| i as MemberIndex)
             .collect();
+        let collecting_mask = decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.0)
+            .fold(0u32, |m, (i, _)| m | (1 << i));
+        let current = self.table.load_full();
+        if current.collecting() != collecting_mask
+            && current.active() == active.as_slice()
+            && !force
+        {
+            self.table
+                .store(Arc::new(current.with_collecting(collecting_mask)));
+        }
         let current = self.table.load_full();
         if force || current.active() != active.as_slice() {
-            let next = current.with_active(&active);
+            let next = current
+                .with_active(&active)
+                .with_collecting(collecting_mask);
             self.table.store(Arc::new(next));
             let names: Vec<&str> = active
                 .iter()
@@ -1828,8 +1888,8 @@ impl Lagg {
                 for (_, _, control) in &self.workers {
                     match control.call(worker::Command::Remove { slot: i }, Duration::from_secs(2))
                     {
-                        Ok(worker::Answer::Removed { reclaimed, .. }) => {
-                            tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, reclaimed, "member socket retired");
+                        Ok(worker::Answer::Removed { dropped, .. }) => {
+                            tracing::debug!(lagg = %self.cfg.name, port = %self.members[i].name, dropped, "member socket retired");
                         }
                         Ok(other) => {
                             tracing::warn!(lagg = %self.cfg.name, answer = ?other, "unexpected worker answer")

@@ -184,12 +184,24 @@ impl Netlink {
         })
     }
 
-    /// Creates a veth pair `name` <-> `peer`.
+    /// Creates a veth pair `name` <-> `peer`, each end with `queues` transmit and receive
+    /// queues.
     ///
     /// # Errors
     /// When the kernel refuses (name taken, too long).
-    pub fn create_veth(&self, name: &str, peer: &str) -> Result<(), NetdevError> {
-        let msg = LinkVeth::new(name, peer).build();
+    pub fn create_veth(&self, name: &str, peer: &str, queues: u32) -> Result<(), NetdevError> {
+        use netlink_packet_route::link::{InfoData, InfoVeth, LinkAttribute};
+        let queues = queues.max(1);
+        let peer_msg = rtnetlink::LinkMessageBuilder::<rtnetlink::LinkUnspec>::new()
+            .name(peer.to_string())
+            .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
+            .build();
+        let msg = LinkVeth::new(name, peer)
+            .append_extra_attribute(LinkAttribute::NumTxQueues(queues))
+            .append_extra_attribute(LinkAttribute::NumRxQueues(queues))
+            .set_info_data(InfoData::Veth(InfoVeth::Peer(peer_msg)))
+            .build();
         let req = self.handle.link().add(msg).execute();
         self.request(|| format!("creating veth pair {name} <-> {peer}"), req)
     }

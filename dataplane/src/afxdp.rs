@@ -104,6 +104,57 @@ pub struct Umem {
     area: NonNull<u8>,
     len: usize,
     frames: u32,
+    handed_out: bool,
+}
+
+/// One UMEM frame that userspace owns, with the bytes it holds (`addr` may lie past the
+/// frame's start: the kernel puts received data after its headroom).
+///
+/// A `Frame` comes only from this module: [`Umem::take_frames`] (every frame, once), a
+/// socket's rx ring ([`XskSocket::rx_take`]) or completion ring
+/// ([`XskSocket::completion_take`]); it goes back to the kernel only through the fill or tx
+/// ring ([`XskSocket::fill_put`], [`XskSocket::tx_put`]), which consume it. It is neither
+/// `Copy` nor `Clone`, so safe code can neither read a frame the kernel may be writing nor
+/// hand the same frame to the kernel twice.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Frame {
+    addr: u64,
+    len: u32,
+    options: u32,
+}
+
+impl Frame {
+    /// The frame's index in its UMEM.
+    #[inline(always)]
+    pub fn index(&self) -> u32 {
+        (self.addr / u64::from(FRAME_SIZE)) as u32
+    }
+
+    /// Where its bytes start (UMEM offset).
+    #[inline(always)]
+    pub fn addr(&self) -> u64 {
+        self.addr
+    }
+
+    /// How many bytes it holds.
+    #[inline(always)]
+    pub fn len(&self) -> u32 {
+        self.len
+    }
+
+    /// Whether it holds no bytes.
+    #[inline(always)]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The same frame holding `len` bytes from its data start (at most to the frame's end).
+    #[inline(always)]
+    pub fn with_len(mut self, len: u32) -> Frame {
+        let room = u64::from(FRAME_SIZE) - (self.addr - Umem::frame_base(self.addr));
+        self.len = len.min(room as u32);
+        self
+    }
 }
 
 // SAFETY: the area is plain memory owned by this value; sharing references is as safe as for a
@@ -132,7 +183,64 @@ impl Umem {
             return Err(last_error("mmap (UMEM)"));
         }
         let area = NonNull::new(ptr.cast::<u8>()).ok_or_else(|| last_error("mmap (UMEM)"))?;
-        Ok(Self { area, len, frames })
+        Ok(Self {
+            area,
+            len,
+            frames,
+            handed_out: false,
+        })
+    }
+
+    /// Every frame of the UMEM, empty, on the first call; nothing on later ones (each frame
+    /// exists once).
+    pub fn take_frames(&mut self) -> Vec<Frame> {
+        if std::mem::replace(&mut self.handed_out, true) {
+            return Vec::new();
+        }
+        (0..self.frames)
+            .map(|i| Frame {
+                addr: Self::frame_addr(i),
+                len: 0,
+                options: 0,
+            })
+            .collect()
+    }
+
+    /// Frame `index` again, empty, after the socket that held it on a ring was closed (the
+    /// kernel no longer uses it). Only the worker's ledger knows which frames those are; it is
+    /// the only caller.
+    pub(crate) fn frame_of_closed_socket(&self, index: u32) -> Frame {
+        Frame {
+            addr: Self::frame_addr(index.min(self.frames.saturating_sub(1))),
+            len: 0,
+            options: 0,
+        }
+    }
+
+    /// The bytes `frame` holds.
+    #[inline(always)]
+    pub fn bytes(&self, frame: &Frame) -> &[u8] {
+        self.data(frame.addr, frame.len)
+    }
+
+    /// The bytes `frame` holds, to change.
+    #[inline(always)]
+    pub fn bytes_mut(&mut self, frame: &Frame) -> &mut [u8] {
+        self.data_mut(frame.addr, frame.len)
+    }
+
+    /// Copies `src`'s bytes into `dst` at the same offset in its frame; `dst` then holds them.
+    /// False (nothing copied) when either lies outside this UMEM or both are one frame.
+    #[inline(always)]
+    pub fn copy_into(&mut self, src: &Frame, dst: &mut Frame) -> bool {
+        let at = Self::frame_base(dst.addr) + (src.addr - Self::frame_base(src.addr));
+        if !self.copy_frame(src.addr, at, src.len) {
+            return false;
+        }
+        dst.addr = at;
+        dst.len = src.len;
+        dst.options = src.options;
+        true
     }
 
     /// Number of frames.
@@ -158,9 +266,9 @@ impl Umem {
             && Self::frame_base(addr) == Self::frame_base(end.saturating_sub(1).max(addr))
     }
 
-    /// The bytes of a received descriptor; empty when it does not lie inside one frame.
+    /// The bytes at `addr`; empty when they do not lie inside one frame.
     #[inline(always)]
-    pub fn data(&self, addr: u64, len: u32) -> &[u8] {
+    fn data(&self, addr: u64, len: u32) -> &[u8] {
         if !self.contains(addr, len) {
             return &[];
         }
@@ -169,9 +277,9 @@ impl Umem {
         unsafe { std::slice::from_raw_parts(self.area.as_ptr().add(addr as usize), len as usize) }
     }
 
-    /// Mutable bytes of a frame the caller owns; empty when out of range.
+    /// Mutable bytes at `addr`; empty when out of range.
     #[inline(always)]
-    pub fn data_mut(&mut self, addr: u64, len: u32) -> &mut [u8] {
+    fn data_mut(&mut self, addr: u64, len: u32) -> &mut [u8] {
         if !self.contains(addr, len) {
             return &mut [];
         }
@@ -184,7 +292,7 @@ impl Umem {
     /// Copies `len` bytes from `src` to the frame at `dst`, both inside this UMEM.
     /// Returns false (and copies nothing) when either range is out of bounds.
     #[inline(always)]
-    pub fn copy_frame(&mut self, src: u64, dst: u64, len: u32) -> bool {
+    fn copy_frame(&mut self, src: u64, dst: u64, len: u32) -> bool {
         if !self.contains(src, len)
             || !self.contains(dst, len)
             || Self::frame_base(src) == Self::frame_base(dst)
@@ -356,23 +464,6 @@ impl<T: Copy> ProducerRing<T> {
     pub fn needs_wakeup(&self) -> bool {
         self.map.needs_wakeup()
     }
-
-    /// The entries submitted but not yet taken by the kernel (a fill ring's frames that no
-    /// frame has landed in), for reclaiming them when the socket is retired. Only meaningful
-    /// once the kernel no longer consumes the ring (the port's program no longer redirects to
-    /// the socket).
-    pub fn unconsumed(&self) -> Vec<T> {
-        let cons = self.map.consumer().load(Ordering::Acquire);
-        let n = self.cached_prod.wrapping_sub(cons).min(self.size);
-        (0..n)
-            .map(|i| {
-                let slot = (cons.wrapping_add(i) & self.mask) as usize;
-                // SAFETY: `slot <= mask` keeps the read inside the descriptor array; these
-                // entries were written by us and are plain data.
-                unsafe { self.map.descs.cast::<T>().as_ptr().add(slot).read() }
-            })
-            .collect()
-    }
 }
 
 /// A ring userspace consumes from (rx, completion).
@@ -442,8 +533,10 @@ pub enum Kick {
     Done,
     /// The per-call budget ran out and frames remain: call again.
     Again,
-    /// Transient: the device is busy, out of buffers or down; try later.
+    /// Transient: the device is busy or out of buffers; try later.
     Busy,
+    /// The device is down: what the ring holds stays there until it is up.
+    Down,
     /// An unexpected error.
     Failed,
 }
@@ -472,13 +565,13 @@ pub struct XskStats {
 #[derive(Debug)]
 pub struct XskSocket {
     /// Free frames for the kernel to receive into.
-    pub fill: ProducerRing<u64>,
+    fill: ProducerRing<u64>,
     /// Frames the kernel has transmitted.
-    pub completion: ConsumerRing<u64>,
+    completion: ConsumerRing<u64>,
     /// Received frames.
-    pub rx: ConsumerRing<Desc>,
+    rx: ConsumerRing<Desc>,
     /// Frames to transmit.
-    pub tx: ProducerRing<Desc>,
+    tx: ProducerRing<Desc>,
     fd: OwnedFd,
     ifindex: u32,
     queue: u32,
@@ -665,6 +758,119 @@ impl XskSocket {
         })
     }
 
+    /// Received frames ready to take, at most `want`.
+    #[inline(always)]
+    pub fn rx_available(&mut self, want: u32) -> u32 {
+        self.rx.available(want)
+    }
+
+    /// Takes received entry `i` (below the last [`rx_available`](Self::rx_available)). A
+    /// descriptor that does not lie inside one frame of `umem` (which the kernel never makes)
+    /// comes back as `Err` with its frame, emptied, when the frame is `umem`'s.
+    #[inline(always)]
+    pub fn rx_take(&self, i: u32, umem: &Umem) -> Result<Frame, Option<Frame>> {
+        let d = self.rx.read(i);
+        if umem.contains(d.addr, d.len) {
+            return Ok(Frame {
+                addr: d.addr,
+                len: d.len,
+                options: d.options,
+            });
+        }
+        let base = Umem::frame_base(d.addr);
+        Err((base < umem.len as u64).then_some(Frame {
+            addr: base,
+            len: 0,
+            options: 0,
+        }))
+    }
+
+    /// Hands `n` taken rx entries back to the kernel.
+    #[inline(always)]
+    pub fn rx_release(&mut self, n: u32) {
+        self.rx.release(n);
+    }
+
+    /// Completed transmits ready to take, at most `want`.
+    #[inline(always)]
+    pub fn completion_available(&mut self, want: u32) -> u32 {
+        self.completion.available(want)
+    }
+
+    /// Takes completion entry `i`: the frame, empty; `None` for an address outside `umem`.
+    #[inline(always)]
+    pub fn completion_take(&self, i: u32, umem: &Umem) -> Option<Frame> {
+        let addr = Umem::frame_base(self.completion.read(i));
+        (addr < umem.len as u64).then_some(Frame {
+            addr,
+            len: 0,
+            options: 0,
+        })
+    }
+
+    /// Hands `n` taken completion entries back to the kernel.
+    #[inline(always)]
+    pub fn completion_release(&mut self, n: u32) {
+        self.completion.release(n);
+    }
+
+    /// Free fill ring slots, at most `want`.
+    #[inline(always)]
+    pub fn fill_free(&mut self, want: u32) -> u32 {
+        self.fill.free(want)
+    }
+
+    /// Puts `frame` in fill slot `i` (below the last [`fill_free`](Self::fill_free)); the
+    /// kernel owns it once submitted.
+    #[inline(always)]
+    pub fn fill_put(&mut self, i: u32, frame: Frame) {
+        self.fill.write(i, Umem::frame_base(frame.addr));
+    }
+
+    /// Publishes `n` fill entries.
+    #[inline(always)]
+    pub fn fill_submit(&mut self, n: u32) {
+        self.fill.submit(n);
+    }
+
+    /// Whether the kernel asks for a wakeup to take fill entries (zero-copy drivers).
+    #[inline(always)]
+    pub fn fill_needs_wakeup(&self) -> bool {
+        self.fill.needs_wakeup()
+    }
+
+    /// Free tx ring slots, at most `want`.
+    #[inline(always)]
+    pub fn tx_free(&mut self, want: u32) -> u32 {
+        self.tx.free(want)
+    }
+
+    /// Puts `frame` in tx slot `i` (below the last [`tx_free`](Self::tx_free)); the kernel
+    /// owns it once submitted.
+    #[inline(always)]
+    pub fn tx_put(&mut self, i: u32, frame: Frame) {
+        self.tx.write(
+            i,
+            Desc {
+                addr: frame.addr,
+                len: frame.len,
+                options: frame.options,
+            },
+        );
+    }
+
+    /// Publishes `n` tx entries.
+    #[inline(always)]
+    pub fn tx_submit(&mut self, n: u32) {
+        self.tx.submit(n);
+    }
+
+    /// Whether the kernel asks for a wakeup to transmit.
+    #[inline(always)]
+    pub fn tx_needs_wakeup(&self) -> bool {
+        self.tx.needs_wakeup()
+    }
+
     /// The device this socket is bound to.
     pub fn ifindex(&self) -> u32 {
         self.ifindex
@@ -702,7 +908,8 @@ impl XskSocket {
         }
         match io::Error::last_os_error().raw_os_error() {
             Some(libc::EAGAIN) => Kick::Again,
-            Some(libc::EBUSY | libc::ENOBUFS | libc::ENETDOWN) => Kick::Busy,
+            Some(libc::EBUSY | libc::ENOBUFS) => Kick::Busy,
+            Some(libc::ENETDOWN | libc::ENXIO) => Kick::Down,
             _ => Kick::Failed,
         }
     }
@@ -818,18 +1025,25 @@ fn getsockopt_offsets(fd: RawFd) -> Result<libc::xdp_mmap_offsets, XskError> {
     Ok(off)
 }
 
-/// Waits until any of `sockets` has something to receive, or `timeout_ms` passes.
+/// Waits until any of `sockets` (or `other`, e.g. a wakeup socket) has something to receive,
+/// or `timeout_ms` passes.
 pub fn wait_readable<'a>(
     sockets: impl Iterator<Item = &'a XskSocket>,
+    other: Option<RawFd>,
     fds: &mut Vec<libc::pollfd>,
     timeout_ms: i32,
 ) {
     fds.clear();
-    fds.extend(sockets.map(|s| libc::pollfd {
-        fd: s.fd.as_raw_fd(),
-        events: libc::POLLIN,
-        revents: 0,
-    }));
+    fds.extend(
+        sockets
+            .map(|s| s.fd.as_raw_fd())
+            .chain(other)
+            .map(|fd| libc::pollfd {
+                fd,
+                events: libc::POLLIN,
+                revents: 0,
+            }),
+    );
     // SAFETY: `fds` holds `fds.len()` initialised pollfd entries.
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 }
@@ -843,6 +1057,29 @@ pub fn is_zero_copy_unsupported(err: &XskError) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn frames_exist_once_and_carry_their_bytes() {
+        let mut umem = Umem::new(4).expect("mmap");
+        let mut frames = umem.take_frames();
+        assert_eq!(frames.len(), 4);
+        assert!(umem.take_frames().is_empty(), "each frame exists once");
+        let a = frames.remove(1).with_len(3);
+        umem.bytes_mut(&a).copy_from_slice(&[7, 8, 9]);
+        let mut b = frames.remove(2);
+        assert!(umem.copy_into(&a, &mut b));
+        assert_eq!((b.index(), umem.bytes(&b)), (3, &[7u8, 8, 9][..]));
+        assert_eq!(
+            Frame {
+                addr: 2048 + 2000,
+                len: 0,
+                options: 0
+            }
+            .with_len(100)
+            .len(),
+            48
+        );
+    }
 
     #[test]
     fn umem_bounds_are_enforced() {

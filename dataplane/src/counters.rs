@@ -223,6 +223,27 @@ pub struct WorkerCounters {
     pub latency: Box<[AtomicU64; LATENCY_BUCKETS]>,
     /// Sum of those latencies over every frame, in nanoseconds.
     pub latency_sum_ns: AtomicU64,
+    /// Where the worker's UMEM frames are (copied twice a second).
+    pub frames: FrameCounts,
+}
+
+/// Where a worker's UMEM frames are, from its ledger: the four add up to `total` at every
+/// copy; `audit_failures` counts ledger audits (at every membership change and at stop) that
+/// found a frame lost or held twice.
+#[derive(Debug, Default)]
+pub struct FrameCounts {
+    /// Frames in the UMEM.
+    pub total: AtomicU64,
+    /// On the free stack.
+    pub free: AtomicU64,
+    /// On fill rings (the kernel's receive buffers).
+    pub posted: AtomicU64,
+    /// On tx rings, not completed.
+    pub in_flight: AtomicU64,
+    /// On sockets that are being closed.
+    pub retiring: AtomicU64,
+    /// Ledger audits that failed.
+    pub audit_failures: AtomicU64,
 }
 
 impl WorkerCounters {
@@ -235,6 +256,7 @@ impl WorkerCounters {
             busy_ns: AtomicU64::new(0),
             latency: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             latency_sum_ns: AtomicU64::new(0),
+            frames: FrameCounts::default(),
         }
     }
 

@@ -62,6 +62,9 @@ pub struct DistributionTable {
     active: [MemberIndex; MAX_MEMBERS],
     active_len: u8,
     buckets: [MemberIndex; BUCKETS],
+    /// Members whose frames XDP delivers (bit per member): the workers keep full fill rings
+    /// only there.
+    collecting: u32,
     seed: u64,
     generation: u64,
 }
@@ -74,9 +77,29 @@ impl DistributionTable {
             active: [0; MAX_MEMBERS],
             active_len: 0,
             buckets: [0; BUCKETS],
+            collecting: u32::MAX,
             seed,
             generation: 0,
         }
+    }
+
+    /// The same table with the collecting members given as a bit set (bit `m`: member `m`).
+    pub fn with_collecting(&self, mask: u32) -> Self {
+        let mut next = self.clone();
+        next.collecting = mask;
+        next.generation = self.generation + 1;
+        next
+    }
+
+    /// Whether member `m` collects (its frames reach the workers).
+    #[inline(always)]
+    pub fn is_collecting(&self, m: usize) -> bool {
+        m < MAX_MEMBERS && self.collecting & (1 << m) != 0
+    }
+
+    /// The collecting members as a bit set.
+    pub fn collecting(&self) -> u32 {
+        self.collecting
     }
 
     /// The transmit policy.

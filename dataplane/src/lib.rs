@@ -7,7 +7,8 @@
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters; [`learn`]: source MACs seen
-//!   from the upper port, for forward mode's learning frames;
+//!   from the upper port, for forward mode's learning frames; [`ledger`]: where every UMEM
+//!   frame is;
 //! - [`worker`]: the batch loop tying them together.
 //!
 //! Non-goals: configuration, link monitoring, LACP and netdev management live in the control
@@ -22,6 +23,7 @@ pub mod credentials;
 pub mod distribution;
 pub mod flow;
 pub mod learn;
+pub mod ledger;
 pub mod linkevents;
 pub mod worker;
 pub mod xdp;

@@ -2,17 +2,27 @@
 //! upper port through AF_XDP sockets that share one UMEM.
 //!
 //! Each loop iteration, in batches:
-//! 1. reap completions of every socket into the free-frame stack;
-//! 2. top up every fill ring from the free stack;
-//! 3. for each port, take up to one batch from its rx ring:
+//! 1. reap every socket's completions until the ring is empty, and service sockets being
+//!    closed (their last transmits complete, then every frame they held comes back);
+//! 2. top up the fill rings, starting at a different port each time so none is always last:
+//!    full budget on the upper port and collecting members, a few frames on the others;
+//! 3. for each port, take up to [`RX_BUDGET`] frames from its rx ring:
 //!    - from a member: every frame goes to the upper port (receive policy was applied in XDP);
 //!    - from the upper port: [`distribute`] decides the member of each frame against the
 //!      table snapshot loaded once per iteration;
 //!
-//!    the descriptors are appended to per-port tx queues and flushed to the tx rings, so a
-//!    frame's bytes are never copied in userspace (broadcast copies are the exception);
-//! 4. wake the kernel for tx only where the ring asks for it; when idle for a while, block in
-//!    `poll` with a short timeout (so the stop flag and new tables are seen promptly).
+//!    frames are appended to per-port tx queues and flushed to the tx rings, so a frame's
+//!    bytes are never copied in userspace (broadcast copies are the exception);
+//! 4. wake the kernel for tx only where the ring asks for it and the device is up; when idle
+//!    for a while, block in `poll` with a short timeout (so the stop flag and new tables are
+//!    seen promptly). A port whose device is down does not count as work: the idle worker
+//!    sleeps.
+//!
+//! Every UMEM frame is accounted for by the [`Ledger`]: free, in the worker's hands, on one
+//! socket's fill ring or on one socket's tx ring. Frames are [`Frame`] tokens that only the
+//! rings produce and consume, so safe code never touches a frame the kernel may be writing.
+//! Closing a socket (a member leaving, or a socket reset) gives back exactly what the ledger
+//! says it held; an audit checks the whole ledger at every membership change and at stop.
 //!
 //! Nothing in the per-frame path allocates, locks, logs or makes a system call: all buffers
 //! are sized when the worker is built, counters are accumulated per batch.
@@ -20,18 +30,20 @@
 //! Ports live in fixed slots: member `m` in slot `m`, the upper port in [`UPPER_SLOT`], so a
 //! member can join or leave a running worker ([`WorkerControl`]) without any other port's
 //! slot, counters or table index changing. The control thread's commands are looked at once
-//! per loop iteration (one relaxed load when there are none).
+//! per loop iteration (one relaxed load when there are none); none of them blocks the loop: a
+//! leaving socket is handed to the loop's retiring list and closed when its transmits are done.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::afxdp::{self, BindMode, Desc, Kick, RingSizes, Umem, XskError, XskSocket};
+use crate::afxdp::{self, BindMode, Frame, Kick, RingSizes, Umem, XskError, XskSocket};
 use crate::counters::{bump, latency_bucket, DropReason, WorkerCounters, XskCounter};
 use crate::distribution::{distribute, DistributionTable, Egress, RoundRobinCursor, MAX_MEMBERS};
 use crate::learn::{RecentMacs, SAMPLE_EVERY};
+use crate::ledger::{Ledger, SocketId};
 
 /// Frames distributed together: the unit of [`distribute`].
 pub const BATCH: usize = 64;
@@ -44,12 +56,19 @@ pub const RX_BUDGET: usize = 256;
 const TX_BUDGET: u32 = 256;
 /// Wakeups per port per iteration at most, so one stuck port cannot hold the loop.
 const MAX_KICKS: u32 = 16;
+/// Fill ring level of a member that is not collecting (XDP drops its frames): enough for the
+/// first burst after it starts collecting, before the next iteration raises it.
+pub const PARKED_FILL: u32 = 64;
+/// The least fill level a collecting port may have: a port added beyond it is refused.
+pub const MIN_FILL: u32 = 256;
+/// How long a leaving socket's transmits may take to complete before it is closed anyway.
+const RETIRE_GRACE: Duration = Duration::from_millis(200);
 
 /// Idle iterations before the worker blocks in `poll`.
 const IDLE_SPINS: u32 = 256;
 /// How long an idle worker blocks before looking at the stop flag again.
 const IDLE_POLL_MS: i32 = 10;
-/// How often the worker copies its sockets' kernel counters into its counters.
+/// How often the worker copies its sockets' kernel counters and its frame counts.
 const SOCKET_STATS_EVERY: Duration = Duration::from_millis(500);
 
 /// Whether zero-copy is tried.
@@ -82,13 +101,30 @@ pub enum Command {
         /// Device index.
         ifindex: u32,
     },
-    /// Retire member slot `slot`: its queued frames are dropped, its in-flight transmits
-    /// completed, the frames in its rings reclaimed, its socket closed. The port's program
-    /// must no longer redirect to it.
+    /// Retire member slot `slot`: its queued frames are dropped, its socket handed to the loop,
+    /// which closes it once its transmits complete and takes back every frame it held. The
+    /// port's program must no longer redirect to it.
     Remove {
         /// Member slot.
         slot: usize,
     },
+    /// Before a member whose device went down carries traffic again: if frames are stuck on
+    /// its tx ring (queued while the device was down), close that socket without sending them
+    /// and open a fresh one (answered with `Added`: register the new descriptor); otherwise
+    /// nothing changes (`Kept`). Nothing queued before a link went down leaves after it
+    /// returns.
+    Reset {
+        /// Member slot.
+        slot: usize,
+    },
+}
+
+impl Command {
+    fn slot(&self) -> usize {
+        match self {
+            Command::Add { slot, .. } | Command::Remove { slot } | Command::Reset { slot } => *slot,
+        }
+    }
 }
 
 /// A worker's answer to a [`Command`].
@@ -108,54 +144,84 @@ pub enum Answer {
         /// Why.
         error: String,
     },
-    /// The slot is empty now.
+    /// The slot is empty now (its socket closes in the background).
     Removed {
         /// Member slot.
         slot: usize,
-        /// UMEM frames reclaimed from its rings.
-        reclaimed: usize,
+        /// Frames that were queued for it, dropped.
+        dropped: usize,
+    },
+    /// Nothing was stuck: the socket stays.
+    Kept {
+        /// Member slot.
+        slot: usize,
     },
 }
 
-/// The mailbox between the control thread and one running worker.
-#[derive(Debug, Default)]
+/// The mailbox between the control thread and one running worker. Every call has a sequence
+/// number, so an answer that comes after its call gave up is never taken for a later call's.
+#[derive(Debug)]
 pub struct WorkerControl {
     pending: AtomicBool,
-    commands: std::sync::Mutex<Vec<Command>>,
-    answers: std::sync::Mutex<Vec<Answer>>,
+    next: AtomicU64,
+    commands: std::sync::Mutex<Vec<(u64, Command)>>,
+    answers: std::sync::Mutex<Vec<(u64, Answer)>>,
     answered: std::sync::Condvar,
+    /// Written by a call, polled by an idle worker with its sockets: a command never waits for
+    /// the idle poll to time out.
+    bell: std::os::unix::net::UnixStream,
+    door: std::os::unix::net::UnixStream,
 }
 
 impl WorkerControl {
+    /// A mailbox with its wakeup pair.
+    ///
+    /// # Errors
+    /// The socket pair cannot be made.
+    pub fn new() -> std::io::Result<Self> {
+        let (bell, door) = std::os::unix::net::UnixStream::pair()?;
+        bell.set_nonblocking(true)?;
+        door.set_nonblocking(true)?;
+        Ok(Self {
+            pending: AtomicBool::new(false),
+            next: AtomicU64::new(0),
+            commands: std::sync::Mutex::new(Vec::new()),
+            answers: std::sync::Mutex::new(Vec::new()),
+            answered: std::sync::Condvar::new(),
+            bell,
+            door,
+        })
+    }
+
     /// Posts a command and waits (at most `timeout`) for its answer.
     ///
     /// # Errors
     /// The worker did not answer in time (it may be stopped).
     pub fn call(&self, command: Command, timeout: Duration) -> Result<Answer, String> {
-        let slot = match &command {
-            Command::Add { slot, .. } | Command::Remove { slot } => *slot,
-        };
+        let seq = self.next.fetch_add(1, Ordering::Relaxed);
+        let slot = command.slot();
         self.commands
             .lock()
             .map_err(|_| "worker mailbox poisoned".to_string())?
-            .push(command);
+            .push((seq, command));
         self.pending.store(true, Ordering::Release);
+        let _ = std::io::Write::write(&mut &self.bell, &[1]);
         let deadline = Instant::now() + timeout;
         let mut answers = self
             .answers
             .lock()
             .map_err(|_| "worker mailbox poisoned".to_string())?;
         loop {
-            if let Some(i) = answers.iter().position(|a| match a {
-                Answer::Added { slot: s, .. }
-                | Answer::Failed { slot: s, .. }
-                | Answer::Removed { slot: s, .. } => *s == slot,
-            }) {
-                return Ok(answers.remove(i));
+            // Answers to calls that gave up before this one are late: nobody takes them.
+            answers.retain(|(s, _)| *s >= seq);
+            if let Some(i) = answers.iter().position(|(s, _)| *s == seq) {
+                return Ok(answers.remove(i).1);
             }
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                return Err(format!("the worker did not answer within {timeout:?}"));
+                return Err(format!(
+                    "the worker did not answer within {timeout:?} (slot {slot})"
+                ));
             }
             answers = self
                 .answered
@@ -165,17 +231,19 @@ impl WorkerControl {
         }
     }
 
-    fn take(&self) -> Vec<Command> {
+    fn take(&self) -> Vec<(u64, Command)> {
         self.pending.store(false, Ordering::Relaxed);
+        let mut sink = [0u8; 64];
+        while matches!(std::io::Read::read(&mut &self.door, &mut sink), Ok(n) if n > 0) {}
         self.commands
             .lock()
             .map(|mut c| std::mem::take(&mut *c))
             .unwrap_or_default()
     }
 
-    fn answer(&self, a: Answer) {
+    fn answer(&self, seq: u64, a: Answer) {
         if let Ok(mut answers) = self.answers.lock() {
-            answers.push(a);
+            answers.push((seq, a));
         }
         self.answered.notify_all();
     }
@@ -231,37 +299,57 @@ pub fn open_sockets(
     }
 }
 
+/// A port's socket and what the loop knows about it.
+#[derive(Debug)]
+struct PortSocket {
+    socket: XskSocket,
+    id: SocketId,
+    /// The device was down at the last tx wakeup: its queued transmits wait on the ring. It is
+    /// not woken again (nor counted as work) until a completion shows progress or the control
+    /// thread resets it.
+    stalled: bool,
+}
+
+/// A socket on its way out: kept until its transmits complete (or are abandoned), then closed
+/// and its frames taken back.
+#[derive(Debug)]
+struct Retiring {
+    socket: XskSocket,
+    id: SocketId,
+    /// Close when this passes, whatever is still in flight.
+    until: Instant,
+    /// Close at once: what its ring holds must never be sent.
+    discard: bool,
+}
+
 /// A worker, built by the control thread and then moved to its own thread by [`Worker::run`].
 #[derive(Debug)]
 pub struct Worker {
     umem: Umem,
     /// Sockets by slot (members `0..MAX_MEMBERS`, upper [`UPPER_SLOT`]).
-    ports: Vec<Option<XskSocket>>,
+    ports: Vec<Option<PortSocket>>,
     /// The occupied slots, in order (members, then the upper port).
     present: Vec<usize>,
+    retiring: Vec<Retiring>,
     queue: u32,
     sizes: RingSizes,
     control: Option<Arc<WorkerControl>>,
-    frames: u32,
-    free: Vec<u64>,
-    fill_target: u32,
-    outstanding: Vec<u32>,
+    ledger: Ledger,
+    free: Vec<Frame>,
+    /// Fill level of the upper port and of collecting members.
+    fill_full: u32,
+    /// Where the next refill starts (rotates).
+    refill_from: usize,
     table: Arc<ArcSwap<DistributionTable>>,
     counters: Arc<WorkerCounters>,
     stop: Arc<AtomicBool>,
     rr: RoundRobinCursor,
     learn: Option<Arc<RecentMacs>>,
-    rx: [Desc; BATCH],
+    rx: Vec<Frame>,
     egress: [Egress; BATCH],
-    tx_queues: Vec<Vec<Desc>>,
+    tx_queues: Vec<Vec<Frame>>,
     pollfds: Vec<libc::pollfd>,
 }
-
-const EMPTY_DESC: Desc = Desc {
-    addr: 0,
-    len: 0,
-    options: 0,
-};
 
 impl Worker {
     /// A worker over `ports` (members in order, then the upper port) sharing `umem`.
@@ -270,7 +358,7 @@ impl Worker {
     /// If `ports` does not hold `layout.members + 1` sockets, or there are more members than
     /// [`MAX_MEMBERS`].
     pub fn new(
-        umem: Umem,
+        mut umem: Umem,
         ports: Vec<XskSocket>,
         layout: WorkerLayout,
         table: Arc<ArcSwap<DistributionTable>>,
@@ -285,54 +373,79 @@ impl Worker {
         assert!(layout.members <= MAX_MEMBERS);
         assert!(counters.ports() >= SLOTS, "counters for every slot");
         let frames = umem.frames();
-        let free: Vec<u64> = (0..frames).rev().map(Umem::frame_addr).collect();
-        // Leave half the frames for rx rings and tx in flight.
-        let fill_target = (frames / (2 * ports.len() as u32)).max(1);
-        // Worst case between flushes: one port's whole rx budget to one port, or one copy of
-        // each of its frames per member (broadcast).
+        let mut free = umem.take_frames();
+        free.reverse();
+        let mut ledger = Ledger::new(frames);
+        // Worst case between flushes: one port's whole rx budget to one port.
         let tx_queues = (0..SLOTS).map(|_| Vec::with_capacity(RX_BUDGET)).collect();
         let raised = ports
             .iter()
             .all(|p| p.mode() == BindMode::ZeroCopy || p.set_tx_budget(TX_BUDGET));
         tracing::debug!(raised, "copy-mode tx budget per sendto");
-        let mut slots: Vec<Option<XskSocket>> = (0..SLOTS).map(|_| None).collect();
-        let mut present = Vec::with_capacity(SLOTS);
+        let mut slots: Vec<Option<PortSocket>> = (0..SLOTS).map(|_| None).collect();
         let members = layout.members;
         for (i, socket) in ports.into_iter().enumerate() {
             let slot = if i < members { i } else { UPPER_SLOT };
-            slots[slot] = Some(socket);
-            present.push(slot);
+            let id = ledger.open_socket().expect("fewer sockets than ids");
+            slots[slot] = Some(PortSocket {
+                socket,
+                id,
+                stalled: false,
+            });
         }
-        Self {
+        counters
+            .frames
+            .total
+            .store(u64::from(frames), Ordering::Relaxed);
+        let mut worker = Self {
             umem,
             queue: layout.queue,
             sizes: layout.sizes,
             control: layout.control,
-            frames,
+            ledger,
             free,
-            fill_target,
-            outstanding: vec![0; SLOTS],
+            fill_full: 0,
+            refill_from: 0,
             table,
             counters,
             stop,
             rr: RoundRobinCursor::default(),
             learn: layout.learn,
-            rx: [EMPTY_DESC; BATCH],
+            rx: Vec::with_capacity(BATCH),
             egress: [Egress::Drop; BATCH],
             tx_queues,
             pollfds: Vec::with_capacity(SLOTS),
             ports: slots,
-            present,
+            present: Vec::with_capacity(SLOTS),
+            retiring: Vec::with_capacity(SLOTS),
+        };
+        worker.rebuild_present();
+        worker
+    }
+
+    /// The fill level a collecting port gets with `ports` ports: half the UMEM over the fill
+    /// rings, the other half for frames in flight.
+    fn fill_level(&self, ports: usize) -> u32 {
+        (self.umem.frames() / (2 * ports.max(1) as u32)).min(self.sizes.fill)
+    }
+
+    fn rebuild_present(&mut self) {
+        self.present.clear();
+        for (slot, p) in self.ports.iter().enumerate() {
+            if p.is_some() {
+                self.present.push(slot);
+            }
         }
+        self.fill_full = self.fill_level(self.present.len());
     }
 
     /// Applies the control thread's commands (between iterations, so no frame is in a
-    /// worker-side queue).
+    /// worker-side queue), then audits the ledger.
     fn apply_commands(&mut self) {
         let Some(control) = self.control.clone() else {
             return;
         };
-        for command in control.take() {
+        for (seq, command) in control.take() {
             let answer = match command {
                 Command::Add {
                     slot,
@@ -340,9 +453,40 @@ impl Worker {
                     ifindex,
                 } => self.add_port(slot, &name, ifindex),
                 Command::Remove { slot } => self.remove_port(slot),
+                Command::Reset { slot } => self.reset_port(slot),
             };
-            control.answer(answer);
+            control.answer(seq, answer);
         }
+        self.check_ledger("membership change");
+    }
+
+    /// Opens a socket on `ifindex` over the shared UMEM, in the upper socket's mode.
+    fn open_port(&mut self, ifindex: u32) -> Result<PortSocket, String> {
+        let Some(owner) = self.ports[UPPER_SLOT].as_ref() else {
+            return Err("no upper socket to share the UMEM with".into());
+        };
+        let mode = owner.socket.mode();
+        let socket = XskSocket::open(
+            &self.umem,
+            Some(&owner.socket),
+            ifindex,
+            self.queue,
+            self.sizes,
+            mode,
+        )
+        .map_err(|e| e.to_string())?;
+        if mode == BindMode::Copy {
+            socket.set_tx_budget(TX_BUDGET);
+        }
+        let id = self
+            .ledger
+            .open_socket()
+            .ok_or("too many sockets are still closing; try again")?;
+        Ok(PortSocket {
+            socket,
+            id,
+            stalled: false,
+        })
     }
 
     fn add_port(&mut self, slot: usize, name: &str, ifindex: u32) -> Answer {
@@ -352,31 +496,23 @@ impl Worker {
                 error: format!("member slot {slot} is not free"),
             };
         }
-        let (owner, mode) = match self.ports[UPPER_SLOT].as_ref() {
-            Some(u) => (u, u.mode()),
-            None => {
-                return Answer::Failed {
-                    slot,
-                    error: "no upper socket to share the UMEM with".into(),
-                }
-            }
-        };
-        match XskSocket::open(
-            &self.umem,
-            Some(owner),
-            ifindex,
-            self.queue,
-            self.sizes,
-            mode,
-        ) {
-            Ok(socket) => {
-                if mode == BindMode::Copy {
-                    socket.set_tx_budget(TX_BUDGET);
-                }
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&socket);
+        let after = self.present.len() + 1;
+        if self.fill_level(after) < MIN_FILL {
+            return Answer::Failed {
+                slot,
+                error: format!(
+                    "the worker's UMEM ({} frames) is too small for {after} ports ({MIN_FILL} frames each on \
+                     the fill ring and as many in flight): restart the lagg so it is sized for its members",
+                    self.umem.frames()
+                ),
+            };
+        }
+        match self.open_port(ifindex) {
+            Ok(port) => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&port.socket);
                 // The slot may have been a departed member's: its counts are not this one's.
                 self.counters.port(slot).reset();
-                self.ports[slot] = Some(socket);
+                self.ports[slot] = Some(port);
                 self.rebuild_present();
                 tracing::debug!(port = name, slot, queue = self.queue, "member socket added");
                 Answer::Added { slot, fd }
@@ -388,6 +524,26 @@ impl Worker {
         }
     }
 
+    /// Moves slot `slot`'s socket to the retiring list; its queued frames are dropped.
+    fn retire(&mut self, slot: usize, discard: bool) -> usize {
+        let Some(port) = self.ports[slot].take() else {
+            return 0;
+        };
+        let queued = self.tx_queues[slot].len();
+        for frame in self.tx_queues[slot].drain(..) {
+            self.ledger.dropped(frame.index());
+            self.free.push(frame);
+        }
+        self.retiring.push(Retiring {
+            discard: discard || port.stalled,
+            socket: port.socket,
+            id: port.id,
+            until: Instant::now() + RETIRE_GRACE,
+        });
+        self.rebuild_present();
+        queued
+    }
+
     fn remove_port(&mut self, slot: usize) -> Answer {
         if slot >= MAX_MEMBERS {
             return Answer::Failed {
@@ -395,48 +551,67 @@ impl Worker {
                 error: format!("slot {slot} is not a member slot"),
             };
         }
-        let Some(mut socket) = self.ports[slot].take() else {
-            return Answer::Removed { slot, reclaimed: 0 };
+        let dropped = self.retire(slot, false);
+        Answer::Removed { slot, dropped }
+    }
+
+    fn reset_port(&mut self, slot: usize) -> Answer {
+        let Some(port) = self.ports.get(slot).and_then(Option::as_ref) else {
+            return Answer::Failed {
+                slot,
+                error: format!("member slot {slot} has no socket"),
+            };
         };
-        let before = self.free.len();
-        // Frames still queued for it go back to the free stack.
-        for desc in self.tx_queues[slot].drain(..) {
-            self.free.push(Umem::frame_base(desc.addr));
+        if slot >= MAX_MEMBERS || self.ledger.in_flight(port.id) == 0 {
+            return Answer::Kept { slot };
         }
-        // Let the kernel finish what is on its tx ring, and collect the completions.
-        let deadline = Instant::now() + Duration::from_millis(200);
-        while self.outstanding[slot] > 0 && Instant::now() < deadline {
-            drain_tx(&socket);
-            reap(&mut socket, &mut self.free, &mut self.outstanding[slot]);
-        }
-        // Received but not yet taken, and the fill ring's unused buffers.
-        let n = socket.rx.available(u32::MAX);
-        for i in 0..n {
-            self.free.push(Umem::frame_base(socket.rx.read(i).addr));
-        }
-        socket.rx.release(n);
-        for addr in socket.fill.unconsumed() {
-            self.free.push(Umem::frame_base(addr));
-        }
-        self.outstanding[slot] = 0;
-        drop(socket);
-        self.rebuild_present();
-        // Never more frames than the UMEM has, whatever went wrong above.
-        self.free.truncate(self.frames as usize);
-        Answer::Removed {
-            slot,
-            reclaimed: self.free.len() - before,
+        let ifindex = port.socket.ifindex();
+        let stuck = self.ledger.in_flight(port.id);
+        self.retire(slot, true);
+        match self.open_port(ifindex) {
+            Ok(port) => {
+                let fd = std::os::fd::AsRawFd::as_raw_fd(&port.socket);
+                self.ports[slot] = Some(port);
+                self.rebuild_present();
+                tracing::info!(
+                    slot,
+                    queue = self.queue,
+                    stuck,
+                    "frames queued while the link was down discarded; socket reopened"
+                );
+                Answer::Added { slot, fd }
+            }
+            Err(e) => Answer::Failed {
+                slot,
+                error: format!("reopening the socket of slot {slot}: {e}"),
+            },
         }
     }
 
-    fn rebuild_present(&mut self) {
-        self.present.clear();
-        for (slot, p) in self.ports.iter().enumerate() {
-            if p.is_some() {
-                self.present.push(slot);
-            }
+    /// Checks the ledger against the free stack; a failure is counted and logged.
+    fn check_ledger(&self, when: &str) {
+        let free: Vec<u32> = self.free.iter().map(Frame::index).collect();
+        let held: usize = self.rx.len() + self.tx_queues.iter().map(Vec::len).sum::<usize>();
+        if let Err(e) = self.ledger.audit(&free, held) {
+            bump(&self.counters.frames.audit_failures, 1);
+            tracing::error!(queue = self.queue, when, error = %e, "UMEM frame accounting is wrong");
+            debug_assert!(false, "UMEM frame accounting is wrong at {when}: {e}");
         }
-        self.fill_target = (self.frames / (2 * self.present.len().max(1) as u32)).max(1);
+    }
+
+    /// Audits the ledger now (for tests): every frame in exactly one place.
+    ///
+    /// # Errors
+    /// What does not add up.
+    pub fn audit(&self) -> Result<(), String> {
+        let free: Vec<u32> = self.free.iter().map(Frame::index).collect();
+        let held: usize = self.rx.len() + self.tx_queues.iter().map(Vec::len).sum::<usize>();
+        self.ledger.audit(&free, held)
+    }
+
+    /// Frames on the free stack.
+    pub fn free_frames(&self) -> usize {
+        self.free.len()
     }
 
     /// Runs until the stop flag is set, pinned to `core` if given.
@@ -467,28 +642,42 @@ impl Worker {
             } else {
                 bump(&self.counters.idle_loops, 1);
                 idle += 1;
-                if idle >= IDLE_SPINS && self.outstanding.iter().all(|&o| o == 0) {
-                    afxdp::wait_readable(
-                        self.ports.iter().flatten(),
-                        &mut self.pollfds,
-                        IDLE_POLL_MS,
-                    );
+                if idle >= IDLE_SPINS && !self.has_pending_work() {
+                    let live = self.ports.iter().flatten().map(|p| &p.socket);
+                    let door = self
+                        .control
+                        .as_ref()
+                        .map(|c| std::os::fd::AsRawFd::as_raw_fd(&c.door));
+                    afxdp::wait_readable(live, door, &mut self.pollfds, IDLE_POLL_MS);
                     idle = 0;
                 }
             }
             if started >= stats_due {
                 stats_due = started + SOCKET_STATS_EVERY;
-                self.copy_socket_stats();
+                self.copy_stats();
             }
         }
+        // Give every frame back before the audit: the sockets close with the worker.
+        self.check_ledger("stop");
         tracing::debug!("worker stopped");
     }
 
-    /// Copies the kernel's counters of every socket (one system call per socket).
-    fn copy_socket_stats(&self) {
+    /// Transmits that can still make progress, or sockets waiting to close.
+    fn has_pending_work(&self) -> bool {
+        !self.retiring.is_empty()
+            || self
+                .ports
+                .iter()
+                .flatten()
+                .any(|p| !p.stalled && self.ledger.in_flight(p.id) > 0)
+    }
+
+    /// Copies the kernel's counters of every socket (one system call per socket) and the frame
+    /// counts.
+    fn copy_stats(&self) {
         for (i, port) in self.ports.iter().enumerate() {
             let Some(port) = port else { continue };
-            if let Ok(s) = port.stats() {
+            if let Ok(s) = port.socket.stats() {
                 let c = &self.counters.port(i).xsk;
                 for (counter, value) in [
                     (XskCounter::RxDropped, s.rx_dropped),
@@ -502,13 +691,33 @@ impl Worker {
                 }
             }
         }
+        let live = self.ports.iter().flatten().map(|p| p.id);
+        let (posted, in_flight) = live.fold((0u64, 0u64), |(p, f), id| {
+            (
+                p + u64::from(self.ledger.posted(id)),
+                f + u64::from(self.ledger.in_flight(id)),
+            )
+        });
+        let retiring: u64 = self
+            .retiring
+            .iter()
+            .map(|r| u64::from(self.ledger.posted(r.id) + self.ledger.in_flight(r.id)))
+            .sum();
+        let f = &self.counters.frames;
+        f.free.store(self.free.len() as u64, Ordering::Relaxed);
+        f.posted.store(posted, Ordering::Relaxed);
+        f.in_flight.store(in_flight, Ordering::Relaxed);
+        f.retiring.store(retiring, Ordering::Relaxed);
     }
 
     /// One iteration; returns the number of frames received.
     pub fn step(&mut self) -> usize {
         let table = self.table.load();
         self.reap_completions();
-        self.refill();
+        if !self.retiring.is_empty() {
+            self.service_retiring();
+        }
+        self.refill(&table);
         let mut moved = 0;
         for k in 0..self.present.len() {
             let port = self.present[k];
@@ -539,50 +748,64 @@ impl Worker {
 
     /// Takes up to one batch from `port`'s rx ring and queues every frame for its egress.
     fn receive_batch(&mut self, table: &DistributionTable, port: usize) -> usize {
-        let Some(socket) = self.ports[port].as_mut() else {
+        let Some(p) = self.ports[port].as_mut() else {
             return 0;
         };
-        let n = socket.rx.available(BATCH as u32) as usize;
+        let n = p.socket.rx_available(BATCH as u32);
         if n == 0 {
             return 0;
         }
         let mut rx_bytes = 0u64;
-        let mut valid = 0;
+        let mut invalid = 0u64;
         for i in 0..n {
-            let desc = socket.rx.read(i as u32);
-            if self.umem.contains(desc.addr, desc.len) {
-                rx_bytes += u64::from(desc.len);
-                self.rx[valid] = desc;
-                valid += 1;
-            } else {
-                bump(
-                    &self.counters.port(port).drops[DropReason::InvalidDescriptor as usize],
-                    1,
-                );
-                self.free.push(Umem::frame_base(desc.addr));
+            match p.socket.rx_take(i, &self.umem) {
+                Ok(frame) => {
+                    self.ledger.received(frame.index(), p.id);
+                    rx_bytes += u64::from(frame.len());
+                    self.rx.push(frame);
+                }
+                Err(Some(frame)) => {
+                    // A bad descriptor: its frame is taken back only if it was this
+                    // socket's to fill.
+                    if self.ledger.owner(frame.index()) == crate::ledger::Owner::Fill(p.id) {
+                        self.ledger.received(frame.index(), p.id);
+                        self.ledger.dropped(frame.index());
+                        self.free.push(frame);
+                    }
+                    invalid += 1;
+                }
+                Err(None) => invalid += 1,
             }
         }
-        socket.rx.release(n as u32);
+        p.socket.rx_release(n);
         let c = self.counters.port(port);
-        bump(&c.rx_packets, valid as u64);
+        bump(&c.rx_packets, self.rx.len() as u64);
         bump(&c.rx_bytes, rx_bytes);
+        bump(&c.drops[DropReason::InvalidDescriptor as usize], invalid);
         if port == UPPER_SLOT {
-            self.distribute_upper(table, valid);
+            self.distribute_upper(table);
         } else {
             let upper = UPPER_SLOT;
-            if self.tx_queues[upper].len() + valid > self.tx_queues[upper].capacity() {
+            if self.tx_queues[upper].len() + self.rx.len() > self.tx_queues[upper].capacity() {
                 self.flush();
             }
-            self.tx_queues[upper].extend_from_slice(&self.rx[..valid]);
+            self.tx_queues[upper].append(&mut self.rx);
         }
-        n
+        n as usize
     }
 
-    fn distribute_upper(&mut self, table: &DistributionTable, n: usize) {
+    /// Whether member `m` can take frames now: it has a socket whose device is not down.
+    #[inline(always)]
+    fn can_send(&self, m: usize) -> bool {
+        m < UPPER_SLOT && self.ports[m].as_ref().is_some_and(|p| !p.stalled)
+    }
+
+    fn distribute_upper(&mut self, table: &DistributionTable) {
+        let n = self.rx.len();
         {
             let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
-            for (slot, desc) in frames.iter_mut().zip(&self.rx[..n]) {
-                *slot = self.umem.data(desc.addr, desc.len);
+            for (slot, frame) in frames.iter_mut().zip(&self.rx) {
+                *slot = self.umem.bytes(frame);
             }
             distribute(table, &mut self.rr, &frames[..n], &mut self.egress[..n]);
             if let Some(learn) = &self.learn {
@@ -591,42 +814,47 @@ impl Worker {
                 }
             }
         }
-        let upper = UPPER_SLOT;
         let mut dropped = 0u64;
         let mut no_frame = 0u64;
-        for i in 0..n {
-            let desc = self.rx[i];
+        let mut rx = std::mem::take(&mut self.rx);
+        for (i, frame) in rx.drain(..).enumerate() {
             match self.egress[i] {
-                Egress::Port(m)
-                    if usize::from(m) < upper && self.ports[usize::from(m)].is_some() =>
-                {
-                    self.tx_queues[usize::from(m)].push(desc)
+                Egress::Port(m) if self.can_send(usize::from(m)) => {
+                    self.tx_queues[usize::from(m)].push(frame)
                 }
                 Egress::Port(_) | Egress::Drop => {
                     dropped += 1;
-                    self.free.push(Umem::frame_base(desc.addr));
+                    self.ledger.dropped(frame.index());
+                    self.free.push(frame);
                 }
                 Egress::AllActive => {
                     let active = table.active();
-                    for (k, &m) in active.iter().enumerate() {
+                    let last = active.iter().rposition(|&m| self.can_send(usize::from(m)));
+                    let Some(last) = last else {
+                        dropped += 1;
+                        self.ledger.dropped(frame.index());
+                        self.free.push(frame);
+                        continue;
+                    };
+                    for &m in &active[..last] {
                         let m = usize::from(m);
-                        if m >= upper || self.ports[m].is_none() {
+                        if !self.can_send(m) {
                             continue;
                         }
-                        if k + 1 == active.len() {
-                            // The last member takes the original frame.
-                            self.tx_queues[m].push(desc);
-                        } else if let Some(base) = self.free.pop() {
-                            let addr = base + (desc.addr - Umem::frame_base(desc.addr));
-                            if self.umem.copy_frame(desc.addr, addr, desc.len) {
-                                self.tx_queues[m].push(Desc { addr, ..desc });
-                            } else {
-                                self.free.push(base);
-                            }
-                        } else {
+                        let Some(mut copy) = self.free.pop() else {
                             no_frame += 1;
+                            continue;
+                        };
+                        self.ledger.taken(copy.index());
+                        if self.umem.copy_into(&frame, &mut copy) {
+                            self.tx_queues[m].push(copy);
+                        } else {
+                            self.ledger.dropped(copy.index());
+                            self.free.push(copy);
                         }
                     }
+                    // The last member takes the original frame.
+                    self.tx_queues[usize::from(active[last])].push(frame);
                     // The tx queues hold at most one batch: flush per broadcast frame.
                     if self.tx_queues.iter().any(|q| q.len() == q.capacity()) {
                         self.flush();
@@ -634,31 +862,90 @@ impl Worker {
                 }
             }
         }
-        let c = self.counters.port(upper);
+        self.rx = rx;
+        let c = self.counters.port(UPPER_SLOT);
         bump(&c.drops[DropReason::NoActivePort as usize], dropped);
         bump(&c.drops[DropReason::NoFreeFrame as usize], no_frame);
     }
 
     fn reap_completions(&mut self) {
-        for (port, socket) in self.ports.iter_mut().enumerate() {
-            if let Some(socket) = socket {
-                reap(socket, &mut self.free, &mut self.outstanding[port]);
+        for port in self.ports.iter_mut().flatten() {
+            if reap(
+                &mut port.socket,
+                port.id,
+                &self.umem,
+                &mut self.ledger,
+                &mut self.free,
+            ) > 0
+            {
+                port.stalled = false;
             }
         }
     }
 
-    fn refill(&mut self) {
-        for socket in self.ports.iter_mut().flatten() {
-            let want = (self.free.len() as u32).min(self.fill_target);
-            let n = socket.fill.free(want);
+    /// Lets leaving sockets finish their transmits, then closes them and takes their frames
+    /// back.
+    fn service_retiring(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.retiring.len() {
+            let r = &mut self.retiring[i];
+            reap(
+                &mut r.socket,
+                r.id,
+                &self.umem,
+                &mut self.ledger,
+                &mut self.free,
+            );
+            let done = r.discard || self.ledger.in_flight(r.id) == 0 || now >= r.until;
+            if !done {
+                if r.socket.tx_needs_wakeup() && drain_tx(&r.socket) == Kick::Down {
+                    r.discard = true;
+                }
+                i += 1;
+                continue;
+            }
+            let r = self.retiring.swap_remove(i);
+            let id = r.id;
+            // Closing the socket ends the kernel's use of every frame it held.
+            drop(r.socket);
+            for index in self.ledger.close_socket(id) {
+                self.free.push(self.umem.frame_of_closed_socket(index));
+            }
+        }
+    }
+
+    /// Posts free frames on the fill rings up to each port's level, starting at a different
+    /// port every iteration.
+    fn refill(&mut self, table: &DistributionTable) {
+        let ports = self.present.len();
+        if ports == 0 {
+            return;
+        }
+        self.refill_from = (self.refill_from + 1) % ports;
+        for k in 0..ports {
+            let slot = self.present[(self.refill_from + k) % ports];
+            let level = if slot == UPPER_SLOT || table.is_collecting(slot) {
+                self.fill_full
+            } else {
+                PARKED_FILL.min(self.fill_full)
+            };
+            let Some(p) = self.ports[slot].as_mut() else {
+                continue;
+            };
+            let posted = self.ledger.posted(p.id);
+            let want = level.saturating_sub(posted).min(self.free.len() as u32);
+            let n = p.socket.fill_free(want);
             for i in 0..n {
                 // `n <= free.len()`, so pop always yields.
-                let addr = self.free.pop().unwrap_or_default();
-                socket.fill.write(i, addr);
+                let Some(frame) = self.free.pop() else { break };
+                self.ledger.fill(frame.index(), p.id);
+                p.socket.fill_put(i, frame);
             }
-            socket.fill.submit(n);
-            if n > 0 && socket.fill.needs_wakeup() {
-                socket.kick_rx();
+            p.socket.fill_submit(n);
+            // A zero-copy driver may wait for a wakeup even when nothing new was posted.
+            if posted + n > 0 && p.socket.fill_needs_wakeup() {
+                p.socket.kick_rx();
             }
         }
     }
@@ -666,75 +953,111 @@ impl Worker {
     fn flush(&mut self) {
         for k in 0..self.present.len() {
             let port = self.present[k];
-            let queue = &mut self.tx_queues[port];
-            if queue.is_empty() {
+            if self.tx_queues[port].is_empty() {
                 continue;
             }
-            let Some(socket) = self.ports[port].as_mut() else {
+            let Some(p) = self.ports[port].as_mut() else {
                 continue;
             };
-            let mut room = socket.tx.free(queue.len() as u32) as usize;
-            if room < queue.len() {
+            let queue = &mut self.tx_queues[port];
+            let len = queue.len();
+            let mut room = p.socket.tx_free(len as u32) as usize;
+            if room < len && !p.stalled {
                 // Let the kernel drain the ring, then look again before dropping anything.
-                drain_tx(socket);
-                reap(socket, &mut self.free, &mut self.outstanding[port]);
-                room = socket.tx.free(queue.len() as u32) as usize;
+                if drain_tx(&p.socket) == Kick::Down {
+                    p.stalled = true;
+                }
+                reap(
+                    &mut p.socket,
+                    p.id,
+                    &self.umem,
+                    &mut self.ledger,
+                    &mut self.free,
+                );
+                room = p.socket.tx_free(len as u32) as usize;
             }
             let mut bytes = 0u64;
-            for (i, desc) in queue[..room].iter().enumerate() {
-                bytes += u64::from(desc.len);
-                socket.tx.write(i as u32, *desc);
+            for (i, frame) in queue.drain(..room).enumerate() {
+                bytes += u64::from(frame.len());
+                self.ledger.transmit(frame.index(), p.id);
+                p.socket.tx_put(i as u32, frame);
             }
-            socket.tx.submit(room as u32);
-            self.outstanding[port] += room as u32;
-            for desc in &queue[room..] {
-                self.free.push(Umem::frame_base(desc.addr));
+            p.socket.tx_submit(room as u32);
+            let full = queue.len();
+            for frame in queue.drain(..) {
+                self.ledger.dropped(frame.index());
+                self.free.push(frame);
             }
             let c = self.counters.port(port);
             bump(&c.tx_packets, room as u64);
             bump(&c.tx_bytes, bytes);
-            bump(
-                &c.drops[DropReason::TxRingFull as usize],
-                (queue.len() - room) as u64,
-            );
-            queue.clear();
+            bump(&c.drops[DropReason::TxRingFull as usize], full as u64);
         }
     }
 
     fn kick_outstanding(&mut self) {
-        for (port, socket) in self.ports.iter().enumerate() {
-            let Some(socket) = socket else { continue };
-            if self.outstanding[port] > 0 && socket.tx.needs_wakeup() {
-                drain_tx(socket);
+        for p in self.ports.iter_mut().flatten() {
+            if !p.stalled
+                && self.ledger.in_flight(p.id) > 0
+                && p.socket.tx_needs_wakeup()
+                && drain_tx(&p.socket) == Kick::Down
+            {
+                p.stalled = true;
             }
         }
     }
 }
 
-/// Moves a socket's completed transmit frames back to the free stack.
-fn reap(socket: &mut XskSocket, free: &mut Vec<u64>, outstanding: &mut u32) {
-    let n = socket.completion.available(BATCH as u32 * 4);
-    for i in 0..n {
-        free.push(Umem::frame_base(socket.completion.read(i)));
+/// Moves a socket's completed transmits back to the free stack, until its completion ring is
+/// empty. Returns how many.
+fn reap(
+    socket: &mut XskSocket,
+    id: SocketId,
+    umem: &Umem,
+    ledger: &mut Ledger,
+    free: &mut Vec<Frame>,
+) -> u32 {
+    let mut total = 0;
+    loop {
+        let n = socket.completion_available(u32::MAX);
+        if n == 0 {
+            return total;
+        }
+        for i in 0..n {
+            if let Some(frame) = socket.completion_take(i, umem) {
+                ledger.completed(frame.index(), id);
+                free.push(frame);
+            }
+        }
+        socket.completion_release(n);
+        total += n;
     }
-    socket.completion.release(n);
-    *outstanding -= n.min(*outstanding);
 }
 
 /// Wakes the kernel's transmit until it has taken the whole ring: copy mode sends a budget
-/// per call and answers EAGAIN while frames remain (bounded by [`MAX_KICKS`]).
-fn drain_tx(socket: &XskSocket) {
+/// per call and answers EAGAIN while frames remain (bounded by [`MAX_KICKS`]). Returns the
+/// last answer.
+fn drain_tx(socket: &XskSocket) -> Kick {
+    let mut last = Kick::Done;
     for _ in 0..MAX_KICKS {
-        if socket.kick_tx() != Kick::Again {
+        last = socket.kick_tx();
+        if last != Kick::Again {
             break;
         }
     }
+    last
+}
+
+/// UMEM frames for a worker serving `ports` ports (members and the upper port) and
+/// `spare` more that may join at run time: every fill ring full and as much again in flight,
+/// at least 16384.
+pub fn frames_for(ports: usize, spare: usize, sizes: RingSizes) -> u32 {
+    (((ports + spare) as u32) * (sizes.fill + sizes.tx))
+        .next_power_of_two()
+        .max(16384)
 }
 
 /// Default ring sizes and frame count for a worker serving `ports` ports.
 pub fn default_frames(ports: usize, sizes: RingSizes) -> u32 {
-    // Enough for every fill ring to be full and as much again in flight, at least 16384.
-    ((ports as u32) * (sizes.fill + sizes.tx))
-        .next_power_of_two()
-        .max(16384)
+    frames_for(ports, 0, sizes)
 }
