@@ -268,6 +268,8 @@ pub struct WorkerSample {
     pub latency: Vec<u64>,
     /// Sum of the frames' latencies, nanoseconds.
     pub latency_sum_ns: u64,
+    /// Where its UMEM frames are.
+    pub frames: xlagg_dataplane::counters::FrameSnapshot,
 }
 
 /// One port's counters and state, as last read.
@@ -370,11 +372,23 @@ impl Lagg {
                     cfg.name
                 )));
             }
-            if link.rx_queues < queues {
+            // RSS spreads flows over the active channels: each needs a worker, or the flows
+            // hashed to it are dropped (no socket).
+            let active = crate::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
+            if active != queues {
+                let fix = if active < queues {
+                    format!("list {active} cores, or raise the channels (ethtool -L {name} combined {queues})")
+                } else {
+                    format!(
+                        "list {active} cores (one worker per channel), or lower the channels \
+                         (ethtool -L {name} combined {queues}); otherwise RSS sends about {}% of the flows to \
+                         queues no worker serves",
+                        (active - queues) * 100 / active
+                    )
+                };
                 return Err(LaggError::Conflict(format!(
-                    "{}.cores: {queues} workers need {queues} receive queues on every port, but {name} has {}; \
-                     list fewer cores or raise the queue count (ethtool -L {name} combined {queues})",
-                    cfg.name, link.rx_queues
+                    "{}.cores: {queues} worker(s), but {name} has {active} active receive channels: {fix}",
+                    cfg.name
                 )));
             }
             Ok(())
@@ -1778,6 +1792,7 @@ impl Lagg {
                     .map(|b| b.load(Ordering::Relaxed))
                     .collect(),
                 latency_sum_ns: c.latency_sum_ns.load(Ordering::Relaxed),
+                frames: c.frames.snapshot(),
             })
             .collect();
         let active_ports = ports
@@ -2201,6 +2216,23 @@ impl Lagg {
         st.active_ports = active_ports;
         st.flapping = self.flaps;
         st.lacp = lacp;
+        st.umem = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(queue, (_, c, _))| {
+                let f = c.frames.snapshot();
+                crate::status::UmemStatus {
+                    queue,
+                    total: f.total,
+                    free: f.free,
+                    posted: f.posted,
+                    in_flight: f.in_flight,
+                    retiring: f.retiring,
+                    audit_failures: f.audit_failures,
+                }
+            })
+            .collect();
         st
     }
 
@@ -2229,6 +2261,7 @@ impl Lagg {
             flapping: 0,
             ports: cfg.ports.iter().map(|p| PortStatus::idle(p)).collect(),
             lacp: None,
+            umem: Vec::new(),
         }
     }
 

@@ -68,6 +68,8 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_worker_busy_seconds_total", "counter", &["lagg", "worker"], "Seconds the worker spent in loop iterations that moved frames; its rate is the busy ratio."),
     m("xlagg_worker_loops_total", "counter", &["lagg", "worker", "kind"], "Worker loop iterations that moved frames (busy) or nothing (idle)."),
     m("xlagg_worker_latency_seconds", "histogram", &["lagg"], "Time from a frame's batch being read from a receive ring to its transmit submit."),
+    m("xlagg_umem_frames", "gauge", &["lagg", "worker", "place"], "UMEM frames by where they are: free, posted (fill rings), in_flight (tx rings), retiring (sockets being closed); they add up to the UMEM's size."),
+    m("xlagg_umem_audit_failures_total", "counter", &["lagg", "worker"], "Frame ledger audits (at membership changes and stop) that found a frame lost or held twice; always 0 unless there is a bug."),
     m("xlagg_events_total", "counter", &["kind"], "State changes in the event timeline: link, failover, lacp, bfd, probe, config."),
 ];
 
@@ -380,6 +382,36 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             );
         }
     }
+    o.header("xlagg_umem_frames");
+    for s in samples {
+        for w in &s.workers {
+            let worker = w.queue.to_string();
+            let f = &w.frames;
+            for (place, n) in [
+                ("free", f.free),
+                ("posted", f.posted),
+                ("in_flight", f.in_flight),
+                ("retiring", f.retiring),
+            ] {
+                o.sample(
+                    "xlagg_umem_frames",
+                    &[("lagg", &s.name), ("worker", &worker), ("place", place)],
+                    n as f64,
+                );
+            }
+        }
+    }
+    o.header("xlagg_umem_audit_failures_total");
+    for s in samples {
+        for w in &s.workers {
+            let worker = w.queue.to_string();
+            o.sample(
+                "xlagg_umem_audit_failures_total",
+                &[("lagg", &s.name), ("worker", &worker)],
+                w.frames.audit_failures as f64,
+            );
+        }
+    }
     o.header("xlagg_worker_loops_total");
     for s in samples {
         for w in &s.workers {
@@ -586,6 +618,7 @@ mod tests {
                 loops: (3, 4),
                 latency,
                 latency_sum_ns: 2_000,
+                frames: Default::default(),
             }],
             failovers: 2,
             flaps: 3,

@@ -242,9 +242,39 @@ pub fn keep_vlan_tags(iface: &str) -> Result<VlanRx, OffloadError> {
     Ok(VlanRx { restore, stuck })
 }
 
+/// Receive queues a device has active (`ethtool -l`: current RX plus combined channels), or
+/// `None` where the driver does not say.
+pub fn active_rx_channels(iface: &str) -> Option<u32> {
+    parse_channels(&ethtool(iface, &["-l", iface]).ok()?)
+}
+
+/// Reads the "Current hardware settings" of `ethtool -l` output.
+pub fn parse_channels(text: &str) -> Option<u32> {
+    let current = text.split("Current hardware settings:").nth(1)?;
+    let value = |key: &str| -> Option<u32> {
+        current
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(key))
+            .and_then(|v| v.trim().parse().ok())
+    };
+    let total = value("RX:").unwrap_or(0) + value("Combined:").unwrap_or(0);
+    (total > 0).then_some(total)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn active_channels_are_rx_plus_combined() {
+        let veth = "Channel parameters for xlq0:\nPre-set maximums:\nRX:\t\t4\nTX:\t\t4\nOther:\t\tn/a\n\
+                    Combined:\tn/a\nCurrent hardware settings:\nRX:\t\t2\nTX:\t\t2\nOther:\t\tn/a\nCombined:\tn/a\n";
+        assert_eq!(parse_channels(veth), Some(2));
+        let nic = "Pre-set maximums:\nRX:\t\tn/a\nTX:\t\tn/a\nOther:\t\t1\nCombined:\t63\n\
+                   Current hardware settings:\nRX:\t\tn/a\nTX:\t\tn/a\nOther:\t\t1\nCombined:\t8\n";
+        assert_eq!(parse_channels(nic), Some(8));
+        assert_eq!(parse_channels("no such output"), None);
+    }
 
     const VETH: &str = "Features for xle0:\nrx-checksumming: on\ntx-checksumming: on\n\
         \ttx-checksum-ipv4: off [fixed]\n\ttx-checksum-ip-generic: on\n\ttx-checksum-sctp: on\n\

@@ -44,6 +44,28 @@ pub struct LaggStatus {
     pub ports: Vec<PortStatus>,
     /// LACP, for `laggproto lacp` while running.
     pub lacp: Option<LacpLagg>,
+    /// Where each worker's UMEM frames are (they add up to `total` at each copy).
+    #[serde(default)]
+    pub umem: Vec<UmemStatus>,
+}
+
+/// One worker's UMEM frames by place (copied by the worker twice a second).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct UmemStatus {
+    /// The queue the worker serves.
+    pub queue: usize,
+    /// Frames in the UMEM.
+    pub total: u64,
+    /// On the worker's free stack.
+    pub free: u64,
+    /// On fill rings.
+    pub posted: u64,
+    /// On tx rings, not completed.
+    pub in_flight: u64,
+    /// On sockets being closed.
+    pub retiring: u64,
+    /// Ledger audits that found a frame lost or held twice.
+    pub audit_failures: u64,
 }
 
 /// One member port.
@@ -280,6 +302,7 @@ mod tests {
             addresses: vec!["192.168.1.10/24".into(), "2001:db8::1/64".into()],
             active_ports: 1,
             flapping: 0,
+            umem: Vec::new(),
             ports: vec![
                 PortStatus {
                     flags: flag_names("<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>"),

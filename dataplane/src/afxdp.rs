@@ -1048,6 +1048,13 @@ pub fn wait_readable<'a>(
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 }
 
+/// Whether a bind error means the queue is still taken (a socket just closed there is
+/// released by the kernel in the background): worth trying again shortly.
+pub fn is_busy(err: &XskError) -> bool {
+    matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }
+        if source.raw_os_error() == Some(libc::EBUSY))
+}
+
 /// Whether a bind error means "this driver cannot do zero-copy" (so copy mode may work).
 pub fn is_zero_copy_unsupported(err: &XskError) -> bool {
     matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }

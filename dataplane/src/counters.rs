@@ -246,6 +246,37 @@ pub struct FrameCounts {
     pub audit_failures: AtomicU64,
 }
 
+/// A plain copy of [`FrameCounts`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FrameSnapshot {
+    /// Frames in the UMEM.
+    pub total: u64,
+    /// On the free stack.
+    pub free: u64,
+    /// On fill rings.
+    pub posted: u64,
+    /// On tx rings, not completed.
+    pub in_flight: u64,
+    /// On sockets being closed.
+    pub retiring: u64,
+    /// Failed ledger audits.
+    pub audit_failures: u64,
+}
+
+impl FrameCounts {
+    /// A copy.
+    pub fn snapshot(&self) -> FrameSnapshot {
+        FrameSnapshot {
+            total: self.total.load(Ordering::Relaxed),
+            free: self.free.load(Ordering::Relaxed),
+            posted: self.posted.load(Ordering::Relaxed),
+            in_flight: self.in_flight.load(Ordering::Relaxed),
+            retiring: self.retiring.load(Ordering::Relaxed),
+            audit_failures: self.audit_failures.load(Ordering::Relaxed),
+        }
+    }
+}
+
 impl WorkerCounters {
     /// Counters for `ports` ports.
     pub fn new(ports: usize) -> Self {

@@ -322,6 +322,25 @@ struct Retiring {
     discard: bool,
 }
 
+/// A socket to open for a member slot once the kernel lets go of the queue: a socket closed on
+/// the same device and queue is released by the kernel in the background, and binding before
+/// that answers EBUSY. Tried every [`OPEN_RETRY`] until [`OPEN_PATIENCE`] runs out; the caller
+/// gets its answer then.
+#[derive(Debug)]
+struct Opening {
+    seq: u64,
+    slot: usize,
+    name: String,
+    ifindex: u32,
+    next_try: Instant,
+    until: Instant,
+}
+
+/// How often a pending open is tried again.
+const OPEN_RETRY: Duration = Duration::from_millis(1);
+/// How long a pending open waits for the kernel to release the queue.
+const OPEN_PATIENCE: Duration = Duration::from_millis(1000);
+
 /// A worker, built by the control thread and then moved to its own thread by [`Worker::run`].
 #[derive(Debug)]
 pub struct Worker {
@@ -331,6 +350,7 @@ pub struct Worker {
     /// The occupied slots, in order (members, then the upper port).
     present: Vec<usize>,
     retiring: Vec<Retiring>,
+    opening: Vec<Opening>,
     queue: u32,
     sizes: RingSizes,
     control: Option<Arc<WorkerControl>>,
@@ -418,6 +438,7 @@ impl Worker {
             ports: slots,
             present: Vec::with_capacity(SLOTS),
             retiring: Vec::with_capacity(SLOTS),
+            opening: Vec::new(),
         };
         worker.rebuild_present();
         worker
@@ -451,19 +472,68 @@ impl Worker {
                     slot,
                     name,
                     ifindex,
-                } => self.add_port(slot, &name, ifindex),
-                Command::Remove { slot } => self.remove_port(slot),
-                Command::Reset { slot } => self.reset_port(slot),
+                } => self.add_port(seq, slot, name, ifindex),
+                Command::Remove { slot } => Some(self.remove_port(slot)),
+                Command::Reset { slot } => self.reset_port(seq, slot),
             };
-            control.answer(seq, answer);
+            if let Some(answer) = answer {
+                control.answer(seq, answer);
+            }
         }
+        self.try_openings();
         self.check_ledger("membership change");
     }
 
-    /// Opens a socket on `ifindex` over the shared UMEM, in the upper socket's mode.
-    fn open_port(&mut self, ifindex: u32) -> Result<PortSocket, String> {
+    /// Tries the pending opens that are due; answers those that succeed or run out of time.
+    fn try_openings(&mut self) {
+        let now = Instant::now();
+        let mut i = 0;
+        while i < self.opening.len() {
+            if now < self.opening[i].next_try {
+                i += 1;
+                continue;
+            }
+            let ifindex = self.opening[i].ifindex;
+            let answer = match self.open_port(ifindex) {
+                Ok(port) => {
+                    let o = &self.opening[i];
+                    let (slot, seq) = (o.slot, o.seq);
+                    let fd = std::os::fd::AsRawFd::as_raw_fd(&port.socket);
+                    // The slot may have been a departed member's: its counts are not this one's.
+                    self.counters.port(slot).reset();
+                    self.ports[slot] = Some(port);
+                    tracing::debug!(port = %o.name, slot, queue = self.queue, "member socket opened");
+                    (seq, Answer::Added { slot, fd })
+                }
+                Err((true, _)) if now < self.opening[i].until => {
+                    self.opening[i].next_try = now + OPEN_RETRY;
+                    i += 1;
+                    continue;
+                }
+                Err((_, e)) => {
+                    let o = &self.opening[i];
+                    (
+                        o.seq,
+                        Answer::Failed {
+                            slot: o.slot,
+                            error: format!("{} queue {}: {e}", o.name, self.queue),
+                        },
+                    )
+                }
+            };
+            self.opening.swap_remove(i);
+            self.rebuild_present();
+            if let Some(control) = &self.control {
+                control.answer(answer.0, answer.1);
+            }
+        }
+    }
+
+    /// Opens a socket on `ifindex` over the shared UMEM, in the upper socket's mode. The error
+    /// says whether the queue is still busy (worth another try) and what failed.
+    fn open_port(&mut self, ifindex: u32) -> Result<PortSocket, (bool, String)> {
         let Some(owner) = self.ports[UPPER_SLOT].as_ref() else {
-            return Err("no upper socket to share the UMEM with".into());
+            return Err((false, "no upper socket to share the UMEM with".into()));
         };
         let mode = owner.socket.mode();
         let socket = XskSocket::open(
@@ -474,14 +544,14 @@ impl Worker {
             self.sizes,
             mode,
         )
-        .map_err(|e| e.to_string())?;
+        .map_err(|e| (afxdp::is_busy(&e), e.to_string()))?;
         if mode == BindMode::Copy {
             socket.set_tx_budget(TX_BUDGET);
         }
-        let id = self
-            .ledger
-            .open_socket()
-            .ok_or("too many sockets are still closing; try again")?;
+        let id = self.ledger.open_socket().ok_or((
+            false,
+            "too many sockets are still closing; try again".to_string(),
+        ))?;
         Ok(PortSocket {
             socket,
             id,
@@ -489,39 +559,38 @@ impl Worker {
         })
     }
 
-    fn add_port(&mut self, slot: usize, name: &str, ifindex: u32) -> Answer {
-        if slot >= MAX_MEMBERS || self.ports[slot].is_some() {
-            return Answer::Failed {
+    /// Queues the socket of a joining member; answered when it is open (or cannot be).
+    fn add_port(&mut self, seq: u64, slot: usize, name: String, ifindex: u32) -> Option<Answer> {
+        if slot >= MAX_MEMBERS
+            || self.ports[slot].is_some()
+            || self.opening.iter().any(|o| o.slot == slot)
+        {
+            return Some(Answer::Failed {
                 slot,
                 error: format!("member slot {slot} is not free"),
-            };
+            });
         }
-        let after = self.present.len() + 1;
+        let after = self.present.len() + self.opening.len() + 1;
         if self.fill_level(after) < MIN_FILL {
-            return Answer::Failed {
+            return Some(Answer::Failed {
                 slot,
                 error: format!(
                     "the worker's UMEM ({} frames) is too small for {after} ports ({MIN_FILL} frames each on \
                      the fill ring and as many in flight): restart the lagg so it is sized for its members",
                     self.umem.frames()
                 ),
-            };
+            });
         }
-        match self.open_port(ifindex) {
-            Ok(port) => {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&port.socket);
-                // The slot may have been a departed member's: its counts are not this one's.
-                self.counters.port(slot).reset();
-                self.ports[slot] = Some(port);
-                self.rebuild_present();
-                tracing::debug!(port = name, slot, queue = self.queue, "member socket added");
-                Answer::Added { slot, fd }
-            }
-            Err(e) => Answer::Failed {
-                slot,
-                error: format!("{name} queue {}: {e}", self.queue),
-            },
-        }
+        let now = Instant::now();
+        self.opening.push(Opening {
+            seq,
+            slot,
+            name,
+            ifindex,
+            next_try: now,
+            until: now + OPEN_PATIENCE,
+        });
+        None
     }
 
     /// Moves slot `slot`'s socket to the retiring list; its queued frames are dropped.
@@ -555,37 +624,48 @@ impl Worker {
         Answer::Removed { slot, dropped }
     }
 
-    fn reset_port(&mut self, slot: usize) -> Answer {
+    fn reset_port(&mut self, seq: u64, slot: usize) -> Option<Answer> {
         let Some(port) = self.ports.get(slot).and_then(Option::as_ref) else {
-            return Answer::Failed {
+            return Some(Answer::Failed {
                 slot,
                 error: format!("member slot {slot} has no socket"),
-            };
+            });
         };
         if slot >= MAX_MEMBERS || self.ledger.in_flight(port.id) == 0 {
-            return Answer::Kept { slot };
+            return Some(Answer::Kept { slot });
         }
         let ifindex = port.socket.ifindex();
         let stuck = self.ledger.in_flight(port.id);
-        self.retire(slot, true);
-        match self.open_port(ifindex) {
-            Ok(port) => {
-                let fd = std::os::fd::AsRawFd::as_raw_fd(&port.socket);
-                self.ports[slot] = Some(port);
-                self.rebuild_present();
-                tracing::info!(
-                    slot,
-                    queue = self.queue,
-                    stuck,
-                    "frames queued while the link was down discarded; socket reopened"
-                );
-                Answer::Added { slot, fd }
+        // Closed here, before anything can wake its transmit (the device is up again); the new
+        // socket is opened once the kernel has released the queue.
+        if let Some(old) = self.ports[slot].take() {
+            for frame in self.tx_queues[slot].drain(..) {
+                self.ledger.dropped(frame.index());
+                self.free.push(frame);
             }
-            Err(e) => Answer::Failed {
-                slot,
-                error: format!("reopening the socket of slot {slot}: {e}"),
-            },
+            let id = old.id;
+            drop(old.socket);
+            for index in self.ledger.close_socket(id) {
+                self.free.push(self.umem.frame_of_closed_socket(index));
+            }
         }
+        self.rebuild_present();
+        tracing::info!(
+            slot,
+            queue = self.queue,
+            stuck,
+            "frames queued while the link was down discarded; reopening the socket"
+        );
+        let now = Instant::now();
+        self.opening.push(Opening {
+            seq,
+            slot,
+            name: format!("slot {slot}"),
+            ifindex,
+            next_try: now,
+            until: now + OPEN_PATIENCE,
+        });
+        None
     }
 
     /// Checks the ledger against the free stack; a failure is counted and logged.
@@ -631,6 +711,8 @@ impl Worker {
                 .is_some_and(|c| c.pending.load(Ordering::Acquire))
             {
                 self.apply_commands();
+            } else if !self.opening.is_empty() {
+                self.try_openings();
             }
             let started = Instant::now();
             let moved = self.step();
@@ -643,7 +725,14 @@ impl Worker {
                 bump(&self.counters.idle_loops, 1);
                 idle += 1;
                 if idle >= IDLE_SPINS && !self.has_pending_work() {
-                    let live = self.ports.iter().flatten().map(|p| &p.socket);
+                    // Not the stalled ones: polling an AF_XDP socket also drives its transmit,
+                    // and what waits on a stalled ring must not leave when the device returns.
+                    let live = self
+                        .ports
+                        .iter()
+                        .flatten()
+                        .filter(|p| !p.stalled)
+                        .map(|p| &p.socket);
                     let door = self
                         .control
                         .as_ref()
@@ -665,6 +754,7 @@ impl Worker {
     /// Transmits that can still make progress, or sockets waiting to close.
     fn has_pending_work(&self) -> bool {
         !self.retiring.is_empty()
+            || !self.opening.is_empty()
             || self
                 .ports
                 .iter()
