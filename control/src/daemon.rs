@@ -449,8 +449,14 @@ impl Daemon {
             }
         }
         if failure.is_none() {
-            if let Err(e) = store::write_atomic(&self.path, &doc.to_toml()) {
-                failure = Some(format!("the change was not saved ({e}); it was undone"));
+            match store::write_atomic(&self.path, &doc.to_toml()) {
+                Ok(store::Written::Durable) => {}
+                Ok(store::Written::NotDurable(e)) => {
+                    tracing::warn!(error = %e, "the change is saved and applied, but not yet safe from a power loss");
+                }
+                Err(e) => {
+                    failure = Some(format!("the change was not saved ({e}); it was undone"));
+                }
             }
         }
         if let Some(e) = failure {

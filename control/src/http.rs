@@ -127,7 +127,11 @@ pub fn load_or_create_token(path: &Path) -> io::Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    crate::store::write_atomic(path, &format!("{token}\n"))?;
+    if let crate::store::Written::NotDurable(e) =
+        crate::store::write_atomic(path, &format!("{token}\n"))?
+    {
+        tracing::warn!(error = %e, "API token saved but not yet safe from a power loss");
+    }
     tracing::info!(file = %path.display(), "API token created");
     Ok(token)
 }

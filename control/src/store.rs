@@ -35,12 +35,33 @@ fn sync_dir(dir: &Path) -> io::Result<()> {
     File::open(dir)?.sync_all()
 }
 
+/// How a write ended once the new version is in place.
+#[derive(Debug)]
+#[must_use]
+pub enum Written {
+    /// In place and on disk.
+    Durable,
+    /// In place (every reader sees the new version), but the directory could not be synced:
+    /// a power loss before the next sync may bring the old version back. The caller keeps the
+    /// change (file and running state agree) and warns.
+    NotDurable(io::Error),
+}
+
 /// Replaces the file at `path` with `text` atomically (readable by root only), keeping the
 /// previous contents as `path.bak`.
 ///
 /// # Errors
-/// Any I/O error, with the path; the file at `path` is then unchanged.
-pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
+/// Any I/O error before the new version is in place, with the path; the file at `path` is then
+/// unchanged. After the rename nothing is an error: see [`Written::NotDurable`].
+pub fn write_atomic(path: &Path, text: &str) -> io::Result<Written> {
+    write_atomic_with(path, text, sync_dir)
+}
+
+fn write_atomic_with(
+    path: &Path,
+    text: &str,
+    sync_dir: impl Fn(&Path) -> io::Result<()>,
+) -> io::Result<Written> {
     let dir = match path.parent() {
         Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
         _ => PathBuf::from("."),
@@ -64,7 +85,10 @@ pub fn write_atomic(path: &Path, text: &str) -> io::Result<()> {
         let _ = fs::remove_file(&tmp);
         return Err(annotate("renaming to", path, e));
     }
-    sync_dir(&dir).map_err(|e| annotate("syncing", &dir, e))
+    Ok(match sync_dir(&dir) {
+        Ok(()) => Written::Durable,
+        Err(e) => Written::NotDurable(annotate("syncing", &dir, e)),
+    })
 }
 
 #[cfg(test)]
@@ -77,9 +101,9 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("xlagg-store-{}", std::process::id()));
         let _ = fs::remove_dir_all(&dir);
         let path = dir.join("xlagg.toml");
-        write_atomic(&path, "one\n").unwrap();
+        assert!(matches!(write_atomic(&path, "one\n"), Ok(Written::Durable)));
         assert!(!backup_path(&path).exists());
-        write_atomic(&path, "two\n").unwrap();
+        assert!(matches!(write_atomic(&path, "two\n"), Ok(Written::Durable)));
         assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
         assert_eq!(fs::read_to_string(backup_path(&path)).unwrap(), "one\n");
         let mode = fs::metadata(&path).unwrap().permissions().mode() & 0o777;
@@ -90,6 +114,35 @@ mod tests {
             .filter(|n| n.contains(".tmp."))
             .collect();
         assert!(left.is_empty(), "temporary files left: {left:?}");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_failed_directory_sync_after_the_rename_is_not_a_failed_write() {
+        let dir = std::env::temp_dir().join(format!("xlagg-store-sync-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("xlagg.toml");
+        assert!(matches!(write_atomic(&path, "one\n"), Ok(Written::Durable)));
+        let failing = |_: &Path| Err(io::Error::other("EIO"));
+        match write_atomic_with(&path, "two\n", failing) {
+            Ok(Written::NotDurable(e)) => assert!(e.to_string().contains("syncing"), "{e}"),
+            other => panic!("the new version is in place, so not an error: {other:?}"),
+        }
+        assert_eq!(fs::read_to_string(&path).unwrap(), "two\n");
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn a_write_that_cannot_complete_leaves_the_old_version() {
+        let dir = std::env::temp_dir().join(format!("xlagg-store-full-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&dir);
+        let path = dir.join("xlagg.toml");
+        assert!(matches!(write_atomic(&path, "one\n"), Ok(Written::Durable)));
+        // A directory where the temporary file would go: the write fails before the rename.
+        let tmp = with_suffix(&path, &format!(".tmp.{}", std::process::id()));
+        fs::create_dir_all(&tmp).unwrap();
+        assert!(write_atomic(&path, "two\n").is_err());
+        assert_eq!(fs::read_to_string(&path).unwrap(), "one\n");
         fs::remove_dir_all(&dir).unwrap();
     }
 }
