@@ -85,6 +85,7 @@ fn forward_mode_teardown_detaches_every_program() {
     assert_eq!(leftovers(&bed), Vec::<String>::new());
 }
 
+/// `xlaggd --check` on `config`: its exit status and what it printed on stderr.
 fn xlaggd_with(bed: &Bed, config: &str) -> (i32, String) {
     let path = std::env::temp_dir().join(format!("xlagg-{}-bad.toml", bed.id));
     std::fs::write(&path, config).expect("write config");
@@ -97,6 +98,7 @@ fn xlaggd_with(bed: &Bed, config: &str) -> (i32, String) {
                 path.to_str().expect("utf-8"),
                 "--socket",
                 path.with_extension("sock").to_str().expect("utf-8"),
+                "--check",
             ],
         )
         .stdin(std::process::Stdio::null()));
@@ -222,4 +224,123 @@ fn a_member_with_someone_elses_xdp_program_is_refused_by_name() {
         "{err}"
     );
     assert!(err.contains("ip link set dev xlm1 xdp off"), "{err}");
+}
+
+#[test]
+fn a_lagg_whose_nic_is_missing_fails_alone_and_starts_when_the_nic_appears() {
+    let _serial = serial();
+    let bed = Bed::up(3, false);
+    let config = "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm0\", \"xlm9\"]\n\n\
+                  [[lagg]]\nname = \"lagg1\"\nlaggports = [\"xlm1\"]\naddresses = [\"10.77.1.1/24\"]\n";
+    let daemon = Daemon::start(&bed, config);
+    let status = |d: &Daemon| -> serde_json::Value {
+        let out = common::xlaggctl(&d.socket, &["-j"]);
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let s = status(&daemon);
+    assert_eq!(s[0]["state"], "failed", "{s}");
+    assert!(
+        s[0]["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("no network interface named 'xlm9'")),
+        "{s}"
+    );
+    assert_eq!(s[1]["state"], "running", "the other lagg runs: {s}");
+    assert!(
+        !bed.ip("app", &["-o", "link", "show", "xlm0"])
+            .contains("xdp"),
+        "nothing attached for the failed lagg"
+    );
+    let text =
+        String::from_utf8_lossy(&common::xlaggctl(&daemon.socket, &["lagg0"]).stdout).into_owned();
+    assert!(text.contains("status: failed"), "{text}");
+    // The NIC appears (a late driver, a hot-plugged card): lagg0 starts on its own.
+    bed.ip(
+        "app",
+        &[
+            "link", "add", "xlm9", "type", "veth", "peer", "name", "xlq9",
+        ],
+    );
+    bed.ip("app", &["link", "set", "xlq9", "up"]);
+    common::wait_until(10, "lagg0 running after xlm9 appeared", || {
+        status(&daemon)[0]["state"] == "running"
+    });
+    let dump: serde_json::Value =
+        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
+    let faults: Vec<&str> = dump["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter(|e| e["kind"] == "fault")
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        faults.iter().any(|t| t.starts_with("not running"))
+            && faults.contains(&"running again"),
+        "{faults:?}"
+    );
+}
+
+#[test]
+fn a_worker_that_panics_is_noticed_and_its_lagg_restarts() {
+    let _serial = serial();
+    let bed = Bed::up(2, true);
+    let daemon = Daemon::start_with_args(
+        &bed,
+        &bed.config("loadbalance", "addresses = [\"10.77.0.1/24\"]\n", true),
+        &["--fault-injection"],
+    );
+    let ping = |bed: &Bed| {
+        run(&mut bed.exec(
+            "app",
+            &["ping", "-c", "2", "-i", "0.2", "-W", "1", "10.77.0.2"],
+        ))
+        .status
+        .success()
+    };
+    assert!(ping(&bed));
+    let pid = daemon.pid();
+    let crashed = xlagg_control::api::call(
+        &daemon.socket,
+        &xlagg_control::api::Request::CrashWorker {
+            name: "lagg0".into(),
+            queue: 0,
+        },
+    )
+    .expect("the daemon answers");
+    assert!(crashed.ok, "{crashed:?}");
+    common::wait_until(
+        5,
+        "the fault in the timeline and lagg0 running again",
+        || {
+            let out = common::xlaggctl(&daemon.socket, &["dump"]);
+            let dump: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+            let restarted = dump["events"].as_array().is_some_and(|e| {
+                e.iter().any(|e| {
+                    e["kind"] == "fault"
+                        && e["text"]
+                            .as_str()
+                            .is_some_and(|t| t.contains("died: restarting"))
+                })
+            });
+            restarted && dump["laggs"][0]["state"] == "running"
+        },
+    );
+    assert!(
+        std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "the daemon lives"
+    );
+    common::wait_until(10, "traffic through lagg0 again", || ping(&bed));
+    // Without the flag the request is refused.
+    drop(daemon);
+    let plain = Daemon::start(&bed, "[daemon]\nlink_poll_ms = 10000\n");
+    let refused = xlagg_control::api::call(
+        &plain.socket,
+        &xlagg_control::api::Request::CrashWorker {
+            name: "lagg0".into(),
+            queue: 0,
+        },
+    )
+    .expect("answer");
+    assert!(!refused.ok && refused.errors[0].contains("fault injection is off"));
 }

@@ -73,6 +73,14 @@ pub enum Request {
     Dump,
     /// Prometheus text exposition.
     Metrics,
+    /// Fault injection for tests (refused unless xlaggd runs with `--fault-injection`): the
+    /// worker of `queue` of lagg `name` panics.
+    CrashWorker {
+        /// `laggN`.
+        name: String,
+        /// The worker's queue.
+        queue: usize,
+    },
     /// Counters, state and events after sequence number `since`, for the dashboard.
     Snapshot {
         /// Events with a sequence number above this one.

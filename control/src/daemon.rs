@@ -31,7 +31,27 @@ pub struct Daemon {
     events: std::collections::VecDeque<(u64, LaggEvent)>,
     next_event: u64,
     event_counts: std::collections::BTreeMap<&'static str, u64>,
+    /// Laggs that should run but could not start (a missing NIC, a foreign program) or whose
+    /// worker died and could not restart: retried while the others run.
+    failed: std::collections::BTreeMap<String, Failure>,
+    /// Fault-injection requests are honoured (tests only).
+    fault_injection: bool,
 }
+
+/// Why a lagg that should run does not, and when it is tried again.
+#[derive(Debug, Clone)]
+pub struct Failure {
+    /// The error, as the start reported it.
+    pub reason: String,
+    /// Tries so far.
+    pub attempts: u32,
+    /// Not before then.
+    pub next_try: std::time::Instant,
+}
+
+/// The longest wait between two tries of a failed lagg (the wait doubles from 1 s). A link
+/// notification (a member appearing) makes every failed lagg due at once.
+const RETRY_MAX: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Events kept for the timeline.
 const EVENTS_KEPT: usize = 500;
@@ -55,7 +75,135 @@ impl Daemon {
             events: std::collections::VecDeque::new(),
             next_event: 1,
             event_counts: std::collections::BTreeMap::new(),
+            failed: std::collections::BTreeMap::new(),
+            fault_injection: false,
         }
+    }
+
+    /// Whether fault-injection requests are honoured (`xlaggd --fault-injection`, tests only).
+    pub fn set_fault_injection(&mut self, on: bool) {
+        self.fault_injection = on;
+    }
+
+    /// The laggs that should run but do not, and why.
+    pub fn failed(&self) -> &std::collections::BTreeMap<String, Failure> {
+        &self.failed
+    }
+
+    /// Records that `name` could not start (or stopped on a fault): reported and retried.
+    fn fail(&mut self, name: &str, reason: String) {
+        let attempts = self.failed.get(name).map_or(0, |f| f.attempts) + 1;
+        let wait = std::time::Duration::from_secs(1 << attempts.min(5)).min(RETRY_MAX);
+        if self.failed.get(name).is_none_or(|f| f.reason != reason) {
+            tracing::error!(lagg = %name, error = %reason, attempts, retry_in_s = wait.as_secs(), "lagg not running; the others are unaffected");
+            self.push_event(LaggEvent {
+                time_ms: crate::lagg::unix_ms(),
+                kind: "fault",
+                lagg: name.to_string(),
+                port: None,
+                text: format!("not running: {reason}"),
+            });
+        }
+        self.failed.insert(
+            name.to_string(),
+            Failure {
+                reason,
+                attempts,
+                next_try: std::time::Instant::now() + wait,
+            },
+        );
+    }
+
+    /// Makes every failed lagg due soon (a device appeared or changed; a burst of
+    /// notifications makes one try).
+    pub fn retry_soon(&mut self) {
+        let soon = std::time::Instant::now() + std::time::Duration::from_millis(250);
+        for f in self.failed.values_mut() {
+            f.next_try = f.next_try.min(soon);
+        }
+    }
+
+    /// Tries the failed laggs that are due; returns the names of those that started.
+    pub fn retry_failed(&mut self, nl: &Netlink) -> Vec<String> {
+        let now = std::time::Instant::now();
+        let due: Vec<String> = self
+            .failed
+            .iter()
+            .filter(|(_, f)| f.next_try <= now)
+            .map(|(n, _)| n.clone())
+            .collect();
+        let mut started = Vec::new();
+        for name in due {
+            let Some(cfg) = self.config.laggs.iter().find(|c| c.name == name).cloned() else {
+                self.failed.remove(&name);
+                continue;
+            };
+            let owned: Vec<u32> = self.laggs.iter().flat_map(Lagg::ifindexes).collect();
+            let result = Lagg::preflight_owned(nl, &cfg, &owned)
+                .and_then(|()| Lagg::start(nl, &cfg, StartOptions::default()));
+            match result {
+                Ok(lagg) => {
+                    self.failed.remove(&name);
+                    self.laggs.push(lagg);
+                    self.sort();
+                    tracing::info!(lagg = %name, "lagg started after an earlier failure");
+                    self.push_event(LaggEvent {
+                        time_ms: crate::lagg::unix_ms(),
+                        kind: "fault",
+                        lagg: name.clone(),
+                        port: None,
+                        text: "running again".into(),
+                    });
+                    started.push(name);
+                }
+                Err(e) => {
+                    tracing::debug!(lagg = %name, error = %e, "still cannot start");
+                    self.fail(&name, e.to_string());
+                }
+            }
+        }
+        started
+    }
+
+    /// When [`retry_failed`](Self::retry_failed) is next due.
+    pub fn retry_deadline(&self) -> Option<std::time::Instant> {
+        self.failed.values().map(|f| f.next_try).min()
+    }
+
+    /// Restarts every lagg with a worker that died (noticed within one control tick): its
+    /// ports leave the aggregation with the old lagg and come back with the new one. A lagg
+    /// that cannot restart is failed and retried. Returns the laggs restarted.
+    pub fn restart_dead_workers(&mut self, nl: &Netlink) -> Vec<String> {
+        let dead: Vec<(usize, Vec<usize>)> = self
+            .laggs
+            .iter()
+            .enumerate()
+            .map(|(i, l)| (i, l.dead_workers()))
+            .filter(|(_, d)| !d.is_empty())
+            .collect();
+        let mut restarted = Vec::new();
+        for (i, queues) in dead.into_iter().rev() {
+            let lagg = self.laggs.remove(i);
+            let cfg = lagg.config().clone();
+            tracing::error!(lagg = %cfg.name, queues = ?queues, "a worker died; restarting the lagg");
+            self.push_event(LaggEvent {
+                time_ms: crate::lagg::unix_ms(),
+                kind: "fault",
+                lagg: cfg.name.clone(),
+                port: None,
+                text: format!("worker of queue(s) {queues:?} died: restarting"),
+            });
+            lagg.stop(nl);
+            match Lagg::start(nl, &cfg, StartOptions::default()) {
+                Ok(l) => {
+                    self.laggs.push(l);
+                    restarted.push(cfg.name.clone());
+                }
+                Err(e) => self.fail(&cfg.name, e.to_string()),
+            }
+        }
+        self.sort();
+        restarted
     }
 
     /// Moves the laggs' new events into the timeline (called every loop iteration).
@@ -115,23 +263,26 @@ impl Daemon {
         &mut self.laggs
     }
 
-    /// Starts every runnable lagg; on a failure stops those already started.
-    ///
-    /// # Errors
-    /// The lagg that failed and why.
-    pub fn start_all(&mut self, nl: &Netlink) -> Result<(), String> {
-        for cfg in self.config.laggs.iter().filter(|c| runnable(c)) {
-            match Lagg::start(nl, cfg, StartOptions::default()) {
+    /// Starts every runnable lagg. One that cannot start (a missing NIC, a program someone
+    /// else holds) is reported failed and retried; the others run. Returns the failed ones.
+    pub fn start_all(&mut self, nl: &Netlink) -> Vec<String> {
+        let configs: Vec<LaggConfig> = self
+            .config
+            .laggs
+            .iter()
+            .filter(|c| runnable(c))
+            .cloned()
+            .collect();
+        for cfg in configs {
+            let owned: Vec<u32> = self.laggs.iter().flat_map(Lagg::ifindexes).collect();
+            let result = Lagg::preflight_owned(nl, &cfg, &owned)
+                .and_then(|()| Lagg::start(nl, &cfg, StartOptions::default()));
+            match result {
                 Ok(l) => self.laggs.push(l),
-                Err(e) => {
-                    for l in self.laggs.drain(..) {
-                        l.stop(nl);
-                    }
-                    return Err(e.to_string());
-                }
+                Err(e) => self.fail(&cfg.name, e.to_string()),
             }
         }
-        Ok(())
+        self.failed.keys().cloned().collect()
     }
 
     /// Stops every lagg.
@@ -152,7 +303,14 @@ impl Daemon {
                 match self.laggs.iter().find(|l| l.config().name == cfg.name) {
                     Some(l) => l.status(),
                     None if !cfg.up => Lagg::configured_status(cfg, "down"),
-                    None => Lagg::configured_status(cfg, "no laggports"),
+                    None => match self.failed.get(&cfg.name) {
+                        Some(f) => {
+                            let mut st = Lagg::configured_status(cfg, "failed");
+                            st.error = Some(f.reason.clone());
+                            st
+                        }
+                        None => Lagg::configured_status(cfg, "no laggports"),
+                    },
                 },
             );
         }
@@ -220,6 +378,7 @@ impl Daemon {
                         .filter(|c| self.laggs.iter().all(|l| l.config().name != c.name))
                         .map(|c| c.name.clone())
                         .collect(),
+                    failed: self.failed.keys().cloned().collect(),
                     events: self.event_counts.iter().map(|(k, v)| (*k, *v)).collect(),
                 };
                 Response::data(json!({ "text": crate::metrics::render(&self.samples(), &facts) }))
@@ -325,6 +484,20 @@ impl Daemon {
                     Response::data(json!(list))
                 }
             },
+            Request::CrashWorker { name, queue } => {
+                if !self.fault_injection {
+                    return Response::refused(vec![
+                        "fault injection is off (xlaggd --fault-injection, for tests)".into(),
+                    ]);
+                }
+                match self.laggs.iter().find(|l| l.config().name == name) {
+                    None => Response::refused(vec![format!("{name} is not running")]),
+                    Some(l) => match l.crash_worker(queue) {
+                        Ok(()) => Response::data(json!({ "crashed": queue })),
+                        Err(e) => Response::refused(vec![e]),
+                    },
+                }
+            }
             Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
                 Err(e) => Response::refused(e.problems),
                 Ok(doc) => self.change(nl, doc, dry_run, None),
@@ -482,6 +655,9 @@ impl Daemon {
             return Err(vec![e]);
         }
         self.laggs.extend(started);
+        for name in &changed {
+            self.failed.remove(name);
+        }
         self.doc = doc;
         self.config = config;
         self.sort();

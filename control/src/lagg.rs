@@ -1588,6 +1588,33 @@ impl Lagg {
         Ok(())
     }
 
+    /// Queues whose worker thread has ended although the lagg was not stopped (it panicked).
+    pub fn dead_workers(&self) -> Vec<usize> {
+        if self.stop.load(Ordering::Relaxed) {
+            return Vec::new();
+        }
+        self.workers
+            .iter()
+            .enumerate()
+            .filter(|(_, (h, _, _))| h.is_finished())
+            .map(|(q, _)| q)
+            .collect()
+    }
+
+    /// Fault injection for tests: makes the worker of `queue` panic.
+    ///
+    /// # Errors
+    /// No such worker, or it did not take the command.
+    pub fn crash_worker(&self, queue: usize) -> Result<(), String> {
+        let (_, _, control) = self
+            .workers
+            .get(queue)
+            .ok_or_else(|| format!("{} has no worker {queue}", self.cfg.name))?;
+        // The worker panics instead of answering: the call times out by design.
+        let _ = control.call(worker::Command::Crash, Duration::from_millis(200));
+        Ok(())
+    }
+
     /// The lagg's configuration.
     pub fn config(&self) -> &LaggConfig {
         &self.cfg
@@ -2251,6 +2278,7 @@ impl Lagg {
             name: cfg.name.clone(),
             description: cfg.description.clone(),
             state: state.into(),
+            error: None,
             laggproto: cfg.proto.to_string(),
             lagghash: cfg.hash.to_string(),
             upper: upper.into(),

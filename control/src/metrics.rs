@@ -40,6 +40,7 @@ const fn m(
 pub const CATALOG: &[Metric] = &[
     m("xlagg_build_info", "gauge", &["version"], "Always 1; the version of xlaggd."),
     m("xlagg_lagg_up", "gauge", &["lagg"], "1 while the lagg runs, 0 when configured but down or without ports."),
+    m("xlagg_lagg_failed", "gauge", &["lagg"], "1 while a lagg that should run does not (it could not start, or stopped on a fault) and is retried."),
     m("xlagg_lagg_active_ports", "gauge", &["lagg"], "Member ports that transmit now."),
     m("xlagg_lagg_failovers_total", "counter", &["lagg"], "Changes of the failover active port since the lagg started."),
     m("xlagg_lagg_link_flaps_total", "counter", &["lagg"], "Member link changes (after updelay/downdelay) since the lagg started."),
@@ -133,6 +134,8 @@ impl Out {
 pub struct DaemonFacts {
     /// Configured laggs that are not running.
     pub stopped: Vec<String>,
+    /// Laggs that should run but do not (retried).
+    pub failed: Vec<String>,
     /// Events so far by kind.
     pub events: Vec<(&'static str, u64)>,
 }
@@ -155,6 +158,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
     }
     for name in &facts.stopped {
         o.sample("xlagg_lagg_up", &[("lagg", name)], 0.0);
+    }
+    o.header("xlagg_lagg_failed");
+    for name in &facts.failed {
+        o.sample("xlagg_lagg_failed", &[("lagg", name)], 1.0);
     }
     type LaggValue = fn(&LaggSample) -> f64;
     let per_lagg: [(&str, LaggValue); 3] = [
@@ -632,6 +639,7 @@ mod tests {
             &[sample()],
             &DaemonFacts {
                 stopped: vec!["lagg1".into()],
+                failed: vec!["lagg1".into()],
                 events: vec![("link", 4)],
             },
         );

@@ -22,8 +22,12 @@ pub struct LaggStatus {
     pub name: String,
     /// Free text.
     pub description: String,
-    /// `running`, `down` (administratively) or `no laggports`.
+    /// `running`, `down` (administratively), `no laggports`, or `failed` (should run but
+    /// could not start, or stopped on a fault; retried).
     pub state: String,
+    /// Why a `failed` lagg does not run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
     /// Protocol.
     pub laggproto: String,
     /// Hash layers.
@@ -190,6 +194,9 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
     if !l.description.is_empty() {
         let _ = writeln!(o, "\tdescription: {}", l.description);
     }
+    if let Some(e) = &l.error {
+        let _ = writeln!(o, "\tstatus: failed ({e}); retried until it starts");
+    }
     for a in &l.addresses {
         let (addr, len) = a.split_once('/').unwrap_or((a, ""));
         if addr.contains(':') {
@@ -294,6 +301,7 @@ mod tests {
             name: "lagg0".into(),
             description: "uplink".into(),
             state: "running".into(),
+            error: None,
             laggproto: "failover".into(),
             lagghash: "l2,l3,l4".into(),
             upper: "host".into(),

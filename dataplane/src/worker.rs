@@ -117,12 +117,16 @@ pub enum Command {
         /// Member slot.
         slot: usize,
     },
+    /// Fault injection for tests: the worker panics, as a bug would make it (the control
+    /// thread must notice and recover).
+    Crash,
 }
 
 impl Command {
     fn slot(&self) -> usize {
         match self {
             Command::Add { slot, .. } | Command::Remove { slot } | Command::Reset { slot } => *slot,
+            Command::Crash => usize::MAX,
         }
     }
 }
@@ -475,6 +479,11 @@ impl Worker {
                 } => self.add_port(seq, slot, name, ifindex),
                 Command::Remove { slot } => Some(self.remove_port(slot)),
                 Command::Reset { slot } => self.reset_port(seq, slot),
+                #[allow(clippy::panic, reason = "fault injection: a test asked for this panic")]
+                Command::Crash => panic!(
+                    "worker of queue {} crashed on request (fault injection)",
+                    self.queue
+                ),
             };
             if let Some(answer) = answer {
                 control.answer(seq, answer);

@@ -233,24 +233,34 @@ impl Daemon {
         Self::start_in(bed, "app", config)
     }
 
+    /// xlaggd with extra command-line arguments.
+    pub fn start_with_args(bed: &Bed, config: &str, args: &[&str]) -> Daemon {
+        Self::start_full(bed, "app", config, args)
+    }
+
     /// xlaggd in namespace `role` (`app`, or `ptr` for an xlagg partner).
     pub fn start_in(bed: &Bed, role: &str, config: &str) -> Daemon {
+        Self::start_full(bed, role, config, &[])
+    }
+
+    fn start_full(bed: &Bed, role: &str, config: &str, extra: &[&str]) -> Daemon {
         let path = std::env::temp_dir().join(format!("xlagg-{}-{role}.toml", bed.id));
         std::fs::write(&path, config).expect("write config");
         let socket = path.with_extension("sock");
+        let xlaggd = xlaggd_bin();
+        let token = path.with_extension("token");
+        let mut args = vec![
+            xlaggd.to_str().expect("utf-8"),
+            "--config",
+            path.to_str().expect("utf-8"),
+            "--socket",
+            socket.to_str().expect("utf-8"),
+            "--token-file",
+            token.to_str().expect("utf-8"),
+        ];
+        args.extend(extra);
         let mut child = bed
-            .exec(
-                role,
-                &[
-                    xlaggd_bin().to_str().expect("utf-8"),
-                    "--config",
-                    path.to_str().expect("utf-8"),
-                    "--socket",
-                    socket.to_str().expect("utf-8"),
-                    "--token-file",
-                    path.with_extension("token").to_str().expect("utf-8"),
-                ],
-            )
+            .exec(role, &args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

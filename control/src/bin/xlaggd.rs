@@ -52,6 +52,9 @@ struct Args {
     /// Print the metric catalog (name, type, labels, help) and exit.
     #[arg(long)]
     metrics_catalog: bool,
+    /// Accept fault-injection requests on the management socket (tests only).
+    #[arg(long, hide = true)]
+    fault_injection: bool,
 }
 
 fn main() -> ExitCode {
@@ -140,14 +143,14 @@ fn main() -> ExitCode {
             }
         }
     };
-    // Check every lagg before creating anything for any of them.
-    for lagg in config.laggs.iter().filter(|l| runnable(l)) {
-        if let Err(e) = Lagg::preflight_owned(&nl, lagg, &theirs) {
-            eprintln!("xlaggd: {}: {e}", args.config.display());
-            return ExitCode::from(2);
-        }
-    }
     let Some(server) = server else {
+        // --check: every lagg against the devices, without touching anything.
+        for lagg in config.laggs.iter().filter(|l| runnable(l)) {
+            if let Err(e) = Lagg::preflight_owned(&nl, lagg, &theirs) {
+                eprintln!("xlaggd: {}: {e}", args.config.display());
+                return ExitCode::from(2);
+            }
+        }
         println!(
             "{}: configuration valid, {} lagg(s)",
             args.config.display(),
@@ -219,9 +222,12 @@ fn main() -> ExitCode {
     let status_every = Duration::from_millis(config.daemon.status_interval_ms);
     let mut daemon = Daemon::new(args.config.clone(), doc, config);
     daemon.set_endpoints(http.as_ref().map(|h| h.addr), token_file);
-    if let Err(e) = daemon.start_all(&nl) {
-        eprintln!("xlaggd: {e}");
-        return ExitCode::from(1);
+    daemon.set_fault_injection(args.fault_injection);
+    // A lagg that cannot start (a missing NIC, a foreign program) is reported and retried
+    // while the others run.
+    let failed = daemon.start_all(&nl);
+    if !failed.is_empty() {
+        tracing::warn!(failed = ?failed, "running degraded: these laggs are retried when their devices change");
     }
     let mut next_view = Instant::now();
     if let Some(h) = &http {
@@ -243,6 +249,7 @@ fn main() -> ExitCode {
             .iter()
             .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
             .flatten()
+            .chain(daemon.retry_deadline())
             .chain([next_link_poll, now + Duration::from_millis(100)])
             .min()
             .unwrap_or(next_link_poll);
@@ -268,6 +275,8 @@ fn main() -> ExitCode {
                     true
                 }
             };
+            // A device appeared or changed: a lagg that could not start may now.
+            daemon.retry_soon();
             for lagg in daemon.laggs_mut() {
                 let result = if overrun {
                     tracing::warn!(lagg = %lagg.config().name, "link notifications were lost; re-reading link state");
@@ -287,6 +296,11 @@ fn main() -> ExitCode {
                     tracing::error!(lagg = %lagg.config().name, error = %e, "LACP input failed");
                 }
             }
+        }
+        // A worker that died is noticed here, within one control tick.
+        daemon.restart_dead_workers(&nl);
+        if daemon.retry_deadline().is_some_and(|t| t <= Instant::now()) {
+            daemon.retry_failed(&nl);
         }
         daemon.collect_events();
         // Management requests last: a change may replace laggs (and their sockets above).
