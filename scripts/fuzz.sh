@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every fuzz target for a bounded time (default 20 s each) with cargo fuzz on the pinned
+# Runs every fuzz target (frame parsers, micro-BFD, probe replies, ifconfig words, rc.conf, the
+# TOML document, the HTTP request parsers) for a bounded time (default 20 s each) with cargo fuzz on the pinned
 # nightly; fails on any crash. Usage: scripts/fuzz.sh [SECONDS]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -7,7 +8,7 @@ seconds=${1:-20}
 nightly="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
 command -v cargo-fuzz >/dev/null || { echo "fuzz.sh: cargo-fuzz is missing; run scripts/setup.sh" >&2; exit 1; }
 mkdir -p fuzz/corpus
-for target in slow_pdu flow_hash; do
+for target in slow_pdu flow_hash bfd_packet probe_reply ifconfig_words rcconf config_toml http_request; do
   mkdir -p "fuzz/corpus/$target"
   echo "== fuzz $target for ${seconds}s"
   seeds=()

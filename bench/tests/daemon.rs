@@ -275,8 +275,7 @@ fn a_lagg_whose_nic_is_missing_fails_alone_and_starts_when_the_nic_appears() {
         .filter_map(|e| e["text"].as_str())
         .collect();
     assert!(
-        faults.iter().any(|t| t.starts_with("not running"))
-            && faults.contains(&"running again"),
+        faults.iter().any(|t| t.starts_with("not running")) && faults.contains(&"running again"),
         "{faults:?}"
     );
 }

@@ -311,6 +311,8 @@ pub struct DaemonSpec {
     /// HTTPS private key (PEM).
     #[serde(skip_serializing_if = "String::is_empty")]
     pub tls_key: String,
+    /// Memory (MiB) the frames and rings of one lagg's workers may take.
+    pub memory_budget_mb: u64,
 }
 
 impl Default for DaemonSpec {
@@ -325,9 +327,13 @@ impl Default for DaemonSpec {
             http_hosts: Vec::new(),
             tls_cert: String::new(),
             tls_key: String::new(),
+            memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
         }
     }
 }
+
+/// The memory one lagg's workers may map unless `daemon.memory_budget_mb` says otherwise.
+pub const DEFAULT_MEMORY_BUDGET_MB: u64 = 2048;
 
 /// Where `xlaggd` listens for `xlaggctl` unless `daemon.socket` says otherwise.
 pub const DEFAULT_SOCKET: &str = "/run/xlagg/xlaggd.sock";
@@ -702,6 +708,26 @@ impl ConfigDoc {
                     format!("{} must be a power of two from 64 to 32768", r.ring_size),
                 );
             }
+            let memory = xlagg_dataplane::worker::lagg_memory(
+                r.laggports.len(),
+                r.ring_size.clamp(64, 32768).next_power_of_two(),
+                r.cores.len(),
+            );
+            let budget = raw.daemon.memory_budget_mb.saturating_mul(1 << 20);
+            if memory > budget {
+                bad(
+                    "ring_size",
+                    format!(
+                        "its workers would map {} MiB of frames and rings ({} worker(s), {} members, rings of {}), \
+                         above daemon.memory_budget_mb = {}: use smaller rings or fewer cores, or raise the budget",
+                        memory >> 20,
+                        r.cores.len().max(1),
+                        r.laggports.len(),
+                        r.ring_size,
+                        raw.daemon.memory_budget_mb
+                    ),
+                );
+            }
             let zero_copy = match r.zero_copy.as_str() {
                 "auto" => Some(ZeroCopy::Auto),
                 "off" => Some(ZeroCopy::Off),
@@ -1024,6 +1050,25 @@ mod tests {
         Config::from_toml(text)
             .expect_err("must be refused")
             .problems
+    }
+
+    #[test]
+    fn a_lagg_beyond_the_memory_budget_is_refused_with_the_figure() {
+        let ports: Vec<String> = (0..32).map(|i| format!("\"em{i}\"")).collect();
+        let text = format!(
+            "[[lagg]]\nname = \"lagg0\"\nring_size = 32768\ncores = [0, 1, 2, 3]\nlaggports = [{}]\n",
+            ports.join(", ")
+        );
+        let e = ConfigDoc::from_toml(&text).unwrap().validate().unwrap_err();
+        assert!(
+            e.problems[0].starts_with("lagg0.ring_size: its workers would map 32966 MiB"),
+            "{e}"
+        );
+        let raised = format!("[daemon]\nmemory_budget_mb = 40000\n{text}");
+        assert!(ConfigDoc::from_toml(&raised).unwrap().validate().is_ok());
+        // The default lagg is far below the default budget.
+        let small = "[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\", \"em1\"]\n";
+        assert!(ConfigDoc::from_toml(small).unwrap().validate().is_ok());
     }
 
     #[test]

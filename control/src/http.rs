@@ -400,7 +400,7 @@ fn refused(status: u16, message: String) -> hyper::Response<Body> {
 
 /// Whether `Host` names this listener in a way no other site can: an IP address, `localhost`,
 /// or a configured name.
-fn host_allowed(host: &str, names: &[String]) -> bool {
+pub fn host_allowed(host: &str, names: &[String]) -> bool {
     let name = match host.strip_prefix('[') {
         Some(rest) => rest.split(']').next().unwrap_or(""),
         None => host.rsplit_once(':').map_or(host, |(h, port)| {
@@ -418,7 +418,10 @@ fn host_allowed(host: &str, names: &[String]) -> bool {
 }
 
 /// The query of an API request: only `dry_run` is known, as 1/true or 0/false.
-fn parse_query(query: &str) -> Result<bool, String> {
+///
+/// # Errors
+/// Any other parameter or value, with what to write instead.
+pub fn parse_query(query: &str) -> Result<bool, String> {
     let mut dry_run = false;
     for kv in query.split('&').filter(|kv| !kv.is_empty()) {
         let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
@@ -716,7 +719,10 @@ fn refusal_status(r: &Response) -> u16 {
 }
 
 /// The web form's body: the `[[lagg]]` table as JSON, plus `options` (ifconfig words).
-fn form(body: &str) -> Result<(LaggSpec, Vec<String>), String> {
+///
+/// # Errors
+/// The body is not JSON or not a lagg.
+pub fn form(body: &str) -> Result<(LaggSpec, Vec<String>), String> {
     let mut value: serde_json::Value =
         serde_json::from_str(body).map_err(|e| format!("the body is not JSON: {e}"))?;
     let options = match value.as_object_mut().and_then(|o| o.remove("options")) {

@@ -169,9 +169,6 @@ impl BfdRuntime {
     }
 }
 
-/// Members a lagg's UMEM has room for beyond those it starts with (hot membership).
-pub const HOT_ADD_SPARE: usize = 4;
-
 /// Control-socket ids of [`Lagg::slow_sockets`] at and above this are micro-BFD sockets.
 const BFD_SOCKET_BASE: usize = 1 << 16;
 /// ... and at and above this, the ARP/NS probe monitor's.
@@ -638,7 +635,7 @@ impl Lagg {
                 ports.push((upper.name.clone(), upper.ifindex));
             }
             // Room for members joining at run time, up to MAX_MEMBERS or four more.
-            let spare = (MAX_MEMBERS - self.members.len()).min(HOT_ADD_SPARE);
+            let spare = (MAX_MEMBERS - self.members.len()).min(worker::HOT_ADD_SPARE);
             let frames = worker::frames_for(ports.len(), spare, sizes);
             let umem = Umem::new(frames).map_err(|e| LaggError::Socket {
                 lagg: self.cfg.name.clone(),

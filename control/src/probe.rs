@@ -97,8 +97,20 @@ pub fn neighbour_solicitation(mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
     f
 }
 
-/// The target a frame answers, if it is an ARP reply or a neighbour advertisement addressed to
-/// `mac` that concerns one of `targets`.
+/// Whether an IPv6 frame is a whole ICMPv6 neighbour advertisement as RFC 4861 requires it
+/// (hop limit 255, nothing cut off, a valid checksum).
+fn valid_na(frame: &[u8]) -> bool {
+    let plen = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
+    if frame[21] != 255 || plen < 24 || frame.len() < 54 + plen {
+        return false;
+    }
+    let icmp = &frame[54..54 + plen];
+    let len = (plen as u32).to_be_bytes();
+    checksum(&[&frame[22..38], &frame[38..54], &len, &[0, 0, 0, 58], icmp]) == 0
+}
+
+/// The target a frame answers, if it is an ARP reply or a valid neighbour advertisement
+/// addressed to `mac` that concerns one of `targets`.
 pub fn reply_from(frame: &[u8], mac: [u8; 6], targets: &[IpAddr]) -> Option<IpAddr> {
     if frame.len() < 42 || frame[0..6] != mac {
         return None;
@@ -108,7 +120,12 @@ pub fn reply_from(frame: &[u8], mac: [u8; 6], targets: &[IpAddr]) -> Option<IpAd
             let sender = IpAddr::V4(Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]));
             targets.contains(&sender).then_some(sender)
         }
-        0x86dd if frame.len() >= 14 + 40 + 24 && frame[20] == 58 && frame[54] == 136 => {
+        0x86dd
+            if frame.len() >= 14 + 40 + 24
+                && frame[20] == 58
+                && frame[54] == 136
+                && valid_na(frame) =>
+        {
             let mut t = [0u8; 16];
             t.copy_from_slice(&frame[62..78]);
             let target = IpAddr::V6(Ipv6Addr::from(t));
@@ -161,10 +178,19 @@ mod tests {
         assert_eq!(reply_from(&reply, pm, &[]), None, "not a target");
         let v6: IpAddr = "2001:db8:77::2".parse().unwrap();
         let IpAddr::V6(t6) = v6 else { unreachable!() };
-        let mut na = neighbour_solicitation(pm, t6);
+        // The target's advertisement (built independently, by the peer-notification code).
+        let mut na = crate::notify::unsolicited_na([2, 0, 0, 0, 0, 9], t6);
         na[0..6].copy_from_slice(&pm);
-        na[54] = 136;
         assert_eq!(reply_from(&na, pm, &[v6]), Some(v6));
+        let mut bad_sum = na.clone();
+        bad_sum[56] ^= 1;
+        let mut hop = na.clone();
+        hop[21] = 64;
+        let mut cut = na.clone();
+        cut[18..20].copy_from_slice(&200u16.to_be_bytes());
+        for (f, what) in [(bad_sum, "checksum"), (hop, "hop limit"), (cut, "length")] {
+            assert_eq!(reply_from(&f, pm, &[v6]), None, "{what}");
+        }
     }
 
     #[test]

@@ -1156,6 +1156,26 @@ pub fn frames_for(ports: usize, spare: usize, sizes: RingSizes) -> u32 {
         .max(16384)
 }
 
+/// Members a lagg's UMEM has room for beyond those it starts with (hot membership).
+pub const HOT_ADD_SPARE: usize = 4;
+
+/// The memory a lagg's workers map: each worker's UMEM (sized for the members, the upper port
+/// and [`HOT_ADD_SPARE`] more, up to [`MAX_MEMBERS`]) and four rings per socket.
+pub fn lagg_memory(members: usize, ring: u32, workers: usize) -> u64 {
+    let sizes = RingSizes {
+        fill: ring,
+        completion: ring,
+        rx: ring,
+        tx: ring,
+    };
+    let spare = MAX_MEMBERS.saturating_sub(members).min(HOT_ADD_SPARE);
+    let ports = members + 1;
+    let umem = u64::from(frames_for(ports, spare, sizes)) * u64::from(afxdp::FRAME_SIZE);
+    let desc = std::mem::size_of::<afxdp::Desc>() as u64;
+    let rings = (ports + spare) as u64 * u64::from(ring) * (8 + 8 + desc + desc);
+    (umem + rings) * workers.max(1) as u64
+}
+
 /// Default ring sizes and frame count for a worker serving `ports` ports.
 pub fn default_frames(ports: usize, sizes: RingSizes) -> u32 {
     frames_for(ports, 0, sizes)
