@@ -4,7 +4,8 @@
 //! ([`iperf`]), the AF_XDP and in-kernel XDP
 //! generators ([`xdpgen`]), a VLAN subinterface stand-in for kernels without 8021q ([`vlan`]), and the scenarios: forward-mode throughput against a same-run
 //! ceiling ([`forward`]), LACP convergence ([`convergence`]), switchover on carrier loss
-//! ([`switchover`]), and the whole suite with reports and comparison ([`suite`]).
+//! ([`switchover`]), the soak of events under traffic ([`soak`]), and the whole suite with
+//! reports and comparison ([`suite`]).
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
 #![forbid(unsafe_code)]
@@ -13,6 +14,7 @@ pub mod convergence;
 pub mod forward;
 pub mod iperf;
 pub mod packet_tools;
+pub mod soak;
 pub mod suite;
 pub mod switchover;
 pub mod testbed;

@@ -252,6 +252,32 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ifaces: Vec<String>,
     },
+    /// Soak: traffic through a lagg for a given time while members flap, join and leave,
+    /// changes arrive through the API and the daemon restarts; fails when a frame is lost
+    /// outside an event's window, a flow is reordered, or memory or descriptors grow.
+    Soak {
+        /// Total seconds.
+        #[arg(long, default_value_t = 600)]
+        seconds: u64,
+        /// Offered frames per second.
+        #[arg(long, default_value_t = 10000)]
+        pps: u64,
+        /// Flows.
+        #[arg(long, default_value_t = 256)]
+        flows: u32,
+        /// Seconds per segment (one event each).
+        #[arg(long, default_value_t = 6)]
+        segment: u64,
+        /// Restart the daemon every this many segments (0: never).
+        #[arg(long, default_value_t = 5)]
+        restart_every: usize,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
+        /// Write the results (with the machine and versions) as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Holds a VLAN subinterface stand-in on an interface (tc programs; for kernels without
     /// 8021q) until SIGINT/SIGTERM: frames to PREFIX leave tagged VID, frames tagged VID
     /// arrive untagged.
@@ -369,6 +395,28 @@ fn main() -> Result<()> {
         } => forward::serve(&members, &port, &proto, fixed, core)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
         Command::Vlan { iface, vid, prefix } => xlagg_bench::vlan::hold(&iface, vid, &prefix)?,
+        Command::Soak {
+            seconds,
+            pps,
+            flows,
+            segment,
+            restart_every,
+            testbed,
+            json,
+        } => {
+            let options = xlagg_bench::soak::SoakOptions {
+                seconds,
+                pps,
+                flows,
+                segment_seconds: segment,
+                restart_every,
+            };
+            let report = xlagg_bench::soak::run(options, &testbed)?;
+            write_json(json.as_deref(), "soak", serde_json::json!(options), &report)?;
+            if !report.failures.is_empty() {
+                anyhow::bail!("the soak failed: {}", report.failures.join("; "));
+            }
+        }
         Command::Xdpsink { ifaces, flows } => suite::kernel_sink(&ifaces, flows)?,
         Command::Redirect { from, to } => suite::redirect(&from, &to)?,
         Command::Suite {
