@@ -252,6 +252,29 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ifaces: Vec<String>,
     },
+    /// TCP through a host-mode laggN with iperf3 per protocol, next to the same iperf3 over a
+    /// plain veth pair in the same run.
+    Tcp {
+        /// Protocols, comma-separated.
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "failover,loadbalance,roundrobin,broadcast,lacp"
+        )]
+        protocols: Vec<String>,
+        /// Megabytes per transfer (each direction).
+        #[arg(long, default_value_t = 200)]
+        megabytes: u64,
+        /// Rounds.
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
+        /// Write the results (with the machine and versions) as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
     /// Soak: traffic through a lagg for a given time while members flap, join and leave,
     /// changes arrive through the API and the daemon restarts; fails when a frame is lost
     /// outside an event's window, a flow is reordered, or memory or descriptors grow.
@@ -395,6 +418,18 @@ fn main() -> Result<()> {
         } => forward::serve(&members, &port, &proto, fixed, core)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
         Command::Vlan { iface, vid, prefix } => xlagg_bench::vlan::hold(&iface, vid, &prefix)?,
+        Command::Tcp {
+            protocols,
+            megabytes,
+            runs,
+            testbed,
+            json,
+        } => {
+            let report = xlagg_bench::tcp::run(&protocols, megabytes << 20, runs, &testbed)?;
+            let options =
+                serde_json::json!({"protocols": protocols, "megabytes": megabytes, "runs": runs});
+            write_json(json.as_deref(), "tcp", options, &report)?;
+        }
         Command::Soak {
             seconds,
             pps,

@@ -747,7 +747,9 @@ impl Worker {
                         .as_ref()
                         .map(|c| std::os::fd::AsRawFd::as_raw_fd(&c.door));
                     afxdp::wait_readable(live, door, &mut self.pollfds, IDLE_POLL_MS);
-                    idle = 0;
+                    // Still idle after the wait: the next empty iteration waits again at
+                    // once instead of spinning another IDLE_SPINS times.
+                    idle = IDLE_SPINS - 1;
                 }
             }
             if started >= stats_due {
