@@ -181,9 +181,9 @@ pub struct LacpOptions {
     /// Fewer distributing ports than this: the lagg distributes on none.
     pub min_links: usize,
     /// Mux control: coupled (default) or independent.
-    pub independent_mux: bool,
+    pub mux: crate::lacp::MuxMode,
     /// Aggregator selection: speed, count or stable.
-    pub selection: String,
+    pub selection: crate::lacp::SelectionPolicy,
 }
 
 impl Default for LacpOptions {
@@ -198,8 +198,8 @@ impl Default for LacpOptions {
             port_priority: 0x8000,
             port_priorities: Vec::new(),
             min_links: 1,
-            independent_mux: false,
-            selection: "speed".into(),
+            mux: crate::lacp::MuxMode::Coupled,
+            selection: crate::lacp::SelectionPolicy::Speed,
         }
     }
 }
@@ -812,8 +812,8 @@ impl ConfigDoc {
                 fast_timeout: r.lacp_fast_timeout,
                 strict: r.lacp_strict,
                 min_links: r.min_links,
-                independent_mux: r.lacp_mux == "independent",
-                selection: r.lacp_select.clone(),
+                mux: crate::lacp::MuxMode::Coupled,
+                selection: crate::lacp::SelectionPolicy::Speed,
                 ..LacpOptions::default()
             };
             let mut priority = |field: &str, v: u32| -> u16 {
@@ -864,11 +864,19 @@ impl ConfigDoc {
                     format!("{} is out of range: use 1 to {MAX_MEMBERS}", r.min_links),
                 );
             }
-            if !matches!(r.lacp_mux.as_str(), "coupled" | "independent") {
-                bad(
+            match r.lacp_mux.as_str() {
+                "coupled" => lacp.mux = crate::lacp::MuxMode::Coupled,
+                "independent" => lacp.mux = crate::lacp::MuxMode::Independent,
+                other => bad(
                     "lacp_mux",
-                    format!("'{}' is not one of coupled, independent", r.lacp_mux),
-                );
+                    format!("'{other}' is not one of coupled, independent"),
+                ),
+            }
+            match r.lacp_select.as_str() {
+                "speed" => lacp.selection = crate::lacp::SelectionPolicy::Speed,
+                "count" => lacp.selection = crate::lacp::SelectionPolicy::Count,
+                "stable" => lacp.selection = crate::lacp::SelectionPolicy::Stable,
+                _ => {}
             }
             if !matches!(r.lacp_select.as_str(), "speed" | "count" | "stable") {
                 bad(

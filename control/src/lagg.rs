@@ -31,9 +31,10 @@ use xlagg_dataplane::xdp::{PortProgram, ProgramKind, XdpError};
 use crate::bfd;
 use crate::config::{BfdOptions, LaggConfig, LaggProto, Upper};
 use crate::lacp::pdu::PortState;
-use crate::lacp::{self, Lacp, LacpConfig, MuxMode, PortConfig, SelectionPolicy, Time};
+use crate::lacp::{self, Lacp, LacpConfig, PortConfig, Time};
+use crate::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
-use crate::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortStatus};
+use crate::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortFlags, PortStatus};
 
 /// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
 pub const HOST_PEER_PREFIX: &str = "xlh-";
@@ -98,37 +99,13 @@ pub struct Port {
     program: Option<PortProgram>,
     /// Holds the port promiscuous while open (the kernel undoes it when it closes).
     promiscuous: Option<PacketSocket>,
-    /// Effective link state (members only): the kernel's, after updelay/downdelay.
-    pub up: bool,
-    /// The kernel's link state (admin up and carrier) as last seen.
-    link: bool,
-    /// A change waiting out updelay or downdelay: (new state, when it takes effect).
-    pending: Option<(bool, Instant)>,
-    /// Whether XDP delivers this port's frames to the workers.
-    pub collecting: bool,
-    /// Whether the port is in the distribution table.
-    pub distributing: bool,
-    /// LACP's verdict (collecting, distributing), for `laggproto lacp`.
-    lacp_state: (bool, bool),
+    /// Whether the upper port's XDP program delivers to the workers (members: see the member
+    /// set).
+    collecting: bool,
     /// The port's MAC address.
     pub mac: [u8; 6],
-    /// Left the lagg at run time: its slot stays, empty, until the lagg restarts.
-    pub retired: bool,
-    /// The device's MTU is at least the lagg's (a smaller one would drop full frames).
-    pub mtu_ok: bool,
-    /// Micro-BFD lets the port carry traffic (always true without it).
-    pub bfd_ok: bool,
-    /// The ARP/NS probe monitor lets the port carry traffic (always true without it).
-    pub arp_ok: bool,
     /// Offloads turned off at attach, to set back at teardown.
     restore_features: Vec<(String, bool)>,
-}
-
-impl Port {
-    /// Link up and passed by the probe monitors: the port may carry traffic.
-    pub fn usable(&self) -> bool {
-        self.up && self.bfd_ok && self.arp_ok && self.mtu_ok && !self.retired
-    }
 }
 
 /// The LACP side of a lagg: the sans-IO core and one slow-protocol socket per member.
@@ -169,10 +146,16 @@ impl BfdRuntime {
     }
 }
 
-/// Control-socket ids of [`Lagg::slow_sockets`] at and above this are micro-BFD sockets.
-const BFD_SOCKET_BASE: usize = 1 << 16;
-/// ... and at and above this, the ARP/NS probe monitor's.
-const ARP_SOCKET_BASE: usize = 2 << 16;
+/// A control-path socket of a lagg: which monitor reads it, for which member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlSocket {
+    /// The member's slow-protocol socket (LACP, Marker).
+    Lacp(usize),
+    /// The member's micro-BFD socket.
+    Bfd(usize),
+    /// The member's ARP/NS probe monitor socket.
+    Probe(usize),
+}
 
 /// The ARP/NS probe monitor of a lagg: a packet socket per member, when each member last got a
 /// reply, when the next round goes out.
@@ -210,18 +193,16 @@ pub struct Lagg {
         Arc<worker::WorkerControl>,
     )>,
     lacp: Option<LacpRuntime>,
+    /// The members' state and the rules over it (sans-IO; see [`crate::members`]).
+    set: MemberSet,
+    /// Time zero of every timer of this lagg (the member set's, LACP's, micro-BFD's).
+    epoch: Instant,
     /// Send-only packet sockets per member for peer notifications, opened when first needed.
     notify_sockets: Vec<Option<PacketSocket>>,
-    /// Peer notifications still to send: (member, frames left per address, when).
-    notifications: Vec<(usize, u32, Instant)>,
     /// Forward mode: source MACs the workers saw from the downstream port.
     recent_macs: Option<Arc<xlagg_dataplane::learn::RecentMacs>>,
     /// The MACs of the previous aging period, and when the current one ends.
     previous_macs: (Vec<[u8; 6]>, Instant),
-    /// Effective member link changes since start.
-    flaps: u64,
-    /// Changes of the failover active port since start.
-    failovers: u64,
     /// State changes not yet collected by the daemon's event log.
     events: Vec<LaggEvent>,
     /// Micro-BFD, when enabled.
@@ -315,6 +296,18 @@ pub struct LaggSample {
 
 /// How long a source MAC counts as recently seen (at least; at most twice that).
 const MAC_AGING: Duration = Duration::from_secs(60);
+
+/// The member set's rules of a lagg's configuration.
+fn rules_for(cfg: &LaggConfig) -> Rules {
+    Rules {
+        proto: cfg.proto,
+        rx_all: cfg.rx_all,
+        updelay: Duration::from_millis(cfg.updelay_ms),
+        downdelay: Duration::from_millis(cfg.downdelay_ms),
+        notify_count: cfg.notify_count,
+        notify_interval: Duration::from_millis(cfg.notify_interval_ms),
+    }
+}
 
 fn policy_for(cfg: &LaggConfig) -> TxPolicy {
     match cfg.proto {
@@ -428,13 +421,12 @@ impl Lagg {
             stop: Arc::new(AtomicBool::new(false)),
             workers: Vec::new(),
             lacp: None,
+            set: MemberSet::new(rules_for(cfg), &cfg.ports),
+            epoch: Instant::now(),
             notify_sockets: Vec::new(),
-            notifications: Vec::new(),
             recent_macs: matches!(cfg.upper, Upper::Forward { .. })
                 .then(|| Arc::new(xlagg_dataplane::learn::RecentMacs::default())),
             previous_macs: (Vec::new(), Instant::now() + MAC_AGING),
-            flaps: 0,
-            failovers: 0,
             events: Vec::new(),
             bfd: None,
             arp: None,
@@ -477,11 +469,11 @@ impl Lagg {
             }
             Upper::Forward { port } => port.clone(),
         };
-        for name in &cfg.ports {
-            let port = self.attach_port(nl, name, true)?;
+        for (slot, name) in cfg.ports.iter().enumerate() {
+            let port = self.attach_port(nl, name, Some(slot))?;
             self.members.push(port);
         }
-        let upper = self.attach_port(nl, &upper_name, false)?;
+        let upper = self.attach_port(nl, &upper_name, None)?;
         self.upper = Some(upper);
         self.spawn_workers()?;
         if let Upper::Host { addresses } = &cfg.upper {
@@ -507,10 +499,10 @@ impl Lagg {
             self.start_arp(a)?;
         }
         self.refresh_links(nl)?;
+        let all: Vec<usize> = (0..self.members.len()).collect();
+        self.publish(&all, true)?;
         // The first read is the starting state, not a flap or a failover.
-        self.flaps = 0;
-        self.failovers = 0;
-        self.publish(true)?;
+        self.set.started();
         let mode = self
             .upper
             .as_ref()
@@ -542,31 +534,32 @@ impl Lagg {
         Ok(())
     }
 
-    /// Attaches the port program to `name` (a member, or the upper port when `member` is
-    /// false) and holds the port promiscuous.
-    fn attach_port(&mut self, nl: &Netlink, name: &str, member: bool) -> Result<Port, LaggError> {
+    /// Attaches the port program to `name` (the member in slot `member` of the member set, or
+    /// the upper port) and holds the port promiscuous.
+    fn attach_port(
+        &mut self,
+        nl: &Netlink,
+        name: &str,
+        member: Option<usize>,
+    ) -> Result<Port, LaggError> {
         let link = nl.require(name)?;
         let mut port = Port {
             name: name.to_string(),
             ifindex: link.index,
             program: None,
             promiscuous: None,
-            up: false,
-            link: false,
-            pending: None,
             collecting: false,
-            distributing: false,
-            lacp_state: (false, false),
             mac: link.mac,
-            bfd_ok: true,
-            arp_ok: true,
-            retired: false,
-            mtu_ok: link.mtu >= self.cfg.mtu,
             restore_features: Vec::new(),
         };
-        if !port.mtu_ok {
-            tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
+        if let Some(slot) = member {
+            let mtu_ok = link.mtu >= self.cfg.mtu;
+            self.set.set_verdict(slot, Verdict::Mtu, mtu_ok);
+            if !mtu_ok {
+                tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
+            }
         }
+        let member = member.is_some();
         if !link.admin_up {
             nl.set_up(link.index, true)?;
         }
@@ -693,16 +686,26 @@ impl Lagg {
         Ok(())
     }
 
+    /// Now, on the clock of every timer of this lagg.
+    fn now(&self) -> Time {
+        Time::from_duration(self.epoch.elapsed())
+    }
+
+    /// The instant of `t` on this lagg's clock.
+    fn instant(&self, t: Time) -> Instant {
+        self.epoch + Duration::from_nanos(t.0)
+    }
+
     /// Re-reads every member's link state from the kernel (at start, as a safety net, and after
     /// a notification overrun) and applies what changed.
     ///
     /// # Errors
     /// A netlink or map failure.
     pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
-        let now = Instant::now();
+        let now = self.now();
         let mut changed = Vec::new();
         for i in 0..self.members.len() {
-            if self.members[i].retired {
+            if self.set.member(i).retired {
                 continue;
             }
             let raw = match nl.link(&self.members[i].name)? {
@@ -714,7 +717,7 @@ impl Lagg {
                 }) if index == self.members[i].ifindex => admin_up && carrier,
                 Some(_) | None => false,
             };
-            if self.set_link(i, raw, now) {
+            if self.set.handle_link(now, i, raw) {
                 changed.push(i);
             }
         }
@@ -722,31 +725,12 @@ impl Lagg {
         Ok(!changed.is_empty())
     }
 
-    /// Records the kernel's link state of member `i`; returns whether the effective state
-    /// changed now (a change may instead wait out updelay or downdelay).
-    fn set_link(&mut self, i: usize, raw: bool, now: Instant) -> bool {
-        let (up_delay, down_delay) = (self.cfg.updelay_ms, self.cfg.downdelay_ms);
-        let lagg = self.cfg.name.clone();
-        let port = &mut self.members[i];
-        port.link = raw;
-        if raw == port.up {
-            if port.pending.take().is_some() {
-                tracing::info!(lagg = %lagg, port = %port.name, "link {} again before its delay ran out", if raw { "up" } else { "down" });
-            }
-            return false;
-        }
-        let delay = if raw { up_delay } else { down_delay };
-        if delay == 0 {
-            tracing::info!(lagg = %lagg, port = %port.name, "link {}", if raw { "up" } else { "down" });
-            port.up = raw;
-            port.pending = None;
-            return true;
-        }
-        if port.pending.map(|(v, _)| v) != Some(raw) {
-            tracing::info!(lagg = %lagg, port = %port.name, delay_ms = delay, "link {}; waiting {}", if raw { "up" } else { "down" }, if raw { "updelay" } else { "downdelay" });
-            port.pending = Some((raw, now + Duration::from_millis(delay)));
-        }
-        false
+    /// The member slot of the device `ifindex`, if it is a member that has not left.
+    fn slot_of(&self, ifindex: u32) -> Option<usize> {
+        self.members
+            .iter()
+            .enumerate()
+            .position(|(i, p)| p.ifindex == ifindex && !self.set.member(i).retired)
     }
 
     /// Applies kernel link notifications; those for other interfaces are ignored.
@@ -759,6 +743,7 @@ impl Lagg {
         events: &[LinkEvent],
     ) -> Result<(), LaggError> {
         let started = Instant::now();
+        let now = self.now();
         let mut changed = Vec::new();
         let mut usability = Vec::new();
         let host = matches!(self.cfg.upper, Upper::Host { .. })
@@ -770,17 +755,12 @@ impl Lagg {
             }
         }
         for ev in events {
-            let Some(i) = self
-                .members
-                .iter()
-                .position(|p| p.ifindex == ev.ifindex && !p.retired)
-            else {
+            let Some(i) = self.slot_of(ev.ifindex) else {
                 continue;
             };
             if let Some(mtu) = ev.mtu {
                 let ok = mtu >= self.cfg.mtu;
-                if ok != self.members[i].mtu_ok {
-                    self.members[i].mtu_ok = ok;
+                if self.set.set_verdict(i, Verdict::Mtu, ok) {
                     let text = if ok {
                         format!("MTU {mtu}: carries full frames again")
                     } else {
@@ -804,17 +784,14 @@ impl Lagg {
             self.after_usability_change(nl, &usability)?;
         }
         for ev in events {
-            if let Some(i) = self
-                .members
-                .iter()
-                .position(|p| p.ifindex == ev.ifindex && !p.retired)
-            {
+            if let Some(i) = self.slot_of(ev.ifindex) {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
-                if self.set_link(i, raw, started) && !changed.contains(&i) {
+                if self.set.handle_link(now, i, raw) && !changed.contains(&i) {
                     changed.push(i);
                 }
             }
         }
+        self.log_member_events();
         if !changed.is_empty() {
             self.after_link_change(nl, &changed)?;
             tracing::debug!(lagg = %self.cfg.name, micros = started.elapsed().as_micros() as u64, "link change applied");
@@ -822,15 +799,52 @@ impl Lagg {
         Ok(())
     }
 
-    /// When [`link_tick`](Self::link_tick) is due: a delayed link change or a notification.
+    /// Logs what the member set reports and puts it on the timeline.
+    fn log_member_events(&mut self) {
+        while let Some(e) = self.set.poll_event() {
+            let name = |m: Option<usize>| {
+                m.and_then(|m| self.members.get(m))
+                    .map_or("none".to_string(), |p| p.name.clone())
+            };
+            match e {
+                MemberEvent::Link {
+                    member,
+                    up,
+                    delayed,
+                } => {
+                    let state = if up { "up" } else { "down" };
+                    let port = name(Some(member));
+                    if delayed {
+                        tracing::info!(lagg = %self.cfg.name, port = %port, "link {state} (after its delay)");
+                    } else {
+                        tracing::info!(lagg = %self.cfg.name, port = %port, "link {state}");
+                    }
+                    self.event("link", Some(port), format!("link {state}"));
+                }
+                MemberEvent::Waiting { member, up, delay } => {
+                    tracing::info!(lagg = %self.cfg.name, port = %name(Some(member)), delay_ms = delay.as_millis() as u64,
+                        "link {}; waiting {}", if up { "up" } else { "down" }, if up { "updelay" } else { "downdelay" });
+                }
+                MemberEvent::Withdrawn { member } => {
+                    tracing::info!(lagg = %self.cfg.name, port = %name(Some(member)), "link changed back before its delay ran out");
+                }
+                MemberEvent::Failover { from, to } => {
+                    let text = format!("active port {} -> {}", name(from), name(to));
+                    tracing::info!(lagg = %self.cfg.name, "failover: {text}");
+                    let port = to.map(|t| name(Some(t)));
+                    self.event("failover", port, text);
+                }
+            }
+        }
+    }
+
+    /// When [`link_tick`](Self::link_tick) is due: a delayed link change, a notification, a
+    /// monitor's timer.
     pub fn link_deadline(&self) -> Option<Instant> {
-        let pending = self
-            .members
-            .iter()
-            .filter_map(|p| p.pending.map(|(_, t)| t));
-        let notes = self.notifications.iter().map(|n| n.2);
-        pending
-            .chain(notes)
+        self.set
+            .poll_timeout()
+            .map(|t| self.instant(t))
+            .into_iter()
             .chain(self.bfd_deadline())
             .chain(self.arp_deadline())
             .min()
@@ -841,36 +855,20 @@ impl Lagg {
     /// # Errors
     /// A netlink or map failure.
     pub fn link_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
-        let now = Instant::now();
-        let mut changed = Vec::new();
-        for (i, port) in self.members.iter_mut().enumerate() {
-            if let Some((v, t)) = port.pending {
-                if now >= t {
-                    tracing::info!(lagg = %self.cfg.name, port = %port.name, "link {} (after its delay)", if v { "up" } else { "down" });
-                    port.up = v;
-                    port.pending = None;
-                    changed.push(i);
-                }
-            }
-        }
+        let changed = self.set.handle_timeout(self.now());
+        self.log_member_events();
         self.after_link_change(nl, &changed)?;
         self.bfd_tick(nl)?;
         self.arp_tick(nl)?;
-        self.send_due_notifications(nl, now);
+        self.send_due_notifications(nl);
         Ok(())
     }
 
-    /// Feeds LACP, republishes, and schedules peer notifications for an active-port change
-    /// (failover) or for ports that came back.
+    /// Feeds LACP, republishes, and has peers told of an active-port change (failover) or of
+    /// ports that came back.
     fn after_link_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
         if changed.is_empty() {
             return Ok(());
-        }
-        self.flaps += changed.len() as u64;
-        for &i in changed {
-            let text = format!("link {}", if self.members[i].up { "up" } else { "down" });
-            let port = self.members[i].name.clone();
-            self.event("link", Some(port), text);
         }
         self.after_usability_change(nl, changed)
     }
@@ -880,7 +878,7 @@ impl Lagg {
     /// frame queued before the link went down leaves after it returns.
     fn reset_stuck_sockets(&mut self, changed: &[usize]) {
         for &i in changed {
-            if !self.members[i].usable() {
+            if !self.set.usable(i) {
                 continue;
             }
             for (q, (_, _, control)) in self.workers.iter().enumerate() {
@@ -906,61 +904,23 @@ impl Lagg {
         }
     }
 
-    /// After ports became usable or unusable (link, or a probe monitor's verdict).
+    /// After ports became usable or unusable (link, MTU, or a monitor's verdict).
     fn after_usability_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
         self.reset_stuck_sockets(changed);
         if let Some(rt) = self.lacp.as_mut() {
-            let now = rt.now();
+            let now = Time::from_duration(self.epoch.elapsed());
             for &i in changed {
                 let port = &self.members[i];
                 rt.core
-                    .handle_link(now, i, port.usable(), link_speed(&port.name));
+                    .handle_link(now, i, self.set.usable(i), link_speed(&port.name));
             }
         }
         self.drain_lacp()?;
-        let before = self.table.load().active().first().copied();
-        self.publish(false)?;
-        let after = self.table.load().active().first().copied();
-        let mut notify: Vec<usize> = Vec::new();
-        if self.cfg.proto == LaggProto::Failover && after != before {
-            self.failovers += 1;
-            let name = |m: Option<MemberIndex>| {
-                m.and_then(|m| self.members.get(usize::from(m)))
-                    .map_or("none".to_string(), |p| p.name.clone())
-            };
-            let text = format!("active port {} -> {}", name(before), name(after));
-            tracing::info!(lagg = %self.cfg.name, "failover: {text}");
-            let port = after.map(|a| name(Some(a)));
-            self.event("failover", port, text);
-            if let Some(a) = after {
-                notify.push(usize::from(a));
-            }
-        } else if self.cfg.proto != LaggProto::Failover {
-            notify.extend(
-                changed
-                    .iter()
-                    .copied()
-                    .filter(|&i| self.members[i].usable()),
-            );
-        }
-        let now = Instant::now();
-        for port in notify {
-            self.schedule_notification(port, now);
-        }
-        self.send_due_notifications(nl, now);
+        self.publish(changed, false)?;
+        self.send_due_notifications(nl);
         Ok(())
     }
 
-    fn schedule_notification(&mut self, port: usize, now: Instant) {
-        if self.cfg.notify_count == 0 {
-            return;
-        }
-        self.notifications.retain(|n| n.0 != port);
-        self.notifications.push((port, self.cfg.notify_count, now));
-    }
-
-    /// Host mode: a gratuitous ARP per IPv4 and an unsolicited NA per IPv6 address of laggN.
-    /// Forward mode: a learning frame per source MAC recently seen from the downstream port.
     fn notification_frames(&self, nl: &Netlink) -> Vec<Vec<u8>> {
         match &self.cfg.upper {
             Upper::Host { .. } => {
@@ -1002,19 +962,16 @@ impl Lagg {
         }
     }
 
-    fn send_due_notifications(&mut self, nl: &Netlink, now: Instant) {
+    /// Tells the peers of the members that are due (see [`MemberSet::due_notifications`]).
+    fn send_due_notifications(&mut self, nl: &Netlink) {
         // Age the forward-mode MAC table: keep one period's worth as "previous".
-        if now >= self.previous_macs.1 {
+        let wall = Instant::now();
+        if wall >= self.previous_macs.1 {
             if let Some(r) = &self.recent_macs {
-                self.previous_macs = (r.sweep(), now + MAC_AGING);
+                self.previous_macs = (r.sweep(), wall + MAC_AGING);
             }
         }
-        let due: Vec<usize> = self
-            .notifications
-            .iter()
-            .filter(|n| n.2 <= now)
-            .map(|n| n.0)
-            .collect();
+        let due = self.set.due_notifications(self.now());
         if due.is_empty() {
             return;
         }
@@ -1042,13 +999,7 @@ impl Lagg {
                 }
                 tracing::info!(lagg = %self.cfg.name, port = %self.members[port].name, frames = sent, "peer notification sent");
             }
-            let interval = Duration::from_millis(self.cfg.notify_interval_ms);
-            for n in self.notifications.iter_mut().filter(|n| n.0 == port) {
-                n.1 = n.1.saturating_sub(1);
-                n.2 = now + interval;
-            }
         }
-        self.notifications.retain(|n| n.1 > 0);
     }
 
     fn start_lacp(&mut self) -> Result<(), LaggError> {
@@ -1067,16 +1018,8 @@ impl Lagg {
             fast_timeout: o.fast_timeout,
             strict: o.strict,
             min_links: o.min_links,
-            mux: if o.independent_mux {
-                MuxMode::Independent
-            } else {
-                MuxMode::Coupled
-            },
-            selection: match o.selection.as_str() {
-                "count" => SelectionPolicy::Count,
-                "stable" => SelectionPolicy::Stable,
-                _ => SelectionPolicy::Speed,
-            },
+            mux: o.mux,
+            selection: o.selection,
         };
         let mut sockets = Vec::new();
         let mut ports = Vec::new();
@@ -1105,8 +1048,8 @@ impl Lagg {
                 },
             ));
         }
-        let epoch = Instant::now();
-        let core = Lacp::new(cfg, &ports, Time::from_duration(Duration::ZERO));
+        let epoch = self.epoch;
+        let core = Lacp::new(cfg, &ports, Time::from_duration(epoch.elapsed()));
         tracing::info!(
             lagg = %self.cfg.name,
             system = %format_mac(cfg.system),
@@ -1125,24 +1068,30 @@ impl Lagg {
     }
 
     /// The control-path sockets to wait on (LACP and micro-BFD), as (id, socket); hand the id
-    /// of a readable one to [`handle_slow_frames`](Self::handle_slow_frames).
-    pub fn slow_sockets(&self) -> Vec<(usize, &PacketSocket)> {
-        fn open(base: usize, sockets: &[Option<PacketSocket>]) -> Vec<(usize, &PacketSocket)> {
+    /// of a readable one to [`handle_control_frames`](Self::handle_control_frames).
+    pub fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
+        fn open(
+            kind: fn(usize) -> ControlSocket,
+            sockets: &[Option<PacketSocket>],
+        ) -> Vec<(ControlSocket, &PacketSocket)> {
             sockets
                 .iter()
                 .enumerate()
-                .filter_map(|(i, s)| s.as_ref().map(|s| (base + i, s)))
+                .filter_map(|(i, s)| s.as_ref().map(|s| (kind(i), s)))
                 .collect()
         }
-        let lacp = self.lacp.iter().flat_map(|rt| open(0, &rt.sockets));
+        let lacp = self
+            .lacp
+            .iter()
+            .flat_map(|rt| open(ControlSocket::Lacp, &rt.sockets));
         let bfd = self
             .bfd
             .iter()
-            .flat_map(|rt| open(BFD_SOCKET_BASE, &rt.sockets));
+            .flat_map(|rt| open(ControlSocket::Bfd, &rt.sockets));
         let arp = self
             .arp
             .iter()
-            .flat_map(|rt| open(ARP_SOCKET_BASE, &rt.sockets));
+            .flat_map(|rt| open(ControlSocket::Probe, &rt.sockets));
         lacp.chain(bfd).chain(arp).collect()
     }
 
@@ -1152,11 +1101,11 @@ impl Lagg {
             interval: Duration::from_millis(o.interval_ms),
             multiplier: o.multiplier,
         };
-        let epoch = Instant::now();
+        let epoch = self.epoch;
         let seed = (std::process::id() << 12) ^ (unix_ms() as u32);
         let mut sessions = Vec::new();
         let mut sockets = Vec::new();
-        for (i, p) in self.members.iter_mut().enumerate() {
+        for (i, p) in self.members.iter().enumerate() {
             let socket = PacketSocket::bind(p.ifindex, 0x0800).map_err(|source| {
                 LaggError::PacketSocket {
                     lagg: self.cfg.name.clone(),
@@ -1171,7 +1120,9 @@ impl Lagg {
                 seed.wrapping_add(i as u32 * 7919) | 1,
                 Duration::ZERO,
             ));
-            p.bfd_ok = false;
+        }
+        for i in 0..self.members.len() {
+            self.set.set_verdict(i, Verdict::Bfd, false);
         }
         let src_ip = match &self.cfg.upper {
             Upper::Host { addresses } => addresses.iter().find_map(|(a, _)| match a {
@@ -1203,7 +1154,7 @@ impl Lagg {
         let mut changed = Vec::new();
         let mut packets = Vec::new();
         for (i, s) in rt.sessions.iter_mut().enumerate() {
-            if self.members[i].retired {
+            if self.set.member(i).retired {
                 continue;
             }
             if s.tick(now).is_some() {
@@ -1231,8 +1182,7 @@ impl Lagg {
         for &i in changed {
             let ok = rt.sessions[i].is_up();
             let state = rt.sessions[i].state().name();
-            if self.members[i].bfd_ok != ok {
-                self.members[i].bfd_ok = ok;
+            if self.set.set_verdict(i, Verdict::Bfd, ok) {
                 flipped.push(i);
             }
             notes.push((self.members[i].name.clone(), format!("micro-BFD {state}")));
@@ -1253,19 +1203,22 @@ impl Lagg {
             .or(Some(rt.epoch + Duration::from_secs(3600)))
     }
 
-    /// Reads every pending frame of control socket `id` (see
-    /// [`slow_sockets`](Self::slow_sockets)): LACP into the LACP core, micro-BFD into its session.
+    /// Reads every pending frame of a control socket (see
+    /// [`control_sockets`](Self::control_sockets)): LACP into the LACP core, micro-BFD into its
+    /// session, probe replies into the probe monitor.
     ///
     /// # Errors
     /// A map failure while applying the result.
-    pub fn handle_slow_frames(&mut self, nl: &Netlink, id: usize) -> Result<(), LaggError> {
-        if id >= ARP_SOCKET_BASE {
-            return self.handle_arp_frames(nl, id - ARP_SOCKET_BASE);
-        }
-        if id >= BFD_SOCKET_BASE {
-            return self.handle_bfd_frames(nl, id - BFD_SOCKET_BASE);
-        }
-        let port = id;
+    pub fn handle_control_frames(
+        &mut self,
+        nl: &Netlink,
+        socket: ControlSocket,
+    ) -> Result<(), LaggError> {
+        let port = match socket {
+            ControlSocket::Probe(port) => return self.handle_arp_frames(nl, port),
+            ControlSocket::Bfd(port) => return self.handle_bfd_frames(nl, port),
+            ControlSocket::Lacp(port) => port,
+        };
         let Some(rt) = self.lacp.as_mut() else {
             return Ok(());
         };
@@ -1348,7 +1301,9 @@ impl Lagg {
                 program.set_probe_mac(mac)?;
             }
             probe_macs.push(mac);
-            p.arp_ok = false;
+        }
+        for i in 0..self.members.len() {
+            self.set.set_verdict(i, Verdict::Probe, false);
         }
         let interval = Duration::from_millis(o.interval_ms);
         tracing::info!(lagg = %self.cfg.name, targets = ?o.targets, interval_ms = o.interval_ms, missed_max = o.missed_max, "ARP/NS probe monitor started; members wait for a reply");
@@ -1391,12 +1346,11 @@ impl Lagg {
         let mut flipped = Vec::new();
         let mut notes = Vec::new();
         for (i, last) in rt.last_reply.iter().enumerate() {
-            if self.members[i].retired {
+            if self.set.member(i).retired {
                 continue;
             }
             let ok = last.is_some_and(|t| now.saturating_duration_since(t) <= rt.window);
-            if self.members[i].arp_ok != ok {
-                self.members[i].arp_ok = ok;
+            if self.set.set_verdict(i, Verdict::Probe, ok) {
                 flipped.push(i);
                 let text = if ok {
                     "probe monitor: replies arrive".to_string()
@@ -1489,8 +1443,8 @@ impl Lagg {
                     collecting,
                     distributing,
                 } => {
-                    if let Some(p) = self.members.get_mut(port) {
-                        p.lacp_state = (collecting, distributing);
+                    if let Some(p) = self.members.get(port) {
+                        self.set.set_lacp(port, collecting, distributing);
                         changed = true;
                         let text = format!(
                             "lacp {}{}",
@@ -1514,40 +1468,18 @@ impl Lagg {
             }
         }
         if changed {
-            self.publish(false)?;
+            self.publish(&[], false)?;
         }
         Ok(())
     }
 
     /// Derives which members distribute and collect, publishes the next table (from the
     /// previous one, so only affected buckets move) and sets the XDP collecting flags.
-    fn publish(&mut self, force: bool) -> Result<(), LaggError> {
-        let first_up = self.members.iter().position(Port::usable);
-        let decide = |i: usize, p: &Port| -> (bool, bool) {
-            if p.retired {
-                return (false, false);
-            }
-            match self.cfg.proto {
-                LaggProto::None => (false, false),
-                LaggProto::Lacp => p.lacp_state,
-                LaggProto::Failover if !self.cfg.rx_all => {
-                    (p.usable() && first_up == Some(i), p.usable())
-                }
-                _ => (p.usable(), p.usable()),
-            }
-        };
-        let decisions: Vec<(bool, bool)> = self
-            .members
-            .iter()
-            .enumerate()
-            .map(|(i, p)| decide(i, p))
-            .collect();
-        let active: Vec<MemberIndex> = decisions
-            .iter()
-            .enumerate()
-            .filter(|(_, d)| d.1)
-            .map(|(i, _)| i as MemberIndex)
-            .collect();
+    fn publish(&mut self, changed: &[usize], force: bool) -> Result<(), LaggError> {
+        let before: Vec<bool> = self.set.members().iter().map(|m| m.collecting).collect();
+        let decisions = self.set.settle(self.now(), changed);
+        self.log_member_events();
+        let active = self.set.active();
         let collecting_mask = decisions
             .iter()
             .enumerate()
@@ -1573,13 +1505,11 @@ impl Lagg {
                 .collect();
             tracing::info!(lagg = %self.cfg.name, active = %names.join(","), "distribution table published");
         }
-        for (port, (collecting, distributing)) in self.members.iter_mut().zip(decisions) {
-            port.distributing = distributing;
-            if collecting != port.collecting || force {
+        for (i, (port, (collecting, _))) in self.members.iter_mut().zip(decisions).enumerate() {
+            if force || before.get(i) != Some(&collecting) {
                 if let Some(program) = port.program.as_mut() {
                     program.set_collecting(collecting)?;
                 }
-                port.collecting = collecting;
             }
         }
         Ok(())
@@ -1680,13 +1610,13 @@ impl Lagg {
         let table = self.table();
         let first_active = table.active().first().copied();
         for (i, port) in self.ports().enumerate() {
-            if port.retired {
+            if self.retired(i) {
                 continue;
             }
             let t = self.port_totals(i);
             let is_member = i < self.members.len();
             let flags = if is_member {
-                self.port_flags(i, first_active)
+                self.port_flags(i, first_active).names()
             } else {
                 vec!["UPPER"]
             };
@@ -1777,26 +1707,30 @@ impl Lagg {
         let lacp_ports = self.lacp.as_ref().map(|rt| rt.core.status());
         let mut ports = Vec::new();
         for (i, port) in self.ports().enumerate() {
-            if port.retired {
+            if self.retired(i) {
                 continue;
             }
-            let member = i < self.members.len();
-            let flags = if member {
+            let member = (i < self.members.len()).then(|| self.set.member(i));
+            let flags = if member.is_some() {
                 self.port_flags(i, first_active)
             } else {
-                Vec::new()
+                PortFlags::default()
             };
             ports.push(PortSample {
                 name: port.name.clone(),
-                role: if member { "member" } else { "upper" },
-                link: if member { port.up } else { true },
-                collecting: port.collecting,
-                distributing: flags.contains(&"DISTRIBUTING"),
+                role: if member.is_some() { "member" } else { "upper" },
+                link: member.is_none_or(|m| m.up),
+                collecting: member.map_or(port.collecting, |m| m.collecting),
+                distributing: flags.has(PortFlags::DISTRIBUTING),
                 totals: self.port_totals(i),
                 xdp: self.xdp_counters(i).unwrap_or_default(),
                 lacp: lacp_ports.as_ref().and_then(|v| v.get(i)).cloned(),
-                bfd: if member { self.bfd_status(i) } else { None },
-                probe_ok: self.arp.as_ref().filter(|_| member).map(|_| port.arp_ok),
+                bfd: if member.is_some() {
+                    self.bfd_status(i)
+                } else {
+                    None
+                },
+                probe_ok: self.arp.as_ref().and(member).map(|m| m.probe_ok),
             });
         }
         let workers = self
@@ -1828,10 +1762,15 @@ impl Lagg {
             proto: self.cfg.proto,
             ports,
             workers,
-            failovers: self.failovers,
-            flaps: self.flaps,
+            failovers: self.set.failovers,
+            flaps: self.set.flaps,
             active_ports,
         }
+    }
+
+    /// Whether port `i` (members first, then the upper port) is a member that left.
+    fn retired(&self, i: usize) -> bool {
+        i < self.members.len() && self.set.member(i).retired
     }
 
     /// Whether `new` differs from this lagg's configuration only in what
@@ -1856,7 +1795,11 @@ impl Lagg {
         let (a, b) = (neutral(&self.cfg), neutral(new));
         a == b
             && a.proto != LaggProto::None
-            && self.members.iter().any(|p| !p.retired && new.ports.contains(&p.name))
+            && self
+                .members
+                .iter()
+                .enumerate()
+                .any(|(i, p)| !self.set.member(i).retired && new.ports.contains(&p.name))
             // Failover's order is its priority: it must come out as configured. The other
             // protocols only show the order (a returning member may take a freed slot).
             && self
@@ -1871,7 +1814,10 @@ impl Lagg {
         let mut slots: Vec<Option<String>> = self
             .members
             .iter()
-            .map(|p| (!p.retired && new.ports.contains(&p.name)).then(|| p.name.clone()))
+            .enumerate()
+            .map(|(i, p)| {
+                (!self.set.member(i).retired && new.ports.contains(&p.name)).then(|| p.name.clone())
+            })
             .collect();
         for name in &new.ports {
             if slots.iter().flatten().any(|n| n == name) {
@@ -1900,11 +1846,11 @@ impl Lagg {
             .members
             .iter()
             .enumerate()
-            .filter(|(_, p)| !p.retired && !new.ports.contains(&p.name))
+            .filter(|(i, p)| !self.set.member(*i).retired && !new.ports.contains(&p.name))
             .map(|(i, _)| i)
             .collect();
         for &i in &leaving {
-            self.members[i].retired = true;
+            self.set.leave(i);
             if let Some(rt) = self.lacp.as_mut() {
                 let now = rt.now();
                 rt.core.handle_link(now, i, false, 0);
@@ -1916,12 +1862,11 @@ impl Lagg {
             if let Some(rt) = self.arp.as_mut() {
                 rt.sockets[i] = None;
             }
-            self.notifications.retain(|n| n.0 != i);
         }
         if !leaving.is_empty() {
             self.drain_lacp()?;
             // Out of the table and not collecting, before the sockets go.
-            self.publish(false)?;
+            self.publish(&leaving, false)?;
             for &i in &leaving {
                 restore_port(&mut self.members[i]);
                 for (_, _, control) in &self.workers {
@@ -1946,17 +1891,27 @@ impl Lagg {
         }
         // Joining, at the end.
         for name in &new.ports {
-            if self.members.iter().any(|p| &p.name == name && !p.retired) {
+            if self
+                .members
+                .iter()
+                .enumerate()
+                .any(|(i, p)| &p.name == name && !self.set.member(i).retired)
+            {
                 continue;
             }
             // A departed member's slot is reused (the workers closed its socket); otherwise the
             // next one.
-            let slot = self
-                .members
-                .iter()
-                .position(|p| p.retired)
+            let slot = (0..self.members.len())
+                .find(|&i| self.set.member(i).retired)
                 .unwrap_or(self.members.len());
-            let mut port = self.attach_port(nl, name, true)?;
+            self.set.join(slot, name);
+            let mut port = match self.attach_port(nl, name, Some(slot)) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.set.leave(slot);
+                    return Err(e);
+                }
+            };
             let mut added = Vec::new();
             let mut failure = None;
             for (q, (_, _, control)) in self.workers.iter().enumerate() {
@@ -1991,6 +1946,7 @@ impl Lagg {
             }
             if let Some(detail) = failure {
                 restore_port(&mut port);
+                self.set.leave(slot);
                 for q in added {
                     let _ = self.workers[q]
                         .2
@@ -2036,7 +1992,7 @@ impl Lagg {
                         slot,
                         PacketSocket::bind(port.ifindex, 0x0800).ok(),
                     );
-                    port.bfd_ok = false;
+                    self.set.set_verdict(slot, Verdict::Bfd, false);
                 }
             }
             if let Some(rt) = self.arp.as_mut() {
@@ -2048,7 +2004,7 @@ impl Lagg {
                 put(&mut rt.sockets, slot, socket);
                 put(&mut rt.probe_macs, slot, mac);
                 put(&mut rt.last_reply, slot, None);
-                port.arp_ok = false;
+                self.set.set_verdict(slot, Verdict::Probe, false);
             }
             if let Some(s) = self.notify_sockets.get_mut(slot) {
                 *s = None;
@@ -2073,9 +2029,10 @@ impl Lagg {
             }
         }
         self.cfg = new.clone();
+        self.set.set_rules(rules_for(new));
         // New members' link state: joining the table takes only their share of buckets.
         self.refresh_links(nl)?;
-        self.publish(false)?;
+        self.publish(&[], false)?;
         Ok(done)
     }
 
@@ -2122,12 +2079,8 @@ impl Lagg {
     }
 
     /// lagg(4) flags of member `i`.
-    fn port_flags(&self, i: usize, first_active: Option<MemberIndex>) -> Vec<&'static str> {
-        let port = &self.members[i];
-        let mut flags = Vec::new();
-        if i == 0 && self.cfg.proto == LaggProto::Failover {
-            flags.push("MASTER");
-        }
+    fn port_flags(&self, i: usize, first_active: Option<MemberIndex>) -> PortFlags {
+        let port = self.set.member(i);
         // ACTIVE and DISTRIBUTING: the port transmits (failover: only the first active port;
         // lacp: what the mux decided; others: link up).
         let in_use = match self.cfg.proto {
@@ -2135,16 +2088,14 @@ impl Lagg {
             LaggProto::None => false,
             _ => port.distributing,
         };
-        if in_use {
-            flags.push("ACTIVE");
-        }
-        if port.collecting {
-            flags.push("COLLECTING");
-        }
-        if in_use {
-            flags.push("DISTRIBUTING");
-        }
-        flags
+        PortFlags::default()
+            .with(
+                PortFlags::MASTER,
+                i == 0 && self.cfg.proto == LaggProto::Failover,
+            )
+            .with(PortFlags::ACTIVE, in_use)
+            .with(PortFlags::COLLECTING, port.collecting)
+            .with(PortFlags::DISTRIBUTING, in_use)
     }
 
     /// The lagg's state as data (what `xlaggctl` shows).
@@ -2153,8 +2104,10 @@ impl Lagg {
         let first_active = table.active().first().copied();
         let lacp_ports = self.lacp.as_ref().map(|rt| rt.core.status());
         let mut ports = Vec::new();
+        let mut active_ports = 0;
         for (i, port) in self.members.iter().enumerate() {
-            if port.retired {
+            let state = self.set.member(i);
+            if state.retired {
                 continue;
             }
             let t = self.port_totals(i);
@@ -2190,14 +2143,12 @@ impl Lagg {
                     .collect(),
                 }
             });
+            let flags = self.port_flags(i, first_active);
+            active_ports += usize::from(flags.has(PortFlags::ACTIVE));
             ports.push(PortStatus {
                 name: port.name.clone(),
-                flags: self
-                    .port_flags(i, first_active)
-                    .into_iter()
-                    .map(String::from)
-                    .collect(),
-                link: port.up,
+                flags: flags.names().into_iter().map(String::from).collect(),
+                link: state.up,
                 rx_packets: t.rx_packets,
                 rx_bytes: t.rx_bytes,
                 tx_packets: t.tx_packets,
@@ -2209,13 +2160,9 @@ impl Lagg {
                 probe: self
                     .arp
                     .as_ref()
-                    .map(|_| if port.arp_ok { "ok" } else { "failing" }.to_string()),
+                    .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
             });
         }
-        let active_ports = ports
-            .iter()
-            .filter(|p| p.flags.iter().any(|f| f == "ACTIVE"))
-            .count();
         let lacp = self.lacp.as_ref().map(|rt| {
             let status = rt.core.status();
             let lag_id = status
@@ -2238,7 +2185,7 @@ impl Lagg {
         let mut st = Self::configured_status(&self.cfg, "running");
         st.ports = ports;
         st.active_ports = active_ports;
-        st.flapping = self.flaps;
+        st.flapping = self.set.flaps;
         st.lacp = lacp;
         st.umem = self
             .workers

@@ -12,6 +12,8 @@
 //! - [`probe`]: the ARP/NS probe monitor's frames;
 //! - [`lacp`]: IEEE 802.1AX LACP as a sans-IO core (no sockets, threads or clock);
 //! - [`bfd`]: micro-BFD (RFC 7130) sessions per member, sans-IO;
+//! - [`members`]: the lagg's rules (usability, delays, failover, collecting and
+//!   distributing, notifications) as a sans-IO state machine;
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`status`]: a lagg's state as data and as FreeBSD ifconfig prints it;
 //! - [`daemon`]: the daemon's laggs and how a change is carried out;
@@ -30,6 +32,7 @@ pub mod http;
 pub mod ifconfig;
 pub mod lacp;
 pub mod lagg;
+pub mod members;
 pub mod metrics;
 pub mod netdev;
 pub mod notify;

@@ -15,6 +15,44 @@ pub const PORT_FLAGS: [(u32, &str); 5] = [
     (0x10, "DISTRIBUTING"),
 ];
 
+/// A lagg port's flags as a bit set (lagg(4)'s bits); names only when rendered.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PortFlags(pub u32);
+
+impl PortFlags {
+    /// The failover master (the first port).
+    pub const MASTER: u32 = 0x01;
+    /// The port transmits.
+    pub const ACTIVE: u32 = 0x04;
+    /// Frames received on it reach the lagg.
+    pub const COLLECTING: u32 = 0x08;
+    /// The distribution sends on it.
+    pub const DISTRIBUTING: u32 = 0x10;
+
+    /// Whether `bit` is set.
+    pub const fn has(self, bit: u32) -> bool {
+        self.0 & bit != 0
+    }
+
+    /// With `bit` set when `on`.
+    pub const fn with(self, bit: u32, on: bool) -> Self {
+        if on {
+            Self(self.0 | bit)
+        } else {
+            self
+        }
+    }
+
+    /// The names of the set bits, in lagg(4)'s order.
+    pub fn names(self) -> Vec<&'static str> {
+        PORT_FLAGS
+            .iter()
+            .filter(|(bit, _)| self.0 & bit != 0)
+            .map(|(_, name)| *name)
+            .collect()
+    }
+}
+
 /// One lagg.
 #[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
 pub struct LaggStatus {

@@ -467,13 +467,37 @@ pub(crate) mod tests {
         }
 
         #[test]
-        fn both_paths_agree_on_any_ipv4_header(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 38..120), layers in 1u8..8) {
+        fn both_paths_agree_on_any_ipv4_header(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 38..120), bits in 1u8..8) {
             bytes[12] = 0x08;
             bytes[13] = 0x00;
             bytes[14] = 0x45;
-            let layers = HashLayers::L2.with(if layers & 2 != 0 { HashLayers::L3 } else { HashLayers::L2 })
-                .with(if layers & 4 != 0 { HashLayers::L4 } else { HashLayers::L2 });
+            // Every non-empty set: l2, l3, l4 alone and each combination.
+            let layers = HashLayers(bits);
             proptest::prop_assert_eq!(hash_frame(&bytes, layers, 3), hash_frame_general(&bytes, layers, 3));
+        }
+
+        #[test]
+        fn a_layer_left_out_never_changes_the_hash(mut bytes in proptest::collection::vec(proptest::num::u8::ANY, 60..120), bits in 1u8..8, noise in proptest::num::u8::ANY) {
+            // An untagged IPv4/UDP frame; a byte of a layer the set leaves out is changed.
+            bytes[12] = 0x08;
+            bytes[13] = 0x00;
+            bytes[14] = 0x45;
+            bytes[20] = 0;
+            bytes[21] = 0;
+            bytes[23] = 17;
+            let layers = HashLayers(bits);
+            let before = hash_frame(&bytes, layers, 3);
+            let mut changed = bytes.clone();
+            if !layers.contains(HashLayers::L2) {
+                changed[0] ^= noise | 1;
+            }
+            if !layers.contains(HashLayers::L3) {
+                changed[26] ^= noise | 1;
+            }
+            if !layers.contains(HashLayers::L4) {
+                changed[34] ^= noise | 1;
+            }
+            proptest::prop_assert_eq!(before, hash_frame(&changed, layers, 3));
         }
     }
 }

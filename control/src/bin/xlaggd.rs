@@ -21,7 +21,7 @@ use xlagg_control::api;
 use xlagg_control::config::{Config, ConfigDoc};
 use xlagg_control::daemon::{runnable, Daemon};
 use xlagg_control::http;
-use xlagg_control::lagg::Lagg;
+use xlagg_control::lagg::{ControlSocket, Lagg};
 use xlagg_control::netdev::Netlink;
 use xlagg_dataplane::linkevents::{self, LinkEvents};
 
@@ -253,14 +253,14 @@ fn main() -> ExitCode {
             .chain([next_link_poll, now + Duration::from_millis(100)])
             .min()
             .unwrap_or(next_link_poll);
-        let slow: Vec<(usize, usize, RawFd)> = daemon
+        let slow: Vec<(usize, ControlSocket, RawFd)> = daemon
             .laggs()
             .iter()
             .enumerate()
             .flat_map(|(l, lagg)| {
-                lagg.slow_sockets()
+                lagg.control_sockets()
                     .into_iter()
-                    .map(move |(p, s)| (l, p, s.as_raw_fd()))
+                    .map(move |(c, s)| (l, c, s.as_raw_fd()))
             })
             .collect();
         let mut fds = vec![link_events.as_raw_fd(), server.wake_fd()];
@@ -292,8 +292,8 @@ fn main() -> ExitCode {
         for ((l, p, _), r) in slow.iter().zip(ready.iter().skip(2)) {
             if *r {
                 let lagg = &mut daemon.laggs_mut()[*l];
-                if let Err(e) = lagg.handle_slow_frames(&nl, *p) {
-                    tracing::error!(lagg = %lagg.config().name, error = %e, "LACP input failed");
+                if let Err(e) = lagg.handle_control_frames(&nl, *p) {
+                    tracing::error!(lagg = %lagg.config().name, socket = ?p, error = %e, "control input failed");
                 }
             }
         }

@@ -520,15 +520,38 @@ mod marker_and_counters {
     }
 
     #[test]
-    fn actor_churn_is_counted_when_sync_never_comes() {
-        // B speaks but with aggregation off on its side... simplest: B passive with A passive
-        // never syncs; use A active against a partner that never attaches (muted after the
-        // first exchange).
+    fn partner_churn_is_counted_when_the_partner_falls_silent() {
+        // B is muted from the start: A never hears a partner in sync.
         let mut sim = Sim::new(1, cfg(1, true, true), cfg(2, true, true));
         sim.mute[1] = true;
         sim.run_for(Duration::from_secs(61));
         let c = sim.ends[0].status()[0].counters;
-        assert_eq!(c.partner_churn, 1, "{c:?}");
+        assert_eq!((c.partner_churn, c.actor_churn), (1, 0), "{c:?}");
+    }
+
+    #[test]
+    fn actor_churn_is_counted_on_a_port_that_stands_by() {
+        // A's port 3 hears another system C while ports 0..2 aggregate with B: it stands by,
+        // so its own sync never comes, though its partner (C) is heard all along.
+        let mut sim = Sim::new(4, cfg(1, true, true), cfg(2, true, true));
+        sim.converge_within(Duration::from_secs(5));
+        sim.ends[1].handle_link(sim.now, 3, false, 0);
+        let mut lone = Lacp::new(cfg(3, true, true), &ports(3, 1), sim.now);
+        lone.handle_link(sim.now, 0, true, 10_000);
+        for _ in 0..65 {
+            while let Some(t) = lone.poll_transmit() {
+                sim.ends[0].handle_frame(sim.now, 3, &t.frame);
+            }
+            sim.run_for(Duration::from_secs(1));
+            lone.handle_timeout(sim.now);
+        }
+        let st = sim.ends[0].status();
+        assert_eq!(st[3].selected, Selected::Standby);
+        assert_eq!(st[3].counters.actor_churn, 1, "{:?}", st[3].counters);
+        assert_eq!(
+            st[0].counters.actor_churn, 0,
+            "the aggregating ports are in sync"
+        );
     }
 }
 
