@@ -92,7 +92,10 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
         .stderr(Stdio::piped());
     let mut sink = sink.spawn().context("starting the sink")?;
     let err = sink.stderr.take().context("stderr")?;
-    let ready = std::io::BufReader::new(err).lines().next();
+    // Read on after "ready": a pipe closed under a child that writes again kills it (SIGPIPE).
+    let mut lines = std::io::BufReader::new(err).lines();
+    let ready = lines.next();
+    std::thread::spawn(move || for _ in lines.by_ref() {});
     if !matches!(ready, Some(Ok(ref l)) if l.contains("ready")) {
         let _ = sink.kill();
         bail!("the sink did not start: {ready:?}");

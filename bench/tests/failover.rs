@@ -13,6 +13,10 @@ use common::{serial, Bed, Daemon};
 /// so a check waits for the frame it expects up to a deadline instead of sleeping a fixed time.
 struct Capture {
     child: Option<Child>,
+    /// What tcpdump wrote on standard error after "listening on" (drained by a thread, so the
+    /// pipe stays open: tcpdump prints its "listening on" line in several writes, and a pipe
+    /// closed after the first makes it exit on SIGPIPE before it captures anything).
+    stderr: std::sync::Arc<std::sync::Mutex<String>>,
     lines: std::sync::mpsc::Receiver<String>,
     seen: Vec<String>,
     ns: String,
@@ -68,8 +72,18 @@ impl Capture {
                 }
             }
         });
+        let stderr = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+        let sink = std::sync::Arc::clone(&stderr);
+        std::thread::spawn(move || {
+            let mut rest = String::new();
+            let _ = err.read_to_string(&mut rest);
+            if let Ok(mut s) = sink.lock() {
+                s.push_str(&rest);
+            }
+        });
         Capture {
             child: Some(child),
+            stderr,
             lines,
             seen: Vec::new(),
             ns: bed.ns("ptr"),
@@ -97,8 +111,20 @@ impl Capture {
             .output()
             .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
             .unwrap_or_default();
+        // tcpdump's own account: what the kernel handed its socket and what it dropped.
+        let mut stats = String::new();
+        if let Some(child) = self.child.take() {
+            let _ = Command::new("kill")
+                .args(["-INT", &child.id().to_string()])
+                .status();
+            let _ = child.wait_with_output();
+            std::thread::sleep(Duration::from_millis(100));
+            if let Ok(s) = self.stderr.lock() {
+                stats.push_str(&s);
+            }
+        }
         panic!(
-            "{what}: not captured on {} within {secs} s: {wanted:?}\ncaptured:\n{}\nport counters:\n{counters}",
+            "{what}: not captured on {} within {secs} s: {wanted:?}\ncaptured:\n{}\nport counters:\n{counters}\ntcpdump:\n{stats}",
             self.iface,
             self.seen.join("\n")
         );

@@ -17,6 +17,7 @@
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`status`]: a lagg's state as data and as FreeBSD ifconfig prints it;
 //! - [`daemon`]: the daemon's laggs and how a change is carried out;
+//! - [`control_loop`]: the control thread's loop over every input and deadline;
 //! - [`api`]: the management protocol and its Unix socket;
 //! - [`http`]: the HTTP listener: JSON API, web UI, metrics, dashboard;
 //! - [`metrics`]: the metric catalog and its Prometheus rendering.
@@ -27,6 +28,7 @@ pub mod api;
 pub mod bfd;
 pub mod cli;
 pub mod config;
+pub mod control_loop;
 pub mod daemon;
 pub mod http;
 pub mod ifconfig;

@@ -10,20 +10,19 @@
 
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-
-use std::os::fd::{AsRawFd, RawFd};
 
 use clap::Parser;
 use xlagg_control::api;
 use xlagg_control::config::{Config, ConfigDoc};
+use xlagg_control::control_loop::{ControlLoop, LoopTimes};
 use xlagg_control::daemon::{runnable, Daemon};
 use xlagg_control::http;
-use xlagg_control::lagg::{ControlSocket, Lagg};
+use xlagg_control::lagg::Lagg;
 use xlagg_control::netdev::Netlink;
-use xlagg_dataplane::linkevents::{self, LinkEvents};
+use xlagg_dataplane::linkevents::LinkEvents;
 
 /// xlagg link-aggregation daemon.
 #[derive(Parser, Debug)]
@@ -223,143 +222,26 @@ fn main() -> ExitCode {
     let mut daemon = Daemon::new(args.config.clone(), doc, config);
     daemon.set_endpoints(http.as_ref().map(|h| h.addr), token_file);
     daemon.set_fault_injection(args.fault_injection);
+    let mut control = ControlLoop::new(
+        nl,
+        daemon,
+        server,
+        http,
+        link_events,
+        LoopTimes {
+            link_poll: poll,
+            status_every,
+        },
+    );
     // A lagg that cannot start (a missing NIC, a foreign program) is reported and retried
     // while the others run.
-    let failed = daemon.start_all(&nl);
-    if !failed.is_empty() {
-        tracing::warn!(failed = ?failed, "running degraded: these laggs are retried when their devices change");
-    }
-    let mut next_view = Instant::now();
-    if let Some(h) = &http {
-        h.publish(daemon.read_view(&nl));
-        next_view = Instant::now() + VIEW_EVERY;
-    }
-    println!("xlaggd: ready, {} lagg(s) running", daemon.laggs().len());
+    let running = control.start();
+    println!("xlaggd: ready, {running} lagg(s) running");
     notify_ready();
-    let mut last_status = Instant::now();
-    let mut next_link_poll = Instant::now() + poll;
-    // The control loop: wakes on a link notification, a slow-protocol frame, a management
-    // request, an LACP or link-delay deadline, the safety-net link re-read or a signal (at
-    // least every 100 ms); never on worker activity.
-    let mut events = Vec::new();
-    while !stop.load(Ordering::Relaxed) {
-        let now = Instant::now();
-        let deadline = daemon
-            .laggs()
-            .iter()
-            .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
-            .flatten()
-            .chain(daemon.retry_deadline())
-            .chain([next_link_poll, now + Duration::from_millis(100)])
-            .min()
-            .unwrap_or(next_link_poll);
-        let slow: Vec<(usize, ControlSocket, RawFd)> = daemon
-            .laggs()
-            .iter()
-            .enumerate()
-            .flat_map(|(l, lagg)| {
-                lagg.control_sockets()
-                    .into_iter()
-                    .map(move |(c, s)| (l, c, s.as_raw_fd()))
-            })
-            .collect();
-        let mut fds = vec![link_events.as_raw_fd(), server.wake_fd()];
-        fds.extend(slow.iter().map(|s| s.2));
-        let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
-        if ready.first() == Some(&true) {
-            events.clear();
-            let overrun = match link_events.read(&mut events) {
-                Ok(o) => o,
-                Err(e) => {
-                    tracing::error!(error = %e, "reading link notifications failed");
-                    true
-                }
-            };
-            // A device appeared or changed: a lagg that could not start may now.
-            daemon.retry_soon();
-            for lagg in daemon.laggs_mut() {
-                let result = if overrun {
-                    tracing::warn!(lagg = %lagg.config().name, "link notifications were lost; re-reading link state");
-                    lagg.refresh_links(&nl).map(|_| ())
-                } else {
-                    lagg.handle_link_events(&nl, &events)
-                };
-                if let Err(e) = result {
-                    tracing::error!(lagg = %lagg.config().name, error = %e, "applying link changes failed");
-                }
-            }
-        }
-        for ((l, p, _), r) in slow.iter().zip(ready.iter().skip(2)) {
-            if *r {
-                let lagg = &mut daemon.laggs_mut()[*l];
-                if let Err(e) = lagg.handle_control_frames(&nl, *p) {
-                    tracing::error!(lagg = %lagg.config().name, socket = ?p, error = %e, "control input failed");
-                }
-            }
-        }
-        // A worker that died is noticed here, within one control tick.
-        daemon.restart_dead_workers(&nl);
-        if daemon.retry_deadline().is_some_and(|t| t <= Instant::now()) {
-            daemon.retry_failed(&nl);
-        }
-        daemon.collect_events();
-        // Management requests last: a change may replace laggs (and their sockets above).
-        // Reads of the HTTP listener see a change's outcome as soon as its answer is sent.
-        if ready.get(1) == Some(&true) {
-            let answered: Vec<_> = server
-                .take()
-                .into_iter()
-                .map(|pending| {
-                    let request = pending.request.clone();
-                    let response = daemon.handle(&nl, request);
-                    (pending, response)
-                })
-                .collect();
-            if let Some(h) = &http {
-                h.publish(daemon.read_view(&nl));
-                next_view = Instant::now() + VIEW_EVERY;
-            }
-            for (pending, response) in answered {
-                pending.answer(response);
-            }
-        }
-        if let Some(h) = http.as_ref().filter(|_| Instant::now() >= next_view) {
-            h.publish(daemon.read_view(&nl));
-            next_view = Instant::now() + VIEW_EVERY;
-        }
-        if Instant::now() >= next_link_poll {
-            next_link_poll = Instant::now() + poll;
-            for lagg in daemon.laggs_mut() {
-                if let Err(e) = lagg.refresh_links(&nl) {
-                    tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
-                }
-            }
-        }
-        for lagg in daemon.laggs_mut() {
-            if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&nl)) {
-                tracing::error!(lagg = %lagg.config().name, error = %e, "timers failed");
-            }
-        }
-        if !status_every.is_zero() && last_status.elapsed() >= status_every {
-            last_status = Instant::now();
-            for lagg in daemon.laggs() {
-                print!("{}", lagg.status_table());
-            }
-            let _ = std::io::Write::flush(&mut std::io::stdout());
-        }
-    }
-    tracing::info!("stopping");
-    for lagg in daemon.laggs() {
-        print!("{}", lagg.status_table());
-    }
-    daemon.stop_all(&nl);
-    drop(http);
-    drop(server);
+    control.run(&stop);
+    control.finish();
     ExitCode::SUCCESS
 }
-
-/// How often the HTTP listener's read view is renewed (besides after every change).
-const VIEW_EVERY: Duration = Duration::from_millis(500);
 
 /// Waits until every member and forward port of the configuration exists, or `limit` passed
 /// (then the preflight names what is missing).

@@ -1,0 +1,297 @@
+//! The control thread's loop: it waits on link notifications, every lagg's control sockets
+//! (LACP, micro-BFD, probe replies), the management socket and the next deadline (LACP, link
+//! delays, monitors, notifications, retries of failed laggs, the safety-net link re-read), and
+//! never on worker activity. Each wake-up is one [`ControlLoop::step`]; `xlaggd` only parses
+//! its arguments, builds this and runs it.
+
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use xlagg_dataplane::linkevents::{self, LinkEvent, LinkEvents};
+
+use crate::api;
+use crate::daemon::Daemon;
+use crate::http::HttpServer;
+use crate::lagg::ControlSocket;
+use crate::netdev::Netlink;
+
+/// How often the HTTP listener's read view is renewed (besides after every change).
+pub const VIEW_EVERY: Duration = Duration::from_millis(500);
+/// The longest the loop sleeps (so the stop flag is seen promptly).
+pub const MAX_WAIT: Duration = Duration::from_millis(100);
+
+/// The loop's periods.
+#[derive(Clone, Copy, Debug)]
+pub struct LoopTimes {
+    /// The safety-net re-read of member link state.
+    pub link_poll: Duration,
+    /// The status table on standard output; zero: only at exit.
+    pub status_every: Duration,
+}
+
+/// The control thread's state between wake-ups.
+#[derive(Debug)]
+pub struct ControlLoop {
+    nl: Netlink,
+    daemon: Daemon,
+    server: api::Server,
+    http: Option<HttpServer>,
+    link_events: LinkEvents,
+    times: LoopTimes,
+    next_link_poll: Instant,
+    next_view: Instant,
+    last_status: Instant,
+    events: Vec<LinkEvent>,
+}
+
+impl ControlLoop {
+    /// A loop over `daemon` with its front ends; nothing runs yet.
+    pub fn new(
+        nl: Netlink,
+        daemon: Daemon,
+        server: api::Server,
+        http: Option<HttpServer>,
+        link_events: LinkEvents,
+        times: LoopTimes,
+    ) -> Self {
+        let now = Instant::now();
+        Self {
+            nl,
+            daemon,
+            server,
+            http,
+            link_events,
+            times,
+            next_link_poll: now + times.link_poll,
+            next_view: now,
+            last_status: now,
+            events: Vec::new(),
+        }
+    }
+
+    /// Starts every lagg (those that cannot start are reported and retried) and publishes the
+    /// first read view. Returns how many run.
+    pub fn start(&mut self) -> usize {
+        let failed = self.daemon.start_all(&self.nl);
+        if !failed.is_empty() {
+            tracing::warn!(failed = ?failed, "running degraded: these laggs are retried when their devices change");
+        }
+        self.publish_view();
+        self.daemon.laggs().len()
+    }
+
+    /// The daemon (for tests and the final status).
+    pub fn daemon(&self) -> &Daemon {
+        &self.daemon
+    }
+
+    fn publish_view(&mut self) {
+        if let Some(h) = &self.http {
+            h.publish(self.daemon.read_view(&self.nl));
+            self.next_view = Instant::now() + VIEW_EVERY;
+        }
+    }
+
+    /// Steps until `stop` is set.
+    pub fn run(&mut self, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            self.step();
+        }
+    }
+
+    /// Waits for the next input or deadline (at most [`MAX_WAIT`]) and handles everything
+    /// that is due.
+    pub fn step(&mut self) {
+        let now = Instant::now();
+        let deadline = self
+            .daemon
+            .laggs()
+            .iter()
+            .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
+            .flatten()
+            .chain(self.daemon.retry_deadline())
+            .chain([self.next_link_poll, now + MAX_WAIT])
+            .min()
+            .unwrap_or(self.next_link_poll);
+        let control: Vec<(usize, ControlSocket, RawFd)> = self
+            .daemon
+            .laggs()
+            .iter()
+            .enumerate()
+            .flat_map(|(l, lagg)| {
+                lagg.control_sockets()
+                    .into_iter()
+                    .map(move |(c, s)| (l, c, s.as_raw_fd()))
+            })
+            .collect();
+        let mut fds = vec![self.link_events.as_raw_fd(), self.server.wake_fd()];
+        fds.extend(control.iter().map(|s| s.2));
+        let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
+        if ready.first() == Some(&true) {
+            self.link_notifications();
+        }
+        for ((l, socket, _), r) in control.iter().zip(ready.iter().skip(2)) {
+            if *r {
+                let lagg = &mut self.daemon.laggs_mut()[*l];
+                if let Err(e) = lagg.handle_control_frames(&self.nl, *socket) {
+                    tracing::error!(lagg = %lagg.config().name, socket = ?socket, error = %e, "control input failed");
+                }
+            }
+        }
+        // A worker that died is noticed here, within one control tick.
+        self.daemon.restart_dead_workers(&self.nl);
+        if self
+            .daemon
+            .retry_deadline()
+            .is_some_and(|t| t <= Instant::now())
+        {
+            self.daemon.retry_failed(&self.nl);
+        }
+        self.daemon.collect_events();
+        // Management requests last: a change may replace laggs (and their sockets above).
+        if ready.get(1) == Some(&true) {
+            self.requests();
+        }
+        if self.http.is_some() && Instant::now() >= self.next_view {
+            self.publish_view();
+        }
+        if Instant::now() >= self.next_link_poll {
+            self.next_link_poll = Instant::now() + self.times.link_poll;
+            for lagg in self.daemon.laggs_mut() {
+                if let Err(e) = lagg.refresh_links(&self.nl) {
+                    tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
+                }
+            }
+        }
+        for lagg in self.daemon.laggs_mut() {
+            if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&self.nl)) {
+                tracing::error!(lagg = %lagg.config().name, error = %e, "timers failed");
+            }
+        }
+        if !self.times.status_every.is_zero()
+            && self.last_status.elapsed() >= self.times.status_every
+        {
+            self.last_status = Instant::now();
+            self.print_status();
+        }
+    }
+
+    fn link_notifications(&mut self) {
+        self.events.clear();
+        let overrun = match self.link_events.read(&mut self.events) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::error!(error = %e, "reading link notifications failed");
+                true
+            }
+        };
+        // A device appeared or changed: a lagg that could not start may now.
+        self.daemon.retry_soon();
+        let events = std::mem::take(&mut self.events);
+        for lagg in self.daemon.laggs_mut() {
+            let result = if overrun {
+                tracing::warn!(lagg = %lagg.config().name, "link notifications were lost; re-reading link state");
+                lagg.refresh_links(&self.nl).map(|_| ())
+            } else {
+                lagg.handle_link_events(&self.nl, &events)
+            };
+            if let Err(e) = result {
+                tracing::error!(lagg = %lagg.config().name, error = %e, "applying link changes failed");
+            }
+        }
+        self.events = events;
+    }
+
+    /// Answers the management requests waiting. Reads of the HTTP listener see a change's
+    /// outcome as soon as its answer is sent.
+    fn requests(&mut self) {
+        let answered: Vec<_> = self
+            .server
+            .take()
+            .into_iter()
+            .map(|pending| {
+                let request = pending.request.clone();
+                let response = self.daemon.handle(&self.nl, request);
+                (pending, response)
+            })
+            .collect();
+        self.publish_view();
+        for (pending, response) in answered {
+            pending.answer(response);
+        }
+    }
+
+    fn print_status(&self) {
+        for lagg in self.daemon.laggs() {
+            print!("{}", lagg.status_table());
+        }
+        let _ = std::io::Write::flush(&mut std::io::stdout());
+    }
+
+    /// Prints the final status, stops every lagg (nothing is left behind) and closes the
+    /// front ends.
+    pub fn finish(mut self) {
+        tracing::info!("stopping");
+        self.print_status();
+        self.daemon.stop_all(&self.nl);
+        drop(self.http.take());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigDoc;
+
+    /// The loop with no lagg, driven step by step by the test: a management request is
+    /// answered within a step, and a change made through it shows in the daemon (no root:
+    /// nothing is attached).
+    #[test]
+    fn a_request_is_answered_within_a_step() {
+        let dir = std::env::temp_dir().join(format!("xlagg-loop-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let socket = dir.join("xlaggd.sock");
+        let server = api::Server::bind(&socket).expect("bind");
+        let doc = ConfigDoc::default();
+        let config = doc.validate().expect("valid");
+        let daemon = Daemon::new(dir.join("xlagg.toml"), doc, config);
+        let nl = Netlink::new().expect("netlink");
+        let events = LinkEvents::open().expect("link notifications");
+        let mut control = ControlLoop::new(
+            nl,
+            daemon,
+            server,
+            None,
+            events,
+            LoopTimes {
+                link_poll: Duration::from_secs(10),
+                status_every: Duration::ZERO,
+            },
+        );
+        assert_eq!(control.start(), 0);
+        let path = socket.clone();
+        let client = std::thread::spawn(move || {
+            api::call(
+                &path,
+                &api::Request::Ifconfig {
+                    name: "lagg3".into(),
+                    args: vec!["create".into(), "down".into()],
+                    dry_run: false,
+                },
+            )
+        });
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while !client.is_finished() && Instant::now() < deadline {
+            control.step();
+        }
+        let answer = client.join().expect("client").expect("answer");
+        assert!(answer.ok, "{answer:?}");
+        assert_eq!(control.daemon().config().laggs[0].name, "lagg3");
+        assert!(std::fs::read_to_string(dir.join("xlagg.toml"))
+            .expect("saved")
+            .contains("lagg3"));
+        control.finish();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
