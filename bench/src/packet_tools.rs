@@ -168,3 +168,58 @@ pub fn sink(
     }
     Ok(report)
 }
+
+/// `xlagg-bench sink --timestamps` on `ifaces` of a test bed's partner namespace, as a child
+/// that reports when stopped ([`TimestampSink::finish`]); killed if dropped unfinished.
+#[derive(Debug)]
+pub struct TimestampSink(Option<std::process::Child>);
+
+impl TimestampSink {
+    /// Starts it and waits until it listens.
+    ///
+    /// # Errors
+    /// It could not start.
+    pub fn start(bed: &crate::testbed::Bed, ifaces: &[String]) -> Result<TimestampSink> {
+        use std::io::BufRead as _;
+        let exe = std::env::current_exe()?;
+        let mut cmd = bed.exec("ptr", &exe);
+        cmd.args(["sink", "--timestamps", "--ifaces", &ifaces.join(",")])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        let mut child = cmd.spawn().context("starting the sink")?;
+        let err = child.stderr.take().context("stderr")?;
+        // Read on after "ready": a pipe closed under a child that writes again kills it
+        // (SIGPIPE).
+        let mut lines = std::io::BufReader::new(err).lines();
+        let ready = lines.next();
+        std::thread::spawn(move || for _ in lines.by_ref() {});
+        if !matches!(ready, Some(Ok(ref l)) if l.contains("ready")) {
+            let _ = child.kill();
+            let _ = child.wait();
+            bail!("the sink did not start: {ready:?}");
+        }
+        Ok(TimestampSink(Some(child)))
+    }
+
+    /// Stops it (SIGTERM) and returns what it recorded.
+    ///
+    /// # Errors
+    /// It printed no report.
+    pub fn finish(mut self) -> Result<SinkReport> {
+        let child = self.0.take().context("the sink is gone")?;
+        let _ = std::process::Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status();
+        let out = child.wait_with_output()?;
+        serde_json::from_slice(&out.stdout).context("sink report")
+    }
+}
+
+impl Drop for TimestampSink {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}

@@ -22,7 +22,7 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use xlagg_dataplane::afpacket::monotonic_ns;
 
-use crate::packet_tools::SinkReport;
+use crate::packet_tools::{SinkReport, TimestampSink};
 use crate::testbed::{sibling_binary, Bed, TempFile};
 
 /// How long after an event's end frames may still be lost to it (the sender's frames in flight
@@ -250,20 +250,7 @@ pub fn run(options: SoakOptions, testbed: &Path) -> Result<SoakReport> {
     );
     for i in 0..segments {
         let event = event_of(i, options.restart_every);
-        let mut sink = bed.exec("ptr", &exe);
-        sink.args(["sink", "--timestamps", "--ifaces", &partner.join(",")])
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut sink = sink.spawn().context("starting the sink")?;
-        let err = sink.stderr.take().context("stderr")?;
-        // Read on after "ready": a pipe closed under a child that writes again kills it (SIGPIPE).
-        let mut lines = std::io::BufReader::new(err).lines();
-        let ready = lines.next();
-        std::thread::spawn(move || for _ in lines.by_ref() {});
-        if !matches!(ready, Some(Ok(ref l)) if l.contains("ready")) {
-            let _ = sink.kill();
-            bail!("the sink did not start: {ready:?}");
-        }
+        let sink = TimestampSink::start(&bed, &partner)?;
         let mut sender = bed.exec("src", &exe);
         sender
             .args([
@@ -311,11 +298,7 @@ pub fn run(options: SoakOptions, testbed: &Path) -> Result<SoakReport> {
             bail!("the sender failed");
         }
         std::thread::sleep(Duration::from_millis(300));
-        let _ = Command::new("kill")
-            .args(["-TERM", &sink.id().to_string()])
-            .status();
-        let out = sink.wait_with_output()?;
-        let capture: SinkReport = serde_json::from_slice(&out.stdout).context("sink report")?;
+        let capture = sink.finish()?;
         let sent = u64::from(per_flow) * u64::from(options.flows);
         let mut seg = judge(&capture, sent, options.flows, (start, end), event);
         let d = daemon.as_ref().context("daemon")?;

@@ -10,9 +10,8 @@
 //! never arrived anywhere.
 
 use std::collections::HashSet;
-use std::io::BufRead as _;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -20,7 +19,7 @@ use serde::Serialize;
 use xlagg_dataplane::afpacket::monotonic_ns;
 
 use crate::forward::{Guarded, Spread};
-use crate::packet_tools::SinkReport;
+use crate::packet_tools::TimestampSink;
 use crate::testbed::Bed;
 
 /// One carrier loss.
@@ -86,20 +85,7 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
     let _daemon = Guarded::spawn_ready(daemon, "xlaggd")?;
 
     let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();
-    let mut sink = bed.exec("ptr", &exe);
-    sink.args(["sink", "--timestamps", "--ifaces", &partner.join(",")])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut sink = sink.spawn().context("starting the sink")?;
-    let err = sink.stderr.take().context("stderr")?;
-    // Read on after "ready": a pipe closed under a child that writes again kills it (SIGPIPE).
-    let mut lines = std::io::BufReader::new(err).lines();
-    let ready = lines.next();
-    std::thread::spawn(move || for _ in lines.by_ref() {});
-    if !matches!(ready, Some(Ok(ref l)) if l.contains("ready")) {
-        let _ = sink.kill();
-        bail!("the sink did not start: {ready:?}");
-    }
+    let sink = TimestampSink::start(&bed, &partner)?;
 
     // Failover: the master (xlp0) goes down. Loadbalance: xlp1 goes down, its flows move.
     let victim = if proto == "failover" { 0 } else { 1 };
@@ -137,11 +123,7 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
         bail!("the sender failed");
     }
     std::thread::sleep(Duration::from_millis(300));
-    let _ = Command::new("kill")
-        .args(["-TERM", &sink.id().to_string()])
-        .status();
-    let out = sink.wait_with_output()?;
-    let report: SinkReport = serde_json::from_slice(&out.stdout).context("sink report")?;
+    let report = sink.finish()?;
 
     // Flows carried by the victim port at some point: the traffic a carrier loss affects.
     let victim_flows: HashSet<u32> = report.ports[victim].arrivals.iter().map(|a| a.1).collect();

@@ -10,7 +10,7 @@ use std::path::Path;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use common::{bench_bin, run, serial, xlaggd_bin, Bed, Daemon, Sink};
+use common::{run, serial, xlaggd_bin, Bed, Daemon, Sink};
 
 fn ctl(socket: &Path, args: &[&str]) {
     let out = common::xlaggctl(socket, args);
@@ -47,29 +47,6 @@ fn frames_accounted(socket: &Path) -> serde_json::Value {
     umem
 }
 
-fn send(bed: &Bed, flows: u32, per_flow: u32, first_seq: u64, pps: u32) -> std::process::Child {
-    bed.exec(
-        "src",
-        &[
-            bench_bin().to_str().expect("utf-8"),
-            "send",
-            "--iface",
-            "xls0",
-            "--flows",
-            &flows.to_string(),
-            "--per-flow",
-            &per_flow.to_string(),
-            "--first-seq",
-            &first_seq.to_string(),
-            "--pps",
-            &pps.to_string(),
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .expect("start the sender")
-}
-
 #[test]
 fn a_down_member_removed_and_added_a_hundred_times_under_traffic_loses_no_frame() {
     let _serial = serial();
@@ -78,7 +55,7 @@ fn a_down_member_removed_and_added_a_hundred_times_under_traffic_loses_no_frame(
     bed.ip("ptr", &["link", "set", "xlp2", "down"]);
     let before = frames_accounted(&daemon.socket);
     // Traffic all along: 20 kpps over 64 flows for about 15 s.
-    let mut sender = send(&bed, 64, 4700, 0, 20_000);
+    let mut sender = bed.start_sender(64, 4700, 0, 20_000);
     let started = Instant::now();
     for _ in 0..100 {
         ctl(&daemon.socket, &["lagg0", "-laggport", "xlm2"]);
@@ -128,11 +105,11 @@ fn frames_queued_on_a_member_that_went_down_never_leave_late_and_cost_no_cpu() {
     });
     let sink = Sink::start(&bed);
     // Before: delivered on the master.
-    let _ = send(&bed, 1, 50, 0, 10_000).wait();
+    let _ = bed.start_sender(1, 50, 0, 10_000).wait();
     // The master's device goes down on the appliance; for its 1.5 s downdelay it stays the
     // active port, and what is sent now waits on its tx ring.
     bed.ip("app", &["link", "set", "xlm0", "down"]);
-    let _ = send(&bed, 1, 50, 1000, 10_000).wait();
+    let _ = bed.start_sender(1, 50, 1000, 10_000).wait();
     daemon.wait_status(5, "xlm1 active after the downdelay", |f| {
         f.get("xlm1").is_some_and(|s| s.contains("ACTIVE"))
     });
@@ -150,7 +127,7 @@ fn frames_queued_on_a_member_that_went_down_never_leave_late_and_cost_no_cpu() {
     daemon.wait_status(5, "xlm0 active again", |f| {
         f.get("xlm0").is_some_and(|s| s.contains("ACTIVE"))
     });
-    let _ = send(&bed, 1, 50, 3000, 10_000).wait();
+    let _ = bed.start_sender(1, 50, 3000, 10_000).wait();
     let report = sink.finish();
     let seqs = |i: usize| -> Vec<u64> { report.ports[i].seqs.clone() };
     let stale: Vec<u64> = seqs(0)

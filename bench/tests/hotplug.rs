@@ -8,10 +8,9 @@ mod common;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use common::{bench_bin, serial, Bed, Daemon, Sink};
+use common::{serial, Bed, Daemon, Sink};
 
 fn ctl(socket: &Path, args: &[&str]) {
     let out = common::xlaggctl(socket, args);
@@ -111,24 +110,7 @@ fn drops(daemon: &Daemon) -> String {
 
 /// The paced sender: FLOWS flows x PER_FLOW frames at 20 kpps (about 3.8 s).
 fn start_sender(bed: &Bed) -> std::process::Child {
-    bed.exec(
-        "src",
-        &[
-            bench_bin().to_str().expect("utf-8"),
-            "send",
-            "--iface",
-            "xls0",
-            "--flows",
-            &FLOWS.to_string(),
-            "--per-flow",
-            &PER_FLOW.to_string(),
-            "--pps",
-            "20000",
-        ],
-    )
-    .stdout(Stdio::null())
-    .spawn()
-    .expect("start the sender")
+    bed.start_sender(FLOWS as u32, PER_FLOW as u32, 0, 20_000)
 }
 
 /// Every flow that never arrived on port `touched` arrived complete, in order, on one port;

@@ -153,6 +153,32 @@ impl Bed {
         self.send_on("src", "xls0", flows, per_flow, first_seq);
     }
 
+    /// Starts sending test frames from the source namespace into the forward port, paced to
+    /// `pps` frames per second, in the background.
+    pub fn start_sender(&self, flows: u32, per_flow: u32, first_seq: u64, pps: u32) -> Child {
+        let bench = bench_bin();
+        self.exec(
+            "src",
+            &[
+                bench.to_str().expect("utf-8 path"),
+                "send",
+                "--iface",
+                "xls0",
+                "--flows",
+                &flows.to_string(),
+                "--per-flow",
+                &per_flow.to_string(),
+                "--first-seq",
+                &first_seq.to_string(),
+                "--pps",
+                &pps.to_string(),
+            ],
+        )
+        .stdout(Stdio::null())
+        .spawn()
+        .expect("start the sender")
+    }
+
     /// Sends test frames on `iface` of namespace `role`.
     pub fn send_on(&self, role: &str, iface: &str, flows: u32, per_flow: u32, first_seq: u64) {
         let bench = bench_bin();
