@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Regenerates the man page and shell completions of xlaggctl from its command-line definition
-# (control/src/cli.rs). A test fails when the committed files differ from what this writes.
+# (control/src/mgmt/cli.rs). A test fails when the committed files differ from what this writes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build -q -p xlagg-control --bin xlaggctl

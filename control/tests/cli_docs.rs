@@ -1,5 +1,5 @@
 //! The man page and shell completions in dist/ are what the command-line definition
-//! generates; after changing control/src/cli.rs, run scripts/gen-docs.sh.
+//! generates; after changing control/src/mgmt/cli.rs, run scripts/gen-docs.sh.
 
 use xlagg_control::cli::{generate, Generate};
 

@@ -52,7 +52,7 @@ fn every_socket_counter_is_copied_from_the_kernel() {
 }
 
 /// The lagg's flaps, failovers and link/failover events are counted by the member set, whose
-/// unit tests check them by behaviour (control/src/members.rs); LACP and link events are seen
+/// unit tests check them by behaviour (control/src/runtime/members.rs); LACP and link events are seen
 /// in the namespace tests' timelines.
 #[test]
 fn every_worker_counter_is_advanced() {

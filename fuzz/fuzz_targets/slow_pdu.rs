@@ -6,7 +6,7 @@ use libfuzzer_sys::fuzz_target;
 
 // The parser module itself, without the daemon around it.
 #[allow(dead_code, unreachable_pub)]
-#[path = "../../control/src/lacp/pdu.rs"]
+#[path = "../../control/src/proto/lacp/pdu.rs"]
 mod pdu;
 
 fuzz_target!(|data: &[u8]| {

@@ -683,7 +683,7 @@ mod tests {
 
     #[test]
     fn catalog_matches_the_snapshot() {
-        let committed = include_str!("../../dist/metrics.txt");
+        let committed = include_str!("../../../dist/metrics.txt");
         assert!(
             committed == catalog_text(),
             "the metric catalog changed: if on purpose, run `cargo run -p xlagg-control --bin xlaggd -- --metrics-catalog > dist/metrics.txt` and update the Grafana dashboard"

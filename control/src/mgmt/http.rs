@@ -52,32 +52,32 @@ const ASSETS: &[(&str, &str, &str)] = &[
     (
         "/dashboard",
         "text/html; charset=utf-8",
-        include_str!("../web/dashboard.html"),
+        include_str!("../../web/dashboard.html"),
     ),
     (
         "/dashboard.js",
         "text/javascript; charset=utf-8",
-        include_str!("../web/dashboard.js"),
+        include_str!("../../web/dashboard.js"),
     ),
     (
         "/",
         "text/html; charset=utf-8",
-        include_str!("../web/index.html"),
+        include_str!("../../web/index.html"),
     ),
     (
         "/app.js",
         "text/javascript; charset=utf-8",
-        include_str!("../web/app.js"),
+        include_str!("../../web/app.js"),
     ),
     (
         "/style.css",
         "text/css; charset=utf-8",
-        include_str!("../web/style.css"),
+        include_str!("../../web/style.css"),
     ),
     (
         "/openapi.json",
         "application/json",
-        include_str!("../web/openapi.json"),
+        include_str!("../../web/openapi.json"),
     ),
 ];
 

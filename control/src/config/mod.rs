@@ -7,6 +7,10 @@
 //! Names follow FreeBSD lagg (`laggproto`, `laggport`, `lagghash`, `rr_limit`); Linux bonding
 //! mode names are accepted as aliases of the protocols.
 
+pub mod ifconfig;
+pub mod rcconf;
+pub mod store;
+
 use std::collections::HashSet;
 use std::fmt;
 use std::net::IpAddr;
@@ -1102,14 +1106,14 @@ mod tests {
 
     #[test]
     fn sample_config_is_valid() {
-        let text = include_str!("../../xlagg.sample.toml");
+        let text = include_str!("../../../xlagg.sample.toml");
         let c = Config::from_toml(text).expect("the sample config must stay valid");
         assert!(!c.laggs.is_empty());
     }
 
     #[test]
     fn documents_round_trip_through_toml() {
-        let text = include_str!("../../xlagg.sample.toml");
+        let text = include_str!("../../../xlagg.sample.toml");
         let doc = ConfigDoc::from_toml(text).unwrap();
         let written = doc.to_toml();
         let again = ConfigDoc::from_toml(&written).expect("what to_toml writes parses");

@@ -1,0 +1,12 @@
+//! The protocols spoken on the member links, each a sans-IO core or a frame builder: no
+//! socket, thread or clock inside; the runtime feeds them frames and time.
+//!
+//! - [`lacp`]: IEEE 802.1AX LACP, one module per state machine, and the Marker responder;
+//! - [`bfd`]: micro-BFD (RFC 7130) sessions per member;
+//! - [`probe`]: the ARP/NS probe monitor's frames and the replies it accepts;
+//! - [`notify`]: peer notifications (gratuitous ARP, unsolicited NA).
+
+pub mod bfd;
+pub mod lacp;
+pub mod notify;
+pub mod probe;

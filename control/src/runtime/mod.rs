@@ -1,0 +1,16 @@
+//! What runs: the lagg's rules as a sans-IO member set, a running lagg (devices, programs,
+//! workers, monitors around that set), its state as data, the daemon's laggs and how a change
+//! is carried out, and the control thread's loop.
+//!
+//! - [`members`]: the rules (usability, delays, failover, collecting and distributing,
+//!   notifications), sans-IO;
+//! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
+//! - [`status`]: a lagg's state as data and as FreeBSD's ifconfig prints it;
+//! - [`daemon`]: the laggs, changes all-or-nothing, faults degrading per lagg;
+//! - [`control_loop`]: the loop over every input and deadline.
+
+pub mod control_loop;
+pub mod daemon;
+pub mod lagg;
+pub mod members;
+pub mod status;
