@@ -89,6 +89,10 @@ pub struct LaggStatus {
     /// Where each worker's UMEM frames are (they add up to `total` at each copy).
     #[serde(default)]
     pub umem: Vec<UmemStatus>,
+    /// The upper port (laggN's kernel-side peer, or the forward port) and its counters, while
+    /// running.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upper_port: Option<PortStatus>,
 }
 
 /// One worker's UMEM frames by place (copied by the worker twice a second).
@@ -213,6 +217,93 @@ fn flags_value(flags: &[String]) -> u32 {
         .sum()
 }
 
+/// Renders a running lagg as the per-port counters table `xlaggd --stats` prints: one row per
+/// port with its flags, packets, bytes and drops, LACP details under each member, the upper
+/// port last.
+pub fn table(l: &LaggStatus) -> String {
+    let mut out = String::new();
+    let upper = match &l.forward_port {
+        Some(port) => format!("forward ({port})"),
+        None => format!("host ({})", l.name),
+    };
+    let _ = writeln!(
+        out,
+        "{}: laggproto {} lagghash {} upper {upper}",
+        l.name, l.laggproto, l.lagghash
+    );
+    let _ = writeln!(
+        out,
+        "  {:<12} {:<42} {:>12} {:>12} {:>12} {:>12}  drops",
+        "port", "flags", "rx_packets", "tx_packets", "rx_bytes", "tx_bytes"
+    );
+    let row = |out: &mut String, p: &PortStatus, flags: &str| {
+        let mut drops = String::new();
+        for (reason, n) in &p.drops {
+            let _ = write!(drops, " {reason}={n}");
+        }
+        let _ = writeln!(
+            out,
+            "  {:<12} {:<42} {:>12} {:>12} {:>12} {:>12} {}",
+            p.name,
+            format!("<{flags}>"),
+            p.rx_packets,
+            p.tx_packets,
+            p.rx_bytes,
+            p.tx_bytes,
+            if drops.is_empty() { " -" } else { &drops }
+        );
+    };
+    for p in &l.ports {
+        row(&mut out, p, &p.flags.join(","));
+        if let Some(lacp) = &p.lacp {
+            let _ = writeln!(
+                out,
+                "    lacp actor {} <{}> partner {} <{}> {} mux {} rx {}",
+                lacp.actor,
+                lacp.actor_state.join(","),
+                lacp.partner,
+                lacp.partner_state.join(","),
+                lacp.selected,
+                lacp.mux,
+                lacp.rx
+            );
+            let mut counters = String::new();
+            for (name, n) in &lacp.counters {
+                let _ = write!(counters, " {name}={n}");
+            }
+            let _ = writeln!(out, "    lacp{counters}");
+        }
+    }
+    if let Some(p) = &l.upper_port {
+        row(&mut out, p, "UPPER");
+    }
+    if let Some(lacp) = l.lacp.as_ref().filter(|x| !x.partner_mismatch.is_empty()) {
+        let _ = writeln!(
+            out,
+            "  ALARM partner mismatch: ports see different partners: {}",
+            lacp.partner_mismatch.join(", ")
+        );
+    }
+    out
+}
+
+/// `link up rx N pkts N bytes tx N pkts N bytes reason=N...`, indented under its port.
+fn counters_line(o: &mut String, p: &PortStatus) {
+    let _ = write!(
+        o,
+        "\t\tlink {} rx {} pkts {} bytes tx {} pkts {} bytes",
+        if p.link { "up" } else { "down" },
+        p.rx_packets,
+        p.rx_bytes,
+        p.tx_packets,
+        p.tx_bytes
+    );
+    for (reason, n) in &p.drops {
+        let _ = write!(o, " {reason}={n}");
+    }
+    o.push('\n');
+}
+
 /// Renders a lagg the way FreeBSD's `ifconfig lagg0` does (`verbose`: `ifconfig -v`, with
 /// LACP details and counters).
 pub fn render(l: &LaggStatus, verbose: bool) -> String {
@@ -293,20 +384,19 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
             if let Some(b) = &p.probe {
                 let _ = writeln!(o, "\t\tprobe monitor {b}");
             }
-            let _ = write!(
-                o,
-                "\t\tlink {} rx {} pkts {} bytes tx {} pkts {} bytes",
-                if p.link { "up" } else { "down" },
-                p.rx_packets,
-                p.rx_bytes,
-                p.tx_packets,
-                p.tx_bytes
-            );
-            for (reason, n) in &p.drops {
-                let _ = write!(o, " {reason}={n}");
+            if let Some(lacp) = &p.lacp {
+                let _ = write!(o, "\t\tlacp");
+                for (name, n) in &lacp.counters {
+                    let _ = write!(o, " {name}={n}");
+                }
+                o.push('\n');
             }
-            o.push('\n');
+            counters_line(&mut o, p);
         }
+    }
+    if let Some(p) = l.upper_port.as_ref().filter(|_| verbose) {
+        let _ = writeln!(o, "\tupper port: {}", p.name);
+        counters_line(&mut o, p);
     }
     if let Some(lacp) = &l.lacp {
         if !lacp.partner_mismatch.is_empty() {
@@ -333,9 +423,8 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn renders_like_freebsd_ifconfig() {
-        let l = LaggStatus {
+    fn sample() -> LaggStatus {
+        LaggStatus {
             name: "lagg0".into(),
             description: "uplink".into(),
             state: "running".into(),
@@ -349,6 +438,7 @@ mod tests {
             active_ports: 1,
             flapping: 0,
             umem: Vec::new(),
+            upper_port: None,
             ports: vec![
                 PortStatus {
                     flags: flag_names("<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>"),
@@ -361,7 +451,48 @@ mod tests {
                 },
             ],
             lacp: None,
-        };
+        }
+    }
+
+    #[test]
+    fn the_stats_table_shows_members_then_the_upper_port_from_the_same_status() {
+        let mut l = sample();
+        l.ports[0].tx_packets = 7;
+        l.ports[0].drops.insert("no_member".into(), 3);
+        l.upper_port = Some(PortStatus {
+            rx_packets: 9,
+            ..PortStatus::idle("xlh-lagg0")
+        });
+        let text = table(&l);
+        let rows: Vec<Vec<&str>> = text
+            .lines()
+            .skip(2)
+            .map(|line| line.split_whitespace().collect())
+            .collect();
+        assert_eq!(
+            text.lines().next(),
+            Some("lagg0: laggproto failover lagghash l2,l3,l4 upper host (lagg0)")
+        );
+        assert_eq!(
+            rows[0],
+            [
+                "em0",
+                "<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>",
+                "0",
+                "7",
+                "0",
+                "0",
+                "no_member=3"
+            ]
+        );
+        assert_eq!(rows[1], ["em1", "<>", "0", "0", "0", "0", "-"]);
+        assert_eq!(rows[2], ["xlh-lagg0", "<UPPER>", "9", "0", "0", "0", "-"]);
+        assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn renders_like_freebsd_ifconfig() {
+        let l = sample();
         assert_eq!(
             render(&l, false),
             "lagg0: flags=<UP,BROADCAST,RUNNING,MULTICAST> mtu 1500\n\

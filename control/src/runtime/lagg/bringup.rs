@@ -1,0 +1,309 @@
+//! Bringing a lagg up and taking it down: what can be checked before anything is created,
+//! then laggN, the port programs, the workers and the monitors, each recorded in the
+//! [`Lagg`] value the moment it exists, so a failure half-way and a normal stop run the same
+//! teardown.
+
+use xlagg_dataplane::afpacket::PacketSocket;
+use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+
+use super::monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
+use super::{host_peer_name, Created, Lagg, LaggError, Port};
+use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::members::Verdict;
+use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+
+impl Lagg {
+    /// Checks what can be checked before anything is created: the protocol is available and
+    /// every device exists with enough receive queues.
+    ///
+    /// # Errors
+    /// The first problem, naming the field.
+    pub fn preflight(nl: &Netlink, cfg: &LaggConfig) -> Result<(), LaggError> {
+        Self::preflight_owned(nl, cfg, &[])
+    }
+
+    /// [`preflight`](Self::preflight) while this daemon already holds XDP programs on the
+    /// devices `running` (by index): those are not foreign.
+    ///
+    /// # Errors
+    /// The first problem, naming the field.
+    pub fn preflight_owned(
+        nl: &Netlink,
+        cfg: &LaggConfig,
+        running: &[u32],
+    ) -> Result<(), LaggError> {
+        let queues = cfg.cores.len().max(1) as u32;
+        let check = |name: &str, field: &'static str| -> Result<(), LaggError> {
+            let link = nl.require(name).map_err(|source| LaggError::Device {
+                lagg: cfg.name.clone(),
+                field,
+                source,
+            })?;
+            // xlaggd's own programs are held by BPF links and go with the process that holds
+            // them, so a program found here belongs to something else (or another xlaggd).
+            if let Some(id) = link.xdp_prog.filter(|_| !running.contains(&link.index)) {
+                return Err(LaggError::Conflict(format!(
+                    "{}.{field}: {name} already has an XDP program (id {id}) that this xlaggd did not attach; \
+                     detach it (ip link set dev {name} xdp off) or choose another port",
+                    cfg.name
+                )));
+            }
+            // RSS spreads flows over the active channels: each needs a worker, or the flows
+            // hashed to it are dropped (no socket).
+            let active = crate::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
+            if active != queues {
+                let fix = if active < queues {
+                    format!("list {active} cores, or raise the channels (ethtool -L {name} combined {queues})")
+                } else {
+                    format!(
+                        "list {active} cores (one worker per channel), or lower the channels \
+                         (ethtool -L {name} combined {queues}); otherwise RSS sends about {}% of the flows to \
+                         queues no worker serves",
+                        (active - queues) * 100 / active
+                    )
+                };
+                return Err(LaggError::Conflict(format!(
+                    "{}.cores: {queues} worker(s), but {name} has {active} active receive channels: {fix}",
+                    cfg.name
+                )));
+            }
+            Ok(())
+        };
+        for port in &cfg.ports {
+            check(port, "laggports")?;
+        }
+        if let Upper::Forward { port } = &cfg.upper {
+            check(port, "forward_port")?;
+        }
+        if let Upper::Host { .. } = cfg.upper {
+            if let Some(existing) = nl.link(&cfg.name)? {
+                if !is_stale_host_interface(nl, &existing)? {
+                    return Err(LaggError::Conflict(format!(
+                        "{}: an interface named {} already exists and was not created by xlaggd; remove it or \
+                         choose another lagg name",
+                        cfg.name, cfg.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Creates laggN (host mode), attaches every port, starts the workers and monitors and
+    /// publishes the first table; each step is recorded at once for [`teardown`](Self::teardown).
+    pub(super) fn bring_up(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        let cfg = self.cfg.clone();
+        let first_member = nl.require(&cfg.ports[0])?;
+        let upper_name = match &cfg.upper {
+            Upper::Host { .. } => {
+                if let Some(stale) = nl.link(&cfg.name)? {
+                    tracing::warn!(lagg = %cfg.name, "removing {} left behind by an earlier run", cfg.name);
+                    nl.delete(stale.index, &stale.name)?;
+                }
+                let peer = host_peer_name(&cfg.name);
+                if let Some(stale) = nl.link(&peer)? {
+                    nl.delete(stale.index, &stale.name)?;
+                }
+                // One queue per worker at both ends, so the stack's transmit queues map onto the
+                // queues the workers serve.
+                nl.create_veth(&cfg.name, &peer, cfg.cores.len().max(1) as u32)?;
+                let host = nl.require(&cfg.name)?;
+                self.created.push(Created {
+                    index: host.index,
+                    name: host.name.clone(),
+                });
+                // As lagg does: the lagg interface takes the first member's MAC address.
+                nl.set_mac(host.index, first_member.mac)?;
+                let peer_link = nl.require(&peer)?;
+                nl.set_mtu(peer_link.index, cfg.mtu)?;
+                nl.set_mtu(host.index, cfg.mtu)?;
+                self.complete_frames_on_host()?;
+                nl.set_up(peer_link.index, true)?;
+                peer
+            }
+            Upper::Forward { port } => port.clone(),
+        };
+        for (slot, name) in cfg.ports.iter().enumerate() {
+            let port = self.attach_port(nl, name, Some(slot))?;
+            self.members.push(port);
+        }
+        let upper = self.attach_port(nl, &upper_name, None)?;
+        self.upper = Some(upper);
+        let members = self.members.len();
+        let ports: Vec<&mut Port> = self.members.iter_mut().chain(self.upper.as_mut()).collect();
+        self.pool
+            .spawn(&cfg, ports, members, self.announcer.learner())?;
+        if let Upper::Host { addresses } = &cfg.upper {
+            let host = nl.require(&cfg.name)?;
+            nl.set_up(host.index, true)?;
+            for (addr, prefix) in addresses {
+                nl.add_address(host.index, *addr, *prefix)?;
+            }
+        }
+        if let Some(upper) = self.upper.as_mut() {
+            if let Some(program) = upper.program.as_mut() {
+                program.set_collecting(true)?;
+            }
+            upper.collecting = true;
+        }
+        if cfg.proto == LaggProto::Lacp {
+            self.lacp = Some(LacpMonitor::start(&cfg, &self.members, self.epoch)?);
+        }
+        if let Some(b) = cfg.bfd {
+            self.bfd = Some(BfdMonitor::start(&cfg, b, &self.members, self.epoch)?);
+            for i in 0..self.members.len() {
+                self.set.set_verdict(i, Verdict::Bfd, false);
+            }
+        }
+        if let Some(a) = &cfg.arp {
+            self.probe = Some(ProbeMonitor::start(&cfg.name, a, &mut self.members)?);
+            for i in 0..self.members.len() {
+                self.set.set_verdict(i, Verdict::Probe, false);
+            }
+        }
+        self.refresh_links(nl)?;
+        let all: Vec<usize> = (0..self.members.len()).collect();
+        self.publish(&all, true)?;
+        // The first read is the starting state, not a flap or a failover.
+        self.set.started();
+        let mode = self
+            .upper
+            .as_ref()
+            .and_then(|u| u.program.as_ref())
+            .and_then(PortProgram::mode);
+        tracing::info!(
+            lagg = %cfg.name,
+            laggproto = %cfg.proto,
+            ports = %cfg.ports.join(","),
+            upper = %upper_name,
+            mac = %format_mac(first_member.mac),
+            xdp_mode = %mode.map(|m| m.to_string()).unwrap_or_default(),
+            workers = self.pool.len(),
+            "lagg up"
+        );
+        Ok(())
+    }
+
+    /// Keeps laggN's transmit path completing every frame in its bytes (see
+    /// [`crate::offload`]); called at bring-up and on every link notification of laggN, since
+    /// a feature change sends one.
+    pub(super) fn complete_frames_on_host(&mut self) -> Result<(), LaggError> {
+        let name = &self.cfg.name;
+        let changed = crate::offload::complete_frames_on_host(name, self.cfg.hw_offload)
+            .map_err(|e| LaggError::Conflict(e.to_string()))?;
+        if !changed.is_empty() {
+            tracing::info!(lagg = %name, features = %changed.join(","), "offloads that would leave checksums or VLAN tags unfinished turned off");
+        }
+        Ok(())
+    }
+
+    /// Attaches the port program to `name` (the member in slot `member` of the member set, or
+    /// the upper port) and holds the port promiscuous.
+    pub(super) fn attach_port(
+        &mut self,
+        nl: &Netlink,
+        name: &str,
+        member: Option<usize>,
+    ) -> Result<Port, LaggError> {
+        let link = nl.require(name)?;
+        let mut port = Port {
+            name: name.to_string(),
+            ifindex: link.index,
+            program: None,
+            promiscuous: None,
+            collecting: false,
+            mac: link.mac,
+            restore_features: Vec::new(),
+        };
+        if let Some(slot) = member {
+            let mtu_ok = link.mtu >= self.cfg.mtu;
+            self.set.set_verdict(slot, Verdict::Mtu, mtu_ok);
+            if !mtu_ok {
+                tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
+            }
+        }
+        let member = member.is_some();
+        if !link.admin_up {
+            nl.set_up(link.index, true)?;
+        }
+        // Frames for the lagg's MAC arrive on every member; NICs filter them otherwise. Held
+        // through a packet socket, so that even a crash leaves the port as it was.
+        let holder = PacketSocket::bind(link.index, 0)
+            .and_then(|s| s.hold_promiscuous().map(|()| s))
+            .map_err(|source| LaggError::PacketSocket {
+                lagg: self.cfg.name.clone(),
+                port: name.to_string(),
+                what: "promiscuous-mode",
+                source,
+            })?;
+        port.promiscuous = Some(holder);
+        // A NIC that strips VLAN tags on receive would hand the program untagged frames.
+        match crate::offload::keep_vlan_tags(name) {
+            Ok(crate::offload::VlanRx { restore, stuck }) => {
+                port.restore_features = restore;
+                if !stuck.is_empty() {
+                    tracing::warn!(lagg = %self.cfg.name, port = name, features = %stuck.join(","), "the driver strips VLAN tags on receive and cannot stop: tagged frames on this port lose their tag");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lagg = %self.cfg.name, port = name, error = %e, "cannot read the port's VLAN offloads")
+            }
+        }
+        match PortProgram::attach(name, link.index, ProgramKind::Port) {
+            Ok(program) => port.program = Some(program),
+            Err(e) => {
+                restore_port(&mut port);
+                return Err(e.into());
+            }
+        }
+        // Only members speak LACP and micro-BFD; the upper port passes neither.
+        let lacp = member && self.cfg.proto == LaggProto::Lacp;
+        let bfd = member && self.cfg.bfd.is_some();
+        if let Some(program) = port.program.as_mut() {
+            if let Err(e) = program.set_control(lacp, bfd) {
+                restore_port(&mut port);
+                return Err(e.into());
+            }
+        }
+        Ok(port)
+    }
+
+    /// Undoes whatever [`bring_up`](Self::bring_up) got to, in reverse: monitors, workers,
+    /// programs, offloads and promiscuity, created interfaces.
+    pub(super) fn teardown(&mut self, nl: &Netlink) {
+        self.lacp = None;
+        if let Some(bfd) = self.bfd.take() {
+            bfd.shutdown(&self.members);
+        }
+        self.probe = None;
+        self.pool.shutdown();
+        for port in self.members.iter_mut().chain(self.upper.as_mut()) {
+            restore_port(port);
+        }
+        for Created { index, name } in self.created.drain(..).rev() {
+            if let Err(e) = nl.delete(index, &name) {
+                tracing::error!(lagg = %self.cfg.name, error = %e, "could not delete {name}");
+            }
+        }
+        tracing::info!(lagg = %self.cfg.name, "lagg stopped; programs detached, interfaces removed");
+    }
+}
+
+/// Detaches the port's program, sets its offloads back and lets go of its promiscuity.
+pub(super) fn restore_port(port: &mut Port) {
+    if let Some(program) = port.program.take() {
+        program.detach();
+    }
+    let restore = std::mem::take(&mut port.restore_features);
+    if let Err(e) = crate::offload::set(&port.name, &restore) {
+        tracing::warn!(port = %port.name, error = %e, "could not set the port's offloads back");
+    }
+    // Closing the holder drops the promiscuity it added.
+    port.promiscuous = None;
+}
+
+/// Whether `link` is a lagg interface left by an earlier xlaggd (a veth whose peer carries
+/// our prefix).
+fn is_stale_host_interface(nl: &Netlink, link: &LinkState) -> Result<bool, NetdevError> {
+    Ok(link.kind.as_deref() == Some("veth") && nl.link(&host_peer_name(&link.name))?.is_some())
+}

@@ -1,0 +1,731 @@
+//! A running lagg: its ports, XDP programs, workers and monitors, around the member set that
+//! decides.
+//!
+//! The parts, one job each:
+//! - [`MemberSet`] (in [`crate::members`]): the rules, sans-IO; everything that decides;
+//! - `bringup`: checks before anything is created, bring-up with every step recorded in the
+//!   [`Lagg`] value at once, so a failure half-way and a normal stop run the same teardown
+//!   (workers stopped, programs detached, offloads and promiscuous mode restored, created
+//!   interfaces deleted);
+//! - `workers`: the worker pool (threads, UMEM, sockets, the table they read, the mailbox);
+//! - `monitors`: LACP, micro-BFD and the ARP/NS probe monitor over their packet sockets;
+//! - `announce`: gratuitous ARP/NA and learning frames when the member set says so;
+//! - `reconfig`: membership, addresses and settings changed in place;
+//! - `view`: one status from which `xlaggctl`'s table and the API's JSON are rendered, and the
+//!   sample the metrics read.
+//!
+//! This module feeds the member set what the kernel and the monitors report (link
+//! notifications, mux decisions, session states, probe replies, deadlines) and carries out
+//! what it decides: the next [`DistributionTable`] (derived from the previous one, so only the
+//! affected buckets move), the collecting flags in the XDP programs, notifications to send.
+
+mod announce;
+mod bringup;
+mod monitors;
+mod reconfig;
+mod view;
+mod workers;
+
+use std::time::{Duration, Instant};
+
+use xlagg_dataplane::afpacket::PacketSocket;
+use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
+use xlagg_dataplane::linkevents::LinkEvent;
+use xlagg_dataplane::xdp::{PortProgram, XdpError};
+
+use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::lacp::Time;
+use crate::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
+use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+
+use announce::Announcer;
+use monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
+pub use view::{LaggSample, PortSample, WorkerSample};
+use workers::WorkerPool;
+
+/// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
+pub const HOST_PEER_PREFIX: &str = "xlh-";
+
+/// Errors starting or running a lagg.
+#[derive(Debug, thiserror::Error)]
+pub enum LaggError {
+    /// A member or forward port does not exist.
+    #[error("{lagg}.{field}: {source}")]
+    Device {
+        /// Lagg name.
+        lagg: String,
+        /// The config field naming the device.
+        field: &'static str,
+        /// The look-up error.
+        #[source]
+        source: NetdevError,
+    },
+    /// Something that exists already and is not ours.
+    #[error("{0}")]
+    Conflict(String),
+    /// A netlink request failed.
+    #[error(transparent)]
+    Netdev(#[from] NetdevError),
+    /// XDP attach or map error.
+    #[error(transparent)]
+    Xdp(#[from] XdpError),
+    /// A packet socket of a member (LACP, promiscuity) could not be opened.
+    #[error("{lagg}: {what} socket on {port}: {source}")]
+    PacketSocket {
+        /// Lagg name.
+        lagg: String,
+        /// Port name.
+        port: String,
+        /// What it was for.
+        what: &'static str,
+        /// The error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// AF_XDP socket setup failed.
+    #[error("{lagg}: AF_XDP socket on {port} queue {queue}: {detail}")]
+    Socket {
+        /// Lagg name.
+        lagg: String,
+        /// Port name.
+        port: String,
+        /// Queue.
+        queue: u32,
+        /// The error.
+        detail: String,
+    },
+}
+
+/// One port of the lagg: a member or the upper port.
+#[derive(Debug)]
+pub struct Port {
+    /// Interface name.
+    pub name: String,
+    /// Interface index.
+    pub ifindex: u32,
+    program: Option<PortProgram>,
+    /// Holds the port promiscuous while open (the kernel undoes it when it closes).
+    promiscuous: Option<PacketSocket>,
+    /// Whether the upper port's XDP program delivers to the workers (members: see the member
+    /// set).
+    collecting: bool,
+    /// The port's MAC address.
+    pub mac: [u8; 6],
+    /// Offloads turned off at attach, to set back at teardown.
+    restore_features: Vec<(String, bool)>,
+}
+
+/// A control-path socket of a lagg: which monitor reads it, for which member.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ControlSocket {
+    /// The member's slow-protocol socket (LACP, Marker).
+    Lacp(usize),
+    /// The member's micro-BFD socket.
+    Bfd(usize),
+    /// The member's ARP/NS probe monitor socket.
+    Probe(usize),
+}
+
+/// What a caller may change about how a lagg starts (the benchmark uses these).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StartOptions {
+    /// Replace the protocol's policy with this one (e.g. [`TxPolicy::Fixed`] for a ceiling).
+    pub policy_override: Option<TxPolicy>,
+}
+
+/// An interface the lagg created (laggN in host mode), deleted at teardown.
+#[derive(Debug)]
+struct Created {
+    index: u32,
+    name: String,
+}
+
+/// A running lagg.
+#[derive(Debug)]
+pub struct Lagg {
+    cfg: LaggConfig,
+    policy: TxPolicy,
+    /// Members by slot (a member that left keeps its slot, retired, until one joins).
+    members: Vec<Port>,
+    upper: Option<Port>,
+    created: Vec<Created>,
+    pool: WorkerPool,
+    /// The members' state and the rules over it (sans-IO; see [`crate::members`]).
+    set: MemberSet,
+    /// Time zero of every timer of this lagg (the member set's, LACP's, micro-BFD's).
+    epoch: Instant,
+    announcer: Announcer,
+    /// State changes not yet collected by the daemon's event log.
+    events: Vec<LaggEvent>,
+    lacp: Option<LacpMonitor>,
+    bfd: Option<BfdMonitor>,
+    probe: Option<ProbeMonitor>,
+}
+
+/// A state change of a lagg, for the event timeline.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct LaggEvent {
+    /// Milliseconds since the Unix epoch.
+    pub time_ms: u64,
+    /// `link`, `failover`, `lacp` or `config`.
+    pub kind: &'static str,
+    /// The lagg.
+    pub lagg: String,
+    /// The port, if the event concerns one.
+    pub port: Option<String>,
+    /// What happened, in words.
+    pub text: String,
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// The member set's rules of a lagg's configuration.
+fn rules_for(cfg: &LaggConfig) -> Rules {
+    Rules {
+        proto: cfg.proto,
+        rx_all: cfg.rx_all,
+        updelay: Duration::from_millis(cfg.updelay_ms),
+        downdelay: Duration::from_millis(cfg.downdelay_ms),
+        notify_count: cfg.notify_count,
+        notify_interval: Duration::from_millis(cfg.notify_interval_ms),
+    }
+}
+
+fn policy_for(cfg: &LaggConfig) -> TxPolicy {
+    match cfg.proto {
+        LaggProto::Failover => TxPolicy::Failover,
+        LaggProto::LoadBalance | LaggProto::Lacp => TxPolicy::Hash { layers: cfg.hash },
+        LaggProto::RoundRobin => TxPolicy::RoundRobin {
+            limit: cfg.rr_limit,
+        },
+        LaggProto::Broadcast => TxPolicy::Broadcast,
+        LaggProto::None => TxPolicy::None,
+    }
+}
+
+/// Name of the kernel-side peer of host-mode lagg `name`.
+pub fn host_peer_name(name: &str) -> String {
+    format!("{HOST_PEER_PREFIX}{name}")
+}
+
+impl Lagg {
+    /// Starts a lagg: everything it creates is undone if a later step fails.
+    ///
+    /// # Errors
+    /// The failing step; nothing is left behind.
+    pub fn start(nl: &Netlink, cfg: &LaggConfig, options: StartOptions) -> Result<Lagg, LaggError> {
+        Self::preflight(nl, cfg)?;
+        let policy = options.policy_override.unwrap_or_else(|| policy_for(cfg));
+        let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7861_6767;
+        let mut lagg = Lagg {
+            cfg: cfg.clone(),
+            policy,
+            members: Vec::new(),
+            upper: None,
+            created: Vec::new(),
+            pool: WorkerPool::new(&cfg.name, DistributionTable::new(policy, seed)),
+            set: MemberSet::new(rules_for(cfg), &cfg.ports),
+            epoch: Instant::now(),
+            announcer: Announcer::new(cfg),
+            events: Vec::new(),
+            lacp: None,
+            bfd: None,
+            probe: None,
+        };
+        match lagg.bring_up(nl) {
+            Ok(()) => Ok(lagg),
+            Err(e) => {
+                lagg.teardown(nl);
+                Err(e)
+            }
+        }
+    }
+
+    /// Now, on the clock of every timer of this lagg.
+    fn now(&self) -> Time {
+        Time::from_duration(self.epoch.elapsed())
+    }
+
+    /// The instant of `t` on this lagg's clock.
+    fn instant(&self, t: Time) -> Instant {
+        self.epoch + Duration::from_nanos(t.0)
+    }
+
+    /// Re-reads every member's link state from the kernel (at start, as a safety net, and after
+    /// a notification overrun) and applies what changed.
+    ///
+    /// # Errors
+    /// A netlink or map failure.
+    pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
+        let now = self.now();
+        let mut changed = Vec::new();
+        for i in 0..self.members.len() {
+            if self.set.member(i).retired {
+                continue;
+            }
+            let raw = match nl.link(&self.members[i].name)? {
+                Some(LinkState {
+                    admin_up,
+                    carrier,
+                    index,
+                    ..
+                }) if index == self.members[i].ifindex => admin_up && carrier,
+                Some(_) | None => false,
+            };
+            if self.set.handle_link(now, i, raw) {
+                changed.push(i);
+            }
+        }
+        if !changed.is_empty() {
+            self.after_usability_change(nl, &changed)?;
+        }
+        Ok(!changed.is_empty())
+    }
+
+    /// The member slot of the device `ifindex`, if it is a member that has not left.
+    fn slot_of(&self, ifindex: u32) -> Option<usize> {
+        self.members
+            .iter()
+            .enumerate()
+            .position(|(i, p)| p.ifindex == ifindex && !self.set.member(i).retired)
+    }
+
+    /// Applies kernel link notifications; those for other interfaces are ignored.
+    ///
+    /// # Errors
+    /// A netlink or map failure.
+    pub fn handle_link_events(
+        &mut self,
+        nl: &Netlink,
+        events: &[LinkEvent],
+    ) -> Result<(), LaggError> {
+        let started = Instant::now();
+        let now = self.now();
+        let mut changed = Vec::new();
+        let mut usability = Vec::new();
+        let host = matches!(self.cfg.upper, Upper::Host { .. })
+            .then(|| self.created.first().map(|c| c.index))
+            .flatten();
+        if host.is_some_and(|h| events.iter().any(|ev| ev.ifindex == h && !ev.removed)) {
+            if let Err(e) = self.complete_frames_on_host() {
+                tracing::error!(lagg = %self.cfg.name, error = %e, "laggN's offloads");
+            }
+        }
+        for ev in events {
+            let Some(i) = self.slot_of(ev.ifindex) else {
+                continue;
+            };
+            if let Some(mtu) = ev.mtu {
+                let ok = mtu >= self.cfg.mtu;
+                if self.set.set_verdict(i, Verdict::Mtu, ok) {
+                    let text = if ok {
+                        format!("MTU {mtu}: carries full frames again")
+                    } else {
+                        format!("MTU {mtu} below the lagg's {}: taken out", self.cfg.mtu)
+                    };
+                    tracing::warn!(lagg = %self.cfg.name, port = %self.members[i].name, "{text}");
+                    let port = self.members[i].name.clone();
+                    self.event("mtu", Some(port), text);
+                    usability.push(i);
+                }
+            }
+            if let Some(mac) = ev.mac.filter(|m| *m != self.members[i].mac) {
+                let text = format!("MAC changed to {}", format_mac(mac));
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "{text}");
+                self.members[i].mac = mac;
+                let port = self.members[i].name.clone();
+                self.event("link", Some(port), text);
+            }
+        }
+        if !usability.is_empty() {
+            self.after_usability_change(nl, &usability)?;
+        }
+        for ev in events {
+            if let Some(i) = self.slot_of(ev.ifindex) {
+                let raw = !ev.removed && ev.admin_up && ev.carrier;
+                if self.set.handle_link(now, i, raw) && !changed.contains(&i) {
+                    changed.push(i);
+                }
+            }
+        }
+        self.log_member_events();
+        if !changed.is_empty() {
+            self.after_usability_change(nl, &changed)?;
+            tracing::debug!(lagg = %self.cfg.name, micros = started.elapsed().as_micros() as u64, "link change applied");
+        }
+        Ok(())
+    }
+
+    /// Logs what the member set reports and puts it on the timeline.
+    fn log_member_events(&mut self) {
+        while let Some(e) = self.set.poll_event() {
+            let name = |m: Option<usize>| {
+                m.and_then(|m| self.members.get(m))
+                    .map_or("none".to_string(), |p| p.name.clone())
+            };
+            match e {
+                MemberEvent::Link {
+                    member,
+                    up,
+                    delayed,
+                } => {
+                    let state = if up { "up" } else { "down" };
+                    let port = name(Some(member));
+                    if delayed {
+                        tracing::info!(lagg = %self.cfg.name, port = %port, "link {state} (after its delay)");
+                    } else {
+                        tracing::info!(lagg = %self.cfg.name, port = %port, "link {state}");
+                    }
+                    self.event("link", Some(port), format!("link {state}"));
+                }
+                MemberEvent::Waiting { member, up, delay } => {
+                    tracing::info!(lagg = %self.cfg.name, port = %name(Some(member)), delay_ms = delay.as_millis() as u64,
+                        "link {}; waiting {}", if up { "up" } else { "down" }, if up { "updelay" } else { "downdelay" });
+                }
+                MemberEvent::Withdrawn { member } => {
+                    tracing::info!(lagg = %self.cfg.name, port = %name(Some(member)), "link changed back before its delay ran out");
+                }
+                MemberEvent::Failover { from, to } => {
+                    let text = format!("active port {} -> {}", name(from), name(to));
+                    tracing::info!(lagg = %self.cfg.name, "failover: {text}");
+                    let port = to.map(|t| name(Some(t)));
+                    self.event("failover", port, text);
+                }
+            }
+        }
+    }
+
+    /// When [`link_tick`](Self::link_tick) is due: a delayed link change, a notification, a
+    /// monitor's timer.
+    pub fn link_deadline(&self) -> Option<Instant> {
+        let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
+        let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
+        self.set
+            .poll_timeout()
+            .map(|t| self.instant(t))
+            .into_iter()
+            .chain(bfd)
+            .chain(probe)
+            .min()
+    }
+
+    /// Applies delayed link changes, runs the micro-BFD and probe timers and sends peer
+    /// notifications that are due.
+    ///
+    /// # Errors
+    /// A netlink or map failure.
+    pub fn link_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        let changed = self.set.handle_timeout(self.now());
+        self.log_member_events();
+        if !changed.is_empty() {
+            self.after_usability_change(nl, &changed)?;
+        }
+        if let Some(bfd) = self.bfd.as_mut() {
+            let set = &self.set;
+            let changed = bfd.tick(&self.members, |i| set.member(i).retired);
+            self.apply_bfd(nl, &changed)?;
+        }
+        if let Some(probe) = self.probe.as_mut() {
+            let now = Instant::now();
+            probe.tick(now, &self.members);
+            self.judge_probes(nl, now)?;
+        }
+        self.send_due_notifications(nl);
+        Ok(())
+    }
+
+    /// After members became usable or unusable (link, MTU, or a monitor's verdict): the ones
+    /// that came back lose what was stuck on their tx rings, LACP hears of it, the table is
+    /// republished and peers are told where the lagg now is.
+    fn after_usability_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+        for &i in changed {
+            if self.set.usable(i) {
+                self.pool.reset_port(i, &mut self.members[i]);
+            }
+        }
+        if let Some(lacp) = self.lacp.as_mut() {
+            for &i in changed {
+                lacp.link(i, self.set.usable(i), link_speed(&self.members[i].name));
+            }
+        }
+        self.drain_lacp()?;
+        self.publish(changed, false)?;
+        self.send_due_notifications(nl);
+        Ok(())
+    }
+
+    /// Tells the peers of the members that are due (see [`MemberSet::due_notifications`]).
+    fn send_due_notifications(&mut self, nl: &Netlink) {
+        self.announcer.age(Instant::now());
+        let due = self.set.due_notifications(self.now());
+        self.announcer.send(&self.cfg, nl, &self.members, &due);
+    }
+
+    /// The control-path sockets to wait on (LACP, micro-BFD, probe replies); hand a readable
+    /// one to [`handle_control_frames`](Self::handle_control_frames).
+    pub fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
+        let lacp = self.lacp.iter().flat_map(|m| m.sockets());
+        let bfd = self.bfd.iter().flat_map(|m| m.sockets());
+        let probe = self.probe.iter().flat_map(|m| m.sockets());
+        lacp.map(|(i, s)| (ControlSocket::Lacp(i), s))
+            .chain(bfd.map(|(i, s)| (ControlSocket::Bfd(i), s)))
+            .chain(probe.map(|(i, s)| (ControlSocket::Probe(i), s)))
+            .collect()
+    }
+
+    /// Reads every pending frame of a control socket: LACP into the LACP core, micro-BFD
+    /// into its session, probe replies into the probe monitor; applies what they decide.
+    ///
+    /// # Errors
+    /// A map failure while applying the result.
+    pub fn handle_control_frames(
+        &mut self,
+        nl: &Netlink,
+        socket: ControlSocket,
+    ) -> Result<(), LaggError> {
+        match socket {
+            ControlSocket::Lacp(port) => {
+                if let Some(lacp) = self.lacp.as_mut() {
+                    lacp.handle_frames(port);
+                }
+                self.drain_lacp()
+            }
+            ControlSocket::Bfd(port) => {
+                let changed = self
+                    .bfd
+                    .as_mut()
+                    .map(|b| b.handle_frames(port))
+                    .unwrap_or_default();
+                self.apply_bfd(nl, &changed)
+            }
+            ControlSocket::Probe(port) => {
+                let now = Instant::now();
+                if let Some(probe) = self.probe.as_mut() {
+                    probe.handle_frames(port, now);
+                }
+                self.judge_probes(nl, now)
+            }
+        }
+    }
+
+    /// Turns the state of the micro-BFD sessions that changed into their members' verdicts.
+    fn apply_bfd(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+        let Some(bfd) = self.bfd.as_ref() else {
+            return Ok(());
+        };
+        let mut flipped = Vec::new();
+        let mut notes = Vec::new();
+        for &i in changed {
+            let Some((state, _)) = bfd.status(i) else {
+                continue;
+            };
+            if self.set.set_verdict(i, Verdict::Bfd, bfd.is_up(i)) {
+                flipped.push(i);
+            }
+            notes.push((
+                self.members[i].name.clone(),
+                format!("micro-BFD {}", state.name()),
+            ));
+        }
+        for (port, text) in notes {
+            tracing::info!(lagg = %self.cfg.name, port = %port, "{text}");
+            self.event("bfd", Some(port), text);
+        }
+        self.after_usability_change(nl, &flipped)
+    }
+
+    /// Turns the probe monitor's judgement at `now` into the members' verdicts.
+    fn judge_probes(&mut self, nl: &Netlink, now: Instant) -> Result<(), LaggError> {
+        let Some(probe) = self.probe.as_ref() else {
+            return Ok(());
+        };
+        let mut flipped = Vec::new();
+        let mut notes = Vec::new();
+        for i in 0..probe.slots() {
+            if self.set.member(i).retired {
+                continue;
+            }
+            let ok = probe.valid(i, now);
+            if self.set.set_verdict(i, Verdict::Probe, ok) {
+                flipped.push(i);
+                let text = if ok {
+                    "probe monitor: replies arrive".to_string()
+                } else {
+                    format!(
+                        "probe monitor: no reply for {} ms",
+                        probe.window().as_millis()
+                    )
+                };
+                notes.push((self.members[i].name.clone(), text));
+            }
+        }
+        for (port, text) in notes {
+            tracing::info!(lagg = %self.cfg.name, port = %port, "{text}");
+            self.event("probe", Some(port), text);
+        }
+        self.after_usability_change(nl, &flipped)
+    }
+
+    /// When LACP needs [`lacp_tick`](Self::lacp_tick) next.
+    pub fn lacp_deadline(&self) -> Option<Instant> {
+        self.lacp.as_ref()?.deadline()
+    }
+
+    /// Runs LACP timers due by now.
+    ///
+    /// # Errors
+    /// A map failure while applying the result.
+    pub fn lacp_tick(&mut self) -> Result<(), LaggError> {
+        if let Some(lacp) = self.lacp.as_mut() {
+            lacp.tick();
+        }
+        self.drain_lacp()
+    }
+
+    /// Sends what LACP wants sent and applies its mux decisions to the member set.
+    fn drain_lacp(&mut self) -> Result<(), LaggError> {
+        let Some(lacp) = self.lacp.as_mut() else {
+            return Ok(());
+        };
+        let decisions = lacp.drain();
+        for d in &decisions {
+            let Some(name) = self.members.get(d.port).map(|p| p.name.clone()) else {
+                continue;
+            };
+            self.set.set_lacp(d.port, d.collecting, d.distributing);
+            let text = format!(
+                "lacp {}{}",
+                if d.collecting {
+                    "collecting"
+                } else {
+                    "not collecting"
+                },
+                if d.distributing { ", distributing" } else { "" }
+            );
+            self.event("lacp", Some(name), text);
+        }
+        if !decisions.is_empty() {
+            self.publish(&[], false)?;
+        }
+        Ok(())
+    }
+
+    /// Derives which members distribute and collect, publishes the next table (from the
+    /// previous one, so only affected buckets move) and sets the XDP collecting flags.
+    fn publish(&mut self, changed: &[usize], force: bool) -> Result<(), LaggError> {
+        let before: Vec<bool> = self.set.members().iter().map(|m| m.collecting).collect();
+        let decisions = self.set.settle(self.now(), changed);
+        self.log_member_events();
+        let active = self.set.active();
+        let collecting_mask = decisions
+            .iter()
+            .enumerate()
+            .filter(|(_, d)| d.0)
+            .fold(0u32, |m, (i, _)| m | (1 << i));
+        let current = self.pool.table();
+        if current.collecting() != collecting_mask
+            && current.active() == active.as_slice()
+            && !force
+        {
+            self.pool.publish(current.with_collecting(collecting_mask));
+        }
+        let current = self.pool.table();
+        if force || current.active() != active.as_slice() {
+            let next = current
+                .with_active(&active)
+                .with_collecting(collecting_mask);
+            self.pool.publish(next);
+            let names: Vec<&str> = active
+                .iter()
+                .map(|&i| self.members[usize::from(i)].name.as_str())
+                .collect();
+            tracing::info!(lagg = %self.cfg.name, active = %names.join(","), "distribution table published");
+        }
+        for (i, (port, (collecting, _))) in self.members.iter_mut().zip(decisions).enumerate() {
+            if force || before.get(i) != Some(&collecting) {
+                if let Some(program) = port.program.as_mut() {
+                    program.set_collecting(collecting)?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Queues whose worker thread has ended although the lagg was not stopped (it panicked).
+    pub fn dead_workers(&self) -> Vec<usize> {
+        self.pool.dead()
+    }
+
+    /// Fault injection for tests: makes the worker of `queue` panic.
+    ///
+    /// # Errors
+    /// No such worker.
+    pub fn crash_worker(&self, queue: usize) -> Result<(), String> {
+        self.pool.crash(queue)
+    }
+
+    /// The lagg's configuration.
+    pub fn config(&self) -> &LaggConfig {
+        &self.cfg
+    }
+
+    /// The transmit policy in force.
+    pub fn policy(&self) -> TxPolicy {
+        self.policy
+    }
+
+    /// Member ports, in order.
+    pub fn members(&self) -> &[Port] {
+        &self.members
+    }
+
+    /// The current distribution table.
+    pub fn table(&self) -> std::sync::Arc<DistributionTable> {
+        self.pool.table()
+    }
+
+    /// The indexes of the devices this lagg holds XDP programs on.
+    pub fn ifindexes(&self) -> Vec<u32> {
+        self.members
+            .iter()
+            .chain(self.upper.as_ref())
+            .filter(|p| p.program.is_some())
+            .map(|p| p.ifindex)
+            .collect()
+    }
+
+    fn event(&mut self, kind: &'static str, port: Option<String>, text: String) {
+        self.events.push(LaggEvent {
+            time_ms: unix_ms(),
+            kind,
+            lagg: self.cfg.name.clone(),
+            port,
+            text,
+        });
+    }
+
+    /// State changes since the last call (the daemon keeps the timeline).
+    pub fn take_events(&mut self) -> Vec<LaggEvent> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// Stops the workers, detaches every program, restores promiscuous mode and deletes the
+    /// interfaces this lagg created.
+    pub fn stop(mut self, nl: &Netlink) {
+        self.teardown(nl);
+    }
+}
+
+/// The link speed in Mb/s from sysfs (0 when the driver does not say).
+fn link_speed(name: &str) -> u32 {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/speed"))
+        .ok()
+        .and_then(|s| s.trim().parse::<i64>().ok())
+        .filter(|s| *s > 0)
+        .map_or(0, |s| s.min(i64::from(u32::MAX)) as u32)
+}

@@ -1,0 +1,226 @@
+//! Micro-BFD of a lagg (RFC 7130): a session and an IPv4 packet socket per member.
+
+use std::time::{Duration, Instant};
+
+use xlagg_dataplane::afpacket::PacketSocket;
+
+use super::{put, read_frames};
+use crate::bfd;
+use crate::config::{BfdOptions, LaggConfig, Upper};
+use crate::runtime::lagg::{unix_ms, LaggError, Port};
+
+/// EtherType of the packet sockets.
+const ETH_P_IP: u16 = 0x0800;
+
+/// The micro-BFD sessions of a lagg.
+#[derive(Debug)]
+pub(crate) struct BfdMonitor {
+    lagg: String,
+    sessions: Vec<bfd::Session>,
+    /// Without a configured peer: the address each session came up with, held while it is
+    /// up (packets from anyone else are discarded).
+    peers: Vec<Option<[u8; 4]>>,
+    sockets: Vec<Option<PacketSocket>>,
+    epoch: Instant,
+    src_ip: [u8; 4],
+    dst_ip: [u8; 4],
+}
+
+impl BfdMonitor {
+    /// Opens a session on every member, on the lagg's clock (`epoch`).
+    ///
+    /// # Errors
+    /// A socket that cannot be opened.
+    pub(crate) fn start(
+        cfg: &LaggConfig,
+        o: BfdOptions,
+        members: &[Port],
+        epoch: Instant,
+    ) -> Result<Self, LaggError> {
+        let session_cfg = bfd::Config {
+            interval: Duration::from_millis(o.interval_ms),
+            multiplier: o.multiplier,
+        };
+        let seed = (std::process::id() << 12) ^ (unix_ms() as u32);
+        let mut sessions = Vec::new();
+        let mut sockets = Vec::new();
+        for (i, p) in members.iter().enumerate() {
+            let socket = PacketSocket::bind(p.ifindex, ETH_P_IP).map_err(|source| {
+                LaggError::PacketSocket {
+                    lagg: cfg.name.clone(),
+                    port: p.name.clone(),
+                    what: "micro-BFD",
+                    source,
+                }
+            })?;
+            sockets.push(Some(socket));
+            sessions.push(bfd::Session::new(
+                session_cfg,
+                seed.wrapping_add(i as u32 * 7919) | 1,
+                Duration::ZERO,
+            ));
+        }
+        let src_ip = match &cfg.upper {
+            Upper::Host { addresses } => addresses.iter().find_map(|(a, _)| match a {
+                std::net::IpAddr::V4(v4) => Some(v4.octets()),
+                std::net::IpAddr::V6(_) => None,
+            }),
+            Upper::Forward { .. } => None,
+        }
+        .unwrap_or([0; 4]);
+        tracing::info!(lagg = %cfg.name, interval_ms = o.interval_ms, multiplier = o.multiplier, "micro-BFD started; members wait for their sessions");
+        Ok(Self {
+            lagg: cfg.name.clone(),
+            peers: vec![None; sessions.len()],
+            sessions,
+            sockets,
+            epoch,
+            src_ip,
+            dst_ip: o.peer.octets(),
+        })
+    }
+
+    /// The open sockets with their member slot.
+    pub(crate) fn sockets(&self) -> impl Iterator<Item = (usize, &PacketSocket)> {
+        super::open(&self.sockets)
+    }
+
+    /// Sends control packet `packet` of member `i` (MAC `mac`) on its link.
+    fn send(&self, i: usize, mac: [u8; 6], packet: &[u8; bfd::PACKET_LEN]) -> std::io::Result<()> {
+        let frame = bfd::frame(mac, self.src_ip, self.dst_ip, 49152 + i as u16, packet);
+        match self.sockets.get(i).and_then(Option::as_ref) {
+            Some(socket) => socket.send(&frame),
+            None => Ok(()),
+        }
+    }
+
+    /// Sends the packets that are due and applies detection timeouts; `members` by slot,
+    /// `retired` says which slots are empty. Returns the sessions that changed state.
+    pub(crate) fn tick(&mut self, members: &[Port], retired: impl Fn(usize) -> bool) -> Vec<usize> {
+        let now = self.epoch.elapsed();
+        let mut changed = Vec::new();
+        let mut packets = Vec::new();
+        for (i, s) in self.sessions.iter_mut().enumerate() {
+            if retired(i) {
+                continue;
+            }
+            if s.tick(now).is_some() {
+                changed.push(i);
+            }
+            if let Some(p) = s.poll_transmit(now) {
+                packets.push((i, p));
+            }
+        }
+        for (i, p) in packets {
+            if let Err(e) = self.send(i, members[i].mac, &p) {
+                tracing::debug!(lagg = %self.lagg, port = %members[i].name, error = %e, "micro-BFD packet not sent");
+            }
+        }
+        changed
+    }
+
+    /// Reads the pending packets of member `port` into its session; returns the sessions that
+    /// changed state.
+    pub(crate) fn handle_frames(&mut self, port: usize) -> Vec<usize> {
+        let mut changed = Vec::new();
+        if let (Some(Some(socket)), Some(session), Some(learnt)) = (
+            self.sockets.get(port),
+            self.sessions.get_mut(port),
+            self.peers.get_mut(port),
+        ) {
+            let epoch = self.epoch;
+            let lagg = &self.lagg;
+            let addresses = bfd::Addresses {
+                peer: self.dst_ip,
+                local: self.src_ip,
+            };
+            read_frames(socket, lagg, "micro-BFD", |f| {
+                match bfd::payload(f, &addresses) {
+                    Ok((src, p)) => {
+                        if !session.is_up() {
+                            *learnt = None;
+                        }
+                        if learnt.is_some_and(|l| l != src) {
+                            session.counters.invalid += 1;
+                            tracing::debug!(lagg = %lagg, port, "micro-BFD packet from another address than the session's peer discarded");
+                            return;
+                        }
+                        match session.handle(epoch.elapsed(), p) {
+                            Ok(Some(_)) => changed.push(port),
+                            Ok(None) => {}
+                            Err(e) => {
+                                tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD packet discarded")
+                            }
+                        }
+                        if session.is_up() && addresses.peer == bfd::ANY_PEER {
+                            learnt.get_or_insert(src);
+                        }
+                    }
+                    Err(bfd::BfdError::NotBfd) => {}
+                    Err(e) => {
+                        session.counters.invalid += 1;
+                        tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD frame discarded");
+                    }
+                }
+            });
+        }
+        changed.dedup();
+        changed
+    }
+
+    /// When [`tick`](Self::tick) is due next.
+    pub(crate) fn deadline(&self) -> Option<Instant> {
+        let next = self.sessions.iter().map(bfd::Session::deadline).min()?;
+        self.epoch
+            .checked_add(next)
+            .or(Some(self.epoch + Duration::from_secs(3600)))
+    }
+
+    /// Whether member `i`'s session is up.
+    pub(crate) fn is_up(&self, i: usize) -> bool {
+        self.sessions.get(i).is_some_and(bfd::Session::is_up)
+    }
+
+    /// Member `i`'s session state and counters.
+    pub(crate) fn status(&self, i: usize) -> Option<(bfd::State, bfd::Counters)> {
+        let s = self.sessions.get(i)?;
+        Some((s.state(), s.counters))
+    }
+
+    /// Member `slot` joined at run time: a new session, down until the peer answers.
+    pub(crate) fn join(&mut self, slot: usize, port: &Port) {
+        let Some(cfg) = self.sessions.first().map(bfd::Session::config) else {
+            return;
+        };
+        let discr = (unix_ms() as u32).wrapping_mul(2_654_435_761) | 1;
+        let session = bfd::Session::new(cfg, discr, self.epoch.elapsed());
+        put(&mut self.sessions, slot, session);
+        put(&mut self.peers, slot, None);
+        put(
+            &mut self.sockets,
+            slot,
+            PacketSocket::bind(port.ifindex, ETH_P_IP).ok(),
+        );
+    }
+
+    /// Member `slot` left: its socket closes.
+    pub(crate) fn leave(&mut self, slot: usize) {
+        if let Some(s) = self.sockets.get_mut(slot) {
+            *s = None;
+        }
+    }
+
+    /// Tells every peer the sessions go administratively down (at stop).
+    pub(crate) fn shutdown(mut self, members: &[Port]) {
+        let packets: Vec<_> = self
+            .sessions
+            .iter_mut()
+            .map(bfd::Session::admin_down)
+            .collect();
+        for (i, p) in packets.iter().enumerate() {
+            if let Some(port) = members.get(i) {
+                let _ = self.send(i, port.mac, p);
+            }
+        }
+    }
+}

@@ -1,0 +1,51 @@
+//! The monitors of a lagg, each over its own packet sockets: LACP (the slow-protocol
+//! socket and the sans-IO core of [`crate::lacp`]), micro-BFD (a session per member) and the
+//! ARP/NS probe monitor. Each reads its frames, runs its timers and says which members it
+//! changed its mind about; the lagg turns that into verdicts of its member set.
+
+mod bfd;
+mod lacp;
+mod probe;
+
+use std::time::Duration;
+
+use xlagg_dataplane::afpacket::{self, PacketSocket};
+
+pub(super) use bfd::BfdMonitor;
+pub(super) use lacp::LacpMonitor;
+pub(super) use probe::ProbeMonitor;
+
+/// Reads up to 64 frames received on `socket` (frames it sent are skipped) and hands each to
+/// `frame`; a receive error is logged and ends the read.
+fn read_frames(socket: &PacketSocket, lagg: &str, what: &str, mut frame: impl FnMut(&[u8])) {
+    let mut buf = [0u8; 1518];
+    for _ in 0..64 {
+        match socket.recv(&mut buf, Duration::ZERO) {
+            Ok(Some((n, afpacket::Direction::Incoming))) => frame(&buf[..n]),
+            Ok(Some((_, afpacket::Direction::Outgoing))) => {}
+            Ok(None) => break,
+            Err(e) => {
+                tracing::warn!(lagg, error = %e, "{what} receive failed");
+                break;
+            }
+        }
+    }
+}
+
+/// Puts `value` at `slot` of a per-member vector: replacing a departed member's entry, or
+/// appending the next one.
+pub(super) fn put<T>(v: &mut Vec<T>, slot: usize, value: T) {
+    if slot < v.len() {
+        v[slot] = value;
+    } else {
+        v.push(value);
+    }
+}
+
+/// The open sockets of `sockets` with their member slot.
+fn open(sockets: &[Option<PacketSocket>]) -> impl Iterator<Item = (usize, &PacketSocket)> {
+    sockets
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+}

@@ -1,0 +1,186 @@
+//! Changing a running lagg in place: members leaving and joining (each taking or giving up
+//! only its share of the buckets, the other flows untouched), laggN's addresses, and the
+//! settings the member set takes at run time. Anything else restarts the lagg (the daemon
+//! decides with [`Lagg::can_change_ports_in_place`]).
+
+use super::bringup::restore_port;
+use super::monitors::put;
+use super::{rules_for, Lagg, LaggError};
+use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::members::Verdict;
+use crate::netdev::Netlink;
+
+impl Lagg {
+    /// Whether `new` differs from this lagg's configuration only in what
+    /// [`set_ports`](Self::set_ports) applies in place: the member list (and per-port LACP
+    /// priorities), the host interface's addresses, the description, updelay/downdelay and
+    /// the peer-notification settings.
+    pub fn can_change_ports_in_place(&self, new: &LaggConfig) -> bool {
+        let neutral = |c: &LaggConfig| {
+            let mut c = c.clone();
+            c.ports.clear();
+            c.lacp.port_priorities.clear();
+            if let Upper::Host { addresses } = &mut c.upper {
+                addresses.clear();
+            }
+            c.description.clear();
+            c.updelay_ms = 0;
+            c.downdelay_ms = 0;
+            c.notify_count = 0;
+            c.notify_interval_ms = 0;
+            c
+        };
+        let (a, b) = (neutral(&self.cfg), neutral(new));
+        a == b
+            && a.proto != LaggProto::None
+            && self
+                .members
+                .iter()
+                .enumerate()
+                .any(|(i, p)| !self.set.member(i).retired && new.ports.contains(&p.name))
+            // Failover's order is its priority: it must come out as configured. The other
+            // protocols only show the order (a returning member may take a freed slot).
+            && self
+                .slots_after(new)
+                .is_some_and(|order| a.proto != LaggProto::Failover || order == new.ports)
+    }
+
+    /// The member names in slot order after [`set_ports`](Self::set_ports) applied `new`
+    /// (members that leave free their slots, joining ones take the first free slot, else the
+    /// next); `None` when the slots would run out.
+    fn slots_after(&self, new: &LaggConfig) -> Option<Vec<String>> {
+        let mut slots: Vec<Option<String>> = self
+            .members
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                (!self.set.member(i).retired && new.ports.contains(&p.name)).then(|| p.name.clone())
+            })
+            .collect();
+        for name in &new.ports {
+            if slots.iter().flatten().any(|n| n == name) {
+                continue;
+            }
+            match slots.iter().position(Option::is_none) {
+                Some(free) => slots[free] = Some(name.clone()),
+                None => slots.push(Some(name.clone())),
+            }
+        }
+        (slots.len() <= xlagg_dataplane::distribution::MAX_MEMBERS)
+            .then(|| slots.into_iter().flatten().collect())
+    }
+
+    /// Applies a new member list in place (hot membership): members that left are taken out
+    /// of the table, their programs detached and their sockets retired in every worker; new
+    /// ones get a program, a socket per worker and join the table taking only their share.
+    /// Flows on the other members are not touched. Returns what changed, in words.
+    ///
+    /// # Errors
+    /// A device, socket or map failure; a member that failed to join is undone.
+    pub fn set_ports(&mut self, nl: &Netlink, new: &LaggConfig) -> Result<Vec<String>, LaggError> {
+        let mut done = Vec::new();
+        // Leaving.
+        let leaving: Vec<usize> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, p)| !self.set.member(*i).retired && !new.ports.contains(&p.name))
+            .map(|(i, _)| i)
+            .collect();
+        for &i in &leaving {
+            self.set.leave(i);
+            if let Some(lacp) = self.lacp.as_mut() {
+                lacp.leave(i);
+            }
+            if let Some(bfd) = self.bfd.as_mut() {
+                bfd.leave(i);
+            }
+            if let Some(probe) = self.probe.as_mut() {
+                probe.leave(i);
+            }
+        }
+        if !leaving.is_empty() {
+            self.drain_lacp()?;
+            // Out of the table and not collecting, before the sockets go.
+            self.publish(&leaving, false)?;
+            for &i in &leaving {
+                restore_port(&mut self.members[i]);
+                self.pool.remove_port(i, &self.members[i].name);
+                let name = self.members[i].name.clone();
+                tracing::info!(lagg = %self.cfg.name, port = %name, "member left");
+                self.event("config", Some(name.clone()), "member left".into());
+                done.push(format!("-laggport {name}"));
+            }
+        }
+        // Joining, at the end.
+        for name in &new.ports {
+            if self
+                .members
+                .iter()
+                .enumerate()
+                .any(|(i, p)| &p.name == name && !self.set.member(i).retired)
+            {
+                continue;
+            }
+            // A departed member's slot is reused (the workers closed its socket); otherwise the
+            // next one.
+            let slot = (0..self.members.len())
+                .find(|&i| self.set.member(i).retired)
+                .unwrap_or(self.members.len());
+            self.set.join(slot, name);
+            let mut port = match self.attach_port(nl, name, Some(slot)) {
+                Ok(p) => p,
+                Err(e) => {
+                    self.set.leave(slot);
+                    return Err(e);
+                }
+            };
+            if let Err(detail) = self.pool.add_port(slot, &mut port) {
+                restore_port(&mut port);
+                self.set.leave(slot);
+                return Err(LaggError::Socket {
+                    lagg: self.cfg.name.clone(),
+                    port: name.clone(),
+                    queue: 0,
+                    detail,
+                });
+            }
+            if let Some(lacp) = self.lacp.as_mut() {
+                lacp.join(new, slot, &port);
+            }
+            if let Some(bfd) = self.bfd.as_mut() {
+                bfd.join(slot, &port);
+                self.set.set_verdict(slot, Verdict::Bfd, false);
+            }
+            if let Some(probe) = self.probe.as_mut() {
+                probe.join(slot, &mut port)?;
+                self.set.set_verdict(slot, Verdict::Probe, false);
+            }
+            self.announcer.forget(slot);
+            put(&mut self.members, slot, port);
+            tracing::info!(lagg = %self.cfg.name, port = %name, slot, "member joined");
+            self.event("config", Some(name.clone()), "member joined".into());
+            done.push(format!("laggport {name}"));
+        }
+        // The host interface's addresses: remove what went, add what came.
+        if let (Upper::Host { addresses: old }, Upper::Host { addresses: want }) =
+            (&self.cfg.upper, &new.upper)
+        {
+            let host = nl.require(&self.cfg.name)?;
+            for (addr, prefix) in old.iter().filter(|a| !want.contains(a)) {
+                nl.delete_address(host.index, *addr)?;
+                done.push(format!("-alias {addr}/{prefix}"));
+            }
+            for (addr, prefix) in want.iter().filter(|a| !old.contains(a)) {
+                nl.add_address(host.index, *addr, *prefix)?;
+                done.push(format!("alias {addr}/{prefix}"));
+            }
+        }
+        self.cfg = new.clone();
+        self.set.set_rules(rules_for(new));
+        // New members' link state: joining the table takes only their share of buckets.
+        self.refresh_links(nl)?;
+        self.publish(&[], false)?;
+        Ok(done)
+    }
+}

@@ -1,0 +1,354 @@
+//! A lagg as data: one status (what `xlaggctl` prints, rendered by [`crate::status::render`],
+//! and what the API returns as JSON) and the sample the metrics and the dashboard read (the
+//! same state with every counter, per worker and per XDP reason).
+
+use std::collections::BTreeMap;
+
+use xlagg_common::XdpCounter;
+use xlagg_dataplane::counters::{DropReason, PortTotals, XskCounter};
+use xlagg_dataplane::distribution::MemberIndex;
+use xlagg_dataplane::worker;
+
+use super::monitors::LacpMonitor;
+use super::{Lagg, Port};
+use crate::bfd;
+use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::lacp;
+use crate::lacp::pdu::PortState;
+use crate::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortFlags, PortStatus};
+
+/// One worker's loop counters and latency buckets, as last read.
+#[derive(Clone, Debug)]
+pub struct WorkerSample {
+    /// Receive queue it serves.
+    pub queue: usize,
+    /// Nanoseconds in iterations that moved frames.
+    pub busy_ns: u64,
+    /// Iterations that moved frames / moved nothing.
+    pub loops: (u64, u64),
+    /// Frames per latency bucket.
+    pub latency: Vec<u64>,
+    /// Sum of the frames' latencies, nanoseconds.
+    pub latency_sum_ns: u64,
+    /// Where its UMEM frames are.
+    pub frames: xlagg_dataplane::counters::FrameSnapshot,
+}
+
+/// One port's counters and state, as last read.
+#[derive(Clone, Debug)]
+pub struct PortSample {
+    /// Interface name.
+    pub name: String,
+    /// `member` or `upper`.
+    pub role: &'static str,
+    /// Link up (members: after updelay/downdelay).
+    pub link: bool,
+    /// Collecting / distributing.
+    pub collecting: bool,
+    /// In the distribution.
+    pub distributing: bool,
+    /// Worker counters summed over workers.
+    pub totals: PortTotals,
+    /// The XDP program's counters.
+    pub xdp: [u64; XdpCounter::COUNT as usize],
+    /// LACP, for lacp members.
+    pub lacp: Option<lacp::PortStatus>,
+    /// Micro-BFD session state and counters, when enabled.
+    pub bfd: Option<(bfd::State, bfd::Counters)>,
+    /// The ARP/NS probe monitor's verdict, when enabled.
+    pub probe_ok: Option<bool>,
+}
+
+/// Everything the metrics and the dashboard read of one lagg.
+#[derive(Clone, Debug)]
+pub struct LaggSample {
+    /// The lagg.
+    pub name: String,
+    /// Protocol.
+    pub proto: LaggProto,
+    /// Members, then the upper port.
+    pub ports: Vec<PortSample>,
+    /// Workers.
+    pub workers: Vec<WorkerSample>,
+    /// Active-port changes (failover).
+    pub failovers: u64,
+    /// Member link changes.
+    pub flaps: u64,
+    /// Members that carry traffic now.
+    pub active_ports: usize,
+}
+
+impl Lagg {
+    /// The status as the per-port counters table `xlaggd --stats` prints (see
+    /// [`crate::status::table`]).
+    pub fn status_table(&self) -> String {
+        crate::status::table(&self.status())
+    }
+
+    /// Worker counters of port `index` (members, then the upper port) summed over workers.
+    pub fn port_totals(&self, index: usize) -> PortTotals {
+        // Members sit in the workers' slots by index, the upper port in the upper slot.
+        let slot = if index < self.members.len() {
+            index
+        } else {
+            worker::UPPER_SLOT
+        };
+        self.pool.totals(slot)
+    }
+
+    /// The XDP program's counters of port `index`.
+    pub fn xdp_counters(&self, index: usize) -> Option<[u64; XdpCounter::COUNT as usize]> {
+        self.ports().nth(index)?.program.as_ref()?.counters().ok()
+    }
+
+    /// Micro-BFD state and counters of member `i`, if enabled.
+    pub fn bfd_status(&self, i: usize) -> Option<(bfd::State, bfd::Counters)> {
+        self.bfd.as_ref()?.status(i)
+    }
+
+    fn ports(&self) -> impl Iterator<Item = &Port> {
+        self.members.iter().chain(self.upper.as_ref())
+    }
+
+    /// Counters and state for metrics and the dashboard.
+    pub fn sample(&self) -> LaggSample {
+        let first_active = self.table().active().first().copied();
+        let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
+        let mut ports = Vec::new();
+        for (i, port) in self.ports().enumerate() {
+            if self.retired(i) {
+                continue;
+            }
+            let member = (i < self.members.len()).then(|| self.set.member(i));
+            let flags = if member.is_some() {
+                self.port_flags(i, first_active)
+            } else {
+                PortFlags::default()
+            };
+            ports.push(PortSample {
+                name: port.name.clone(),
+                role: if member.is_some() { "member" } else { "upper" },
+                link: member.is_none_or(|m| m.up),
+                collecting: member.map_or(port.collecting, |m| m.collecting),
+                distributing: flags.has(PortFlags::DISTRIBUTING),
+                totals: self.port_totals(i),
+                xdp: self.xdp_counters(i).unwrap_or_default(),
+                lacp: lacp_ports.as_ref().and_then(|v| v.get(i)).cloned(),
+                bfd: if member.is_some() {
+                    self.bfd_status(i)
+                } else {
+                    None
+                },
+                probe_ok: self.probe.as_ref().and(member).map(|m| m.probe_ok),
+            });
+        }
+        let workers = self.pool.samples();
+        let active_ports = ports
+            .iter()
+            .filter(|p| p.role == "member" && p.distributing)
+            .count();
+        LaggSample {
+            name: self.cfg.name.clone(),
+            proto: self.cfg.proto,
+            ports,
+            workers,
+            failovers: self.set.failovers,
+            flaps: self.set.flaps,
+            active_ports,
+        }
+    }
+
+    /// Whether port `i` (members first, then the upper port) is a member that left.
+    fn retired(&self, i: usize) -> bool {
+        i < self.members.len() && self.set.member(i).retired
+    }
+
+    /// Port `i`'s drops with a count, by reason: the workers', the kernel socket's (`xsk_`
+    /// prefixed) and the XDP program's (`xdp_` prefixed).
+    fn port_drops(&self, i: usize, t: &PortTotals) -> BTreeMap<String, u64> {
+        let mut drops = BTreeMap::new();
+        for reason in DropReason::ALL {
+            if t.drops[reason as usize] > 0 {
+                drops.insert(reason.name().to_string(), t.drops[reason as usize]);
+            }
+        }
+        for c in XskCounter::ALL
+            .into_iter()
+            .filter(|c| *c != XskCounter::TxRingEmpty)
+        {
+            if t.xsk[c as usize] > 0 {
+                drops.insert(format!("xsk_{}", c.name()), t.xsk[c as usize]);
+            }
+        }
+        if let Some(x) = self.xdp_counters(i) {
+            for c in [
+                XdpCounter::NotCollecting,
+                XdpCounter::NoSocket,
+                XdpCounter::Malformed,
+                XdpCounter::Unsolicited,
+            ] {
+                if x[c as usize] > 0 {
+                    drops.insert(format!("xdp_{}", c.name()), x[c as usize]);
+                }
+            }
+        }
+        drops
+    }
+
+    /// lagg(4) flags of member `i`.
+    fn port_flags(&self, i: usize, first_active: Option<MemberIndex>) -> PortFlags {
+        let port = self.set.member(i);
+        // ACTIVE and DISTRIBUTING: the port transmits (failover: only the first active port;
+        // lacp: what the mux decided; others: link up).
+        let in_use = match self.cfg.proto {
+            LaggProto::Failover => first_active == Some(i as MemberIndex),
+            LaggProto::None => false,
+            _ => port.distributing,
+        };
+        PortFlags::default()
+            .with(
+                PortFlags::MASTER,
+                i == 0 && self.cfg.proto == LaggProto::Failover,
+            )
+            .with(PortFlags::ACTIVE, in_use)
+            .with(PortFlags::COLLECTING, port.collecting)
+            .with(PortFlags::DISTRIBUTING, in_use)
+    }
+
+    /// The lagg's state as data (what `xlaggctl` shows).
+    pub fn status(&self) -> LaggStatus {
+        let table = self.table();
+        let first_active = table.active().first().copied();
+        let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
+        let mut ports = Vec::new();
+        let mut active_ports = 0;
+        for (i, port) in self.members.iter().enumerate() {
+            let state = self.set.member(i);
+            if state.retired {
+                continue;
+            }
+            let t = self.port_totals(i);
+            let drops = self.port_drops(i, &t);
+            let lacp = lacp_ports.as_ref().and_then(|v| v.get(i)).map(|st| {
+                let c = st.counters;
+                LacpPort {
+                    actor: st.actor.to_string(),
+                    actor_state: flag_names(&st.actor.state.to_string()),
+                    actor_state_bits: st.actor.state.0,
+                    partner: st.partner.to_string(),
+                    partner_state: flag_names(&st.partner.state.to_string()),
+                    partner_state_bits: st.partner.state.0,
+                    selected: st.selected.to_string(),
+                    mux: st.mux.to_string(),
+                    rx: st.rx.to_string(),
+                    counters: [
+                        ("lacpdu_rx", c.lacpdu_rx),
+                        ("lacpdu_tx", c.lacpdu_tx),
+                        ("marker_rx", c.marker_rx),
+                        ("marker_response_tx", c.marker_response_tx),
+                        ("marker_response_rx", c.marker_response_rx),
+                        ("illegal_rx", c.illegal_rx),
+                        ("unknown_rx", c.unknown_rx),
+                        ("loop_rx", c.loop_rx),
+                        ("marker_response_dropped", c.marker_response_dropped),
+                        ("actor_churn", c.actor_churn),
+                        ("partner_churn", c.partner_churn),
+                        ("flaps", c.flaps),
+                    ]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v))
+                    .collect(),
+                }
+            });
+            let flags = self.port_flags(i, first_active);
+            active_ports += usize::from(flags.has(PortFlags::ACTIVE));
+            ports.push(PortStatus {
+                name: port.name.clone(),
+                flags: flags.names().into_iter().map(String::from).collect(),
+                link: state.up,
+                rx_packets: t.rx_packets,
+                rx_bytes: t.rx_bytes,
+                tx_packets: t.tx_packets,
+                tx_bytes: t.tx_bytes,
+                drops,
+                lacp,
+                bfd: self.bfd_status(i).map(|(s, _)| s.name().to_string()),
+                bfd_counters: self.bfd_status(i).map(|(_, c)| c),
+                probe: self
+                    .probe
+                    .as_ref()
+                    .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
+            });
+        }
+        let lacp = self.lacp.as_ref().map(|rt| {
+            let status = rt.status();
+            let lag_id = status
+                .iter()
+                .find(|st| {
+                    st.partner.state.has(PortState::DISTRIBUTING)
+                        || st.actor.state.has(PortState::DISTRIBUTING)
+                })
+                .map(|st| (st.actor.to_string(), st.partner.to_string()));
+            LacpLagg {
+                lag_id,
+                partner_mismatch: rt
+                    .partner_mismatch()
+                    .iter()
+                    .map(|(n, p)| format!("{n} {p}"))
+                    .collect(),
+            }
+        });
+        let mut st = Self::configured_status(&self.cfg, "running");
+        st.ports = ports;
+        st.active_ports = active_ports;
+        st.flapping = self.set.flaps;
+        st.lacp = lacp;
+        st.umem = self.pool.umem();
+        st.upper_port = self.upper.as_ref().map(|upper| {
+            let index = self.members.len();
+            let t = self.port_totals(index);
+            PortStatus {
+                flags: Vec::new(),
+                link: true,
+                rx_packets: t.rx_packets,
+                rx_bytes: t.rx_bytes,
+                tx_packets: t.tx_packets,
+                tx_bytes: t.tx_bytes,
+                drops: self.port_drops(index, &t),
+                ..PortStatus::idle(&upper.name)
+            }
+        });
+        st
+    }
+
+    /// The state of a lagg that is configured but not running (`state`: `down` or
+    /// `no laggports`), and the configured part of a running one's.
+    pub fn configured_status(cfg: &LaggConfig, state: &str) -> LaggStatus {
+        let (upper, forward_port, addresses) = match &cfg.upper {
+            Upper::Host { addresses } => (
+                "host",
+                None,
+                addresses.iter().map(|(a, p)| format!("{a}/{p}")).collect(),
+            ),
+            Upper::Forward { port } => ("forward", Some(port.clone()), Vec::new()),
+        };
+        LaggStatus {
+            name: cfg.name.clone(),
+            description: cfg.description.clone(),
+            state: state.into(),
+            error: None,
+            laggproto: cfg.proto.to_string(),
+            lagghash: cfg.hash.to_string(),
+            upper: upper.into(),
+            forward_port,
+            mtu: cfg.mtu,
+            addresses,
+            active_ports: 0,
+            flapping: 0,
+            ports: cfg.ports.iter().map(|p| PortStatus::idle(p)).collect(),
+            lacp: None,
+            umem: Vec::new(),
+            upper_port: None,
+        }
+    }
+}
