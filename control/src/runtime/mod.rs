@@ -7,10 +7,12 @@
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`status`]: a lagg's state as data and as FreeBSD's ifconfig prints it;
 //! - [`daemon`]: the laggs, changes all-or-nothing, faults degrading per lagg;
-//! - [`control_loop`]: the loop over every input and deadline.
+//! - [`control_loop`]: the loop over every input and deadline;
+//! - [`startup`]: how `xlaggd` starts, runs and stops.
 
 pub mod control_loop;
 pub mod daemon;
 pub mod lagg;
 pub mod members;
+pub mod startup;
 pub mod status;
