@@ -217,9 +217,9 @@ fn flags_value(flags: &[String]) -> u32 {
         .sum()
 }
 
-/// Renders a running lagg as the per-port counters table `xlaggd --stats` prints: one row per
-/// port with its flags, packets, bytes and drops, LACP details under each member, the upper
-/// port last.
+/// Renders a running lagg as the per-port counters table `xlaggd` prints every
+/// `daemon.status_interval_ms` and at exit: one row per port with its flags, packets, bytes
+/// and drops, LACP details under each member, the upper port last.
 pub fn table(l: &LaggStatus) -> String {
     let mut out = String::new();
     let upper = match &l.forward_port {

@@ -79,8 +79,8 @@ pub struct LaggSample {
 }
 
 impl Lagg {
-    /// The status as the per-port counters table `xlaggd --stats` prints (see
-    /// [`crate::status::table`]).
+    /// The status as the per-port counters table `xlaggd` prints every
+    /// `daemon.status_interval_ms` and at exit (see [`crate::status::table`]).
     pub fn status_table(&self) -> String {
         crate::status::table(&self.status())
     }
