@@ -1,7 +1,12 @@
-//! Every counter the metrics define is incremented somewhere: each drop reason and socket
-//! counter has a site in the source that counts it (the XDP program's counters are reached by
-//! frames in dataplane/tests/xdp_program.rs) (apart from its definition and
-//! the code that reads it), so no exported series is dead by construction.
+//! The counters no test can reach with frames from outside still have a site that counts
+//! them. The others are checked by behaviour: the worker's `no_active_port` and the sockets'
+//! `fill_ring_empty`, `rx_dropped` and `rx_ring_full` by real frames in
+//! dataplane/tests/worker_counters.rs, packets and bytes there and in
+//! dataplane/tests/worker_alloc.rs and the namespace tests' metrics, the XDP program's
+//! counters in dataplane/tests/xdp_program.rs. What stays here: `tx_ring_full` (a copy-mode
+//! veth completes every transmit at once), `no_free_frame` (the pool running dry is what the
+//! frame-accounting tests prevent), invalid descriptors (a kernel or worker bug) and the loop
+//! and latency counters of the running loop.
 
 use std::path::Path;
 
@@ -11,14 +16,9 @@ fn source(rel: &str) -> String {
 }
 
 #[test]
-fn every_worker_drop_reason_is_counted_by_the_worker() {
+fn drop_reasons_frames_cannot_reach_are_still_counted_by_the_worker() {
     let worker = source("dataplane/src/worker.rs");
-    for reason in [
-        "TxRingFull",
-        "NoActivePort",
-        "NoFreeFrame",
-        "InvalidDescriptor",
-    ] {
+    for reason in ["TxRingFull", "NoFreeFrame", "InvalidDescriptor"] {
         let site = format!("DropReason::{reason} as usize]");
         assert!(
             worker.contains(&format!("drops[{site}")),
@@ -33,16 +33,9 @@ fn every_worker_drop_reason_is_counted_by_the_worker() {
 }
 
 #[test]
-fn every_socket_counter_is_copied_from_the_kernel() {
+fn socket_counters_frames_cannot_reach_are_still_copied_from_the_kernel() {
     let worker = source("dataplane/src/worker.rs");
-    for counter in [
-        "RxDropped",
-        "RxRingFull",
-        "FillRingEmpty",
-        "RxInvalidDescriptor",
-        "TxInvalidDescriptor",
-        "TxRingEmpty",
-    ] {
+    for counter in ["RxInvalidDescriptor", "TxInvalidDescriptor", "TxRingEmpty"] {
         assert!(
             worker.contains(&format!("(XskCounter::{counter}, s.")),
             "XskCounter::{counter} is never copied from XDP_STATISTICS"
@@ -55,7 +48,7 @@ fn every_socket_counter_is_copied_from_the_kernel() {
 /// unit tests check them by behaviour (control/src/runtime/members.rs); LACP and link events are seen
 /// in the namespace tests' timelines.
 #[test]
-fn every_worker_counter_is_advanced() {
+fn the_running_loop_advances_its_loop_and_latency_counters() {
     let worker = source("dataplane/src/worker.rs");
     for site in [
         "bump(&self.counters.busy_ns",
@@ -63,10 +56,6 @@ fn every_worker_counter_is_advanced() {
         "bump(&self.counters.idle_loops",
         "bump(&self.counters.latency[",
         "bump(&self.counters.latency_sum_ns",
-        "bump(&c.rx_packets",
-        "bump(&c.rx_bytes",
-        "bump(&c.tx_packets",
-        "bump(&c.tx_bytes",
     ] {
         assert!(
             worker.contains(site),

@@ -774,8 +774,8 @@ impl Worker {
     }
 
     /// Copies the kernel's counters of every socket (one system call per socket) and the frame
-    /// counts.
-    fn copy_stats(&self) {
+    /// counts into the worker's counters ([`run`](Self::run) does it twice a second).
+    pub fn copy_stats(&self) {
         for (i, port) in self.ports.iter().enumerate() {
             let Some(port) = port else { continue };
             if let Ok(s) = port.socket.stats() {

@@ -3,9 +3,6 @@
 //! loadbalance, and not one allocation while it moves them. Needs root; fails otherwise.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::os::fd::AsRawFd;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -46,61 +43,19 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static ALLOCATOR: Counting = Counting;
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed.sh")
-}
-
-struct Bed(String);
-
-impl Drop for Bed {
-    fn drop(&mut self) {
-        let _ = Command::new(script()).args(["down", &self.0]).status();
-    }
-}
-
-/// Moves the calling thread into network namespace `ns`.
-fn enter(ns: &str) {
-    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("namespace file");
-    // SAFETY: setns on a valid namespace descriptor; it affects only this thread.
-    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
-    assert_eq!(
-        rc,
-        0,
-        "setns({ns}) failed: {}",
-        std::io::Error::last_os_error()
-    );
-}
-
-fn ifindex(name: &str) -> u32 {
-    let c = std::ffi::CString::new(name).expect("name");
-    // SAFETY: a valid NUL-terminated name; the lookup uses this thread's namespace.
-    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
-    assert_ne!(index, 0, "no interface {name}");
-    index
-}
+#[path = "support/bed.rs"]
+mod bed;
+use bed::{enter, ifindex, Bed};
 
 #[path = "support/frames.rs"]
 mod frames;
 
 #[test]
 fn the_worker_moves_3000_frames_without_a_single_allocation() {
-    let status = std::fs::read_to_string("/proc/self/status").expect("status");
-    assert!(
-        status
-            .lines()
-            .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
-        "needs root (namespaces, XDP, AF_XDP); run the tests as root, as CI does"
-    );
-    let id = format!("wa{}", std::process::id() % 100_000);
-    let ok = Command::new(script())
-        .args(["up", &id, "2"])
-        .status()
-        .expect("testbed.sh");
-    assert!(ok.success(), "test bed");
-    let bed = Bed(id);
+    let bed = Bed::up(&format!("wa{}", std::process::id() % 100_000), 2);
 
     // The sender: a packet socket on xls0, opened from a thread in the source namespace.
-    let src_ns = format!("xl-{}-src", bed.0);
+    let src_ns = bed.ns("src");
     let sender = std::thread::spawn(move || {
         enter(&src_ns);
         PacketSocket::bind(ifindex("xls0"), ETH_P_ALL).expect("packet socket")
@@ -109,7 +64,7 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
     .expect("sender thread");
 
     // The worker, built and stepped by this thread inside the appliance namespace.
-    enter(&format!("xl-{}-app", bed.0));
+    enter(&bed.ns("app"));
     let names = ["xlm0", "xlm1", "xld0"];
     let mut programs: Vec<PortProgram> = names
         .iter()

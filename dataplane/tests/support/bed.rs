@@ -1,0 +1,65 @@
+//! The namespace test bed for the dataplane's integration tests (included with `#[path]`):
+//! `scripts/testbed.sh` brings it up and takes it down, threads enter its namespaces.
+
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::process::Command;
+
+fn script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scripts/testbed.sh")
+}
+
+/// A test bed with `members` member links, taken down when dropped (also on a panic).
+pub(crate) struct Bed(pub(crate) String);
+
+impl Bed {
+    /// Brings up bed `id`; fails the test, saying why, when not root.
+    pub(crate) fn up(id: &str, members: usize) -> Bed {
+        let status = std::fs::read_to_string("/proc/self/status").expect("status");
+        assert!(
+            status
+                .lines()
+                .any(|l| l.starts_with("Uid:") && l.split_whitespace().nth(1) == Some("0")),
+            "needs root (namespaces, XDP, AF_XDP); run the tests as root, as CI does"
+        );
+        let ok = Command::new(script())
+            .args(["up", id, &members.to_string()])
+            .status()
+            .expect("testbed.sh");
+        assert!(ok.success(), "test bed");
+        Bed(id.to_string())
+    }
+
+    /// The name of the bed's namespace `role` (`src`, `app`, `ptr`).
+    pub(crate) fn ns(&self, role: &str) -> String {
+        format!("xl-{}-{role}", self.0)
+    }
+}
+
+impl Drop for Bed {
+    fn drop(&mut self) {
+        let _ = Command::new(script()).args(["down", &self.0]).status();
+    }
+}
+
+/// Moves the calling thread into network namespace `ns`.
+pub(crate) fn enter(ns: &str) {
+    let file = std::fs::File::open(format!("/var/run/netns/{ns}")).expect("namespace file");
+    // SAFETY: setns on a valid namespace descriptor; it affects only this thread.
+    let rc = unsafe { libc::setns(file.as_raw_fd(), libc::CLONE_NEWNET) };
+    assert_eq!(
+        rc,
+        0,
+        "setns({ns}) failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// The index of interface `name` in this thread's namespace.
+pub(crate) fn ifindex(name: &str) -> u32 {
+    let c = std::ffi::CString::new(name).expect("name");
+    // SAFETY: a valid NUL-terminated name; the lookup uses this thread's namespace.
+    let index = unsafe { libc::if_nametoindex(c.as_ptr()) };
+    assert_ne!(index, 0, "no interface {name}");
+    index
+}
