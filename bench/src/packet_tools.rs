@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
-use xlagg_dataplane::afpacket::{monotonic_ns, Direction, PacketSocket, ETH_P_ALL};
+use xlagg_sys::afpacket::{monotonic_ns, Direction, PacketSocket, ETH_P_ALL};
 
 use crate::traffic::{self, Marker};
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use xlagg_dataplane::afpacket::monotonic_ns;
+use xlagg_sys::afpacket::monotonic_ns;
 
 use crate::packet_tools::{SinkReport, TimestampSink};
 use crate::testbed::{sibling_binary, Bed, TempFile};

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use xlagg_dataplane::afpacket::monotonic_ns;
+use xlagg_sys::afpacket::monotonic_ns;
 
 use crate::forward::{Guarded, Spread};
 use crate::packet_tools::TimestampSink;

@@ -108,7 +108,7 @@ pub fn generate_afxdp(
             }
         }
         let n = socket.tx_free(want);
-        let now = xlagg_dataplane::afpacket::monotonic_ns() as u32;
+        let now = xlagg_sys::afpacket::monotonic_ns() as u32;
         // `n <= free.len()`: every pop yields. Each frame gets its send order as sequence
         // number (so the sink can tell reordering) and, paced, its send time.
         for (i, frame) in (0..n).zip(std::iter::from_fn(|| free.pop_front())) {

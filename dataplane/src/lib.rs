@@ -2,8 +2,7 @@
 //! apply a lagg's distribution policy to batches of frames.
 //!
 //! Layers, bottom up:
-//! - [`afxdp`]: UMEM and rings, [`afpacket`]: raw packet sockets, [`linkevents`]: kernel link
-//!   notifications, [`credentials`]: a Unix socket's peer (the only modules with `unsafe`);
+//! - [`afxdp`]: UMEM and rings (the only module with `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters; [`learn`]: source MACs seen
@@ -12,18 +11,16 @@
 //! - [`worker`]: the batch loop tying them together.
 //!
 //! Non-goals: configuration, link monitoring, LACP and netdev management live in the control
-//! crate; this crate takes decisions as [`distribution::DistributionTable`] snapshots and
-//! per-port collecting flags.
+//! crate; the control path's sockets (packet sockets, link notifications) in `xlagg-sys`. This
+//! crate takes decisions as [`distribution::DistributionTable`] snapshots and per-port
+//! collecting flags.
 #![deny(unsafe_code)]
 
-pub mod afpacket;
 pub mod afxdp;
 pub mod counters;
-pub mod credentials;
 pub mod distribution;
 pub mod flow;
 pub mod learn;
 pub mod ledger;
-pub mod linkevents;
 pub mod worker;
 pub mod xdp;

@@ -10,13 +10,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use xlagg_dataplane::afpacket::{PacketSocket, ETH_P_ALL};
 use xlagg_dataplane::afxdp::{RingSizes, Umem};
 use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters, XskCounter};
 use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
 use xlagg_dataplane::flow::HashLayers;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout, ZeroCopy, UPPER_SLOT};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+use xlagg_sys::afpacket::{PacketSocket, ETH_P_ALL};
 
 #[path = "support/bed.rs"]
 mod bed;

@@ -337,8 +337,8 @@ impl Drop for Server {
 
 /// Whether the peer may use the socket: root, or the user the daemon runs as.
 fn peer_allowed(stream: &UnixStream) -> Result<(), String> {
-    let me = xlagg_dataplane::credentials::effective_uid();
-    match xlagg_dataplane::credentials::peer_uid(stream) {
+    let me = xlagg_sys::credentials::effective_uid();
+    match xlagg_sys::credentials::peer_uid(stream) {
         Ok(uid) if uid == 0 || uid == me => Ok(()),
         Ok(uid) => Err(format!(
             "user {uid} may not use the management socket: only root (or user {me}, the daemon's) may"

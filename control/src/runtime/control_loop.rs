@@ -8,7 +8,7 @@ use std::os::fd::{AsRawFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::linkevents::{self, LinkEvent, LinkEvents};
+use xlagg_sys::linkevents::{self, LinkEvent, LinkEvents};
 
 use crate::api;
 use crate::daemon::Daemon;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::linkevents::LinkEvents;
+use xlagg_sys::linkevents::LinkEvents;
 
 use crate::config::{Config, ConfigDoc};
 use crate::control_loop::{ControlLoop, LoopTimes};

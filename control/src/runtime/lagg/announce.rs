@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::afpacket::PacketSocket;
 use xlagg_dataplane::learn::{learning_frame, RecentMacs};
+use xlagg_sys::afpacket::PacketSocket;
 
 use super::Port;
 use crate::config::{LaggConfig, Upper};

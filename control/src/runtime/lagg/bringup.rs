@@ -3,8 +3,8 @@
 //! [`Lagg`] value the moment it exists, so a failure half-way and a normal stop run the same
 //! teardown.
 
-use xlagg_dataplane::afpacket::PacketSocket;
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+use xlagg_sys::afpacket::PacketSocket;
 
 use super::monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
 use super::{host_peer_name, Created, Lagg, LaggError, Port};

@@ -28,10 +28,10 @@ mod workers;
 
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::afpacket::PacketSocket;
 use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
-use xlagg_dataplane::linkevents::LinkEvent;
 use xlagg_dataplane::xdp::{PortProgram, XdpError};
+use xlagg_sys::afpacket::PacketSocket;
+use xlagg_sys::linkevents::LinkEvent;
 
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::lacp::Time;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::afpacket::PacketSocket;
+use xlagg_sys::afpacket::PacketSocket;
 
 use super::{put, read_frames};
 use crate::bfd;

@@ -2,7 +2,7 @@
 
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::afpacket::{PacketSocket, ETH_P_SLOW};
+use xlagg_sys::afpacket::{PacketSocket, ETH_P_SLOW};
 
 use super::{put, read_frames};
 use crate::config::LaggConfig;

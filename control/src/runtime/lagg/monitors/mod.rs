@@ -9,7 +9,7 @@ mod probe;
 
 use std::time::Duration;
 
-use xlagg_dataplane::afpacket::{self, PacketSocket};
+use xlagg_sys::afpacket::{self, PacketSocket};
 
 pub(super) use bfd::BfdMonitor;
 pub(super) use lacp::LacpMonitor;

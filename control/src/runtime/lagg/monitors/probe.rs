@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::afpacket::{self, PacketSocket};
+use xlagg_sys::afpacket::{self, PacketSocket};
 
 use super::{put, read_frames};
 use crate::config::ArpOptions;
