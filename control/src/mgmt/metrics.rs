@@ -95,6 +95,15 @@ const LE_SECONDS: [f64; 14] = [
     1e-6, 2e-6, 5e-6, 10e-6, 20e-6, 50e-6, 100e-6, 200e-6, 500e-6, 1e-3, 2e-3, 5e-3, 10e-3, 100e-3,
 ];
 
+/// 1 for true, 0 for false.
+fn b(v: bool) -> f64 {
+    if v {
+        1.0
+    } else {
+        0.0
+    }
+}
+
 fn escape(v: &str) -> String {
     v.replace('\\', "\\\\")
         .replace('"', "\\\"")
@@ -140,12 +149,27 @@ pub struct DaemonFacts {
     pub events: Vec<(&'static str, u64)>,
 }
 
-/// Renders `/metrics`.
+/// Renders `/metrics`, family by family.
 pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
     let mut o = Out {
         text: String::new(),
     };
-    let b = |v: bool| if v { 1.0 } else { 0.0 };
+    lagg_families(&mut o, samples, facts);
+    port_families(&mut o, samples);
+    drop_family(&mut o, samples);
+    monitor_families(&mut o, samples);
+    lacp_families(&mut o, samples);
+    worker_families(&mut o, samples);
+    latency_family(&mut o, samples);
+    o.header("xlagg_events_total");
+    for (kind, n) in &facts.events {
+        o.sample("xlagg_events_total", &[("kind", kind)], *n as f64);
+    }
+    o.text
+}
+
+/// The daemon and each lagg.
+fn lagg_families(o: &mut Out, samples: &[LaggSample], facts: &DaemonFacts) {
     o.header("xlagg_build_info");
     o.sample(
         "xlagg_build_info",
@@ -175,6 +199,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             o.sample(name, &[("lagg", &s.name)], value(s));
         }
     }
+}
+
+/// Each port: link, collecting, distributing and traffic.
+fn port_families(o: &mut Out, samples: &[LaggSample]) {
     type PortFlag = fn(&crate::lagg::PortSample) -> bool;
     let flags: [(&str, PortFlag); 3] = [
         ("xlagg_port_link_up", |p| p.link),
@@ -221,6 +249,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             }
         }
     }
+}
+
+/// Each port's drops, by reason: the worker's, the XDP program's and the kernel socket's.
+fn drop_family(o: &mut Out, samples: &[LaggSample]) {
     o.header("xlagg_port_drops_total");
     for s in samples {
         for p in &s.ports {
@@ -253,6 +285,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             }
         }
     }
+}
+
+/// Each member's micro-BFD session and probe monitor.
+fn monitor_families(o: &mut Out, samples: &[LaggSample]) {
     o.header("xlagg_port_monitor_up");
     for s in samples {
         for p in &s.ports {
@@ -298,6 +334,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             }
         }
     }
+}
+
+/// Each LACP port's PDUs and state.
+fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
     let lacp_ports: Vec<(&str, &str, &crate::lacp::PortStatus)> = samples
         .iter()
         .flat_map(|s| {
@@ -378,6 +418,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             o.sample(name, &[("lagg", lagg), ("port", port)], value(l));
         }
     }
+}
+
+/// Each worker's time, loops and UMEM frames.
+fn worker_families(o: &mut Out, samples: &[LaggSample]) {
     o.header("xlagg_worker_busy_seconds_total");
     for s in samples {
         for w in &s.workers {
@@ -432,6 +476,10 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             }
         }
     }
+}
+
+/// Each lagg's latency histogram, the fine buckets summed into Prometheus' bounds.
+fn latency_family(o: &mut Out, samples: &[LaggSample]) {
     o.header("xlagg_worker_latency_seconds");
     for s in samples {
         let mut buckets = vec![0u64; LATENCY_BUCKETS];
@@ -474,11 +522,6 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
             total as f64,
         );
     }
-    o.header("xlagg_events_total");
-    for (kind, n) in &facts.events {
-        o.sample("xlagg_events_total", &[("kind", kind)], *n as f64);
-    }
-    o.text
 }
 
 /// Latency percentiles (nanoseconds) over buckets, through an HDR histogram: p50, p90, p99,

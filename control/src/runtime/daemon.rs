@@ -369,85 +369,25 @@ impl Daemon {
                 Err(e) => Response::refused(vec![e]),
             },
             Request::Config => Response::data(json!({ "toml": self.doc.to_toml() })),
-            Request::Metrics => {
-                let facts = crate::metrics::DaemonFacts {
-                    stopped: self
-                        .config
-                        .laggs
-                        .iter()
-                        .filter(|c| self.laggs.iter().all(|l| l.config().name != c.name))
-                        .map(|c| c.name.clone())
-                        .collect(),
-                    failed: self.failed.keys().cloned().collect(),
-                    events: self.event_counts.iter().map(|(k, v)| (*k, *v)).collect(),
-                };
-                Response::data(json!({ "text": crate::metrics::render(&self.samples(), &facts) }))
-            }
+            Request::Metrics => Response::data(json!({ "text": self.metrics_text() })),
             Request::Snapshot { since } => {
                 let mut v = crate::metrics::snapshot(&self.samples());
                 v["events"] = json!(self.events_since(since));
                 v["next"] = json!(self.next_event - 1);
                 Response::data(v)
             }
-            Request::Dump => match self.status(None) {
-                Ok(s) => Response::data(json!({
-                    "version": env!("CARGO_PKG_VERSION"),
-                    "counters": crate::metrics::snapshot(&self.samples()),
-                    "events": self.events_since(0),
-                    "config_file": self.path.display().to_string(),
-                    "http": self.http.map(|a| a.to_string()),
-                    "token_file": self.token_file.display().to_string(),
-                    "config": self.doc,
-                    "laggs": s,
-                })),
-                Err(e) => Response::refused(vec![e]),
-            },
+            Request::Dump => self.dump(),
             Request::Ifconfig {
                 name,
                 args,
                 dry_run,
-            } => {
-                let mut doc = self.doc.clone();
-                let edit = ifconfig::parse(&args).and_then(|ops| {
-                    if ops.is_empty() {
-                        return Err(format!("no options given for {name}: see xlaggctl --help"));
-                    }
-                    ifconfig::apply(&mut doc, &name, &ops)
-                });
-                match edit {
-                    Err(e) => Response::refused(vec![format!("{name}: {e}")]),
-                    Ok(()) => self.change(nl, doc, dry_run, Some(&name)),
-                }
-            }
+            } => self.ifconfig(nl, &name, &args, dry_run),
             Request::PutLagg {
                 spec,
                 create,
                 options,
                 dry_run,
-            } => {
-                let mut doc = self.doc.clone();
-                let name = spec.name.clone();
-                match doc.laggs.iter_mut().find(|l| l.name == name) {
-                    Some(_) if create => {
-                        return Response::refused(vec![format!(
-                            "{name}.name: {name} already exists"
-                        )])
-                    }
-                    Some(existing) => *existing = *spec,
-                    None if !create => {
-                        return Response::refused(vec![format!(
-                            "{name}.name: {name} does not exist"
-                        )])
-                    }
-                    None => doc.laggs.push(*spec),
-                }
-                if let Err(e) =
-                    ifconfig::parse(&options).and_then(|ops| ifconfig::apply(&mut doc, &name, &ops))
-                {
-                    return Response::refused(vec![format!("{name}.options: {e}")]);
-                }
-                self.change(nl, doc, dry_run, Some(&name))
-            }
+            } => self.put_lagg(nl, *spec, create, &options, dry_run),
             Request::DeleteLagg { name, dry_run } => {
                 let mut doc = self.doc.clone();
                 match ifconfig::apply(&mut doc, &name, &[ifconfig::Op::Destroy]) {
@@ -457,50 +397,133 @@ impl Daemon {
             }
             Request::Interfaces => match nl.links() {
                 Err(e) => Response::refused(vec![e.to_string()]),
-                Ok(links) => {
-                    let used_by = |name: &str| {
-                        self.config.laggs.iter().find_map(|l| {
-                            let forward = matches!(&l.upper, crate::config::Upper::Forward { port } if port == name);
-                            (l.ports.iter().any(|p| p == name) || forward).then(|| l.name.clone())
-                        })
-                    };
-                    let list: Vec<serde_json::Value> = links
-                        .iter()
-                        .filter(|l| {
-                            l.name != "lo" && !l.name.starts_with(crate::lagg::HOST_PEER_PREFIX)
-                        })
-                        .filter(|l| self.config.laggs.iter().all(|c| c.name != l.name))
-                        .map(|l| {
-                            json!({
-                                "name": l.name,
-                                "mac": crate::netdev::format_mac(l.mac),
-                                "mtu": l.mtu,
-                                "up": l.admin_up && l.carrier,
-                                "kind": l.kind,
-                                "lagg": used_by(&l.name),
-                            })
-                        })
-                        .collect();
-                    Response::data(json!(list))
-                }
+                Ok(links) => Response::data(json!(self.interfaces(&links))),
             },
-            Request::CrashWorker { name, queue } => {
-                if !self.fault_injection {
-                    return Response::refused(vec![
-                        "fault injection is off (xlaggd --fault-injection, for tests)".into(),
-                    ]);
-                }
-                match self.laggs.iter().find(|l| l.config().name == name) {
-                    None => Response::refused(vec![format!("{name} is not running")]),
-                    Some(l) => match l.crash_worker(queue) {
-                        Ok(()) => Response::data(json!({ "crashed": queue })),
-                        Err(e) => Response::refused(vec![e]),
-                    },
-                }
-            }
+            Request::CrashWorker { name, queue } => self.crash_worker(&name, queue),
             Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
                 Err(e) => Response::refused(e.problems),
                 Ok(doc) => self.change(nl, doc, dry_run, None),
+            },
+        }
+    }
+
+    /// `/metrics`: every running lagg's counters and what the daemon knows besides.
+    fn metrics_text(&self) -> String {
+        let facts = crate::metrics::DaemonFacts {
+            stopped: self
+                .config
+                .laggs
+                .iter()
+                .filter(|c| self.laggs.iter().all(|l| l.config().name != c.name))
+                .map(|c| c.name.clone())
+                .collect(),
+            failed: self.failed.keys().cloned().collect(),
+            events: self.event_counts.iter().map(|(k, v)| (*k, *v)).collect(),
+        };
+        crate::metrics::render(&self.samples(), &facts)
+    }
+
+    /// Everything a bug report needs, in one document.
+    fn dump(&self) -> Response {
+        match self.status(None) {
+            Ok(s) => Response::data(json!({
+                "version": env!("CARGO_PKG_VERSION"),
+                "counters": crate::metrics::snapshot(&self.samples()),
+                "events": self.events_since(0),
+                "config_file": self.path.display().to_string(),
+                "http": self.http.map(|a| a.to_string()),
+                "token_file": self.token_file.display().to_string(),
+                "config": self.doc,
+                "laggs": s,
+            })),
+            Err(e) => Response::refused(vec![e]),
+        }
+    }
+
+    /// `ifconfig NAME WORDS...` as one change.
+    fn ifconfig(&mut self, nl: &Netlink, name: &str, args: &[String], dry_run: bool) -> Response {
+        let mut doc = self.doc.clone();
+        let edit = ifconfig::parse(args).and_then(|ops| {
+            if ops.is_empty() {
+                return Err(format!("no options given for {name}: see xlaggctl --help"));
+            }
+            ifconfig::apply(&mut doc, name, &ops)
+        });
+        match edit {
+            Err(e) => Response::refused(vec![format!("{name}: {e}")]),
+            Ok(()) => self.change(nl, doc, dry_run, Some(name)),
+        }
+    }
+
+    /// The web form's lagg (`create`: it must be new; otherwise it must exist), with its
+    /// free-text options as ifconfig words.
+    fn put_lagg(
+        &mut self,
+        nl: &Netlink,
+        spec: crate::config::LaggSpec,
+        create: bool,
+        options: &[String],
+        dry_run: bool,
+    ) -> Response {
+        let mut doc = self.doc.clone();
+        let name = spec.name.clone();
+        match doc.laggs.iter_mut().find(|l| l.name == name) {
+            Some(_) if create => {
+                return Response::refused(vec![format!("{name}.name: {name} already exists")])
+            }
+            Some(existing) => *existing = spec,
+            None if !create => {
+                return Response::refused(vec![format!("{name}.name: {name} does not exist")])
+            }
+            None => doc.laggs.push(spec),
+        }
+        if let Err(e) =
+            ifconfig::parse(options).and_then(|ops| ifconfig::apply(&mut doc, &name, &ops))
+        {
+            return Response::refused(vec![format!("{name}.options: {e}")]);
+        }
+        self.change(nl, doc, dry_run, Some(&name))
+    }
+
+    /// The host's interfaces a lagg could use (not loopback, not a lagg, not a host-mode
+    /// peer), each with the lagg that uses it, if any.
+    fn interfaces(&self, links: &[crate::netdev::LinkState]) -> Vec<serde_json::Value> {
+        let used_by = |name: &str| {
+            self.config.laggs.iter().find_map(|l| {
+                let forward =
+                    matches!(&l.upper, crate::config::Upper::Forward { port } if port == name);
+                (l.ports.iter().any(|p| p == name) || forward).then(|| l.name.clone())
+            })
+        };
+        links
+            .iter()
+            .filter(|l| l.name != "lo" && !l.name.starts_with(crate::lagg::HOST_PEER_PREFIX))
+            .filter(|l| self.config.laggs.iter().all(|c| c.name != l.name))
+            .map(|l| {
+                json!({
+                    "name": l.name,
+                    "mac": crate::netdev::format_mac(l.mac),
+                    "mtu": l.mtu,
+                    "up": l.admin_up && l.carrier,
+                    "kind": l.kind,
+                    "lagg": used_by(&l.name),
+                })
+            })
+            .collect()
+    }
+
+    /// Fault injection (tests only): panics one worker of a running lagg.
+    fn crash_worker(&self, name: &str, queue: usize) -> Response {
+        if !self.fault_injection {
+            return Response::refused(vec![
+                "fault injection is off (xlaggd --fault-injection, for tests)".into(),
+            ]);
+        }
+        match self.laggs.iter().find(|l| l.config().name == name) {
+            None => Response::refused(vec![format!("{name} is not running")]),
+            Some(l) => match l.crash_worker(queue) {
+                Ok(()) => Response::data(json!({ "crashed": queue })),
+                Err(e) => Response::refused(vec![e]),
             },
         }
     }
@@ -531,6 +554,8 @@ impl Daemon {
         }
     }
 
+    /// Validates, checks against the devices, applies and saves `doc`, or undoes what it did:
+    /// the steps in order, each its own function.
     fn try_change(
         &mut self,
         nl: &Netlink,
@@ -544,18 +569,7 @@ impl Daemon {
             ]);
         }
         let config = doc.validate().map_err(|e| e.problems)?;
-        let find =
-            |laggs: &[LaggConfig], name: &str| laggs.iter().find(|l| l.name == name).cloned();
-        // Laggs whose configuration differs: stop the old (if it runs), start the new (if it
-        // is to run).
-        let mut changed: Vec<String> = Vec::new();
-        for l in self.config.laggs.iter().chain(&config.laggs) {
-            let old = find(&self.config.laggs, &l.name);
-            let new = find(&config.laggs, &l.name);
-            if old != new && !changed.contains(&l.name) {
-                changed.push(l.name.clone());
-            }
-        }
+        let changed = changed_laggs(&self.config, &config);
         let to_start: Vec<LaggConfig> = config
             .laggs
             .iter()
@@ -570,10 +584,40 @@ impl Daemon {
             return Ok(changed);
         }
         self.collect_events();
-        // Member-list, address, description, delay and notification changes of running laggs
-        // apply in place (hot membership: flows on the other members are not touched).
-        // Anything else, or a failure, restarts the lagg.
-        let mut in_place: Vec<LaggConfig> = Vec::new();
+        let mut applied = Applied::default();
+        let to_start = self.change_in_place(nl, to_start, &mut applied);
+        self.stop_changed(nl, &changed, &mut applied);
+        let mut failure = None;
+        for cfg in &to_start {
+            match Lagg::start(nl, cfg, StartOptions::default()) {
+                Ok(l) => applied.started.push(l),
+                Err(e) => {
+                    failure = Some(e.to_string());
+                    break;
+                }
+            }
+        }
+        if failure.is_none() {
+            failure = save(&self.path, &doc).err();
+        }
+        if let Some(e) = failure {
+            self.undo(nl, applied);
+            return Err(vec![e]);
+        }
+        self.laggs.extend(applied.started);
+        self.commit(doc, config, &changed);
+        Ok(changed)
+    }
+
+    /// Member-list, address, description, delay and notification changes of running laggs
+    /// apply in place (hot membership: flows on the other members are not touched); returns
+    /// the laggs still to start (anything else, or a failure, restarts the lagg).
+    fn change_in_place(
+        &mut self,
+        nl: &Netlink,
+        to_start: Vec<LaggConfig>,
+        applied: &mut Applied,
+    ) -> Vec<LaggConfig> {
         for lagg in &mut self.laggs {
             let Some(new) = to_start.iter().find(|c| c.name == lagg.config().name) else {
                 continue;
@@ -585,83 +629,66 @@ impl Daemon {
             match lagg.set_ports(nl, new) {
                 Ok(what) => {
                     tracing::info!(lagg = %new.name, changes = %what.join(" "), "changed in place");
-                    in_place.push(old);
+                    applied.in_place.push(old);
                 }
                 Err(e) => {
                     tracing::warn!(lagg = %new.name, error = %e, "members could not change in place; restarting the lagg");
                 }
             }
         }
-        let in_place_names: Vec<String> = in_place.iter().map(|c| c.name.clone()).collect();
-        let to_start: Vec<LaggConfig> = to_start
+        to_start
             .into_iter()
-            .filter(|c| !in_place_names.contains(&c.name))
-            .collect();
-        let mut stopped: Vec<LaggConfig> = Vec::new();
+            .filter(|c| applied.in_place.iter().all(|o| o.name != c.name))
+            .collect()
+    }
+
+    /// Stops the running laggs the change touches and could not change in place.
+    fn stop_changed(&mut self, nl: &Netlink, changed: &[String], applied: &mut Applied) {
         let mut keep = Vec::new();
         for lagg in self.laggs.drain(..) {
-            if changed.contains(&lagg.config().name)
-                && !in_place_names.contains(&lagg.config().name)
-            {
-                stopped.push(lagg.config().clone());
+            let name = &lagg.config().name;
+            if changed.contains(name) && applied.in_place.iter().all(|o| &o.name != name) {
+                applied.stopped.push(lagg.config().clone());
                 lagg.stop(nl);
             } else {
                 keep.push(lagg);
             }
         }
         self.laggs = keep;
-        let mut started: Vec<Lagg> = Vec::new();
-        let mut failure = None;
-        for cfg in &to_start {
+    }
+
+    /// Puts the runtime back as it was before a change that failed part way.
+    fn undo(&mut self, nl: &Netlink, applied: Applied) {
+        for l in applied.started {
+            l.stop(nl);
+        }
+        for old in &applied.in_place {
+            if let Some(lagg) = self.laggs.iter_mut().find(|l| l.config().name == old.name) {
+                if let Err(e) = lagg.set_ports(nl, old) {
+                    tracing::error!(lagg = %old.name, error = %e, "could not restore the members after a refused change");
+                }
+            }
+        }
+        for cfg in &applied.stopped {
             match Lagg::start(nl, cfg, StartOptions::default()) {
-                Ok(l) => started.push(l),
+                Ok(l) => self.laggs.push(l),
                 Err(e) => {
-                    failure = Some(e.to_string());
-                    break;
+                    tracing::error!(lagg = %cfg.name, error = %e, "could not restart after a refused change")
                 }
             }
         }
-        if failure.is_none() {
-            match store::write_atomic(&self.path, &doc.to_toml()) {
-                Ok(store::Written::Durable) => {}
-                Ok(store::Written::NotDurable(e)) => {
-                    tracing::warn!(error = %e, "the change is saved and applied, but not yet safe from a power loss");
-                }
-                Err(e) => {
-                    failure = Some(format!("the change was not saved ({e}); it was undone"));
-                }
-            }
-        }
-        if let Some(e) = failure {
-            for l in started {
-                l.stop(nl);
-            }
-            for old in &in_place {
-                if let Some(lagg) = self.laggs.iter_mut().find(|l| l.config().name == old.name) {
-                    if let Err(e) = lagg.set_ports(nl, old) {
-                        tracing::error!(lagg = %old.name, error = %e, "could not restore the members after a refused change");
-                    }
-                }
-            }
-            for cfg in &stopped {
-                match Lagg::start(nl, cfg, StartOptions::default()) {
-                    Ok(l) => self.laggs.push(l),
-                    Err(e) => {
-                        tracing::error!(lagg = %cfg.name, error = %e, "could not restart after a refused change")
-                    }
-                }
-            }
-            self.sort();
-            return Err(vec![e]);
-        }
-        self.laggs.extend(started);
-        for name in &changed {
+        self.sort();
+    }
+
+    /// Makes an applied and saved change the daemon's configuration.
+    fn commit(&mut self, doc: ConfigDoc, config: Config, changed: &[String]) {
+        for name in changed {
             self.failed.remove(name);
         }
         self.doc = doc;
         self.config = config;
         self.sort();
-        for name in &changed {
+        for name in changed {
             tracing::info!(lagg = %name, "configuration changed and applied");
             self.push_event(LaggEvent {
                 time_ms: crate::lagg::unix_ms(),
@@ -671,7 +698,6 @@ impl Daemon {
                 text: "configuration changed and applied".into(),
             });
         }
-        Ok(changed)
     }
 
     /// Keeps the running laggs in configuration order.
@@ -679,5 +705,70 @@ impl Daemon {
         let order: Vec<String> = self.config.laggs.iter().map(|l| l.name.clone()).collect();
         self.laggs
             .sort_by_key(|l| order.iter().position(|n| *n == l.config().name));
+    }
+}
+
+/// What a change did so far, to undo it if a later step fails.
+#[derive(Debug, Default)]
+struct Applied {
+    /// Running laggs changed in place: their configuration before.
+    in_place: Vec<LaggConfig>,
+    /// Laggs stopped to restart with their new configuration: the old one.
+    stopped: Vec<LaggConfig>,
+    /// Laggs started with their new configuration.
+    started: Vec<Lagg>,
+}
+
+/// The laggs whose configuration differs between `old` and `new` (added, removed or
+/// changed), in `old`'s order then `new`'s.
+fn changed_laggs(old: &Config, new: &Config) -> Vec<String> {
+    fn find<'a>(laggs: &'a [LaggConfig], name: &str) -> Option<&'a LaggConfig> {
+        laggs.iter().find(|l| l.name == name)
+    }
+    let mut changed: Vec<String> = Vec::new();
+    for l in old.laggs.iter().chain(&new.laggs) {
+        if find(&old.laggs, &l.name) != find(&new.laggs, &l.name) && !changed.contains(&l.name) {
+            changed.push(l.name.clone());
+        }
+    }
+    changed
+}
+
+/// Replaces the configuration file; a change that cannot be saved is undone.
+fn save(path: &std::path::Path, doc: &ConfigDoc) -> Result<(), String> {
+    match store::write_atomic(path, &doc.to_toml()) {
+        Ok(store::Written::Durable) => Ok(()),
+        Ok(store::Written::NotDurable(e)) => {
+            tracing::warn!(error = %e, "the change is saved and applied, but not yet safe from a power loss");
+            Ok(())
+        }
+        Err(e) => Err(format!("the change was not saved ({e}); it was undone")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(text: &str) -> Config {
+        match ConfigDoc::from_toml(text).map(|d| d.validate()) {
+            Ok(Ok(c)) => c,
+            other => panic!("test configuration refused: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn only_the_laggs_that_differ_are_changed() {
+        let old = config(
+            "[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\"]\n\n[[lagg]]\nname = \"lagg1\"\nlaggports = [\"em1\"]\n",
+        );
+        let new = config(
+            "[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\"]\n\n[[lagg]]\nname = \"lagg1\"\nlaggports = [\"em1\", \"em2\"]\n\n[[lagg]]\nname = \"lagg2\"\nlaggports = [\"em3\"]\n",
+        );
+        assert_eq!(changed_laggs(&old, &new), ["lagg1", "lagg2"]);
+        assert_eq!(changed_laggs(&new, &old), ["lagg1", "lagg2"]);
+        assert!(changed_laggs(&old, &old).is_empty());
+        let removed = config("[[lagg]]\nname = \"lagg1\"\nlaggports = [\"em1\"]\n");
+        assert_eq!(changed_laggs(&old, &removed), ["lagg0"]);
     }
 }
