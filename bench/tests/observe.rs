@@ -112,6 +112,60 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
     std::thread::sleep(std::time::Duration::from_secs(3));
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
     b.screenshot(&artifacts.join("dashboard.png"));
+    let problems = b.layout_problems();
+    assert!(
+        problems.is_empty(),
+        "the dashboard is laid out wrong:\n{}",
+        problems.join("\n")
+    );
+    // The widest rows a port table carries: every LACP state bit on both sides and the
+    // partner's full identity, drawn by the page's own code from the last snapshot.
+    b.eval(
+        "const wide = structuredClone(previous);
+         wide.time_ms += 1000;
+         const all = ['ACTIVITY', 'TIMEOUT', 'AGGREGATION', 'SYNC', 'COLLECTING', 'DISTRIBUTING', 'DEFAULTED', 'EXPIRED'];
+         for (const l of wide.laggs) for (const p of l.ports) {
+           p.lacp = { actor_state: all, mux: 'COLLECTING_DISTRIBUTING', partner: '(FFFF,02-00-00-00-00-ff,FFFF,FFFF,FFFF)', partner_state: all };
+         }
+         render(wide);",
+    );
+    let problems = b.layout_problems();
+    assert!(
+        problems.is_empty(),
+        "the dashboard with LACP rows is laid out wrong:\n{}",
+        problems.join("\n")
+    );
+    // The rate axes: distinct labels and a top at or above the largest value, from no traffic
+    // to 100 Gbit/s; what the charts on the page print now, too.
+    let ticks = b.eval(
+        "[0, 0.4, 1, 3, 999, 1000, 1234, 48000, 1.2e6, 7.5e7, 2.5e9, 9.99e9, 1e11].map(m => {
+           const t = axisTicks(m, 'b');
+           return { m, top: t.top, labels: t.labels };
+         })",
+    );
+    for t in ticks.as_array().expect("ticks") {
+        let labels: Vec<&str> = t["labels"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l.as_str().unwrap())
+            .collect();
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5, "axis labels for {}: {labels:?}", t["m"]);
+        assert!(
+            t["top"].as_f64().unwrap() >= t["m"].as_f64().unwrap(),
+            "the axis covers {}: {t}",
+            t["m"]
+        );
+    }
+    let drawn = b.eval("[...document.querySelectorAll('canvas')].map(c => c.dataset.ticks)");
+    for labels in drawn.as_array().expect("canvases") {
+        let labels: Vec<&str> = labels.as_str().expect("ticks drawn").split('|').collect();
+        let mut distinct = labels.clone();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 5, "a chart's axis: {labels:?}");
+    }
 
     // /metrics: the same story in Prometheus text.
     let text = metrics(&bed);

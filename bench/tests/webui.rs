@@ -8,6 +8,17 @@ mod common;
 use common::browser::Browser;
 use common::{run, serial, Bed, Daemon};
 
+/// The page as a person sees it at 1400x1000: nothing drawn over anything, nothing past the
+/// right edge.
+fn assert_layout(b: &mut Browser, page: &str) {
+    let problems = b.layout_problems();
+    assert!(
+        problems.is_empty(),
+        "{page} is laid out wrong:\n{}",
+        problems.join("\n")
+    );
+}
+
 fn token(daemon: &Daemon) -> String {
     std::fs::read_to_string(daemon.config.with_extension("token"))
         .expect("the daemon created its token file")
@@ -110,6 +121,7 @@ fn create_a_lagg_through_the_form_and_delete_it() {
         10,
         "the empty list",
     );
+    assert_layout(&mut b, "the empty list");
 
     // A bad name: the validator's message appears next to the Name field.
     b.eval("document.querySelector('#add').click()");
@@ -169,6 +181,7 @@ fn create_a_lagg_through_the_form_and_delete_it() {
     );
     let artifacts = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join("artifacts");
     b.screenshot(&artifacts.join("webui-list.png"));
+    assert_layout(&mut b, "the list with lagg0");
     let j = ctl_json(&daemon);
     assert_eq!(j[0]["name"], "lagg0");
     assert_eq!(j[0]["description"], "uplink");
@@ -195,6 +208,7 @@ fn create_a_lagg_through_the_form_and_delete_it() {
         10,
         "the edit form filled from the configuration",
     );
+    assert_layout(&mut b, "the edit form");
     let checked = b.eval(
         "[...document.querySelectorAll('#f-ports input:checked')].map(i => i.value).join(',')",
     );

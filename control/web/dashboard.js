@@ -30,6 +30,28 @@ function human(v, unit) {
   return v.toFixed(0) + " " + unit;
 }
 
+// The rate axes: a step of 1, 2, 2.5 or 5 times a power of ten (at least 1: a chart of rates
+// has no use for ticks of fractions of a frame per second), four steps to a top at or above
+// the largest value; every label in the top's unit prefix with as many decimals as the step
+// needs, so no two ticks ever print the same.
+function axisTicks(max, unit) {
+  const raw = Math.max(0, max) / 4;
+  let step = 1;
+  if (raw > 1) {
+    const p = Math.pow(10, Math.floor(Math.log10(raw)));
+    step = [1, 2, 2.5, 5, 10].map((m) => m * p).find((s) => s >= raw * (1 - 1e-12));
+  }
+  const top = 4 * step;
+  const [scale, prefix] = [[1e9, "G"], [1e6, "M"], [1e3, "k"], [1, ""]].find(([n]) => top >= n);
+  let decimals = 0;
+  while (decimals < 3 && Math.abs(Math.round((step / scale) * 10 ** decimals) - (step / scale) * 10 ** decimals) > 1e-9) decimals++;
+  const labels = [];
+  for (let i = 4; i >= 0; i--) {
+    labels.push(i === 0 ? "0" : ((i * step) / scale).toFixed(decimals) + " " + prefix + unit);
+  }
+  return { top, labels };
+}
+
 function ns(v) {
   if (v >= 1e6) return (v / 1e6).toFixed(2) + " ms";
   if (v >= 1e3) return (v / 1e3).toFixed(1) + " µs";
@@ -44,8 +66,10 @@ function drawChart(canvas, series, key, unit) {
   const g = canvas.getContext("2d");
   g.scale(dpr, dpr);
   g.clearRect(0, 0, w, h);
-  let max = 1;
-  for (const s of series) for (const p of s.points) max = Math.max(max, p[key]);
+  let largest = 0;
+  for (const s of series) for (const p of s.points) largest = Math.max(largest, p[key]);
+  const { top: max, labels } = axisTicks(largest, unit);
+  canvas.dataset.ticks = labels.join("|");
   const left = 64, bottom = 16, top = 6;
   g.font = "11px DejaVu Sans, sans-serif";
   g.fillStyle = "#68737f";
@@ -56,7 +80,7 @@ function drawChart(canvas, series, key, unit) {
     g.moveTo(left, y);
     g.lineTo(w, y);
     g.stroke();
-    g.fillText(human(max * (1 - i / 4), unit), 2, y + 4);
+    g.fillText(labels[i], 2, y + 4);
   }
   g.fillText("-5 min", left, h - 3);
   g.fillText("now", w - 26, h - 3);
@@ -150,9 +174,9 @@ function render(snap) {
           { "data-port": p.name },
           el("td", {}, p.name),
           el("td", {}, p.role),
-          el("td", { class: "flags" }, flags.join(",")),
-          el("td", { class: "flags" }, p.lacp ? p.lacp.actor_state.join(",") + " " + p.lacp.mux : "-"),
-          el("td", { class: "flags" }, p.lacp ? p.lacp.partner + " " + p.lacp.partner_state.join(",") : "-"),
+          el("td", { class: "flags" }, flags.join(", ")),
+          el("td", { class: "flags" }, p.lacp ? p.lacp.actor_state.join(", ") + " " + p.lacp.mux : "-"),
+          el("td", { class: "flags" }, p.lacp ? p.lacp.partner + " " + p.lacp.partner_state.join(", ") : "-"),
           cell("rx_pps", r.rxPps, (v) => human(v, "")),
           cell("tx_pps", r.txPps, (v) => human(v, "")),
           cell("rx_bps", r.rxBps, (v) => human(v, "b")),
@@ -182,7 +206,7 @@ function render(snap) {
         {},
         el("td", {}, "worker " + w.queue),
         el("td", { class: "num", "data-metric": "busy", "data-value": String(ratio) }, (ratio * 100).toFixed(1) + " %"),
-        el("td", {}, el("span", { class: "bar", style: "width:" + Math.round(ratio * 120) + "px" }))
+        el("td", {}, el("span", { class: "meter", style: "width:" + Math.round(ratio * 120) + "px" }))
       );
     });
     $("tbody", $(".workers", panel)).replaceChildren(...workerRows);

@@ -49,7 +49,7 @@ impl Browser {
         let d = dir.display();
         let script = format!(
             "exec {chromium} --headless=new --no-sandbox --disable-gpu --no-first-run \
-             --disable-dev-shm-usage --disable-extensions --window-size=1280,900 \
+             --disable-dev-shm-usage --disable-extensions --window-size=1400,1000 \
              --remote-debugging-pipe --user-data-dir={d}/profile about:blank \
              3<{d}/in 4>{d}/out 2>{d}/stderr"
         );
@@ -162,6 +162,18 @@ impl Browser {
         );
     }
 
+    /// What is wrong with the page's layout as a person would see it: the page scrolling
+    /// sideways, an element running past the window's right edge, two boxes that carry text or
+    /// a control drawn over each other. Empty when the page looks right.
+    pub fn layout_problems(&mut self) -> Vec<String> {
+        let v = self.eval(LAYOUT_CHECK);
+        v.as_array()
+            .expect("the layout check returns a list")
+            .iter()
+            .map(|p| p.as_str().unwrap_or("?").to_string())
+            .collect()
+    }
+
     /// Saves a PNG of the page.
     pub fn screenshot(&mut self, path: &Path) {
         let r = self.call("Page.captureScreenshot", json!({"format": "png"}));
@@ -173,6 +185,45 @@ impl Browser {
         std::fs::write(path, bytes).expect("write screenshot");
     }
 }
+
+/// The layout check, run in the page. Boxes with text of their own (or a control, or a
+/// canvas) are compared pairwise, leaving out an element and what it contains; touching edges
+/// (a table's cells) are not an overlap. With a dialog open, the dialog is checked: it is
+/// drawn over the page on purpose.
+const LAYOUT_CHECK: &str = r##"(() => {
+  const vw = document.documentElement.clientWidth;
+  const problems = [];
+  const sw = document.documentElement.scrollWidth;
+  if (sw > vw + 1) problems.push(`the page scrolls sideways: ${sw} px wide in a ${vw} px window`);
+  const shown = (e) => {
+    const r = e.getBoundingClientRect();
+    return r.width > 0 && r.height > 0 && getComputedStyle(e).visibility !== "hidden" && !e.closest("dialog:not([open])");
+  };
+  const name = (e) => {
+    const cls = typeof e.className === "string" && e.className.trim() ? "." + e.className.trim().split(/\s+/).join(".") : "";
+    return e.tagName.toLowerCase() + (e.id ? "#" + e.id : "") + cls + ' "' + (e.textContent || "").trim().slice(0, 40) + '"';
+  };
+  const root = document.querySelector("dialog[open]") || document.body;
+  const all = [...root.querySelectorAll("*")].filter(shown);
+  for (const e of all) {
+    const r = e.getBoundingClientRect();
+    if (r.right > vw + 1) problems.push(`${name(e)} ends at ${Math.round(r.right)} px, past the ${vw} px window`);
+  }
+  const marks = all.filter(
+    (e) => ["BUTTON", "INPUT", "SELECT", "CANVAS"].includes(e.tagName) || [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent.trim())
+  );
+  for (let i = 0; i < marks.length; i++) {
+    const a = marks[i].getBoundingClientRect();
+    for (let j = i + 1; j < marks.length; j++) {
+      if (marks[i].contains(marks[j]) || marks[j].contains(marks[i])) continue;
+      const b = marks[j].getBoundingClientRect();
+      const w = Math.min(a.right, b.right) - Math.max(a.left, b.left);
+      const h = Math.min(a.bottom, b.bottom) - Math.max(a.top, b.top);
+      if (w > 1 && h > 1) problems.push(`${name(marks[i])} and ${name(marks[j])} overlap by ${Math.round(w)}x${Math.round(h)} px`);
+    }
+  }
+  return problems.slice(0, 20);
+})()"##;
 
 impl Drop for Browser {
     fn drop(&mut self) {
