@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything xlagg needs on a fresh Debian bookworm machine:
 #   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq, Open vSwitch,
-#     Chromium, iperf3
+#     Chromium, iperf3, dhcpcd and dnsmasq
 #   - the pinned nightly (with rust-src) that builds the XDP program
 #   - bpf-linker, linked against LLVM 22, and cargo-fuzz
 # Idempotent: when everything is already there it returns in about a second.
@@ -12,8 +12,11 @@ NIGHTLY="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
 # never as a service).
 # chromium (headless) drives the web UI and dashboard tests; fonts-dejavu-core gives it a font.
 # iperf3: TCP and UDP through laggN, the traffic users carry (tests and xlagg-bench tcp).
+# dhcpcd-base: the DHCP client xlaggd runs on a host-mode laggN (`dhcp = true`, the DHCP and
+# SYNCDHCP words); dnsmasq-base: the tests' DHCP server on the partner side. Both without
+# their services.
 APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps openvswitch-switch
-  chromium fonts-dejavu-core iperf3)
+  chromium fonts-dejavu-core iperf3 dhcpcd-base dnsmasq-base)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -156,6 +156,8 @@ pub fn serve(
         upper: Upper::Forward {
             port: forward.into(),
         },
+        dhcp: None,
+        ipv6_auto: false,
         mtu: 1500,
         cores: core.into_iter().collect(),
         zero_copy: ZeroCopy::Auto,

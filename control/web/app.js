@@ -70,7 +70,9 @@ async function refresh() {
     tr.appendChild(text("td", l.description));
     tr.appendChild(text("td", l.laggproto.toUpperCase()));
     tr.appendChild(portCell(l.ports));
-    tr.appendChild(text("td", l.addresses.join(" ")));
+    const obtained = (l.dynamic_addresses || []).map((a) => a + (a.includes(":") ? " (auto)" : " (DHCP)"));
+    const dhcpNote = l.dhcp && l.dhcp !== "bound" ? ["DHCP: " + l.dhcp] : [];
+    tr.appendChild(text("td", l.addresses.concat(obtained, dhcpNote).join(" ")));
     tr.appendChild(text("td", String(l.mtu)));
     tr.appendChild(text("td", l.state, "state " + l.state.replace(/ /g, "-")));
     const actions = document.createElement("td");
@@ -135,6 +137,8 @@ async function openEditor(name) {
   $("#f-laggproto").value = spec.laggproto;
   $("#f-mtu").value = spec.mtu;
   $("#f-offload").checked = spec.hw_offload === false;
+  $("#f-dhcp").checked = !!spec.dhcp;
+  $("#f-ipv6auto").checked = !!spec.ipv6_auto;
   $("#f-options").value = "";
   $("#f-addresses").replaceChildren();
   for (const a of spec.addresses || []) addAddressRow(a);
@@ -167,6 +171,8 @@ async function save(ev) {
     laggports: [...document.querySelectorAll("#f-ports input:checked")].map((b) => b.value),
     mtu: Number($("#f-mtu").value),
     hw_offload: !$("#f-offload").checked,
+    dhcp: $("#f-dhcp").checked,
+    ipv6_auto: $("#f-ipv6auto").checked,
     addresses: [...document.querySelectorAll("#f-addresses input")].map((i) => i.value.trim()).filter((v) => v),
     options: $("#f-options").value,
   };

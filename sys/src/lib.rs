@@ -4,7 +4,8 @@
 //! - [`afpacket`]: raw packet sockets bound to one interface (slow protocols, micro-BFD,
 //!   probes, announcements; the test tools' plain sender and sink);
 //! - [`linkevents`]: kernel link notifications (carrier, admin state, removal);
-//! - [`credentials`]: who is on the other end of a Unix socket.
+//! - [`credentials`]: who is on the other end of a Unix socket;
+//! - [`process`]: helper processes that end with the daemon.
 //!
 //! Each module is a thin, safe wrapper over `libc`; `unsafe` is allowed module by module and
 //! every block says why it holds. The AF_XDP rings are the dataplane's (`xlagg-dataplane`).
@@ -13,3 +14,4 @@
 pub mod afpacket;
 pub mod credentials;
 pub mod linkevents;
+pub mod process;

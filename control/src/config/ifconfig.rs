@@ -90,6 +90,7 @@ const NUMBER_KEYS: &[&str] = &[
     "bfd_multiplier",
     "arp_interval",
     "arp_missed_max",
+    "dhcp_timeout",
 ];
 /// Keys that are flags (`KEY` sets, `-KEY` clears).
 const FLAG_KEYS: &[&str] = &[
@@ -99,6 +100,9 @@ const FLAG_KEYS: &[&str] = &[
     "rx_all",
     "hw_offload",
     "bfd",
+    "dhcp",
+    "dhcp_sync",
+    "ipv6_auto",
 ];
 
 /// Every word that starts an option, for help texts and shell completion.
@@ -118,6 +122,11 @@ pub fn option_words() -> Vec<&'static str> {
         "netmask",
         "prefixlen",
         "cores",
+        "DHCP",
+        "SYNCDHCP",
+        "NOSYNCDHCP",
+        "accept_rtadv",
+        "-accept_rtadv",
     ];
     words.extend(TEXT_KEYS);
     words.extend(NUMBER_KEYS);
@@ -164,6 +173,18 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
             "destroy" => ops.push(Op::Destroy),
             "up" => ops.push(Op::Up(true)),
             "down" => ops.push(Op::Up(false)),
+            // rc.conf's words: an address from DHCP, in the background or waited for.
+            "DHCP" | "NOSYNCDHCP" => {
+                ops.push(Op::Set("dhcp", Value::Flag(true)));
+                ops.push(Op::Set("dhcp_sync", Value::Flag(false)));
+            }
+            "SYNCDHCP" => {
+                ops.push(Op::Set("dhcp", Value::Flag(true)));
+                ops.push(Op::Set("dhcp_sync", Value::Flag(true)));
+            }
+            // FreeBSD's inet6 flag for router advertisements (SLAAC).
+            "accept_rtadv" => ops.push(Op::Set("ipv6_auto", Value::Flag(true))),
+            "-accept_rtadv" => ops.push(Op::Set("ipv6_auto", Value::Flag(false))),
             "laggport" | "-laggport" => {
                 let port = value(i, "an interface name, e.g. laggport em0")?.clone();
                 ops.push(if word == "laggport" {
@@ -173,6 +194,12 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
                 });
                 i += 1;
             }
+            // The family word before a flag rather than an address (`inet6 accept_rtadv`)
+            // only names the family.
+            "inet6"
+                if words
+                    .get(i + 1)
+                    .is_some_and(|w| matches!(w.as_str(), "accept_rtadv" | "-accept_rtadv")) => {}
             "inet" | "inet6" => {
                 let addr = value(i, "an address, e.g. inet 192.168.1.10/24")?;
                 let (address, used) = address(word == "inet6", addr, &words[i + 2..])?;

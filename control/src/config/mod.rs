@@ -115,6 +115,10 @@ pub struct LaggConfig {
     pub rx_all: bool,
     /// Host or forward mode.
     pub upper: Upper,
+    /// DHCP on laggN (host mode only).
+    pub dhcp: Option<DhcpOptions>,
+    /// SLAAC on laggN (host mode only).
+    pub ipv6_auto: bool,
     /// MTU of the lagg interface.
     pub mtu: u32,
     /// Cores of the workers; worker `i` serves receive queue `i` of every port. Empty: one
@@ -138,6 +142,15 @@ pub struct LaggConfig {
     pub bfd: Option<BfdOptions>,
     /// The ARP/NS probe monitor, if targets are set.
     pub arp: Option<ArpOptions>,
+}
+
+/// DHCP on a host-mode laggN.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DhcpOptions {
+    /// Readiness waits for the lease (`SYNCDHCP`).
+    pub sync: bool,
+    /// How long it waits, seconds.
+    pub timeout_s: u64,
 }
 
 /// ARP/NS probe monitor settings of a lagg.
@@ -365,6 +378,15 @@ pub struct LaggSpec {
     pub upper: String,
     pub forward_port: Option<String>,
     pub addresses: Vec<String>,
+    /// IPv4 address from DHCP on laggN (host mode), beside any static ones (rc.conf's `DHCP`).
+    pub dhcp: bool,
+    /// Hold xlaggd's readiness until the lease is bound or `dhcp_timeout` passes (`SYNCDHCP`).
+    pub dhcp_sync: bool,
+    /// Seconds `dhcp_sync` waits for a lease.
+    pub dhcp_timeout: u64,
+    /// IPv6 addresses and default route from router advertisements (SLAAC) on laggN
+    /// (FreeBSD's `accept_rtadv`, TrueNAS's "Autoconfigure IPv6"); off: none are accepted.
+    pub ipv6_auto: bool,
     pub mtu: u32,
     pub cores: Vec<usize>,
     pub zero_copy: String,
@@ -410,6 +432,10 @@ impl Default for LaggSpec {
             upper: "host".into(),
             forward_port: None,
             addresses: Vec::new(),
+            dhcp: false,
+            dhcp_sync: false,
+            dhcp_timeout: 30,
+            ipv6_auto: false,
             mtu: 1500,
             cores: Vec::new(),
             zero_copy: "auto".into(),
@@ -691,6 +717,10 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nmin_links = 0\nlaggports = [\"a\"]", "lagg0.min_links: 0 is out of range"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_mux = \"loose\"\nlaggports = [\"a\"]", "lagg0.lacp_mux: 'loose' is not one of coupled, independent"),
             ("[[lagg]]\nname = \"lagg0\"\nlacp_select = \"best\"\nlaggports = [\"a\"]", "lagg0.lacp_select: 'best' is not one of speed, count, stable"),
+            ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nforward_port = \"b\"\ndhcp = true\nlaggports = [\"a\"]", "lagg0.dhcp: DHCP needs upper = \"host\""),
+            ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nforward_port = \"b\"\nipv6_auto = true\nlaggports = [\"a\"]", "lagg0.ipv6_auto: IPv6 autoconfiguration needs upper = \"host\""),
+            ("[[lagg]]\nname = \"lagg0\"\ndhcp_sync = true\nlaggports = [\"a\"]", "lagg0.dhcp_sync: waiting for a DHCP lease needs dhcp = true"),
+            ("[[lagg]]\nname = \"lagg0\"\ndhcp = true\ndhcp_timeout = 0\nlaggports = [\"a\"]", "lagg0.dhcp_timeout: 0 s is out of range: use 1 to 600 s"),
         ];
         for (text, want) in cases {
             let got = err(text);

@@ -12,8 +12,9 @@
 //!
 //! The words go through the same parser as `xlaggctl` ([`crate::ifconfig`]) and the result
 //! through the one validator. Variables that do not concern a lagg are skipped; words that have
-//! no meaning here (`-ifdisabled`, `accept_rtadv`, offload flags) are dropped with a note.
-//! DHCP, shell expansions and unknown lagg options are refused with the line number.
+//! no meaning here (`-ifdisabled`, offload flags) are dropped with a note. `DHCP`, `SYNCDHCP`
+//! and `accept_rtadv` become `dhcp`, `dhcp_sync` and `ipv6_auto`. Shell expansions and unknown
+//! lagg options are refused with the line number.
 
 use std::collections::BTreeMap;
 
@@ -33,8 +34,6 @@ pub struct Import {
 const DROPPED: &[&str] = &[
     "-ifdisabled",
     "ifdisabled",
-    "accept_rtadv",
-    "-accept_rtadv",
     "auto_linklocal",
     "-auto_linklocal",
     "rxcsum",
@@ -195,12 +194,9 @@ pub fn import(text: &str) -> Result<Import, Vec<String>> {
             let mut words = Vec::new();
             for w in value.split_whitespace() {
                 match w {
-                    "DHCP" | "SYNCDHCP" | "NOSYNCDHCP" => errors.push(format!(
-                        "line {n}: {name}: DHCP is not supported on a lagg here: give a static address"
+                    w if DROPPED.contains(&w) => notes.push(format!(
+                        "line {n}: {name}: '{w}' has no meaning here; dropped"
                     )),
-                    w if DROPPED.contains(&w) => {
-                        notes.push(format!("line {n}: {name}: '{w}' has no meaning here; dropped"))
-                    }
                     w => words.push(w.to_string()),
                 }
             }
@@ -286,11 +282,50 @@ addresses = ["10.1.0.1/24"]
     }
 
     #[test]
+    fn dhcp_and_router_advertisements_import() {
+        let rc = r#"
+cloned_interfaces="lagg0 lagg1"
+ifconfig_lagg0="laggproto lacp laggport em0 laggport em1 DHCP"
+ifconfig_lagg0_ipv6="inet6 accept_rtadv"
+ifconfig_lagg1="laggproto failover laggport em2 laggport em3 SYNCDHCP"
+"#;
+        let imported = import(rc).expect("imports");
+        let toml = r#"
+[[lagg]]
+name = "lagg0"
+laggproto = "lacp"
+laggports = ["em0", "em1"]
+dhcp = true
+ipv6_auto = true
+
+[[lagg]]
+name = "lagg1"
+laggports = ["em2", "em3"]
+dhcp = true
+dhcp_sync = true
+"#;
+        assert_eq!(imported.doc, ConfigDoc::from_toml(toml).unwrap());
+        let config = imported.doc.validate().expect("valid");
+        assert_eq!(
+            config.laggs[1].dhcp,
+            Some(crate::config::DhcpOptions {
+                sync: true,
+                timeout_s: 30
+            })
+        );
+        assert!(config.laggs[0].ipv6_auto);
+        // NOSYNCDHCP after SYNCDHCP: background again.
+        let rc = "ifconfig_lagg0=\"laggport em0 SYNCDHCP NOSYNCDHCP\"";
+        let l = import(rc).expect("imports").doc.laggs[0].clone();
+        assert!(l.dhcp && !l.dhcp_sync);
+    }
+
+    #[test]
     fn problems_name_the_line() {
         for (text, want) in [
             (
-                "ifconfig_lagg0=\"laggproto failover laggport em0 DHCP\"",
-                "line 1: ifconfig_lagg0: DHCP is not supported",
+                "ifconfig_lagg0=\"laggproto failover laggport em0 upper forward forward_port em9 DHCP\"",
+                "lagg0.dhcp: DHCP needs upper = \"host\"",
             ),
             (
                 "cloned_interfaces=\"lagg0\"\nifconfig_lagg0=\"laggport em0 frob\"",

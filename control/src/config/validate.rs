@@ -14,8 +14,8 @@ use xlagg_dataplane::worker::ZeroCopy;
 
 use super::{
     is_ifname, is_lagg_name, parse_address, parse_mac, ArpOptions, BfdOptions, Config, ConfigDoc,
-    ConfigError, DaemonConfig, DaemonSpec, LacpOptions, LaggConfig, LaggProto, LaggSpec, Upper,
-    DEFAULT_HTTP, DEFAULT_SOCKET, DEFAULT_TOKEN_FILE, MAX_ADDRESSES, MAX_MTU,
+    ConfigError, DaemonConfig, DaemonSpec, DhcpOptions, LacpOptions, LaggConfig, LaggProto,
+    LaggSpec, Upper, DEFAULT_HTTP, DEFAULT_SOCKET, DEFAULT_TOKEN_FILE, MAX_ADDRESSES, MAX_MTU,
 };
 use crate::lacp::{MuxMode, SelectionPolicy};
 
@@ -195,6 +195,7 @@ fn lagg(
         .ok();
     let zero_copy = sizing(r, f, budget, budget_mb);
     let upper = upper(r, f);
+    let dhcp = autoconf(r, f);
     let lacp = lacp(r, f);
     timers(r, f);
     let bfd = bfd(r, f);
@@ -217,6 +218,8 @@ fn lagg(
         rr_limit: r.rr_limit,
         rx_all: r.rx_all,
         upper,
+        dhcp,
+        ipv6_auto: r.ipv6_auto && r.upper == "host",
         mtu: r.mtu,
         cores: r.cores.clone(),
         zero_copy,
@@ -408,6 +411,35 @@ fn upper(r: &LaggSpec, f: &mut Fields<'_>) -> Option<Upper> {
             None
         }
     }
+}
+
+/// `dhcp`, `dhcp_sync`, `dhcp_timeout` and `ipv6_auto`: addresses laggN obtains itself, so
+/// host mode only.
+fn autoconf(r: &LaggSpec, f: &mut Fields<'_>) -> Option<DhcpOptions> {
+    let host = r.upper == "host";
+    if !host && r.dhcp {
+        f.bad(
+            "dhcp",
+            "DHCP needs upper = \"host\": a forward-mode lagg has no address of its own (the downstream hosts run their own clients)",
+        );
+    }
+    if !host && r.ipv6_auto {
+        f.bad(
+            "ipv6_auto",
+            "IPv6 autoconfiguration needs upper = \"host\": a forward-mode lagg has no address of its own",
+        );
+    }
+    if r.dhcp_sync && !r.dhcp {
+        f.bad(
+            "dhcp_sync",
+            "waiting for a DHCP lease needs dhcp = true (the SYNCDHCP word sets both)",
+        );
+    }
+    f.range("dhcp_timeout", r.dhcp_timeout, 1..=600, " s");
+    (host && r.dhcp).then_some(DhcpOptions {
+        sync: r.dhcp_sync,
+        timeout_s: r.dhcp_timeout,
+    })
 }
 
 /// The `lacp_*` fields and `min_links`.

@@ -81,6 +81,32 @@ impl ControlLoop {
         self.daemon.laggs().len()
     }
 
+    /// With `SYNCDHCP` laggs: steps until each has a lease or its `dhcp_timeout` passed (or
+    /// `stop` is set), so readiness means addressed. Returns the laggs that got none.
+    pub fn wait_for_leases(&mut self, stop: &AtomicBool) -> Vec<String> {
+        loop {
+            let now = Instant::now();
+            let waiting: Vec<(String, Instant)> = self
+                .daemon
+                .laggs()
+                .iter()
+                .filter_map(|l| l.awaiting_lease().map(|t| (l.config().name.clone(), t)))
+                .collect();
+            let late: Vec<String> = waiting
+                .iter()
+                .filter(|(_, until)| *until <= now)
+                .map(|(n, _)| n.clone())
+                .collect();
+            if waiting.len() == late.len() || stop.load(Ordering::Relaxed) {
+                for name in &late {
+                    tracing::warn!(lagg = %name, "no DHCP lease within dhcp_timeout; ready without one (the client keeps trying)");
+                }
+                return late;
+            }
+            self.step();
+        }
+    }
+
     /// The daemon (for tests and the final status).
     pub fn daemon(&self) -> &Daemon {
         &self.daemon
@@ -168,6 +194,7 @@ impl ControlLoop {
             if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&self.nl)) {
                 tracing::error!(lagg = %lagg.config().name, error = %e, "timers failed");
             }
+            lagg.autoconf_tick(&self.nl);
         }
         if !self.times.status_every.is_zero()
             && self.last_status.elapsed() >= self.times.status_every

@@ -225,6 +225,8 @@ pub fn run(o: &Options, stop: &AtomicBool) -> Result<Option<String>, Fatal> {
     // A lagg that cannot start (a missing NIC, a foreign program) is reported and retried
     // while the others run.
     let running = control.start();
+    // SYNCDHCP: ready once addressed (or the wait is over).
+    control.wait_for_leases(stop);
     println!("xlaggd: ready, {running} lagg(s) running");
     notify_ready();
     control.run(stop);

@@ -93,6 +93,12 @@ pub struct LaggStatus {
     /// running.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upper_port: Option<PortStatus>,
+    /// DHCP on laggN while running: `bound`, `waiting for a lease` or `no client: ...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dhcp: Option<String>,
+    /// Addresses laggN obtained itself (DHCP, SLAAC), with prefix length.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dynamic_addresses: Vec<String>,
 }
 
 /// One worker's UMEM frames by place (copied by the worker twice a second).
@@ -326,15 +332,24 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
     if let Some(e) = &l.error {
         let _ = writeln!(o, "\tstatus: failed ({e}); retried until it starts");
     }
-    for a in &l.addresses {
+    let dynamic = l.dynamic_addresses.iter().map(|a| (a, true));
+    for (a, obtained) in l.addresses.iter().map(|a| (a, false)).chain(dynamic) {
         let (addr, len) = a.split_once('/').unwrap_or((a, ""));
-        if addr.contains(':') {
-            let _ = writeln!(o, "\tinet6 {addr} prefixlen {len}");
+        let _ = if addr.contains(':') {
+            write!(o, "\tinet6 {addr} prefixlen {len}")
         } else {
             let bits: u32 = len.parse().unwrap_or(32);
             let mask = u32::MAX.checked_shl(32 - bits.min(32)).unwrap_or(0);
-            let _ = writeln!(o, "\tinet {addr} netmask 0x{mask:08x}");
-        }
+            write!(o, "\tinet {addr} netmask 0x{mask:08x}")
+        };
+        o.push_str(match (obtained, addr.contains(':')) {
+            (false, _) => "\n",
+            (true, false) => " (dhcp)\n",
+            (true, true) => " autoconf\n",
+        });
+    }
+    if let Some(d) = &l.dhcp {
+        let _ = writeln!(o, "\tdhcp: {d}");
     }
     let _ = writeln!(o, "\tlaggproto {} lagghash {}", l.laggproto, l.lagghash);
     if let Some(p) = &l.forward_port {
@@ -439,6 +454,8 @@ mod tests {
             flapping: 0,
             umem: Vec::new(),
             upper_port: None,
+            dhcp: None,
+            dynamic_addresses: Vec::new(),
             ports: vec![
                 PortStatus {
                     flags: flag_names("<MASTER,ACTIVE,COLLECTING,DISTRIBUTING>"),
@@ -488,6 +505,26 @@ mod tests {
         assert_eq!(rows[1], ["em1", "<>", "0", "0", "0", "0", "-"]);
         assert_eq!(rows[2], ["xlh-lagg0", "<UPPER>", "9", "0", "0", "0", "-"]);
         assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn obtained_addresses_and_dhcp_show_after_the_configured_ones() {
+        let mut l = sample();
+        l.dynamic_addresses = vec![
+            "10.99.0.59/24".into(),
+            "fd00:99::4449:2bff:fe08:424f/64".into(),
+        ];
+        l.dhcp = Some("bound".into());
+        let text = render(&l, false);
+        assert!(
+            text.contains(
+                "\tinet6 2001:db8::1 prefixlen 64\n\
+                 \tinet 10.99.0.59 netmask 0xffffff00 (dhcp)\n\
+                 \tinet6 fd00:99::4449:2bff:fe08:424f prefixlen 64 autoconf\n\
+                 \tdhcp: bound\n"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

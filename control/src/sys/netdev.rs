@@ -322,6 +322,29 @@ impl Netlink {
         )
     }
 
+    /// Every address of interface `index` with its prefix length.
+    ///
+    /// # Errors
+    /// When the dump fails.
+    pub fn prefixed_addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetdevError> {
+        let handle = self.handle.clone();
+        self.request(
+            || format!("listing addresses of interface {index}"),
+            async move {
+                let mut out = Vec::new();
+                for m in address_messages(&handle, index).await? {
+                    if let Some(ip) = message_address(&m) {
+                        let entry = (ip, m.header.prefix_len);
+                        if !out.contains(&entry) {
+                            out.push(entry);
+                        }
+                    }
+                }
+                Ok(out)
+            },
+        )
+    }
+
     /// Removes address `addr` (any prefix) from interface `index`; absent is not an error.
     ///
     /// # Errors

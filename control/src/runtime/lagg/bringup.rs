@@ -7,7 +7,7 @@ use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
 use xlagg_sys::afpacket::PacketSocket;
 
 use super::monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
-use super::{host_peer_name, Created, Lagg, LaggError, Port};
+use super::{host_peer_name, Autoconf, Created, Lagg, LaggError, Port};
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::members::Verdict;
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
@@ -140,6 +140,7 @@ impl Lagg {
                 nl.add_address(host.index, *addr, *prefix)?;
             }
         }
+        self.autoconf = Autoconf::start(&cfg);
         if let Some(upper) = self.upper.as_mut() {
             if let Some(program) = upper.program.as_mut() {
                 program.set_collecting(true)?;
@@ -271,6 +272,8 @@ impl Lagg {
     /// Undoes whatever [`bring_up`](Self::bring_up) got to, in reverse: monitors, workers,
     /// programs, offloads and promiscuity, created interfaces.
     pub(super) fn teardown(&mut self, nl: &Netlink) {
+        // The DHCP client first: it removes its address and routes while laggN exists.
+        self.autoconf = None;
         self.lacp = None;
         if let Some(bfd) = self.bfd.take() {
             bfd.shutdown(&self.members);

@@ -20,6 +20,7 @@
 //! affected buckets move), the collecting flags in the XDP programs, notifications to send.
 
 mod announce;
+mod autoconf;
 mod bringup;
 mod monitors;
 mod reconfig;
@@ -39,6 +40,8 @@ use crate::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
 use announce::Announcer;
+use autoconf::Autoconf;
+pub use autoconf::{DhcpState, DHCP_CLIENT};
 use monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
 pub use view::{LaggSample, PortSample, WorkerSample};
 use workers::WorkerPool;
@@ -160,6 +163,8 @@ pub struct Lagg {
     lacp: Option<LacpMonitor>,
     bfd: Option<BfdMonitor>,
     probe: Option<ProbeMonitor>,
+    /// DHCP and SLAAC on laggN (host mode).
+    autoconf: Option<Autoconf>,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -236,6 +241,7 @@ impl Lagg {
             lacp: None,
             bfd: None,
             probe: None,
+            autoconf: None,
         };
         match lagg.bring_up(nl) {
             Ok(()) => Ok(lagg),
@@ -707,6 +713,30 @@ impl Lagg {
             port,
             text,
         });
+    }
+
+    /// Keeps the DHCP client running and notes the addresses laggN obtained (host mode);
+    /// called every control step, reads the kernel once a second.
+    pub fn autoconf_tick(&mut self, nl: &Netlink) {
+        let Some(auto) = self.autoconf.as_mut() else {
+            return;
+        };
+        let configured = match &self.cfg.upper {
+            Upper::Host { addresses } => addresses.clone(),
+            Upper::Forward { .. } => Vec::new(),
+        };
+        for text in auto.tick(nl, &configured) {
+            self.event("address", None, text);
+        }
+    }
+
+    /// With `SYNCDHCP` and no lease yet: until when readiness waits for one.
+    pub fn awaiting_lease(&self) -> Option<Instant> {
+        let auto = self.autoconf.as_ref()?;
+        if auto.bound() {
+            return None;
+        }
+        auto.sync_until()
     }
 
     /// State changes since the last call (the daemon keeps the timeline).

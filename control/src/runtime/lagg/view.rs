@@ -299,6 +299,14 @@ impl Lagg {
             }
         });
         let mut st = Self::configured_status(&self.cfg, "running");
+        if let Some(auto) = &self.autoconf {
+            st.dhcp = auto.dhcp_state().map(|d| d.to_string());
+            st.dynamic_addresses = auto
+                .dynamic()
+                .iter()
+                .map(|(a, p)| format!("{a}/{p}"))
+                .collect();
+        }
         st.ports = ports;
         st.active_ports = active_ports;
         st.flapping = self.set.flaps;
@@ -349,6 +357,8 @@ impl Lagg {
             lacp: None,
             umem: Vec::new(),
             upper_port: None,
+            dhcp: None,
+            dynamic_addresses: Vec::new(),
         }
     }
 }
