@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything xlagg needs on a fresh Debian bookworm machine:
 #   - apt packages: LLVM 22 (for bpf-linker), iproute2, ethtool, tcpdump, jq, Open vSwitch,
-#     Chromium, iperf3, dhcpcd and dnsmasq
+#     Chromium, iperf3, dhcpcd and dnsmasq, and for the appliance image and its boot test
+#     mmdebstrap, mtools, dosfstools, gdisk, QEMU and OVMF
 #   - the pinned nightly (with rust-src) that builds the XDP program
 #   - bpf-linker, linked against LLVM 22, and cargo-fuzz
 # Idempotent: when everything is already there it returns in about a second.
@@ -14,9 +15,11 @@ NIGHTLY="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
 # iperf3: TCP and UDP through laggN, the traffic users carry (tests and xlagg-bench tcp).
 # dhcpcd-base: the DHCP client xlaggd runs on a host-mode laggN (`dhcp = true`, the DHCP and
 # SYNCDHCP words); dnsmasq-base: the tests' DHCP server on the partner side. Both without
-# their services.
+# their services. mmdebstrap, mtools, dosfstools, gdisk: scripts/image.sh builds the appliance
+# disk without loop devices; qemu-system-x86 and ovmf boot it in the boot test.
 APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps openvswitch-switch
-  chromium fonts-dejavu-core iperf3 dhcpcd-base dnsmasq-base)
+  chromium fonts-dejavu-core iperf3 dhcpcd-base dnsmasq-base
+  mmdebstrap mtools dosfstools gdisk qemu-system-x86 ovmf)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

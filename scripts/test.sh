@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Runs the whole xlagg test suite on this machine, as root (`--unit`: only what needs no root): set-up (idempotent), one build,
 # unit tests, then the namespace tests (real veths, XDP programs and AF_XDP sockets, LACP
-# against xlagg and Open vSwitch), then a bounded fuzz run of the frame parsers. Fails loudly
-# if it cannot run; never skips.
+# against xlagg and Open vSwitch), a bounded fuzz run of the frame parsers, then the
+# appliance image booted in QEMU. Fails loudly if it cannot run; never skips.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -42,6 +42,9 @@ cargo test --workspace --locked --test '*' -- --test-threads=1
 
 echo "== fuzzing (bounded)"
 scripts/fuzz.sh 20
+
+echo "== appliance image and boot test"
+scripts/boot-test.sh
 
 echo "== stray namespaces check"
 left=$(scripts/testbed.sh list)

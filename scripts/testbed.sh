@@ -103,6 +103,6 @@ case "${1:-}" in
     up "$id" "$n" "$bridge"
     "$@"
     ;;
-  list) ip netns list | awk '{print $1}' | grep -E '^xl-[A-Za-z0-9]+-(src|app|ptr)$' || true ;;
+  list) ip netns list | awk '{print $1}' | grep -E '^xl-[A-Za-z0-9]+-(src|app|ptr|net)$' || true ;;
   *) die "usage: testbed.sh up ID N [bridge] | bridge ID | down ID | run ID N [bridge] -- CMD... | list" ;;
 esac

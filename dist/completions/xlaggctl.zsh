@@ -32,7 +32,7 @@ fish\:"fish completion"))' \
 '--help[Print help]' \
 '-V[Print version]' \
 '--version[Print version]' \
-'::target -- A lagg (laggN), or dump, config, import, web:_default' \
+'::target -- A lagg (laggN), or dump, config, import, web, brief:_default' \
 '*::words -- ifconfig words for the lagg (see below), or import'\''s file:_default' \
 && ret=0
 }

@@ -36,9 +36,10 @@ fn main() -> ExitCode {
         },
         Some("import") => import(&cli),
         Some("web") => web(&cli),
+        Some("brief") => brief(&cli),
         Some(name) if !is_lagg_name(name) => {
             eprintln!(
-                "xlaggctl: '{name}' is not a lagg name (laggN) nor one of dump, config, import, web; see xlaggctl --help"
+                "xlaggctl: '{name}' is not a lagg name (laggN) nor one of dump, config, import, web, brief; see xlaggctl --help"
             );
             ExitCode::from(2)
         }
@@ -108,6 +109,27 @@ fn show(cli: &Cli, name: Option<&str>) -> ExitCode {
     };
     for l in &laggs {
         print!("{}", status::render(l, cli.verbose));
+    }
+    ExitCode::SUCCESS
+}
+
+/// One line per lagg (the appliance's console status).
+fn brief(cli: &Cli) -> ExitCode {
+    let data = match call(cli, &Request::Status { name: None }) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    match serde_json::from_value::<Vec<LaggStatus>>(data) {
+        Ok(laggs) if laggs.is_empty() => println!("xlagg: no laggs configured"),
+        Ok(laggs) => {
+            for l in &laggs {
+                println!("xlagg: {}", status::brief(l));
+            }
+        }
+        Err(e) => {
+            eprintln!("xlaggctl: the daemon's status is not understood: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     ExitCode::SUCCESS
 }

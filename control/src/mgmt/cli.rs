@@ -23,6 +23,7 @@ Other commands:
   xlaggctl config          the configuration as the daemon holds it (TOML)
   xlaggctl import FILE     an rc.conf's laggs as TOML (--apply: make them live)
   xlaggctl web             the web UI's address, with the API token (root only)
+  xlaggctl brief           one line per lagg: state, protocol, active ports, addresses
 
 Examples:
   xlaggctl lagg0 create
@@ -72,7 +73,7 @@ pub struct Cli {
     /// Write the man page or a shell completion script to standard output.
     #[arg(long, value_enum, hide = true)]
     pub generate: Option<Generate>,
-    /// A lagg (laggN), or dump, config, import, web.
+    /// A lagg (laggN), or dump, config, import, web, brief.
     pub target: Option<String>,
     /// ifconfig words for the lagg (see below), or import's file.
     #[arg(allow_hyphen_values = true, trailing_var_arg = true)]

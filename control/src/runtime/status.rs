@@ -310,6 +310,41 @@ fn counters_line(o: &mut String, p: &PortStatus) {
     o.push('\n');
 }
 
+/// One line: `lagg0: running lacp, 3 of 4 ports active (eth0 eth1 eth3), 10.78.0.1/24`, as
+/// the appliance prints it on its console.
+pub fn brief(l: &LaggStatus) -> String {
+    let mut o = format!("{}: {} {}", l.name, l.state, l.laggproto);
+    if let Some(e) = &l.error {
+        let _ = write!(o, " ({e})");
+    }
+    let active: Vec<&str> = l
+        .ports
+        .iter()
+        .filter(|p| p.flags.iter().any(|f| f == "ACTIVE"))
+        .map(|p| p.name.as_str())
+        .collect();
+    let _ = write!(o, ", {} of {} ports active", active.len(), l.ports.len());
+    if !active.is_empty() {
+        let _ = write!(o, " ({})", active.join(" "));
+    }
+    let addresses: Vec<&str> = l
+        .addresses
+        .iter()
+        .chain(&l.dynamic_addresses)
+        .map(String::as_str)
+        .collect();
+    if !addresses.is_empty() {
+        let _ = write!(o, ", {}", addresses.join(" "));
+    }
+    if let Some(p) = &l.forward_port {
+        let _ = write!(o, ", forwarding to {p}");
+    }
+    if let Some(d) = l.dhcp.as_ref().filter(|d| *d != "bound") {
+        let _ = write!(o, ", dhcp {d}");
+    }
+    o
+}
+
 /// Renders a lagg the way FreeBSD's `ifconfig lagg0` does (`verbose`: `ifconfig -v`, with
 /// LACP details and counters).
 pub fn render(l: &LaggStatus, verbose: bool) -> String {
@@ -505,6 +540,15 @@ mod tests {
         assert_eq!(rows[1], ["em1", "<>", "0", "0", "0", "0", "-"]);
         assert_eq!(rows[2], ["xlh-lagg0", "<UPPER>", "9", "0", "0", "0", "-"]);
         assert_eq!(rows.len(), 3);
+    }
+
+    #[test]
+    fn brief_is_one_line_with_what_a_console_needs() {
+        let l = sample();
+        assert_eq!(
+            brief(&l),
+            "lagg0: running failover, 1 of 2 ports active (em0), 192.168.1.10/24 2001:db8::1/64"
+        );
     }
 
     #[test]

@@ -1,0 +1,179 @@
+#!/usr/bin/env bash
+# Builds a bootable disk image of the xlagg appliance: Debian bookworm (minimal, systemd) with
+# the Linux kernel of bookworm-backports, xlaggd and xlaggctl with their unit, a console status
+# line per lagg after start, and the laggs of a configuration given here.
+#
+#   scripts/image.sh --config FILE.toml  [--out PATH] [--size MB] [--ssh KEYFILE]
+#   scripts/image.sh --rcconf rc.conf    [...]      (ifconfig_laggN lines, through xlaggctl import)
+#
+# The image: a GPT disk with an EFI system partition (systemd-boot, the kernel and its
+# initramfs) and an ext4 root; it boots with UEFI (OVMF in a VM). Serial console on ttyS0
+# (115200) and the screen; network interfaces named eth0, eth1, ... in PCI order
+# (net.ifnames=0), so a configuration can name them before the box exists. No password
+# login: root is locked; SSH only with --ssh (the key file becomes root's authorized_keys).
+#
+# Why this kernel: xlagg needs native XDP on virtio-net and the common NIC drivers, AF_XDP
+# with need_wakeup and XDP on veth; those are in 6.1 (bookworm), but AF_XDP multi-buffer and
+# xdp.frags programs (jumbo frames) need 6.6 or later, so the image takes bookworm-backports'
+# 6.12 LTS kernel, the newest Debian ships for bookworm.
+#
+# Idempotent and cached: the Debian root file system is built once per package list
+# (target/image/cache); later runs only add the binaries and the configuration and assemble
+# the disk (under a minute). No loop devices: the file systems are made from directories.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+CONFIG="" RCCONF="" OUT="target/image/xlagg.img" SIZE_MB=1536 SSH_KEY=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --config) CONFIG=$2; shift 2 ;;
+    --rcconf) RCCONF=$2; shift 2 ;;
+    --out) OUT=$2; shift 2 ;;
+    --size) SIZE_MB=$2; shift 2 ;;
+    --ssh) SSH_KEY=$2; shift 2 ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) echo "image: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+die() { echo "image: $*" >&2; exit 1; }
+log() { printf 'image: %s\n' "$*" >&2; }
+[ "$(id -u)" = 0 ] || die "needs root (the root file system keeps root-owned files)"
+if [ -n "$CONFIG" ] && [ -n "$RCCONF" ]; then die "give --config or --rcconf, not both"; fi
+[ -z "$CONFIG" ] || [ -f "$CONFIG" ] || die "--config $CONFIG: no such file"
+[ -z "$RCCONF" ] || [ -f "$RCCONF" ] || die "--rcconf $RCCONF: no such file"
+[ -z "$SSH_KEY" ] || [ -f "$SSH_KEY" ] || die "--ssh $SSH_KEY: no such file"
+[[ "$SIZE_MB" =~ ^[0-9]+$ ]] && (( SIZE_MB >= 768 )) || die "--size must be at least 768 (MB)"
+
+scripts/setup.sh
+started=$(date +%s)
+
+log "building xlaggd and xlaggctl (release)"
+cargo build --release --locked -q -p xlagg-control --bin xlaggd --bin xlaggctl
+BIN=target/release
+
+# The configuration the appliance starts with, checked here with the same validator.
+work=$(mktemp -d /tmp/xlagg-image.XXXXXX)
+trap 'rm -rf "$work"' EXIT
+if [ -n "$RCCONF" ]; then
+  "$BIN/xlaggctl" import "$RCCONF" > "$work/xlagg.toml" || die "$RCCONF could not be imported (see above)"
+elif [ -n "$CONFIG" ]; then
+  cp "$CONFIG" "$work/xlagg.toml"
+else
+  printf '# No laggs yet: add them with xlaggctl or the web UI.\n' > "$work/xlagg.toml"
+fi
+# (The NICs it names are the image's, not this machine's: only a missing device is accepted.)
+if ! "$BIN/xlaggd" --config "$work/xlagg.toml" --check --socket "$work/check.sock" >/dev/null 2>"$work/check.err"; then
+  grep -q "no network interface named" "$work/check.err" || { cat "$work/check.err" >&2; die "the configuration is invalid"; }
+fi
+
+# The Debian root, cached by package list.
+PACKAGES="systemd,systemd-sysv,udev,kmod,iproute2,ethtool,dhcpcd-base,iputils-ping,procps,systemd-boot-efi,initramfs-tools,zstd"
+[ -n "$SSH_KEY" ] && PACKAGES="$PACKAGES,openssh-server"
+KERNEL_SUITE=bookworm-backports
+key=$(printf '%s %s v1' "$PACKAGES" "$KERNEL_SUITE" | sha256sum | cut -c1-16)
+cache=target/image/cache
+mkdir -p "$cache"
+base="$cache/rootfs-$key.tar"
+if [ ! -s "$base" ]; then
+  log "building the Debian root file system (once per package list; a few minutes)"
+  rm -rf "$base.part"
+  mmdebstrap --variant=minbase --format=tar --include="$PACKAGES" \
+    --customize-hook="chroot \"\$1\" apt-get install -y -qq --no-install-recommends -t $KERNEL_SUITE linux-image-amd64" \
+    --customize-hook='chroot "$1" apt-get clean' \
+    bookworm "$base.part" \
+    "deb http://deb.debian.org/debian bookworm main" \
+    "deb http://deb.debian.org/debian bookworm-updates main" \
+    "deb http://deb.debian.org/debian-security bookworm-security main" \
+    "deb http://deb.debian.org/debian $KERNEL_SUITE main"
+  mv "$base.part" "$base"
+else
+  log "Debian root file system from the cache ($base)"
+fi
+
+rootfs="$work/root"
+mkdir "$rootfs"
+tar -C "$rootfs" -xf "$base"
+
+# xlagg itself.
+install -m 0755 "$BIN/xlaggd" "$BIN/xlaggctl" "$rootfs/usr/local/sbin/"
+install -d -m 0755 "$rootfs/etc/xlagg"
+install -m 0644 "$work/xlagg.toml" "$rootfs/etc/xlagg/xlagg.toml"
+install -m 0644 dist/xlaggd.service "$rootfs/etc/systemd/system/xlaggd.service"
+cat > "$rootfs/etc/systemd/system/xlagg-console.service" <<'EOF'
+# A status line per lagg on the console once xlaggd is ready, so a person at the serial
+# console sees the box forwarding.
+[Unit]
+Description=xlagg status on the console
+After=xlaggd.service
+Requires=xlaggd.service
+
+[Service]
+Type=simple
+# At once, and again when LACP and the monitors had time to settle (not holding up the boot).
+ExecStart=/bin/sh -c '/usr/local/sbin/xlaggctl brief; sleep 15; exec /usr/local/sbin/xlaggctl brief'
+StandardOutput=tty
+TTYPath=/dev/console
+
+[Install]
+WantedBy=multi-user.target
+EOF
+mkdir -p "$rootfs/etc/systemd/system/multi-user.target.wants"
+ln -sf /etc/systemd/system/xlaggd.service "$rootfs/etc/systemd/system/multi-user.target.wants/xlaggd.service"
+# xlaggd's log on the console too: a person there sees members, failovers and faults.
+install -d "$rootfs/etc/systemd/system/xlaggd.service.d"
+printf '[Service]\nStandardOutput=journal+console\nStandardError=journal+console\n' \
+  > "$rootfs/etc/systemd/system/xlaggd.service.d/console.conf"
+ln -sf /etc/systemd/system/xlagg-console.service "$rootfs/etc/systemd/system/multi-user.target.wants/xlagg-console.service"
+echo xlagg > "$rootfs/etc/hostname"
+printf '127.0.0.1\tlocalhost\n127.0.1.1\txlagg\n' > "$rootfs/etc/hosts"
+printf 'LABEL=xlagg-root\t/\text4\terrors=remount-ro\t0\t1\n' > "$rootfs/etc/fstab"
+# No password login; SSH only when asked for, with a key.
+chroot "$rootfs" passwd -l root >/dev/null
+if [ -n "$SSH_KEY" ]; then
+  install -d -m 0700 "$rootfs/root/.ssh"
+  install -m 0600 "$SSH_KEY" "$rootfs/root/.ssh/authorized_keys"
+  printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\n' > "$rootfs/etc/ssh/sshd_config.d/xlagg.conf"
+else
+  rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/ssh.service" "$rootfs/etc/systemd/system/sshd.service"
+fi
+# Nothing else configures the network: the laggs are xlaggd's.
+rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
+
+# The EFI system partition: systemd-boot, the kernel, its initramfs.
+vmlinuz=$(ls "$rootfs"/boot/vmlinuz-* | sort -V | tail -1)
+initrd=$(ls "$rootfs"/boot/initrd.img-* | sort -V | tail -1)
+kver=${vmlinuz##*/vmlinuz-}
+esp="$work/esp.img"
+ESP_MB=128
+mkfs.vfat -n XLAGG-ESP -C "$esp" $((ESP_MB * 1024)) >/dev/null
+export MTOOLS_SKIP_CHECK=1
+mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/xlagg
+mcopy -i "$esp" "$rootfs/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
+mcopy -i "$esp" "$vmlinuz" ::/xlagg/vmlinuz
+mcopy -i "$esp" "$initrd" ::/xlagg/initrd.img
+printf 'default xlagg.conf\ntimeout 0\nconsole-mode keep\n' > "$work/loader.conf"
+cat > "$work/xlagg.conf" <<EOF
+title   xlagg ($kver)
+linux   /xlagg/vmlinuz
+initrd  /xlagg/initrd.img
+options root=LABEL=xlagg-root ro net.ifnames=0 console=tty0 console=ttyS0,115200 panic=10
+EOF
+mcopy -i "$esp" "$work/loader.conf" ::/loader/loader.conf
+mcopy -i "$esp" "$work/xlagg.conf" ::/loader/entries/xlagg.conf
+
+# The root file system, made from the directory.
+root_mb=$((SIZE_MB - ESP_MB - 2))
+rootimg="$work/root.img"
+mkfs.ext4 -q -L xlagg-root -d "$rootfs" "$rootimg" "${root_mb}M"
+
+# The disk: GPT, ESP at 1 MiB, root after it.
+mkdir -p "$(dirname "$OUT")"
+rm -f "$OUT.part"
+truncate -s "${SIZE_MB}M" "$OUT.part"
+sgdisk -n "1:2048:+${ESP_MB}M" -t 1:ef00 -c 1:xlagg-esp \
+  -n "2:$((2048 + ESP_MB * 2048)):+${root_mb}M" -t 2:8304 -c 2:xlagg-root "$OUT.part" > /dev/null
+dd if="$esp" of="$OUT.part" bs=1M seek=1 conv=notrunc,sparse status=none
+dd if="$rootimg" of="$OUT.part" bs=1M seek=$((1 + ESP_MB)) conv=notrunc,sparse status=none
+mv "$OUT.part" "$OUT"
+echo "image: $OUT ($(du -h --apparent-size "$OUT" | cut -f1), $(du -h "$OUT" | cut -f1) on disk; kernel $kver; $(( $(date +%s) - started )) s)"
