@@ -32,8 +32,10 @@ log() { printf 'boot-test: %s\n' "$*" >&2; }
 ID="bt$$"
 NS="xl-$ID-net"
 DIR=$(mktemp -d "/tmp/xlagg-$ID.XXXXXX")
-QEMU_PID="" PARTNER_PID=""
+QEMU_PID="" PARTNER_PID="" MON_PID="" pinger=""
 cleanup() {
+  [ -n "$pinger" ] && kill "$pinger" 2>/dev/null || true
+  [ -n "$MON_PID" ] && kill "$MON_PID" 2>/dev/null || true
   [ -n "$PARTNER_PID" ] && kill "$PARTNER_PID" 2>/dev/null && wait "$PARTNER_PID" 2>/dev/null || true
   [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null && wait "$QEMU_PID" 2>/dev/null || true
   ip netns del "$NS" 2>/dev/null || true
@@ -107,8 +109,11 @@ ip netns exec "$NS" qemu-system-x86_64 -machine "q35,accel=$ACCEL" -cpu "$CPU" -
   -drive "file=$IMAGE,format=raw,if=virtio,snapshot=on" \
   "${nics[@]}" > "$DIR/qemu.log" 2>&1 &
 QEMU_PID=$!
-cat "$DIR/monitor.out" > "$DIR/monitor.log" &
-monitor() { echo "$1" > "$DIR/monitor.in"; sleep 0.3; }
+# The monitor's pipes opened read-write: neither end blocks, even if QEMU is gone.
+exec 3<>"$DIR/monitor.in"
+cat <>"$DIR/monitor.out" > "$DIR/monitor.log" &
+MON_PID=$!
+monitor() { echo "$1" >&3; sleep 0.3; }
 
 # The partner: a second xlaggd, LACP over the four taps.
 cat > "$DIR/partner.toml" <<'EOF'
@@ -169,7 +174,12 @@ three() { [ "$(distributing)" -le 3 ]; }
 wait_for 20 "the partner taking xlqt0 out" three
 out_after=$(since "$t0")
 wait "$pinger" || true
+pinger=""
 lost=$(awk -F', ' '/packets transmitted/ {split($1,a," "); split($2,b," "); print a[1]-b[1]}' "$DIR/failover-ping.log")
+# The VM drops the link at once; the partner keeps sending on it until LACP times out (fast:
+# 3 s), so at most about 3 s of pings may go.
+[[ "$lost" =~ ^[0-9]+$ ]] || fail "the failover pings did not run: $(cat "$DIR/failover-ping.log")"
+[ "$lost" -le 350 ] || fail "$lost of 500 pings lost over the failover (more than 3.5 s)"
 pings || fail "no ping after the failover"
 monitor "set_link n0 on"
 wait_for 30 "xlqt0 distributing again" all_four

@@ -8,8 +8,9 @@
 #
 # The image: a GPT disk with an EFI system partition (systemd-boot, the kernel and its
 # initramfs) and an ext4 root; it boots with UEFI (OVMF in a VM). Serial console on ttyS0
-# (115200) and the screen; network interfaces named eth0, eth1, ... in PCI order
-# (net.ifnames=0), so a configuration can name them before the box exists. No password
+# (115200) and the screen; network interfaces named eth0, eth1, ... in the order the kernel
+# finds them (net.ifnames=0; with one NIC driver that is PCI order), so a configuration can
+# name them before the box exists. No password
 # login: root is locked; SSH only with --ssh (the key file becomes root's authorized_keys).
 #
 # Why this kernel: xlagg needs native XDP on virtio-net and the common NIC drivers, AF_XDP
@@ -21,8 +22,6 @@
 # (target/image/cache); later runs only add the binaries and the configuration and assemble
 # the disk (under a minute). No loop devices: the file systems are made from directories.
 set -euo pipefail
-cd "$(dirname "$0")/.."
-ROOT=$(pwd)
 
 CONFIG="" RCCONF="" OUT="target/image/xlagg.img" SIZE_MB=1536 SSH_KEY=""
 while [ $# -gt 0 ]; do
@@ -36,6 +35,11 @@ while [ $# -gt 0 ]; do
     *) echo "image: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
+# Paths as given, from where the script was started.
+for v in CONFIG RCCONF OUT SSH_KEY; do
+  if [ -n "${!v}" ]; then printf -v "$v" '%s' "$(realpath -m "${!v}")"; fi
+done
+cd "$(dirname "$0")/.."
 die() { echo "image: $*" >&2; exit 1; }
 log() { printf 'image: %s\n' "$*" >&2; }
 [ "$(id -u)" = 0 ] || die "needs root (the root file system keeps root-owned files)"
@@ -54,7 +58,9 @@ BIN=target/release
 
 # The configuration the appliance starts with, checked here with the same validator.
 work=$(mktemp -d /tmp/xlagg-image.XXXXXX)
-trap 'rm -rf "$work"' EXIT
+base=""
+# Nothing half-made is left behind: the work directory, a partial disk, a partial cache.
+trap 'rm -rf "$work" "$OUT.part" ${base:+"$base.part"}' EXIT
 if [ -n "$RCCONF" ]; then
   "$BIN/xlaggctl" import "$RCCONF" > "$work/xlagg.toml" || die "$RCCONF could not be imported (see above)"
 elif [ -n "$CONFIG" ]; then
@@ -62,8 +68,9 @@ elif [ -n "$CONFIG" ]; then
 else
   printf '# No laggs yet: add them with xlaggctl or the web UI.\n' > "$work/xlagg.toml"
 fi
-# (The NICs it names are the image's, not this machine's: only a missing device is accepted.)
-if ! "$BIN/xlaggd" --config "$work/xlagg.toml" --check --socket "$work/check.sock" >/dev/null 2>"$work/check.err"; then
+# (The NICs it names are the image's, not this machine's: only missing devices are accepted.)
+# In an empty network namespace: this machine's own NICs of the same names do not count.
+if ! unshare --net "$BIN/xlaggd" --config "$work/xlagg.toml" --check --socket "$work/check.sock" >/dev/null 2>"$work/check.err"; then
   grep -q "no network interface named" "$work/check.err" || { cat "$work/check.err" >&2; die "the configuration is invalid"; }
 fi
 
@@ -93,7 +100,7 @@ fi
 
 rootfs="$work/root"
 mkdir "$rootfs"
-tar -C "$rootfs" -xf "$base"
+tar -C "$rootfs" --numeric-owner --xattrs --xattrs-include='*' -xpf "$base"
 
 # xlagg itself.
 install -m 0755 "$BIN/xlaggd" "$BIN/xlaggctl" "$rootfs/usr/local/sbin/"
@@ -130,7 +137,23 @@ printf '127.0.0.1\tlocalhost\n127.0.1.1\txlagg\n' > "$rootfs/etc/hosts"
 printf 'LABEL=xlagg-root\t/\text4\terrors=remount-ro\t0\t1\n' > "$rootfs/etc/fstab"
 # No password login; SSH only when asked for, with a key.
 chroot "$rootfs" passwd -l root >/dev/null
+# Host keys are made on each box's first boot, never shared through the cached root.
+rm -f "$rootfs"/etc/ssh/ssh_host_*
 if [ -n "$SSH_KEY" ]; then
+  cat > "$rootfs/etc/systemd/system/xlagg-ssh-keys.service" <<'EOF'
+[Unit]
+Description=SSH host keys of this box, made on its first boot
+Before=ssh.service
+ConditionPathExists=!/etc/ssh/ssh_host_ed25519_key
+
+[Service]
+Type=oneshot
+ExecStart=/usr/bin/ssh-keygen -A
+
+[Install]
+WantedBy=multi-user.target
+EOF
+  ln -sf /etc/systemd/system/xlagg-ssh-keys.service "$rootfs/etc/systemd/system/multi-user.target.wants/xlagg-ssh-keys.service"
   install -d -m 0700 "$rootfs/root/.ssh"
   install -m 0600 "$SSH_KEY" "$rootfs/root/.ssh/authorized_keys"
   printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\n' > "$rootfs/etc/ssh/sshd_config.d/xlagg.conf"

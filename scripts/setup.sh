@@ -19,7 +19,7 @@ NIGHTLY="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
 # disk without loop devices; qemu-system-x86 and ovmf boot it in the boot test.
 APT_PACKAGES=(llvm-22-dev libpolly-22-dev libzstd-dev iproute2 ethtool tcpdump jq iputils-ping procps openvswitch-switch
   chromium fonts-dejavu-core iperf3 dhcpcd-base dnsmasq-base
-  mmdebstrap mtools dosfstools gdisk qemu-system-x86 ovmf)
+  mmdebstrap mtools dosfstools gdisk e2fsprogs qemu-system-x86 ovmf curl)
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 

@@ -254,8 +254,9 @@ fn syncdhcp_lease_survives_failover_and_membership_and_slaac_addresses_lagg0() {
     assert!(ping(&bed, "10.77.0.2"), "ping after the renewal");
 
     // A killed daemon's client outlives it (dhcpcd drops its privileges, which clears the
-    // parent-death signal; under systemd the unit's cgroup is killed with it). The next
-    // start stops the leftover and runs its own client; a normal stop stops it.
+    // parent-death signal; under systemd the unit's cgroup is killed with it). The next start
+    // (which removes the stale lagg0 and stops a leftover client still running) gets a lease
+    // with its own client; a normal stop stops it.
     assert!(dhcpcd_running(&bed), "dhcpcd runs beside xlaggd");
     daemon.kill();
     let again = Daemon::start(&bed, &config);

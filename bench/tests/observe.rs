@@ -160,7 +160,9 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
         );
     }
     let drawn = b.eval("[...document.querySelectorAll('canvas')].map(c => c.dataset.ticks)");
-    for labels in drawn.as_array().expect("canvases") {
+    let drawn = drawn.as_array().expect("canvases");
+    assert!(!drawn.is_empty(), "the dashboard draws its rate charts");
+    for labels in drawn {
         let labels: Vec<&str> = labels.as_str().expect("ticks drawn").split('|').collect();
         let mut distinct = labels.clone();
         distinct.dedup();

@@ -172,6 +172,7 @@ async function save(ev) {
     mtu: Number($("#f-mtu").value),
     hw_offload: !$("#f-offload").checked,
     dhcp: $("#f-dhcp").checked,
+    ...($("#f-dhcp").checked ? {} : { dhcp_sync: false }),
     ipv6_auto: $("#f-ipv6auto").checked,
     addresses: [...document.querySelectorAll("#f-addresses input")].map((i) => i.value.trim()).filter((v) => v),
     options: $("#f-options").value,

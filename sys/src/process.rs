@@ -12,15 +12,18 @@ use std::process::{Child, Command};
 pub fn end_with_parent(cmd: &mut Command) -> &mut Command {
     let parent = std::process::id();
     // SAFETY: the closure runs in the child between fork and exec; it calls only
-    // async-signal-safe functions (prctl, getppid, kill) and allocates nothing.
+    // async-signal-safe functions (signal, prctl, getppid, _exit) and allocates nothing.
     unsafe {
         cmd.pre_exec(move || {
+            // The parent's SIGTERM handler (a flag in the parent's memory) is inherited until
+            // exec: with it, the death signal would be swallowed before exec.
+            libc::signal(libc::SIGTERM, libc::SIG_DFL);
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
                 return Err(io::Error::last_os_error());
             }
             // The parent may have died before the prctl: then nobody would send the signal.
             if libc::getppid() as u32 != parent {
-                libc::kill(libc::getpid(), libc::SIGTERM);
+                libc::_exit(1);
             }
             Ok(())
         })
@@ -33,8 +36,8 @@ pub fn end_with_parent(cmd: &mut Command) -> &mut Command {
 /// The child was already reaped, or the signal could not be sent.
 pub fn terminate(child: &Child) -> io::Result<()> {
     let pid = i32::try_from(child.id()).map_err(|_| io::Error::other("pid out of range"))?;
-    // SAFETY: kill(2) touches no memory of ours; `pid` is our child, not yet waited for (the
-    // `Child` is borrowed, so nobody reaped it), so the number cannot name another process.
+    // SAFETY: kill(2) touches no memory of ours. The caller must not have reaped `child`
+    // (a `try_wait` that returned its status): the number could then name another process.
     if unsafe { libc::kill(pid, libc::SIGTERM) } != 0 {
         return Err(io::Error::last_os_error());
     }

@@ -182,6 +182,11 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
                 ops.push(Op::Set("dhcp", Value::Flag(true)));
                 ops.push(Op::Set("dhcp_sync", Value::Flag(true)));
             }
+            // No DHCP: no waiting for it either.
+            "-dhcp" => {
+                ops.push(Op::Set("dhcp", Value::Flag(false)));
+                ops.push(Op::Set("dhcp_sync", Value::Flag(false)));
+            }
             // FreeBSD's inet6 flag for router advertisements (SLAAC).
             "accept_rtadv" => ops.push(Op::Set("ipv6_auto", Value::Flag(true))),
             "-accept_rtadv" => ops.push(Op::Set("ipv6_auto", Value::Flag(false))),
@@ -199,7 +204,7 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
             "inet6"
                 if words
                     .get(i + 1)
-                    .is_some_and(|w| matches!(w.as_str(), "accept_rtadv" | "-accept_rtadv")) => {}
+                    .is_none_or(|w| matches!(w.as_str(), "accept_rtadv" | "-accept_rtadv")) => {}
             "inet" | "inet6" => {
                 let addr = value(i, "an address, e.g. inet 192.168.1.10/24")?;
                 let (address, used) = address(word == "inet6", addr, &words[i + 2..])?;

@@ -314,6 +314,13 @@ dhcp_sync = true
             })
         );
         assert!(config.laggs[0].ipv6_auto);
+        // A lone family word left after a dropped flag imports.
+        let rc = "ifconfig_lagg0=\"laggport em0\"\nifconfig_lagg0_ipv6=\"inet6 -ifdisabled\"";
+        assert!(import(rc).is_ok(), "{:?}", import(rc));
+        // -dhcp turns waiting off too, so the result is valid.
+        let rc = "ifconfig_lagg0=\"laggport em0 SYNCDHCP -dhcp\"";
+        let l = import(rc).expect("imports").doc.laggs[0].clone();
+        assert!(!l.dhcp && !l.dhcp_sync);
         // NOSYNCDHCP after SYNCDHCP: background again.
         let rc = "ifconfig_lagg0=\"laggport em0 SYNCDHCP NOSYNCDHCP\"";
         let l = import(rc).expect("imports").doc.laggs[0].clone();

@@ -265,10 +265,15 @@ fn stop_leftover(iface: &str) {
     else {
         return;
     };
+    // The pid file may be stale and its pid reused: the process must be dhcpcd, in this
+    // network namespace, and serving this interface (dhcpcd titles itself "dhcpcd: IFACE ...").
     let ours = |pid: u32| {
         let comm = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap_or_default();
+        let cmdline = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
         let netns = |p: &str| std::fs::read_link(format!("/proc/{p}/ns/net")).ok();
         comm.trim() == DHCP_CLIENT
+            && cmdline.split_whitespace().any(|w| w == iface)
             && netns(&pid.to_string()).is_some()
             && netns(&pid.to_string()) == netns("self")
     };

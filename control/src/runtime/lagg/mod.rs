@@ -733,7 +733,8 @@ impl Lagg {
     /// With `SYNCDHCP` and no lease yet: until when readiness waits for one.
     pub fn awaiting_lease(&self) -> Option<Instant> {
         let auto = self.autoconf.as_ref()?;
-        if auto.bound() {
+        // No lease yet; a client that cannot run (not installed, refused) brings none.
+        if auto.bound() || matches!(auto.dhcp_state(), Some(DhcpState::NoClient(_))) {
             return None;
         }
         auto.sync_until()
