@@ -305,21 +305,13 @@ impl Netlink {
     /// # Errors
     /// When the dump fails.
     pub fn addresses(&self, index: u32) -> Result<Vec<IpAddr>, NetdevError> {
-        let handle = self.handle.clone();
-        self.request(
-            || format!("listing addresses of interface {index}"),
-            async move {
-                let mut out = Vec::new();
-                for m in address_messages(&handle, index).await? {
-                    if let Some(ip) = message_address(&m) {
-                        if !out.contains(&ip) {
-                            out.push(ip);
-                        }
-                    }
-                }
-                Ok(out)
-            },
-        )
+        let mut out: Vec<IpAddr> = Vec::new();
+        for (ip, _) in self.prefixed_addresses(index)? {
+            if !out.contains(&ip) {
+                out.push(ip);
+            }
+        }
+        Ok(out)
     }
 
     /// Every address of interface `index` with its prefix length.
@@ -327,12 +319,34 @@ impl Netlink {
     /// # Errors
     /// When the dump fails.
     pub fn prefixed_addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetdevError> {
+        self.address_list(index, false)
+    }
+
+    /// The addresses of interface `index` the kernel does not hold as permanent (a DHCP lease
+    /// added with its lifetime, SLAAC's), with prefix length; addresses added without a
+    /// lifetime (static, by hand) are left out.
+    ///
+    /// # Errors
+    /// When the dump fails.
+    pub fn dynamic_addresses(&self, index: u32) -> Result<Vec<(IpAddr, u8)>, NetdevError> {
+        self.address_list(index, true)
+    }
+
+    fn address_list(
+        &self,
+        index: u32,
+        only_dynamic: bool,
+    ) -> Result<Vec<(IpAddr, u8)>, NetdevError> {
+        use rtnetlink::packet_route::address::AddressHeaderFlags;
         let handle = self.handle.clone();
         self.request(
             || format!("listing addresses of interface {index}"),
             async move {
                 let mut out = Vec::new();
                 for m in address_messages(&handle, index).await? {
+                    if only_dynamic && m.header.flags.contains(AddressHeaderFlags::Permanent) {
+                        continue;
+                    }
                     if let Some(ip) = message_address(&m) {
                         let entry = (ip, m.header.prefix_len);
                         if !out.contains(&entry) {

@@ -2,8 +2,10 @@
 //! advertisements (SLAAC).
 //!
 //! DHCP is dhcpcd's work, not ours: xlaggd runs it on laggN as a child (in the foreground,
-//! ending with the daemon, restarted with a back-off if it dies) and only watches the result,
-//! the IPv4 addresses on laggN that are not configured. dhcpcd runs with an empty
+//! stopped with the lagg, restarted with a back-off if it dies) and only watches the result,
+//! the addresses on laggN that the kernel does not hold as permanent (a lease added with its
+//! lifetime, SLAAC's) and that are not configured; an address added by hand is not taken for
+//! a lease. dhcpcd runs with an empty
 //! configuration and no hook script: it sets the address and routes (the default route
 //! included) and leaves resolv.conf, the host name and NTP alone. Because laggN stays up while
 //! members fail over, join or leave, the lease and its renewals carry on across them; a change
@@ -54,7 +56,7 @@ impl std::fmt::Display for DhcpState {
 pub(super) struct Autoconf {
     lagg: String,
     dhcp: Option<Client>,
-    /// laggN's addresses that are not configured (the lease, SLAAC's), last read; IPv6
+    /// laggN's dynamic addresses that are not configured (the lease, SLAAC's), last read;
     /// link-local ones left out.
     dynamic: Vec<(IpAddr, u8)>,
     next_read: Instant,
@@ -119,7 +121,7 @@ impl Autoconf {
         self.next_read = now + READ_EVERY;
         let read = nl
             .require(&self.lagg)
-            .and_then(|l| nl.prefixed_addresses(l.index));
+            .and_then(|l| nl.dynamic_addresses(l.index));
         let found: Vec<(IpAddr, u8)> = match read {
             Ok(all) => all
                 .into_iter()
