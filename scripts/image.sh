@@ -3,7 +3,7 @@
 # the Linux kernel of bookworm-backports, xlaggd and xlaggctl with their unit, a console status
 # line per lagg after start, and the laggs of a configuration given here.
 #
-#   scripts/image.sh --config FILE.toml  [--out PATH] [--size MB] [--ssh KEYFILE]
+#   scripts/image.sh --config FILE.toml  [--out PATH] [--size MB] [--ssh KEYFILE] [--token FILE]
 #   scripts/image.sh --rcconf rc.conf    [...]      (ifconfig_laggN lines, through xlaggctl import)
 #
 # The image: a GPT disk with an EFI system partition (systemd-boot, the kernel and its
@@ -12,6 +12,9 @@
 # finds them (net.ifnames=0; with one NIC driver that is PCI order), so a configuration can
 # name them before the box exists. No password
 # login: root is locked; SSH only with --ssh (the key file becomes root's authorized_keys).
+# --token FILE: the HTTP API's token (one line, at least 32 characters) for changes through the
+# API and the web UI; without it the box makes its own on first start, which only someone on
+# the box can read.
 #
 # Why this kernel: xlagg needs native XDP on virtio-net and the common NIC drivers, AF_XDP
 # with need_wakeup and XDP on veth; those are in 6.1 (bookworm), but AF_XDP multi-buffer and
@@ -23,7 +26,7 @@
 # the disk (under a minute). No loop devices: the file systems are made from directories.
 set -euo pipefail
 
-CONFIG="" RCCONF="" OUT="target/image/xlagg.img" SIZE_MB=1536 SSH_KEY=""
+CONFIG="" RCCONF="" OUT="target/image/xlagg.img" SIZE_MB=1536 SSH_KEY="" TOKEN=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG=$2; shift 2 ;;
@@ -31,12 +34,13 @@ while [ $# -gt 0 ]; do
     --out) OUT=$2; shift 2 ;;
     --size) SIZE_MB=$2; shift 2 ;;
     --ssh) SSH_KEY=$2; shift 2 ;;
+    --token) TOKEN=$2; shift 2 ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "image: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
 done
 # Paths as given, from where the script was started.
-for v in CONFIG RCCONF OUT SSH_KEY; do
+for v in CONFIG RCCONF OUT SSH_KEY TOKEN; do
   if [ -n "${!v}" ]; then printf -v "$v" '%s' "$(realpath -m "${!v}")"; fi
 done
 cd "$(dirname "$0")/.."
@@ -47,6 +51,11 @@ if [ -n "$CONFIG" ] && [ -n "$RCCONF" ]; then die "give --config or --rcconf, no
 [ -z "$CONFIG" ] || [ -f "$CONFIG" ] || die "--config $CONFIG: no such file"
 [ -z "$RCCONF" ] || [ -f "$RCCONF" ] || die "--rcconf $RCCONF: no such file"
 [ -z "$SSH_KEY" ] || [ -f "$SSH_KEY" ] || die "--ssh $SSH_KEY: no such file"
+if [ -n "$TOKEN" ]; then
+  [ -f "$TOKEN" ] || die "--token $TOKEN: no such file"
+  token_text=$(head -n1 "$TOKEN" | tr -d '[:space:]')
+  [ "${#token_text}" -ge 32 ] || die "--token $TOKEN: the token must be at least 32 characters (e.g. openssl rand -hex 32)"
+fi
 [[ "$SIZE_MB" =~ ^[0-9]+$ ]] && (( SIZE_MB >= 768 )) || die "--size must be at least 768 (MB)"
 
 scripts/setup.sh
@@ -72,6 +81,10 @@ fi
 # In an empty network namespace: this machine's own NICs of the same names do not count.
 if ! unshare --net "$BIN/xlaggd" --config "$work/xlagg.toml" --check --socket "$work/check.sock" >/dev/null 2>"$work/check.err"; then
   grep -q "no network interface named" "$work/check.err" || { cat "$work/check.err" >&2; die "the configuration is invalid"; }
+fi
+
+if [ -n "$TOKEN" ] && grep -Eq '^[[:space:]]*token_file[[:space:]]*=' "$work/xlagg.toml"; then
+  die "--token puts the token at the default daemon.token_file: leave token_file out of the configuration"
 fi
 
 # The Debian root, cached by package list.
@@ -159,6 +172,13 @@ EOF
   printf 'PasswordAuthentication no\nPermitRootLogin prohibit-password\n' > "$rootfs/etc/ssh/sshd_config.d/xlagg.conf"
 else
   rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/ssh.service" "$rootfs/etc/systemd/system/sshd.service"
+fi
+# The API token, when given (the daemon reads it from daemon.token_file's default place).
+if [ -n "$TOKEN" ]; then
+  install -d -m 0700 "$rootfs/var/lib/xlagg"
+  (umask 077; printf '%s\n' "$token_text" > "$rootfs/var/lib/xlagg/api-token")
+else
+  log "no --token: API and web UI changes need the token the box makes on first start (/var/lib/xlagg/api-token there)"
 fi
 # Nothing else configures the network: the laggs are xlaggd's.
 rm -f "$rootfs/etc/systemd/system/multi-user.target.wants/systemd-networkd.service"
