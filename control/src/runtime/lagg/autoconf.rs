@@ -73,6 +73,8 @@ struct Client {
     down: Option<String>,
     restarts: u32,
     next_start: Instant,
+    /// When the running client started.
+    started_at: Instant,
 }
 
 impl Autoconf {
@@ -100,6 +102,7 @@ impl Autoconf {
                 down: None,
                 restarts: 0,
                 next_start: now,
+                started_at: now,
             }),
             dynamic: Vec::new(),
             next_read: now,
@@ -197,7 +200,10 @@ impl Autoconf {
         };
         if let Some(child) = client.child.as_mut() {
             match child.try_wait() {
-                Ok(None) => return,
+                Ok(None) => {
+                    client.running_for(client.started_at.elapsed());
+                    return;
+                }
                 Ok(Some(status)) => {
                     let why = format!("{DHCP_CLIENT} exited ({status})");
                     tracing::warn!(lagg = %self.lagg, "{why}; starting it again");
@@ -218,6 +224,7 @@ impl Autoconf {
                 tracing::info!(lagg = %self.lagg, pid = child.id(), "DHCP client started");
                 client.child = Some(child);
                 client.down = None;
+                client.started_at = Instant::now();
             }
             Err(why) => {
                 tracing::error!(lagg = %self.lagg, "{why}");
@@ -243,7 +250,17 @@ impl Drop for Autoconf {
     }
 }
 
+/// A client that ran this long counts as healthy again: its next failure waits 1 s.
+const HEALTHY_AFTER: Duration = Duration::from_secs(60);
+
 impl Client {
+    /// The running client has been up for `up`.
+    fn running_for(&mut self, up: Duration) {
+        if up >= HEALTHY_AFTER {
+            self.restarts = 0;
+        }
+    }
+
     fn fail(&mut self, why: String) {
         self.down = Some(why);
         self.restarts += 1;
@@ -369,7 +386,7 @@ mod tests {
     }
 
     #[test]
-    fn a_client_that_dies_waits_longer_each_time_up_to_30_s() {
+    fn a_client_that_dies_waits_longer_each_time_up_to_30_s_until_it_ran_a_minute() {
         let mut c = Client {
             options: DhcpOptions {
                 sync: false,
@@ -379,6 +396,7 @@ mod tests {
             down: None,
             restarts: 0,
             next_start: Instant::now(),
+            started_at: Instant::now(),
         };
         let mut waits = Vec::new();
         for _ in 0..8 {
@@ -387,6 +405,14 @@ mod tests {
             waits.push((c.next_start - before).as_secs());
         }
         assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30, 30]);
+        // A client that then ran a minute starts from 1 s again; a shorter run does not.
+        c.running_for(Duration::from_secs(59));
+        c.fail("test".into());
+        assert!(c.next_start - Instant::now() > Duration::from_secs(20));
+        c.running_for(HEALTHY_AFTER);
+        let before = Instant::now();
+        c.fail("test".into());
+        assert_eq!((c.next_start - before).as_secs(), 1);
         assert_eq!(
             DhcpState::NoClient("dhcpcd exited".into()).to_string(),
             "no client: dhcpcd exited; retried"
