@@ -13,8 +13,6 @@ use xlagg_dataplane::counters::WorkerCounters;
 use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
 use xlagg_dataplane::flow::HashLayers;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout, ZeroCopy};
-use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
-use xlagg_sys::afpacket::{PacketSocket, ETH_P_ALL};
 
 struct Counting;
 
@@ -45,7 +43,7 @@ static ALLOCATOR: Counting = Counting;
 
 #[path = "support/bed.rs"]
 mod bed;
-use bed::{enter, ifindex, Bed};
+use bed::{sender_and_ports, Bed};
 
 #[path = "support/frames.rs"]
 mod frames;
@@ -54,23 +52,9 @@ mod frames;
 fn the_worker_moves_3000_frames_without_a_single_allocation() {
     let bed = Bed::up(&format!("wa{}", std::process::id() % 100_000), 2);
 
-    // The sender: a packet socket on xls0, opened from a thread in the source namespace.
-    let src_ns = bed.ns("src");
-    let sender = std::thread::spawn(move || {
-        enter(&src_ns);
-        PacketSocket::bind(ifindex("xls0"), ETH_P_ALL).expect("packet socket")
-    })
-    .join()
-    .expect("sender thread");
-
-    // The worker, built and stepped by this thread inside the appliance namespace.
-    enter(&bed.ns("app"));
-    let names = ["xlm0", "xlm1", "xld0"];
-    let mut programs: Vec<PortProgram> = names
-        .iter()
-        .map(|n| PortProgram::attach(n, ifindex(n), ProgramKind::Port).expect("attach"))
-        .collect();
-    let ports: Vec<(String, u32)> = names.iter().map(|n| (n.to_string(), ifindex(n))).collect();
+    // The sender on xls0; the worker, built and stepped by this thread inside the appliance
+    // namespace.
+    let (sender, mut programs, ports) = sender_and_ports(&bed);
     let sizes = RingSizes::default();
     let umem = Umem::new(worker::default_frames(3, sizes)).expect("umem");
     let sockets = worker::open_sockets(&umem, &ports, 0, sizes, ZeroCopy::Off).expect("sockets");

@@ -15,14 +15,13 @@ use xlagg_dataplane::counters::{DropReason, PortTotals, WorkerCounters, XskCount
 use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
 use xlagg_dataplane::flow::HashLayers;
 use xlagg_dataplane::worker::{self, Worker, WorkerLayout, ZeroCopy, UPPER_SLOT};
-use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
-use xlagg_sys::afpacket::{PacketSocket, ETH_P_ALL};
+use xlagg_sys::afpacket::PacketSocket;
 
 #[path = "support/bed.rs"]
 mod bed;
 #[path = "support/frames.rs"]
 mod frames;
-use bed::{enter, ifindex, Bed};
+use bed::{sender_and_ports, Bed};
 
 /// Sends `n` frames of distinct flows and gives the kernel time to deliver them.
 fn send(sender: &PacketSocket, n: u16) {
@@ -35,21 +34,7 @@ fn send(sender: &PacketSocket, n: u16) {
 #[test]
 fn drop_reasons_and_socket_counters_are_reached_by_real_frames() {
     let bed = Bed::up(&format!("wc{}", std::process::id() % 100_000), 2);
-    let src_ns = bed.ns("src");
-    let sender = std::thread::spawn(move || {
-        enter(&src_ns);
-        PacketSocket::bind(ifindex("xls0"), ETH_P_ALL).expect("packet socket")
-    })
-    .join()
-    .expect("sender thread");
-
-    enter(&bed.ns("app"));
-    let names = ["xlm0", "xlm1", "xld0"];
-    let mut programs: Vec<PortProgram> = names
-        .iter()
-        .map(|n| PortProgram::attach(n, ifindex(n), ProgramKind::Port).expect("attach"))
-        .collect();
-    let ports: Vec<(String, u32)> = names.iter().map(|n| (n.to_string(), ifindex(n))).collect();
+    let (sender, mut programs, ports) = sender_and_ports(&bed);
     // A fill ring four times the rx ring: a flood fills the rx ring while frames are posted.
     let sizes = RingSizes {
         fill: 256,

@@ -62,6 +62,23 @@ pub fn signal(pid: u32, kill: bool) -> io::Result<()> {
     Ok(())
 }
 
+/// Stops `child`: SIGTERM, up to `grace` to exit, then SIGKILL; always reaped.
+pub fn stop(child: &mut Child, grace: std::time::Duration) {
+    if let Ok(Some(_)) = child.try_wait() {
+        return;
+    }
+    let _ = terminate(child);
+    let deadline = std::time::Instant::now() + grace;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

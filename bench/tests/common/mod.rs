@@ -201,18 +201,7 @@ impl Bed {
 }
 
 fn terminate(child: &mut Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
+    xlagg_sys::process::stop(child, Duration::from_secs(10));
 }
 
 /// Waits for a line containing `word` on a child's pipe; panics with what was read otherwise.

@@ -63,3 +63,32 @@ pub(crate) fn ifindex(name: &str) -> u32 {
     assert_ne!(index, 0, "no interface {name}");
     index
 }
+
+/// The worker tests' starting point: a packet socket on xls0 (opened from a thread in the source
+/// namespace), this thread moved into the appliance namespace, the port program attached to
+/// xlm0, xlm1 and xld0, and those ports' names and indexes.
+pub(crate) fn sender_and_ports(
+    bed: &Bed,
+) -> (
+    xlagg_sys::afpacket::PacketSocket,
+    Vec<xlagg_dataplane::xdp::PortProgram>,
+    Vec<(String, u32)>,
+) {
+    use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+    use xlagg_sys::afpacket::{PacketSocket, ETH_P_ALL};
+    let src_ns = bed.ns("src");
+    let sender = std::thread::spawn(move || {
+        enter(&src_ns);
+        PacketSocket::bind(ifindex("xls0"), ETH_P_ALL).expect("packet socket")
+    })
+    .join()
+    .expect("sender thread");
+    enter(&bed.ns("app"));
+    let names = ["xlm0", "xlm1", "xld0"];
+    let programs = names
+        .iter()
+        .map(|n| PortProgram::attach(n, ifindex(n), ProgramKind::Port).expect("attach"))
+        .collect();
+    let ports = names.iter().map(|n| (n.to_string(), ifindex(n))).collect();
+    (sender, programs, ports)
+}

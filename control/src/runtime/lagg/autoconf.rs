@@ -239,7 +239,7 @@ impl Autoconf {
             return;
         };
         if let Some(mut child) = client.child.take() {
-            stop_child(&mut child);
+            xlagg_sys::process::stop(&mut child, Duration::from_secs(3));
         }
     }
 }
@@ -350,20 +350,6 @@ fn spawn_client(iface: &str) -> Result<Child, String> {
             });
     }
     Ok(child)
-}
-
-/// SIGTERM, then SIGKILL after 3 s.
-fn stop_child(child: &mut Child) {
-    let _ = xlagg_sys::process::terminate(child);
-    let deadline = Instant::now() + Duration::from_secs(3);
-    while Instant::now() < deadline {
-        if let Ok(Some(_)) = child.try_wait() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
 }
 
 fn is_link_local(a: &IpAddr) -> bool {
