@@ -25,6 +25,10 @@ pub struct PortCapture {
     pub other: u64,
     /// Test frames per flow id.
     pub flows: BTreeMap<u32, u64>,
+    /// Test frames that did not arrive whole (cut, or bytes changed): see
+    /// [`traffic::intact`].
+    #[serde(default)]
+    pub damaged: u64,
     /// Sequence numbers received, in arrival order.
     pub seqs: Vec<u64>,
     /// Frames the sink's own socket dropped (receive buffer full): a loss of the tool, not of
@@ -67,7 +71,7 @@ pub fn send(
 ) -> Result<u64> {
     let socket = PacketSocket::bind(ifindex(iface)?, ETH_P_ALL)
         .with_context(|| format!("AF_PACKET on {iface}"))?;
-    let mut buf = [0u8; 2048];
+    let mut buf = [0u8; traffic::MAX_JUMBO_FRAME];
     let started = Instant::now();
     let mut seq = first_seq;
     let mut sent = 0u64;
@@ -134,7 +138,7 @@ pub fn sink(
                     name,
                     ..Default::default()
                 };
-                let mut buf = [0u8; 4096];
+                let mut buf = [0u8; 16384];
                 while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
                     let Some((n, dir)) = socket.recv(&mut buf, Duration::from_millis(50))? else {
                         continue;
@@ -148,6 +152,7 @@ pub fn sink(
                                 cap.arrivals.push((m.seq, m.flow, monotonic_ns()));
                             }
                             cap.frames += 1;
+                            cap.damaged += u64::from(!traffic::intact(&buf[..n], m));
                             *cap.flows.entry(m.flow).or_default() += 1;
                             cap.seqs.push(m.seq);
                         }

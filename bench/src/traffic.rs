@@ -4,7 +4,9 @@
 //! Flow `f` uses source address 10.78.(f >> 8 & 255).(f & 255) and UDP source port
 //! 10000 + (f % 50000); destination 10.79.0.1 port 9. The payload is [`MAGIC`], the flow id,
 //! the sequence number and the low 32 bits of the send time: 18 bytes, so the marker fits the
-//! smallest Ethernet frame.
+//! smallest Ethernet frame. The rest of the payload is a pattern of the sequence number, so a
+//! sink can tell a frame that arrived whole ([`intact`]) from one cut or mixed on the way
+//! (jumbo frames cross as chains of buffers).
 //!
 //! Sizes follow RFC 2544: a "64-byte frame" counts the 4-byte FCS the NIC appends, so the
 //! buffer built here is `size - 4` bytes.
@@ -15,6 +17,8 @@ pub const MAGIC: &[u8; 2] = b"XL";
 pub const MIN_FRAME: usize = 64;
 /// Largest frame size (with FCS) without jumbo frames.
 pub const MAX_FRAME: usize = 1518;
+/// Largest jumbo frame size (with FCS): MTU 9000.
+pub const MAX_JUMBO_FRAME: usize = 9018;
 /// Bytes of FCS counted in a frame size but not built.
 pub const FCS: usize = 4;
 /// Offset of the payload (after Ethernet 14 + IPv4 20 + UDP 8).
@@ -104,8 +108,8 @@ pub fn imix_average() -> f64 {
         / f64::from(total)
 }
 
-/// Writes a test frame of wire size `size` (clamped to [`MIN_FRAME`]..=[`MAX_FRAME`], FCS
-/// included) into `buf` and returns the number of bytes written (`size - 4`).
+/// Writes a test frame of wire size `size` (clamped to [`MIN_FRAME`]..=[`MAX_JUMBO_FRAME`],
+/// FCS included) into `buf` and returns the number of bytes written (`size - 4`).
 ///
 /// # Panics
 /// If `buf` is shorter than the frame.
@@ -121,7 +125,7 @@ pub fn build(buf: &mut [u8], size: usize, marker: Marker) -> usize {
 pub fn build_shaped(buf: &mut [u8], size: usize, marker: Marker, shape: Shape) -> usize {
     let size = size.clamp(
         shape.min_frame(),
-        MAX_FRAME + if shape.vlan.is_some() { 4 } else { 0 },
+        MAX_JUMBO_FRAME + if shape.vlan.is_some() { 4 } else { 0 },
     ) - FCS;
     let f = &mut buf[..size];
     f.fill(0);
@@ -174,7 +178,46 @@ pub fn build_shaped(buf: &mut [u8], size: usize, marker: Marker, shape: Shape) -
     p[2..6].copy_from_slice(&marker.flow.to_be_bytes());
     p[6..14].copy_from_slice(&marker.seq.to_be_bytes());
     p[14..18].copy_from_slice(&marker.stamp_ns.to_be_bytes());
+    for (i, b) in p[PAYLOAD_HEADER..].iter_mut().enumerate() {
+        *b = pattern(marker.seq, i);
+    }
     size
+}
+
+/// Byte `i` of the payload after the marker header of frame `seq`.
+#[inline]
+fn pattern(seq: u64, i: usize) -> u8 {
+    (seq as u8).wrapping_add((i as u8).wrapping_mul(7)) ^ (i >> 8) as u8
+}
+
+/// Whether a test frame (one [`parse`] accepts, with `marker`) arrived whole: exactly as long
+/// as its IP header says and with its payload pattern unchanged.
+pub fn intact(frame: &[u8], marker: Marker) -> bool {
+    let mut l3 = 12;
+    if frame.get(12..14) == Some(&[0x81, 0x00]) {
+        l3 = 16;
+    }
+    let ip = l3 + 2;
+    let (len, payload) = match frame.get(l3..l3 + 2) {
+        Some([0x08, 0x00]) => match frame.get(ip + 2..ip + 4) {
+            Some(b) => (ip + usize::from(u16::from_be_bytes([b[0], b[1]])), ip + 28),
+            None => return false,
+        },
+        Some([0x86, 0xdd]) => match frame.get(ip + 4..ip + 6) {
+            Some(b) => (
+                ip + 40 + usize::from(u16::from_be_bytes([b[0], b[1]])),
+                ip + 48,
+            ),
+            None => return false,
+        },
+        _ => return false,
+    };
+    len == frame.len()
+        && frame.get(payload + PAYLOAD_HEADER..).is_some_and(|rest| {
+            rest.iter()
+                .enumerate()
+                .all(|(i, &b)| b == pattern(marker.seq, i))
+        })
 }
 
 /// The marker of a test frame (any [`Shape`]); `None` for any other frame.
@@ -227,11 +270,17 @@ mod tests {
         );
         assert_eq!(&buf[26..30], &[10, 78, 2, 1]);
         assert_eq!(parse(&buf[..40]), None);
+        assert!(intact(&buf[..n], m));
+        let mut jumbo = [0u8; MAX_JUMBO_FRAME];
         assert_eq!(
-            build(&mut [0u8; 2048], 9000, m),
-            1514,
-            "clamped to 1518 with FCS"
+            build(&mut jumbo, 20_000, m),
+            9014,
+            "clamped to 9018 with FCS"
         );
+        assert!(intact(&jumbo[..9014], m));
+        assert!(!intact(&jumbo[..9013], m), "a cut frame is not whole");
+        jumbo[5000] ^= 1;
+        assert!(!intact(&jumbo[..9014], m), "a changed byte is found");
         buf[PAYLOAD] = b'x';
         assert_eq!(parse(&buf[..n]), None);
     }

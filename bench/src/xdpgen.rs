@@ -53,8 +53,8 @@ pub fn generate_afxdp(
         rx: 64,
         tx: 2048,
     };
-    let mut socket =
-        XskSocket::open(&umem, None, ifindex, 0, sizes, BindMode::Copy).context("AF_XDP socket")?;
+    let mut socket = XskSocket::open(&umem, None, ifindex, 0, sizes, BindMode::Copy, false)
+        .context("AF_XDP socket")?;
     let mut free: std::collections::VecDeque<xlagg_dataplane::afxdp::Frame> =
         std::collections::VecDeque::with_capacity(frames as usize);
     let mut buf = [0u8; 2048];

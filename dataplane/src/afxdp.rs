@@ -9,6 +9,10 @@
 //!   allows for different devices and queues since 5.10). Forwarding then hands a received
 //!   descriptor to another port's TX ring: no frame data is copied in userspace;
 //! - `XDP_USE_NEED_WAKEUP` always: the kernel says when it needs a `sendto` or `poll`;
+//! - `XDP_USE_SG` when the caller asks for multi-buffer (the socket that registers the UMEM
+//!   binds with it, and every socket sharing the UMEM inherits it): a packet larger than a
+//!   frame is then a chain of descriptors, each but the last marked `XDP_PKT_CONTD`
+//!   ([`Frame::continues`]), on rx and tx alike;
 //! - zero-copy is asked for first; when the driver refuses (veth, for one) the caller rebuilds
 //!   in copy mode and logs it (see [`BindMode`]).
 //!
@@ -24,6 +28,9 @@ use std::sync::atomic::{AtomicU32, Ordering};
 /// Size of one UMEM frame (chunk). Frames up to `FRAME_SIZE - 256` bytes fit (the kernel keeps
 /// `XDP_PACKET_HEADROOM` in front of received data in copy mode).
 pub const FRAME_SIZE: u32 = 2048;
+
+/// Room the kernel keeps in front of received data in copy mode (`XDP_PACKET_HEADROOM`).
+const XDP_PACKET_HEADROOM: u32 = 256;
 
 /// Errors of the AF_XDP layer.
 #[derive(Debug, thiserror::Error)]
@@ -148,6 +155,13 @@ impl Frame {
         self.len == 0
     }
 
+    /// Whether the packet goes on in the next descriptor (`XDP_PKT_CONTD`): every frame of a
+    /// multi-buffer packet but the last.
+    #[inline(always)]
+    pub fn continues(&self) -> bool {
+        self.options & libc::XDP_PKT_CONTD != 0
+    }
+
     /// The same frame holding `len` bytes from its data start (at most to the frame's end).
     #[inline(always)]
     pub fn with_len(mut self, len: u32) -> Frame {
@@ -189,6 +203,13 @@ impl Umem {
             frames,
             handed_out: false,
         })
+    }
+
+    /// The largest frame (Ethernet header and payload, no FCS) one UMEM frame holds as
+    /// received: the rest of a larger one goes on in further frames, or, without
+    /// multi-buffer, the kernel drops it.
+    pub const fn single_frame_max() -> u32 {
+        FRAME_SIZE - XDP_PACKET_HEADROOM
     }
 
     /// Every frame of the UMEM, empty, on the first call; nothing on later ones (each frame
@@ -576,6 +597,7 @@ pub struct XskSocket {
     ifindex: u32,
     queue: u32,
     mode: BindMode,
+    multi_buffer: bool,
 }
 
 fn setsockopt<T>(
@@ -624,7 +646,8 @@ impl XskSocket {
     ///
     /// With `share_with: None` this socket registers the UMEM and is bound in `mode`; with
     /// `Some(owner)` it shares the owner's UMEM (and so its bind mode) and gets fill and
-    /// completion rings of its own.
+    /// completion rings of its own. `multi_buffer` (owner only; sharers inherit it) binds with
+    /// `XDP_USE_SG`: packets larger than a frame come and go as descriptor chains.
     ///
     /// # Errors
     /// Any failing socket call, named; a bind error for zero-copy on a driver without it
@@ -636,6 +659,7 @@ impl XskSocket {
         queue: u32,
         sizes: RingSizes,
         mode: BindMode,
+        multi_buffer: bool,
     ) -> Result<Self, XskError> {
         for (ring, size) in [
             ("fill", sizes.fill),
@@ -713,19 +737,27 @@ impl XskSocket {
             libc::XDP_PGOFF_TX_RING,
             "mmap (tx ring)",
         )?;
-        let (flags, shared_fd, mode) = match share_with {
-            // The kernel takes copy/zero-copy and need-wakeup from the UMEM's owner.
+        let (flags, shared_fd, mode, multi_buffer) = match share_with {
+            // The kernel takes copy/zero-copy, need-wakeup and multi-buffer from the UMEM's
+            // owner.
             Some(owner) => (
                 libc::XDP_SHARED_UMEM,
                 owner.fd.as_raw_fd() as u32,
                 owner.mode,
+                owner.multi_buffer,
             ),
             None => {
                 let mode_flag = match mode {
                     BindMode::ZeroCopy => libc::XDP_ZEROCOPY,
                     BindMode::Copy => libc::XDP_COPY,
                 };
-                (mode_flag | libc::XDP_USE_NEED_WAKEUP, 0, mode)
+                let sg = if multi_buffer { libc::XDP_USE_SG } else { 0 };
+                (
+                    mode_flag | libc::XDP_USE_NEED_WAKEUP | sg,
+                    0,
+                    mode,
+                    multi_buffer,
+                )
             }
         };
         let addr = libc::sockaddr_xdp {
@@ -755,7 +787,13 @@ impl XskSocket {
             ifindex,
             queue,
             mode,
+            multi_buffer,
         })
+    }
+
+    /// Whether packets larger than a frame come and go as descriptor chains (`XDP_USE_SG`).
+    pub fn multi_buffer(&self) -> bool {
+        self.multi_buffer
     }
 
     /// Received frames ready to take, at most `want`.
@@ -783,6 +821,13 @@ impl XskSocket {
             len: 0,
             options: 0,
         }))
+    }
+
+    /// Whether received entry `i` (below the last [`rx_available`](Self::rx_available)) is
+    /// continued by the next one: read before taking, so that a packet is taken whole.
+    #[inline(always)]
+    pub fn rx_continues(&self, i: u32) -> bool {
+        self.rx.read(i).options & libc::XDP_PKT_CONTD != 0
     }
 
     /// Hands `n` taken rx entries back to the kernel.

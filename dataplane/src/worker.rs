@@ -268,9 +268,20 @@ pub struct WorkerLayout {
     pub control: Option<Arc<WorkerControl>>,
 }
 
+/// The largest MTU whose frames (with an Ethernet header and one VLAN tag) fit one UMEM
+/// frame; above it packets are descriptor chains and the sockets need multi-buffer.
+pub const fn single_frame_mtu() -> u32 {
+    Umem::single_frame_max() - 18
+}
+
 /// Opens one socket per port (`ifindexes`: members in order, then the upper port) on `queue`,
 /// all over one UMEM. Zero-copy first unless `zero_copy` is `Off`; when any port refuses it,
 /// every socket is reopened in copy mode and the reason logged.
+///
+/// Copy-mode sockets always carry multi-buffer packets (`XDP_USE_SG` costs a copy-mode
+/// socket nothing for packets that fit a frame, and the MTU can then rise without new
+/// sockets); zero-copy ones only when `jumbo` (packets larger than a frame are expected),
+/// since drivers without multi-buffer zero-copy refuse the flag.
 ///
 /// # Errors
 /// Socket errors, or a zero-copy refusal under [`ZeroCopy::Required`].
@@ -280,12 +291,22 @@ pub fn open_sockets(
     queue: u32,
     sizes: RingSizes,
     zero_copy: ZeroCopy,
+    jumbo: bool,
 ) -> Result<Vec<XskSocket>, (String, XskError)> {
     let open_all = |mode: BindMode| -> Result<Vec<XskSocket>, (String, XskError)> {
         let mut sockets: Vec<XskSocket> = Vec::with_capacity(ifindexes.len());
+        let multi_buffer = jumbo || mode == BindMode::Copy;
         for (name, ifindex) in ifindexes {
-            let socket = XskSocket::open(umem, sockets.first(), *ifindex, queue, sizes, mode)
-                .map_err(|e| (name.clone(), e))?;
+            let socket = XskSocket::open(
+                umem,
+                sockets.first(),
+                *ifindex,
+                queue,
+                sizes,
+                mode,
+                multi_buffer,
+            )
+            .map_err(|e| (name.clone(), e))?;
             sockets.push(socket);
         }
         Ok(sockets)
@@ -552,6 +573,7 @@ impl Worker {
             self.queue,
             self.sizes,
             mode,
+            owner.socket.multi_buffer(),
         )
         .map_err(|e| (afxdp::is_busy(&e), e.to_string()))?;
         if mode == BindMode::Copy {
@@ -825,12 +847,12 @@ impl Worker {
             let mut taken = 0;
             let mut received = None;
             while taken < RX_BUDGET {
-                let n = self.receive_batch(&table, port);
+                let (n, more) = self.receive_batch(&table, port);
                 if n > 0 && received.is_none() {
                     received = Some(Instant::now());
                 }
                 taken += n;
-                if n < BATCH {
+                if !more {
                     break;
                 }
             }
@@ -847,18 +869,33 @@ impl Worker {
         moved
     }
 
-    /// Takes up to one batch from `port`'s rx ring and queues every frame for its egress.
-    fn receive_batch(&mut self, table: &DistributionTable, port: usize) -> usize {
+    /// Takes up to one batch of descriptors from `port`'s rx ring, whole packets only (a
+    /// multi-buffer chain cut by the batch's end stays for the next batch), and queues every
+    /// packet for its egress. Returns the descriptors taken and whether the ring may hold
+    /// more.
+    fn receive_batch(&mut self, table: &DistributionTable, port: usize) -> (usize, bool) {
         let Some(p) = self.ports[port].as_mut() else {
-            return 0;
+            return (0, false);
         };
         let n = p.socket.rx_available(BATCH as u32);
         if n == 0 {
-            return 0;
+            return (0, false);
+        }
+        let mut take = n;
+        while take > 0 && p.socket.rx_continues(take - 1) {
+            take -= 1;
+        }
+        if take == 0 {
+            // One chain longer than a batch: the kernel never makes one (at most 18 buffers
+            // per packet); taken and dropped below as a broken chain, so the ring moves on.
+            take = n;
         }
         let mut rx_bytes = 0u64;
         let mut invalid = 0u64;
-        for i in 0..n {
+        let mut packets = 0u64;
+        let mut chain_from = self.rx.len();
+        let mut broken = false;
+        for i in 0..take {
             match p.socket.rx_take(i, &self.umem) {
                 Ok(frame) => {
                     self.ledger.received(frame.index(), p.id);
@@ -873,14 +910,29 @@ impl Worker {
                         self.ledger.dropped(frame.index());
                         self.free.push(frame);
                     }
-                    invalid += 1;
+                    broken = true;
                 }
-                Err(None) => invalid += 1,
+                Err(None) => broken = true,
+            }
+            let ends = !p.socket.rx_continues(i);
+            if ends || i + 1 == take {
+                if broken || !ends {
+                    // The packet goes whole or not at all.
+                    for frame in self.rx.drain(chain_from..) {
+                        self.ledger.dropped(frame.index());
+                        self.free.push(frame);
+                    }
+                    invalid += 1;
+                } else {
+                    packets += 1;
+                }
+                chain_from = self.rx.len();
+                broken = false;
             }
         }
-        p.socket.rx_release(n);
+        p.socket.rx_release(take);
         let c = self.counters.port(port);
-        bump(&c.rx_packets, self.rx.len() as u64);
+        bump(&c.rx_packets, packets);
         bump(&c.rx_bytes, rx_bytes);
         bump(&c.drops[DropReason::InvalidDescriptor as usize], invalid);
         if port == UPPER_SLOT {
@@ -892,7 +944,7 @@ impl Worker {
             }
             self.tx_queues[upper].append(&mut self.rx);
         }
-        n as usize
+        (take as usize, n == BATCH as u32)
     }
 
     /// Whether member `m` can take frames now: it has a socket whose device is not down.
@@ -901,40 +953,56 @@ impl Worker {
         m < UPPER_SLOT && self.ports[m].as_ref().is_some_and(|p| !p.stalled)
     }
 
+    /// Distributes the packets in `self.rx` (each one frame, or a chain whose head holds the
+    /// headers): the hash and the round-robin count see each packet once, and every frame of
+    /// a packet goes where its head goes, consecutively, so a chain is never split or
+    /// interleaved.
     fn distribute_upper(&mut self, table: &DistributionTable) {
         let n = self.rx.len();
+        // Where each packet starts in `rx`, and one past the last.
+        let mut heads = [0u16; BATCH + 1];
+        let mut packets = 0;
+        let mut starts = true;
+        for (i, frame) in self.rx.iter().enumerate() {
+            if starts {
+                heads[packets] = i as u16;
+                packets += 1;
+            }
+            starts = !frame.continues();
+        }
+        heads[packets] = n as u16;
         {
             let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
-            for (slot, frame) in frames.iter_mut().zip(&self.rx) {
-                *slot = self.umem.bytes(frame);
+            for (slot, &head) in frames.iter_mut().zip(&heads[..packets]) {
+                *slot = self.umem.bytes(&self.rx[usize::from(head)]);
             }
-            distribute(table, &mut self.rr, &frames[..n], &mut self.egress[..n]);
+            distribute(
+                table,
+                &mut self.rr,
+                &frames[..packets],
+                &mut self.egress[..packets],
+            );
             if let Some(learn) = &self.learn {
-                for frame in frames[..n].iter().step_by(SAMPLE_EVERY) {
+                for frame in frames[..packets].iter().step_by(SAMPLE_EVERY) {
                     learn.record(frame);
                 }
             }
         }
         let mut dropped = 0u64;
         let mut no_frame = 0u64;
-        let mut rx = std::mem::take(&mut self.rx);
-        for (i, frame) in rx.drain(..).enumerate() {
-            match self.egress[i] {
-                Egress::Port(m) if self.can_send(usize::from(m)) => {
-                    self.tx_queues[usize::from(m)].push(frame)
-                }
-                Egress::Port(_) | Egress::Drop => {
-                    dropped += 1;
-                    self.ledger.dropped(frame.index());
-                    self.free.push(frame);
-                }
+        let rx = std::mem::take(&mut self.rx);
+        // Broadcast copies first, from the packets in place; each egress then names where
+        // the original goes (a member, or nowhere).
+        for k in 0..packets {
+            let chain = &rx[usize::from(heads[k])..usize::from(heads[k + 1])];
+            self.egress[k] = match self.egress[k] {
+                Egress::Port(m) if self.can_send(usize::from(m)) => Egress::Port(m),
+                Egress::Port(_) | Egress::Drop => Egress::Drop,
                 Egress::AllActive => {
                     let active = table.active();
                     let last = active.iter().rposition(|&m| self.can_send(usize::from(m)));
                     let Some(last) = last else {
-                        dropped += 1;
-                        self.ledger.dropped(frame.index());
-                        self.free.push(frame);
+                        self.egress[k] = Egress::Drop;
                         continue;
                     };
                     for &m in &active[..last] {
@@ -942,31 +1010,69 @@ impl Worker {
                         if !self.can_send(m) {
                             continue;
                         }
-                        let Some(mut copy) = self.free.pop() else {
+                        if self.free.len() < chain.len() {
                             no_frame += 1;
                             continue;
-                        };
-                        self.ledger.taken(copy.index());
-                        if self.umem.copy_into(&frame, &mut copy) {
-                            self.tx_queues[m].push(copy);
-                        } else {
-                            self.ledger.dropped(copy.index());
-                            self.free.push(copy);
                         }
+                        if self.tx_queues[m].len() + chain.len() > self.tx_queues[m].capacity() {
+                            self.flush();
+                        }
+                        self.copy_chain(chain, m);
                     }
-                    // The last member takes the original frame.
-                    self.tx_queues[usize::from(active[last])].push(frame);
-                    // The tx queues hold at most one batch: flush per broadcast frame.
-                    if self.tx_queues.iter().any(|q| q.len() == q.capacity()) {
+                    Egress::Port(active[last])
+                }
+            };
+        }
+        let mut rx = rx;
+        let mut frames = rx.drain(..);
+        for k in 0..packets {
+            let len = usize::from(heads[k + 1] - heads[k]);
+            match self.egress[k] {
+                Egress::Port(m) => {
+                    let m = usize::from(m);
+                    if self.tx_queues[m].len() + len > self.tx_queues[m].capacity() {
                         self.flush();
+                    }
+                    self.tx_queues[m].extend(frames.by_ref().take(len));
+                }
+                Egress::Drop | Egress::AllActive => {
+                    dropped += 1;
+                    for frame in frames.by_ref().take(len) {
+                        self.ledger.dropped(frame.index());
+                        self.free.push(frame);
                     }
                 }
             }
         }
+        drop(frames);
         self.rx = rx;
         let c = self.counters.port(UPPER_SLOT);
         bump(&c.drops[DropReason::NoActivePort as usize], dropped);
         bump(&c.drops[DropReason::NoFreeFrame as usize], no_frame);
+    }
+
+    /// Queues a copy of every frame of `chain` (one packet) on member `m`'s tx queue; the
+    /// caller has checked that enough frames are free.
+    fn copy_chain(&mut self, chain: &[Frame], m: usize) {
+        let from = self.tx_queues[m].len();
+        for frame in chain {
+            let Some(mut copy) = self.free.pop() else {
+                break;
+            };
+            self.ledger.taken(copy.index());
+            if self.umem.copy_into(frame, &mut copy) {
+                self.tx_queues[m].push(copy);
+            } else {
+                self.ledger.dropped(copy.index());
+                self.free.push(copy);
+                // Take back what was queued of this packet: it goes whole or not at all.
+                for copy in self.tx_queues[m].drain(from..) {
+                    self.ledger.dropped(copy.index());
+                    self.free.push(copy);
+                }
+                return;
+            }
+        }
     }
 
     fn reap_completions(&mut self) {
@@ -1077,22 +1183,29 @@ impl Worker {
                 );
                 room = p.socket.tx_free(len as u32) as usize;
             }
+            // Whole packets only: a chain that does not fit the ring is dropped whole.
+            while room > 0 && room < len && queue[room - 1].continues() {
+                room -= 1;
+            }
             let mut bytes = 0u64;
+            let mut sent = 0u64;
             for (i, frame) in queue.drain(..room).enumerate() {
                 bytes += u64::from(frame.len());
+                sent += u64::from(!frame.continues());
                 self.ledger.transmit(frame.index(), p.id);
                 p.socket.tx_put(i as u32, frame);
             }
             p.socket.tx_submit(room as u32);
-            let full = queue.len();
+            let mut full = 0u64;
             for frame in queue.drain(..) {
+                full += u64::from(!frame.continues());
                 self.ledger.dropped(frame.index());
                 self.free.push(frame);
             }
             let c = self.counters.port(port);
-            bump(&c.tx_packets, room as u64);
+            bump(&c.tx_packets, sent);
             bump(&c.tx_bytes, bytes);
-            bump(&c.drops[DropReason::TxRingFull as usize], full as u64);
+            bump(&c.drops[DropReason::TxRingFull as usize], full);
         }
     }
 

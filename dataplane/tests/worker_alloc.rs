@@ -57,7 +57,8 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
     let (sender, mut programs, ports) = sender_and_ports(&bed);
     let sizes = RingSizes::default();
     let umem = Umem::new(worker::default_frames(3, sizes)).expect("umem");
-    let sockets = worker::open_sockets(&umem, &ports, 0, sizes, ZeroCopy::Off).expect("sockets");
+    let sockets =
+        worker::open_sockets(&umem, &ports, 0, sizes, ZeroCopy::Off, false).expect("sockets");
     for (program, socket) in programs.iter_mut().zip(&sockets) {
         program.register_socket(0, socket).expect("xskmap");
         program.set_collecting(true).expect("state");

@@ -43,7 +43,8 @@ fn drop_reasons_and_socket_counters_are_reached_by_real_frames() {
         tx: 64,
     };
     let umem = Umem::new(worker::default_frames(3, sizes)).expect("umem");
-    let sockets = worker::open_sockets(&umem, &ports, 0, sizes, ZeroCopy::Off).expect("sockets");
+    let sockets =
+        worker::open_sockets(&umem, &ports, 0, sizes, ZeroCopy::Off, false).expect("sockets");
     for (program, socket) in programs.iter_mut().zip(&sockets) {
         program.register_socket(0, socket).expect("xskmap");
         program.set_collecting(true).expect("state");

@@ -539,9 +539,9 @@ fn toml_value<T: Serialize>(v: &T) -> toml::Value {
     toml::Value::try_from(v).unwrap_or(toml::Value::Table(toml::Table::new()))
 }
 
-/// Largest MTU the single-buffer AF_XDP path carries (2048-byte frames less the kernel's
-/// 256-byte headroom, less the Ethernet header and one VLAN tag).
-pub const MAX_MTU: u32 = 1500;
+/// Largest MTU a lagg takes: jumbo frames of 9000 bytes, as storage networks run them. Above
+/// 1774 a packet spans several UMEM frames (AF_XDP multi-buffer, `xdp.frags` programs).
+pub const MAX_MTU: u32 = 9000;
 
 /// Addresses on one lagg at most.
 pub const MAX_ADDRESSES: usize = 256;
@@ -690,7 +690,7 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nlaggproto = \"fast\"\nlaggports = [\"a\"]", "lagg0.laggproto: unknown protocol 'fast'"),
             ("[[lagg]]\nname = \"lagg0\"\nlagghash = \"l7\"\nlaggports = [\"a\"]", "lagg0.lagghash: unknown hash layer 'l7'"),
             ("[[lagg]]\nname = \"lagg0\"\nrr_limit = 0\nlaggports = [\"a\"]", "lagg0.rr_limit: must be at least 1"),
-            ("[[lagg]]\nname = \"lagg0\"\nmtu = 9000\nlaggports = [\"a\"]", "lagg0.mtu: 9000 is out of range: use 68 to 1500; larger (jumbo) frames need AF_XDP multi-buffer"),
+            ("[[lagg]]\nname = \"lagg0\"\nmtu = 9001\nlaggports = [\"a\"]", "lagg0.mtu: 9001 is out of range: use 68 to 9000 (9000 for jumbo frames)"),
             ("[[lagg]]\nname = \"lagg0\"\naddresses = [\"10.0.0.1\"]\nlaggports = [\"a\"]", "lagg0.addresses: '10.0.0.1' has no prefix length"),
             ("[[lagg]]\nname = \"lagg0\"\naddresses = [\"10.0.0.1/33\"]\nlaggports = [\"a\"]", "lagg0.addresses: prefix length '33' of 10.0.0.1 must be a number from 0 to 32"),
             ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nlaggports = [\"a\"]", "lagg0.forward_port: upper = \"forward\" needs forward_port"),

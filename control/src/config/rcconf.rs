@@ -328,6 +328,33 @@ dhcp_sync = true
     }
 
     #[test]
+    fn jumbo_mtu_imports() {
+        // A storage network's lagg, as FreeBSD writes it: the MTU on the lagg line or in its
+        // create_args, and on the members (whose lines are noted, not imported).
+        let rc = r#"
+ifconfig_ix0="up mtu 9000"
+ifconfig_ix1="up mtu 9000"
+cloned_interfaces="lagg0 lagg1"
+ifconfig_lagg0="laggproto lacp laggport ix0 laggport ix1 10.10.0.5/24 mtu 9000 up"
+create_args_lagg1="laggproto failover laggport ix2 laggport ix3 mtu 9000"
+ifconfig_lagg1="10.11.0.5/24 up"
+"#;
+        let imported = import(rc).expect("imports");
+        let config = imported.doc.validate().expect("valid");
+        assert_eq!(config.laggs[0].mtu, 9000);
+        assert_eq!(config.laggs[1].mtu, 9000);
+        assert!(imported.notes.iter().any(|n| n.contains("ifconfig_ix0")));
+        // Beyond what any lagg carries: refused with the range.
+        let rc = "ifconfig_lagg0=\"laggport em0 mtu 9216\"";
+        let err = import(rc).unwrap_err();
+        assert!(
+            err.iter()
+                .any(|p| p.contains("lagg0.mtu: 9216 is out of range: use 68 to 9000")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn problems_name_the_line() {
         for (text, want) in [
             (

@@ -298,8 +298,7 @@ fn sizing(r: &LaggSpec, f: &mut Fields<'_>, budget: u64, budget_mb: u64) -> Opti
         f.bad(
             "mtu",
             format!(
-                "{} is out of range: use 68 to {MAX_MTU}; larger (jumbo) frames need AF_XDP multi-buffer, \
-                 which this version does not have",
+                "{} is out of range: use 68 to {MAX_MTU} (9000 for jumbo frames)",
                 r.mtu
             ),
         );

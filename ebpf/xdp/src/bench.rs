@@ -7,6 +7,9 @@
 //! - `xlagg_vlan_push` / `xlagg_vlan_pop` (tc): a VLAN subinterface where the kernel has no
 //!   8021q: on egress, frames to one IPv4 prefix get the tag in skb metadata, exactly where a
 //!   VLAN device with transmit tag offload puts it; on ingress, frames with that tag lose it.
+//!
+//! The drop, sink and redirect programs are `xdp.frags`, so they attach to devices with jumbo
+//! MTUs and see a multi-buffer packet as one (the sink counts its whole length).
 #![no_std]
 #![no_main]
 
@@ -19,7 +22,7 @@ use xlagg_common::{
     gen_offsets, GenConfig, SinkCounter, VlanConfig, SINK_FLOWS, SINK_LATENCY_BUCKETS,
 };
 
-#[xdp]
+#[xdp(frags)]
 pub fn xlagg_drop(_ctx: XdpContext) -> u32 {
     xdp_action::XDP_DROP
 }
@@ -136,12 +139,14 @@ fn latency_bucket(ns: u64) -> u32 {
 /// (untagged or one VLAN tag, IPv4 or IPv6, UDP, marker "XL") counts the flow, notes a
 /// reordering when the sequence number is below the flow's highest so far, and records the
 /// latency from the generator's stamp; then drops.
-#[xdp]
+#[xdp(frags)]
 pub fn xlagg_sink(ctx: XdpContext) -> u32 {
     let start = ctx.data();
     let end = ctx.data_end();
     sink_count(SinkCounter::Frames, 1);
-    sink_count(SinkCounter::Bytes, (end - start) as u64);
+    // SAFETY: the helper only reads the context the kernel passed to this program.
+    let bytes = unsafe { aya_ebpf::helpers::bpf_xdp_get_buff_len(ctx.ctx) };
+    sink_count(SinkCounter::Bytes, bytes);
     if start + 14 > end {
         return xdp_action::XDP_DROP;
     }
@@ -212,7 +217,7 @@ static REDIRECT_TARGET: DevMap = DevMap::with_max_entries(1, 0);
 
 /// The in-kernel forwarding reference: every frame to the device in [`REDIRECT_TARGET`]
 /// (what the kernel alone does between the same veths, no AF_XDP).
-#[xdp]
+#[xdp(frags)]
 pub fn xlagg_redirect(_ctx: XdpContext) -> u32 {
     match REDIRECT_TARGET.redirect(0, 0) {
         Ok(action) => action,

@@ -18,6 +18,11 @@
 //! So a host on the member segment reaches the control path only with the frames it asked
 //! for, and the member's own stack sees nothing else of a port that is not collecting.
 //!
+//! Built as `xdp.frags`: a jumbo frame arrives as one multi-buffer packet whose first buffer
+//! holds every header read here, and goes to an AF_XDP socket bound with `XDP_USE_SG` as a
+//! chain of descriptors. Attaching a frags program is also what lets a veth carry an MTU
+//! above a page.
+//!
 //! One object is loaded per port, so each port has its own maps and can be attached and
 //! detached on its own. No logging in this path. The benchmark's and tests' programs live in
 //! their own object (`src/bench.rs`), never in this one.
@@ -114,7 +119,7 @@ fn is_probe_reply(start: usize, end: usize, ethertype: u16) -> bool {
     }
 }
 
-#[xdp]
+#[xdp(frags)]
 pub fn xlagg_port(ctx: XdpContext) -> u32 {
     let start = ctx.data();
     let end = ctx.data_end();

@@ -14,7 +14,7 @@ use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
 impl Lagg {
     /// Checks what can be checked before anything is created: the protocol is available and
-    /// every device exists with enough receive queues.
+    /// every device exists, carries the lagg's MTU and has one receive channel per worker.
     ///
     /// # Errors
     /// The first problem, naming the field.
@@ -46,6 +46,15 @@ impl Lagg {
                     "{}.{field}: {name} already has an XDP program (id {id}) that this xlaggd did not attach; \
                      detach it (ip link set dev {name} xdp off) or choose another port",
                     cfg.name
+                )));
+            }
+            // Every member and the forward port carry the lagg's frames whole (laggN is made
+            // with the lagg's MTU).
+            if link.mtu < cfg.mtu {
+                return Err(LaggError::Conflict(format!(
+                    "{}.{field}: {name} has MTU {}, below {}'s mtu {}: raise it (ip link set dev {name} mtu {}) \
+                     or lower {}'s mtu",
+                    cfg.name, link.mtu, cfg.name, cfg.mtu, cfg.mtu, cfg.name
                 )));
             }
             // RSS spreads flows over the active channels: each needs a worker, or the flows

@@ -5,15 +5,17 @@
 
 use super::bringup::restore_port;
 use super::monitors::put;
-use super::{rules_for, Lagg, LaggError};
+use super::{host_peer_name, rules_for, Lagg, LaggError};
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::members::Verdict;
 use crate::netdev::Netlink;
+use xlagg_dataplane::worker;
 
 impl Lagg {
     /// Whether `new` differs from this lagg's configuration only in what
     /// [`set_ports`](Self::set_ports) applies in place: the member list (and per-port LACP
-    /// priorities), the host interface's addresses, the description, updelay/downdelay and
+    /// priorities), the host interface's addresses, the MTU (unless it rises beyond one UMEM
+    /// frame on sockets bound without multi-buffer), the description, updelay/downdelay and
     /// the peer-notification settings.
     pub fn can_change_ports_in_place(&self, new: &LaggConfig) -> bool {
         let neutral = |c: &LaggConfig| {
@@ -28,6 +30,10 @@ impl Lagg {
             c.downdelay_ms = 0;
             c.notify_count = 0;
             c.notify_interval_ms = 0;
+            // The sockets carry chains already, or the new MTU fits a frame.
+            if self.pool.multi_buffer() || new.mtu <= worker::single_frame_mtu() {
+                c.mtu = 0;
+            }
             c
         };
         let (a, b) = (neutral(&self.cfg), neutral(new));
@@ -176,11 +182,53 @@ impl Lagg {
                 done.push(format!("alias {addr}/{prefix}"));
             }
         }
+        if new.mtu != self.cfg.mtu {
+            self.set_mtu(nl, new.mtu)?;
+            done.push(format!("mtu {}", new.mtu));
+        }
         self.cfg = new.clone();
         self.set.set_rules(rules_for(new));
         // New members' link state: joining the table takes only their share of buckets.
         self.refresh_links(nl)?;
         self.publish(&[], false)?;
         Ok(done)
+    }
+
+    /// Changes the MTU of a running lagg: laggN and its peer in host mode (the larger side
+    /// first, so neither end ever takes frames the other cannot), then each member's verdict
+    /// against the new MTU (the preflight refused members below it; one lowered since is
+    /// taken out).
+    fn set_mtu(&mut self, nl: &Netlink, mtu: u32) -> Result<(), LaggError> {
+        if let Upper::Host { .. } = self.cfg.upper {
+            let host = nl.require(&self.cfg.name)?;
+            let peer = nl.require(&host_peer_name(&self.cfg.name))?;
+            let order = if mtu > self.cfg.mtu {
+                [peer.index, host.index]
+            } else {
+                [host.index, peer.index]
+            };
+            for index in order {
+                nl.set_mtu(index, mtu)?;
+            }
+        }
+        let old = std::mem::replace(&mut self.cfg.mtu, mtu);
+        let mut changed = Vec::new();
+        for i in 0..self.members.len() {
+            if self.set.member(i).retired {
+                continue;
+            }
+            let ok = nl
+                .link(&self.members[i].name)?
+                .is_some_and(|l| l.mtu >= mtu);
+            if self.set.set_verdict(i, Verdict::Mtu, ok) {
+                changed.push(i);
+            }
+        }
+        tracing::info!(lagg = %self.cfg.name, old, mtu, "MTU changed");
+        self.event("config", None, format!("MTU {old} -> {mtu}"));
+        if !changed.is_empty() {
+            self.after_usability_change(nl, &changed)?;
+        }
+        Ok(())
     }
 }

@@ -36,6 +36,8 @@ pub(super) struct WorkerPool {
     workers: Vec<WorkerHandle>,
     table: Arc<ArcSwap<DistributionTable>>,
     stop: Arc<AtomicBool>,
+    /// Every worker's sockets carry packets larger than a UMEM frame (`XDP_USE_SG`).
+    multi_buffer: bool,
 }
 
 impl WorkerPool {
@@ -46,7 +48,14 @@ impl WorkerPool {
             workers: Vec::new(),
             table: Arc::new(ArcSwap::from_pointee(table)),
             stop: Arc::new(AtomicBool::new(false)),
+            multi_buffer: true,
         }
+    }
+
+    /// Whether the workers carry packets larger than a UMEM frame, so the MTU may rise
+    /// above [`worker::single_frame_mtu`] without new sockets.
+    pub(super) fn multi_buffer(&self) -> bool {
+        self.multi_buffer
     }
 
     /// The table the workers read now.
@@ -102,14 +111,16 @@ impl WorkerPool {
             let spare = (MAX_MEMBERS - members).min(worker::HOT_ADD_SPARE);
             let frames = worker::frames_for(names.len(), spare, sizes);
             let umem = Umem::new(frames).map_err(|e| failed("(UMEM)", e.to_string()))?;
-            let sockets = worker::open_sockets(&umem, &names, queue, sizes, cfg.zero_copy)
+            let jumbo = cfg.mtu > worker::single_frame_mtu();
+            let sockets = worker::open_sockets(&umem, &names, queue, sizes, cfg.zero_copy, jumbo)
                 .map_err(|(port, e)| failed(&port, e.to_string()))?;
+            self.multi_buffer &= sockets.iter().all(|s| s.multi_buffer());
             for (port, socket) in ports.iter_mut().zip(&sockets) {
                 if let Some(program) = port.program.as_mut() {
                     program.register_socket(queue, socket)?;
                 }
             }
-            tracing::info!(lagg = %self.lagg, queue, core = ?core, mode = %sockets[0].mode(), frames, "worker starting");
+            tracing::info!(lagg = %self.lagg, queue, core = ?core, mode = %sockets[0].mode(), multi_buffer = sockets[0].multi_buffer(), frames, "worker starting");
             let counters = Arc::new(WorkerCounters::new(worker::SLOTS));
             let control = Arc::new(
                 WorkerControl::new().map_err(|e| failed("(worker mailbox)", e.to_string()))?,
