@@ -158,7 +158,11 @@ pub fn serve(
         },
         dhcp: None,
         ipv6_auto: false,
-        mtu: 1500,
+        // The forward port's MTU (9000 on a jumbo bed).
+        mtu: std::fs::read_to_string(format!("/sys/class/net/{forward}/mtu"))
+            .ok()
+            .and_then(|m| m.trim().parse().ok())
+            .unwrap_or(1500),
         cores: core.into_iter().collect(),
         zero_copy: ZeroCopy::Auto,
         ring_size: 4096,

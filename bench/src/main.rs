@@ -184,7 +184,7 @@ enum Command {
         to: String,
     },
     /// Every scenario in one command (builds and removes its own test bed; needs root):
-    /// throughput per protocol at 64 B, IMIX and 1500 B against the AF_XDP ceiling and the
+    /// throughput per protocol at 64 B, IMIX, 1500 B and 9000 B (MTU 9000) against the AF_XDP ceiling and the
     /// kernel's XDP redirect, balance over 1k and 10k flows, latency at 10 and 50 % of the
     /// maximum rate; writes results.json, summary.md and SVG plots.
     Suite {
@@ -217,6 +217,10 @@ enum Command {
             default_value = "throughput,balance,latency"
         )]
         scenarios: Vec<String>,
+        /// Frame sizes of the throughput scenario, comma-separated: bytes with FCS (64 to
+        /// 9018; above 1518 the bed runs at MTU 9000) or imix.
+        #[arg(long, value_delimiter = ',', default_value = "64,imix,1500,9000")]
+        sizes: Vec<String>,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -268,6 +272,9 @@ enum Command {
         /// Rounds.
         #[arg(long, default_value_t = 3)]
         runs: usize,
+        /// MTU of every link and of the lagg (9000: jumbo frames).
+        #[arg(long, default_value_t = 1500)]
+        mtu: u32,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -422,12 +429,12 @@ fn main() -> Result<()> {
             protocols,
             megabytes,
             runs,
+            mtu,
             testbed,
             json,
         } => {
-            let report = xlagg_bench::tcp::run(&protocols, megabytes << 20, runs, &testbed)?;
-            let options =
-                serde_json::json!({"protocols": protocols, "megabytes": megabytes, "runs": runs});
+            let report = xlagg_bench::tcp::run(&protocols, megabytes << 20, runs, mtu, &testbed)?;
+            let options = serde_json::json!({"protocols": protocols, "megabytes": megabytes, "runs": runs, "mtu": mtu});
             write_json(json.as_deref(), "tcp", options, &report)?;
         }
         Command::Soak {
@@ -462,10 +469,16 @@ fn main() -> Result<()> {
             flows,
             shape,
             scenarios,
+            sizes,
             testbed,
         } => {
             let opts = suite::SuiteOptions {
                 scenarios,
+                sizes: sizes
+                    .iter()
+                    .map(|s| suite::Size::parse(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(anyhow::Error::msg)?,
                 members: 4,
                 runs,
                 seconds,

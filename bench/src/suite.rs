@@ -124,6 +124,33 @@ impl Size {
         }
     }
 
+    /// `64`..`9018` (bytes with FCS) or `imix`.
+    ///
+    /// # Errors
+    /// Anything else, with the range.
+    pub fn parse(text: &str) -> Result<Size, String> {
+        if text.eq_ignore_ascii_case("imix") {
+            return Ok(Size::Imix);
+        }
+        match text.trim_end_matches(['B', 'b']).parse::<usize>() {
+            Ok(n) if (traffic::MIN_FRAME..=traffic::MAX_JUMBO_FRAME).contains(&n) => {
+                Ok(Size::Bytes(n))
+            }
+            _ => Err(format!(
+                "size '{text}': use a frame size of {} to {} bytes, or imix",
+                traffic::MIN_FRAME,
+                traffic::MAX_JUMBO_FRAME
+            )),
+        }
+    }
+
+    /// Frames above the standard Ethernet maximum: the bed runs at MTU 9000 for them, and
+    /// the AF_XDP generator sends them (the kernel's live-frames mode refuses frames larger
+    /// than a page).
+    pub fn is_jumbo(self) -> bool {
+        matches!(self, Size::Bytes(n) if n > traffic::MAX_FRAME)
+    }
+
     fn average_bytes(self) -> f64 {
         match self {
             Size::Bytes(n) => n as f64,
@@ -174,6 +201,17 @@ struct Setup<'a> {
 }
 
 impl Setup<'_> {
+    /// MTU 9000 on every link of the bed (the lagg takes the forward port's MTU).
+    fn jumbo_links(&self) -> Result<()> {
+        let mut links = vec![("src", "xls0".to_string()), ("app", "xld0".to_string())];
+        links.extend(self.member_names("xlm").into_iter().map(|m| ("app", m)));
+        links.extend(self.member_names("xlp").into_iter().map(|p| ("ptr", p)));
+        for (role, link) in links {
+            self.bed.ip(role, &["link", "set", &link, "mtu", "9000"])?;
+        }
+        Ok(())
+    }
+
     fn member_names(&self, prefix: &str) -> Vec<String> {
         (0..self.members).map(|i| format!("{prefix}{i}")).collect()
     }
@@ -257,9 +295,17 @@ impl Setup<'_> {
             Size::Bytes(n) => gen.args(["--size", &n.to_string()]),
             Size::Imix => gen.arg("--imix"),
         };
-        // Flat out: the in-kernel generator (it outruns any forwarder here). Paced: the AF_XDP
-        // generator, which stamps every frame as it sends it.
-        gen.args(["--engine", if pps == 0 { "xdp" } else { "afxdp" }]);
+        // Flat out: the in-kernel generator (it outruns any forwarder here). Paced, or jumbo
+        // frames: the AF_XDP generator, which stamps every frame as it sends it and sends
+        // jumbo frames as multi-buffer chains.
+        gen.args([
+            "--engine",
+            if pps == 0 && !size.is_jumbo() {
+                "xdp"
+            } else {
+                "afxdp"
+            },
+        ]);
         let generator = gen
             .stdout(Stdio::piped())
             .spawn()
@@ -436,6 +482,20 @@ pub struct SuiteOptions {
     pub shape: Shape,
     /// Scenarios to run: throughput, balance, latency.
     pub scenarios: Vec<String>,
+    /// Frame sizes of the throughput scenario, in order (jumbo ones last: once the bed is at
+    /// MTU 9000 it stays there).
+    #[serde(default = "default_sizes")]
+    pub sizes: Vec<Size>,
+}
+
+/// The throughput scenario's sizes unless told otherwise.
+pub fn default_sizes() -> Vec<Size> {
+    vec![
+        Size::Bytes(64),
+        Size::Imix,
+        Size::Bytes(1500),
+        Size::Bytes(9000),
+    ]
 }
 
 /// Runs the suite and writes the results folder.
@@ -468,11 +528,16 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
     let mut max_lagg_pps: f64 = 0.0;
     let wants = |s: &str| opts.scenarios.iter().any(|x| x == s);
     let sizes = if wants("throughput") {
-        vec![Size::Bytes(64), Size::Imix, Size::Bytes(1500)]
+        let mut sizes = opts.sizes.clone();
+        sizes.sort_by_key(|s| s.is_jumbo());
+        sizes
     } else {
         Vec::new()
     };
     for size in sizes {
+        if size.is_jumbo() {
+            setup.jumbo_links()?;
+        }
         let mut variants = vec![Variant::Ceiling, Variant::Kernel];
         variants.extend(opts.protocols.iter().cloned().map(Variant::Lagg));
         // rates[variant][run]
@@ -996,6 +1061,20 @@ pub fn compare(a: &Path, b: &Path) -> Result<String> {
 mod tests {
     use super::*;
 
+    #[test]
+    fn sizes_parse_with_their_range() {
+        assert_eq!(Size::parse("64"), Ok(Size::Bytes(64)));
+        assert_eq!(Size::parse("9000B"), Ok(Size::Bytes(9000)));
+        assert_eq!(Size::parse("IMIX"), Ok(Size::Imix));
+        assert!(Size::Bytes(9000).is_jumbo() && !Size::Bytes(1518).is_jumbo());
+        for bad in ["63", "9019", "big", ""] {
+            assert!(
+                Size::parse(bad).unwrap_err().contains("64 to 9018"),
+                "{bad}"
+            );
+        }
+    }
+
     fn sample() -> Results {
         let spread = |m: f64| Spread {
             min: m * 0.9,
@@ -1014,6 +1093,7 @@ mod tests {
                 flows: 1024,
                 shape: Shape::default(),
                 scenarios: vec!["throughput".into()],
+                sizes: default_sizes(),
             },
             throughput: vec![
                 ThroughputRow {

@@ -83,11 +83,26 @@ fn both_ways(bed: &Bed, server: &str, client: &str, bytes: u64) -> Result<(f64, 
     Ok((g[0], g[1], after - before))
 }
 
-/// Runs `runs` rounds over `protocols` and prints the table.
+/// MTU `mtu` on `links` of namespace `role`.
+fn set_mtu(bed: &Bed, role: &str, links: &[&str], mtu: u32) -> Result<()> {
+    for link in links {
+        bed.ip(role, &["link", "set", link, "mtu", &mtu.to_string()])?;
+    }
+    Ok(())
+}
+
+/// Runs `runs` rounds over `protocols` at `mtu` (the veth pair, the members, the partner's
+/// ports and bridge, and the lagg) and prints the table.
 ///
 /// # Errors
 /// A step that could not run.
-pub fn run(protocols: &[String], bytes: u64, runs: usize, testbed: &Path) -> Result<TcpReport> {
+pub fn run(
+    protocols: &[String],
+    bytes: u64,
+    runs: usize,
+    mtu: u32,
+    testbed: &Path,
+) -> Result<TcpReport> {
     crate::iperf::require()?;
     let xlaggd = sibling_binary("xlaggd")?;
     let mut rows: Vec<TcpRow> = Vec::new();
@@ -131,6 +146,8 @@ pub fn run(protocols: &[String], bytes: u64, runs: usize, testbed: &Path) -> Res
         )?;
         bed.ip("app", &["addr", "add", "10.79.0.1/24", "dev", "xlr0"])?;
         bed.ip("ptr", &["addr", "add", "10.79.0.2/24", "dev", "xlr1"])?;
+        set_mtu(&bed, "app", &["xlr0"], mtu)?;
+        set_mtu(&bed, "ptr", &["xlr1"], mtu)?;
         bed.set_link("app", "xlr0", true)?;
         bed.set_link("ptr", "xlr1", true)?;
         wire_partner(&bed, &["xlr1"])?;
@@ -145,6 +162,8 @@ pub fn run(protocols: &[String], bytes: u64, runs: usize, testbed: &Path) -> Res
                 true,
             )?;
             wire_partner(&bed, &["xlp0", "xlp1"])?;
+            set_mtu(&bed, "app", &["xlm0", "xlm1"], mtu)?;
+            set_mtu(&bed, "ptr", &["xlp0", "xlp1", "xlbr0"], mtu)?;
             let extra = if proto == "lacp" {
                 "lacp_strict = false\n"
             } else {
@@ -152,7 +171,7 @@ pub fn run(protocols: &[String], bytes: u64, runs: usize, testbed: &Path) -> Res
             };
             let config = format!(
                 "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\n\
-                 laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"10.77.0.1/24\"]\n{extra}"
+                 laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"10.77.0.1/24\"]\nmtu = {mtu}\n{extra}"
             );
             let config = TempFile::write(&format!("xlagg-tcp-{}.toml", bed.id), &config)?;
             let mut cmd = bed.exec("app", &xlaggd);
@@ -188,7 +207,7 @@ pub fn run(protocols: &[String], bytes: u64, runs: usize, testbed: &Path) -> Res
         r.ratio = r.gbits.median / reference;
     }
     println!(
-        "TCP through laggN (host mode, 2 members, partner completes its checksums), iperf3 -n {} MB each way, {runs} run(s)",
+        "TCP through laggN (host mode, 2 members, partner completes its checksums, MTU {mtu}), iperf3 -n {} MB each way, {runs} run(s)",
         bytes >> 20
     );
     println!(

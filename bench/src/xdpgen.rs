@@ -2,7 +2,8 @@
 //! live-frames mode (flat out, faster than anything a forwarder on veth carries);
 //! [`generate_afxdp`] is an AF_XDP transmit-only generator whose frames are written once into
 //! the UMEM and recycled from the completion ring, paced per batch when asked, numbering and
-//! stamping each frame as it goes.
+//! stamping each frame as it goes; jumbo frames go out as multi-buffer chains (the kernel's
+//! live-frames mode refuses frames larger than a page, so this is the generator for them).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -10,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use serde::Serialize;
-use xlagg_dataplane::afxdp::{BindMode, RingSizes, Umem, XskSocket};
+use xlagg_dataplane::afxdp::{self, BindMode, RingSizes, Umem, XskSocket};
 
 use crate::traffic::{self, Marker};
 
@@ -38,14 +39,25 @@ pub fn generate_afxdp(
     stop: Arc<AtomicBool>,
 ) -> Result<GenReport> {
     const BATCH: u32 = 64;
-    // One template per frame, a whole number of rounds over the flows, so that sending the
+    let frame_size = afxdp::FRAME_SIZE as usize;
+    // A frame larger than a UMEM frame goes out as a chain of `per_packet` descriptors
+    // (multi-buffer, `XDP_USE_SG`), in consecutive UMEM frames.
+    let largest = if spec.imix {
+        traffic::MAX_FRAME
+    } else {
+        spec.size
+            .clamp(traffic::MIN_FRAME, traffic::MAX_JUMBO_FRAME + 4)
+    };
+    let per_packet = (largest - traffic::FCS).div_ceil(frame_size).max(1) as u32;
+    // One template per packet, a whole number of rounds over the flows, so that sending the
     // templates in order gives every flow the same share.
     let flows = spec.flows.clamp(1, 65_536);
-    let frames = if flows >= 4096 {
+    let packets = if flows >= 4096 {
         flows
     } else {
         (4096 / flows) * flows
     };
+    let frames = packets * per_packet;
     let mut umem = Umem::new(frames).context("UMEM")?;
     let sizes = RingSizes {
         fill: 64,
@@ -53,16 +65,26 @@ pub fn generate_afxdp(
         rx: 64,
         tx: 2048,
     };
-    let mut socket = XskSocket::open(&umem, None, ifindex, 0, sizes, BindMode::Copy, false)
-        .context("AF_XDP socket")?;
+    let mut socket = XskSocket::open(
+        &umem,
+        None,
+        ifindex,
+        0,
+        sizes,
+        BindMode::Copy,
+        per_packet > 1,
+    )
+    .context("AF_XDP socket")?;
+    // Frames in send order: each packet's descriptors next to each other, and since the
+    // kernel completes in order, they come back that way.
     let mut free: std::collections::VecDeque<xlagg_dataplane::afxdp::Frame> =
         std::collections::VecDeque::with_capacity(frames as usize);
-    let mut buf = [0u8; 2048];
-    // Frame i always holds template i, so a completed frame is ready to go again as it is;
-    // templates go out in order (first in, first out).
+    let mut buf = vec![0u8; traffic::MAX_JUMBO_FRAME + 4];
+    // Frame i always holds its piece of its template, so a completed frame is ready to go
+    // again as it is; templates go out in order (first in, first out).
     let mut lengths = Vec::with_capacity(frames as usize);
-    for (i, frame) in umem.take_frames().into_iter().enumerate() {
-        let i = i as u32;
+    let mut all = umem.take_frames().into_iter();
+    for i in 0..packets {
         let size = if spec.imix {
             traffic::imix_size(u64::from(i))
         } else {
@@ -78,27 +100,37 @@ pub fn generate_afxdp(
             },
             spec.shape,
         );
-        let frame = frame.with_len(len as u32);
-        umem.bytes_mut(&frame).copy_from_slice(&buf[..len]);
-        lengths.push(len as u32);
-        free.push_back(frame);
+        let mut pieces = buf[..len].chunks(frame_size);
+        for k in 0..per_packet {
+            let Some(frame) = all.next() else {
+                anyhow::bail!("the UMEM has fewer frames than its packets need");
+            };
+            let piece = pieces.next().unwrap_or(&[]);
+            let frame = frame.with_len(piece.len() as u32);
+            umem.bytes_mut(&frame).copy_from_slice(piece);
+            lengths.push((piece.len() as u32, k + 1 < per_packet));
+            free.push_back(frame);
+        }
     }
     let stamp_at = spec.shape.payload() + 14;
     let seq_at = spec.shape.payload() + 6;
     let started = Instant::now();
-    let mut sent = 0u64;
+    let mut completed = 0u64;
     let mut submitted = 0u64;
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
         let done = socket.completion_available(4096);
         for i in 0..done {
             if let Some(frame) = socket.completion_take(i, &umem) {
-                let len = lengths.get(frame.index() as usize).copied().unwrap_or(0);
-                free.push_back(frame.with_len(len));
+                let (len, more) = lengths
+                    .get(frame.index() as usize)
+                    .copied()
+                    .unwrap_or((0, false));
+                free.push_back(frame.with_len(len).continued(more));
             }
         }
         socket.completion_release(done);
-        sent += u64::from(done);
-        let mut want = BATCH.min(free.len() as u32);
+        completed += u64::from(done);
+        let mut want = BATCH.min(free.len() as u32 / per_packet);
         if spec.pps > 0 {
             let due = (started.elapsed().as_secs_f64() * spec.pps as f64) as u64;
             want = want.min(due.saturating_sub(submitted) as u32);
@@ -107,27 +139,36 @@ pub fn generate_afxdp(
                 continue;
             }
         }
-        let n = socket.tx_free(want);
+        let n = socket.tx_free(want * per_packet) / per_packet;
         let now = xlagg_sys::afpacket::monotonic_ns() as u32;
-        // `n <= free.len()`: every pop yields. Each frame gets its send order as sequence
-        // number (so the sink can tell reordering) and, paced, its send time.
-        for (i, frame) in (0..n).zip(std::iter::from_fn(|| free.pop_front())) {
-            let seq = submitted + u64::from(i);
-            let bytes = umem.bytes_mut(&frame);
-            if let Some(at) = bytes.get_mut(seq_at..seq_at + 8) {
-                at.copy_from_slice(&seq.to_be_bytes());
-            }
-            if spec.pps > 0 {
-                if let Some(at) = bytes.get_mut(stamp_at..stamp_at + 4) {
-                    at.copy_from_slice(&now.to_be_bytes());
+        // `n * per_packet <= free.len()`: every pop yields. Each packet gets its send order as
+        // sequence number (so the sink can tell reordering) and, paced, its send time, in its
+        // first descriptor.
+        let mut slot = 0;
+        for p in 0..n {
+            let seq = submitted + u64::from(p);
+            for k in 0..per_packet {
+                let Some(frame) = free.pop_front() else { break };
+                if k == 0 {
+                    let bytes = umem.bytes_mut(&frame);
+                    if let Some(at) = bytes.get_mut(seq_at..seq_at + 8) {
+                        at.copy_from_slice(&seq.to_be_bytes());
+                    }
+                    if spec.pps > 0 {
+                        if let Some(at) = bytes.get_mut(stamp_at..stamp_at + 4) {
+                            at.copy_from_slice(&now.to_be_bytes());
+                        }
+                    }
                 }
+                socket.tx_put(slot, frame);
+                slot += 1;
             }
-            socket.tx_put(i, frame);
         }
-        socket.tx_submit(n);
+        socket.tx_submit(slot);
         submitted += u64::from(n);
         let _ = socket.kick_tx();
     }
+    let sent = completed / u64::from(per_packet);
     let seconds = started.elapsed().as_secs_f64();
     Ok(GenReport {
         sent,

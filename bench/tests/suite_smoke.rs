@@ -1,5 +1,6 @@
 //! `xlagg-bench suite` end to end on a short setting: it builds its test bed, measures every
-//! forwarder at every size with the in-kernel generator and sink, writes the results folder,
+//! forwarder at every size (9000-byte frames too, at MTU 9000, with the AF_XDP generator) with
+//! the in-kernel sink, writes the results folder,
 //! removes the bed, and `compare` reads the results back. Needs root; fails otherwise.
 
 mod common;
@@ -41,7 +42,12 @@ fn the_suite_writes_results_and_compare_reads_them() {
     )
     .expect("JSON");
     let rows = json["throughput"].as_array().expect("throughput rows");
-    assert_eq!(rows.len(), 9, "3 sizes x (ceiling, kernel, loadbalance)");
+    assert_eq!(rows.len(), 12, "4 sizes x (ceiling, kernel, loadbalance)");
+    assert!(
+        rows.iter()
+            .any(|r| r["size"] == "9000B" && r["variant"] == "loadbalance"),
+        "a jumbo row: {rows:?}"
+    );
     for row in rows {
         assert!(
             row["mpps"]["median"].as_f64().unwrap_or(0.0) > 0.01,

@@ -162,6 +162,18 @@ impl Frame {
         self.options & libc::XDP_PKT_CONTD != 0
     }
 
+    /// The same frame marked as continued by the next descriptor of its packet (or not):
+    /// how a sender builds a multi-buffer packet on a socket bound with `XDP_USE_SG`.
+    #[inline(always)]
+    pub fn continued(mut self, on: bool) -> Frame {
+        if on {
+            self.options |= libc::XDP_PKT_CONTD;
+        } else {
+            self.options &= !libc::XDP_PKT_CONTD;
+        }
+        self
+    }
+
     /// The same frame holding `len` bytes from its data start (at most to the frame's end).
     #[inline(always)]
     pub fn with_len(mut self, len: u32) -> Frame {
