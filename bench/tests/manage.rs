@@ -134,8 +134,12 @@ fn the_ifconfig_way_end_to_end() {
             "xlaggctl: lagg0.laggports: xlm2 is already a member of lagg1",
         ),
         (
+            vec!["lagg0", "mtu", "9001"],
+            "xlaggctl: lagg0.mtu: 9001 is out of range: use 68 to 9000",
+        ),
+        (
             vec!["lagg0", "mtu", "9000"],
-            "xlaggctl: lagg0.mtu: 9000 is out of range: use 68 to 1500",
+            "xlaggctl: lagg0.laggports: xlm0 has MTU 1500, below lagg0's mtu 9000: raise it (ip link set dev xlm0 mtu 9000)",
         ),
         (
             vec!["lagg0", "laggport", "em7"],
