@@ -108,8 +108,9 @@ pub fn generate_afxdp(
             let piece = pieces.next().unwrap_or(&[]);
             let frame = frame.with_len(piece.len() as u32);
             umem.bytes_mut(&frame).copy_from_slice(piece);
-            lengths.push((piece.len() as u32, k + 1 < per_packet));
-            free.push_back(frame);
+            let more = k + 1 < per_packet;
+            lengths.push((piece.len() as u32, more));
+            free.push_back(frame.continued(more));
         }
     }
     let stamp_at = spec.shape.payload() + 14;

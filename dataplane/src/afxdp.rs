@@ -1112,6 +1112,12 @@ pub fn is_busy(err: &XskError) -> bool {
         if source.raw_os_error() == Some(libc::EBUSY))
 }
 
+/// Whether a bind error is EINVAL: a flag this kernel does not know (`XDP_USE_SG` before 6.6).
+pub fn is_invalid_argument(err: &XskError) -> bool {
+    matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }
+        if source.raw_os_error() == Some(libc::EINVAL))
+}
+
 /// Whether a bind error means "this driver cannot do zero-copy" (so copy mode may work).
 pub fn is_zero_copy_unsupported(err: &XskError) -> bool {
     matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }

@@ -293,9 +293,8 @@ pub fn open_sockets(
     zero_copy: ZeroCopy,
     jumbo: bool,
 ) -> Result<Vec<XskSocket>, (String, XskError)> {
-    let open_all = |mode: BindMode| -> Result<Vec<XskSocket>, (String, XskError)> {
+    let open_all = |mode: BindMode, multi_buffer: bool| {
         let mut sockets: Vec<XskSocket> = Vec::with_capacity(ifindexes.len());
-        let multi_buffer = jumbo || mode == BindMode::Copy;
         for (name, ifindex) in ifindexes {
             let socket = XskSocket::open(
                 umem,
@@ -309,16 +308,37 @@ pub fn open_sockets(
             .map_err(|e| (name.clone(), e))?;
             sockets.push(socket);
         }
-        Ok(sockets)
+        Ok::<_, (String, XskError)>(sockets)
+    };
+    // Copy mode asks for multi-buffer even when the MTU does not need it; a kernel before
+    // 6.6 does not know the flag (EINVAL), and then only a jumbo MTU is an error.
+    let open_copy = || match open_all(BindMode::Copy, true) {
+        Err((port, e)) if afxdp::is_invalid_argument(&e) => {
+            if jumbo {
+                return Err((
+                    port,
+                    XskError::Sys {
+                        call: "bind(AF_XDP) with XDP_USE_SG",
+                        source: std::io::Error::other(
+                            "this kernel has no AF_XDP multi-buffer (Linux 6.6 or later): \
+                             use an MTU of 1774 or less here",
+                        ),
+                    },
+                ));
+            }
+            tracing::debug!(%port, "no AF_XDP multi-buffer in this kernel; MTU changes above 1774 restart the workers");
+            open_all(BindMode::Copy, false)
+        }
+        other => other,
     };
     if zero_copy == ZeroCopy::Off {
-        return open_all(BindMode::Copy);
+        return open_copy();
     }
-    match open_all(BindMode::ZeroCopy) {
+    match open_all(BindMode::ZeroCopy, jumbo) {
         Ok(sockets) => Ok(sockets),
         Err((port, e)) if zero_copy == ZeroCopy::Auto && afxdp::is_zero_copy_unsupported(&e) => {
             tracing::warn!(%port, queue, error = %e, "zero-copy AF_XDP refused; using copy mode on every port of this worker");
-            open_all(BindMode::Copy)
+            open_copy()
         }
         Err(e) => Err(e),
     }
@@ -886,11 +906,13 @@ impl Worker {
             take -= 1;
         }
         if take == 0 {
-            // One chain longer than a batch: the kernel never makes one (at most 18 buffers
-            // per packet); taken and dropped below as a broken chain, so the ring moves on.
+            // One chain longer than a batch: at MTU 9000 a chain has 6 descriptors in copy
+            // mode (at most 18 in zero-copy), so this takes a kernel bug; taken and dropped
+            // below as a broken chain, so the ring moves on.
             take = n;
         }
         let mut rx_bytes = 0u64;
+        let mut chain_bytes = 0u64;
         let mut invalid = 0u64;
         let mut packets = 0u64;
         let mut chain_from = self.rx.len();
@@ -899,7 +921,7 @@ impl Worker {
             match p.socket.rx_take(i, &self.umem) {
                 Ok(frame) => {
                     self.ledger.received(frame.index(), p.id);
-                    rx_bytes += u64::from(frame.len());
+                    chain_bytes += u64::from(frame.len());
                     self.rx.push(frame);
                 }
                 Err(Some(frame)) => {
@@ -925,8 +947,10 @@ impl Worker {
                     invalid += 1;
                 } else {
                     packets += 1;
+                    rx_bytes += chain_bytes;
                 }
                 chain_from = self.rx.len();
+                chain_bytes = 0;
                 broken = false;
             }
         }

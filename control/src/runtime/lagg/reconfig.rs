@@ -207,8 +207,13 @@ impl Lagg {
             } else {
                 [host.index, peer.index]
             };
-            for index in order {
-                nl.set_mtu(index, mtu)?;
+            nl.set_mtu(order[0], mtu)?;
+            if let Err(e) = nl.set_mtu(order[1], mtu) {
+                // Both ends as they were, or the pair would drop what one end sends.
+                if let Err(undo) = nl.set_mtu(order[0], self.cfg.mtu) {
+                    tracing::error!(lagg = %self.cfg.name, error = %undo, "could not put laggN's MTU back");
+                }
+                return Err(e.into());
             }
         }
         let old = std::mem::replace(&mut self.cfg.mtu, mtu);
