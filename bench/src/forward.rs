@@ -136,6 +136,7 @@ pub fn serve(
     proto: &str,
     fixed: bool,
     core: Option<usize>,
+    busy_poll: bool,
 ) -> Result<()> {
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -153,6 +154,7 @@ pub fn serve(
         hash: HashLayers::DEFAULT,
         rr_limit: 1,
         rx_all: false,
+        busy_poll,
         upper: Upper::Forward {
             port: forward.into(),
         },

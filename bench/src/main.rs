@@ -217,6 +217,9 @@ enum Command {
             default_value = "throughput,balance,latency"
         )]
         scenarios: Vec<String>,
+        /// Measure every protocol a second time with preferred busy polling (`busy_poll`).
+        #[arg(long)]
+        busy_poll: bool,
         /// Frame sizes of the throughput scenario, comma-separated: bytes with FCS (64 to
         /// 9018; above 1518 the bed runs at MTU 9000) or imix.
         #[arg(long, value_delimiter = ',', default_value = "64,imix,1500,9000")]
@@ -249,6 +252,9 @@ enum Command {
         /// Worker core.
         #[arg(long)]
         core: Option<usize>,
+        /// Preferred busy polling for the worker's sockets.
+        #[arg(long)]
+        busy_poll: bool,
     },
     /// Attach the drop-everything XDP program to interfaces until SIGTERM (used by `forward`).
     Drop {
@@ -422,7 +428,8 @@ fn main() -> Result<()> {
             proto,
             fixed,
             core,
-        } => forward::serve(&members, &port, &proto, fixed, core)?,
+            busy_poll,
+        } => forward::serve(&members, &port, &proto, fixed, core, busy_poll)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
         Command::Vlan { iface, vid, prefix } => xlagg_bench::vlan::hold(&iface, vid, &prefix)?,
         Command::Tcp {
@@ -470,10 +477,12 @@ fn main() -> Result<()> {
             shape,
             scenarios,
             sizes,
+            busy_poll,
             testbed,
         } => {
             let opts = suite::SuiteOptions {
                 scenarios,
+                busy_poll,
                 sizes: sizes
                     .iter()
                     .map(|s| suite::Size::parse(s))

@@ -164,6 +164,8 @@ impl Size {
 pub enum Variant {
     /// The lagg with this protocol.
     Lagg(String),
+    /// The lagg with this protocol and preferred busy polling.
+    BusyPoll(String),
     /// The same worker with a fixed member: the bare AF_XDP forwarding path.
     Ceiling,
     /// The kernel's XDP redirect from the forward port to member 0.
@@ -174,6 +176,7 @@ impl Variant {
     fn name(&self) -> String {
         match self {
             Variant::Lagg(p) => p.clone(),
+            Variant::BusyPoll(p) => format!("{p} (busy poll)"),
             Variant::Ceiling => "ceiling (AF_XDP, fixed member)".into(),
             Variant::Kernel => "kernel XDP redirect".into(),
         }
@@ -232,7 +235,7 @@ impl Setup<'_> {
         let members = self.member_names("xlm");
         let mut fwd = self.bed.exec("app", &self.exe);
         match variant {
-            Variant::Lagg(proto) => {
+            Variant::Lagg(proto) | Variant::BusyPoll(proto) => {
                 fwd.args([
                     "serve",
                     "--members",
@@ -244,6 +247,9 @@ impl Setup<'_> {
                     "--core",
                     "1",
                 ]);
+                if matches!(variant, Variant::BusyPoll(_)) {
+                    fwd.arg("--busy-poll");
+                }
             }
             Variant::Ceiling => {
                 fwd.args([
@@ -486,6 +492,9 @@ pub struct SuiteOptions {
     /// MTU 9000 it stays there).
     #[serde(default = "default_sizes")]
     pub sizes: Vec<Size>,
+    /// Every protocol measured a second time with preferred busy polling.
+    #[serde(default)]
+    pub busy_poll: bool,
 }
 
 /// The throughput scenario's sizes unless told otherwise.
@@ -540,6 +549,9 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         }
         let mut variants = vec![Variant::Ceiling, Variant::Kernel];
         variants.extend(opts.protocols.iter().cloned().map(Variant::Lagg));
+        if opts.busy_poll {
+            variants.extend(opts.protocols.iter().cloned().map(Variant::BusyPoll));
+        }
         // rates[variant][run]
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut reordered = vec![0u64; variants.len()];
@@ -1094,6 +1106,7 @@ mod tests {
                 shape: Shape::default(),
                 scenarios: vec!["throughput".into()],
                 sizes: default_sizes(),
+                busy_poll: false,
             },
             throughput: vec![
                 ThroughputRow {

@@ -1002,6 +1002,45 @@ impl XskSocket {
         };
     }
 
+    /// Preferred busy polling: the kernel stops running this socket's NAPI from its softirq
+    /// while the socket's owner polls it (each `recvfrom`/`sendto` runs it for up to `usec`
+    /// microseconds, `budget` frames at a time), as long as the device defers its interrupts
+    /// (`napi_defer_hard_irqs`, `gro_flush_timeout`).
+    ///
+    /// # Errors
+    /// A kernel without preferred busy polling (before 5.11) or without CAP_NET_ADMIN.
+    pub fn set_busy_poll(&self, usec: u32, budget: u32) -> Result<(), XskError> {
+        /// From asm-generic/socket.h (not in the libc crate for every target).
+        const SO_BUSY_POLL: libc::c_int = 46;
+        const SO_PREFER_BUSY_POLL: libc::c_int = 69;
+        const SO_BUSY_POLL_BUDGET: libc::c_int = 70;
+        for (name, value, what) in [
+            (SO_PREFER_BUSY_POLL, 1, "setsockopt(SO_PREFER_BUSY_POLL)"),
+            (SO_BUSY_POLL, usec, "setsockopt(SO_BUSY_POLL)"),
+            (
+                SO_BUSY_POLL_BUDGET,
+                budget,
+                "setsockopt(SO_BUSY_POLL_BUDGET)",
+            ),
+        ] {
+            let value = value as libc::c_int;
+            // SAFETY: an int option of the size passed, on a live socket.
+            let rc = unsafe {
+                libc::setsockopt(
+                    self.fd.as_raw_fd(),
+                    libc::SOL_SOCKET,
+                    name,
+                    (&value as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(last_error(what));
+            }
+        }
+        Ok(())
+    }
+
     /// The kernel's counters for this socket.
     ///
     /// # Errors

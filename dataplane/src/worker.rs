@@ -266,7 +266,14 @@ pub struct WorkerLayout {
     pub sizes: RingSizes,
     /// The mailbox for members joining and leaving, if the lagg allows it.
     pub control: Option<Arc<WorkerControl>>,
+    /// Preferred busy polling: the sockets are set up for it ([`BUSY_POLL_US`],
+    /// [`BATCH`] per poll) and the loop drives every port's NAPI with a `recvfrom` per
+    /// iteration.
+    pub busy_poll: bool,
 }
+
+/// How long one busy poll may run (`SO_BUSY_POLL`), microseconds.
+pub const BUSY_POLL_US: u32 = 20;
 
 /// The largest MTU whose frames (with an Ethernet header and one VLAN tag) fit one UMEM
 /// frame; above it packets are descriptor chains and the sockets need multi-buffer.
@@ -410,6 +417,7 @@ pub struct Worker {
     stop: Arc<AtomicBool>,
     rr: RoundRobinCursor,
     learn: Option<Arc<RecentMacs>>,
+    busy_poll: bool,
     rx: Vec<Frame>,
     egress: [Egress; BATCH],
     tx_queues: Vec<Vec<Frame>>,
@@ -476,6 +484,7 @@ impl Worker {
             stop,
             rr: RoundRobinCursor::default(),
             learn: layout.learn,
+            busy_poll: layout.busy_poll,
             rx: Vec::with_capacity(BATCH),
             egress: [Egress::Drop; BATCH],
             tx_queues,
@@ -598,6 +607,11 @@ impl Worker {
         .map_err(|e| (afxdp::is_busy(&e), e.to_string()))?;
         if mode == BindMode::Copy {
             socket.set_tx_budget(TX_BUDGET);
+        }
+        if self.busy_poll {
+            socket
+                .set_busy_poll(BUSY_POLL_US, BATCH as u32)
+                .map_err(|e| (false, e.to_string()))?;
         }
         let id = self.ledger.open_socket().ok_or((
             false,
@@ -861,6 +875,14 @@ impl Worker {
             self.service_retiring();
         }
         self.refill(&table);
+        if self.busy_poll {
+            // The ports' NAPI runs here, on this core, not in a softirq.
+            for &slot in &self.present {
+                if let Some(p) = self.ports[slot].as_ref().filter(|p| !p.stalled) {
+                    p.socket.kick_rx();
+                }
+            }
+        }
         let mut moved = 0;
         for k in 0..self.present.len() {
             let port = self.present[k];

@@ -80,6 +80,7 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
             learn: None,
             sizes,
             control: None,
+            busy_poll: false,
         },
         Arc::new(ArcSwap::from_pointee(table)),
         Arc::clone(&counters),

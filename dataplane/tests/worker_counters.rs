@@ -67,6 +67,7 @@ fn drop_reasons_and_socket_counters_are_reached_by_real_frames() {
             learn: None,
             sizes,
             control: None,
+            busy_poll: false,
         },
         Arc::new(ArcSwap::from_pointee(table)),
         Arc::clone(&counters),

@@ -98,6 +98,7 @@ const FLAG_KEYS: &[&str] = &[
     "lacp_strict",
     "lacp_active",
     "rx_all",
+    "busy_poll",
     "hw_offload",
     "bfd",
     "dhcp",

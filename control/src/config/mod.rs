@@ -113,6 +113,9 @@ pub struct LaggConfig {
     pub rr_limit: u32,
     /// Failover: accept frames on every port, not only the active one.
     pub rx_all: bool,
+    /// Preferred busy polling for the workers' AF_XDP sockets: the worker drives the ports'
+    /// NAPI itself instead of the softirq.
+    pub busy_poll: bool,
     /// Host or forward mode.
     pub upper: Upper,
     /// DHCP on laggN (host mode only).
@@ -375,6 +378,8 @@ pub struct LaggSpec {
     pub lagghash: String,
     pub rr_limit: u32,
     pub rx_all: bool,
+    /// Preferred busy polling (`SO_PREFER_BUSY_POLL`) for the workers' sockets.
+    pub busy_poll: bool,
     pub upper: String,
     pub forward_port: Option<String>,
     pub addresses: Vec<String>,
@@ -429,6 +434,7 @@ impl Default for LaggSpec {
             lagghash: "l2,l3,l4".into(),
             rr_limit: 1,
             rx_all: false,
+            busy_poll: false,
             upper: "host".into(),
             forward_port: None,
             addresses: Vec::new(),

@@ -217,6 +217,7 @@ fn lagg(
         hash,
         rr_limit: r.rr_limit,
         rx_all: r.rx_all,
+        busy_poll: r.busy_poll,
         upper,
         dhcp,
         ipv6_auto: r.ipv6_auto && r.upper == "host",

@@ -224,6 +224,7 @@ impl Lagg {
             collecting: false,
             mac: link.mac,
             restore_features: Vec::new(),
+            restore_sysfs: Vec::new(),
         };
         if let Some(slot) = member {
             let mtu_ok = link.mtu >= self.cfg.mtu;
@@ -258,6 +259,9 @@ impl Lagg {
             Err(e) => {
                 tracing::warn!(lagg = %self.cfg.name, port = name, error = %e, "cannot read the port's VLAN offloads")
             }
+        }
+        if self.cfg.busy_poll {
+            port.restore_sysfs = defer_interrupts(name);
         }
         match PortProgram::attach(name, link.index, ProgramKind::Port) {
             Ok(program) => port.program = Some(program),
@@ -306,12 +310,40 @@ pub(super) fn restore_port(port: &mut Port) {
     if let Some(program) = port.program.take() {
         program.detach();
     }
+    for (path, old) in std::mem::take(&mut port.restore_sysfs) {
+        if let Err(e) = std::fs::write(&path, &old) {
+            tracing::warn!(port = %port.name, file = %path.display(), error = %e, "could not set the device back");
+        }
+    }
     let restore = std::mem::take(&mut port.restore_features);
     if let Err(e) = crate::offload::set(&port.name, &restore) {
         tracing::warn!(port = %port.name, error = %e, "could not set the port's offloads back");
     }
     // Closing the holder drops the promiscuity it added.
     port.promiscuous = None;
+}
+
+/// Preferred busy polling needs the device to defer its interrupts, so that the kernel leaves
+/// its NAPI to the polling worker: `napi_defer_hard_irqs` 2 and a `gro_flush_timeout` of
+/// 200 µs (the timer that runs NAPI when nobody polls). Returns the old values to set back;
+/// a device without the files (or a read-only sysfs) keeps its settings, with a warning.
+fn defer_interrupts(name: &str) -> Vec<(std::path::PathBuf, String)> {
+    let mut old = Vec::new();
+    for (file, value) in [
+        ("napi_defer_hard_irqs", "2"),
+        ("gro_flush_timeout", "200000"),
+    ] {
+        let path = std::path::Path::new("/sys/class/net").join(name).join(file);
+        let result = std::fs::read_to_string(&path)
+            .and_then(|before| std::fs::write(&path, value).map(|()| before));
+        match result {
+            Ok(before) => old.push((path, before.trim().to_string())),
+            Err(e) => {
+                tracing::warn!(port = name, file, error = %e, "cannot defer the device's interrupts: busy polling competes with the softirq");
+            }
+        }
+    }
+    old
 }
 
 /// Whether `link` is a lagg interface left by an earlier xlaggd (a veth whose peer carries

@@ -116,6 +116,8 @@ pub struct Port {
     pub mac: [u8; 6],
     /// Offloads turned off at attach, to set back at teardown.
     restore_features: Vec<(String, bool)>,
+    /// Device settings (sysfs file, old value) changed at attach, to set back at teardown.
+    restore_sysfs: Vec<(std::path::PathBuf, String)>,
 }
 
 /// A control-path socket of a lagg: which monitor reads it, for which member.

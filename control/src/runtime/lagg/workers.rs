@@ -115,6 +115,13 @@ impl WorkerPool {
             let sockets = worker::open_sockets(&umem, &names, queue, sizes, cfg.zero_copy, jumbo)
                 .map_err(|(port, e)| failed(&port, e.to_string()))?;
             self.multi_buffer &= sockets.iter().all(|s| s.multi_buffer());
+            if cfg.busy_poll {
+                for ((name, _), socket) in names.iter().zip(&sockets) {
+                    socket
+                        .set_busy_poll(worker::BUSY_POLL_US, worker::BATCH as u32)
+                        .map_err(|e| failed(name, e.to_string()))?;
+                }
+            }
             for (port, socket) in ports.iter_mut().zip(&sockets) {
                 if let Some(program) = port.program.as_mut() {
                     program.register_socket(queue, socket)?;
@@ -134,6 +141,7 @@ impl WorkerPool {
                     learn: learn.clone(),
                     sizes,
                     control: Some(Arc::clone(&control)),
+                    busy_poll: cfg.busy_poll,
                 },
                 Arc::clone(&self.table),
                 Arc::clone(&counters),
