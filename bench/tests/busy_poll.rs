@@ -9,10 +9,7 @@ use common::{run, serial, Bed, Daemon, Sink};
 /// `napi_defer_hard_irqs` and `gro_flush_timeout` of `port` in the appliance namespace.
 fn knobs(bed: &Bed, port: &str) -> (String, String) {
     let read = |file: &str| {
-        let out = run(&mut bed.exec(
-            "app",
-            &["cat", &format!("/sys/class/net/{port}/{file}")],
-        ));
+        let out = run(&mut bed.exec("app", &["cat", &format!("/sys/class/net/{port}/{file}")]));
         assert!(out.status.success(), "reading {port}'s {file}");
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
@@ -25,7 +22,10 @@ fn a_busy_polling_lagg_forwards_every_frame_and_sets_its_ports_back() {
     let bed = Bed::up(2, false);
     let ports = ["xlm0", "xlm1", "xld0"];
     let before: Vec<_> = ports.iter().map(|p| knobs(&bed, p)).collect();
-    let daemon = Daemon::start(&bed, &bed.config("loadbalance", "busy_poll = true\n", false));
+    let daemon = Daemon::start(
+        &bed,
+        &bed.config("loadbalance", "busy_poll = true\n", false),
+    );
     for p in ports {
         assert_eq!(
             knobs(&bed, p),
@@ -41,7 +41,11 @@ fn a_busy_polling_lagg_forwards_every_frame_and_sets_its_ports_back() {
     let mut port_of = std::collections::BTreeMap::new();
     for (i, p) in report.ports.iter().enumerate() {
         for flow in p.flows.keys() {
-            assert_eq!(*port_of.entry(*flow).or_insert(i), i, "flow {flow} on two members");
+            assert_eq!(
+                *port_of.entry(*flow).or_insert(i),
+                i,
+                "flow {flow} on two members"
+            );
         }
     }
     daemon.stop();
