@@ -11,14 +11,14 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::ovs::Ovs;
-use common::{bench_bin, run, run_ok, serial, wait_until, Bed, Daemon, Sink};
+use common::{run, run_ok, serial, wait_until, Bed, Daemon, Sink};
 use xlagg_bench::iperf::{checksum_errors, snmp, IperfRun};
 use xlagg_bench::packet_tools::SinkReport;
 
 const FLOWS: u32 = 1000;
 const PER_FLOW: u32 = 3;
 /// Wire size of the test frames, FCS included.
-const SIZE: &str = "8000";
+const SIZE: u32 = 8000;
 
 fn set_mtu(bed: &Bed, role: &str, iface: &str, mtu: u32) {
     bed.ip(role, &["link", "set", iface, "mtu", &mtu.to_string()]);
@@ -57,26 +57,7 @@ fn status(socket: &Path) -> serde_json::Value {
 /// Sends `FLOWS * PER_FLOW` jumbo test frames into the forward port, paced so that no queue
 /// on the way has to hold more than a few milliseconds of them.
 fn send_jumbo(bed: &Bed, first_seq: u64) {
-    let bench = bench_bin();
-    run_ok(&mut bed.exec(
-        "src",
-        &[
-            bench.to_str().expect("utf-8 path"),
-            "send",
-            "--iface",
-            "xls0",
-            "--flows",
-            &FLOWS.to_string(),
-            "--per-flow",
-            &PER_FLOW.to_string(),
-            "--first-seq",
-            &first_seq.to_string(),
-            "--size",
-            SIZE,
-            "--pps",
-            "5000",
-        ],
-    ));
+    run_ok(&mut bed.sender(FLOWS, PER_FLOW, first_seq, SIZE, 5000));
 }
 
 /// Every frame arrived once, whole, each flow on one port and in send order there. Returns

@@ -153,9 +153,16 @@ impl Bed {
         self.send_on("src", "xls0", flows, per_flow, first_seq);
     }
 
-    /// Starts sending test frames from the source namespace into the forward port, paced to
-    /// `pps` frames per second, in the background.
-    pub fn start_sender(&self, flows: u32, per_flow: u32, first_seq: u64, pps: u32) -> Child {
+    /// `xlagg-bench send` from the source namespace into the forward port: `flows * per_flow`
+    /// frames of wire size `size`, paced to `pps` frames per second.
+    pub fn sender(
+        &self,
+        flows: u32,
+        per_flow: u32,
+        first_seq: u64,
+        size: u32,
+        pps: u32,
+    ) -> Command {
         let bench = bench_bin();
         self.exec(
             "src",
@@ -170,13 +177,21 @@ impl Bed {
                 &per_flow.to_string(),
                 "--first-seq",
                 &first_seq.to_string(),
+                "--size",
+                &size.to_string(),
                 "--pps",
                 &pps.to_string(),
             ],
         )
-        .stdout(Stdio::null())
-        .spawn()
-        .expect("start the sender")
+    }
+
+    /// Starts sending test frames from the source namespace into the forward port, paced to
+    /// `pps` frames per second, in the background.
+    pub fn start_sender(&self, flows: u32, per_flow: u32, first_seq: u64, pps: u32) -> Child {
+        self.sender(flows, per_flow, first_seq, 64, pps)
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start the sender")
     }
 
     /// Sends test frames on `iface` of namespace `role`.
