@@ -1144,23 +1144,34 @@ pub fn wait_readable<'a>(
     unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout_ms) };
 }
 
+/// The OS error of a failed `bind`, if that is what `err` is.
+fn bind_errno(err: &XskError) -> Option<i32> {
+    match err {
+        XskError::Sys {
+            call: "bind(AF_XDP)",
+            source,
+        } => source.raw_os_error(),
+        _ => None,
+    }
+}
+
 /// Whether a bind error means the queue is still taken (a socket just closed there is
 /// released by the kernel in the background): worth trying again shortly.
 pub fn is_busy(err: &XskError) -> bool {
-    matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }
-        if source.raw_os_error() == Some(libc::EBUSY))
+    bind_errno(err) == Some(libc::EBUSY)
 }
 
 /// Whether a bind error is EINVAL: a flag this kernel does not know (`XDP_USE_SG` before 6.6).
 pub fn is_invalid_argument(err: &XskError) -> bool {
-    matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }
-        if source.raw_os_error() == Some(libc::EINVAL))
+    bind_errno(err) == Some(libc::EINVAL)
 }
 
 /// Whether a bind error means "this driver cannot do zero-copy" (so copy mode may work).
 pub fn is_zero_copy_unsupported(err: &XskError) -> bool {
-    matches!(err, XskError::Sys { call: "bind(AF_XDP)", source }
-        if matches!(source.raw_os_error(), Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EPROTONOSUPPORT)))
+    matches!(
+        bind_errno(err),
+        Some(libc::EOPNOTSUPP | libc::EINVAL | libc::EPROTONOSUPPORT)
+    )
 }
 
 #[cfg(test)]

@@ -227,9 +227,8 @@ impl Lagg {
             restore_sysfs: Vec::new(),
         };
         if let Some(slot) = member {
-            let mtu_ok = link.mtu >= self.cfg.mtu;
-            self.set.set_verdict(slot, Verdict::Mtu, mtu_ok);
-            if !mtu_ok {
+            self.judge_mtu(slot, link.mtu);
+            if !self.set.member(slot).mtu_ok {
                 tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
             }
         }

@@ -295,6 +295,13 @@ impl Lagg {
         Ok(!changed.is_empty())
     }
 
+    /// Records whether member `slot` carries the lagg's frames at its device's MTU
+    /// `link_mtu` (at least the lagg's); true when that changed.
+    pub(super) fn judge_mtu(&mut self, slot: usize, link_mtu: u32) -> bool {
+        self.set
+            .set_verdict(slot, Verdict::Mtu, link_mtu >= self.cfg.mtu)
+    }
+
     /// The member slot of the device `ifindex`, if it is a member that has not left.
     fn slot_of(&self, ifindex: u32) -> Option<usize> {
         self.members
@@ -329,8 +336,8 @@ impl Lagg {
                 continue;
             };
             if let Some(mtu) = ev.mtu {
-                let ok = mtu >= self.cfg.mtu;
-                if self.set.set_verdict(i, Verdict::Mtu, ok) {
+                if self.judge_mtu(i, mtu) {
+                    let ok = self.set.member(i).mtu_ok;
                     let text = if ok {
                         format!("MTU {mtu}: carries full frames again")
                     } else {

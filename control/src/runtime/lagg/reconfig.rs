@@ -222,10 +222,8 @@ impl Lagg {
             if self.set.member(i).retired {
                 continue;
             }
-            let ok = nl
-                .link(&self.members[i].name)?
-                .is_some_and(|l| l.mtu >= mtu);
-            if self.set.set_verdict(i, Verdict::Mtu, ok) {
+            let link_mtu = nl.link(&self.members[i].name)?.map_or(0, |l| l.mtu);
+            if self.judge_mtu(i, link_mtu) {
                 changed.push(i);
             }
         }
