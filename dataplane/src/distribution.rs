@@ -9,12 +9,17 @@
 //! takes buckets from the others until it has its share, and no other flow moves. `hash % n`
 //! would reshuffle nearly every flow on any change.
 
+use xlagg_common::{engine_policy, EngineTable, ENGINE_BUCKETS, ENGINE_MEMBERS};
+
 use crate::flow::{hash_frame, HashLayers};
 
 /// The most member ports one lagg can have.
 pub const MAX_MEMBERS: usize = 32;
 /// Buckets in the hash table; a power of two so the bucket is `hash & (BUCKETS - 1)`.
 pub const BUCKETS: usize = 256;
+
+// The XDP engine's maps hold the same table.
+const _: () = assert!(MAX_MEMBERS == ENGINE_MEMBERS as usize && BUCKETS == ENGINE_BUCKETS);
 
 /// Index of a member port in its lagg, in configuration order (0 is the first port added,
 /// the failover master).
@@ -120,6 +125,41 @@ impl DistributionTable {
     /// Increases by one with every derived table.
     pub fn generation(&self) -> u64 {
         self.generation
+    }
+
+    /// The flow hash seed.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// The table as the XDP engine's program reads it: the same policy, active members,
+    /// buckets and seed, so both engines place every frame alike.
+    pub fn to_engine(&self) -> EngineTable {
+        let mut t = EngineTable {
+            seed: self.seed,
+            active_len: u32::from(self.active_len),
+            buckets: self.buckets,
+            ..EngineTable::default()
+        };
+        t.active[..MAX_MEMBERS].copy_from_slice(&self.active);
+        match self.policy {
+            TxPolicy::Failover => t.policy = engine_policy::FAILOVER,
+            TxPolicy::Hash { layers } => {
+                t.policy = engine_policy::HASH;
+                t.layers = u32::from(layers.bits());
+            }
+            TxPolicy::RoundRobin { limit } => {
+                t.policy = engine_policy::ROUND_ROBIN;
+                t.rr_limit = limit.max(1);
+            }
+            TxPolicy::Broadcast => t.policy = engine_policy::BROADCAST,
+            TxPolicy::None => t.policy = engine_policy::NONE,
+            TxPolicy::Fixed(member) => {
+                t.policy = engine_policy::FIXED;
+                t.fixed = u32::from(member);
+            }
+        }
+        t
     }
 
     /// The next table for a new set of active members (given in any order, duplicates ignored,

@@ -17,11 +17,11 @@ pub struct HashLayers(u8);
 
 impl HashLayers {
     /// MAC addresses and VLAN id.
-    pub const L2: HashLayers = HashLayers(1);
+    pub const L2: HashLayers = HashLayers(xlagg_common::hash::L2);
     /// IPv4/IPv6 addresses.
-    pub const L3: HashLayers = HashLayers(2);
+    pub const L3: HashLayers = HashLayers(xlagg_common::hash::L3);
     /// TCP/UDP/SCTP ports.
-    pub const L4: HashLayers = HashLayers(4);
+    pub const L4: HashLayers = HashLayers(xlagg_common::hash::L4);
     /// lagg's default: `l2,l3,l4`.
     pub const DEFAULT: HashLayers = HashLayers(7);
 
@@ -93,229 +93,29 @@ impl fmt::Debug for HashLayers {
     }
 }
 
-const ETHERTYPE_IPV4: u16 = 0x0800;
-const ETHERTYPE_IPV6: u16 = 0x86dd;
-const ETHERTYPE_VLAN: u16 = 0x8100;
-const ETHERTYPE_QINQ: u16 = 0x88a8;
-const IPPROTO_TCP: u8 = 6;
-const IPPROTO_UDP: u8 = 17;
-const IPPROTO_SCTP: u8 = 132;
-
-#[inline(always)]
-fn be16(frame: &[u8], at: usize) -> Option<u16> {
-    let b = frame.get(at..at + 2)?;
-    Some(u16::from_be_bytes([b[0], b[1]]))
-}
-
-#[inline(always)]
-fn be32(frame: &[u8], at: usize) -> Option<u32> {
-    let b = frame.get(at..at + 4)?;
-    Some(u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
-}
-
-#[inline(always)]
-fn be64(frame: &[u8], at: usize) -> Option<u64> {
-    let b = frame.get(at..at + 8)?;
-    let mut w = [0u8; 8];
-    w.copy_from_slice(b);
-    Some(u64::from_be_bytes(w))
-}
-
-/// The full 128-bit product of two words, folded to 64 bits: one multiply mixes both inputs
-/// completely (the technique of foldhash and wyhash).
-#[inline(always)]
-fn folded_multiply(a: u64, b: u64) -> u64 {
-    let full = u128::from(a).wrapping_mul(u128::from(b));
-    (full as u64) ^ ((full >> 64) as u64)
-}
-
-const K: [u64; 4] = [
-    0x243f_6a88_85a3_08d3,
-    0x1319_8a2e_0370_7344,
-    0xa409_3822_299f_31d0,
-    0x082e_fa98_ec4e_6c89,
-];
-
-/// Collects the hashed fields as up to four lanes, combined two by two with independent
-/// folded multiplies (so the CPU runs them in parallel) and once more at the end.
-#[derive(Clone, Copy)]
-struct Mixer {
-    lanes: [u64; 4],
-    seed: u64,
-}
-
-impl Mixer {
-    fn new(seed: u64) -> Self {
-        Self {
-            lanes: [0; 4],
-            seed,
-        }
-    }
-
-    /// Adds a word to lane `i` (0..4); each lane takes the fields of one kind.
-    #[inline(always)]
-    fn absorb(&mut self, i: usize, word: u64) {
-        self.lanes[i] = self.lanes[i].rotate_left(29) ^ word;
-    }
-
-    #[inline(always)]
-    fn finish(self) -> u32 {
-        let [a, b, c, d] = self.lanes;
-        let x = folded_multiply(a ^ K[0] ^ self.seed, b ^ K[1]);
-        let y = folded_multiply(c ^ K[2], d ^ K[3] ^ self.seed.rotate_left(32));
-        let h = folded_multiply(x ^ K[1], y ^ K[0]);
-        (h ^ (h >> 32)) as u32
-    }
-}
-
-/// Hashes one frame over `layers`, keyed by `seed`.
+/// Hashes one frame over `layers`, keyed by `seed`: the one hash of both engines
+/// ([`xlagg_common::hash`]), so a flow takes the same member in the workers and in the XDP
+/// engine.
 ///
 /// The same frame headers always give the same value for the same seed and layers. Never panics,
 /// whatever the frame holds.
 #[inline]
 pub fn hash_frame(frame: &[u8], layers: HashLayers, seed: u64) -> u32 {
-    // Fast path: untagged IPv4 without options, nearly all traffic. Every field sits at a
-    // fixed offset inside the first 38 bytes, so one length check covers all reads. It feeds
-    // the mixer exactly what the general path below would, so a flow hashes the same
-    // whichever path its frames take.
-    if let Some(h) = frame.first_chunk::<38>() {
-        if h[12] == 0x08 && h[13] == 0x00 && h[14] == 0x45 {
-            let mut m = Mixer::new(seed ^ 0x2545_f491_4f6c_dd1d);
-            if layers.contains(HashLayers::L2) {
-                m.absorb(
-                    0,
-                    u64::from_be_bytes([h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]),
-                );
-                m.absorb(
-                    1,
-                    u64::from(u32::from_be_bytes([h[8], h[9], h[10], h[11]])) << 16,
-                );
-            }
-            if layers.contains(HashLayers::L3) {
-                m.absorb(
-                    2,
-                    u64::from_be_bytes([h[26], h[27], h[28], h[29], h[30], h[31], h[32], h[33]]),
-                );
-            }
-            let fragment = u16::from_be_bytes([h[20], h[21]]) & 0x3fff != 0;
-            let proto = h[23];
-            if layers.contains(HashLayers::L4)
-                && !fragment
-                && matches!(proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
-            {
-                let ports = u32::from_be_bytes([h[34], h[35], h[36], h[37]]);
-                m.absorb(3, u64::from(ports) | u64::from(proto) << 32);
-            }
-            return m.finish();
-        }
-    }
-    hash_frame_general(frame, layers, seed)
+    xlagg_common::hash::hash_frame(frame, layers.0, seed)
 }
 
-/// Any frame: VLAN tags, IPv4 options, IPv6 extension headers, truncation.
+/// The general path alone (tests check the fast path against it).
+#[cfg(test)]
 fn hash_frame_general(frame: &[u8], layers: HashLayers, seed: u64) -> u32 {
-    let mut m = Mixer::new(seed ^ 0x2545_f491_4f6c_dd1d);
-    let Some(mut ethertype) = be16(frame, 12) else {
-        return m.finish();
-    };
-    let mut offset = 14;
-    let mut vlan = 0u16;
-    // The first tag gives the VLAN id; skip up to two tags (802.1ad outer + 802.1Q inner).
-    for depth in 0..2 {
-        if ethertype != ETHERTYPE_VLAN && ethertype != ETHERTYPE_QINQ {
-            break;
-        }
-        let (Some(tci), Some(inner)) = (be16(frame, offset), be16(frame, offset + 2)) else {
-            break;
-        };
-        if depth == 0 {
-            vlan = tci & 0x0fff;
-        }
-        ethertype = inner;
-        offset += 4;
+    xlagg_common::hash::hash_general(frame, layers.0, seed)
+}
+
+/// The set as the shared hash takes it (bits [`xlagg_common::hash::L2`], `L3`, `L4`).
+impl HashLayers {
+    /// The bit set.
+    pub const fn bits(self) -> u8 {
+        self.0
     }
-    if layers.contains(HashLayers::L2) {
-        // dst MAC (6) + src MAC (6) as one u64 and one u32, with the VLAN id.
-        let macs_hi = be64(frame, 0).unwrap_or(0);
-        let macs_lo = be32(frame, 8).unwrap_or(0);
-        m.absorb(0, macs_hi);
-        m.absorb(1, u64::from(macs_lo) << 16 | u64::from(vlan));
-    }
-    if !layers.contains(HashLayers::L3) && !layers.contains(HashLayers::L4) {
-        return m.finish();
-    }
-    let (l4_proto, l4_offset) = match ethertype {
-        ETHERTYPE_IPV4 => {
-            let Some(vihl) = frame.get(offset).copied() else {
-                return m.finish();
-            };
-            if vihl >> 4 != 4 {
-                return m.finish();
-            }
-            let ihl = usize::from(vihl & 0x0f) * 4;
-            if layers.contains(HashLayers::L3) {
-                if let Some(addrs) = be64(frame, offset + 12) {
-                    m.absorb(2, addrs);
-                }
-            }
-            let fragment = be16(frame, offset + 6).is_none_or(|f| f & 0x3fff != 0);
-            let proto = frame.get(offset + 9).copied().unwrap_or(0);
-            if fragment || ihl < 20 {
-                return m.finish();
-            }
-            (proto, offset + ihl)
-        }
-        ETHERTYPE_IPV6 => {
-            if layers.contains(HashLayers::L3) {
-                // Source into one lane, destination into the other.
-                for word in 0..4 {
-                    if let Some(w) = be64(frame, offset + 8 + word * 8) {
-                        m.absorb(if word < 2 { 2 } else { 1 }, w);
-                    }
-                }
-            }
-            let Some(mut next) = frame.get(offset + 6).copied() else {
-                return m.finish();
-            };
-            let mut at = offset + 40;
-            // Walk a bounded number of extension headers to the transport header.
-            for _ in 0..4 {
-                match next {
-                    // Hop-by-hop, routing, destination options: (len + 1) * 8 bytes.
-                    0 | 43 | 60 => {
-                        let (Some(nh), Some(len)) = (frame.get(at).copied(), frame.get(at + 1))
-                        else {
-                            return m.finish();
-                        };
-                        next = nh;
-                        at += (usize::from(*len) + 1) * 8;
-                    }
-                    // Authentication header: (len + 2) * 4 bytes.
-                    51 => {
-                        let (Some(nh), Some(len)) = (frame.get(at).copied(), frame.get(at + 1))
-                        else {
-                            return m.finish();
-                        };
-                        next = nh;
-                        at += (usize::from(*len) + 2) * 4;
-                    }
-                    // Fragment header: no ports.
-                    44 => return m.finish(),
-                    _ => break,
-                }
-            }
-            (next, at)
-        }
-        _ => return m.finish(),
-    };
-    if layers.contains(HashLayers::L4)
-        && matches!(l4_proto, IPPROTO_TCP | IPPROTO_UDP | IPPROTO_SCTP)
-    {
-        if let Some(ports) = be32(frame, l4_offset) {
-            m.absorb(3, u64::from(ports) | u64::from(l4_proto) << 32);
-        }
-    }
-    m.finish()
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 //! Layers, bottom up:
 //! - [`afxdp`]: UMEM and rings (the only module with `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
+//! - [`engine`]: the XDP engine, a lagg's distribution inside the XDP program;
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters; [`learn`]: source MACs seen
 //!   from the upper port, for forward mode's learning frames; [`ledger`]: where every UMEM
@@ -19,6 +20,7 @@
 pub mod afxdp;
 pub mod counters;
 pub mod distribution;
+pub mod engine;
 pub mod flow;
 pub mod learn;
 pub mod ledger;

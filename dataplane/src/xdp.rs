@@ -86,6 +86,8 @@ pub enum ProgramKind {
     Sink,
     /// The in-kernel forwarding reference: redirect everything to one device.
     Redirect,
+    /// The tests' probe of the shared flow hash (returns the hash; test runs only).
+    Hash,
 }
 
 impl ProgramKind {
@@ -96,6 +98,7 @@ impl ProgramKind {
             ProgramKind::Generator => names::GEN_PROGRAM,
             ProgramKind::Sink => names::SINK_PROGRAM,
             ProgramKind::Redirect => names::REDIRECT_PROGRAM,
+            ProgramKind::Hash => names::HASH_PROGRAM,
         }
     }
 
@@ -105,7 +108,8 @@ impl ProgramKind {
             ProgramKind::Drop
             | ProgramKind::Generator
             | ProgramKind::Sink
-            | ProgramKind::Redirect => BENCH_OBJECT,
+            | ProgramKind::Redirect
+            | ProgramKind::Hash => BENCH_OBJECT,
         }
     }
 }
@@ -347,6 +351,19 @@ impl PortProgram {
         self.set_first(names::GEN_CONFIG, GenConfig { flows, shift })
     }
 
+    /// Hash probe: the layers (bits of [`xlagg_common::hash`]) and seed it hashes with.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_hash_probe(&mut self, layers: u8, seed: u64) -> Result<(), XdpError> {
+        let probe = xlagg_common::HashProbe {
+            layers: u32::from(layers),
+            pad: 0,
+            seed,
+        };
+        self.set_first(names::HASH_CONFIG, probe)
+    }
+
     /// Redirect reference: the device frames are sent to.
     ///
     /// # Errors
@@ -486,7 +503,7 @@ impl PortProgram {
     }
 }
 
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut text = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

@@ -4,8 +4,11 @@
 //! of a map value are byte-identical; sizes are checked at compile time. With the `user` feature
 //! the value types implement `aya::Pod` so userspace can read and write them through aya maps.
 //!
-//! Non-goals: no logic lives here, only layouts and names.
+//! The one piece of logic here is the flow hash ([`hash`]), because both engines must compute
+//! it identically; everything else is layouts and names.
 #![no_std]
+
+pub mod hash;
 
 /// Names of the maps and programs in the XDP object. BPF object names are at most 15 bytes.
 pub mod names {
@@ -49,6 +52,32 @@ pub mod names {
     pub const VLAN_CONFIG: &str = "XLAGG_VLANCF";
     /// `BPF_MAP_TYPE_DEVMAP` with one entry: where `xlagg_redirect` sends frames.
     pub const REDIRECT_TARGET: &str = "XLAGG_REDIR";
+    /// The XDP engine's program, one per lagg, attached to every member and the upper port.
+    pub const ENGINE_PROGRAM: &str = "xlagg_engine";
+    /// `BPF_MAP_TYPE_HASH`: ingress ifindex -> [`super::EnginePort`].
+    pub const ENGINE_PORTS: &str = "XLAGG_EPORTS";
+    /// `BPF_MAP_TYPE_ARRAY` of two [`super::EngineTable`]: the live copy and the next one.
+    pub const ENGINE_TABLES: &str = "XLAGG_ETABLE";
+    /// `BPF_MAP_TYPE_ARRAY` with one `u32`: which copy of the tables (and of the broadcast
+    /// maps) frames read, flipped after the other copy is written.
+    pub const ENGINE_SELECT: &str = "XLAGG_ESEL";
+    /// `BPF_MAP_TYPE_DEVMAP`: slot -> device (members by slot, the upper port at
+    /// [`super::ENGINE_UPPER_SLOT`]).
+    pub const ENGINE_TX: &str = "XLAGG_ETX";
+    /// `BPF_MAP_TYPE_DEVMAP_HASH` (member slot -> device) of the active members for
+    /// broadcast, copy 0.
+    pub const ENGINE_BCAST0: &str = "XLAGG_EBC0";
+    /// The same, copy 1.
+    pub const ENGINE_BCAST1: &str = "XLAGG_EBC1";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` with one `u64`: each CPU's round-robin frame count.
+    pub const ENGINE_RR: &str = "XLAGG_ERR";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`: [`super::EngineCounter::COUNT`] per slot.
+    pub const ENGINE_COUNTERS: &str = "XLAGG_ECNT";
+    /// The tests' program that returns the shared flow hash of a frame (run under
+    /// `BPF_PROG_TEST_RUN`, never attached).
+    pub const HASH_PROGRAM: &str = "xlagg_hash";
+    /// `BPF_MAP_TYPE_ARRAY` with one [`super::HashProbe`]: the hash program's layers and seed.
+    pub const HASH_CONFIG: &str = "XLAGG_HASHCF";
 }
 
 /// Settings of the generator program.
@@ -247,3 +276,169 @@ unsafe impl aya::Pod for VlanConfig {}
 // is valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for GenConfig {}
+
+/// Members one lagg of the XDP engine can have (the slots of its maps).
+pub const ENGINE_MEMBERS: u32 = 32;
+/// The upper port's slot in the engine's maps (after the members).
+pub const ENGINE_UPPER_SLOT: u32 = ENGINE_MEMBERS;
+/// Slots in the engine's maps: the members and the upper port.
+pub const ENGINE_SLOTS: u32 = ENGINE_MEMBERS + 1;
+/// Buckets of the engine's table (the workers' table has as many).
+pub const ENGINE_BUCKETS: usize = 256;
+
+/// One port of an XDP-engine lagg, keyed by its ifindex.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EnginePort {
+    /// [`PortState`] flags, and [`EnginePort::UPPER`] for the upper port.
+    pub flags: u32,
+    /// The port's slot: its member slot, or [`ENGINE_UPPER_SLOT`].
+    pub slot: u32,
+    /// Frames to this MAC go to the control path (probe monitor); all zero: none.
+    pub probe_mac: [u8; 6],
+    /// Explicit padding; always zero.
+    pub pad: [u8; 2],
+}
+
+impl EnginePort {
+    /// The upper port: what it receives is distributed over the members.
+    pub const UPPER: u32 = 1 << 8;
+
+    /// The port state part of it (what the port filter reads).
+    pub const fn state(&self) -> PortState {
+        PortState {
+            flags: self.flags,
+            reserved: 0,
+            probe_mac: self.probe_mac,
+            pad: [0; 2],
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<EnginePort>() == 16);
+
+/// How the engine spreads what the upper port receives (the workers' `TxPolicy`).
+pub mod engine_policy {
+    /// Nothing is transmitted.
+    pub const NONE: u32 = 0;
+    /// Everything to `active[0]`.
+    pub const FAILOVER: u32 = 1;
+    /// The bucket of the flow hash.
+    pub const HASH: u32 = 2;
+    /// Each active member in turn, `rr_limit` frames at a time (per CPU).
+    pub const ROUND_ROBIN: u32 = 3;
+    /// A copy on every active member.
+    pub const BROADCAST: u32 = 4;
+    /// Everything to member `fixed` (the benchmark's ceiling).
+    pub const FIXED: u32 = 5;
+}
+
+/// The engine's distribution table: the workers' `DistributionTable` as a map value.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct EngineTable {
+    /// One of [`engine_policy`].
+    pub policy: u32,
+    /// Hash layers ([`hash::L2`] | [`hash::L3`] | [`hash::L4`]).
+    pub layers: u32,
+    /// Round-robin: frames per member before the next (at least 1).
+    pub rr_limit: u32,
+    /// Members in `active`.
+    pub active_len: u32,
+    /// The member of [`engine_policy::FIXED`].
+    pub fixed: u32,
+    /// Explicit padding; always zero.
+    pub pad: u32,
+    /// The hash seed.
+    pub seed: u64,
+    /// Active members by slot, in configuration order.
+    pub active: [u8; ENGINE_MEMBERS as usize],
+    /// The member slot of each bucket.
+    pub buckets: [u8; ENGINE_BUCKETS],
+}
+
+impl Default for EngineTable {
+    fn default() -> Self {
+        Self {
+            policy: engine_policy::NONE,
+            layers: 0,
+            rr_limit: 1,
+            active_len: 0,
+            fixed: 0,
+            pad: 0,
+            seed: 0,
+            active: [0; ENGINE_MEMBERS as usize],
+            buckets: [0; ENGINE_BUCKETS],
+        }
+    }
+}
+
+const _: () = assert!(core::mem::size_of::<EngineTable>() == 320);
+
+/// What the engine counts, [`EngineCounter::COUNT`] slots per port slot.
+#[repr(u32)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EngineCounter {
+    /// Data frames received on the port and sent on (to the upper port or the members).
+    RxPackets = 0,
+    /// Their bytes (whole multi-buffer packets).
+    RxBytes = 1,
+    /// Frames redirected to the port.
+    TxPackets = 2,
+    /// Their bytes.
+    TxBytes = 3,
+    /// Dropped: the port is not collecting.
+    NotCollecting = 4,
+    /// Slow-protocol frames passed to the control path.
+    SlowProtocol = 5,
+    /// Dropped: shorter than an Ethernet header.
+    Malformed = 6,
+    /// Probe monitor frames passed to the control path.
+    Probe = 7,
+    /// Dropped: addressed to the control path but not asked for here.
+    Unsolicited = 8,
+    /// Dropped: no active member (or protocol `none`).
+    NoActivePort = 9,
+    /// Dropped: the redirect could not be made (no device in the slot, or a multi-buffer
+    /// frame to broadcast, which the kernel cannot clone).
+    NotRedirected = 10,
+}
+
+impl EngineCounter {
+    /// Counters per slot.
+    pub const COUNT: u32 = 11;
+
+    /// Index of this counter of `slot` in the counters map.
+    pub const fn index(self, slot: u32) -> u32 {
+        slot * Self::COUNT + self as u32
+    }
+}
+
+// SAFETY: repr(C), two u32, six bytes and two explicit padding bytes (size asserted above);
+// any bit pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for EnginePort {}
+
+// SAFETY: repr(C), six u32, one u64 and byte arrays, no implicit padding (size asserted
+// above); any bit pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for EngineTable {}
+
+/// What the tests' hash program hashes with.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct HashProbe {
+    /// Hash layers ([`hash::L2`] | [`hash::L3`] | [`hash::L4`]).
+    pub layers: u32,
+    /// Explicit padding; always zero.
+    pub pad: u32,
+    /// The seed.
+    pub seed: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<HashProbe>() == 16);
+
+// SAFETY: repr(C), two u32 and one u64, no implicit padding (size asserted above); any bit
+// pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for HashProbe {}

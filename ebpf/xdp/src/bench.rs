@@ -4,6 +4,8 @@
 //! - `xlagg_gen`: the in-kernel generator (`BPF_PROG_TEST_RUN` live frames);
 //! - `xlagg_sink`: counts per flow, reorderings and latency at line rate, then drops;
 //! - `xlagg_redirect`: the kernel's own forwarding between two devices, the reference;
+//! - `xlagg_hash`: returns the shared flow hash of the frame it is run on (`BPF_PROG_TEST_RUN`),
+//!   so tests compare the XDP side of the hash with the workers' on the same bytes;
 //! - `xlagg_vlan_push` / `xlagg_vlan_pop` (tc): a VLAN subinterface where the kernel has no
 //!   8021q: on egress, frames to one IPv4 prefix get the tag in skb metadata, exactly where a
 //!   VLAN device with transmit tag offload puts it; on ingress, frames with that tag lose it.
@@ -13,14 +15,33 @@
 #![no_std]
 #![no_main]
 
+mod packet;
+
 use aya_ebpf::bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT};
 use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_skb_vlan_pop, bpf_skb_vlan_push};
 use aya_ebpf::macros::{classifier, map, xdp};
 use aya_ebpf::maps::{Array, DevMap, PerCpuArray};
 use aya_ebpf::programs::{TcContext, XdpContext};
 use xlagg_common::{
-    gen_offsets, GenConfig, SinkCounter, VlanConfig, SINK_FLOWS, SINK_LATENCY_BUCKETS,
+    gen_offsets, hash, GenConfig, HashProbe, SinkCounter, VlanConfig, SINK_FLOWS,
+    SINK_LATENCY_BUCKETS,
 };
+
+#[map(name = "XLAGG_HASHCF")]
+static HASH_CONFIG: Array<HashProbe> = Array::with_max_entries(1, 0);
+
+/// Returns the shared flow hash of the frame with the configured layers and seed (its return
+/// value is the hash, not an XDP action: run only under `BPF_PROG_TEST_RUN`).
+#[xdp]
+pub fn xlagg_hash(ctx: XdpContext) -> u32 {
+    let probe = HASH_CONFIG.get(0).copied().unwrap_or_default();
+    let packet = packet::Packet {
+        ctx: ctx.ctx,
+        start: ctx.data(),
+        end: ctx.data_end(),
+    };
+    hash::hash_frame(&packet, probe.layers as u8, probe.seed)
+}
 
 #[xdp(frags)]
 pub fn xlagg_drop(_ctx: XdpContext) -> u32 {

@@ -1,0 +1,437 @@
+//! The XDP engine (`engine = "xdp"`): a lagg's distribution inside the XDP program
+//! (`ebpf/xdp/src/engine.rs`), driven by the same control plane as the workers.
+//!
+//! One object per lagg. Its program is attached to every member and to the upper port, each
+//! by a BPF link (gone with the process, so a killed daemon leaves no program behind). The
+//! control thread never touches a frame: it writes maps.
+//! - ports: ingress ifindex -> slot and state (collecting, LACP, micro-BFD, probe MAC), the
+//!   same state the AF_XDP engine's port program reads;
+//! - the devmap of slots (members, then the upper port), written at attach;
+//! - two copies of the table and of the broadcast devmap, and a selector: [`XdpEngine::publish`]
+//!   writes the copy frames are not reading, then flips the selector, so a frame sees the old
+//!   table or the new one, never a mix;
+//! - counters per slot and reason, read by [`XdpEngine::counters`].
+//!
+//! Non-goals: deciding anything. The tables are the workers' [`DistributionTable`]s.
+
+use std::collections::BTreeMap;
+
+use aya::maps::{Array, DevMap, DevMapHash, HashMap, MapData, PerCpuArray};
+use aya::programs::{links::FdLink, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::Ebpf;
+use xlagg_common::{
+    names, EngineCounter, EnginePort, EngineTable, PortState, ENGINE_SLOTS, ENGINE_UPPER_SLOT,
+};
+
+use crate::distribution::DistributionTable;
+use crate::xdp::{error_chain, AttachMode, XdpError};
+
+/// The XDP engine's object built by `build.rs` from `ebpf/xdp/src/engine.rs`.
+pub static ENGINE_OBJECT: &[u8] =
+    aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-engine"));
+
+/// One port of the engine as the control thread last wrote it.
+#[derive(Debug)]
+struct Attached {
+    name: String,
+    value: EnginePort,
+    link: Option<FdLink>,
+    mode: AttachMode,
+}
+
+/// A lagg's XDP engine: the loaded object, its links and what was written to its maps.
+#[derive(Debug)]
+pub struct XdpEngine {
+    ebpf: Ebpf,
+    lagg: String,
+    /// Ports by ifindex.
+    ports: BTreeMap<u32, Attached>,
+    /// The copy of the table and broadcast map frames read now.
+    live: u32,
+}
+
+impl XdpEngine {
+    /// Loads the engine's object for lagg `lagg` (nothing attached yet).
+    ///
+    /// # Errors
+    /// When the object or its program does not load (the verifier's message included).
+    pub fn load(lagg: &str) -> Result<Self, XdpError> {
+        let load_err = |detail: String| XdpError::Load {
+            port: format!("{lagg} (XDP engine)"),
+            detail,
+        };
+        let mut ebpf = Ebpf::load(ENGINE_OBJECT).map_err(|e| load_err(error_chain(&e)))?;
+        let program: &mut Xdp = ebpf
+            .program_mut(names::ENGINE_PROGRAM)
+            .ok_or_else(|| load_err(format!("no program {}", names::ENGINE_PROGRAM)))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| load_err(e.to_string()))?;
+        program.load().map_err(|e| load_err(error_chain(&e)))?;
+        Ok(Self {
+            ebpf,
+            lagg: lagg.to_string(),
+            ports: BTreeMap::new(),
+            live: 0,
+        })
+    }
+
+    fn map_err(&self, map: &'static str, detail: impl ToString) -> XdpError {
+        XdpError::Map {
+            port: format!("{} (XDP engine)", self.lagg),
+            map,
+            detail: detail.to_string(),
+        }
+    }
+
+    fn program(&mut self) -> Result<&mut Xdp, XdpError> {
+        let err = self.map_err("program", "missing");
+        self.ebpf
+            .program_mut(names::ENGINE_PROGRAM)
+            .and_then(|p| <&mut Xdp>::try_from(p).ok())
+            .ok_or(err)
+    }
+
+    /// Adds port `name` (`ifindex`) in `slot` (a member slot, or [`ENGINE_UPPER_SLOT`] with
+    /// `upper`): its devmap slot and state (not collecting) first, then the program, in
+    /// driver mode or, with a warning, generic mode.
+    ///
+    /// # Errors
+    /// A map write, or neither mode attaching (the maps are cleaned again).
+    pub fn attach(
+        &mut self,
+        name: &str,
+        ifindex: u32,
+        slot: u32,
+        upper: bool,
+    ) -> Result<AttachMode, XdpError> {
+        if slot >= ENGINE_SLOTS {
+            return Err(self.map_err(names::ENGINE_TX, format!("slot {slot} out of range")));
+        }
+        let value = EnginePort {
+            flags: if upper { EnginePort::UPPER } else { 0 },
+            slot,
+            probe_mac: [0; 6],
+            pad: [0; 2],
+        };
+        self.write_port(ifindex, value)?;
+        self.devmap(names::ENGINE_TX, |m| m.set(slot, ifindex, None, 0))?;
+        let attached = self.attach_link(name, ifindex);
+        let (link, mode) = match attached {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = self.remove_port(ifindex);
+                return Err(e);
+            }
+        };
+        self.ports.insert(
+            ifindex,
+            Attached {
+                name: name.to_string(),
+                value,
+                link: Some(link),
+                mode,
+            },
+        );
+        Ok(mode)
+    }
+
+    fn attach_link(&mut self, name: &str, ifindex: u32) -> Result<(FdLink, AttachMode), XdpError> {
+        let program = self.program()?;
+        let attached = match program.attach_to_if_index(ifindex, XdpMode::Driver) {
+            Ok(id) => Ok((id, AttachMode::Driver)),
+            Err(native) => match program.attach_to_if_index(ifindex, XdpMode::Skb) {
+                Ok(id) => {
+                    tracing::warn!(port = name, error = %error_chain(&native), "driver-mode XDP refused; the XDP engine runs in generic mode there (slower)");
+                    Ok((id, AttachMode::Generic))
+                }
+                Err(generic) => Err(XdpError::Attach {
+                    port: name.to_string(),
+                    native: error_chain(&native),
+                    generic: error_chain(&generic),
+                }),
+            },
+        };
+        let (id, mode) = attached?;
+        // The link is held here, per port, so one port detaches on its own.
+        let link = program
+            .take_link(id)
+            .map_err(|e| XdpError::Load {
+                port: name.to_string(),
+                detail: error_chain(&e),
+            })
+            .and_then(|link| {
+                FdLink::try_from(link).map_err(|e| XdpError::Load {
+                    port: name.to_string(),
+                    detail: format!(
+                        "the kernel attached without a BPF link ({}); the XDP engine needs BPF links (Linux 5.9)",
+                        error_chain(&e)
+                    ),
+                })
+            })?;
+        Ok((link, mode))
+    }
+
+    /// Removes port `ifindex`: its program (link closed), devmap slot and state.
+    pub fn detach(&mut self, ifindex: u32) {
+        if let Some(port) = self.ports.remove(&ifindex) {
+            drop(port.link);
+            let slot = port.value.slot;
+            if let Err(e) = self.remove_port(ifindex) {
+                tracing::warn!(lagg = %self.lagg, port = %port.name, slot, error = %e, "XDP engine: port entry left in its map");
+            }
+        }
+    }
+
+    fn remove_port(&mut self, ifindex: u32) -> Result<(), XdpError> {
+        let map = self
+            .ebpf
+            .map_mut(names::ENGINE_PORTS)
+            .ok_or_else(|| XdpError::Map {
+                port: self.lagg.clone(),
+                map: names::ENGINE_PORTS,
+                detail: "missing".into(),
+            })?;
+        let mut ports: HashMap<&mut MapData, u32, EnginePort> =
+            HashMap::try_from(map).map_err(|e| XdpError::Map {
+                port: self.lagg.clone(),
+                map: names::ENGINE_PORTS,
+                detail: e.to_string(),
+            })?;
+        match ports.remove(&ifindex) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(XdpError::Map {
+                port: self.lagg.clone(),
+                map: names::ENGINE_PORTS,
+                detail: e.to_string(),
+            }),
+        }
+    }
+
+    fn write_port(&mut self, ifindex: u32, value: EnginePort) -> Result<(), XdpError> {
+        let err = |e: &dyn ToString| XdpError::Map {
+            port: self.lagg.clone(),
+            map: names::ENGINE_PORTS,
+            detail: e.to_string(),
+        };
+        let map = self
+            .ebpf
+            .map_mut(names::ENGINE_PORTS)
+            .ok_or_else(|| err(&"missing"))?;
+        let mut ports: HashMap<&mut MapData, u32, EnginePort> =
+            HashMap::try_from(map).map_err(|e| err(&e))?;
+        ports.insert(ifindex, value, 0).map_err(|e| err(&e))
+    }
+
+    fn devmap(
+        &mut self,
+        name: &'static str,
+        f: impl FnOnce(&mut DevMap<&mut MapData>) -> Result<(), aya::maps::xdp::XdpMapError>,
+    ) -> Result<(), XdpError> {
+        let lagg = self.lagg.clone();
+        let err = |detail: String| XdpError::Map {
+            port: lagg.clone(),
+            map: name,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut devmap: DevMap<&mut MapData> =
+            DevMap::try_from(map).map_err(|e| err(e.to_string()))?;
+        f(&mut devmap).map_err(|e| err(error_chain(&e)))
+    }
+
+    /// Changes port `ifindex`'s state flags with `f` and writes it.
+    fn update(&mut self, ifindex: u32, f: impl FnOnce(&mut EnginePort)) -> Result<(), XdpError> {
+        let Some(port) = self.ports.get_mut(&ifindex) else {
+            return Err(self.map_err(names::ENGINE_PORTS, format!("no port {ifindex}")));
+        };
+        f(&mut port.value);
+        let value = port.value;
+        self.write_port(ifindex, value)
+    }
+
+    /// Sets whether frames received on port `ifindex` are carried (see
+    /// [`crate::xdp::PortProgram::set_collecting`]).
+    ///
+    /// # Errors
+    /// When the map update fails or the port is not attached.
+    pub fn set_collecting(&mut self, ifindex: u32, on: bool) -> Result<(), XdpError> {
+        self.update(ifindex, |p| {
+            if on {
+                p.flags |= PortState::COLLECTING;
+            } else {
+                p.flags &= !PortState::COLLECTING;
+            }
+        })
+    }
+
+    /// Sets which control protocols run on port `ifindex` (their frames go to the control
+    /// path; the rest addressed to it is dropped and counted).
+    ///
+    /// # Errors
+    /// When the map update fails or the port is not attached.
+    pub fn set_control(&mut self, ifindex: u32, lacp: bool, bfd: bool) -> Result<(), XdpError> {
+        self.update(ifindex, |p| {
+            p.flags &= !(PortState::LACP | PortState::BFD);
+            if lacp {
+                p.flags |= PortState::LACP;
+            }
+            if bfd {
+                p.flags |= PortState::BFD;
+            }
+        })
+    }
+
+    /// Sets the MAC whose replies go to the probe monitor on port `ifindex`.
+    ///
+    /// # Errors
+    /// When the map update fails or the port is not attached.
+    pub fn set_probe_mac(&mut self, ifindex: u32, mac: [u8; 6]) -> Result<(), XdpError> {
+        self.update(ifindex, |p| p.probe_mac = mac)
+    }
+
+    /// Where the program runs on port `ifindex`.
+    pub fn mode(&self, ifindex: u32) -> Option<AttachMode> {
+        self.ports.get(&ifindex).map(|p| p.mode)
+    }
+
+    /// Publishes `table`: the copy frames do not read is written (table and broadcast
+    /// devmap), then the selector flips to it.
+    ///
+    /// # Errors
+    /// A map write; the live copy is then unchanged.
+    pub fn publish(&mut self, table: &DistributionTable) -> Result<(), XdpError> {
+        let next = self.live ^ 1;
+        let value: EngineTable = table.to_engine();
+        let slots: BTreeMap<u32, u32> = self
+            .ports
+            .iter()
+            .filter(|(_, p)| p.value.slot != ENGINE_UPPER_SLOT)
+            .map(|(&ifindex, p)| (p.value.slot, ifindex))
+            .collect();
+        let bcast = if next == 0 {
+            names::ENGINE_BCAST0
+        } else {
+            names::ENGINE_BCAST1
+        };
+        {
+            let lagg = self.lagg.clone();
+            let err = |detail: String| XdpError::Map {
+                port: lagg.clone(),
+                map: bcast,
+                detail,
+            };
+            let map = self
+                .ebpf
+                .map_mut(bcast)
+                .ok_or_else(|| err("missing".into()))?;
+            let mut devmap: DevMapHash<&mut MapData> =
+                DevMapHash::try_from(map).map_err(|e| err(e.to_string()))?;
+            let active: Vec<u32> = table.active().iter().map(|&m| u32::from(m)).collect();
+            let stale: Vec<u32> = devmap
+                .keys()
+                .filter_map(Result::ok)
+                .filter(|k| !active.contains(k))
+                .collect();
+            for key in stale {
+                devmap.remove(key).map_err(|e| err(e.to_string()))?;
+            }
+            for m in active {
+                if let Some(&ifindex) = slots.get(&m) {
+                    devmap
+                        .insert(m, ifindex, None, 0)
+                        .map_err(|e| err(error_chain(&e)))?;
+                }
+            }
+        }
+        self.array_set(names::ENGINE_TABLES, next, value)?;
+        self.array_set(names::ENGINE_SELECT, 0, next)?;
+        self.live = next;
+        Ok(())
+    }
+
+    fn array_set<T: aya::Pod>(
+        &mut self,
+        name: &'static str,
+        index: u32,
+        value: T,
+    ) -> Result<(), XdpError> {
+        let lagg = self.lagg.clone();
+        let err = |detail: String| XdpError::Map {
+            port: lagg.clone(),
+            map: name,
+            detail,
+        };
+        let map = self
+            .ebpf
+            .map_mut(name)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut array: Array<&mut MapData, T> =
+            Array::try_from(map).map_err(|e| err(e.to_string()))?;
+        array.set(index, value, 0).map_err(|e| err(e.to_string()))
+    }
+
+    /// The counters of `slot` (a member slot or [`ENGINE_UPPER_SLOT`]), summed over CPUs and
+    /// indexed by [`EngineCounter`].
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn counters(&self, slot: u32) -> Result<[u64; EngineCounter::COUNT as usize], XdpError> {
+        let map = self
+            .ebpf
+            .map(names::ENGINE_COUNTERS)
+            .ok_or_else(|| self.map_err(names::ENGINE_COUNTERS, "missing"))?;
+        let array: PerCpuArray<&MapData, u64> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
+        let mut out = [0u64; EngineCounter::COUNT as usize];
+        for (i, v) in out.iter_mut().enumerate() {
+            let values = array
+                .get(&(slot * EngineCounter::COUNT + i as u32), 0)
+                .map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
+            *v = values.iter().sum();
+        }
+        Ok(out)
+    }
+
+    /// Runs the program once on `frame` as if it had arrived on `ifindex`
+    /// (`BPF_PROG_TEST_RUN`, nothing is sent) and returns its XDP action: with the counters,
+    /// how tests see where the engine places a frame.
+    ///
+    /// # Errors
+    /// When the kernel refuses the run.
+    pub fn test_run(&self, frame: &[u8], ifindex: u32) -> Result<u32, XdpError> {
+        let program: &Xdp = self
+            .ebpf
+            .program(names::ENGINE_PROGRAM)
+            .and_then(|p| <&Xdp>::try_from(p).ok())
+            .ok_or_else(|| self.map_err("program", "missing"))?;
+        // struct xdp_md: data, data_end, data_meta, ingress_ifindex, rx_queue_index,
+        // egress_ifindex.
+        let md = [0u32, frame.len() as u32, 0, ifindex, 0, 0];
+        let mut ctx = [0u8; 24];
+        for (chunk, v) in ctx.chunks_exact_mut(4).zip(md) {
+            chunk.copy_from_slice(&v.to_ne_bytes());
+        }
+        let mut out = vec![0u8; frame.len() + 256];
+        let opts = TestRunOptions {
+            data_in: Some(frame),
+            data_out: Some(&mut out),
+            ctx_in: Some(&ctx),
+            ..Default::default()
+        };
+        program
+            .test_run(opts)
+            .map(|r| r.return_value)
+            .map_err(|e| self.map_err("test_run", error_chain(&e)))
+    }
+
+    /// Detaches from every port (also done on drop).
+    pub fn shutdown(&mut self) {
+        let ifindexes: Vec<u32> = self.ports.keys().copied().collect();
+        for ifindex in ifindexes {
+            self.detach(ifindex);
+        }
+    }
+}
