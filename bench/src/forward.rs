@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use serde::Serialize;
-use xlagg_control::config::{LaggConfig, LaggProto, Upper};
+use xlagg_control::config::{Engine, LaggConfig, LaggProto, Upper};
 use xlagg_control::lagg::{Lagg, StartOptions};
 use xlagg_control::netdev::Netlink;
 use xlagg_dataplane::distribution::TxPolicy;
@@ -137,7 +137,9 @@ pub fn serve(
     fixed: bool,
     core: Option<usize>,
     busy_poll: bool,
+    engine: &str,
 ) -> Result<()> {
+    let engine = Engine::parse(engine).map_err(anyhow::Error::msg)?;
     let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
@@ -155,6 +157,7 @@ pub fn serve(
         rr_limit: 1,
         rx_all: false,
         busy_poll,
+        engine,
         upper: Upper::Forward {
             port: forward.into(),
         },
@@ -165,7 +168,8 @@ pub fn serve(
             .ok()
             .and_then(|m| m.trim().parse().ok())
             .unwrap_or(1500),
-        cores: core.into_iter().collect(),
+        // The XDP engine has no worker to pin.
+        cores: core.filter(|_| engine == Engine::AfXdp).into_iter().collect(),
         zero_copy: ZeroCopy::Auto,
         ring_size: 4096,
         lacp: Default::default(),

@@ -255,6 +255,9 @@ enum Command {
         /// Preferred busy polling for the worker's sockets.
         #[arg(long)]
         busy_poll: bool,
+        /// Distribution engine: afxdp (workers) or xdp (in the XDP program).
+        #[arg(long, default_value = "afxdp")]
+        engine: String,
     },
     /// Attach the drop-everything XDP program to interfaces until SIGTERM (used by `forward`).
     Drop {
@@ -429,7 +432,8 @@ fn main() -> Result<()> {
             fixed,
             core,
             busy_poll,
-        } => forward::serve(&members, &port, &proto, fixed, core, busy_poll)?,
+            engine,
+        } => forward::serve(&members, &port, &proto, fixed, core, busy_poll, &engine)?,
         Command::Drop { ifaces } => forward::drop_sink(&ifaces)?,
         Command::Vlan { iface, vid, prefix } => xlagg_bench::vlan::hold(&iface, vid, &prefix)?,
         Command::Tcp {

@@ -14,17 +14,21 @@ pub enum DropReason {
     NoFreeFrame = 2,
     /// A received descriptor did not lie inside the UMEM.
     InvalidDescriptor = 3,
+    /// The XDP engine could not redirect the frame (no device in the slot, or a multi-buffer
+    /// frame to broadcast).
+    NotRedirected = 4,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 4;
+    pub const COUNT: usize = 5;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TxRingFull,
         DropReason::NoActivePort,
         DropReason::NoFreeFrame,
         DropReason::InvalidDescriptor,
+        DropReason::NotRedirected,
     ];
 
     /// The reason as status output and metrics name it.
@@ -34,6 +38,7 @@ impl DropReason {
             DropReason::NoActivePort => "no_active_port",
             DropReason::NoFreeFrame => "no_free_frame",
             DropReason::InvalidDescriptor => "invalid_descriptor",
+            DropReason::NotRedirected => "not_redirected",
         }
     }
 }

@@ -48,6 +48,8 @@ pub struct XdpEngine {
     ports: BTreeMap<u32, Attached>,
     /// The copy of the table and broadcast map frames read now.
     live: u32,
+    /// Links on devices that only receive what the engine redirects (laggN).
+    passive: Vec<FdLink>,
 }
 
 impl XdpEngine {
@@ -72,6 +74,7 @@ impl XdpEngine {
             lagg: lagg.to_string(),
             ports: BTreeMap::new(),
             live: 0,
+            passive: Vec::new(),
         })
     }
 
@@ -169,6 +172,18 @@ impl XdpEngine {
                 })
             })?;
         Ok((link, mode))
+    }
+
+    /// Attaches the program to `name`, which is not a port (frames arriving there pass): a
+    /// veth takes frames redirected into its peer only while it runs XDP or GRO, and laggN
+    /// must take them whatever its offloads say.
+    ///
+    /// # Errors
+    /// Neither mode attaching.
+    pub fn attach_passive(&mut self, name: &str, ifindex: u32) -> Result<(), XdpError> {
+        let (link, _) = self.attach_link(name, ifindex)?;
+        self.passive.push(link);
+        Ok(())
     }
 
     /// Removes port `ifindex`: its program (link closed), devmap slot and state.
@@ -433,5 +448,6 @@ impl XdpEngine {
         for ifindex in ifindexes {
             self.detach(ifindex);
         }
+        self.passive.clear();
     }
 }

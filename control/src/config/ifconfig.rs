@@ -68,6 +68,7 @@ const TEXT_KEYS: &[&str] = &[
     "upper",
     "forward_port",
     "zero_copy",
+    "engine",
     "lacp_system_mac",
     "lacp_mux",
     "lacp_select",

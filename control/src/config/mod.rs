@@ -19,6 +19,42 @@ use serde::{Deserialize, Serialize};
 use xlagg_dataplane::flow::HashLayers;
 use xlagg_dataplane::worker::ZeroCopy;
 
+/// Where a lagg's frames are distributed (`engine`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// Pinned workers over AF_XDP sockets (the default; the one with zero-copy).
+    #[default]
+    AfXdp,
+    /// Inside the XDP program itself: devmap redirects, no socket, no worker; for devices
+    /// where AF_XDP copies every frame (veth, virtio, most cloud NICs).
+    Xdp,
+}
+
+impl Engine {
+    /// Parses `afxdp` or `xdp`.
+    ///
+    /// # Errors
+    /// Names what was given and the two choices.
+    pub fn parse(text: &str) -> Result<Engine, String> {
+        match text {
+            "afxdp" => Ok(Engine::AfXdp),
+            "xdp" => Ok(Engine::Xdp),
+            other => Err(format!(
+                "'{other}' is not an engine: use afxdp (workers over AF_XDP sockets) or xdp (distribution in the XDP program)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for Engine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Engine::AfXdp => "afxdp",
+            Engine::Xdp => "xdp",
+        })
+    }
+}
+
 /// A lagg protocol (`laggproto`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LaggProto {
@@ -116,6 +152,8 @@ pub struct LaggConfig {
     /// Preferred busy polling for the workers' AF_XDP sockets: the worker drives the ports'
     /// NAPI itself instead of the softirq.
     pub busy_poll: bool,
+    /// Where frames are distributed: AF_XDP workers or the XDP program.
+    pub engine: Engine,
     /// Host or forward mode.
     pub upper: Upper,
     /// DHCP on laggN (host mode only).
@@ -380,6 +418,8 @@ pub struct LaggSpec {
     pub rx_all: bool,
     /// Preferred busy polling (`SO_PREFER_BUSY_POLL`) for the workers' sockets.
     pub busy_poll: bool,
+    /// `afxdp` (workers over AF_XDP sockets) or `xdp` (distribution in the XDP program).
+    pub engine: String,
     pub upper: String,
     pub forward_port: Option<String>,
     pub addresses: Vec<String>,
@@ -435,6 +475,7 @@ impl Default for LaggSpec {
             rr_limit: 1,
             rx_all: false,
             busy_poll: false,
+            engine: "afxdp".into(),
             upper: "host".into(),
             forward_port: None,
             addresses: Vec::new(),
@@ -703,6 +744,11 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nforward_port = \"a\"\nlaggports = [\"a\"]", "lagg0.forward_port: a is also a member port"),
             ("[[lagg]]\nname = \"lagg0\"\nzero_copy = \"yes\"\nlaggports = [\"a\"]", "lagg0.zero_copy: 'yes' is not one of auto, off, required"),
             ("[[lagg]]\nname = \"lagg0\"\nring_size = 1000\nlaggports = [\"a\"]", "lagg0.ring_size: 1000 must be a power of two"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"ebpf\"\nlaggports = [\"a\"]", "lagg0.engine: 'ebpf' is not an engine: use afxdp"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\nbusy_poll = true\nlaggports = [\"a\"]", "lagg0.busy_poll: applies to the afxdp engine's sockets"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\nzero_copy = \"required\"\nlaggports = [\"a\"]", "lagg0.zero_copy: applies to the afxdp engine"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\ncores = [1]\nlaggports = [\"a\"]", "lagg0.cores: the xdp engine has no workers"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\nlaggproto = \"broadcast\"\nmtu = 9000\nlaggports = [\"a\"]", "lagg0.mtu: 9000 is above 3000, the largest broadcast frame of the xdp engine"),
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg1\"\nlaggports = [\"a\"]", "lagg1.laggports: a is already a member of lagg0"),
             ("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"b\"]", "lagg0.name: lagg0 is defined twice"),
             ("[daemon]\nlink_poll_ms = 0\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"a\"]", "daemon.link_poll_ms: 0 is out of range"),

@@ -14,7 +14,7 @@ use xlagg_dataplane::worker::ZeroCopy;
 
 use super::{
     is_ifname, is_lagg_name, parse_address, parse_mac, ArpOptions, BfdOptions, Config, ConfigDoc,
-    ConfigError, DaemonConfig, DaemonSpec, DhcpOptions, LacpOptions, LaggConfig, LaggProto,
+    ConfigError, DaemonConfig, DaemonSpec, DhcpOptions, Engine, LacpOptions, LaggConfig, LaggProto,
     LaggSpec, Upper, DEFAULT_HTTP, DEFAULT_SOCKET, DEFAULT_TOKEN_FILE, MAX_ADDRESSES, MAX_MTU,
 };
 use crate::lacp::{MuxMode, SelectionPolicy};
@@ -200,7 +200,8 @@ fn lagg(
     timers(r, f);
     let bfd = bfd(r, f);
     let arp = probes(r, f);
-    let (proto, hash, upper, zero_copy) = (proto?, hash?, upper?, zero_copy?);
+    let engine = engine(r, f, proto);
+    let (proto, hash, upper, zero_copy, engine) = (proto?, hash?, upper?, zero_copy?, engine?);
     if r.description.len() > 255 || r.description.contains(['\n', '\0']) {
         f.problems.push(format!(
             "{}.description: at most 255 characters on one line",
@@ -218,6 +219,7 @@ fn lagg(
         rr_limit: r.rr_limit,
         rx_all: r.rx_all,
         busy_poll: r.busy_poll,
+        engine,
         upper,
         dhcp,
         ipv6_auto: r.ipv6_auto && r.upper == "host",
@@ -351,6 +353,49 @@ fn sizing(r: &LaggSpec, f: &mut Fields<'_>, budget: u64, budget_mb: u64) -> Opti
     }
     zero_copy
 }
+
+/// `engine`, and the settings that apply to one engine only.
+fn engine(r: &LaggSpec, f: &mut Fields<'_>, proto: Option<LaggProto>) -> Option<Engine> {
+    let engine = Engine::parse(&r.engine)
+        .map_err(|e| f.bad("engine", e))
+        .ok()?;
+    if engine == Engine::Xdp {
+        if r.busy_poll {
+            f.bad(
+                "busy_poll",
+                "applies to the afxdp engine's sockets; the xdp engine has none (remove busy_poll or use engine = \"afxdp\")",
+            );
+        }
+        if r.zero_copy == "required" {
+            f.bad(
+                "zero_copy",
+                "applies to the afxdp engine; the xdp engine never copies to userspace (use zero_copy = \"auto\" or engine = \"afxdp\")",
+            );
+        }
+        if !r.cores.is_empty() {
+            f.bad(
+                "cores",
+                "the xdp engine has no workers: it runs on the CPUs that receive (steer them with the NICs' IRQ affinity); remove cores or use engine = \"afxdp\"",
+            );
+        }
+        if proto == Some(LaggProto::Broadcast) && r.mtu > XDP_BROADCAST_MAX_MTU {
+            f.bad(
+                "mtu",
+                format!(
+                    "{} is above {XDP_BROADCAST_MAX_MTU}, the largest broadcast frame of the xdp engine (the kernel cannot \
+                     copy a multi-buffer frame to several ports): lower the mtu or use engine = \"afxdp\"",
+                    r.mtu
+                ),
+            );
+        }
+    }
+    Some(engine)
+}
+
+/// The largest MTU a broadcast lagg of the XDP engine takes: its frames must fit one buffer
+/// (a page less headroom and the shared info on every driver), since the kernel's devmap
+/// broadcast does not clone multi-buffer frames.
+pub(crate) const XDP_BROADCAST_MAX_MTU: u32 = 3000;
 
 /// `upper` with `addresses` (host) or `forward_port` (forward).
 fn upper(r: &LaggSpec, f: &mut Fields<'_>) -> Option<Upper> {

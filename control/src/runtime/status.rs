@@ -70,6 +70,8 @@ pub struct LaggStatus {
     pub laggproto: String,
     /// Hash layers.
     pub lagghash: String,
+    /// `afxdp` (workers) or `xdp` (distribution in the XDP program).
+    pub engine: String,
     /// `host` or `forward`.
     pub upper: String,
     /// Forward mode: the downstream port.
@@ -232,9 +234,10 @@ pub fn table(l: &LaggStatus) -> String {
         Some(port) => format!("forward ({port})"),
         None => format!("host ({})", l.name),
     };
+    let engine = if l.engine == "xdp" { " engine xdp" } else { "" };
     let _ = writeln!(
         out,
-        "{}: laggproto {} lagghash {} upper {upper}",
+        "{}: laggproto {} lagghash {}{engine} upper {upper}",
         l.name, l.laggproto, l.lagghash
     );
     let _ = writeln!(
@@ -386,7 +389,12 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
     if let Some(d) = &l.dhcp {
         let _ = writeln!(o, "\tdhcp: {d}");
     }
-    let _ = writeln!(o, "\tlaggproto {} lagghash {}", l.laggproto, l.lagghash);
+    let engine = if l.engine == "xdp" { " engine xdp" } else { "" };
+    let _ = writeln!(
+        o,
+        "\tlaggproto {} lagghash {}{engine}",
+        l.laggproto, l.lagghash
+    );
     if let Some(p) = &l.forward_port {
         let _ = writeln!(o, "\tupper forward {p}");
     }
@@ -481,6 +489,7 @@ mod tests {
             error: None,
             laggproto: "failover".into(),
             lagghash: "l2,l3,l4".into(),
+            engine: "afxdp".into(),
             upper: "host".into(),
             forward_port: None,
             mtu: 1500,

@@ -3,12 +3,17 @@
 //! [`Lagg`] value the moment it exists, so a failure half-way and a normal stop run the same
 //! teardown.
 
+use std::sync::{Arc, Mutex};
+
+use xlagg_common::ENGINE_UPPER_SLOT;
+use xlagg_dataplane::engine::XdpEngine;
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
 use xlagg_sys::afpacket::PacketSocket;
 
 use super::monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
+use super::xdp_port::{self, PortXdp};
 use super::{host_peer_name, Autoconf, Created, Lagg, LaggError, Port};
-use crate::config::{LaggConfig, LaggProto, Upper};
+use crate::config::{Engine, LaggConfig, LaggProto, Upper};
 use crate::members::Verdict;
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
@@ -58,7 +63,10 @@ impl Lagg {
                 )));
             }
             // RSS spreads flows over the active channels: each needs a worker, or the flows
-            // hashed to it are dropped (no socket).
+            // hashed to it are dropped (no socket). The XDP engine runs on every channel.
+            if cfg.engine == Engine::Xdp {
+                return Ok(());
+            }
             let active = crate::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
             if active != queues {
                 let fix = if active < queues {
@@ -103,6 +111,9 @@ impl Lagg {
     pub(super) fn bring_up(&mut self, nl: &Netlink) -> Result<(), LaggError> {
         let cfg = self.cfg.clone();
         let first_member = nl.require(&cfg.ports[0])?;
+        if cfg.engine == Engine::Xdp {
+            self.engine = Some(Arc::new(Mutex::new(XdpEngine::load(&cfg.name)?)));
+        }
         let upper_name = match &cfg.upper {
             Upper::Host { .. } => {
                 if let Some(stale) = nl.link(&cfg.name)? {
@@ -128,6 +139,11 @@ impl Lagg {
                 nl.set_mtu(host.index, cfg.mtu)?;
                 self.complete_frames_on_host()?;
                 nl.set_up(peer_link.index, true)?;
+                if let Some(engine) = &self.engine {
+                    // laggN takes the frames the engine redirects into its peer only while
+                    // it runs XDP (or GRO, which hw_offload = false turns off).
+                    xdp_port::lock(engine).attach_passive(&cfg.name, host.index)?;
+                }
                 peer
             }
             Upper::Forward { port } => port.clone(),
@@ -139,9 +155,14 @@ impl Lagg {
         let upper = self.attach_port(nl, &upper_name, None)?;
         self.upper = Some(upper);
         let members = self.members.len();
-        let ports: Vec<&mut Port> = self.members.iter_mut().chain(self.upper.as_mut()).collect();
-        self.pool
-            .spawn(&cfg, ports, members, self.announcer.learner())?;
+        if let Some(engine) = &self.engine {
+            self.pool.drive_engine(Arc::clone(engine))?;
+        } else {
+            let ports: Vec<&mut Port> =
+                self.members.iter_mut().chain(self.upper.as_mut()).collect();
+            self.pool
+                .spawn(&cfg, ports, members, self.announcer.learner())?;
+        }
         if let Upper::Host { addresses } = &cfg.upper {
             let host = nl.require(&cfg.name)?;
             nl.set_up(host.index, true)?;
@@ -180,7 +201,7 @@ impl Lagg {
             .upper
             .as_ref()
             .and_then(|u| u.program.as_ref())
-            .and_then(PortProgram::mode);
+            .and_then(PortXdp::mode);
         tracing::info!(
             lagg = %cfg.name,
             laggproto = %cfg.proto,
@@ -188,6 +209,7 @@ impl Lagg {
             upper = %upper_name,
             mac = %format_mac(first_member.mac),
             xdp_mode = %mode.map(|m| m.to_string()).unwrap_or_default(),
+            engine = %cfg.engine,
             workers = self.pool.len(),
             "lagg up"
         );
@@ -232,6 +254,7 @@ impl Lagg {
                 tracing::warn!(lagg = %self.cfg.name, port = name, mtu = link.mtu, lagg_mtu = self.cfg.mtu, "member MTU below the lagg's: it carries nothing until raised");
             }
         }
+        let slot = member;
         let member = member.is_some();
         if !link.admin_up {
             nl.set_up(link.index, true)?;
@@ -262,7 +285,20 @@ impl Lagg {
         if self.cfg.busy_poll {
             port.restore_sysfs = defer_interrupts(name);
         }
-        match PortProgram::attach(name, link.index, ProgramKind::Port) {
+        let attached = match &self.engine {
+            Some(engine) => {
+                let slot = slot.map_or(ENGINE_UPPER_SLOT, |s| s as u32);
+                xdp_port::lock(engine)
+                    .attach(name, link.index, slot, !member)
+                    .map(|_| PortXdp::Engine {
+                        engine: Arc::clone(engine),
+                        ifindex: link.index,
+                        slot,
+                    })
+            }
+            None => PortProgram::attach(name, link.index, ProgramKind::Port).map(PortXdp::Program),
+        };
+        match attached {
             Ok(program) => port.program = Some(program),
             Err(e) => {
                 restore_port(&mut port);
@@ -295,6 +331,8 @@ impl Lagg {
         for port in self.members.iter_mut().chain(self.upper.as_mut()) {
             restore_port(port);
         }
+        // Its last links (laggN's) close with it.
+        self.engine = None;
         for Created { index, name } in self.created.drain(..).rev() {
             if let Err(e) = nl.delete(index, &name) {
                 tracing::error!(lagg = %self.cfg.name, error = %e, "could not delete {name}");

@@ -26,11 +26,12 @@ mod monitors;
 mod reconfig;
 mod view;
 mod workers;
+mod xdp_port;
 
 use std::time::{Duration, Instant};
 
 use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
-use xlagg_dataplane::xdp::{PortProgram, XdpError};
+use xlagg_dataplane::xdp::XdpError;
 use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
 
@@ -45,6 +46,8 @@ pub use autoconf::{DhcpState, DHCP_CLIENT};
 use monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
 pub use view::{LaggSample, PortSample, WorkerSample};
 use workers::WorkerPool;
+pub use xdp_port::PortXdp;
+use xdp_port::SharedEngine;
 
 /// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
 pub const HOST_PEER_PREFIX: &str = "xlh-";
@@ -106,7 +109,7 @@ pub struct Port {
     pub name: String,
     /// Interface index.
     pub ifindex: u32,
-    program: Option<PortProgram>,
+    program: Option<PortXdp>,
     /// Holds the port promiscuous while open (the kernel undoes it when it closes).
     promiscuous: Option<PacketSocket>,
     /// Whether the upper port's XDP program delivers to the workers (members: see the member
@@ -155,6 +158,8 @@ pub struct Lagg {
     upper: Option<Port>,
     created: Vec<Created>,
     pool: WorkerPool,
+    /// The XDP engine (`engine = "xdp"`): one program on every port, tables in its maps.
+    engine: Option<SharedEngine>,
     /// The members' state and the rules over it (sans-IO; see [`crate::members`]).
     set: MemberSet,
     /// Time zero of every timer of this lagg (the member set's, LACP's, micro-BFD's).
@@ -236,6 +241,7 @@ impl Lagg {
             upper: None,
             created: Vec::new(),
             pool: WorkerPool::new(&cfg.name, DistributionTable::new(policy, seed)),
+            engine: None,
             set: MemberSet::new(rules_for(cfg), &cfg.ports),
             epoch: Instant::now(),
             announcer: Announcer::new(cfg),
@@ -647,14 +653,15 @@ impl Lagg {
             && current.active() == active.as_slice()
             && !force
         {
-            self.pool.publish(current.with_collecting(collecting_mask));
+            self.pool
+                .publish(current.with_collecting(collecting_mask))?;
         }
         let current = self.pool.table();
         if force || current.active() != active.as_slice() {
             let next = current
                 .with_active(&active)
                 .with_collecting(collecting_mask);
-            self.pool.publish(next);
+            self.pool.publish(next)?;
             let names: Vec<&str> = active
                 .iter()
                 .map(|&i| self.members[usize::from(i)].name.as_str())

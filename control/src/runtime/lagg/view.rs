@@ -93,6 +93,14 @@ impl Lagg {
         } else {
             worker::UPPER_SLOT
         };
+        if let Some(totals) = self
+            .ports()
+            .nth(index)
+            .and_then(|p| p.program.as_ref())
+            .and_then(|p| p.engine_totals())
+        {
+            return totals;
+        }
         self.pool.totals(slot)
     }
 
@@ -347,6 +355,7 @@ impl Lagg {
             error: None,
             laggproto: cfg.proto.to_string(),
             lagghash: cfg.hash.to_string(),
+            engine: cfg.engine.to_string(),
             upper: upper.into(),
             forward_port,
             mtu: cfg.mtu,

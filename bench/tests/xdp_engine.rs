@@ -1,0 +1,244 @@
+//! `engine = "xdp"`: every protocol with real frames through xlaggd whose distribution runs in
+//! the XDP program, with the assertions the AF_XDP engine's tests make (every flow on one
+//! member, the rr_limit pattern, failover order, broadcast copies, nothing on `none`), ping
+//! and TCP through a host-mode laggN to a partner that checks checksums, and no program left
+//! after SIGKILL. Needs root, ethtool and iperf3 (scripts/setup.sh installs them); fails
+//! otherwise, never skips.
+//!
+//! A veth takes frames redirected into its peer only while it runs XDP or GRO (a kernel
+//! rule of XDP redirect): the partner and source ends get GRO here, as a NIC needs nothing.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{bench_bin, carriers, run, run_ok, serial, wait_until, Bed, Daemon, Sink};
+use xlagg_bench::iperf::{checksum_errors, snmp, IperfRun};
+
+const MEMBERS: usize = 4;
+
+/// A bed whose far ends take redirected frames.
+fn bed(members: usize, bridge: bool) -> Bed {
+    let bed = Bed::up(members, bridge);
+    for p in bed.partner_names() {
+        run_ok(&mut bed.exec("ptr", &["ethtool", "-K", &p, "gro", "on"]));
+    }
+    run_ok(&mut bed.exec("src", &["ethtool", "-K", "xls0", "gro", "on"]));
+    bed
+}
+
+fn config(bed: &Bed, proto: &str, extra: &str, host: bool) -> String {
+    bed.config(proto, &format!("engine = \"xdp\"\n{extra}"), host)
+}
+
+/// Sends from one CPU, so the frames meet one per-CPU round-robin count.
+fn send_pinned(bed: &Bed, flows: u32, per_flow: u32, first_seq: u64) {
+    let bench = bench_bin();
+    run_ok(&mut bed.exec(
+        "src",
+        &[
+            "taskset",
+            "-c",
+            "0",
+            bench.to_str().expect("utf-8 path"),
+            "send",
+            "--iface",
+            "xls0",
+            "--flows",
+            &flows.to_string(),
+            "--per-flow",
+            &per_flow.to_string(),
+            "--first-seq",
+            &first_seq.to_string(),
+        ],
+    ));
+}
+
+fn xdp_lines(bed: &Bed) -> Vec<String> {
+    bed.ip("app", &["-d", "-o", "link", "show"])
+        .lines()
+        .filter(|l| l.contains("xdp"))
+        .map(str::to_string)
+        .collect()
+}
+
+#[test]
+fn loadbalance_in_the_xdp_engine_uses_every_member_and_keeps_each_flow_on_one() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    let daemon = Daemon::start(&bed, &config(&bed, "loadbalance", "", false));
+    // One program, on every member and the forward port.
+    let lines = xdp_lines(&bed);
+    for port in bed
+        .member_names()
+        .iter()
+        .map(String::as_str)
+        .chain(["xld0"])
+    {
+        assert!(
+            lines.iter().any(|l| l.contains(&format!(": {port}"))),
+            "{port} has no XDP program: {lines:?}"
+        );
+    }
+    let sink = Sink::start(&bed);
+    bed.send(1000, 3, 0);
+    let report = sink.finish();
+    let per: Vec<u64> = report.ports.iter().map(|p| p.frames).collect();
+    assert_eq!(per.iter().sum::<u64>(), 3000, "every frame once: {per:?}");
+    assert!(
+        per.iter().all(|&n| n > 300),
+        "every member carries its share: {per:?}"
+    );
+    for flow in 0..1000u32 {
+        let holders: Vec<&str> = report
+            .ports
+            .iter()
+            .filter(|p| p.flows.contains_key(&flow))
+            .map(|p| p.name.as_str())
+            .collect();
+        assert_eq!(holders.len(), 1, "flow {flow} seen on {holders:?}");
+    }
+    let status = daemon.stop();
+    assert!(
+        status.contains("engine xdp"),
+        "status names the engine: {status}"
+    );
+}
+
+#[test]
+fn roundrobin_in_the_xdp_engine_sends_pairs_in_member_order() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    let _daemon = Daemon::start(&bed, &config(&bed, "roundrobin", "rr_limit = 2\n", false));
+    let sink = Sink::start(&bed);
+    send_pinned(&bed, 1, 40, 0);
+    let report = sink.finish();
+    let map = carriers(&report);
+    assert_eq!(map.len(), 40, "every frame arrives: {map:?}");
+    for (seq, ports) in &map {
+        let expected = (*seq as usize / 2) % MEMBERS;
+        assert_eq!(
+            ports,
+            &vec![expected],
+            "frame {seq} should go to member {expected} (pairs in turn)"
+        );
+    }
+}
+
+#[test]
+fn failover_in_the_xdp_engine_uses_master_then_next_then_master() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    let _daemon = Daemon::start(&bed, &config(&bed, "failover", "", false));
+    let sink = Sink::start(&bed);
+    let carrier = |up: bool| {
+        move |bed: &Bed| {
+            bed.ip("app", &["-o", "link", "show", "xlm0"])
+                .contains("LOWER_UP")
+                == up
+        }
+    };
+    bed.send(10, 2, 0);
+    bed.ip("ptr", &["link", "set", "xlp0", "down"]);
+    wait_until(5, "xlm0 to lose carrier", || carrier(false)(&bed));
+    std::thread::sleep(Duration::from_millis(300));
+    bed.send(10, 2, 100);
+    bed.ip("ptr", &["link", "set", "xlp0", "up"]);
+    wait_until(5, "xlm0 to regain carrier", || carrier(true)(&bed));
+    std::thread::sleep(Duration::from_millis(300));
+    bed.send(10, 2, 200);
+    let report = sink.finish();
+    let map = carriers(&report);
+    for (seq, ports) in &map {
+        let expected = usize::from((100..200).contains(seq));
+        assert_eq!(ports, &vec![expected], "frame {seq}: member {expected}");
+    }
+    let phases: Vec<usize> = (0..3)
+        .map(|p| map.keys().filter(|s| **s / 100 == p).count())
+        .collect();
+    assert_eq!(phases, [20, 20, 20], "every frame of each phase arrives");
+}
+
+#[test]
+fn broadcast_in_the_xdp_engine_copies_to_every_member_and_none_sends_nothing() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    let daemon = Daemon::start(&bed, &config(&bed, "broadcast", "", false));
+    let sink = Sink::start(&bed);
+    bed.send(5, 4, 0);
+    let report = sink.finish();
+    for port in &report.ports {
+        assert_eq!(
+            port.frames, 20,
+            "{} gets a copy of each of 20 frames",
+            port.name
+        );
+    }
+    daemon.stop();
+    let _daemon = Daemon::start(&bed, &config(&bed, "none", "", false));
+    let sink = Sink::start(&bed);
+    bed.send(5, 4, 0);
+    let report = sink.finish();
+    let per: Vec<u64> = report.ports.iter().map(|p| p.frames).collect();
+    assert!(per.iter().all(|&n| n == 0), "none sends nothing: {per:?}");
+}
+
+#[test]
+fn ping_and_tcp_cross_a_host_mode_lagg_on_the_xdp_engine_and_sigkill_leaves_no_program() {
+    let _serial = serial();
+    let bed = bed(2, true);
+    // The partner behaves like a wire: checksums complete in the bytes it sends.
+    for p in bed.partner_names() {
+        run_ok(&mut bed.exec("ptr", &["ethtool", "-K", &p, "tx", "off"]));
+    }
+    let extra = "addresses = [\"10.77.0.1/24\"]\n";
+    let daemon = Daemon::start(&bed, &config(&bed, "loadbalance", extra, true));
+    wait_until(10, "a first ping through lagg0", || {
+        run(&mut bed.exec("app", &["ping", "-c", "1", "-W", "1", "10.77.0.2"]))
+            .status
+            .success()
+    });
+    let ping = run(&mut bed.exec(
+        "app",
+        &["ping", "-c", "20", "-i", "0.05", "-W", "2", "10.77.0.2"],
+    ));
+    let text = String::from_utf8_lossy(&ping.stdout);
+    assert!(
+        ping.status.success() && text.contains(" 0% packet loss"),
+        "{text}"
+    );
+    let (app, ptr) = (bed.ns("app"), bed.ns("ptr"));
+    for reverse in [false, true] {
+        let before = snmp(&ptr).expect("snmp");
+        let report = IperfRun {
+            server_ns: &ptr,
+            server_addr: "10.77.0.2",
+            client_ns: &app,
+            client_addr: "10.77.0.1",
+            bytes: 50 << 20,
+            reverse,
+            udp_rate: None,
+            port: 5201,
+        }
+        .run(Duration::from_secs(60))
+        .unwrap_or_else(|e| panic!("TCP through lagg0 on the XDP engine failed: {e:#}"));
+        eprintln!(
+            "TCP through lagg0 (XDP engine, reverse {reverse}): {:.2} Gbit/s, {} retransmits",
+            report.bits_per_second / 1e9,
+            report.retransmits
+        );
+        let after = snmp(&ptr).expect("snmp");
+        assert_eq!(
+            checksum_errors(&after) - checksum_errors(&before),
+            0,
+            "the partner counted checksum errors in what lagg0 sent"
+        );
+    }
+    assert!(
+        !xdp_lines(&bed).is_empty(),
+        "programs attached while it runs"
+    );
+    daemon.kill();
+    let left = xdp_lines(&bed);
+    assert!(left.is_empty(), "no XDP program after SIGKILL: {left:?}");
+}
