@@ -169,7 +169,10 @@ pub fn serve(
             .and_then(|m| m.trim().parse().ok())
             .unwrap_or(1500),
         // The XDP engine has no worker to pin.
-        cores: core.filter(|_| engine == Engine::AfXdp).into_iter().collect(),
+        cores: core
+            .filter(|_| engine == Engine::AfXdp)
+            .into_iter()
+            .collect(),
         zero_copy: ZeroCopy::Auto,
         ring_size: 4096,
         lacp: Default::default(),

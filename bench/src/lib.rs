@@ -14,6 +14,7 @@ pub mod convergence;
 pub mod forward;
 pub mod iperf;
 pub mod packet_tools;
+pub mod saturate;
 pub mod soak;
 pub mod suite;
 pub mod switchover;

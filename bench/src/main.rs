@@ -124,12 +124,26 @@ enum Command {
         /// Offered frames per second.
         #[arg(long, default_value_t = 20000)]
         pps: u64,
+        /// The generator flat out instead (failover's master flaps; `--pps` is ignored); the
+        /// first frame on the backup is stamped by the sink's XDP program.
+        #[arg(long)]
+        saturate: bool,
+        /// With `--saturate`: the lagg's engine, afxdp or xdp.
+        #[arg(long, default_value = "afxdp")]
+        engine: String,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
         /// Write the results (with the machine and versions) as JSON here too.
         #[arg(long)]
         json: Option<PathBuf>,
+    },
+    /// The saturated switchover's sink: sink programs on the interfaces, `arm` and `read`
+    /// on standard input (used by `switchover --saturate`).
+    Flapsink {
+        /// Interfaces, comma-separated.
+        #[arg(long, value_delimiter = ',')]
+        ifaces: Vec<String>,
     },
     /// AF_XDP generator: frames flat out on one interface (used by `forward`).
     Generate {
@@ -220,6 +234,10 @@ enum Command {
         /// Measure every protocol a second time with preferred busy polling (`busy_poll`).
         #[arg(long)]
         busy_poll: bool,
+        /// Engines whose lagg rows are measured, comma-separated: afxdp (workers), xdp
+        /// (distribution in the XDP program).
+        #[arg(long, value_delimiter = ',', default_value = "afxdp,xdp")]
+        engines: Vec<String>,
         /// Frame sizes of the throughput scenario, comma-separated: bytes with FCS (64 to
         /// 9018; above 1518 the bed runs at MTU 9000) or imix.
         #[arg(long, value_delimiter = ',', default_value = "64,imix,1500,9000")]
@@ -482,11 +500,19 @@ fn main() -> Result<()> {
             scenarios,
             sizes,
             busy_poll,
+            engines,
             testbed,
         } => {
+            if let Some(e) = engines
+                .iter()
+                .find(|e| !["afxdp", "xdp"].contains(&e.as_str()))
+            {
+                anyhow::bail!("--engines: '{e}' is not an engine: use afxdp, xdp or both");
+            }
             let opts = suite::SuiteOptions {
                 scenarios,
                 busy_poll,
+                engines,
                 sizes: sizes
                     .iter()
                     .map(|s| suite::Size::parse(s))
@@ -503,11 +529,25 @@ fn main() -> Result<()> {
         }
         Command::Compare { a, b } => print!("{}", suite::compare(&a, &b)?),
         Command::Switchover {
+            flaps,
+            saturate: true,
+            engine,
+            testbed,
+            json,
+            ..
+        } => {
+            let report = xlagg_bench::saturate::run(&engine, flaps, &testbed)?;
+            let options = serde_json::json!({"saturate": true, "engine": engine, "flaps": flaps});
+            write_json(json.as_deref(), "switchover", options, &report)?;
+        }
+        Command::Flapsink { ifaces } => xlagg_bench::saturate::flapsink(&ifaces)?,
+        Command::Switchover {
             proto,
             flaps,
             pps,
             testbed,
             json,
+            ..
         } => {
             let report = switchover::run(&proto, flaps, pps, &testbed)?;
             let options = serde_json::json!({"proto": proto, "flaps": flaps, "pps": pps});

@@ -166,6 +166,8 @@ pub enum Variant {
     Lagg(String),
     /// The lagg with this protocol and preferred busy polling.
     BusyPoll(String),
+    /// The lagg with this protocol on the XDP engine (`engine = "xdp"`).
+    XdpEngine(String),
     /// The same worker with a fixed member: the bare AF_XDP forwarding path.
     Ceiling,
     /// The kernel's XDP redirect from the forward port to member 0.
@@ -177,6 +179,7 @@ impl Variant {
         match self {
             Variant::Lagg(p) => p.clone(),
             Variant::BusyPoll(p) => format!("{p} (busy poll)"),
+            Variant::XdpEngine(p) => format!("{p} (XDP engine)"),
             Variant::Ceiling => "ceiling (AF_XDP, fixed member)".into(),
             Variant::Kernel => "kernel XDP redirect".into(),
         }
@@ -235,7 +238,7 @@ impl Setup<'_> {
         let members = self.member_names("xlm");
         let mut fwd = self.bed.exec("app", &self.exe);
         match variant {
-            Variant::Lagg(proto) | Variant::BusyPoll(proto) => {
+            Variant::Lagg(proto) | Variant::BusyPoll(proto) | Variant::XdpEngine(proto) => {
                 fwd.args([
                     "serve",
                     "--members",
@@ -249,6 +252,9 @@ impl Setup<'_> {
                 ]);
                 if matches!(variant, Variant::BusyPoll(_)) {
                     fwd.arg("--busy-poll");
+                }
+                if matches!(variant, Variant::XdpEngine(_)) {
+                    fwd.args(["--engine", "xdp"]);
                 }
             }
             Variant::Ceiling => {
@@ -344,6 +350,14 @@ impl Setup<'_> {
             ports,
         })
     }
+}
+
+/// Frames the partner's ports received, summed (kernel counters).
+///
+/// # Errors
+/// When the counters cannot be read.
+pub(crate) fn partner_frames(bed: &Bed) -> Result<u64> {
+    counters(bed, "ptr", "xlp")
 }
 
 /// Kernel receive counters summed over the interfaces of `role` starting with `prefix`.
@@ -495,6 +509,14 @@ pub struct SuiteOptions {
     /// Every protocol measured a second time with preferred busy polling.
     #[serde(default)]
     pub busy_poll: bool,
+    /// Engines whose lagg rows are measured: `afxdp`, `xdp`.
+    #[serde(default = "default_engines")]
+    pub engines: Vec<String>,
+}
+
+/// Both engines.
+pub fn default_engines() -> Vec<String> {
+    vec!["afxdp".into(), "xdp".into()]
 }
 
 /// The throughput scenario's sizes unless told otherwise.
@@ -548,10 +570,18 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
             setup.jumbo_links()?;
         }
         let mut variants = vec![Variant::Ceiling, Variant::Kernel];
-        variants.extend(opts.protocols.iter().cloned().map(Variant::Lagg));
+        let engine = |e: &str| opts.engines.iter().any(|x| x == e);
+        if engine("afxdp") {
+            variants.extend(opts.protocols.iter().cloned().map(Variant::Lagg));
+        }
+        if engine("xdp") {
+            variants.extend(opts.protocols.iter().cloned().map(Variant::XdpEngine));
+        }
         if opts.busy_poll {
             variants.extend(opts.protocols.iter().cloned().map(Variant::BusyPoll));
         }
+        // The kernel cannot broadcast a multi-buffer frame (the configuration refuses it).
+        variants.retain(|v| !(size.is_jumbo() && *v == Variant::XdpEngine("broadcast".into())));
         // rates[variant][run]
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut reordered = vec![0u64; variants.len()];
@@ -1107,6 +1137,7 @@ mod tests {
                 scenarios: vec!["throughput".into()],
                 sizes: default_sizes(),
                 busy_poll: false,
+                engines: default_engines(),
             },
             throughput: vec![
                 ThroughputRow {

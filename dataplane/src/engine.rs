@@ -16,11 +16,12 @@
 
 use std::collections::BTreeMap;
 
-use aya::maps::{Array, DevMap, DevMapHash, HashMap, MapData, PerCpuArray};
+use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues};
 use aya::programs::{links::FdLink, TestRun, TestRunOptions, Xdp, XdpMode};
 use aya::Ebpf;
 use xlagg_common::{
-    names, EngineCounter, EnginePort, EngineTable, PortState, ENGINE_SLOTS, ENGINE_UPPER_SLOT,
+    names, EngineCounter, EngineCounters, EnginePort, EngineTable, PortState, ENGINE_SLOTS,
+    ENGINE_UPPER_SLOT,
 };
 
 use crate::distribution::DistributionTable;
@@ -50,7 +51,14 @@ pub struct XdpEngine {
     live: u32,
     /// Links on devices that only receive what the engine redirects (laggN).
     passive: Vec<FdLink>,
+    /// When the selector last flipped: the copy it left is rewritten only after frames that
+    /// read it before the flip are done (see [`XdpEngine::publish`]).
+    flipped: Option<std::time::Instant>,
 }
+
+/// How long a frame that read the selector may still be reading the copy it named: one run
+/// of the program takes microseconds (it runs with preemption off); this is ample.
+const GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl XdpEngine {
     /// Loads the engine's object for lagg `lagg` (nothing attached yet).
@@ -75,6 +83,7 @@ impl XdpEngine {
             ports: BTreeMap::new(),
             live: 0,
             passive: Vec::new(),
+            flipped: None,
         })
     }
 
@@ -116,13 +125,18 @@ impl XdpEngine {
             probe_mac: [0; 6],
             pad: [0; 2],
         };
+        // A slot used before starts from zero, as a fresh port program would.
+        self.reset_counters(slot)?;
         self.write_port(ifindex, value)?;
-        self.devmap(names::ENGINE_TX, |m| m.set(slot, ifindex, None, 0))?;
-        let attached = self.attach_link(name, ifindex);
+        let tx = self.tx_map(|m| {
+            m.insert(slot, ifindex, None, 0)
+                .map_err(|e| error_chain(&e))
+        });
+        let attached = tx.and_then(|()| self.attach_link(name, ifindex));
         let (link, mode) = match attached {
             Ok(done) => done,
             Err(e) => {
-                let _ = self.remove_port(ifindex);
+                let _ = self.remove_port(ifindex, slot);
                 return Err(e);
             }
         };
@@ -186,18 +200,23 @@ impl XdpEngine {
         Ok(())
     }
 
-    /// Removes port `ifindex`: its program (link closed), devmap slot and state.
+    /// Removes port `ifindex`: its program (link closed), its slot's device and its state.
     pub fn detach(&mut self, ifindex: u32) {
         if let Some(port) = self.ports.remove(&ifindex) {
             drop(port.link);
             let slot = port.value.slot;
-            if let Err(e) = self.remove_port(ifindex) {
+            if let Err(e) = self.remove_port(ifindex, slot) {
                 tracing::warn!(lagg = %self.lagg, port = %port.name, slot, error = %e, "XDP engine: port entry left in its map");
             }
         }
     }
 
-    fn remove_port(&mut self, ifindex: u32) -> Result<(), XdpError> {
+    /// Removes port `ifindex`'s state entry and its slot's device.
+    fn remove_port(&mut self, ifindex: u32, slot: u32) -> Result<(), XdpError> {
+        self.tx_map(|m| match m.remove(slot) {
+            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+            Err(e) => Err(e.to_string()),
+        })?;
         let map = self
             .ebpf
             .map_mut(names::ENGINE_PORTS)
@@ -237,24 +256,44 @@ impl XdpEngine {
         ports.insert(ifindex, value, 0).map_err(|e| err(&e))
     }
 
-    fn devmap(
+    /// Runs `f` on the slot devmap.
+    fn tx_map(
         &mut self,
-        name: &'static str,
-        f: impl FnOnce(&mut DevMap<&mut MapData>) -> Result<(), aya::maps::xdp::XdpMapError>,
+        f: impl FnOnce(&mut DevMapHash<&mut MapData>) -> Result<(), String>,
     ) -> Result<(), XdpError> {
         let lagg = self.lagg.clone();
         let err = |detail: String| XdpError::Map {
             port: lagg.clone(),
-            map: name,
+            map: names::ENGINE_TX,
             detail,
         };
         let map = self
             .ebpf
-            .map_mut(name)
+            .map_mut(names::ENGINE_TX)
             .ok_or_else(|| err("missing".into()))?;
-        let mut devmap: DevMap<&mut MapData> =
-            DevMap::try_from(map).map_err(|e| err(e.to_string()))?;
-        f(&mut devmap).map_err(|e| err(error_chain(&e)))
+        let mut devmap: DevMapHash<&mut MapData> =
+            DevMapHash::try_from(map).map_err(|e| err(e.to_string()))?;
+        f(&mut devmap).map_err(err)
+    }
+
+    /// Zeroes `slot`'s counters on every CPU.
+    fn reset_counters(&mut self, slot: u32) -> Result<(), XdpError> {
+        let lagg = self.lagg.clone();
+        let err = |detail: String| XdpError::Map {
+            port: lagg.clone(),
+            map: names::ENGINE_COUNTERS,
+            detail,
+        };
+        let cpus = aya::util::nr_cpus().map_err(|(_, e)| err(e.to_string()))?;
+        let map = self
+            .ebpf
+            .map_mut(names::ENGINE_COUNTERS)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut array: PerCpuArray<&mut MapData, EngineCounters> =
+            PerCpuArray::try_from(map).map_err(|e| err(e.to_string()))?;
+        let zero = PerCpuValues::try_from(vec![EngineCounters::default(); cpus])
+            .map_err(|e| err(e.to_string()))?;
+        array.set(slot, zero, 0).map_err(|e| err(e.to_string()))
     }
 
     /// Changes port `ifindex`'s state flags with `f` and writes it.
@@ -318,6 +357,11 @@ impl XdpEngine {
     /// # Errors
     /// A map write; the live copy is then unchanged.
     pub fn publish(&mut self, table: &DistributionTable) -> Result<(), XdpError> {
+        // The copy about to be written was live until the last flip: wait out the frames that
+        // may still read it (only when publishes come back to back).
+        if let Some(left) = self.flipped.and_then(|t| GRACE.checked_sub(t.elapsed())) {
+            std::thread::sleep(left);
+        }
         let next = self.live ^ 1;
         let value: EngineTable = table.to_engine();
         let slots: BTreeMap<u32, u32> = self
@@ -364,6 +408,7 @@ impl XdpEngine {
         self.array_set(names::ENGINE_TABLES, next, value)?;
         self.array_set(names::ENGINE_SELECT, 0, next)?;
         self.live = next;
+        self.flipped = Some(std::time::Instant::now());
         Ok(())
     }
 
@@ -398,14 +443,16 @@ impl XdpEngine {
             .ebpf
             .map(names::ENGINE_COUNTERS)
             .ok_or_else(|| self.map_err(names::ENGINE_COUNTERS, "missing"))?;
-        let array: PerCpuArray<&MapData, u64> =
+        let array: PerCpuArray<&MapData, EngineCounters> =
             PerCpuArray::try_from(map).map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
         let mut out = [0u64; EngineCounter::COUNT as usize];
-        for (i, v) in out.iter_mut().enumerate() {
-            let values = array
-                .get(&(slot * EngineCounter::COUNT + i as u32), 0)
-                .map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
-            *v = values.iter().sum();
+        let values = array
+            .get(&slot, 0)
+            .map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
+        for cpu in values.iter() {
+            for (sum, v) in out.iter_mut().zip(cpu.n) {
+                *sum += v;
+            }
         }
         Ok(out)
     }

@@ -410,6 +410,44 @@ impl PortProgram {
         self.per_cpu_sums(names::SINK_LATENCY, xlagg_common::SINK_LATENCY_BUCKETS)
     }
 
+    /// Sink: from `at_ns` (CLOCK_MONOTONIC) on, stamp the first test frame.
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn arm_first_seen(&mut self, at_ns: u64) -> Result<(), XdpError> {
+        let port = self.port.clone();
+        let err = |detail: String| XdpError::Map {
+            port: port.clone(),
+            map: names::SINK_FIRST,
+            detail,
+        };
+        let data = self
+            .ebpf
+            .map_mut(names::SINK_FIRST)
+            .ok_or_else(|| err("missing".into()))?;
+        let mut array: Array<&mut MapData, u64> =
+            Array::try_from(data).map_err(|e| err(e.to_string()))?;
+        array.set(1, 0, 0).map_err(|e| err(e.to_string()))?;
+        array.set(0, at_ns, 0).map_err(|e| err(e.to_string()))
+    }
+
+    /// Sink: the first test frame's time since armed (CLOCK_MONOTONIC ns), if one came.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn first_seen(&self) -> Result<Option<u64>, XdpError> {
+        let map = self
+            .ebpf
+            .map(names::SINK_FIRST)
+            .ok_or_else(|| self.map_err(names::SINK_FIRST, "missing"))?;
+        let array: Array<&MapData, u64> =
+            Array::try_from(map).map_err(|e| self.map_err(names::SINK_FIRST, e))?;
+        let first = array
+            .get(&1, 0)
+            .map_err(|e| self.map_err(names::SINK_FIRST, e))?;
+        Ok((first != 0).then_some(first))
+    }
+
     /// Sink: test frames of flows `0..flows`.
     ///
     /// # Errors

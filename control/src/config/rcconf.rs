@@ -328,6 +328,30 @@ dhcp_sync = true
     }
 
     #[test]
+    fn the_xdp_engine_imports_and_its_refusals_name_the_key() {
+        let rc = r#"
+cloned_interfaces="lagg0"
+ifconfig_lagg0="laggproto loadbalance laggport vtnet0 laggport vtnet1 engine xdp 10.0.0.5/24 up"
+"#;
+        let imported = import(rc).expect("imports");
+        let config = imported.doc.validate().expect("valid");
+        assert_eq!(config.laggs[0].engine, crate::config::Engine::Xdp);
+        let rc = "ifconfig_lagg0=\"laggproto broadcast laggport vtnet0 engine xdp mtu 9000\"";
+        let err = import(rc).unwrap_err();
+        assert!(
+            err.iter()
+                .any(|p| p.contains("lagg0.mtu: 9000 is above 3000")),
+            "{err:?}"
+        );
+        let err = import("ifconfig_lagg0=\"laggport vtnet0 engine dpdk\"").unwrap_err();
+        assert!(
+            err.iter()
+                .any(|p| p.contains("lagg0.engine: 'dpdk' is not an engine")),
+            "{err:?}"
+        );
+    }
+
+    #[test]
     fn jumbo_mtu_imports() {
         // A storage network's lagg, as FreeBSD writes it: the MTU on the lagg line or in its
         // create_args, and on the members (whose lines are noted, not imported).

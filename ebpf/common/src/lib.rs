@@ -41,6 +41,9 @@ pub mod names {
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`: frames per latency bucket (four per octave from
     /// 64 ns, [`super::SINK_LATENCY_BUCKETS`] of them).
     pub const SINK_LATENCY: &str = "XLAGG_SINKLT";
+    /// `BPF_MAP_TYPE_ARRAY` of two `u64`: the time the sink was armed and the time of the
+    /// first test frame since (CLOCK_MONOTONIC ns; 0: not armed / none yet).
+    pub const SINK_FIRST: &str = "XLAGG_SINKFS";
     /// The in-kernel forwarding reference: redirects every frame to [`REDIRECT_TARGET`]'s
     /// device.
     pub const REDIRECT_PROGRAM: &str = "xlagg_redirect";
@@ -61,8 +64,8 @@ pub mod names {
     /// `BPF_MAP_TYPE_ARRAY` with one `u32`: which copy of the tables (and of the broadcast
     /// maps) frames read, flipped after the other copy is written.
     pub const ENGINE_SELECT: &str = "XLAGG_ESEL";
-    /// `BPF_MAP_TYPE_DEVMAP`: slot -> device (members by slot, the upper port at
-    /// [`super::ENGINE_UPPER_SLOT`]).
+    /// `BPF_MAP_TYPE_DEVMAP_HASH`: slot -> device (members by slot, the upper port at
+    /// [`super::ENGINE_UPPER_SLOT`]); a port's entry goes with it.
     pub const ENGINE_TX: &str = "XLAGG_ETX";
     /// `BPF_MAP_TYPE_DEVMAP_HASH` (member slot -> device) of the active members for
     /// broadcast, copy 0.
@@ -71,7 +74,7 @@ pub mod names {
     pub const ENGINE_BCAST1: &str = "XLAGG_EBC1";
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` with one `u64`: each CPU's round-robin frame count.
     pub const ENGINE_RR: &str = "XLAGG_ERR";
-    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`: [`super::EngineCounter::COUNT`] per slot.
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of [`super::EngineCounters`], one per slot.
     pub const ENGINE_COUNTERS: &str = "XLAGG_ECNT";
     /// The tests' program that returns the shared flow hash of a frame (run under
     /// `BPF_PROG_TEST_RUN`, never attached).
@@ -407,12 +410,20 @@ pub enum EngineCounter {
 impl EngineCounter {
     /// Counters per slot.
     pub const COUNT: u32 = 11;
-
-    /// Index of this counter of `slot` in the counters map.
-    pub const fn index(self, slot: u32) -> u32 {
-        slot * Self::COUNT + self as u32
-    }
 }
+
+/// One slot's counters (one map value, so a frame costs one lookup per port it touches),
+/// indexed by [`EngineCounter`].
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EngineCounters {
+    /// The counts.
+    pub n: [u64; EngineCounter::COUNT as usize],
+}
+
+// SAFETY: repr(C), an array of u64 (no padding); any bit pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for EngineCounters {}
 
 // SAFETY: repr(C), two u32, six bytes and two explicit padding bytes (size asserted above);
 // any bit pattern is valid.

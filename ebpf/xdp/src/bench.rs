@@ -156,6 +156,10 @@ fn latency_bucket(ns: u64) -> u32 {
     }
 }
 
+/// `[armed at, first test frame at]`, CLOCK_MONOTONIC ns: userspace arms, the sink stamps.
+#[map(name = "XLAGG_SINKFS")]
+static SINK_FIRST: Array<u64> = Array::with_max_entries(2, 0);
+
 /// The benchmark's sink, attached to the partner ports: counts every frame; for test frames
 /// (untagged or one VLAN tag, IPv4 or IPv6, UDP, marker "XL") counts the flow, notes a
 /// reordering when the sequence number is below the flow's highest so far, and records the
@@ -205,6 +209,19 @@ pub fn xlagg_sink(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     sink_count(SinkCounter::Test, 1);
+    // The first test frame at or after the armed time (the switchover's clock).
+    if let (Some(arm), Some(first)) = (SINK_FIRST.get_ptr(0), SINK_FIRST.get_ptr_mut(1)) {
+        // SAFETY: slots of successful lookups; a race between CPUs only picks one of two
+        // nearly equal stamps.
+        unsafe {
+            if *arm != 0 && *first == 0 {
+                let now = bpf_ktime_get_ns();
+                if now >= *arm {
+                    *first = now;
+                }
+            }
+        }
+    }
     let slot = flow & (SINK_FLOWS - 1);
     if let Some(c) = SINK_FLOW_COUNT.get_ptr_mut(slot) {
         // SAFETY: a slot from a successful lookup; one receive queue updates it.

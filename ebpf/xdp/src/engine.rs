@@ -28,14 +28,14 @@ use aya_ebpf::{
     bindings::xdp_action,
     helpers::bpf_xdp_get_buff_len,
     macros::{map, xdp},
-    maps::{Array, DevMap, DevMapHash, HashMap, PerCpuArray},
+    maps::{Array, DevMapHash, HashMap, PerCpuArray},
     programs::XdpContext,
 };
 use filter::{classify, Verdict};
 use packet::Packet;
 use xlagg_common::{
-    engine_policy, hash, EngineCounter, EnginePort, EngineTable, XdpCounter, ENGINE_MEMBERS,
-    ENGINE_SLOTS, ENGINE_UPPER_SLOT,
+    engine_policy, hash, EngineCounter, EngineCounters, EnginePort, EngineTable, XdpCounter,
+    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT,
 };
 
 #[map(name = "XLAGG_EPORTS")]
@@ -48,7 +48,7 @@ static TABLES: Array<EngineTable> = Array::with_max_entries(2, 0);
 static SELECT: Array<u32> = Array::with_max_entries(1, 0);
 
 #[map(name = "XLAGG_ETX")]
-static TX: DevMap = DevMap::with_max_entries(ENGINE_SLOTS, 0);
+static TX: DevMapHash = DevMapHash::with_max_entries(ENGINE_SLOTS, 0);
 
 #[map(name = "XLAGG_EBC0")]
 static BCAST0: DevMapHash = DevMapHash::with_max_entries(ENGINE_MEMBERS, 0);
@@ -60,8 +60,7 @@ static BCAST1: DevMapHash = DevMapHash::with_max_entries(ENGINE_MEMBERS, 0);
 static RR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "XLAGG_ECNT")]
-static COUNTERS: PerCpuArray<u64> =
-    PerCpuArray::with_max_entries(ENGINE_SLOTS * EngineCounter::COUNT, 0);
+static COUNTERS: PerCpuArray<EngineCounters> = PerCpuArray::with_max_entries(ENGINE_SLOTS, 0);
 
 /// `bpf_redirect_map` flags: every entry of the map, except the ingress device.
 const BPF_F_BROADCAST: u64 = 1 << 3;
@@ -69,10 +68,24 @@ const BPF_F_EXCLUDE_INGRESS: u64 = 1 << 4;
 
 #[inline(always)]
 fn add(slot: u32, counter: EngineCounter, n: u64) {
-    if let Some(p) = COUNTERS.get_ptr_mut(counter.index(slot)) {
+    add2(slot, counter, n, None);
+}
+
+/// Adds `n` to `counter` of `slot`, and the second count too when given (one lookup).
+#[inline(always)]
+fn add2(slot: u32, counter: EngineCounter, n: u64, also: Option<(EngineCounter, u64)>) {
+    if let Some(p) = COUNTERS.get_ptr_mut(slot) {
         // SAFETY: a successful per-CPU lookup; only this CPU writes its slot, and one program
         // runs at a time on a CPU.
-        unsafe { *p += n };
+        let c = unsafe { &mut (*p).n };
+        if let Some(v) = c.get_mut(counter as usize) {
+            *v += n;
+        }
+        if let Some((counter, n)) = also {
+            if let Some(v) = c.get_mut(counter as usize) {
+                *v += n;
+            }
+        }
     }
 }
 
@@ -94,10 +107,8 @@ const fn reason(counter: XdpCounter) -> EngineCounter {
 fn send(from: u32, to: u32, bytes: u64) -> u32 {
     match TX.redirect(to, u64::from(xdp_action::XDP_DROP)) {
         Ok(action) => {
-            add(from, EngineCounter::RxPackets, 1);
-            add(from, EngineCounter::RxBytes, bytes);
-            add(to, EngineCounter::TxPackets, 1);
-            add(to, EngineCounter::TxBytes, bytes);
+            add2(from, EngineCounter::RxPackets, 1, Some((EngineCounter::RxBytes, bytes)));
+            add2(to, EngineCounter::TxPackets, 1, Some((EngineCounter::TxBytes, bytes)));
             action
         }
         Err(_) => {
@@ -185,13 +196,11 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
             let flags = BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS;
             return match map.redirect(0, flags | u64::from(xdp_action::XDP_DROP)) {
                 Ok(action) => {
-                    add(slot, EngineCounter::RxPackets, 1);
-                    add(slot, EngineCounter::RxBytes, bytes);
+                    add2(slot, EngineCounter::RxPackets, 1, Some((EngineCounter::RxBytes, bytes)));
                     for i in 0..ENGINE_MEMBERS as usize {
                         if i < active {
                             let m = u32::from(table.active[i]);
-                            add(m, EngineCounter::TxPackets, 1);
-                            add(m, EngineCounter::TxBytes, bytes);
+                            add2(m, EngineCounter::TxPackets, 1, Some((EngineCounter::TxBytes, bytes)));
                         }
                     }
                     action

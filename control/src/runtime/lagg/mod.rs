@@ -648,20 +648,24 @@ impl Lagg {
             .enumerate()
             .filter(|(_, d)| d.0)
             .fold(0u32, |m, (i, _)| m | (1 << i));
+        // A table the XDP engine's maps refused is reported after the collecting flags are
+        // written: the member set has moved on, and the ports must follow it either way.
+        let mut published = Ok(());
         let current = self.pool.table();
         if current.collecting() != collecting_mask
             && current.active() == active.as_slice()
             && !force
         {
-            self.pool
-                .publish(current.with_collecting(collecting_mask))?;
+            published = self.pool.publish(current.with_collecting(collecting_mask));
         }
         let current = self.pool.table();
         if force || current.active() != active.as_slice() {
             let next = current
                 .with_active(&active)
                 .with_collecting(collecting_mask);
-            self.pool.publish(next)?;
+            if let Err(e) = self.pool.publish(next) {
+                published = Err(e);
+            }
             let names: Vec<&str> = active
                 .iter()
                 .map(|&i| self.members[usize::from(i)].name.as_str())
@@ -675,7 +679,7 @@ impl Lagg {
                 }
             }
         }
-        Ok(())
+        published.map_err(LaggError::from)
     }
 
     /// Queues whose worker thread has ended although the lagg was not stopped (it panicked).

@@ -363,8 +363,9 @@ impl WorkerPool {
             .collect()
     }
 
-    /// Stops every worker and waits for it.
+    /// Stops every worker and waits for it; lets go of the XDP engine.
     pub(super) fn shutdown(&mut self) {
+        self.engine = None;
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers.drain(..) {
             if w.thread.join().is_err() {

@@ -142,13 +142,21 @@ impl PortXdp {
         Some(t)
     }
 
-    /// Detaches: the port's own program, or the port from the engine.
+    /// Detaches: the port's own program, or the port from the engine (also done on drop,
+    /// so a port dropped on an error path leaves nothing attached).
     pub fn detach(self) {
-        match self {
-            PortXdp::Program(p) => p.detach(),
-            PortXdp::Engine {
-                engine, ifindex, ..
-            } => lock(&engine).detach(ifindex),
+        drop(self);
+    }
+}
+
+impl Drop for PortXdp {
+    fn drop(&mut self) {
+        // A port program detaches itself when dropped; the engine's port is taken out here.
+        if let PortXdp::Engine {
+            engine, ifindex, ..
+        } = self
+        {
+            lock(engine).detach(*ifindex);
         }
     }
 }

@@ -1,0 +1,297 @@
+//! `switchover --saturate`: the master's carrier loss while the generator runs flat out,
+//! for either engine: the time from the carrier loss to the first test frame on the backup,
+//! stamped by the sink's XDP program itself (no packet socket, no per-frame userspace work),
+//! over repeated flaps, and the frames that went missing meanwhile (the delivered rate times
+//! that gap: failover drops what it sends to a port whose carrier is gone until it switches).
+//!
+//! The partner's sink (`flapsink`, in the partner namespace) takes `arm` and `read` commands
+//! on its standard input: `arm` resets every port's stamp and arms it at the current
+//! CLOCK_MONOTONIC time, `read` prints every port's first test frame since (or null). This
+//! process reads the same clock right after cutting the carrier (`ip link set xlp0 down` on
+//! the partner side, whose own duration is reported too).
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::Path;
+use std::process::{ChildStdin, ChildStdout, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use serde::Serialize;
+use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+use xlagg_sys::afpacket::monotonic_ns;
+
+use crate::forward::{Guarded, Spread};
+use crate::testbed::Bed;
+
+/// One carrier loss at saturation.
+#[derive(Clone, Copy, Debug, Serialize)]
+pub struct SaturatedFlap {
+    /// Milliseconds from the `ip link set down` command's return to the backup's first test
+    /// frame (0 when it came even earlier).
+    pub switchover_ms: f64,
+    /// The same from the command's start (an upper bound).
+    pub upper_bound_ms: f64,
+    /// Frames missing meanwhile: the delivered rate times the gap from the command's start.
+    pub lost_estimate: u64,
+    /// Milliseconds the `ip link set down` command took.
+    pub ip_ms: f64,
+    /// Milliseconds from the carrier's return to the master's first test frame (failover
+    /// returns to it).
+    pub return_ms: f64,
+}
+
+/// The report.
+#[derive(Debug, Serialize)]
+pub struct SaturatedReport {
+    /// `afxdp` or `xdp`.
+    pub engine: String,
+    /// Frames per second delivered to the partner, over the whole run.
+    pub delivered_pps: f64,
+    /// Every flap.
+    pub flaps: Vec<SaturatedFlap>,
+    /// Switchover spread, ms.
+    pub switchover_ms: Spread,
+    /// Upper-bound spread, ms.
+    pub upper_bound_ms: Spread,
+    /// Flaps whose upper bound stayed below 1 ms.
+    pub under_1ms: usize,
+}
+
+const MEMBERS: usize = 4;
+
+/// The sink of `flapsink`: sink programs on `ifaces` serving `arm`/`read` on stdin/stdout
+/// until it closes; then prints the frames each port received.
+///
+/// # Errors
+/// When a program cannot be attached or a map read fails.
+pub fn flapsink(ifaces: &[String]) -> Result<()> {
+    let mut programs = Vec::new();
+    for name in ifaces {
+        let ifindex = crate::testbed::ifindex(name)?;
+        programs.push(PortProgram::attach(name, ifindex, ProgramKind::Sink)?);
+    }
+    println!("ready");
+    let stdin = std::io::stdin();
+    let mut out = std::io::stdout().lock();
+    for line in stdin.lock().lines() {
+        match line?.trim() {
+            "arm" => {
+                let now = monotonic_ns();
+                for p in &mut programs {
+                    p.arm_first_seen(now)?;
+                }
+                writeln!(out, "armed")?;
+            }
+            "read" => {
+                let firsts = programs
+                    .iter()
+                    .map(PortProgram::first_seen)
+                    .collect::<Result<Vec<_>, _>>()?;
+                writeln!(out, "{}", serde_json::to_string(&firsts)?)?;
+            }
+            other => bail!("flapsink: unknown command '{other}' (arm, read)"),
+        }
+        out.flush()?;
+    }
+    let frames = programs
+        .iter()
+        .map(|p| {
+            p.sink_stats()
+                .map(|s| s[xlagg_common::SinkCounter::Test as usize])
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    writeln!(out, "{}", serde_json::to_string(&frames)?)?;
+    Ok(())
+}
+
+/// The running `flapsink` child's pipes.
+struct SinkControl {
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+}
+
+impl SinkControl {
+    fn ask(&mut self, command: &str) -> Result<String> {
+        writeln!(self.stdin, "{command}")?;
+        self.stdin.flush()?;
+        let mut line = String::new();
+        if self.stdout.read_line(&mut line)? == 0 {
+            bail!("the sink ended");
+        }
+        Ok(line)
+    }
+
+    fn arm(&mut self) -> Result<()> {
+        self.ask("arm").map(|_| ())
+    }
+
+    fn first(&mut self, port: usize) -> Result<Option<u64>> {
+        let firsts: Vec<Option<u64>> = serde_json::from_str(&self.ask("read")?)?;
+        Ok(firsts.get(port).copied().flatten())
+    }
+
+    /// Polls until `port` has a first test frame (at most 2 s).
+    fn wait_first(&mut self, port: usize) -> Result<u64> {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            if let Some(t) = self.first(port)? {
+                return Ok(t);
+            }
+            if Instant::now() > deadline {
+                bail!("no test frame reached xlp{port} within 2 s");
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+}
+
+/// Runs `flaps` carrier losses of failover's master with the generator flat out, on its own
+/// test bed, with the lagg on `engine`.
+///
+/// # Errors
+/// Any failing step; the test bed is removed anyway.
+pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport> {
+    if !["afxdp", "xdp"].contains(&engine) {
+        bail!("--engine: '{engine}' is not an engine: use afxdp or xdp");
+    }
+    let exe = std::env::current_exe()?;
+    let xlaggd = crate::testbed::sibling_binary("xlaggd")?;
+    let bed = Bed::up(
+        testbed,
+        &format!("bf{}", std::process::id() % 100_000),
+        MEMBERS,
+        false,
+    )?;
+    let ports: Vec<String> = (0..MEMBERS).map(|i| format!("\"xlm{i}\"")).collect();
+    let config = format!(
+        "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"failover\"\nlaggports = [{}]\n\
+         upper = \"forward\"\nforward_port = \"xld0\"\nengine = \"{engine}\"\n",
+        ports.join(", ")
+    );
+    let config = crate::testbed::TempFile::write(&format!("xlagg-bench-{}.toml", bed.id), &config)?;
+    let path = &config.0;
+    let mut daemon = bed.exec("app", &xlaggd);
+    daemon
+        .arg("--config")
+        .arg(path)
+        .arg("--socket")
+        .arg(path.with_extension("sock"))
+        .args(["--http", "off"])
+        .stderr(Stdio::null());
+    let _daemon = Guarded::spawn_ready(daemon, "xlaggd")?;
+
+    let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();
+    let mut sink = bed.exec("ptr", &exe);
+    sink.args(["flapsink", "--ifaces", &partner.join(",")])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped());
+    let mut child = sink.spawn().context("starting the sink")?;
+    let mut control = SinkControl {
+        stdin: child.stdin.take().context("sink stdin")?,
+        stdout: BufReader::new(child.stdout.take().context("sink stdout")?),
+    };
+    let mut ready = String::new();
+    control.stdout.read_line(&mut ready)?;
+    if ready.trim() != "ready" {
+        bail!("the sink did not start: {ready}");
+    }
+    // Per flap: about 0.5 s; the generator runs until the last one is done.
+    let seconds = 3.0 + flaps as f64 * 0.6;
+    let mut gen = bed.exec("src", &exe);
+    gen.args([
+        "generate",
+        "--iface",
+        "xls0",
+        "--flows",
+        "64",
+        "--seconds",
+        &seconds.to_string(),
+        "--core",
+        "0",
+        "--pps",
+        "0",
+        "--size",
+        "64",
+        "--engine",
+        "xdp",
+    ])
+    .stdout(Stdio::null());
+    let generator = Guarded::adopt(gen.spawn().context("starting the generator")?);
+    std::thread::sleep(Duration::from_secs(1));
+    let (p0, t0) = (crate::suite::partner_frames(&bed)?, Instant::now());
+    let mut results = Vec::new();
+    for _ in 0..flaps {
+        control.arm()?;
+        let before = monotonic_ns();
+        bed.set_link("ptr", "xlp0", false)?;
+        let after = monotonic_ns();
+        let at = control.wait_first(1)?;
+        std::thread::sleep(Duration::from_millis(200));
+        control.arm()?;
+        bed.set_link("ptr", "xlp0", true)?;
+        let up = monotonic_ns();
+        let back = control.wait_first(0)?;
+        std::thread::sleep(Duration::from_millis(200));
+        results.push((before, after, at, up, back));
+    }
+    let delivered_pps =
+        (crate::suite::partner_frames(&bed)? - p0) as f64 / t0.elapsed().as_secs_f64();
+    drop(generator);
+    drop(control);
+    let _ = child.wait();
+    let flaps: Vec<SaturatedFlap> = results
+        .iter()
+        .map(|&(before, after, at, up, back)| {
+            let upper = at.saturating_sub(before) as f64 / 1e6;
+            SaturatedFlap {
+                switchover_ms: at.saturating_sub(after) as f64 / 1e6,
+                upper_bound_ms: upper,
+                lost_estimate: (delivered_pps * upper / 1e3).round() as u64,
+                ip_ms: (after - before) as f64 / 1e6,
+                return_ms: back.saturating_sub(up) as f64 / 1e6,
+            }
+        })
+        .collect();
+    let switchover_ms = Spread::of(&flaps.iter().map(|f| f.switchover_ms).collect::<Vec<_>>());
+    let upper_bound_ms = Spread::of(&flaps.iter().map(|f| f.upper_bound_ms).collect::<Vec<_>>());
+    let under_1ms = flaps.iter().filter(|f| f.upper_bound_ms < 1.0).count();
+    println!(
+        "switchover at saturation, engine {engine}, failover over {MEMBERS} members, {:.3} Mpps delivered, {} carrier losses",
+        delivered_pps / 1e6,
+        flaps.len()
+    );
+    println!(
+        "{:>4} {:>14} {:>12} {:>10} {:>8} {:>10}",
+        "flap", "switchover ms", "upper bound", "lost (est)", "ip ms", "return ms"
+    );
+    for (i, f) in flaps.iter().enumerate() {
+        println!(
+            "{:>4} {:>14.3} {:>12.3} {:>10} {:>8.3} {:>10.3}",
+            i + 1,
+            f.switchover_ms,
+            f.upper_bound_ms,
+            f.lost_estimate,
+            f.ip_ms,
+            f.return_ms
+        );
+    }
+    println!(
+        "switchover ms: min {:.3} median {:.3} max {:.3}; upper bound ms: min {:.3} median {:.3} max {:.3}; {} of {} under 1 ms",
+        switchover_ms.min,
+        switchover_ms.median,
+        switchover_ms.max,
+        upper_bound_ms.min,
+        upper_bound_ms.median,
+        upper_bound_ms.max,
+        under_1ms,
+        flaps.len()
+    );
+    Ok(SaturatedReport {
+        engine: engine.to_string(),
+        delivered_pps,
+        flaps,
+        switchover_ms,
+        upper_bound_ms,
+        under_1ms,
+    })
+}
