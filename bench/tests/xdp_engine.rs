@@ -242,3 +242,74 @@ fn ping_and_tcp_cross_a_host_mode_lagg_on_the_xdp_engine_and_sigkill_leaves_no_p
     let left = xdp_lines(&bed);
     assert!(left.is_empty(), "no XDP program after SIGKILL: {left:?}");
 }
+
+fn ctl(daemon: &Daemon, args: &[&str]) {
+    let out = common::xlaggctl(&daemon.socket, args);
+    assert!(
+        out.status.success(),
+        "xlaggctl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Which member carried each flow (the frames of a flow all on one).
+fn placement(
+    report: &xlagg_bench::packet_tools::SinkReport,
+) -> std::collections::BTreeMap<u32, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for (i, port) in report.ports.iter().enumerate() {
+        for flow in port.flows.keys() {
+            assert!(out.insert(*flow, i).is_none(), "flow {flow} on two members");
+        }
+    }
+    out
+}
+
+#[test]
+fn members_leave_and_join_a_running_xdp_engine_lagg_moving_only_their_flows() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    let daemon = Daemon::start(&bed, &config(&bed, "loadbalance", "", false));
+    let round = |first_seq: u64| {
+        let sink = Sink::start(&bed);
+        bed.send(400, 2, first_seq);
+        placement(&sink.finish())
+    };
+    let before = round(0);
+    assert_eq!(before.len(), 400);
+    ctl(&daemon, &["lagg0", "-laggport", "xlm3"]);
+    let lines = xdp_lines(&bed);
+    assert!(
+        !lines.iter().any(|l| l.contains(": xlm3")),
+        "the member that left keeps no program: {lines:?}"
+    );
+    let without = round(1000);
+    assert_eq!(without.len(), 400, "every flow still arrives");
+    for (flow, &m) in &before {
+        if m != 3 {
+            assert_eq!(
+                without[flow], m,
+                "flow {flow} moved though its member stayed"
+            );
+        } else {
+            assert_ne!(
+                without[flow], 3,
+                "flow {flow} still on the member that left"
+            );
+        }
+    }
+    ctl(&daemon, &["lagg0", "laggport", "xlm3"]);
+    let again = round(2000);
+    assert_eq!(again.len(), 400);
+    let moved: Vec<_> = again
+        .iter()
+        .filter(|(f, m)| without[f] != **m)
+        .map(|(_, m)| *m)
+        .collect();
+    assert!(
+        moved.iter().all(|&m| m == 3) && moved.len() > 50,
+        "the member that joined takes its share and only it gains flows: {} moved",
+        moved.len()
+    );
+    drop(daemon);
+}

@@ -198,9 +198,23 @@ pub fn wait_readable(fds: &[RawFd], timeout: std::time::Duration) -> Vec<bool> {
             revents: 0,
         })
         .collect();
-    let ms = timeout.as_millis().min(i32::MAX as u128) as i32;
-    // SAFETY: `pfds` holds `pfds.len()` initialised pollfd entries.
-    let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, ms) };
+    // Nanosecond resolution (ppoll): a deadline under a millisecond away must sleep until it,
+    // not return at once and spin (which, on a real-time control thread, starves the core).
+    let timeout = timeout.min(std::time::Duration::from_secs(3600));
+    let ts = libc::timespec {
+        tv_sec: timeout.as_secs() as libc::time_t,
+        tv_nsec: libc::c_long::from(timeout.subsec_nanos() as i32),
+    };
+    // SAFETY: `pfds` holds `pfds.len()` initialised pollfd entries; `ts` is a valid timespec;
+    // no signal mask is passed.
+    let n = unsafe {
+        libc::ppoll(
+            pfds.as_mut_ptr(),
+            pfds.len() as libc::nfds_t,
+            &ts,
+            std::ptr::null(),
+        )
+    };
     if n <= 0 {
         return vec![false; pfds.len()];
     }

@@ -108,26 +108,3 @@ mod tests {
         }
     }
 }
-
-/// Runs the calling thread under SCHED_FIFO at `priority` (1..99), with
-/// `SCHED_RESET_ON_FORK`: threads and processes it starts afterwards get the ordinary
-/// scheduler, so only this thread is real-time.
-///
-/// # Errors
-/// Not permitted (no CAP_SYS_NICE, an RLIMIT_RTPRIO below `priority`, a cgroup without
-/// real-time budget) or an invalid priority.
-pub fn realtime(priority: u32) -> io::Result<()> {
-    let param = libc::sched_param {
-        sched_priority: i32::try_from(priority)
-            .map_err(|_| io::Error::other("priority out of range"))?,
-    };
-    // SAFETY: sched_setscheduler reads `param`, a valid sched_param; pid 0 is this thread.
-    let rc = unsafe {
-        libc::sched_setscheduler(0, libc::SCHED_FIFO | libc::SCHED_RESET_ON_FORK, &param)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(io::Error::last_os_error())
-    }
-}

@@ -298,9 +298,6 @@ pub struct DaemonConfig {
     pub http_hosts: Vec<String>,
     /// HTTPS: certificate chain and private key files (PEM).
     pub tls: Option<(String, String)>,
-    /// SCHED_FIFO priority of the control thread (1..99), so a busy dataplane cannot delay a
-    /// link event; 0: the ordinary scheduler.
-    pub control_priority: u32,
 }
 
 /// A whole validated configuration.
@@ -373,8 +370,6 @@ pub struct DaemonSpec {
     pub tls_key: String,
     /// Memory (MiB) the frames and rings of one lagg's workers may take.
     pub memory_budget_mb: u64,
-    /// SCHED_FIFO priority of the control thread, 0..99 (0: ordinary scheduling).
-    pub control_priority: u32,
 }
 
 impl Default for DaemonSpec {
@@ -390,7 +385,6 @@ impl Default for DaemonSpec {
             tls_cert: String::new(),
             tls_key: String::new(),
             memory_budget_mb: DEFAULT_MEMORY_BUDGET_MB,
-            control_priority: DEFAULT_CONTROL_PRIORITY,
         }
     }
 }
@@ -402,8 +396,6 @@ pub const DEFAULT_MEMORY_BUDGET_MB: u64 = 2048;
 pub const DEFAULT_SOCKET: &str = "/run/xlagg/xlaggd.sock";
 /// The HTTP listener unless `daemon.http` says otherwise: localhost only.
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8474";
-/// The control thread's real-time priority unless `daemon.control_priority` says otherwise.
-pub const DEFAULT_CONTROL_PRIORITY: u32 = 10;
 /// The API token's file unless `daemon.token_file` says otherwise.
 pub const DEFAULT_TOKEN_FILE: &str = "/var/lib/xlagg/api-token";
 

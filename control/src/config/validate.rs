@@ -115,14 +115,7 @@ fn daemon(raw: &DaemonSpec, problems: &mut Vec<String>) -> DaemonConfig {
         token_file: raw.token_file.clone(),
         http_hosts: Vec::new(),
         tls: None,
-        control_priority: raw.control_priority,
     };
-    if raw.control_priority > 99 {
-        problems.push(format!(
-            "daemon.control_priority: {} is out of range: use 1 to 99 (SCHED_FIFO), or 0 for the ordinary scheduler",
-            raw.control_priority
-        ));
-    }
     for host in &raw.http_hosts {
         let valid = !host.is_empty()
             && host.len() <= 253

@@ -218,22 +218,10 @@ pub fn run(o: &Options, stop: &AtomicBool) -> Result<Option<String>, Fatal> {
         link_poll: Duration::from_millis(config.daemon.link_poll_ms),
         status_every: Duration::from_millis(config.daemon.status_interval_ms),
     };
-    let priority = config.daemon.control_priority;
     let mut daemon = Daemon::new(o.config.clone(), doc, config);
     daemon.set_endpoints(http.as_ref().map(|h| h.addr), token_file);
     daemon.set_fault_injection(o.fault_injection);
     let mut control = ControlLoop::new(nl, daemon, server, http, link_events, times);
-    // Real-time from here on, for this thread only (threads it starts, the workers among
-    // them, get the ordinary scheduler): a link event is applied at once, however busy the
-    // workers and the softirq keep the cores.
-    if priority > 0 {
-        match xlagg_sys::process::realtime(priority) {
-            Ok(()) => tracing::info!(priority, "control thread runs under SCHED_FIFO"),
-            Err(e) => {
-                tracing::warn!(priority, error = %e, "control thread stays on the ordinary scheduler: a saturated dataplane can delay link events")
-            }
-        }
-    }
     // A lagg that cannot start (a missing NIC, a foreign program) is reported and retried
     // while the others run.
     let running = control.start();
