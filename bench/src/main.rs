@@ -302,6 +302,9 @@ enum Command {
         /// MTU of every link and of the lagg (9000: jumbo frames).
         #[arg(long, default_value_t = 1500)]
         mtu: u32,
+        /// The lagg's engine: afxdp or xdp.
+        #[arg(long, default_value = "afxdp")]
+        engine: String,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -459,11 +462,13 @@ fn main() -> Result<()> {
             megabytes,
             runs,
             mtu,
+            engine,
             testbed,
             json,
         } => {
-            let report = xlagg_bench::tcp::run(&protocols, megabytes << 20, runs, mtu, &testbed)?;
-            let options = serde_json::json!({"protocols": protocols, "megabytes": megabytes, "runs": runs, "mtu": mtu});
+            let report =
+                xlagg_bench::tcp::run(&protocols, megabytes << 20, runs, mtu, &engine, &testbed)?;
+            let options = serde_json::json!({"protocols": protocols, "megabytes": megabytes, "runs": runs, "mtu": mtu, "engine": engine});
             write_json(json.as_deref(), "tcp", options, &report)?;
         }
         Command::Soak {

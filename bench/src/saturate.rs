@@ -173,30 +173,14 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         bail!("--engine: '{engine}' is not an engine: use afxdp or xdp");
     }
     let exe = std::env::current_exe()?;
-    let xlaggd = crate::testbed::sibling_binary("xlaggd")?;
     let bed = Bed::up(
         testbed,
         &format!("bf{}", std::process::id() % 100_000),
         MEMBERS,
         false,
     )?;
-    let ports: Vec<String> = (0..MEMBERS).map(|i| format!("\"xlm{i}\"")).collect();
-    let config = format!(
-        "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"failover\"\nlaggports = [{}]\n\
-         upper = \"forward\"\nforward_port = \"xld0\"\nengine = \"{engine}\"\n",
-        ports.join(", ")
-    );
-    let config = crate::testbed::TempFile::write(&format!("xlagg-bench-{}.toml", bed.id), &config)?;
-    let path = &config.0;
-    let mut daemon = bed.exec("app", &xlaggd);
-    daemon
-        .arg("--config")
-        .arg(path)
-        .arg("--socket")
-        .arg(path.with_extension("sock"))
-        .args(["--http", "off"])
-        .stderr(Stdio::null());
-    let _daemon = Guarded::spawn_ready(daemon, "xlaggd")?;
+    let _daemon =
+        crate::switchover::start_daemon(&bed, "failover", &format!("engine = \"{engine}\"\n"))?;
 
     let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();
     let mut sink = bed.exec("ptr", &exe);

@@ -53,23 +53,22 @@ pub struct SwitchoverReport {
 
 const MEMBERS: usize = 4;
 
-/// Runs `flaps` carrier losses on its own test bed and prints the figures.
+/// Starts xlaggd in the bed's appliance namespace with lagg0 over its members, forward mode
+/// through xld0, protocol `proto` and `extra` lines; stopped when the guard drops (keep the
+/// configuration file with it).
 ///
 /// # Errors
-/// Any failing step; the test bed is removed anyway.
-pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<SwitchoverReport> {
-    let exe = std::env::current_exe()?;
+/// When xlaggd is missing or does not come up.
+pub(crate) fn start_daemon(
+    bed: &Bed,
+    proto: &str,
+    extra: &str,
+) -> Result<(Guarded, crate::testbed::TempFile)> {
     let xlaggd = crate::testbed::sibling_binary("xlaggd")?;
-    let bed = Bed::up(
-        testbed,
-        &format!("bs{}", std::process::id() % 100_000),
-        MEMBERS,
-        false,
-    )?;
     let ports: Vec<String> = (0..MEMBERS).map(|i| format!("\"xlm{i}\"")).collect();
     let config = format!(
         "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\nlaggports = [{}]\n\
-         upper = \"forward\"\nforward_port = \"xld0\"\n",
+         upper = \"forward\"\nforward_port = \"xld0\"\n{extra}",
         ports.join(", ")
     );
     let config = crate::testbed::TempFile::write(&format!("xlagg-bench-{}.toml", bed.id), &config)?;
@@ -82,7 +81,22 @@ pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<Switch
         .arg(path.with_extension("sock"))
         .args(["--http", "off"])
         .stderr(Stdio::null());
-    let _daemon = Guarded::spawn_ready(daemon, "xlaggd")?;
+    Ok((Guarded::spawn_ready(daemon, "xlaggd")?, config))
+}
+
+/// Runs `flaps` carrier losses on its own test bed and prints the figures.
+///
+/// # Errors
+/// Any failing step; the test bed is removed anyway.
+pub fn run(proto: &str, flaps: usize, pps: u64, testbed: &Path) -> Result<SwitchoverReport> {
+    let exe = std::env::current_exe()?;
+    let bed = Bed::up(
+        testbed,
+        &format!("bs{}", std::process::id() % 100_000),
+        MEMBERS,
+        false,
+    )?;
+    let _daemon = start_daemon(&bed, proto, "")?;
 
     let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();
     let sink = TimestampSink::start(&bed, &partner)?;

@@ -46,16 +46,22 @@ pub struct TcpReport {
 }
 
 fn wire_partner(bed: &Bed, ports: &[&str]) -> Result<()> {
+    ethtool_ptr(bed, ports, &["tx", "off"])
+}
+
+/// `ethtool -K PORT SETTINGS` on each partner port.
+fn ethtool_ptr(bed: &Bed, ports: &[&str], settings: &[&str]) -> Result<()> {
     for p in ports {
         let ok = bed
             .exec("ptr", Path::new("ethtool"))
-            .args(["-K", p, "tx", "off"])
+            .args(["-K", p])
+            .args(settings)
             .stdout(Stdio::null())
             .status()
             .context("ethtool")?
             .success();
         if !ok {
-            bail!("ethtool -K {p} tx off failed");
+            bail!("ethtool -K {p} {} failed", settings.join(" "));
         }
     }
     Ok(())
@@ -101,6 +107,7 @@ pub fn run(
     bytes: u64,
     runs: usize,
     mtu: u32,
+    engine: &str,
     testbed: &Path,
 ) -> Result<TcpReport> {
     crate::iperf::require()?;
@@ -162,6 +169,10 @@ pub fn run(
                 true,
             )?;
             wire_partner(&bed, &["xlp0", "xlp1"])?;
+            if engine == "xdp" {
+                // A veth takes frames redirected into its peer only with GRO (or XDP) on.
+                ethtool_ptr(&bed, &["xlp0", "xlp1"], &["gro", "on"])?;
+            }
             set_mtu(&bed, "app", &["xlm0", "xlm1"], mtu)?;
             set_mtu(&bed, "ptr", &["xlp0", "xlp1", "xlbr0"], mtu)?;
             let extra = if proto == "lacp" {
@@ -171,7 +182,7 @@ pub fn run(
             };
             let config = format!(
                 "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\n\
-                 laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"10.77.0.1/24\"]\nmtu = {mtu}\n{extra}"
+                 laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"10.77.0.1/24\"]\nmtu = {mtu}\nengine = \"{engine}\"\n{extra}"
             );
             let config = TempFile::write(&format!("xlagg-tcp-{}.toml", bed.id), &config)?;
             let mut cmd = bed.exec("app", &xlaggd);
