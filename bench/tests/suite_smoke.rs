@@ -42,12 +42,18 @@ fn the_suite_writes_results_and_compare_reads_them() {
     )
     .expect("JSON");
     let rows = json["throughput"].as_array().expect("throughput rows");
-    assert_eq!(rows.len(), 12, "4 sizes x (ceiling, kernel, loadbalance)");
-    assert!(
-        rows.iter()
-            .any(|r| r["size"] == "9000B" && r["variant"] == "loadbalance"),
-        "a jumbo row: {rows:?}"
+    assert_eq!(
+        rows.len(),
+        16,
+        "4 sizes x (ceiling, kernel, loadbalance on each engine)"
     );
+    for variant in ["loadbalance", "loadbalance (XDP engine)"] {
+        assert!(
+            rows.iter()
+                .any(|r| r["size"] == "9000B" && r["variant"] == variant),
+            "a jumbo row of {variant}: {rows:?}"
+        );
+    }
     for row in rows {
         assert!(
             row["mpps"]["median"].as_f64().unwrap_or(0.0) > 0.01,
