@@ -6,7 +6,9 @@
 //! counters in dataplane/tests/xdp_program.rs. What stays here: `tx_ring_full` (a copy-mode
 //! veth completes every transmit at once), `no_free_frame` (the pool running dry is what the
 //! frame-accounting tests prevent), invalid descriptors (a kernel or worker bug) and the loop
-//! and latency counters of the running loop.
+//! and latency counters of the running loop, and the XDP engine's `not_redirected` (a frame
+//! the kernel cannot redirect: no device in the slot, or a multi-buffer broadcast the
+//! configuration refuses).
 
 use std::path::Path;
 
@@ -25,9 +27,19 @@ fn drop_reasons_frames_cannot_reach_are_still_counted_by_the_worker() {
             "DropReason::{reason} is never counted in the worker"
         );
     }
+    // The XDP engine's reason: counted by its program, summed into the port's drops.
+    assert!(
+        source("ebpf/xdp/src/engine.rs").contains("EngineCounter::NotRedirected"),
+        "the XDP engine never counts not_redirected"
+    );
+    assert!(
+        source("control/src/runtime/lagg/xdp_port.rs")
+            .contains("drops[DropReason::NotRedirected as usize]"),
+        "the XDP engine's not_redirected never reaches the port's drops"
+    );
     let defined = source("dataplane/src/counters.rs");
     assert!(
-        defined.contains("pub const COUNT: usize = 4;"),
+        defined.contains("pub const COUNT: usize = 5;"),
         "a drop reason was added: count it in the worker and list it here"
     );
 }
