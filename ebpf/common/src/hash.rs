@@ -11,8 +11,9 @@
 //!
 //! One pass over the headers with bounds-checked reads only, so a short or malformed frame
 //! hashes over what is well formed. Only 64-bit arithmetic (BPF has no 128-bit product):
-//! the fields go into four lanes, each lane is finished with murmur3's 64-bit finaliser and
-//! the four results once more. No loop the verifier cannot unroll, no panic path.
+//! the fields go into four lanes, each lane is multiplied by its own odd constant, the four
+//! are folded together and finished with murmur3's 64-bit finaliser. No loop the verifier
+//! cannot unroll, no panic path.
 
 /// MAC addresses and VLAN id.
 pub const L2: u8 = 1;
@@ -85,6 +86,14 @@ const fn fmix(mut k: u64) -> u64 {
     k ^ (k >> 33)
 }
 
+/// Odd multipliers of the lanes.
+const M: [u64; 4] = [
+    0x9e37_79b9_7f4a_7c15,
+    0xc2b2_ae3d_27d4_eb4f,
+    0x1656_67b1_9e37_79f9,
+    0xd6e8_feb8_6659_fd93,
+];
+
 const K: [u64; 4] = [
     0x243f_6a88_85a3_08d3,
     0x1319_8a2e_0370_7344,
@@ -117,9 +126,13 @@ impl Mixer {
 
     #[inline(always)]
     fn finish(self) -> u32 {
+        // Each lane through its own odd multiplier (four independent products), folded
+        // together, then one finaliser: six 64-bit multiplies, four of them in parallel.
         let [a, b, c, d] = self.lanes;
-        let x = fmix(a ^ K[0] ^ self.seed) ^ fmix(b ^ K[1]).rotate_left(21);
-        let y = fmix(c ^ K[2] ^ self.seed.rotate_left(32)) ^ fmix(d ^ K[3]).rotate_left(43);
+        let x = (a ^ K[0] ^ self.seed).wrapping_mul(M[0])
+            ^ (b ^ K[1]).wrapping_mul(M[1]).rotate_left(31);
+        let y = (c ^ K[2] ^ self.seed.rotate_left(32)).wrapping_mul(M[2])
+            ^ (d ^ K[3]).wrapping_mul(M[3]).rotate_left(29);
         let h = fmix(x ^ y.rotate_left(17));
         (h ^ (h >> 32)) as u32
     }
