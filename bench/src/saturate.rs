@@ -26,13 +26,20 @@ use crate::testbed::Bed;
 /// One carrier loss at saturation.
 #[derive(Clone, Copy, Debug, Serialize)]
 pub struct SaturatedFlap {
+    /// Milliseconds from the master's last test frame to the backup's first, both stamped by
+    /// the sink: the outage the receiver sees.
+    pub gap_ms: f64,
     /// Milliseconds from the `ip link set down` command's return to the backup's first test
     /// frame (0 when it came even earlier).
     pub switchover_ms: f64,
     /// The same from the command's start (an upper bound).
     pub upper_bound_ms: f64,
-    /// Frames missing meanwhile: the delivered rate times the gap from the command's start.
-    pub lost_estimate: u64,
+    /// Frames lost: the generator's sequence numbers between the master's last frame and
+    /// the backup's first.
+    pub lost: u64,
+    /// Those frames in milliseconds of the generator's rate (the outage as the traffic saw
+    /// it, whatever the generator's own pauses).
+    pub lost_ms: f64,
     /// Milliseconds the `ip link set down` command took.
     pub ip_ms: f64,
     /// Milliseconds from the carrier's return to the master's first test frame (failover
@@ -47,13 +54,21 @@ pub struct SaturatedReport {
     pub engine: String,
     /// Frames per second delivered to the partner, over the whole run.
     pub delivered_pps: f64,
+    /// Frames per second the generator numbered, over the whole run.
+    pub generated_pps: f64,
+    /// Frames lost per flap, spread.
+    pub lost: Spread,
+    /// Flaps that lost at most the generator's rate times 1 ms.
+    pub lost_under_1ms: usize,
     /// Every flap.
     pub flaps: Vec<SaturatedFlap>,
+    /// Gap spread, ms.
+    pub gap_ms: Spread,
     /// Switchover spread, ms.
     pub switchover_ms: Spread,
     /// Upper-bound spread, ms.
     pub upper_bound_ms: Spread,
-    /// Flaps whose upper bound stayed below 1 ms.
+    /// Flaps whose gap stayed below 1 ms.
     pub under_1ms: usize,
 }
 
@@ -76,9 +91,9 @@ pub fn flapsink(ifaces: &[String]) -> Result<()> {
     for line in stdin.lock().lines() {
         match line?.trim() {
             "arm" => {
-                let now = monotonic_ns();
+                // Any frame the sink sees after this write counts (no clock compared).
                 for p in &mut programs {
-                    p.arm_first_seen(now)?;
+                    p.arm_first_seen()?;
                 }
                 writeln!(out, "armed")?;
             }
@@ -125,17 +140,19 @@ impl SinkControl {
         self.ask("arm").map(|_| ())
     }
 
-    fn first(&mut self, port: usize) -> Result<Option<u64>> {
-        let firsts: Vec<Option<u64>> = serde_json::from_str(&self.ask("read")?)?;
-        Ok(firsts.get(port).copied().flatten())
+    /// `port`'s `[first, last, first's sequence number, last's]` (first 0: none since armed).
+    fn seen(&mut self, port: usize) -> Result<[u64; 4]> {
+        let seen: Vec<[u64; 4]> = serde_json::from_str(&self.ask("read")?)?;
+        seen.get(port).copied().context("the sink has no such port")
     }
 
-    /// Polls until `port` has a first test frame (at most 2 s).
-    fn wait_first(&mut self, port: usize) -> Result<u64> {
+    /// Polls until `port` has a first test frame (at most 2 s); its time and sequence number.
+    fn wait_first(&mut self, port: usize) -> Result<(u64, u64)> {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            if let Some(t) = self.first(port)? {
-                return Ok(t);
+            let [first, _, first_seq, _] = self.seen(port)?;
+            if first != 0 {
+                return Ok((first, first_seq));
             }
             if Instant::now() > deadline {
                 bail!("no test frame reached xlp{port} within 2 s");
@@ -151,7 +168,7 @@ fn flap(bed: &Bed, up: bool) -> Result<()> {
     let ns = bed.ns("ptr");
     let state = if up { "up" } else { "down" };
     let out = std::process::Command::new("chrt")
-        .args(["-f", "50", "ip", "-n", &ns, "link", "set", "xlp0", state])
+        .args(["-o", "0", "ip", "-n", &ns, "link", "set", "xlp0", state])
         .output()
         .context("running chrt ip")?;
     if !out.status.success() {
@@ -221,40 +238,57 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
     let generator = Guarded::adopt(gen.spawn().context("starting the generator")?);
     std::thread::sleep(Duration::from_secs(1));
     let (p0, t0) = (crate::suite::partner_frames(&bed)?, Instant::now());
+    // The generator's rate, from the sequence numbers the master sees over the run.
+    control.arm()?;
+    std::thread::sleep(Duration::from_millis(50));
+    let [_, start_ns, _, start_seq] = control.seen(0)?;
     let mut results = Vec::new();
     for _ in 0..flaps {
         control.arm()?;
         let before = monotonic_ns();
         flap(&bed, false)?;
         let after = monotonic_ns();
-        let at = control.wait_first(1)?;
+        let (at, at_seq) = control.wait_first(1)?;
+        // The master's last frame (none since armed: the cut came first, count from the arm)
+        // and its sequence number: the generator numbers every frame, so the frames lost are
+        // the numbers between, whatever the generator's own pace.
+        let [first0, last0, _, last_seq] = control.seen(0)?;
+        let last = if first0 == 0 { before } else { last0 };
+        let lost = at_seq.saturating_sub(last_seq + 1);
         std::thread::sleep(Duration::from_millis(200));
         control.arm()?;
         flap(&bed, true)?;
         let up = monotonic_ns();
-        let back = control.wait_first(0)?;
+        let (back, _) = control.wait_first(0)?;
         std::thread::sleep(Duration::from_millis(200));
         eprintln!(
-            "flap {}: backup's first frame {:.3} ms after the cut began, master's {:.3} ms after it returned",
+            "flap {}: backup's first frame {:.3} ms after the cut began, master's last {:.3} ms after it began, {lost} frames lost, master's first {:.3} ms after it returned",
             results.len() + 1,
             at.saturating_sub(before) as f64 / 1e6,
+            (last as f64 - before as f64) / 1e6,
             back.saturating_sub(up) as f64 / 1e6
         );
-        results.push((before, after, at, up, back));
+        results.push((before, after, at, up, back, last, lost));
     }
     let delivered_pps =
         (crate::suite::partner_frames(&bed)? - p0) as f64 / t0.elapsed().as_secs_f64();
+    let [_, end_ns, _, end_seq] = control.seen(0)?;
+    let generated_pps = end_seq.saturating_sub(start_seq) as f64
+        / (end_ns.saturating_sub(start_ns).max(1) as f64 / 1e9);
     drop(generator);
     drop(control);
     let _ = child.wait();
     let flaps: Vec<SaturatedFlap> = results
         .iter()
-        .map(|&(before, after, at, up, back)| {
+        .map(|&(before, after, at, up, back, last, lost)| {
             let upper = at.saturating_sub(before) as f64 / 1e6;
+            let gap = at.saturating_sub(last) as f64 / 1e6;
             SaturatedFlap {
+                gap_ms: gap,
                 switchover_ms: at.saturating_sub(after) as f64 / 1e6,
                 upper_bound_ms: upper,
-                lost_estimate: (delivered_pps * upper / 1e3).round() as u64,
+                lost,
+                lost_ms: lost as f64 / generated_pps * 1e3,
                 ip_ms: (after - before) as f64 / 1e6,
                 return_ms: back.saturating_sub(up) as f64 / 1e6,
             }
@@ -262,42 +296,64 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         .collect();
     let switchover_ms = Spread::of(&flaps.iter().map(|f| f.switchover_ms).collect::<Vec<_>>());
     let upper_bound_ms = Spread::of(&flaps.iter().map(|f| f.upper_bound_ms).collect::<Vec<_>>());
-    let under_1ms = flaps.iter().filter(|f| f.upper_bound_ms < 1.0).count();
+    let gap_ms = Spread::of(&flaps.iter().map(|f| f.gap_ms).collect::<Vec<_>>());
+    let under_1ms = flaps.iter().filter(|f| f.gap_ms < 1.0).count();
+    let lost = Spread::of(&flaps.iter().map(|f| f.lost as f64).collect::<Vec<_>>());
+    let lost_under_1ms = flaps.iter().filter(|f| f.lost_ms <= 1.0).count();
     println!(
-        "switchover at saturation, engine {engine}, failover over {MEMBERS} members, {:.3} Mpps delivered, {} carrier losses",
+        "switchover at saturation, engine {engine}, failover over {MEMBERS} members, {:.3} Mpps generated, {:.3} Mpps delivered, {} carrier losses",
+        generated_pps / 1e6,
         delivered_pps / 1e6,
         flaps.len()
     );
     println!(
-        "{:>4} {:>14} {:>12} {:>10} {:>8} {:>10}",
-        "flap", "switchover ms", "upper bound", "lost (est)", "ip ms", "return ms"
+        "{:>4} {:>8} {:>9} {:>8} {:>12} {:>12} {:>8} {:>10}",
+        "flap", "lost", "lost ms", "gap ms", "after ip ms", "upper bound", "ip ms", "return ms"
     );
     for (i, f) in flaps.iter().enumerate() {
         println!(
-            "{:>4} {:>14.3} {:>12.3} {:>10} {:>8.3} {:>10.3}",
+            "{:>4} {:>8} {:>9.3} {:>8.3} {:>12.3} {:>12.3} {:>8.3} {:>10.3}",
             i + 1,
+            f.lost,
+            f.lost_ms,
+            f.gap_ms,
             f.switchover_ms,
             f.upper_bound_ms,
-            f.lost_estimate,
             f.ip_ms,
             f.return_ms
         );
     }
     println!(
-        "switchover ms: min {:.3} median {:.3} max {:.3}; upper bound ms: min {:.3} median {:.3} max {:.3}; {} of {} under 1 ms",
-        switchover_ms.min,
+        "frames lost per flap: min {:.0} median {:.0} max {:.0}; {} of {} at most 1 ms of the generator's rate ({:.0} frames)",
+        lost.min,
+        lost.median,
+        lost.max,
+        lost_under_1ms,
+        flaps.len(),
+        generated_pps / 1e3
+    );
+    println!(
+        "gap ms (master's last frame to backup's first, at the sink; includes the generator's own pauses): \
+         min {:.3} median {:.3} max {:.3}; {} of {} under 1 ms; from the ip command's return: median {:.3} max {:.3}; \
+         from its start: median {:.3} max {:.3}",
+        gap_ms.min,
+        gap_ms.median,
+        gap_ms.max,
+        under_1ms,
+        flaps.len(),
         switchover_ms.median,
         switchover_ms.max,
-        upper_bound_ms.min,
         upper_bound_ms.median,
         upper_bound_ms.max,
-        under_1ms,
-        flaps.len()
     );
     Ok(SaturatedReport {
         engine: engine.to_string(),
         delivered_pps,
+        generated_pps,
+        lost,
+        lost_under_1ms,
         flaps,
+        gap_ms,
         switchover_ms,
         upper_bound_ms,
         under_1ms,

@@ -410,11 +410,11 @@ impl PortProgram {
         self.per_cpu_sums(names::SINK_LATENCY, xlagg_common::SINK_LATENCY_BUCKETS)
     }
 
-    /// Sink: from `at_ns` (CLOCK_MONOTONIC) on, stamp the first test frame.
+    /// Sink: from now on, stamp the first test frame (and go on stamping the last).
     ///
     /// # Errors
     /// When the map update fails.
-    pub fn arm_first_seen(&mut self, at_ns: u64) -> Result<(), XdpError> {
+    pub fn arm_first_seen(&mut self) -> Result<(), XdpError> {
         let port = self.port.clone();
         let err = |detail: String| XdpError::Map {
             port: port.clone(),
@@ -428,24 +428,28 @@ impl PortProgram {
         let mut array: Array<&mut MapData, u64> =
             Array::try_from(data).map_err(|e| err(e.to_string()))?;
         array.set(1, 0, 0).map_err(|e| err(e.to_string()))?;
-        array.set(0, at_ns, 0).map_err(|e| err(e.to_string()))
+        array.set(0, 1, 0).map_err(|e| err(e.to_string()))
     }
 
-    /// Sink: the first test frame's time since armed (CLOCK_MONOTONIC ns), if one came.
+    /// Sink: `[first, last, first's sequence number, last's]`: the times (CLOCK_MONOTONIC ns)
+    /// of the first test frame since armed (0: none yet) and of the last one.
     ///
     /// # Errors
     /// When the map cannot be read.
-    pub fn first_seen(&self) -> Result<Option<u64>, XdpError> {
+    pub fn first_seen(&self) -> Result<[u64; 4], XdpError> {
         let map = self
             .ebpf
             .map(names::SINK_FIRST)
             .ok_or_else(|| self.map_err(names::SINK_FIRST, "missing"))?;
         let array: Array<&MapData, u64> =
             Array::try_from(map).map_err(|e| self.map_err(names::SINK_FIRST, e))?;
-        let first = array
-            .get(&1, 0)
-            .map_err(|e| self.map_err(names::SINK_FIRST, e))?;
-        Ok((first != 0).then_some(first))
+        let mut seen = [0u64; 4];
+        for (i, v) in seen.iter_mut().enumerate() {
+            *v = array
+                .get(&(i as u32 + 1), 0)
+                .map_err(|e| self.map_err(names::SINK_FIRST, e))?;
+        }
+        Ok(seen)
     }
 
     /// Sink: test frames of flows `0..flows`.

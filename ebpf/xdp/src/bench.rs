@@ -156,9 +156,10 @@ fn latency_bucket(ns: u64) -> u32 {
     }
 }
 
-/// `[armed at, first test frame at]`, CLOCK_MONOTONIC ns: userspace arms, the sink stamps.
+/// `[armed, first test frame at, last test frame at, first's sequence number, last's]`
+/// (CLOCK_MONOTONIC ns): userspace arms, the sink stamps.
 #[map(name = "XLAGG_SINKFS")]
-static SINK_FIRST: Array<u64> = Array::with_max_entries(2, 0);
+static SINK_FIRST: Array<u64> = Array::with_max_entries(5, 0);
 
 /// The benchmark's sink, attached to the partner ports: counts every frame; for test frames
 /// (untagged or one VLAN tag, IPv4 or IPv6, UDP, marker "XL") counts the flow, notes a
@@ -209,15 +210,25 @@ pub fn xlagg_sink(ctx: XdpContext) -> u32 {
         return xdp_action::XDP_DROP;
     }
     sink_count(SinkCounter::Test, 1);
-    // The first test frame at or after the armed time (the switchover's clock).
-    if let (Some(arm), Some(first)) = (SINK_FIRST.get_ptr(0), SINK_FIRST.get_ptr_mut(1)) {
+    // The first test frame since armed and the last one, with their sequence numbers (the
+    // switchover's clock and its count of frames lost: the generator numbers every frame).
+    if let (Some(arm), Some(first), Some(last), Some(first_seq), Some(last_seq)) = (
+        SINK_FIRST.get_ptr(0),
+        SINK_FIRST.get_ptr_mut(1),
+        SINK_FIRST.get_ptr_mut(2),
+        SINK_FIRST.get_ptr_mut(3),
+        SINK_FIRST.get_ptr_mut(4),
+    ) {
         // SAFETY: slots of successful lookups; a race between CPUs only picks one of two
         // nearly equal stamps.
         unsafe {
-            if *arm != 0 && *first == 0 {
+            if *arm != 0 {
                 let now = bpf_ktime_get_ns();
-                if now >= *arm {
+                *last = now;
+                *last_seq = seq;
+                if *first == 0 {
                     *first = now;
+                    *first_seq = seq;
                 }
             }
         }
