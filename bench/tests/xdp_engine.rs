@@ -160,6 +160,71 @@ fn failover_in_the_xdp_engine_uses_master_then_next_then_master() {
 }
 
 #[test]
+fn the_xdp_engine_leaves_a_master_without_carrier_before_the_control_thread_does() {
+    leaves_a_dead_master("xdp");
+}
+
+#[test]
+fn the_afxdp_engine_leaves_a_master_without_carrier_before_the_control_thread_does() {
+    leaves_a_dead_master("afxdp");
+}
+
+fn leaves_a_dead_master(engine: &str) {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    // The control thread keeps xlm0 for 5 s after its carrier goes (downdelay): frames sent
+    // meanwhile reach the backup only because the data path leaves xlm0 by itself.
+    let extra = format!("engine = \"{engine}\"\ndowndelay = 5000\n");
+    let daemon = Daemon::start(&bed, &bed.config("failover", &extra, false));
+    let sink = Sink::start(&bed);
+    bed.send(10, 2, 0);
+    bed.ip("ptr", &["link", "set", "xlp0", "down"]);
+    wait_until(5, "xlm0 to lose carrier", || {
+        !bed.ip("app", &["-o", "link", "show", "xlm0"])
+            .contains("LOWER_UP")
+    });
+    // The first frames after the cut meet the dead member and mark it (they are lost);
+    // everything after goes to the backup.
+    bed.send(10, 2, 100);
+    std::thread::sleep(Duration::from_millis(100));
+    bed.send(10, 2, 200);
+    let refused = || {
+        let out = common::xlaggctl(&daemon.socket, &["dump"]);
+        let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dump is JSON");
+        dump["events"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["port"] == "xlm0"
+                    && e["text"]
+                        .as_str()
+                        .is_some_and(|t| t.contains("transmit refused"))
+            })
+        })
+    };
+    wait_until(
+        4,
+        &format!("{engine}: a 'transmit refused' event for xlm0"),
+        refused,
+    );
+    let report = sink.finish();
+    let map = carriers(&report);
+    for (seq, ports) in &map {
+        match seq / 100 {
+            0 => assert_eq!(ports, &vec![0], "frame {seq} before the cut: the master"),
+            _ => assert_eq!(
+                ports,
+                &vec![1],
+                "{engine}: frame {seq} after the cut: the backup"
+            ),
+        }
+    }
+    let late = map.keys().filter(|s| **s >= 200).count();
+    assert_eq!(
+        late, 20,
+        "every frame sent once the master was marked reaches the backup"
+    );
+}
+
+#[test]
 fn broadcast_in_the_xdp_engine_copies_to_every_member_and_none_sends_nothing() {
     let _serial = serial();
     let bed = bed(MEMBERS, false);

@@ -23,7 +23,7 @@
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
 /// Size of one UMEM frame (chunk). Frames up to `FRAME_SIZE - 256` bytes fit (the kernel keeps
 /// `XDP_PACKET_HEADROOM` in front of received data in copy mode).
@@ -353,6 +353,116 @@ impl Drop for Umem {
     }
 }
 
+/// The words of a BPF array map created with `BPF_F_MMAPABLE`, mapped into this process: the
+/// kernel's programs and the workers write them, everyone reads them without a system call
+/// (the lost-member words of the XDP engine's object). The mapping keeps the map alive.
+#[derive(Debug)]
+pub struct MappedWords {
+    base: NonNull<u64>,
+    words: usize,
+}
+
+// SAFETY: the mapping is only accessed through atomic operations.
+unsafe impl Send for MappedWords {}
+// SAFETY: as above.
+unsafe impl Sync for MappedWords {}
+
+impl MappedWords {
+    /// Maps the `words` 8-byte values of the mmapable array map `fd`.
+    ///
+    /// # Errors
+    /// When `mmap` refuses (a map without `BPF_F_MMAPABLE`, or shorter than asked).
+    pub fn map(fd: std::os::fd::BorrowedFd<'_>, words: usize) -> Result<Self, XskError> {
+        let len = words * 8;
+        // SAFETY: a fresh shared mapping of the map's value area; the kernel checks the length
+        // against the map.
+        let ptr = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                len,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd.as_raw_fd(),
+                0,
+            )
+        };
+        if ptr == libc::MAP_FAILED {
+            return Err(last_error("mmap (BPF array)"));
+        }
+        let base = NonNull::new(ptr.cast::<u64>()).ok_or_else(|| last_error("mmap (BPF array)"))?;
+        Ok(Self { base, words })
+    }
+
+    fn word(&self, i: usize) -> Option<&AtomicU64> {
+        // SAFETY: in bounds of the mapping, 8-byte aligned (page-aligned base), alive as long
+        // as `self`; the kernel writes words whole, so atomic access sees old or new values.
+        (i < self.words).then(|| unsafe { &*self.base.as_ptr().add(i).cast::<AtomicU64>() })
+    }
+
+    /// Word `i` (0 past the end).
+    #[inline(always)]
+    pub fn get(&self, i: usize) -> u64 {
+        self.word(i).map_or(0, |w| w.load(Ordering::Acquire))
+    }
+
+    /// Sets word `i` (nothing past the end).
+    pub fn set(&self, i: usize, value: u64) {
+        if let Some(w) = self.word(i) {
+            w.store(value, Ordering::Release);
+        }
+    }
+
+    /// Marks word `i` with the time (CLOCK_MONOTONIC ns, low bit set, as the kernel's
+    /// programs do) if it is clear, and then counts the mark in word `count`. Returns whether
+    /// this call marked it.
+    pub fn mark(&self, i: usize, count: usize) -> bool {
+        let Some(w) = self.word(i) else {
+            return false;
+        };
+        let ns = monotonic_ns();
+        if w.compare_exchange(0, ns | 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_err()
+        {
+            return false;
+        }
+        self.bump(count);
+        true
+    }
+
+    /// How long ago word `i` was marked (`None`: not marked).
+    pub fn marked_for(&self, i: usize) -> Option<std::time::Duration> {
+        let w = self.get(i);
+        (w != 0).then(|| std::time::Duration::from_nanos(monotonic_ns().saturating_sub(w & !1)))
+    }
+
+    /// Adds one to word `i` (nothing past the end).
+    pub fn bump(&self, i: usize) {
+        if let Some(w) = self.word(i) {
+            w.fetch_add(1, Ordering::AcqRel);
+        }
+    }
+}
+
+/// CLOCK_MONOTONIC in nanoseconds (the clock of `bpf_ktime_get_ns`).
+fn monotonic_ns() -> u64 {
+    let mut now = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes the timespec it is given.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now) };
+    (now.tv_sec as u64)
+        .wrapping_mul(1_000_000_000)
+        .wrapping_add(now.tv_nsec as u64)
+}
+
+impl Drop for MappedWords {
+    fn drop(&mut self) {
+        // SAFETY: unmaps exactly the mapping made in `map`.
+        unsafe { libc::munmap(self.base.as_ptr().cast(), self.words * 8) };
+    }
+}
+
 /// One mmap'd ring: the shared producer/consumer words, flags and the descriptor array.
 #[derive(Debug)]
 struct RingMap {
@@ -568,6 +678,9 @@ pub enum Kick {
     Again,
     /// Transient: the device is busy or out of buffers; try later.
     Busy,
+    /// The kernel dropped a frame because the device cannot send now (no carrier, not
+    /// running): EBUSY in copy mode.
+    Refused,
     /// The device is down: what the ring holds stays there until it is up.
     Down,
     /// An unexpected error.
@@ -965,7 +1078,8 @@ impl XskSocket {
         }
         match io::Error::last_os_error().raw_os_error() {
             Some(libc::EAGAIN) => Kick::Again,
-            Some(libc::EBUSY | libc::ENOBUFS) => Kick::Busy,
+            Some(libc::EBUSY) => Kick::Refused,
+            Some(libc::ENOBUFS) => Kick::Busy,
             Some(libc::ENETDOWN | libc::ENXIO) => Kick::Down,
             _ => Kick::Failed,
         }

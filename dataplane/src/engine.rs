@@ -10,20 +10,31 @@
 //! - two copies of the table and of the broadcast devmap, and a selector: [`XdpEngine::publish`]
 //!   writes the copy frames are not reading, then flips the selector, so a frame sees the old
 //!   table or the new one, never a mix;
-//! - counters per slot and reason, read by [`XdpEngine::counters`].
+//! - counters per slot and reason, read by [`XdpEngine::counters`];
+//! - the lost-member words: the transmit watch ([`XdpEngine::watch_transmit`], a raw
+//!   tracepoint on the kernel's devmap flush) marks a member whose transmit failed whole; the
+//!   program then places that member's frames by the table without it (written with every
+//!   publish). The AF_XDP workers mark and read the same words ([`XdpEngine::lost_words`]),
+//!   so both engines leave a dead member without waiting for the control thread, which clears
+//!   a mark once the member is usable again. An AF_XDP lagg loads this object for the words
+//!   alone ([`XdpEngine::watch_port`], no XDP attached).
 //!
 //! Non-goals: deciding anything. The tables are the workers' [`DistributionTable`]s.
 
 use std::collections::BTreeMap;
 
+use std::sync::OnceLock;
+
 use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues};
-use aya::programs::{links::FdLink, TestRun, TestRunOptions, Xdp, XdpMode};
-use aya::Ebpf;
+use aya::programs::{links::FdLink, RawTracePoint, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::{Ebpf, EbpfLoader};
 use xlagg_common::{
-    names, EngineCounter, EngineCounters, EnginePort, EngineTable, PortState, ENGINE_SLOTS,
-    ENGINE_UPPER_SLOT,
+    engine_policy, names, EngineCounter, EngineCounters, EnginePort, EngineTable, PortState,
+    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_WORDS,
 };
 
+use crate::afxdp::MappedWords;
+use crate::btf::Btf;
 use crate::distribution::DistributionTable;
 use crate::xdp::{error_chain, AttachMode, XdpError};
 
@@ -60,6 +71,20 @@ pub struct XdpEngine {
 /// of the program takes microseconds (it runs with preemption off); this is ample.
 const GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 
+/// The offsets of `ifindex` and `state` in the running kernel's `struct net_device`, read once
+/// (the transmit watch reads a device's index and carrier bit there).
+fn net_device_offsets() -> &'static Result<(u32, u32), String> {
+    static OFFSETS: OnceLock<Result<(u32, u32), String>> = OnceLock::new();
+    OFFSETS.get_or_init(|| {
+        let btf = Btf::vmlinux()?;
+        let offset = |member: &str| {
+            btf.member_offset("net_device", member)
+                .and_then(|off| u32::try_from(off).map_err(|e| e.to_string()))
+        };
+        Ok((offset("ifindex")?, offset("state")?))
+    })
+}
+
 impl XdpEngine {
     /// Loads the engine's object for lagg `lagg` (nothing attached yet).
     ///
@@ -70,7 +95,14 @@ impl XdpEngine {
             port: format!("{lagg} (XDP engine)"),
             detail,
         };
-        let mut ebpf = Ebpf::load(ENGINE_OBJECT).map_err(|e| load_err(error_chain(&e)))?;
+        // 0 when the kernel has no BTF: the carrier watch then does nothing (and
+        // `watch_transmit` says why).
+        let (ifindex, state) = net_device_offsets().as_ref().copied().unwrap_or((0, 0));
+        let mut ebpf = EbpfLoader::new()
+            .override_global(names::IFINDEX_OFFSET, &ifindex, true)
+            .override_global(names::STATE_OFFSET, &state, true)
+            .load(ENGINE_OBJECT)
+            .map_err(|e| load_err(error_chain(&e)))?;
         let program: &mut Xdp = ebpf
             .program_mut(names::ENGINE_PROGRAM)
             .ok_or_else(|| load_err(format!("no program {}", names::ENGINE_PROGRAM)))?
@@ -127,6 +159,7 @@ impl XdpEngine {
         };
         // A slot used before starts from zero, as a fresh port program would.
         self.reset_counters(slot)?;
+        self.clear_lost(slot)?;
         self.write_port(ifindex, value)?;
         let tx = self.tx_map(|m| {
             m.insert(slot, ifindex, None, 0)
@@ -200,6 +233,94 @@ impl XdpEngine {
         Ok(())
     }
 
+    /// Attaches the transmit watch (a raw tracepoint program on `xdp_devmap_xmit`): from
+    /// then on a member flushed to without carrier, or whose flushes fail, is marked in the
+    /// lost-member words.
+    ///
+    /// # Errors
+    /// A kernel without BTF (the program needs the offsets of `ifindex` and `state` in
+    /// `struct net_device`) or refusing the program: failover then waits for the control thread's
+    /// link event.
+    pub fn watch_transmit(&mut self) -> Result<(), String> {
+        let (ifindex, _) = net_device_offsets().clone()?;
+        if ifindex == 0 {
+            return Err("ifindex at offset 0 of struct net_device: not a kernel this knows".into());
+        }
+        let program: &mut RawTracePoint = self
+            .ebpf
+            .program_mut(names::TX_WATCH_PROGRAM)
+            .ok_or_else(|| format!("no program {}", names::TX_WATCH_PROGRAM))?
+            .try_into()
+            .map_err(|e: aya::programs::ProgramError| e.to_string())?;
+        program
+            .load()
+            .map_err(|e| format!("loading the transmit watch: {}", error_chain(&e)))?;
+        program.attach(names::TX_WATCH_TRACEPOINT).map_err(|e| {
+            format!(
+                "attaching to the {} tracepoint: {}",
+                names::TX_WATCH_TRACEPOINT,
+                error_chain(&e)
+            )
+        })?;
+        Ok(())
+    }
+
+    /// The lost-member words, mapped into this process (see
+    /// [`xlagg_common::names::ENGINE_DOWN`]): what the AF_XDP workers mark and read, and the
+    /// control thread clears.
+    ///
+    /// # Errors
+    /// When the map cannot be mapped.
+    pub fn lost_words(&self) -> Result<MappedWords, XdpError> {
+        let map = self
+            .ebpf
+            .map(names::ENGINE_DOWN)
+            .ok_or_else(|| self.map_err(names::ENGINE_DOWN, "missing"))?;
+        let fd = match map {
+            aya::maps::Map::Array(data) => data.fd(),
+            _ => return Err(self.map_err(names::ENGINE_DOWN, "not an array")),
+        };
+        use std::os::fd::AsFd;
+        MappedWords::map(fd.as_fd(), LOST_WORDS as usize)
+            .map_err(|e| self.map_err(names::ENGINE_DOWN, e))
+    }
+
+    /// Gives member `ifindex` its word in `slot` without attaching the program (an AF_XDP
+    /// lagg uses this object for the lost-member words alone).
+    ///
+    /// # Errors
+    /// A map write.
+    pub fn watch_port(&mut self, ifindex: u32, slot: u32) -> Result<(), XdpError> {
+        if slot >= ENGINE_MEMBERS {
+            return Err(self.map_err(names::ENGINE_PORTS, format!("slot {slot} out of range")));
+        }
+        self.clear_lost(slot)?;
+        let value = EnginePort {
+            slot,
+            ..EnginePort::default()
+        };
+        self.write_port(ifindex, value)
+    }
+
+    /// Takes member `ifindex`'s word away (see [`XdpEngine::watch_port`]).
+    pub fn unwatch_port(&mut self, ifindex: u32, slot: u32) {
+        if let Err(e) = self.remove_state(ifindex) {
+            tracing::warn!(lagg = %self.lagg, ifindex, error = %e, "lost-member words: port entry left in its map");
+        }
+        let _ = self.clear_lost(slot);
+    }
+
+    /// Clears member `slot`'s lost mark: frames may go to it again as the table says.
+    ///
+    /// # Errors
+    /// A map write.
+    pub fn clear_lost(&mut self, slot: u32) -> Result<(), XdpError> {
+        if slot < ENGINE_MEMBERS {
+            self.array_set(names::ENGINE_DOWN, slot, 0u64)?;
+        }
+        Ok(())
+    }
+
     /// Removes port `ifindex`: its program (link closed), its slot's device and its state.
     pub fn detach(&mut self, ifindex: u32) {
         if let Some(port) = self.ports.remove(&ifindex) {
@@ -217,6 +338,11 @@ impl XdpEngine {
             Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
             Err(e) => Err(e.to_string()),
         })?;
+        self.remove_state(ifindex)
+    }
+
+    /// Removes port `ifindex`'s state entry.
+    fn remove_state(&mut self, ifindex: u32) -> Result<(), XdpError> {
         let map = self
             .ebpf
             .map_mut(names::ENGINE_PORTS)
@@ -405,6 +531,19 @@ impl XdpEngine {
                 }
             }
         }
+        // For each active member, the table without it: where its frames go from the moment
+        // the carrier watch marks it until the control thread publishes that same table.
+        if matches!(
+            value.policy,
+            engine_policy::FAILOVER | engine_policy::HASH | engine_policy::ROUND_ROBIN
+        ) {
+            for &m in table.active() {
+                let rest: Vec<u8> = table.active().iter().copied().filter(|&a| a != m).collect();
+                let without = table.with_active(&rest).to_engine();
+                let at = next * ENGINE_MEMBERS + u32::from(m);
+                self.array_set(names::ENGINE_FALLBACK, at, without)?;
+            }
+        }
         self.array_set(names::ENGINE_TABLES, next, value)?;
         self.array_set(names::ENGINE_SELECT, 0, next)?;
         self.live = next;
@@ -487,14 +626,5 @@ impl XdpEngine {
             .test_run(opts)
             .map(|r| r.return_value)
             .map_err(|e| self.map_err("test_run", error_chain(&e)))
-    }
-
-    /// Detaches from every port (also done on drop).
-    pub fn shutdown(&mut self) {
-        let ifindexes: Vec<u32> = self.ports.keys().copied().collect();
-        for ifindex in ifindexes {
-            self.detach(ifindex);
-        }
-        self.passive.clear();
     }
 }

@@ -5,6 +5,7 @@
 //! - [`afxdp`]: UMEM and rings (the only module with `unsafe`);
 //! - [`xdp`]: loading and attaching the XDP program, its maps and counters (aya);
 //! - [`engine`]: the XDP engine, a lagg's distribution inside the XDP program;
+//!   [`btf`]: the kernel struct offsets its carrier watch needs;
 //! - [`flow`] and [`distribution`]: pure functions deciding which member sends each frame;
 //! - [`counters`]: per-worker, cache-line separated counters; [`learn`]: source MACs seen
 //!   from the upper port, for forward mode's learning frames; [`ledger`]: where every UMEM
@@ -18,6 +19,7 @@
 #![deny(unsafe_code)]
 
 pub mod afxdp;
+pub mod btf;
 pub mod counters;
 pub mod distribution;
 pub mod engine;

@@ -39,11 +39,16 @@ use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 
-use crate::afxdp::{self, BindMode, Frame, Kick, RingSizes, Umem, XskError, XskSocket};
+use crate::afxdp::{
+    self, BindMode, Frame, Kick, MappedWords, RingSizes, Umem, XskError, XskSocket,
+};
 use crate::counters::{bump, latency_bucket, DropReason, WorkerCounters, XskCounter};
-use crate::distribution::{distribute, DistributionTable, Egress, RoundRobinCursor, MAX_MEMBERS};
+use crate::distribution::{
+    distribute, DistributionTable, Egress, MemberIndex, RoundRobinCursor, MAX_MEMBERS,
+};
 use crate::learn::{RecentMacs, SAMPLE_EVERY};
 use crate::ledger::{Ledger, SocketId};
+use xlagg_common::LOST_EPOCH;
 
 /// Frames distributed together: the unit of [`distribute`].
 pub const BATCH: usize = 64;
@@ -270,6 +275,10 @@ pub struct WorkerLayout {
     /// [`BATCH`] per poll) and the loop drives every port's NAPI with a `recvfrom` per
     /// iteration.
     pub busy_poll: bool,
+    /// The lagg's lost-member words (see [`crate::engine::XdpEngine::lost_words`]): the
+    /// worker marks a member whose transmit the kernel refuses, and a member whose word is set
+    /// is left at the next iteration, by the table the control thread will publish without it.
+    pub lost: Option<Arc<MappedWords>>,
 }
 
 /// How long one busy poll may run (`SO_BUSY_POLL`), microseconds.
@@ -418,6 +427,12 @@ pub struct Worker {
     rr: RoundRobinCursor,
     learn: Option<Arc<RecentMacs>>,
     busy_poll: bool,
+    lost: Option<Arc<MappedWords>>,
+    /// The count of marks last read, and the members marked then (bit set).
+    lost_seen: (u64, u32),
+    /// The live table's generation and the marked set it was derived for, and the
+    /// derived table (the live one without those members).
+    derived: Option<(u64, u32, Arc<DistributionTable>)>,
     rx: Vec<Frame>,
     egress: [Egress; BATCH],
     tx_queues: Vec<Vec<Frame>>,
@@ -485,6 +500,9 @@ impl Worker {
             rr: RoundRobinCursor::default(),
             learn: layout.learn,
             busy_poll: layout.busy_poll,
+            lost: layout.lost,
+            lost_seen: (0, 0),
+            derived: None,
             rx: Vec::with_capacity(BATCH),
             egress: [Egress::Drop; BATCH],
             tx_queues,
@@ -869,12 +887,14 @@ impl Worker {
 
     /// One iteration; returns the number of frames received.
     pub fn step(&mut self) -> usize {
-        let table = self.table.load();
+        let live = self.table.load();
+        let derived = self.without_lost(&live);
+        let table: &DistributionTable = derived.as_deref().unwrap_or(&live);
         self.reap_completions();
         if !self.retiring.is_empty() {
             self.service_retiring();
         }
-        self.refill(&table);
+        self.refill(table);
         if self.busy_poll {
             // The ports' NAPI runs here, on this core, not in a softirq.
             for &slot in &self.present {
@@ -889,7 +909,7 @@ impl Worker {
             let mut taken = 0;
             let mut received = None;
             while taken < RX_BUDGET {
-                let (n, more) = self.receive_batch(&table, port);
+                let (n, more) = self.receive_batch(table, port);
                 if n > 0 && received.is_none() {
                     received = Some(Instant::now());
                 }
@@ -909,6 +929,42 @@ impl Worker {
         }
         self.kick_outstanding();
         moved
+    }
+
+    /// When an active member of `live` is marked lost (its transmit failed: this worker's
+    /// own, another worker's, or, for the XDP engine, the kernel's devmap flush), the table
+    /// without those members: the one the control thread publishes once it has seen the link
+    /// go, so no flow moves twice. One load per iteration while nothing changes.
+    fn without_lost(&mut self, live: &DistributionTable) -> Option<Arc<DistributionTable>> {
+        let words = self.lost.as_ref()?;
+        let epoch = words.get(LOST_EPOCH as usize);
+        if epoch != self.lost_seen.0 {
+            let mut down = 0u32;
+            for m in 0..MAX_MEMBERS {
+                if words.get(m) != 0 {
+                    down |= 1 << m;
+                }
+            }
+            self.lost_seen = (epoch, down);
+        }
+        let down = self.lost_seen.1;
+        if down == 0 || live.active().iter().all(|&m| down & (1 << m) == 0) {
+            return None;
+        }
+        if let Some((generation, was, table)) = &self.derived {
+            if *generation == live.generation() && *was == down {
+                return Some(Arc::clone(table));
+            }
+        }
+        let rest: Vec<MemberIndex> = live
+            .active()
+            .iter()
+            .copied()
+            .filter(|&m| down & (1 << m) == 0)
+            .collect();
+        let table = Arc::new(live.with_active(&rest));
+        self.derived = Some((live.generation(), down, Arc::clone(&table)));
+        Some(table)
     }
 
     /// Takes up to one batch of descriptors from `port`'s rx ring, whole packets only (a
@@ -1204,6 +1260,7 @@ impl Worker {
     }
 
     fn flush(&mut self) {
+        let mut refused = 0u64;
         for k in 0..self.present.len() {
             let port = self.present[k];
             if self.tx_queues[port].is_empty() {
@@ -1217,8 +1274,12 @@ impl Worker {
             let mut room = p.socket.tx_free(len as u32) as usize;
             if room < len && !p.stalled {
                 // Let the kernel drain the ring, then look again before dropping anything.
-                if drain_tx(&p.socket) == Kick::Down {
+                let kick = drain_tx(&p.socket);
+                if kick == Kick::Down {
                     p.stalled = true;
+                }
+                if matches!(kick, Kick::Down | Kick::Refused) {
+                    refused |= 1 << port;
                 }
                 reap(
                     &mut p.socket,
@@ -1253,17 +1314,41 @@ impl Worker {
             bump(&c.tx_bytes, bytes);
             bump(&c.drops[DropReason::TxRingFull as usize], full);
         }
+        self.mark_lost(refused);
     }
 
     fn kick_outstanding(&mut self) {
-        for p in self.ports.iter_mut().flatten() {
-            if !p.stalled
-                && self.ledger.in_flight(p.id) > 0
-                && p.socket.tx_needs_wakeup()
-                && drain_tx(&p.socket) == Kick::Down
-            {
+        let mut refused = 0u64;
+        for (slot, p) in self.ports.iter_mut().enumerate() {
+            let Some(p) = p.as_mut() else {
+                continue;
+            };
+            if p.stalled || self.ledger.in_flight(p.id) == 0 || !p.socket.tx_needs_wakeup() {
+                continue;
+            }
+            let kick = drain_tx(&p.socket);
+            if kick == Kick::Down {
                 p.stalled = true;
             }
+            if matches!(kick, Kick::Down | Kick::Refused) {
+                refused |= 1 << slot;
+            }
+        }
+        self.mark_lost(refused);
+    }
+
+    /// Marks the members in `ports` (bit per slot) whose transmit the kernel refused in the lost-member
+    /// words: from the next iteration their frames go by the table without them (see
+    /// [`Worker::without_lost`]), until the control thread clears the mark.
+    fn mark_lost(&self, ports: u64) {
+        if ports == 0 {
+            return;
+        }
+        let Some(words) = &self.lost else {
+            return;
+        };
+        for slot in (0..MAX_MEMBERS).filter(|s| ports & (1 << s) != 0) {
+            words.mark(slot, LOST_EPOCH as usize);
         }
     }
 }

@@ -81,6 +81,7 @@ fn the_worker_moves_3000_frames_without_a_single_allocation() {
             sizes,
             control: None,
             busy_poll: false,
+            lost: None,
         },
         Arc::new(ArcSwap::from_pointee(table)),
         Arc::clone(&counters),

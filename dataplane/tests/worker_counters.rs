@@ -68,6 +68,7 @@ fn drop_reasons_and_socket_counters_are_reached_by_real_frames() {
             sizes,
             control: None,
             busy_poll: false,
+            lost: None,
         },
         Arc::new(ArcSwap::from_pointee(table)),
         Arc::clone(&counters),

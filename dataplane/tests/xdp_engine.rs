@@ -379,3 +379,74 @@ fn the_engine_makes_the_port_programs_checks() {
         XDP_PASS
     );
 }
+
+#[test]
+fn a_member_marked_lost_is_left_before_any_publish() {
+    let mut rig = rig("xe4");
+    // Every kernel this project supports has BTF and raw tracepoints; the watch must load.
+    rig.engine
+        .watch_transmit()
+        .expect("the transmit watch (raw tracepoint on xdp_devmap_xmit)");
+    let words = rig.engine.lost_words().expect("lost-member words");
+    let epoch = xlagg_common::LOST_EPOCH as usize;
+    let flows: Vec<Vec<u8>> = (0..200).map(frames::udp4).collect();
+    for policy in [
+        TxPolicy::Hash {
+            layers: HashLayers::DEFAULT,
+        },
+        TxPolicy::Failover,
+        TxPolicy::RoundRobin { limit: 1 },
+    ] {
+        // Member 0 is the master (failover) and carries a share of the flows.
+        let table = DistributionTable::new(policy, 11).with_active(&[0, 1, 2, 3]);
+        rig.engine.publish(&table).expect("publish");
+        let before: Vec<Vec<MemberIndex>> = flows.iter().map(|f| rig.place(f).1).collect();
+        assert!(
+            before.iter().any(|t| t.as_slice() == [0]),
+            "{policy:?}: member 0 unused"
+        );
+        // A worker (or the transmit watch) marks member 0: no publish follows.
+        let count = words.get(epoch);
+        assert!(words.mark(0, epoch), "{policy:?}: mark");
+        assert!(
+            !words.mark(0, epoch),
+            "{policy:?}: a second mark is no news"
+        );
+        assert_eq!(words.get(epoch), count + 1);
+        let without = table.with_active(&[1, 2, 3]);
+        let mut rr = RoundRobinCursor::default();
+        for (i, f) in flows.iter().enumerate() {
+            let (action, to) = rig.place(f);
+            assert_eq!(action, XDP_REDIRECT, "{policy:?}, flow {i}");
+            assert_ne!(to, [0], "{policy:?}: flow {i} still on the marked member");
+            if let TxPolicy::Hash { .. } | TxPolicy::Failover = policy {
+                let Egress::Port(want) = workers(&without, &mut rr, f) else {
+                    panic!("workers drop flow {i}");
+                };
+                assert_eq!(
+                    to,
+                    [want],
+                    "{policy:?}: flow {i} not where the next table puts it"
+                );
+                if before[i] != [0] && matches!(policy, TxPolicy::Hash { .. }) {
+                    assert_eq!(to, before[i], "flow {i} moved though its member was fine");
+                }
+            }
+        }
+        // Two members marked: the fallback for one still names the other; such frames drop.
+        assert!(words.mark(1, epoch));
+        let both = flows.iter().filter(|f| rig.place(f).0 == XDP_DROP).count();
+        if matches!(policy, TxPolicy::Failover) {
+            assert_eq!(both, flows.len(), "failover over 0 and 1 marked: 1 is next");
+        }
+        // Cleared (as the control thread does when the member is usable again): the table,
+        // never changed, applies again.
+        words.set(0, 0);
+        words.set(1, 0);
+        words.bump(epoch);
+        if !matches!(policy, TxPolicy::RoundRobin { .. }) {
+            let after: Vec<Vec<MemberIndex>> = flows.iter().map(|f| rig.place(f).1).collect();
+            assert_eq!(after, before, "{policy:?}: placement not restored");
+        }
+    }
+}

@@ -41,8 +41,9 @@ pub mod names {
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`: frames per latency bucket (four per octave from
     /// 64 ns, [`super::SINK_LATENCY_BUCKETS`] of them).
     pub const SINK_LATENCY: &str = "XLAGG_SINKLT";
-    /// `BPF_MAP_TYPE_ARRAY` of two `u64`: the time the sink was armed and the time of the
-    /// first test frame since (CLOCK_MONOTONIC ns; 0: not armed / none yet).
+    /// `BPF_MAP_TYPE_ARRAY` of five `u64`: whether the sink is armed, the time of the first
+    /// test frame since and of the last (CLOCK_MONOTONIC ns; 0: none yet), and their
+    /// sequence numbers.
     pub const SINK_FIRST: &str = "XLAGG_SINKFS";
     /// The in-kernel forwarding reference: redirects every frame to [`REDIRECT_TARGET`]'s
     /// device.
@@ -76,6 +77,25 @@ pub mod names {
     pub const ENGINE_RR: &str = "XLAGG_ERR";
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` of [`super::EngineCounters`], one per slot.
     pub const ENGINE_COUNTERS: &str = "XLAGG_ECNT";
+    /// `BPF_MAP_TYPE_ARRAY` (mmapable) of `u64`, [`super::LOST_WORDS`] of them: per member
+    /// slot, nonzero once the member failed to transmit (the time, CLOCK_MONOTONIC ns, low bit
+    /// set) until the control thread clears it; the last word counts the marks. Written by the
+    /// transmit watch and the AF_XDP workers, read by the engine's program and the workers.
+    pub const ENGINE_DOWN: &str = "XLAGG_EDOWN";
+    /// `BPF_MAP_TYPE_ARRAY` of [`super::EngineTable`], `2 * ENGINE_MEMBERS`: for each copy of
+    /// the live table and each active member `m`, the table without `m` (what the control
+    /// thread publishes once it has seen `m` go).
+    pub const ENGINE_FALLBACK: &str = "XLAGG_EFALL";
+    /// The transmit watch: a raw tracepoint program on `xdp_devmap_xmit` that marks a member
+    /// whose devmap flush failed whole.
+    pub const TX_WATCH_PROGRAM: &str = "xlagg_tx_watch";
+    /// The kernel tracepoint it is attached to.
+    pub const TX_WATCH_TRACEPOINT: &str = "xdp_devmap_xmit";
+    /// The global the loader sets to the byte offset of `ifindex` in the running kernel's
+    /// `struct net_device` (from its BTF).
+    pub const IFINDEX_OFFSET: &str = "XLAGG_IFINDEX_OFFSET";
+    /// The same for `state` (the `__LINK_STATE_*` bits: the carrier).
+    pub const STATE_OFFSET: &str = "XLAGG_STATE_OFFSET";
     /// The tests' program that returns the shared flow hash of a frame (run under
     /// `BPF_PROG_TEST_RUN`, never attached).
     pub const HASH_PROGRAM: &str = "xlagg_hash";
@@ -286,6 +306,10 @@ pub const ENGINE_MEMBERS: u32 = 32;
 pub const ENGINE_UPPER_SLOT: u32 = ENGINE_MEMBERS;
 /// Slots in the engine's maps: the members and the upper port.
 pub const ENGINE_SLOTS: u32 = ENGINE_MEMBERS + 1;
+/// Words of the lost-member map: one per member slot, then the count of marks.
+pub const LOST_WORDS: u32 = ENGINE_MEMBERS + 1;
+/// The count of marks: its index in the lost-member map.
+pub const LOST_EPOCH: u32 = ENGINE_MEMBERS;
 /// Buckets of the engine's table (the workers' table has as many).
 pub const ENGINE_BUCKETS: usize = 256;
 

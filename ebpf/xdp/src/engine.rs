@@ -15,6 +15,16 @@
 //!    roundrobin `rr_limit` frames at a time on a per-CPU count, broadcast to every active
 //!    member at once (`BPF_F_BROADCAST` over the copy's broadcast devmap), none dropped.
 //!
+//! A member that stops taking frames is left at once, before the control thread has heard of
+//! a link change: the kernel reports every devmap flush on the `xdp_devmap_xmit` tracepoint,
+//! where this object's transmit watch marks a member whose flush failed whole (its word in
+//! `XLAGG_EDOWN`); a frame whose pick is a marked member is placed by the table without it
+//! (`XLAGG_EFALL`, written with every publish: the table the control thread publishes once it
+//! has seen the member go, so no flow moves twice). The control thread clears the word when
+//! the member is usable again (and retries a marked member it still sees up once a second).
+//! The AF_XDP workers share the words (mapped into their memory) and mark a member whose
+//! transmit the kernel refuses, so both engines leave a dead member within microseconds.
+//!
 //! Counters per slot and reason live in one per-CPU array. Multi-buffer (jumbo) frames are
 //! redirected whole; the kernel cannot clone them for broadcast, so there they are dropped
 //! and counted (the configuration refuses a broadcast lagg with a jumbo MTU on this engine).
@@ -26,16 +36,16 @@ mod packet;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_xdp_get_buff_len,
-    macros::{map, xdp},
+    helpers::{bpf_ktime_get_ns, bpf_probe_read_kernel, bpf_xdp_get_buff_len},
+    macros::{map, raw_tracepoint, xdp},
     maps::{Array, DevMapHash, HashMap, PerCpuArray},
-    programs::XdpContext,
+    programs::{RawTracePointContext, XdpContext},
 };
 use filter::{classify, Verdict};
 use packet::Packet;
 use xlagg_common::{
     engine_policy, hash, EngineCounter, EngineCounters, EnginePort, EngineTable, XdpCounter,
-    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT,
+    LOST_EPOCH, LOST_WORDS, ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT,
 };
 
 #[map(name = "XLAGG_EPORTS")]
@@ -61,6 +71,29 @@ static RR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "XLAGG_ECNT")]
 static COUNTERS: PerCpuArray<EngineCounters> = PerCpuArray::with_max_entries(ENGINE_SLOTS, 0);
+
+/// `BPF_F_MMAPABLE`: the AF_XDP workers map the words into their memory.
+const BPF_F_MMAPABLE: u32 = 1 << 10;
+
+#[map(name = "XLAGG_EDOWN")]
+static DOWN: Array<u64> = Array::with_max_entries(LOST_WORDS, BPF_F_MMAPABLE);
+
+#[map(name = "XLAGG_EFALL")]
+static FALLBACK: Array<EngineTable> = Array::with_max_entries(2 * ENGINE_MEMBERS, 0);
+
+/// The byte offset of `ifindex` in `struct net_device`, set at load from the running kernel's
+/// BTF (0: unknown, the watch does nothing).
+#[no_mangle]
+static XLAGG_IFINDEX_OFFSET: u32 = 0;
+
+/// The byte offset of `state` (the `__LINK_STATE_*` bits) in `struct net_device`, set as
+/// above.
+#[no_mangle]
+static XLAGG_STATE_OFFSET: u32 = 0;
+
+/// `__LINK_STATE_NOCARRIER`: set by `netif_carrier_off` the moment the driver (or, for a
+/// veth, the peer's close) takes the carrier.
+const NOCARRIER: u64 = 1 << 2;
 
 /// `bpf_redirect_map` flags: every entry of the map, except the ingress device.
 const BPF_F_BROADCAST: u64 = 1 << 3;
@@ -124,6 +157,167 @@ fn drop(slot: u32, counter: EngineCounter) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// The index of device `dev` (a `struct net_device *`); 0 when unknown.
+#[inline(always)]
+fn ifindex_of(dev: *const u8) -> u32 {
+    // SAFETY: a read-only global the loader sets before the program loads.
+    let offset = unsafe { core::ptr::read_volatile(&XLAGG_IFINDEX_OFFSET) };
+    if offset == 0 {
+        return 0;
+    }
+    // SAFETY: a checked kernel read (a fault reads as an error, never as a crash).
+    unsafe { bpf_probe_read_kernel(dev.wrapping_add(offset as usize) as *const u32) }
+        .unwrap_or(0)
+}
+
+/// Whether device `dev` (a `struct net_device *`) has no carrier.
+#[inline(always)]
+fn no_carrier(dev: *const u8) -> bool {
+    // SAFETY: a read-only global the loader sets before the program loads.
+    let offset = unsafe { core::ptr::read_volatile(&XLAGG_STATE_OFFSET) };
+    if offset == 0 {
+        return false;
+    }
+    // SAFETY: a checked kernel read.
+    unsafe { bpf_probe_read_kernel(dev.wrapping_add(offset as usize) as *const u64) }
+        .is_ok_and(|state| state & NOCARRIER != 0)
+}
+
+/// Marks member `slot` as unable to transmit.
+#[inline(always)]
+fn mark_lost(slot: u32, now: u64) {
+    // SAFETY: pointers from successful array lookups; a word is written whole.
+    unsafe {
+        if let Some(word) = DOWN.get_ptr_mut(slot) {
+            core::ptr::write_volatile(word, now | 1);
+        }
+        if let Some(epoch) = DOWN.get_ptr_mut(LOST_EPOCH) {
+            // Not atomic (the BPF target has no read-modify-write in `core`): two marks at
+            // the same instant may count once, which still reads as a change.
+            core::ptr::write_volatile(epoch, core::ptr::read_volatile(epoch).wrapping_add(1));
+        }
+    }
+}
+
+/// A member's devmap flushes have taken nothing for this long: it is marked. Long enough that
+/// a receiver busy for a moment (its ring full until its NAPI runs, tens of microseconds) is
+/// not taken for a dead one; short enough that a switchover stays well under a millisecond.
+const STALL_NS: u64 = 250_000;
+
+/// Streaks of whole-flush failures in progress: ifindex -> [first, last] (ns).
+#[map(name = "XLAGG_ESTALL")]
+static STALLS: HashMap<u32, [u64; 2]> = HashMap::with_max_entries(ENGINE_SLOTS, 0);
+
+/// How many streaks may be in progress (so a healthy flush costs nothing while none is).
+#[map(name = "XLAGG_ESTALLN")]
+static STALLING: Array<u64> = Array::with_max_entries(1, 0);
+
+/// The transmit watch: the kernel's report of every devmap flush (`xdp:xdp_devmap_xmit`,
+/// arguments `from_dev, to_dev, sent, drops, err`).
+/// - a flush to a member without carrier (the kernel's own link-state bit, which the driver
+///   clears the moment it sees the link go) marks it at once, as does a flush that failed
+///   with an error (`err` < 0: the device refused every frame, e.g. a veth whose peer is
+///   down);
+/// - flushes that take nothing (`sent` 0: the device's ring stays full, e.g. a NIC that stops
+///   draining when its link goes) mark it once they have done so for [`STALL_NS`]; any flush
+///   that sends ends the streak.
+#[raw_tracepoint(tracepoint = "xdp_devmap_xmit")]
+pub fn xlagg_tx_watch(ctx: RawTracePointContext) -> i32 {
+    let sent = ctx.arg::<u64>(2) as i32;
+    let drops = ctx.arg::<u64>(3) as i32;
+    let err = ctx.arg::<u64>(4) as i32;
+    let stalling = STALLING.get_ptr_mut(0);
+    let dev: *const u8 = ctx.arg(1);
+    let lost = no_carrier(dev) || err < 0;
+    if !lost && (sent > 0 || drops <= 0) {
+        // The common case: nothing to look up unless a streak is in progress.
+        let Some(stalling) = stalling else {
+            return 0;
+        };
+        // SAFETY: a successful array lookup.
+        if unsafe { core::ptr::read_volatile(stalling) } == 0 {
+            return 0;
+        }
+        let ifindex = ifindex_of(dev);
+        // SAFETY: only the presence is read.
+        if unsafe { STALLS.get(&ifindex) }.is_some() && STALLS.remove(&ifindex).is_ok() {
+            // SAFETY: as above; approximate (not atomic), which only costs lookups.
+            unsafe { *stalling = (*stalling).saturating_sub(1) };
+        }
+        return 0;
+    }
+    let ifindex = ifindex_of(dev);
+    // SAFETY: the value is copied out at once.
+    let Some(slot) = (unsafe { PORTS.get(&ifindex) }).map(|p| p.slot) else {
+        return 0;
+    };
+    if slot >= ENGINE_MEMBERS || is_down(slot) {
+        return 0;
+    }
+    // SAFETY: a helper without arguments.
+    let now = unsafe { bpf_ktime_get_ns() };
+    if lost {
+        mark_lost(slot, now);
+        return 0;
+    }
+    // SAFETY: the value is copied out at once.
+    let streak = unsafe { STALLS.get(&ifindex) }.copied();
+    match streak {
+        // A streak whose last failure is old was ended by sends in between.
+        Some([first, last]) if now.wrapping_sub(last) < STALL_NS => {
+            if now.wrapping_sub(first) >= STALL_NS {
+                mark_lost(slot, now);
+            } else {
+                let _ = STALLS.insert(&ifindex, &[first, now], 0);
+            }
+        }
+        Some(_) => {
+            let _ = STALLS.insert(&ifindex, &[now, now], 0);
+        }
+        None => {
+            if STALLS.insert(&ifindex, &[now, now], 0).is_ok() {
+                if let Some(stalling) = stalling {
+                    // SAFETY: a successful array lookup; approximate, as above.
+                    unsafe { *stalling += 1 };
+                }
+            }
+        }
+    }
+    0
+}
+
+/// Whether member slot `m` is marked as unable to transmit (its word).
+#[inline(always)]
+fn is_down(m: u32) -> bool {
+    DOWN.get(m).is_some_and(|&w| w != 0)
+}
+
+/// The member `table` picks: `h` is the frame's flow hash (hash policy) and `n` this CPU's
+/// round-robin count; `None`: no active member.
+#[inline(always)]
+fn pick(table: &EngineTable, h: u32, n: u64) -> Option<u32> {
+    let active = (table.active_len as usize).min(ENGINE_MEMBERS as usize);
+    if active == 0 {
+        return None;
+    }
+    match table.policy {
+        engine_policy::FAILOVER => Some(u32::from(table.active[0])),
+        engine_policy::HASH => Some(u32::from(
+            table.buckets[h as usize & (table.buckets.len() - 1)],
+        )),
+        engine_policy::ROUND_ROBIN => {
+            let turn = n.checked_div(u64::from(table.rr_limit.max(1))).unwrap_or(0);
+            // Below `active` <= 32, so the mask changes nothing but shows the verifier (which
+            // does not bound a remainder) that the index is in bounds; `black_box` keeps the
+            // compiler from dropping it.
+            let at = turn.checked_rem(active as u64).unwrap_or(0) as usize;
+            let at = core::hint::black_box(at) & (ENGINE_MEMBERS as usize - 1);
+            table.active.get(at).map(|&m| u32::from(m))
+        }
+        _ => None,
+    }
+}
+
 #[xdp(frags)]
 pub fn xlagg_engine(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
@@ -153,18 +347,19 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
     // control thread writes only the copy the selector does not name.
     let table = unsafe { &*table };
     let active = (table.active_len as usize).min(ENGINE_MEMBERS as usize);
-    let member = match table.policy {
-        engine_policy::FIXED => table.fixed,
+    let (h, n) = match table.policy {
+        engine_policy::FIXED if table.fixed < ENGINE_MEMBERS => {
+            return send(slot, table.fixed, bytes)
+        }
+        engine_policy::FIXED => return drop(slot, EngineCounter::NotRedirected),
         _ if active == 0 => return drop(slot, EngineCounter::NoActivePort),
-        engine_policy::FAILOVER => u32::from(table.active[0]),
         engine_policy::HASH => {
             let packet = Packet {
                 ctx: ctx.ctx,
                 start,
                 end,
             };
-            let h = hash::hash_frame(&packet, table.layers as u8, table.seed);
-            u32::from(table.buckets[h as usize & (table.buckets.len() - 1)])
+            (hash::hash_frame(&packet, table.layers as u8, table.seed), 0)
         }
         engine_policy::ROUND_ROBIN => {
             let Some(count) = RR.get_ptr_mut(0) else {
@@ -176,16 +371,7 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
                 *count = n.wrapping_add(1);
                 n
             };
-            let turn = n.checked_div(u64::from(table.rr_limit.max(1))).unwrap_or(0);
-            // Below `active` <= 32, so the mask changes nothing but shows the verifier (which
-            // does not bound a remainder) that the index is in bounds; `black_box` keeps the
-            // compiler from dropping it.
-            let at = turn.checked_rem(active as u64).unwrap_or(0) as usize;
-            let at = core::hint::black_box(at) & (ENGINE_MEMBERS as usize - 1);
-            match table.active.get(at) {
-                Some(&m) => u32::from(m),
-                None => return drop(slot, EngineCounter::NoActivePort),
-            }
+            (0, n)
         }
         engine_policy::BROADCAST => {
             if bytes > (end - start) as u64 {
@@ -208,8 +394,23 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
                 Err(_) => drop(slot, EngineCounter::NotRedirected),
             };
         }
+        engine_policy::FAILOVER => (0, 0),
         _ => return drop(slot, EngineCounter::NoActivePort),
     };
+    let Some(mut member) = pick(table, h, n) else {
+        return drop(slot, EngineCounter::NoActivePort);
+    };
+    if member < ENGINE_MEMBERS && is_down(member) {
+        // The member stopped taking frames; the control thread has not republished yet.
+        let Some(fallback) = FALLBACK.get_ptr(copy * ENGINE_MEMBERS + member) else {
+            return drop(slot, EngineCounter::NoActivePort);
+        };
+        // SAFETY: as for `table`: written only while its copy is not live.
+        member = match pick(unsafe { &*fallback }, h, n) {
+            Some(m) if !is_down(m) => m,
+            _ => return drop(slot, EngineCounter::NoActivePort),
+        };
+    }
     if member >= ENGINE_MEMBERS {
         return drop(slot, EngineCounter::NotRedirected);
     }

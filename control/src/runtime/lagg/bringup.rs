@@ -106,6 +106,37 @@ impl Lagg {
         Ok(())
     }
 
+    /// The lost-member words of the lagg's object (the engine's, or, for the AF_XDP engine,
+    /// one loaded for its words alone), and with the XDP engine its transmit watch. Where the
+    /// kernel refuses either, a member whose link goes is left when the link event comes
+    /// (milliseconds under load), as before; the log says why.
+    fn start_lost_words(&mut self) {
+        let object = match (&self.engine, XdpEngine::load(&self.cfg.name)) {
+            (Some(engine), _) => {
+                if let Err(e) = xdp_port::lock(engine).watch_transmit() {
+                    tracing::warn!(lagg = %self.cfg.name, error = %e, "no transmit watch: a member whose link goes is left when the link event comes");
+                }
+                Ok(Arc::clone(engine))
+            }
+            (None, loaded) => loaded
+                .map(|e| Arc::new(Mutex::new(e)))
+                .map_err(|e| e.to_string()),
+        };
+        let words = object.and_then(|o| {
+            let words = xdp_port::lock(&o).lost_words().map_err(|e| e.to_string())?;
+            Ok((o, words))
+        });
+        match words {
+            Ok((object, words)) => {
+                self.watch = Some(object);
+                self.lost = Some(Arc::new(words));
+            }
+            Err(e) => {
+                tracing::warn!(lagg = %self.cfg.name, error = %e, "no lost-member words: a member whose link goes is left when the link event comes");
+            }
+        }
+    }
+
     /// Creates laggN (host mode), attaches every port, starts the workers and monitors and
     /// publishes the first table; each step is recorded at once for [`teardown`](Self::teardown).
     pub(super) fn bring_up(&mut self, nl: &Netlink) -> Result<(), LaggError> {
@@ -114,6 +145,7 @@ impl Lagg {
         if cfg.engine == Engine::Xdp {
             self.engine = Some(Arc::new(Mutex::new(XdpEngine::load(&cfg.name)?)));
         }
+        self.start_lost_words();
         let upper_name = match &cfg.upper {
             Upper::Host { .. } => {
                 if let Some(stale) = nl.link(&cfg.name)? {
@@ -160,8 +192,13 @@ impl Lagg {
         } else {
             let ports: Vec<&mut Port> =
                 self.members.iter_mut().chain(self.upper.as_mut()).collect();
-            self.pool
-                .spawn(&cfg, ports, members, self.announcer.learner())?;
+            self.pool.spawn(
+                &cfg,
+                ports,
+                members,
+                self.announcer.learner(),
+                self.lost.clone(),
+            )?;
         }
         if let Upper::Host { addresses } = &cfg.upper {
             let host = nl.require(&cfg.name)?;
@@ -247,6 +284,7 @@ impl Lagg {
             mac: link.mac,
             restore_features: Vec::new(),
             restore_sysfs: Vec::new(),
+            watched: None,
         };
         if let Some(slot) = member {
             self.judge_mtu(slot, link.mtu);
@@ -298,6 +336,14 @@ impl Lagg {
             }
             None => PortProgram::attach(name, link.index, ProgramKind::Port).map(PortXdp::Program),
         };
+        if let (Some(watch), Some(slot), None) = (&self.watch, slot, &self.engine) {
+            match xdp_port::Watched::new(watch, link.index, slot as u32) {
+                Ok(w) => port.watched = Some(w),
+                Err(e) => {
+                    tracing::warn!(lagg = %self.cfg.name, port = name, error = %e, "no lost-member word: this member is left when its link event comes")
+                }
+            }
+        }
         match attached {
             Ok(program) => port.program = Some(program),
             Err(e) => {
@@ -333,6 +379,8 @@ impl Lagg {
         }
         // Its last links (laggN's) close with it.
         self.engine = None;
+        self.lost = None;
+        self.watch = None;
         for Created { index, name } in self.created.drain(..).rev() {
             if let Err(e) = nl.delete(index, &name) {
                 tracing::error!(lagg = %self.cfg.name, error = %e, "could not delete {name}");
@@ -344,6 +392,7 @@ impl Lagg {
 
 /// Detaches the port's program, sets its offloads back and lets go of its promiscuity.
 pub(super) fn restore_port(port: &mut Port) {
+    port.watched = None;
     if let Some(program) = port.program.take() {
         program.detach();
     }

@@ -30,7 +30,11 @@ mod xdp_port;
 
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::distribution::{DistributionTable, TxPolicy};
+use std::sync::Arc;
+
+use xlagg_common::LOST_EPOCH;
+use xlagg_dataplane::afxdp::MappedWords;
+use xlagg_dataplane::distribution::{DistributionTable, TxPolicy, MAX_MEMBERS};
 use xlagg_dataplane::xdp::XdpError;
 use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
@@ -48,6 +52,10 @@ pub use view::{LaggSample, PortSample, WorkerSample};
 use workers::WorkerPool;
 pub use xdp_port::PortXdp;
 use xdp_port::SharedEngine;
+
+/// How often a member marked lost while the control thread still sees it usable is tried
+/// again.
+const LOST_RETRY: Duration = Duration::from_secs(1);
 
 /// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
 pub const HOST_PEER_PREFIX: &str = "xlh-";
@@ -121,6 +129,8 @@ pub struct Port {
     restore_features: Vec<(String, bool)>,
     /// Device settings (sysfs file, old value) changed at attach, to set back at teardown.
     restore_sysfs: Vec<(std::path::PathBuf, String)>,
+    /// A member of an AF_XDP lagg in the kernel-side carrier watch.
+    watched: Option<xdp_port::Watched>,
 }
 
 /// A control-path socket of a lagg: which monitor reads it, for which member.
@@ -160,6 +170,15 @@ pub struct Lagg {
     pool: WorkerPool,
     /// The XDP engine (`engine = "xdp"`): one program on every port, tables in its maps.
     engine: Option<SharedEngine>,
+    /// The object holding the lost-member words (the engine's own with `engine = "xdp"`; one
+    /// loaded for the words alone with the AF_XDP engine); `None` where the kernel refused it.
+    watch: Option<SharedEngine>,
+    /// The lost-member words: a member whose transmit failed is marked (by the workers or the
+    /// XDP engine's transmit watch) and left by the data path at once; cleared here when the
+    /// member is usable again, or retried once a second while the control thread sees it up.
+    lost: Option<Arc<MappedWords>>,
+    /// Members whose mark was seen at the last check (bit per slot), and when to check next.
+    lost_seen: (u32, Instant),
     /// The members' state and the rules over it (sans-IO; see [`crate::members`]).
     set: MemberSet,
     /// Time zero of every timer of this lagg (the member set's, LACP's, micro-BFD's).
@@ -242,6 +261,9 @@ impl Lagg {
             created: Vec::new(),
             pool: WorkerPool::new(&cfg.name, DistributionTable::new(policy, seed)),
             engine: None,
+            watch: None,
+            lost: None,
+            lost_seen: (0, Instant::now()),
             set: MemberSet::new(rules_for(cfg), &cfg.ports),
             epoch: Instant::now(),
             announcer: Announcer::new(cfg),
@@ -369,6 +391,16 @@ impl Lagg {
         for ev in events {
             if let Some(i) = self.slot_of(ev.ifindex) {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
+                if let Some(ago) = self
+                    .lost
+                    .as_ref()
+                    .and_then(|w| w.marked_for(i))
+                    .filter(|_| !raw)
+                {
+                    // The data path left it already: say by how much it was ahead.
+                    tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, ahead_us = ago.as_micros() as u64, "link down, after the data path left it on a refused transmit");
+                    self.lost_seen.0 |= 1 << i;
+                }
                 if self.set.handle_link(now, i, raw) && !changed.contains(&i) {
                     changed.push(i);
                 }
@@ -422,17 +454,64 @@ impl Lagg {
     }
 
     /// When [`link_tick`](Self::link_tick) is due: a delayed link change, a notification, a
-    /// monitor's timer.
+    /// monitor's timer, the look at the lost-member marks.
     pub fn link_deadline(&self) -> Option<Instant> {
         let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
         let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
+        let lost = self.lost.as_ref().map(|_| self.lost_seen.1);
         self.set
             .poll_timeout()
             .map(|t| self.instant(t))
             .into_iter()
             .chain(bfd)
             .chain(probe)
+            .chain(lost)
             .min()
+    }
+
+    /// Clears member `i`'s lost mark (frames may go to it again as the table says).
+    fn clear_lost(&mut self, i: usize) {
+        if let Some(words) = &self.lost {
+            if words.get(i) != 0 {
+                words.set(i, 0);
+                words.bump(LOST_EPOCH as usize);
+            }
+        }
+        self.lost_seen.0 &= !(1 << i);
+    }
+
+    /// Once a second: tells of members newly marked lost, and clears the mark of a member
+    /// marked since the last look that the control thread still sees usable (a transmit
+    /// that failed without a link change: it is tried again, and marked again at its next
+    /// failure).
+    fn check_lost(&mut self, now: Instant) {
+        let Some(words) = self.lost.clone() else {
+            return;
+        };
+        if now < self.lost_seen.1 {
+            return;
+        }
+        self.lost_seen.1 = now + LOST_RETRY;
+        for i in 0..self.members.len().min(MAX_MEMBERS) {
+            let marked = words.get(i) != 0;
+            let seen = self.lost_seen.0 & (1 << i) != 0;
+            if !marked || self.set.member(i).retired {
+                self.lost_seen.0 &= !(1 << i);
+                continue;
+            }
+            if !seen {
+                let port = self.members[i].name.clone();
+                let text =
+                    "transmit refused: its frames go to the other members until it is usable again"
+                        .to_string();
+                tracing::warn!(lagg = %self.cfg.name, port = %port, "{text}");
+                self.event("link", Some(port), text);
+                self.lost_seen.0 |= 1 << i;
+            } else if self.set.usable(i) {
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "still up after a refused transmit: trying it again");
+                self.clear_lost(i);
+            }
+        }
     }
 
     /// Applies delayed link changes, runs the micro-BFD and probe timers and sends peer
@@ -441,6 +520,7 @@ impl Lagg {
     /// # Errors
     /// A netlink or map failure.
     pub fn link_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+        self.check_lost(Instant::now());
         let changed = self.set.handle_timeout(self.now());
         self.log_member_events();
         if !changed.is_empty() {
@@ -467,6 +547,7 @@ impl Lagg {
         for &i in changed {
             if self.set.usable(i) {
                 self.pool.reset_port(i, &mut self.members[i]);
+                self.clear_lost(i);
             }
         }
         if let Some(lacp) = self.lacp.as_mut() {

@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use xlagg_dataplane::afxdp::{RingSizes, Umem};
+use xlagg_dataplane::afxdp::{MappedWords, RingSizes, Umem};
 use xlagg_dataplane::counters::{PortTotals, WorkerCounters};
 use xlagg_dataplane::distribution::{DistributionTable, MAX_MEMBERS};
 use xlagg_dataplane::learn::RecentMacs;
@@ -110,6 +110,7 @@ impl WorkerPool {
         mut ports: Vec<&mut Port>,
         members: usize,
         learn: Option<Arc<RecentMacs>>,
+        lost: Option<Arc<MappedWords>>,
     ) -> Result<(), LaggError> {
         let cores: Vec<Option<usize>> = if cfg.cores.is_empty() {
             vec![None]
@@ -166,6 +167,7 @@ impl WorkerPool {
                     sizes,
                     control: Some(Arc::clone(&control)),
                     busy_poll: cfg.busy_poll,
+                    lost: lost.clone(),
                 },
                 Arc::clone(&self.table),
                 Arc::clone(&counters),

@@ -160,3 +160,30 @@ impl Drop for PortXdp {
         }
     }
 }
+
+/// A member in the carrier watch of an AF_XDP lagg (the watch-only engine object): its slot
+/// is known to the kernel-side watch while this lives.
+#[derive(Debug)]
+pub(super) struct Watched {
+    engine: SharedEngine,
+    ifindex: u32,
+    slot: u32,
+}
+
+impl Watched {
+    /// Starts watching member `ifindex` in `slot`.
+    pub(super) fn new(engine: &SharedEngine, ifindex: u32, slot: u32) -> Result<Self, XdpError> {
+        lock(engine).watch_port(ifindex, slot)?;
+        Ok(Self {
+            engine: Arc::clone(engine),
+            ifindex,
+            slot,
+        })
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        lock(&self.engine).unwatch_port(self.ifindex, self.slot);
+    }
+}
