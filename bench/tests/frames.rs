@@ -130,18 +130,22 @@ fn frames_queued_on_a_member_that_went_down_never_leave_late_and_cost_no_cpu() {
     let _ = bed.start_sender(1, 50, 3000, 10_000).wait();
     let report = sink.finish();
     let seqs = |i: usize| -> Vec<u64> { report.ports[i].seqs.clone() };
+    // Nothing queued on the master while it was down leaves when it returns.
     let stale: Vec<u64> = seqs(0)
         .into_iter()
-        .chain(seqs(1))
         .filter(|s| (1000..1050).contains(s))
         .collect();
+    assert!(stale.is_empty(), "sent after the link returned: {stale:?}");
+    // The worker's transmit to the down master was refused at once, so the rest of what was
+    // sent during the downdelay went to the backup then (the data path does not wait out
+    // the control thread's delay).
+    let rerouted = seqs(1)
+        .into_iter()
+        .filter(|s| (1000..1050).contains(s))
+        .count();
     assert!(
-        stale.is_empty(),
-        "sent after the link returned: {stale:?} (on the master: {:?})",
-        seqs(0)
-            .iter()
-            .filter(|s| (1000..1050).contains(*s))
-            .collect::<Vec<_>>()
+        rerouted >= 40,
+        "only {rerouted} of 50 frames sent while the master was down reached the backup"
     );
     let on_master = seqs(0);
     assert_eq!(

@@ -1,8 +1,9 @@
 //! `engine = "xdp"`: every protocol with real frames through xlaggd whose distribution runs in
 //! the XDP program, with the assertions the AF_XDP engine's tests make (every flow on one
 //! member, the rr_limit pattern, failover order, broadcast copies, nothing on `none`), ping
-//! and TCP through a host-mode laggN to a partner that checks checksums, and no program left
-//! after SIGKILL. Needs root, ethtool and iperf3 (scripts/setup.sh installs them); fails
+//! and TCP through a host-mode laggN to a partner that checks checksums, no program left
+//! after SIGKILL, and, for both engines, a master whose carrier goes left by the data path
+//! itself while the control thread still holds it (a downdelay). Needs root, ethtool and iperf3 (scripts/setup.sh installs them); fails
 //! otherwise, never skips.
 //!
 //! A veth takes frames redirected into its peer only while it runs XDP or GRO (a kernel

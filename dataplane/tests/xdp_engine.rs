@@ -5,7 +5,10 @@
 //! - the engine places each frame where the workers' `distribute` does, for every policy
 //!   (failover, loadbalance, roundrobin with rr_limit, broadcast, none), and a membership change
 //!   moves only the changed member's flows;
-//! - a member's frames go to the upper port; the port checks match the port program's.
+//! - a member's frames go to the upper port; the port checks match the port program's;
+//! - a member marked lost (its word in the lost-member map, as the transmit watch or a worker
+//!   writes it) is left at once by the table without it, before any publish, and its flows
+//!   come back when the mark is cleared; the transmit watch loads and attaches.
 //!
 //! Needs root and the namespace test bed (devices for the ingress ifindex and the devmaps);
 //! fails, saying why, otherwise.

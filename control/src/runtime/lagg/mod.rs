@@ -481,9 +481,9 @@ impl Lagg {
     }
 
     /// Once a second: tells of members newly marked lost, and clears the mark of a member
-    /// marked since the last look that the control thread still sees usable (a transmit
-    /// that failed without a link change: it is tried again, and marked again at its next
-    /// failure).
+    /// marked since the last look whose link the kernel still reports up and that is usable
+    /// (a transmit that failed without a link change: it is tried again, and marked again at
+    /// its next failure). A member in its downdelay is not retried while its link is down.
     fn check_lost(&mut self, now: Instant) {
         let Some(words) = self.lost.clone() else {
             return;
@@ -507,8 +507,8 @@ impl Lagg {
                 tracing::warn!(lagg = %self.cfg.name, port = %port, "{text}");
                 self.event("link", Some(port), text);
                 self.lost_seen.0 |= 1 << i;
-            } else if self.set.usable(i) {
-                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "still up after a refused transmit: trying it again");
+            } else if self.set.usable(i) && self.set.member(i).link {
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "link still up after a refused transmit: trying it again");
                 self.clear_lost(i);
             }
         }
