@@ -429,6 +429,19 @@ impl MappedWords {
         true
     }
 
+    /// Clears word `i` if it is set, and counts the change in word `count` (so readers that
+    /// follow `count` look again). Returns whether it was set.
+    pub fn clear(&self, i: usize, count: usize) -> bool {
+        let Some(w) = self.word(i) else {
+            return false;
+        };
+        if w.swap(0, Ordering::AcqRel) == 0 {
+            return false;
+        }
+        self.bump(count);
+        true
+    }
+
     /// How long ago word `i` was marked (`None`: not marked).
     pub fn marked_for(&self, i: usize) -> Option<std::time::Duration> {
         let w = self.get(i);

@@ -30,7 +30,7 @@ use aya::programs::{links::FdLink, RawTracePoint, TestRun, TestRunOptions, Xdp, 
 use aya::{Ebpf, EbpfLoader};
 use xlagg_common::{
     engine_policy, names, EngineCounter, EngineCounters, EnginePort, EngineTable, PortState,
-    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_WORDS,
+    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_EPOCH, LOST_WORDS,
 };
 
 use crate::afxdp::MappedWords;
@@ -65,6 +65,8 @@ pub struct XdpEngine {
     /// When the selector last flipped: the copy it left is rewritten only after frames that
     /// read it before the flip are done (see [`XdpEngine::publish`]).
     flipped: Option<std::time::Instant>,
+    /// The lost-member words, mapped: cleared here when a slot is (re)used.
+    words: Option<MappedWords>,
 }
 
 /// How long a frame that read the selector may still be reading the copy it named: one run
@@ -116,6 +118,11 @@ impl XdpEngine {
             live: 0,
             passive: Vec::new(),
             flipped: None,
+            words: None,
+        })
+        .and_then(|mut engine| {
+            engine.words = Some(engine.lost_words()?);
+            Ok(engine)
         })
     }
 
@@ -159,7 +166,7 @@ impl XdpEngine {
         };
         // A slot used before starts from zero, as a fresh port program would.
         self.reset_counters(slot)?;
-        self.clear_lost(slot)?;
+        self.clear_lost(slot);
         self.write_port(ifindex, value)?;
         let tx = self.tx_map(|m| {
             m.insert(slot, ifindex, None, 0)
@@ -294,7 +301,7 @@ impl XdpEngine {
         if slot >= ENGINE_MEMBERS {
             return Err(self.map_err(names::ENGINE_PORTS, format!("slot {slot} out of range")));
         }
-        self.clear_lost(slot)?;
+        self.clear_lost(slot);
         let value = EnginePort {
             slot,
             ..EnginePort::default()
@@ -307,18 +314,15 @@ impl XdpEngine {
         if let Err(e) = self.remove_state(ifindex) {
             tracing::warn!(lagg = %self.lagg, ifindex, error = %e, "lost-member words: port entry left in its map");
         }
-        let _ = self.clear_lost(slot);
+        self.clear_lost(slot);
     }
 
-    /// Clears member `slot`'s lost mark: frames may go to it again as the table says.
-    ///
-    /// # Errors
-    /// A map write.
-    pub fn clear_lost(&mut self, slot: u32) -> Result<(), XdpError> {
-        if slot < ENGINE_MEMBERS {
-            self.array_set(names::ENGINE_DOWN, slot, 0u64)?;
+    /// Clears member `slot`'s lost mark: frames may go to it again as the table says (and the
+    /// workers, who follow the count of marks, see the change).
+    pub fn clear_lost(&self, slot: u32) {
+        if let Some(words) = &self.words {
+            words.clear(slot as usize, LOST_EPOCH as usize);
         }
-        Ok(())
     }
 
     /// Removes port `ifindex`: its program (link closed), its slot's device and its state.

@@ -472,10 +472,7 @@ impl Lagg {
     /// Clears member `i`'s lost mark (frames may go to it again as the table says).
     fn clear_lost(&mut self, i: usize) {
         if let Some(words) = &self.lost {
-            if words.get(i) != 0 {
-                words.set(i, 0);
-                words.bump(LOST_EPOCH as usize);
-            }
+            words.clear(i, LOST_EPOCH as usize);
         }
         self.lost_seen.0 &= !(1 << i);
     }
