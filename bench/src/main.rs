@@ -121,11 +121,12 @@ enum Command {
         /// Carrier losses.
         #[arg(long, default_value_t = 10)]
         flaps: usize,
-        /// Offered frames per second.
-        #[arg(long, default_value_t = 20000)]
-        pps: u64,
-        /// The generator flat out instead (failover's master flaps; `--pps` is ignored); the
-        /// first frame on the backup is stamped by the sink's XDP program.
+        /// Offered frames per second (default 20000; with `--saturate` the generator runs flat
+        /// out unless this is given, then it paces with an AF_XDP generator).
+        #[arg(long)]
+        pps: Option<u64>,
+        /// The generator flat out instead (failover's master flaps); the first frame on the
+        /// backup is stamped by the sink's XDP program.
         #[arg(long)]
         saturate: bool,
         /// With `--saturate`: the lagg's engine, afxdp or xdp.
@@ -537,12 +538,14 @@ fn main() -> Result<()> {
             flaps,
             saturate: true,
             engine,
+            pps,
             testbed,
             json,
             ..
         } => {
-            let report = xlagg_bench::saturate::run(&engine, flaps, &testbed)?;
-            let options = serde_json::json!({"saturate": true, "engine": engine, "flaps": flaps});
+            let report = xlagg_bench::saturate::run(&engine, flaps, pps, &testbed)?;
+            let options =
+                serde_json::json!({"saturate": true, "engine": engine, "flaps": flaps, "pps": pps});
             write_json(json.as_deref(), "switchover", options, &report)?;
         }
         Command::Flapsink { ifaces } => xlagg_bench::saturate::flapsink(&ifaces)?,
@@ -554,6 +557,7 @@ fn main() -> Result<()> {
             json,
             ..
         } => {
+            let pps = pps.unwrap_or(20_000);
             let report = switchover::run(&proto, flaps, pps, &testbed)?;
             let options = serde_json::json!({"proto": proto, "flaps": flaps, "pps": pps});
             write_json(json.as_deref(), "switchover", options, &report)?;

@@ -45,6 +45,10 @@ pub struct SaturatedFlap {
     /// Milliseconds from the carrier's return to the master's first test frame (failover
     /// returns to it).
     pub return_ms: f64,
+    /// The longest run of frames lost on the master in the 100 ms before this flap, with no
+    /// carrier change: what the engine loses at this load anyway (frames the generator
+    /// numbered that never reached the partner because the lagg could not take them).
+    pub steady_lost: u64,
 }
 
 /// The report.
@@ -52,6 +56,8 @@ pub struct SaturatedFlap {
 pub struct SaturatedReport {
     /// `afxdp` or `xdp`.
     pub engine: String,
+    /// The generator's pace (frames per second), or none: flat out.
+    pub offered_pps: Option<u64>,
     /// Frames per second delivered to the partner, over the whole run.
     pub delivered_pps: f64,
     /// Frames per second the generator numbered, over the whole run.
@@ -70,6 +76,16 @@ pub struct SaturatedReport {
     pub upper_bound_ms: Spread,
     /// Flaps whose gap stayed below 1 ms.
     pub under_1ms: usize,
+    /// The longest run of frames lost in 100 ms without a flap, before each flap, spread: the
+    /// floor under `lost` at this load.
+    pub steady_lost: Spread,
+    /// Flaps that lost at most the generator's rate times 1 ms more than the longest run lost
+    /// in the 100 ms before them without a flap.
+    pub excess_under_1ms: usize,
+    /// Times the data path left a member whose carrier never went (the backups): the lagg's
+    /// `transmit refused` events for ports other than the master. Each moves the member's
+    /// traffic for up to a second; it should be 0.
+    pub healthy_marked: usize,
 }
 
 const MEMBERS: usize = 4;
@@ -140,9 +156,10 @@ impl SinkControl {
         self.ask("arm").map(|_| ())
     }
 
-    /// `port`'s `[first, last, first's sequence number, last's]` (first 0: none since armed).
-    fn seen(&mut self, port: usize) -> Result<[u64; 4]> {
-        let seen: Vec<[u64; 4]> = serde_json::from_str(&self.ask("read")?)?;
+    /// `port`'s `[first, last, first's sequence number, last's, largest jump]` (first 0: none
+    /// since armed).
+    fn seen(&mut self, port: usize) -> Result<[u64; 5]> {
+        let seen: Vec<[u64; 5]> = serde_json::from_str(&self.ask("read")?)?;
         seen.get(port).copied().context("the sink has no such port")
     }
 
@@ -150,7 +167,7 @@ impl SinkControl {
     fn wait_first(&mut self, port: usize) -> Result<(u64, u64)> {
         let deadline = Instant::now() + Duration::from_secs(2);
         loop {
-            let [first, _, first_seq, _] = self.seen(port)?;
+            let [first, _, first_seq, _, _] = self.seen(port)?;
             if first != 0 {
                 return Ok((first, first_seq));
             }
@@ -162,8 +179,9 @@ impl SinkControl {
     }
 }
 
-/// Sets the master's partner end down or up, at real-time priority: on a saturated machine
-/// an ordinary `ip` waits milliseconds for a core, which would be counted as switchover.
+/// Sets the master's partner end down or up with an ordinary `ip` (SCHED_OTHER, as `chrt -o`
+/// makes sure): frames lost are counted by sequence numbers, so the command's own wait for a
+/// core is not counted, and a real-time `ip` would take the core from the lagg instead.
 fn flap(bed: &Bed, up: bool) -> Result<()> {
     let ns = bed.ns("ptr");
     let state = if up { "up" } else { "down" };
@@ -180,12 +198,18 @@ fn flap(bed: &Bed, up: bool) -> Result<()> {
     Ok(())
 }
 
-/// Runs `flaps` carrier losses of failover's master with the generator flat out, on its own
-/// test bed, with the lagg on `engine`.
+/// Runs `flaps` carrier losses of failover's master with the generator flat out (or paced at
+/// `pps` by an AF_XDP generator, which paces per batch), on its own test bed, with the lagg on
+/// `engine`.
 ///
 /// # Errors
 /// Any failing step; the test bed is removed anyway.
-pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport> {
+pub fn run(
+    engine: &str,
+    flaps: usize,
+    pps: Option<u64>,
+    testbed: &Path,
+) -> Result<SaturatedReport> {
     if !["afxdp", "xdp"].contains(&engine) {
         bail!("--engine: '{engine}' is not an engine: use afxdp or xdp");
     }
@@ -196,7 +220,7 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         MEMBERS,
         false,
     )?;
-    let _daemon =
+    let (_daemon, config) =
         crate::switchover::start_daemon(&bed, "failover", &format!("engine = \"{engine}\"\n"))?;
 
     let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();
@@ -216,6 +240,10 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
     }
     // The generator runs until the last flap is done (then it is stopped).
     let seconds = 10.0 + flaps as f64 * 3.0;
+    let (rate, generator) = match pps {
+        Some(pps) => (pps.to_string(), "afxdp"),
+        None => ("0".to_string(), "xdp"),
+    };
     let mut gen = bed.exec("src", &exe);
     gen.args([
         "generate",
@@ -228,11 +256,11 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         "--core",
         "0",
         "--pps",
-        "0",
+        &rate,
         "--size",
         "64",
         "--engine",
-        "xdp",
+        generator,
     ])
     .stdout(Stdio::null());
     let generator = Guarded::adopt(gen.spawn().context("starting the generator")?);
@@ -241,9 +269,13 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
     // The generator's rate, from the sequence numbers the master sees over the run.
     control.arm()?;
     std::thread::sleep(Duration::from_millis(50));
-    let [_, start_ns, _, start_seq] = control.seen(0)?;
+    let [_, start_ns, _, start_seq, _] = control.seen(0)?;
     let mut results = Vec::new();
     for _ in 0..flaps {
+        // What the master loses with nothing changing, just before the flap.
+        control.arm()?;
+        std::thread::sleep(Duration::from_millis(100));
+        let [.., steady] = control.seen(0)?;
         control.arm()?;
         let before = monotonic_ns();
         flap(&bed, false)?;
@@ -252,7 +284,7 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         // The master's last frame (none since armed: the cut came first, count from the arm)
         // and its sequence number: the generator numbers every frame, so the frames lost are
         // the numbers between, whatever the generator's own pace.
-        let [first0, last0, _, last_seq] = control.seen(0)?;
+        let [first0, last0, _, last_seq, _] = control.seen(0)?;
         let last = if first0 == 0 { before } else { last0 };
         let lost = at_seq.saturating_sub(last_seq + 1);
         std::thread::sleep(Duration::from_millis(200));
@@ -262,25 +294,31 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         let (back, _) = control.wait_first(0)?;
         std::thread::sleep(Duration::from_millis(200));
         eprintln!(
-            "flap {}: backup's first frame {:.3} ms after the cut began, master's last {:.3} ms after it began, {lost} frames lost, master's first {:.3} ms after it returned",
+            "flap {}: backup's first frame {:.3} ms after the cut began, master's last {:.3} ms after it began, {lost} frames lost ({steady} at most in 100 ms before it), master's first {:.3} ms after it returned",
             results.len() + 1,
             at.saturating_sub(before) as f64 / 1e6,
             (last as f64 - before as f64) / 1e6,
             back.saturating_sub(up) as f64 / 1e6
         );
-        results.push((before, after, at, up, back, last, lost));
+        results.push((before, after, at, up, back, last, lost, steady));
     }
     let delivered_pps =
         (crate::suite::partner_frames(&bed)? - p0) as f64 / t0.elapsed().as_secs_f64();
-    let [_, end_ns, _, end_seq] = control.seen(0)?;
+    let [_, end_ns, _, end_seq, _] = control.seen(0)?;
     let generated_pps = end_seq.saturating_sub(start_seq) as f64
         / (end_ns.saturating_sub(start_ns).max(1) as f64 / 1e9);
     drop(generator);
-    drop(control);
+    // Closing its input ends the sink; it prints its frame counts last, so read them before
+    // it exits (closing the pipe first made it fail writing them).
+    let SinkControl { stdin, mut stdout } = control;
+    drop(stdin);
+    let mut rest = String::new();
+    let _ = std::io::Read::read_to_string(&mut stdout, &mut rest);
     let _ = child.wait();
+    let healthy_marked = healthy_marked(&config.0.with_extension("sock"))?;
     let flaps: Vec<SaturatedFlap> = results
         .iter()
-        .map(|&(before, after, at, up, back, last, lost)| {
+        .map(|&(before, after, at, up, back, last, lost, steady)| {
             let upper = at.saturating_sub(before) as f64 / 1e6;
             let gap = at.saturating_sub(last) as f64 / 1e6;
             SaturatedFlap {
@@ -291,6 +329,7 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
                 lost_ms: lost as f64 / generated_pps * 1e3,
                 ip_ms: (after - before) as f64 / 1e6,
                 return_ms: back.saturating_sub(up) as f64 / 1e6,
+                steady_lost: steady,
             }
         })
         .collect();
@@ -300,22 +339,46 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
     let under_1ms = flaps.iter().filter(|f| f.gap_ms < 1.0).count();
     let lost = Spread::of(&flaps.iter().map(|f| f.lost as f64).collect::<Vec<_>>());
     let lost_under_1ms = flaps.iter().filter(|f| f.lost_ms <= 1.0).count();
+    let steady_lost = Spread::of(
+        &flaps
+            .iter()
+            .map(|f| f.steady_lost as f64)
+            .collect::<Vec<_>>(),
+    );
+    let per_ms = generated_pps / 1e3;
+    let excess_under_1ms = flaps
+        .iter()
+        .filter(|f| f.lost.saturating_sub(f.steady_lost) as f64 <= per_ms)
+        .count();
+    let offered = match pps {
+        Some(pps) => format!("generator paced at {pps} fps"),
+        None => "generator flat out".to_string(),
+    };
     println!(
-        "switchover at saturation, engine {engine}, failover over {MEMBERS} members, {:.3} Mpps generated, {:.3} Mpps delivered, {} carrier losses",
+        "switchover at saturation, engine {engine}, failover over {MEMBERS} members, {offered}: {:.3} Mpps generated, {:.3} Mpps delivered, {} carrier losses",
         generated_pps / 1e6,
         delivered_pps / 1e6,
         flaps.len()
     );
     println!(
-        "{:>4} {:>8} {:>9} {:>8} {:>12} {:>12} {:>8} {:>10}",
-        "flap", "lost", "lost ms", "gap ms", "after ip ms", "upper bound", "ip ms", "return ms"
+        "{:>4} {:>8} {:>9} {:>8} {:>8} {:>12} {:>12} {:>8} {:>10}",
+        "flap",
+        "lost",
+        "lost ms",
+        "steady",
+        "gap ms",
+        "after ip ms",
+        "upper bound",
+        "ip ms",
+        "return ms"
     );
     for (i, f) in flaps.iter().enumerate() {
         println!(
-            "{:>4} {:>8} {:>9.3} {:>8.3} {:>12.3} {:>12.3} {:>8.3} {:>10.3}",
+            "{:>4} {:>8} {:>9.3} {:>8} {:>8.3} {:>12.3} {:>12.3} {:>8.3} {:>10.3}",
             i + 1,
             f.lost,
             f.lost_ms,
+            f.steady_lost,
             f.gap_ms,
             f.switchover_ms,
             f.upper_bound_ms,
@@ -330,7 +393,19 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         lost.max,
         lost_under_1ms,
         flaps.len(),
-        generated_pps / 1e3
+        per_ms
+    );
+    println!(
+        "without a flap (the 100 ms before each): longest run of frames lost min {:.0} median {:.0} max {:.0}; \
+         {} of {} flaps lost at most 1 ms of the generator's rate more than that",
+        steady_lost.min,
+        steady_lost.median,
+        steady_lost.max,
+        excess_under_1ms,
+        flaps.len()
+    );
+    println!(
+        "members left by the data path though their carrier never went: {healthy_marked} (should be 0)"
     );
     println!(
         "gap ms (master's last frame to backup's first, at the sink; includes the generator's own pauses): \
@@ -348,6 +423,7 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
     );
     Ok(SaturatedReport {
         engine: engine.to_string(),
+        offered_pps: pps,
         delivered_pps,
         generated_pps,
         lost,
@@ -357,5 +433,35 @@ pub fn run(engine: &str, flaps: usize, testbed: &Path) -> Result<SaturatedReport
         switchover_ms,
         upper_bound_ms,
         under_1ms,
+        steady_lost,
+        excess_under_1ms,
+        healthy_marked,
     })
+}
+
+/// The lagg's `transmit refused` events (the data path leaving a member by itself) for ports
+/// other than the master, from `xlaggctl dump` on the daemon's `socket`.
+fn healthy_marked(socket: &Path) -> Result<usize> {
+    let xlaggctl = crate::testbed::sibling_binary("xlaggctl")?;
+    let out = std::process::Command::new(&xlaggctl)
+        .arg("--socket")
+        .arg(socket)
+        .arg("dump")
+        .output()
+        .context("running xlaggctl dump")?;
+    if !out.status.success() {
+        bail!("xlaggctl dump: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    let dump: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("xlaggctl dump is not JSON")?;
+    let events = dump["events"].as_array().context("no events in the dump")?;
+    Ok(events
+        .iter()
+        .filter(|e| {
+            e["port"] != "xlm0"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.contains("transmit refused"))
+        })
+        .count())
 }

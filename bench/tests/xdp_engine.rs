@@ -206,6 +206,18 @@ fn leaves_a_dead_master(engine: &str) {
         &format!("{engine}: a 'transmit refused' event for xlm0"),
         refused,
     );
+    if engine == "afxdp" {
+        // The frames the kernel dropped for the dead master show in its drops (the workers
+        // copy their counts twice a second).
+        let refused = || {
+            let out = common::xlaggctl(&daemon.socket, &["-j"]);
+            let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("status JSON");
+            s[0]["ports"][0]["drops"]["tx_refused"]
+                .as_u64()
+                .is_some_and(|n| n > 0)
+        };
+        wait_until(3, "xlm0's drops to count tx_refused", refused);
+    }
     let report = sink.finish();
     let map = carriers(&report);
     for (seq, ports) in &map {

@@ -691,8 +691,9 @@ pub enum Kick {
     Again,
     /// Transient: the device is busy or out of buffers; try later.
     Busy,
-    /// The kernel dropped a frame because the device cannot send now (no carrier, not
-    /// running): EBUSY in copy mode.
+    /// The kernel dropped a frame (EBUSY in copy mode): the device has no carrier, or it
+    /// took the frame and its receiver had no room (a veth whose peer's ring is full). Not a
+    /// sign of a dead link by itself.
     Refused,
     /// The device is down: what the ring holds stays there until it is up.
     Down,

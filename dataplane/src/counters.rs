@@ -17,11 +17,14 @@ pub enum DropReason {
     /// The XDP engine could not redirect the frame (no device in the slot, or a multi-buffer
     /// frame to broadcast).
     NotRedirected = 4,
+    /// The kernel dropped a frame on transmit (a copy-mode `sendto` answered EBUSY): the
+    /// device had no carrier, or its receiver's ring was full.
+    TxRefused = 5,
 }
 
 impl DropReason {
     /// Number of reasons.
-    pub const COUNT: usize = 5;
+    pub const COUNT: usize = 6;
     /// All reasons in index order.
     pub const ALL: [DropReason; Self::COUNT] = [
         DropReason::TxRingFull,
@@ -29,6 +32,7 @@ impl DropReason {
         DropReason::NoFreeFrame,
         DropReason::InvalidDescriptor,
         DropReason::NotRedirected,
+        DropReason::TxRefused,
     ];
 
     /// The reason as status output and metrics name it.
@@ -39,6 +43,7 @@ impl DropReason {
             DropReason::NoFreeFrame => "no_free_frame",
             DropReason::InvalidDescriptor => "invalid_descriptor",
             DropReason::NotRedirected => "not_redirected",
+            DropReason::TxRefused => "tx_refused",
         }
     }
 }

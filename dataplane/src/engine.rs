@@ -73,17 +73,37 @@ pub struct XdpEngine {
 /// of the program takes microseconds (it runs with preemption off); this is ample.
 const GRACE: std::time::Duration = std::time::Duration::from_millis(1);
 
-/// The offsets of `ifindex` and `state` in the running kernel's `struct net_device`, read once
-/// (the transmit watch reads a device's index and carrier bit there).
-fn net_device_offsets() -> &'static Result<(u32, u32), String> {
-    static OFFSETS: OnceLock<Result<(u32, u32), String>> = OnceLock::new();
+/// Where the watches read the running kernel's objects, from its BTF, read once.
+#[derive(Clone, Copy, Debug, Default)]
+struct KernelOffsets {
+    /// `ifindex` in `struct net_device`.
+    ifindex: u32,
+    /// `state` in `struct net_device` (the carrier bit).
+    state: u32,
+    /// `dev` in `struct sk_buff`.
+    skb_dev: u32,
+}
+
+fn kernel_offsets() -> &'static Result<KernelOffsets, String> {
+    static OFFSETS: OnceLock<Result<KernelOffsets, String>> = OnceLock::new();
     OFFSETS.get_or_init(|| {
         let btf = Btf::vmlinux()?;
-        let offset = |member: &str| {
-            btf.member_offset("net_device", member)
+        let offset = |object: &str, member: &str| {
+            btf.member_offset(object, member)
                 .and_then(|off| u32::try_from(off).map_err(|e| e.to_string()))
         };
-        Ok((offset("ifindex")?, offset("state")?))
+        let found = KernelOffsets {
+            ifindex: offset("net_device", "ifindex")?,
+            state: offset("net_device", "state")?,
+            skb_dev: offset("sk_buff", "dev")?,
+        };
+        // The programs take 0 for "unknown"; none of these fields opens its struct.
+        if found.ifindex == 0 || found.state == 0 || found.skb_dev == 0 {
+            return Err(format!(
+                "unexpected offsets in the kernel's BTF ({found:?}): not a kernel this knows"
+            ));
+        }
+        Ok(found)
     })
 }
 
@@ -97,12 +117,13 @@ impl XdpEngine {
             port: format!("{lagg} (XDP engine)"),
             detail,
         };
-        // 0 when the kernel has no BTF: the carrier watch then does nothing (and
-        // `watch_transmit` says why).
-        let (ifindex, state) = net_device_offsets().as_ref().copied().unwrap_or((0, 0));
+        // 0 when the kernel has no BTF: the watches then do nothing (and `watch_transmit`
+        // and `watch_drops` say why).
+        let at = kernel_offsets().as_ref().copied().unwrap_or_default();
         let mut ebpf = EbpfLoader::new()
-            .override_global(names::IFINDEX_OFFSET, &ifindex, true)
-            .override_global(names::STATE_OFFSET, &state, true)
+            .override_global(names::IFINDEX_OFFSET, &at.ifindex, true)
+            .override_global(names::STATE_OFFSET, &at.state, true)
+            .override_global(names::SKB_DEV_OFFSET, &at.skb_dev, true)
             .load(ENGINE_OBJECT)
             .map_err(|e| load_err(error_chain(&e)))?;
         let program: &mut Xdp = ebpf
@@ -249,23 +270,35 @@ impl XdpEngine {
     /// `struct net_device`) or refusing the program: failover then waits for the control thread's
     /// link event.
     pub fn watch_transmit(&mut self) -> Result<(), String> {
-        let (ifindex, _) = net_device_offsets().clone()?;
-        if ifindex == 0 {
-            return Err("ifindex at offset 0 of struct net_device: not a kernel this knows".into());
-        }
+        self.attach_watch(names::TX_WATCH_PROGRAM, names::TX_WATCH_TRACEPOINT)
+    }
+
+    /// Attaches the drop watch (a raw tracepoint program on `kfree_skb`), for the AF_XDP
+    /// engine: from then on a member a dropped buffer was for while the member has no carrier
+    /// (a copy-mode AF_XDP transmit to it) is marked in the lost-member words. A drop on a
+    /// member that keeps its carrier (its receiver's ring full) marks nothing.
+    ///
+    /// # Errors
+    /// As [`watch_transmit`](Self::watch_transmit).
+    pub fn watch_drops(&mut self) -> Result<(), String> {
+        self.attach_watch(names::DROP_WATCH_PROGRAM, names::DROP_WATCH_TRACEPOINT)
+    }
+
+    /// Loads raw tracepoint program `name` and attaches it to `tracepoint`.
+    fn attach_watch(&mut self, name: &str, tracepoint: &str) -> Result<(), String> {
+        kernel_offsets().clone()?;
         let program: &mut RawTracePoint = self
             .ebpf
-            .program_mut(names::TX_WATCH_PROGRAM)
-            .ok_or_else(|| format!("no program {}", names::TX_WATCH_PROGRAM))?
+            .program_mut(name)
+            .ok_or_else(|| format!("no program {name}"))?
             .try_into()
             .map_err(|e: aya::programs::ProgramError| e.to_string())?;
         program
             .load()
-            .map_err(|e| format!("loading the transmit watch: {}", error_chain(&e)))?;
-        program.attach(names::TX_WATCH_TRACEPOINT).map_err(|e| {
+            .map_err(|e| format!("loading {name}: {}", error_chain(&e)))?;
+        program.attach(tracepoint).map_err(|e| {
             format!(
-                "attaching to the {} tracepoint: {}",
-                names::TX_WATCH_TRACEPOINT,
+                "attaching {name} to the {tracepoint} tracepoint: {}",
                 error_chain(&e)
             )
         })?;

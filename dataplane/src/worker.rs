@@ -42,7 +42,7 @@ use arc_swap::ArcSwap;
 use crate::afxdp::{
     self, BindMode, Frame, Kick, MappedWords, RingSizes, Umem, XskError, XskSocket,
 };
-use crate::counters::{bump, latency_bucket, DropReason, WorkerCounters, XskCounter};
+use crate::counters::{bump, latency_bucket, DropReason, PortCounters, WorkerCounters, XskCounter};
 use crate::distribution::{
     distribute, DistributionTable, Egress, MemberIndex, RoundRobinCursor, MAX_MEMBERS,
 };
@@ -1260,7 +1260,7 @@ impl Worker {
     }
 
     fn flush(&mut self) {
-        let mut refused = 0u64;
+        let mut down = 0u64;
         for k in 0..self.present.len() {
             let port = self.present[k];
             if self.tx_queues[port].is_empty() {
@@ -1275,11 +1275,9 @@ impl Worker {
             if room < len && !p.stalled {
                 // Let the kernel drain the ring, then look again before dropping anything.
                 let kick = drain_tx(&p.socket);
+                note_kick(p, self.counters.port(port), kick);
                 if kick == Kick::Down {
-                    p.stalled = true;
-                }
-                if matches!(kick, Kick::Down | Kick::Refused) {
-                    refused |= 1 << port;
+                    down |= 1 << port;
                 }
                 reap(
                     &mut p.socket,
@@ -1314,30 +1312,28 @@ impl Worker {
             bump(&c.tx_bytes, bytes);
             bump(&c.drops[DropReason::TxRingFull as usize], full);
         }
-        self.mark_lost(refused);
+        self.mark_lost(down);
     }
 
     fn kick_outstanding(&mut self) {
-        let mut refused = 0u64;
-        for (slot, p) in self.ports.iter_mut().enumerate() {
-            let Some(p) = p.as_mut() else {
+        let mut down = 0u64;
+        for slot in 0..self.ports.len() {
+            let Some(p) = self.ports[slot].as_mut() else {
                 continue;
             };
             if p.stalled || self.ledger.in_flight(p.id) == 0 || !p.socket.tx_needs_wakeup() {
                 continue;
             }
             let kick = drain_tx(&p.socket);
+            note_kick(p, self.counters.port(slot), kick);
             if kick == Kick::Down {
-                p.stalled = true;
-            }
-            if matches!(kick, Kick::Down | Kick::Refused) {
-                refused |= 1 << slot;
+                down |= 1 << slot;
             }
         }
-        self.mark_lost(refused);
+        self.mark_lost(down);
     }
 
-    /// Marks the members in `ports` (bit per slot) whose transmit the kernel refused in the lost-member
+    /// Marks the members in `ports` (bit per slot) whose device is down in the lost-member
     /// words: from the next iteration their frames go by the table without them (see
     /// [`Worker::without_lost`]), until the control thread clears the mark.
     fn mark_lost(&self, ports: u64) {
@@ -1350,6 +1346,18 @@ impl Worker {
         for slot in (0..MAX_MEMBERS).filter(|s| ports & (1 << s) != 0) {
             words.mark(slot, LOST_EPOCH as usize);
         }
+    }
+}
+
+/// Takes in what a transmit wakeup of port `p` answered: a device that is down stalls (the
+/// caller marks it lost); a frame the kernel dropped is counted. A refused transmit alone
+/// marks nothing: a veth whose receiver's ring is full refuses too, and the drop watch (in the
+/// kernel) marks a member whose carrier went at its first dropped frame.
+fn note_kick(p: &mut PortSocket, counters: &PortCounters, kick: Kick) {
+    match kick {
+        Kick::Down => p.stalled = true,
+        Kick::Refused => bump(&counters.drops[DropReason::TxRefused as usize], 1),
+        _ => {}
     }
 }
 

@@ -428,22 +428,25 @@ impl PortProgram {
         let mut array: Array<&mut MapData, u64> =
             Array::try_from(data).map_err(|e| err(e.to_string()))?;
         array.set(1, 0, 0).map_err(|e| err(e.to_string()))?;
+        array.set(5, 0, 0).map_err(|e| err(e.to_string()))?;
         array.set(0, 1, 0).map_err(|e| err(e.to_string()))
     }
 
-    /// Sink: `[first, last, first's sequence number, last's]`: the times (CLOCK_MONOTONIC ns)
-    /// of the first test frame since armed (0: none yet) and of the last one.
+    /// Sink: `[first, last, first's sequence number, last's, largest jump]`: the times
+    /// (CLOCK_MONOTONIC ns) of the first test frame since armed (0: none yet) and of the last
+    /// one, their sequence numbers, and the most numbers missing between two consecutive test
+    /// frames since armed.
     ///
     /// # Errors
     /// When the map cannot be read.
-    pub fn first_seen(&self) -> Result<[u64; 4], XdpError> {
+    pub fn first_seen(&self) -> Result<[u64; 5], XdpError> {
         let map = self
             .ebpf
             .map(names::SINK_FIRST)
             .ok_or_else(|| self.map_err(names::SINK_FIRST, "missing"))?;
         let array: Array<&MapData, u64> =
             Array::try_from(map).map_err(|e| self.map_err(names::SINK_FIRST, e))?;
-        let mut seen = [0u64; 4];
+        let mut seen = [0u64; 5];
         for (i, v) in seen.iter_mut().enumerate() {
             *v = array
                 .get(&(i as u32 + 1), 0)

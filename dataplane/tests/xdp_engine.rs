@@ -8,7 +8,10 @@
 //! - a member's frames go to the upper port; the port checks match the port program's;
 //! - a member marked lost (its word in the lost-member map, as the transmit watch or a worker
 //!   writes it) is left at once by the table without it, before any publish, and its flows
-//!   come back when the mark is cleared; the transmit watch loads and attaches.
+//!   come back when the mark is cleared; the transmit watch loads and attaches;
+//! - the drop watch (the AF_XDP engine's) marks a member whose carrier went at the first
+//!   frame the kernel drops for it on the copy-mode transmit path, and no member that keeps its
+//!   carrier.
 //!
 //! Needs root and the namespace test bed (devices for the ingress ifindex and the devmaps);
 //! fails, saying why, otherwise.
@@ -451,4 +454,89 @@ fn a_member_marked_lost_is_left_before_any_publish() {
             assert_eq!(after, before, "{policy:?}: placement not restored");
         }
     }
+}
+
+/// Whether interface `name` in this thread's namespace has its carrier (`IFF_LOWER_UP`).
+fn has_carrier(name: &str) -> bool {
+    std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).is_ok_and(|c| c.trim() == "1")
+}
+
+#[test]
+fn the_drop_watch_marks_a_member_without_carrier_and_no_other() {
+    let mut rig = rig("xe5");
+    rig.engine
+        .watch_drops()
+        .expect("the drop watch (raw tracepoint on kfree_skb)");
+    let words = rig.engine.lost_words().expect("lost-member words");
+    let epoch = xlagg_common::LOST_EPOCH as usize;
+    // The copy-mode AF_XDP transmit's path (`__dev_direct_xmit`), from a packet socket that
+    // bypasses the qdisc.
+    let send = |member: usize, n: usize| {
+        let socket = xlagg_sys::afpacket::PacketSocket::bind(rig.members[member], 0x0800)
+            .expect("packet socket");
+        const PACKET_QDISC_BYPASS: libc::c_int = 20;
+        let on: libc::c_int = 1;
+        // SAFETY: setsockopt with a live int of the size passed.
+        let rc = unsafe {
+            libc::setsockopt(
+                std::os::fd::AsRawFd::as_raw_fd(&socket),
+                libc::SOL_PACKET,
+                PACKET_QDISC_BYPASS,
+                std::ptr::addr_of!(on).cast(),
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            )
+        };
+        assert_eq!(rc, 0, "PACKET_QDISC_BYPASS");
+        let mut refused = 0;
+        for i in 0..n {
+            if socket.send(&frames::udp4(i as u16)).is_err() {
+                refused += 1;
+            }
+        }
+        refused
+    };
+    // Members with carrier: frames go, nothing is marked.
+    assert_eq!(send(1, 50), 0, "xlm1 takes frames");
+    assert_eq!(words.get(1), 0, "a member with carrier is not marked");
+    assert_eq!(words.get(epoch), 0, "no mark yet");
+    // xlm0's partner end goes down: xlm0 loses its carrier (a veth's peer close takes it).
+    let partner = std::process::Command::new("ip")
+        .args(["-n", &rig._bed.ns("ptr"), "link", "set", "xlp0", "down"])
+        .status()
+        .expect("ip");
+    assert!(partner.success(), "ip link set xlp0 down");
+    assert!(
+        !has_carrier("xlm0"),
+        "xlm0 keeps its carrier after its peer went down"
+    );
+    let refused = send(0, 5);
+    assert!(
+        refused > 0,
+        "the kernel took every frame for xlm0 without carrier"
+    );
+    assert_ne!(
+        words.get(0),
+        0,
+        "xlm0 dropped frames without carrier and is not marked"
+    );
+    assert_eq!(words.get(epoch), 1, "one mark, one change");
+    for m in 1..4 {
+        assert_eq!(words.get(m), 0, "xlm{m} marked though its carrier stayed");
+    }
+    // Marked once: more drops do not count as news.
+    send(0, 5);
+    assert_eq!(words.get(epoch), 1, "a marked member is not marked again");
+    // A member the lagg does not hold is never marked: xlm3 leaves, then loses its carrier.
+    rig.engine.detach(rig.members[3]);
+    std::process::Command::new("ip")
+        .args(["-n", &rig._bed.ns("ptr"), "link", "set", "xlp3", "down"])
+        .status()
+        .expect("ip");
+    send(3, 5);
+    assert_eq!(words.get(3), 0, "a member that left was marked");
+    assert_eq!(
+        words.get(epoch),
+        1,
+        "a device outside the lagg moved the count"
+    );
 }

@@ -96,6 +96,13 @@ pub mod names {
     pub const IFINDEX_OFFSET: &str = "XLAGG_IFINDEX_OFFSET";
     /// The same for `state` (the `__LINK_STATE_*` bits: the carrier).
     pub const STATE_OFFSET: &str = "XLAGG_STATE_OFFSET";
+    /// The drop watch: a raw tracepoint program on `kfree_skb` that marks a member a dropped
+    /// buffer was for when the member has no carrier (the AF_XDP engine's copy-mode transmit).
+    pub const DROP_WATCH_PROGRAM: &str = "xlagg_drop_watch";
+    /// The kernel tracepoint it is attached to.
+    pub const DROP_WATCH_TRACEPOINT: &str = "kfree_skb";
+    /// The global the loader sets to the byte offset of `dev` in `struct sk_buff`.
+    pub const SKB_DEV_OFFSET: &str = "XLAGG_SKB_DEV_OFFSET";
     /// The tests' program that returns the shared flow hash of a frame (run under
     /// `BPF_PROG_TEST_RUN`, never attached).
     pub const HASH_PROGRAM: &str = "xlagg_hash";

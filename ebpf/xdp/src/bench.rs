@@ -156,10 +156,12 @@ fn latency_bucket(ns: u64) -> u32 {
     }
 }
 
-/// `[armed, first test frame at, last test frame at, first's sequence number, last's]`
-/// (CLOCK_MONOTONIC ns): userspace arms, the sink stamps.
+/// `[armed, first test frame at, last test frame at, first's sequence number, last's,
+/// largest jump]` (CLOCK_MONOTONIC ns): userspace arms, the sink stamps. The largest jump is
+/// the most sequence numbers missing between two consecutive test frames on this port since
+/// armed (the longest run of frames lost on the way while the port carried the traffic).
 #[map(name = "XLAGG_SINKFS")]
-static SINK_FIRST: Array<u64> = Array::with_max_entries(5, 0);
+static SINK_FIRST: Array<u64> = Array::with_max_entries(6, 0);
 
 /// The benchmark's sink, attached to the partner ports: counts every frame; for test frames
 /// (untagged or one VLAN tag, IPv4 or IPv6, UDP, marker "XL") counts the flow, notes a
@@ -212,18 +214,22 @@ pub fn xlagg_sink(ctx: XdpContext) -> u32 {
     sink_count(SinkCounter::Test, 1);
     // The first test frame since armed and the last one, with their sequence numbers (the
     // switchover's clock and its count of frames lost: the generator numbers every frame).
-    if let (Some(arm), Some(first), Some(last), Some(first_seq), Some(last_seq)) = (
+    if let (Some(arm), Some(first), Some(last), Some(first_seq), Some(last_seq), Some(jump)) = (
         SINK_FIRST.get_ptr(0),
         SINK_FIRST.get_ptr_mut(1),
         SINK_FIRST.get_ptr_mut(2),
         SINK_FIRST.get_ptr_mut(3),
         SINK_FIRST.get_ptr_mut(4),
+        SINK_FIRST.get_ptr_mut(5),
     ) {
         // SAFETY: slots of successful lookups; a race between CPUs only picks one of two
         // nearly equal stamps.
         unsafe {
             if *arm != 0 {
                 let now = bpf_ktime_get_ns();
+                if *last_seq != 0 && seq > *last_seq + 1 && seq - *last_seq - 1 > *jump {
+                    *jump = seq - *last_seq - 1;
+                }
                 *last = now;
                 *last_seq = seq;
                 if *first == 0 {

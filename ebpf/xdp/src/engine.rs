@@ -91,6 +91,11 @@ static XLAGG_IFINDEX_OFFSET: u32 = 0;
 #[no_mangle]
 static XLAGG_STATE_OFFSET: u32 = 0;
 
+/// The byte offset of `dev` in `struct sk_buff`, set as above (the drop watch reads the device
+/// a dropped buffer was for).
+#[no_mangle]
+static XLAGG_SKB_DEV_OFFSET: u32 = 0;
+
 /// `__LINK_STATE_NOCARRIER`: set by `netif_carrier_off` the moment the driver (or, for a
 /// veth, the peer's close) takes the carrier.
 const NOCARRIER: u64 = 1 << 2;
@@ -157,30 +162,29 @@ fn drop(slot: u32, counter: EngineCounter) -> u32 {
     xdp_action::XDP_DROP
 }
 
+/// The field of the kernel object at `base` that lies at the offset the global `offset` holds
+/// (one of the offsets above); `None` when the offset is unknown (0) or the read faults.
+#[inline(always)]
+fn read_field<T>(base: *const u8, offset: &'static u32) -> Option<T> {
+    // SAFETY: a read-only global the loader sets before the program loads.
+    let offset = unsafe { core::ptr::read_volatile(offset) };
+    if offset == 0 {
+        return None;
+    }
+    // SAFETY: a checked kernel read (a fault reads as an error, never as a crash).
+    unsafe { bpf_probe_read_kernel(base.wrapping_add(offset as usize) as *const T) }.ok()
+}
+
 /// The index of device `dev` (a `struct net_device *`); 0 when unknown.
 #[inline(always)]
 fn ifindex_of(dev: *const u8) -> u32 {
-    // SAFETY: a read-only global the loader sets before the program loads.
-    let offset = unsafe { core::ptr::read_volatile(&XLAGG_IFINDEX_OFFSET) };
-    if offset == 0 {
-        return 0;
-    }
-    // SAFETY: a checked kernel read (a fault reads as an error, never as a crash).
-    unsafe { bpf_probe_read_kernel(dev.wrapping_add(offset as usize) as *const u32) }
-        .unwrap_or(0)
+    read_field::<u32>(dev, &XLAGG_IFINDEX_OFFSET).unwrap_or(0)
 }
 
 /// Whether device `dev` (a `struct net_device *`) has no carrier.
 #[inline(always)]
 fn no_carrier(dev: *const u8) -> bool {
-    // SAFETY: a read-only global the loader sets before the program loads.
-    let offset = unsafe { core::ptr::read_volatile(&XLAGG_STATE_OFFSET) };
-    if offset == 0 {
-        return false;
-    }
-    // SAFETY: a checked kernel read.
-    unsafe { bpf_probe_read_kernel(dev.wrapping_add(offset as usize) as *const u64) }
-        .is_ok_and(|state| state & NOCARRIER != 0)
+    read_field::<u64>(dev, &XLAGG_STATE_OFFSET).is_some_and(|state| state & NOCARRIER != 0)
 }
 
 /// Marks member `slot` as unable to transmit.
@@ -283,6 +287,36 @@ pub fn xlagg_tx_watch(ctx: RawTracePointContext) -> i32 {
             }
         }
     }
+    0
+}
+
+/// The drop watch, for the AF_XDP engine: the kernel's report of every buffer dropped
+/// (`skb:kfree_skb`, first argument the `struct sk_buff *`). A copy-mode AF_XDP transmit to a
+/// device without carrier is dropped before the driver sees it (`__dev_direct_xmit`), so the
+/// first frame a worker sends to a member whose carrier went marks the member. The carrier
+/// bit decides, not the drop: a device whose receiver's ring is full drops too (and the
+/// worker's `sendto` answers EBUSY alike) but keeps its carrier, and is not marked.
+#[raw_tracepoint(tracepoint = "kfree_skb")]
+pub fn xlagg_drop_watch(ctx: RawTracePointContext) -> i32 {
+    let skb: *const u8 = ctx.arg(0);
+    let Some(dev) = read_field::<u64>(skb, &XLAGG_SKB_DEV_OFFSET) else {
+        return 0;
+    };
+    let dev = dev as *const u8;
+    // Most drops anywhere on the machine end here: one more kernel read.
+    if dev.is_null() || !no_carrier(dev) {
+        return 0;
+    }
+    let ifindex = ifindex_of(dev);
+    // SAFETY: the value is copied out at once.
+    let Some(slot) = (unsafe { PORTS.get(&ifindex) }).map(|p| p.slot) else {
+        return 0;
+    };
+    if slot >= ENGINE_MEMBERS || is_down(slot) {
+        return 0;
+    }
+    // SAFETY: a helper without arguments.
+    mark_lost(slot, unsafe { bpf_ktime_get_ns() });
     0
 }
 

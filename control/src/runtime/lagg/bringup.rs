@@ -107,19 +107,28 @@ impl Lagg {
     }
 
     /// The lost-member words of the lagg's object (the engine's, or, for the AF_XDP engine,
-    /// one loaded for its words alone), and with the XDP engine its transmit watch. Where the
-    /// kernel refuses either, a member whose link goes is left when the link event comes
-    /// (milliseconds under load), as before; the log says why.
+    /// one loaded for its words alone), with the watch that marks them: the XDP engine's
+    /// transmit watch, the AF_XDP engine's drop watch. Where the kernel refuses either, a
+    /// member whose link goes is left when the link event comes (milliseconds under load), as
+    /// before; the log says why.
     fn start_lost_words(&mut self) {
-        let object = match (&self.engine, XdpEngine::load(&self.cfg.name)) {
-            (Some(engine), _) => {
+        let object = match &self.engine {
+            Some(engine) => {
                 if let Err(e) = xdp_port::lock(engine).watch_transmit() {
                     tracing::warn!(lagg = %self.cfg.name, error = %e, "no transmit watch: a member whose link goes is left when the link event comes");
                 }
                 Ok(Arc::clone(engine))
             }
-            (None, loaded) => loaded
-                .map(|e| Arc::new(Mutex::new(e)))
+            None => XdpEngine::load(&self.cfg.name)
+                .map(|mut e| {
+                    // The AF_XDP engine's transmit is the kernel's copy-mode path: its drops
+                    // tell a member without carrier (the workers' refused `sendto` alone
+                    // cannot: a full receiver refuses too).
+                    if let Err(e) = e.watch_drops() {
+                        tracing::warn!(lagg = %self.cfg.name, error = %e, "no drop watch: a member whose link goes is left when the link event comes");
+                    }
+                    Arc::new(Mutex::new(e))
+                })
                 .map_err(|e| e.to_string()),
         };
         let words = object.and_then(|o| {
