@@ -206,6 +206,19 @@ fn leaves_a_dead_master(engine: &str) {
         &format!("{engine}: a 'transmit refused' event for xlm0"),
         refused,
     );
+    let status = common::xlaggctl(&daemon.socket, &["-j"]);
+    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
+    assert_eq!(
+        status[0]["ports"][0]["data_path_leaves"], 1,
+        "{engine}: the status counts the data path leaving xlm0 once: {}",
+        status[0]["ports"][0]
+    );
+    for m in 1..MEMBERS {
+        assert_eq!(
+            status[0]["ports"][m]["data_path_leaves"], 0,
+            "{engine}: xlm{m} was left by the data path"
+        );
+    }
     if engine == "afxdp" {
         // The frames the kernel dropped for the dead master show in its drops (the workers
         // copy their counts twice a second).

@@ -47,6 +47,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
     m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
     m("xlagg_port_distributing", "gauge", &["lagg", "port"], "1 when the port transmits."),
+    m("xlagg_port_data_path_leaves_total", "counter", &["lagg", "port"], "Times the data path left the member by itself (a transmit that found its carrier gone, or its device down), without waiting for the control thread's link event."),
     m("xlagg_port_rx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers received from the port (role: member or upper)."),
     m("xlagg_port_rx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers received from the port."),
     m("xlagg_port_tx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers put on the port's transmit ring."),
@@ -215,6 +216,17 @@ fn port_families(o: &mut Out, samples: &[LaggSample]) {
             for p in s.ports.iter().filter(|p| p.role == "member") {
                 o.sample(name, &[("lagg", &s.name), ("port", &p.name)], b(value(p)));
             }
+        }
+    }
+    let name = "xlagg_port_data_path_leaves_total";
+    o.header(name);
+    for s in samples {
+        for p in s.ports.iter().filter(|p| p.role == "member") {
+            o.sample(
+                name,
+                &[("lagg", &s.name), ("port", &p.name)],
+                p.data_path_leaves as f64,
+            );
         }
     }
     type PortValue = fn(&crate::lagg::PortSample) -> u64;
@@ -655,6 +667,7 @@ mod tests {
             lacp: (role == "member").then(|| lacp.clone()),
             bfd: (role == "member").then_some((crate::bfd::State::Up, Default::default())),
             probe_ok: (role == "member").then_some(true),
+            data_path_leaves: u64::from(role == "member") * 4,
         };
         let mut latency = vec![0; LATENCY_BUCKETS];
         latency[10] = 5;
@@ -706,6 +719,10 @@ mod tests {
             assert!(text.contains(&format!("# TYPE {} {}", m.name, m.kind)));
         }
         assert!(text.contains("xlagg_worker_busy_seconds_total{lagg=\"lagg0\",worker=\"0\"} 1.5"));
+        assert!(text.contains("xlagg_port_data_path_leaves_total{lagg=\"lagg0\",port=\"em0\"} 4"));
+        assert!(
+            !text.contains("xlagg_port_data_path_leaves_total{lagg=\"lagg0\",port=\"xlh-lagg0\"")
+        );
         assert!(text.contains("xlagg_lagg_up{lagg=\"lagg1\"} 0"));
         assert!(text.contains("xlagg_worker_latency_seconds_count{lagg=\"lagg0\"} 5"));
     }

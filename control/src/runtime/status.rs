@@ -152,6 +152,10 @@ pub struct PortStatus {
     /// ARP/NS probe monitor verdict (`ok`, `failing`), when enabled.
     #[serde(default)]
     pub probe: Option<String>,
+    /// Times the data path left this member by itself (a transmit that found its carrier
+    /// gone, or its device down) ahead of the control thread's link event.
+    #[serde(default)]
+    pub data_path_leaves: u64,
 }
 
 impl PortStatus {
@@ -170,6 +174,7 @@ impl PortStatus {
             bfd: None,
             bfd_counters: None,
             probe: None,
+            data_path_leaves: 0,
         }
     }
 }

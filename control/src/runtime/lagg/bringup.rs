@@ -294,6 +294,8 @@ impl Lagg {
             restore_features: Vec::new(),
             restore_sysfs: Vec::new(),
             watched: None,
+            left: 0,
+            left_mark: 0,
         };
         if let Some(slot) = member {
             self.judge_mtu(slot, link.mtu);

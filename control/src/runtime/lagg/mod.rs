@@ -131,6 +131,12 @@ pub struct Port {
     restore_sysfs: Vec<(std::path::PathBuf, String)>,
     /// A member of an AF_XDP lagg in the kernel-side carrier watch.
     watched: Option<xdp_port::Watched>,
+    /// Members: times the data path left it by itself (its lost-member word marked), counted
+    /// once per mark.
+    left: u64,
+    /// The word of the last mark counted in `left` (a mark's word is its time, so each is
+    /// distinct).
+    left_mark: u64,
 }
 
 /// A control-path socket of a lagg: which monitor reads it, for which member.
@@ -391,6 +397,7 @@ impl Lagg {
         for ev in events {
             if let Some(i) = self.slot_of(ev.ifindex) {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
+                self.count_left(i);
                 if let Some(ago) = self
                     .lost
                     .as_ref()
@@ -469,8 +476,21 @@ impl Lagg {
             .min()
     }
 
+    /// Counts member `i`'s lost mark in its `left` count, once per mark.
+    fn count_left(&mut self, i: usize) {
+        let Some(word) = self.lost.as_ref().map(|w| w.get(i)) else {
+            return;
+        };
+        let port = &mut self.members[i];
+        if word != 0 && word != port.left_mark {
+            port.left_mark = word;
+            port.left += 1;
+        }
+    }
+
     /// Clears member `i`'s lost mark (frames may go to it again as the table says).
     fn clear_lost(&mut self, i: usize) {
+        self.count_left(i);
         if let Some(words) = &self.lost {
             words.clear(i, LOST_EPOCH as usize);
         }
@@ -490,6 +510,7 @@ impl Lagg {
         }
         self.lost_seen.1 = now + LOST_RETRY;
         for i in 0..self.members.len().min(MAX_MEMBERS) {
+            self.count_left(i);
             let marked = words.get(i) != 0;
             let seen = self.lost_seen.0 & (1 << i) != 0;
             if !marked || self.set.member(i).retired {

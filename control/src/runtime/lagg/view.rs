@@ -57,6 +57,8 @@ pub struct PortSample {
     pub bfd: Option<(bfd::State, bfd::Counters)>,
     /// The ARP/NS probe monitor's verdict, when enabled.
     pub probe_ok: Option<bool>,
+    /// Members: times the data path left it by itself (see [`PortStatus`]).
+    pub data_path_leaves: u64,
 }
 
 /// Everything the metrics and the dashboard read of one lagg.
@@ -148,6 +150,7 @@ impl Lagg {
                     None
                 },
                 probe_ok: self.probe.as_ref().and(member).map(|m| m.probe_ok),
+                data_path_leaves: port.left,
             });
         }
         let workers = self.pool.samples();
@@ -286,6 +289,7 @@ impl Lagg {
                     .probe
                     .as_ref()
                     .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
+                data_path_leaves: port.left,
             });
         }
         let lacp = self.lacp.as_ref().map(|rt| {
