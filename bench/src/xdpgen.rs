@@ -259,7 +259,13 @@ pub fn generate_xdp(
     while !stop.load(Ordering::Relaxed) && started.elapsed() < duration {
         let (frame, weight) = &templates[i % templates.len()];
         let chunk = unit * weight;
-        program.run_live(frame, ifindex, chunk)?;
+        if let Err(e) = program.run_live(frame, ifindex, chunk) {
+            // The stop signal interrupts the run in the kernel (EINTR): that is the end.
+            if stop.load(Ordering::Relaxed) {
+                break;
+            }
+            return Err(e.into());
+        }
         i += 1;
         sent_so_far += u64::from(chunk);
         if spec.pps > 0 {

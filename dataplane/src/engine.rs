@@ -352,7 +352,7 @@ impl XdpEngine {
 
     /// Clears member `slot`'s lost mark: frames may go to it again as the table says (and the
     /// workers, who follow the count of marks, see the change).
-    pub fn clear_lost(&self, slot: u32) {
+    fn clear_lost(&self, slot: u32) {
         if let Some(words) = &self.words {
             words.clear(slot as usize, LOST_EPOCH as usize);
         }
