@@ -132,6 +132,10 @@ enum Command {
         /// With `--saturate`: the lagg's engine, afxdp or xdp.
         #[arg(long, default_value = "afxdp")]
         engine: String,
+        /// With `--saturate`: more lines for the lagg's configuration (e.g.
+        /// `ring_size = 16384`).
+        #[arg(long, default_value = "")]
+        lagg_extra: String,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -538,14 +542,14 @@ fn main() -> Result<()> {
             flaps,
             saturate: true,
             engine,
+            lagg_extra,
             pps,
             testbed,
             json,
             ..
         } => {
-            let report = xlagg_bench::saturate::run(&engine, flaps, pps, &testbed)?;
-            let options =
-                serde_json::json!({"saturate": true, "engine": engine, "flaps": flaps, "pps": pps});
+            let report = xlagg_bench::saturate::run(&engine, &lagg_extra, flaps, pps, &testbed)?;
+            let options = serde_json::json!({"saturate": true, "engine": engine, "lagg_extra": lagg_extra, "flaps": flaps, "pps": pps});
             write_json(json.as_deref(), "switchover", options, &report)?;
         }
         Command::Flapsink { ifaces } => xlagg_bench::saturate::flapsink(&ifaces)?,

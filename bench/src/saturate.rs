@@ -200,12 +200,13 @@ fn flap(bed: &Bed, up: bool) -> Result<()> {
 
 /// Runs `flaps` carrier losses of failover's master with the generator flat out (or paced at
 /// `pps` by an AF_XDP generator, which paces per batch), on its own test bed, with the lagg on
-/// `engine`.
+/// `engine` and `extra` lines in its configuration.
 ///
 /// # Errors
 /// Any failing step; the test bed is removed anyway.
 pub fn run(
     engine: &str,
+    extra: &str,
     flaps: usize,
     pps: Option<u64>,
     testbed: &Path,
@@ -220,8 +221,11 @@ pub fn run(
         MEMBERS,
         false,
     )?;
-    let (_daemon, config) =
-        crate::switchover::start_daemon(&bed, "failover", &format!("engine = \"{engine}\"\n"))?;
+    let (_daemon, config) = crate::switchover::start_daemon(
+        &bed,
+        "failover",
+        &format!("engine = \"{engine}\"\n{extra}\n"),
+    )?;
 
     let partner: Vec<String> = (0..MEMBERS).map(|i| format!("xlp{i}")).collect();
     let mut sink = bed.exec("ptr", &exe);
