@@ -113,6 +113,20 @@ impl XdpEngine {
     /// # Errors
     /// When the object or its program does not load (the verifier's message included).
     pub fn load(lagg: &str) -> Result<Self, XdpError> {
+        Self::open(lagg, true)
+    }
+
+    /// Loads the object's maps alone, for an AF_XDP lagg: its lost-member words, the ports'
+    /// slots and the watches ([`watch_drops`](Self::watch_drops)); the distribution program is
+    /// not loaded, so ports cannot be attached.
+    ///
+    /// # Errors
+    /// When the object does not load.
+    pub fn load_words(lagg: &str) -> Result<Self, XdpError> {
+        Self::open(lagg, false)
+    }
+
+    fn open(lagg: &str, distribute: bool) -> Result<Self, XdpError> {
         let load_err = |detail: String| XdpError::Load {
             port: format!("{lagg} (XDP engine)"),
             detail,
@@ -126,12 +140,14 @@ impl XdpEngine {
             .override_global(names::SKB_DEV_OFFSET, &at.skb_dev, true)
             .load(ENGINE_OBJECT)
             .map_err(|e| load_err(error_chain(&e)))?;
-        let program: &mut Xdp = ebpf
-            .program_mut(names::ENGINE_PROGRAM)
-            .ok_or_else(|| load_err(format!("no program {}", names::ENGINE_PROGRAM)))?
-            .try_into()
-            .map_err(|e: aya::programs::ProgramError| load_err(e.to_string()))?;
-        program.load().map_err(|e| load_err(error_chain(&e)))?;
+        if distribute {
+            let program: &mut Xdp = ebpf
+                .program_mut(names::ENGINE_PROGRAM)
+                .ok_or_else(|| load_err(format!("no program {}", names::ENGINE_PROGRAM)))?
+                .try_into()
+                .map_err(|e: aya::programs::ProgramError| load_err(e.to_string()))?;
+            program.load().map_err(|e| load_err(error_chain(&e)))?;
+        }
         Ok(Self {
             ebpf,
             lagg: lagg.to_string(),

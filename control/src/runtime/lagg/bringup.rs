@@ -107,7 +107,7 @@ impl Lagg {
     }
 
     /// The lost-member words of the lagg's object (the engine's, or, for the AF_XDP engine,
-    /// one loaded for its words alone), with the watch that marks them: the XDP engine's
+    /// its maps loaded for the words alone), with the watch that marks them: the XDP engine's
     /// transmit watch, the AF_XDP engine's drop watch. Where the kernel refuses either, a
     /// member whose link goes is left when the link event comes (milliseconds under load), as
     /// before; the log says why.
@@ -119,7 +119,7 @@ impl Lagg {
                 }
                 Ok(Arc::clone(engine))
             }
-            None => XdpEngine::load(&self.cfg.name)
+            None => XdpEngine::load_words(&self.cfg.name)
                 .map(|mut e| {
                     // The AF_XDP engine's transmit is the kernel's copy-mode path: its drops
                     // tell a member without carrier (the workers' refused `sendto` alone
