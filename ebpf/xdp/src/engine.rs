@@ -187,6 +187,14 @@ fn no_carrier(dev: *const u8) -> bool {
     read_field::<u64>(dev, &XLAGG_STATE_OFFSET).is_some_and(|state| state & NOCARRIER != 0)
 }
 
+/// The member slot of device `ifindex` when it is a member of this lagg not marked yet.
+#[inline(always)]
+fn unmarked_member(ifindex: u32) -> Option<u32> {
+    // SAFETY: the value is copied out at once.
+    let slot = unsafe { PORTS.get(&ifindex) }.map(|p| p.slot)?;
+    (slot < ENGINE_MEMBERS && !is_down(slot)).then_some(slot)
+}
+
 /// Marks member `slot` as unable to transmit.
 #[inline(always)]
 fn mark_lost(slot: u32, now: u64) {
@@ -251,13 +259,9 @@ pub fn xlagg_tx_watch(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     let ifindex = ifindex_of(dev);
-    // SAFETY: the value is copied out at once.
-    let Some(slot) = (unsafe { PORTS.get(&ifindex) }).map(|p| p.slot) else {
+    let Some(slot) = unmarked_member(ifindex) else {
         return 0;
     };
-    if slot >= ENGINE_MEMBERS || is_down(slot) {
-        return 0;
-    }
     // SAFETY: a helper without arguments.
     let now = unsafe { bpf_ktime_get_ns() };
     if lost {
@@ -307,16 +311,10 @@ pub fn xlagg_drop_watch(ctx: RawTracePointContext) -> i32 {
     if dev.is_null() || !no_carrier(dev) {
         return 0;
     }
-    let ifindex = ifindex_of(dev);
-    // SAFETY: the value is copied out at once.
-    let Some(slot) = (unsafe { PORTS.get(&ifindex) }).map(|p| p.slot) else {
-        return 0;
-    };
-    if slot >= ENGINE_MEMBERS || is_down(slot) {
-        return 0;
+    if let Some(slot) = unmarked_member(ifindex_of(dev)) {
+        // SAFETY: a helper without arguments.
+        mark_lost(slot, unsafe { bpf_ktime_get_ns() });
     }
-    // SAFETY: a helper without arguments.
-    mark_lost(slot, unsafe { bpf_ktime_get_ns() });
     0
 }
 
