@@ -82,9 +82,9 @@ pub struct SaturatedReport {
     /// Flaps that lost at most the generator's rate times 1 ms more than the longest run lost
     /// in the 100 ms before them without a flap.
     pub excess_under_1ms: usize,
-    /// Times the data path left a member whose carrier never went (the backups): the lagg's
-    /// `transmit refused` events for ports other than the master. Each moves the member's
-    /// traffic for up to a second; it should be 0.
+    /// Times the data path left a member whose carrier never went (the backups'
+    /// `data_path_leaves`). Each moves the member's traffic for up to a second; it should
+    /// be 0.
     pub healthy_marked: usize,
 }
 
@@ -443,29 +443,27 @@ pub fn run(
     })
 }
 
-/// The lagg's `transmit refused` events (the data path leaving a member by itself) for ports
-/// other than the master, from `xlaggctl dump` on the daemon's `socket`.
+/// How often the data path left a member other than the master (`data_path_leaves` of the
+/// backups in the status), from `xlaggctl -j` on the daemon's `socket`.
 fn healthy_marked(socket: &Path) -> Result<usize> {
     let xlaggctl = crate::testbed::sibling_binary("xlaggctl")?;
     let out = std::process::Command::new(&xlaggctl)
         .arg("--socket")
         .arg(socket)
-        .arg("dump")
+        .arg("-j")
         .output()
-        .context("running xlaggctl dump")?;
+        .context("running xlaggctl -j")?;
     if !out.status.success() {
-        bail!("xlaggctl dump: {}", String::from_utf8_lossy(&out.stderr));
+        bail!("xlaggctl -j: {}", String::from_utf8_lossy(&out.stderr));
     }
-    let dump: serde_json::Value =
-        serde_json::from_slice(&out.stdout).context("xlaggctl dump is not JSON")?;
-    let events = dump["events"].as_array().context("no events in the dump")?;
-    Ok(events
+    let status: serde_json::Value =
+        serde_json::from_slice(&out.stdout).context("xlaggctl -j is not JSON")?;
+    let ports = status[0]["ports"]
+        .as_array()
+        .context("no ports in the status")?;
+    Ok(ports
         .iter()
-        .filter(|e| {
-            e["port"] != "xlm0"
-                && e["text"]
-                    .as_str()
-                    .is_some_and(|t| t.contains("transmit refused"))
-        })
-        .count())
+        .filter(|p| p["name"] != "xlm0")
+        .map(|p| p["data_path_leaves"].as_u64().unwrap_or(0) as usize)
+        .sum())
 }

@@ -189,30 +189,28 @@ fn leaves_a_dead_master(engine: &str) {
     bed.send(10, 2, 100);
     std::thread::sleep(Duration::from_millis(100));
     bed.send(10, 2, 200);
-    let refused = || {
-        let out = common::xlaggctl(&daemon.socket, &["dump"]);
-        let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dump is JSON");
-        dump["events"].as_array().is_some_and(|e| {
-            e.iter().any(|e| {
-                e["port"] == "xlm0"
-                    && e["text"]
-                        .as_str()
-                        .is_some_and(|t| t.contains("transmit refused"))
-            })
-        })
+    let status = || {
+        let out = common::xlaggctl(&daemon.socket, &["-j"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("status JSON")
     };
+    // Counted from the mark once the control thread looks (at the link event, or within a
+    // second), whichever comes first.
     wait_until(
         4,
-        &format!("{engine}: a 'transmit refused' event for xlm0"),
-        refused,
+        &format!("{engine}: the status to count the data path leaving xlm0"),
+        || status()[0]["ports"][0]["data_path_leaves"] == 1,
     );
-    let status = common::xlaggctl(&daemon.socket, &["-j"]);
-    let status: serde_json::Value = serde_json::from_slice(&status.stdout).expect("status JSON");
-    assert_eq!(
-        status[0]["ports"][0]["data_path_leaves"], 1,
-        "{engine}: the status counts the data path leaving xlm0 once: {}",
-        status[0]["ports"][0]
+    let out = common::xlaggctl(&daemon.socket, &["dump"]);
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dump is JSON");
+    let events = dump["events"].as_array().expect("events");
+    assert!(
+        events.iter().any(|e| e["port"] == "xlm0"
+            && e["text"]
+                .as_str()
+                .is_some_and(|t| t.contains("transmit refused"))),
+        "{engine}: a 'transmit refused' event for xlm0: {events:?}"
     );
+    let status = status();
     for m in 1..MEMBERS {
         assert_eq!(
             status[0]["ports"][m]["data_path_leaves"], 0,

@@ -201,7 +201,9 @@ impl Btf {
                 return Some(base + m.bits);
             }
             if name.is_empty() && seen.insert(m.ty, ()).is_none() {
-                let inner = self.resolve(m.ty)?;
+                let Some(inner) = self.resolve(m.ty) else {
+                    continue;
+                };
                 if matches!(inner.kind, KIND_STRUCT | KIND_UNION) {
                     if let Some(bits) = self.find(inner, member, base + m.bits, seen) {
                         return Some(bits);

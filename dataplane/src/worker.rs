@@ -276,8 +276,9 @@ pub struct WorkerLayout {
     /// iteration.
     pub busy_poll: bool,
     /// The lagg's lost-member words (see [`crate::engine::XdpEngine::lost_words`]): the
-    /// worker marks a member whose transmit the kernel refuses, and a member whose word is set
-    /// is left at the next iteration, by the table the control thread will publish without it.
+    /// kernel's drop watch marks a member whose carrier went, the worker one whose device is
+    /// down, and a member whose word is set is left at the next iteration, by the table the
+    /// control thread will publish without it.
     pub lost: Option<Arc<MappedWords>>,
 }
 

@@ -456,9 +456,25 @@ fn a_member_marked_lost_is_left_before_any_publish() {
     }
 }
 
-/// Whether interface `name` in this thread's namespace has its carrier (`IFF_LOWER_UP`).
-fn has_carrier(name: &str) -> bool {
-    std::fs::read_to_string(format!("/sys/class/net/{name}/carrier")).is_ok_and(|c| c.trim() == "1")
+/// Whether interface `name` in namespace `ns` has its carrier (`LOWER_UP`).
+fn has_carrier(ns: &str, name: &str) -> bool {
+    let out = std::process::Command::new("ip")
+        .args(["-n", ns, "-o", "link", "show", name])
+        .output()
+        .expect("ip");
+    assert!(out.status.success(), "ip link show {name} in {ns}");
+    String::from_utf8_lossy(&out.stdout).contains("LOWER_UP")
+}
+
+/// Runs `ip -n ns args`, which must succeed.
+fn ip(ns: &str, args: &[&str]) {
+    let ok = std::process::Command::new("ip")
+        .arg("-n")
+        .arg(ns)
+        .args(args)
+        .status()
+        .expect("ip");
+    assert!(ok.success(), "ip {args:?} in {ns}");
 }
 
 #[test]
@@ -469,9 +485,10 @@ fn the_drop_watch_marks_a_member_without_carrier_and_no_other() {
         .expect("the drop watch (raw tracepoint on kfree_skb)");
     let words = rig.engine.lost_words().expect("lost-member words");
     let epoch = xlagg_common::LOST_EPOCH as usize;
+    let (app, ptr) = (rig._bed.ns("app"), rig._bed.ns("ptr"));
     // The copy-mode AF_XDP transmit's path (`__dev_direct_xmit`), from a packet socket that
-    // bypasses the qdisc.
-    let send = |member: usize, n: usize| {
+    // bypasses the qdisc: `n` frames of at least `size` bytes; how many the kernel refused.
+    let send = |member: usize, n: usize, size: usize| {
         let socket = xlagg_sys::afpacket::PacketSocket::bind(rig.members[member], 0x0800)
             .expect("packet socket");
         const PACKET_QDISC_BYPASS: libc::c_int = 20;
@@ -489,27 +506,39 @@ fn the_drop_watch_marks_a_member_without_carrier_and_no_other() {
         assert_eq!(rc, 0, "PACKET_QDISC_BYPASS");
         let mut refused = 0;
         for i in 0..n {
-            if socket.send(&frames::udp4(i as u16)).is_err() {
+            let mut frame = frames::udp4(i as u16);
+            frame.resize(frame.len().max(size), 0);
+            if socket.send(&frame).is_err() {
                 refused += 1;
             }
         }
         refused
     };
     // Members with carrier: frames go, nothing is marked.
-    assert_eq!(send(1, 50), 0, "xlm1 takes frames");
-    assert_eq!(words.get(1), 0, "a member with carrier is not marked");
+    assert_eq!(send(1, 50, 0), 0, "xlm1 takes frames");
+    // A member with carrier whose frames the kernel drops (too long for its partner end):
+    // buffers dropped for it, and no mark.
+    ip(&ptr, &["link", "set", "xlp1", "mtu", "1280"]);
+    assert!(has_carrier(&app, "xlm1"));
+    assert_eq!(
+        send(1, 20, 1400),
+        20,
+        "xlp1 (MTU 1280) took 1400-byte frames"
+    );
+    assert_eq!(
+        words.get(1),
+        0,
+        "a member with carrier is marked for a drop"
+    );
     assert_eq!(words.get(epoch), 0, "no mark yet");
     // xlm0's partner end goes down: xlm0 loses its carrier (a veth's peer close takes it).
-    let partner = std::process::Command::new("ip")
-        .args(["-n", &rig._bed.ns("ptr"), "link", "set", "xlp0", "down"])
-        .status()
-        .expect("ip");
-    assert!(partner.success(), "ip link set xlp0 down");
+    assert!(has_carrier(&app, "xlm0"));
+    ip(&ptr, &["link", "set", "xlp0", "down"]);
     assert!(
-        !has_carrier("xlm0"),
+        !has_carrier(&app, "xlm0"),
         "xlm0 keeps its carrier after its peer went down"
     );
-    let refused = send(0, 5);
+    let refused = send(0, 5, 0);
     assert!(
         refused > 0,
         "the kernel took every frame for xlm0 without carrier"
@@ -524,15 +553,16 @@ fn the_drop_watch_marks_a_member_without_carrier_and_no_other() {
         assert_eq!(words.get(m), 0, "xlm{m} marked though its carrier stayed");
     }
     // Marked once: more drops do not count as news.
-    send(0, 5);
+    send(0, 5, 0);
     assert_eq!(words.get(epoch), 1, "a marked member is not marked again");
     // A member the lagg does not hold is never marked: xlm3 leaves, then loses its carrier.
     rig.engine.detach(rig.members[3]);
-    std::process::Command::new("ip")
-        .args(["-n", &rig._bed.ns("ptr"), "link", "set", "xlp3", "down"])
-        .status()
-        .expect("ip");
-    send(3, 5);
+    ip(&ptr, &["link", "set", "xlp3", "down"]);
+    assert!(!has_carrier(&app, "xlm3"));
+    assert!(
+        send(3, 5, 0) > 0,
+        "the kernel took frames for xlm3 without carrier"
+    );
     assert_eq!(words.get(3), 0, "a member that left was marked");
     assert_eq!(
         words.get(epoch),

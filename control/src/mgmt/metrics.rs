@@ -47,7 +47,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
     m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
     m("xlagg_port_distributing", "gauge", &["lagg", "port"], "1 when the port transmits."),
-    m("xlagg_port_data_path_leaves_total", "counter", &["lagg", "port"], "Times the data path left the member by itself (a transmit that found its carrier gone, or its device down), without waiting for the control thread's link event."),
+    m("xlagg_port_data_path_leaves_total", "counter", &["lagg", "port"], "Times the data path left the member by itself, without waiting for the control thread's link event: a frame the kernel dropped for it after its carrier went, its device down (AF_XDP engine), or a devmap flush to it that found no carrier, failed, or took nothing for 250 us (XDP engine)."),
     m("xlagg_port_rx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers received from the port (role: member or upper)."),
     m("xlagg_port_rx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers received from the port."),
     m("xlagg_port_tx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers put on the port's transmit ring."),

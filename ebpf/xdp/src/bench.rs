@@ -159,7 +159,8 @@ fn latency_bucket(ns: u64) -> u32 {
 /// `[armed, first test frame at, last test frame at, first's sequence number, last's,
 /// largest jump]` (CLOCK_MONOTONIC ns): userspace arms, the sink stamps. The largest jump is
 /// the most sequence numbers missing between two consecutive test frames on this port since
-/// armed (the longest run of frames lost on the way while the port carried the traffic).
+/// armed (the longest run of frames lost on the way while the port carried the traffic; it
+/// takes frames to arrive in order, as one worker or one CPU sends them).
 #[map(name = "XLAGG_SINKFS")]
 static SINK_FIRST: Array<u64> = Array::with_max_entries(6, 0);
 

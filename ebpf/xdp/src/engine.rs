@@ -22,8 +22,9 @@
 //! (`XLAGG_EFALL`, written with every publish: the table the control thread publishes once it
 //! has seen the member go, so no flow moves twice). The control thread clears the word when
 //! the member is usable again (and retries a marked member it still sees up once a second).
-//! The AF_XDP workers share the words (mapped into their memory) and mark a member whose
-//! transmit the kernel refuses, so both engines leave a dead member within microseconds.
+//! The AF_XDP workers share the words (mapped into their memory); for them this object's drop
+//! watch marks a member the kernel drops a frame for once its carrier went, and a worker marks
+//! a member whose device is down, so both engines leave a dead member within microseconds.
 //!
 //! Counters per slot and reason live in one per-CPU array. Multi-buffer (jumbo) frames are
 //! redirected whole; the kernel cannot clone them for broadcast, so there they are dropped

@@ -176,12 +176,13 @@ pub struct Lagg {
     pool: WorkerPool,
     /// The XDP engine (`engine = "xdp"`): one program on every port, tables in its maps.
     engine: Option<SharedEngine>,
-    /// The object holding the lost-member words (the engine's own with `engine = "xdp"`; one
-    /// loaded for the words alone with the AF_XDP engine); `None` where the kernel refused it.
+    /// The object holding the lost-member words (the engine's own with `engine = "xdp"`; its
+    /// maps and drop watch alone with the AF_XDP engine); `None` where the kernel refused it.
     watch: Option<SharedEngine>,
-    /// The lost-member words: a member whose transmit failed is marked (by the workers or the
-    /// XDP engine's transmit watch) and left by the data path at once; cleared here when the
-    /// member is usable again, or retried once a second while the control thread sees it up.
+    /// The lost-member words: a member whose transmit failed is marked (by the XDP engine's
+    /// transmit watch, the AF_XDP engine's drop watch, or a worker that found the device down)
+    /// and left by the data path at once; cleared here when the member is usable again, or
+    /// retried once a second while the control thread sees it up.
     lost: Option<Arc<MappedWords>>,
     /// Members whose mark was seen at the last check (bit per slot), and when to check next.
     lost_seen: (u32, Instant),
@@ -397,7 +398,7 @@ impl Lagg {
         for ev in events {
             if let Some(i) = self.slot_of(ev.ifindex) {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
-                self.count_left(i);
+                let counted = self.count_left(i);
                 if let Some(ago) = self
                     .lost
                     .as_ref()
@@ -405,7 +406,13 @@ impl Lagg {
                     .filter(|_| !raw)
                 {
                     // The data path left it already: say by how much it was ahead.
-                    tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, ahead_us = ago.as_micros() as u64, "link down, after the data path left it on a refused transmit");
+                    let ahead_us = ago.as_micros() as u64;
+                    tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, ahead_us, "link down, after the data path left it on a failed transmit");
+                    if counted && self.lost_seen.0 & (1 << i) == 0 {
+                        let port = self.members[i].name.clone();
+                        let text = format!("transmit refused: the data path left it {ahead_us} us before the link event");
+                        self.event("link", Some(port), text);
+                    }
                     self.lost_seen.0 |= 1 << i;
                 }
                 if self.set.handle_link(now, i, raw) && !changed.contains(&i) {
@@ -476,21 +483,24 @@ impl Lagg {
             .min()
     }
 
-    /// Counts member `i`'s lost mark in its `left` count, once per mark.
-    fn count_left(&mut self, i: usize) {
+    /// Counts member `i`'s lost mark in its `left` count, once per mark, while the control
+    /// thread still uses the member (a mark on a member it has already left, e.g. a monitor's
+    /// frame dropped on a member without carrier, is no news). Returns whether it counted.
+    fn count_left(&mut self, i: usize) -> bool {
         let Some(word) = self.lost.as_ref().map(|w| w.get(i)) else {
-            return;
+            return false;
         };
-        let port = &mut self.members[i];
-        if word != 0 && word != port.left_mark {
-            port.left_mark = word;
-            port.left += 1;
+        if word == 0 || word == self.members[i].left_mark || !self.set.usable(i) {
+            return false;
         }
+        let port = &mut self.members[i];
+        port.left_mark = word;
+        port.left += 1;
+        true
     }
 
     /// Clears member `i`'s lost mark (frames may go to it again as the table says).
     fn clear_lost(&mut self, i: usize) {
-        self.count_left(i);
         if let Some(words) = &self.lost {
             words.clear(i, LOST_EPOCH as usize);
         }
@@ -518,15 +528,20 @@ impl Lagg {
                 continue;
             }
             if !seen {
+                self.lost_seen.0 |= 1 << i;
+                if !self.set.usable(i) {
+                    // Left by the control thread already (a monitor's frame dropped on it
+                    // without carrier marks it too): no news.
+                    continue;
+                }
                 let port = self.members[i].name.clone();
                 let text =
                     "transmit refused: its frames go to the other members until it is usable again"
                         .to_string();
                 tracing::warn!(lagg = %self.cfg.name, port = %port, "{text}");
                 self.event("link", Some(port), text);
-                self.lost_seen.0 |= 1 << i;
             } else if self.set.usable(i) && self.set.member(i).link {
-                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "link still up after a refused transmit: trying it again");
+                tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, "link still up after a failed transmit: trying it again");
                 self.clear_lost(i);
             }
         }
