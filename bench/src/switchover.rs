@@ -80,23 +80,8 @@ pub(crate) fn start_daemon(
         .arg("--socket")
         .arg(path.with_extension("sock"))
         .args(["--http", "off"]);
-    // The daemon's log is dropped unless XLAGG_BENCH_DAEMON_LOG names a file to append it to
-    // (to see what the control thread did during a run).
-    match std::env::var_os("XLAGG_BENCH_DAEMON_LOG") {
-        Some(log) => {
-            let file = std::fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(&log)
-                .with_context(|| {
-                    format!("opening XLAGG_BENCH_DAEMON_LOG {}", log.to_string_lossy())
-                })?;
-            daemon.stderr(file);
-        }
-        None => {
-            daemon.stderr(Stdio::null());
-        }
-    }
+    // The daemon's log goes to this process's standard error (`spawn_ready` keeps it): redirect
+    // that to keep what the control thread did during a run.
     Ok((Guarded::spawn_ready(daemon, "xlaggd")?, config))
 }
 
