@@ -52,7 +52,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_port_rx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers received from the port."),
     m("xlagg_port_tx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers put on the port's transmit ring."),
     m("xlagg_port_tx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers put on the port's transmit ring."),
-    m("xlagg_port_drops_total", "counter", &["lagg", "port", "role", "reason"], "Frames dropped on arrival at the port, by reason: worker (tx_ring_full, no_active_port, no_free_frame, invalid_descriptor, tx_refused), XDP engine (not_redirected), XDP program (not_collecting, no_socket, malformed), kernel socket (rx_dropped, rx_ring_full, fill_ring_empty, rx_invalid_descriptor, tx_invalid_descriptor)."),
+    m("xlagg_port_drops_total", "counter", &["lagg", "port", "role", "reason"], "Frames dropped at the port, on arrival or on transmit, by reason: worker (tx_ring_full and tx_refused on transmit; no_active_port, no_free_frame, invalid_descriptor), XDP engine (not_redirected), XDP program (not_collecting, no_socket, malformed), kernel socket (rx_dropped, rx_ring_full, fill_ring_empty, rx_invalid_descriptor, tx_invalid_descriptor)."),
     m("xlagg_port_xdp_redirected_total", "counter", &["lagg", "port", "role"], "Frames the XDP program handed to the port's AF_XDP socket."),
     m("xlagg_port_xdp_slow_protocol_total", "counter", &["lagg", "port", "role"], "Slow-protocol frames (LACP, Marker) the XDP program passed to the control path."),
     m("xlagg_port_xdp_probe_total", "counter", &["lagg", "port", "role"], "Probe monitor frames (micro-BFD, replies to ARP/NS probes) the XDP program passed to the control path."),
