@@ -46,7 +46,7 @@ pub struct ForwardOptions {
     pub generator_core: usize,
     /// Core of the worker.
     pub worker_core: usize,
-    /// Generator engine.
+    /// Generator: `auto` until [`run`] resolves it, then the one that ran.
     pub engine: crate::xdpgen::Engine,
 }
 
@@ -314,10 +314,7 @@ fn measure(bed: &Bed, exe: &Path, opts: &ForwardOptions, fixed: bool) -> Result<
         "--core",
         &opts.generator_core.to_string(),
         "--engine",
-        match opts.engine {
-            crate::xdpgen::Engine::Xdp => "xdp",
-            crate::xdpgen::Engine::Afxdp => "afxdp",
-        },
+        opts.engine.name(),
     ]);
     let generator = gen
         .stdout(Stdio::piped())
@@ -375,6 +372,11 @@ pub fn run(opts: &ForwardOptions, testbed: &Path) -> Result<ForwardReport> {
         bail!("--seconds must be at least 2 (warm-up and a measurement window)");
     }
     let exe: PathBuf = std::env::current_exe().context("own path")?;
+    // Every run uses the same generator, and the report names it.
+    let opts = &ForwardOptions {
+        engine: opts.engine.resolve(),
+        ..opts.clone()
+    };
     let id = format!("bf{}", std::process::id() % 100_000);
     let bed = Bed::up(testbed, &id, opts.members, false)?;
     let partner: Vec<String> = (0..opts.members).map(|i| format!("xlp{i}")).collect();

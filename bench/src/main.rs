@@ -86,8 +86,9 @@ enum Command {
         /// Core of the worker.
         #[arg(long, default_value_t = 1)]
         worker_core: usize,
-        /// Generator engine.
-        #[arg(long, value_enum, default_value = "xdp")]
+        /// Generator: `auto` runs the in-kernel one where the kernel allows live-frames test
+        /// runs and the AF_XDP one elsewhere (saying so); `afxdp` forces the fallback.
+        #[arg(long, value_enum, default_value = "auto")]
         engine: xdpgen::Engine,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
@@ -167,8 +168,9 @@ enum Command {
         /// Pin to this core.
         #[arg(long)]
         core: Option<usize>,
-        /// Generator engine.
-        #[arg(long, value_enum, default_value = "xdp")]
+        /// Generator: `auto` runs the in-kernel one where the kernel allows live-frames test
+        /// runs and the AF_XDP one elsewhere (saying so); `afxdp` forces the fallback.
+        #[arg(long, value_enum, default_value = "auto")]
         engine: xdpgen::Engine,
         /// Simple IMIX (7:4:1 of 64, 594, 1518 bytes) instead of --size.
         #[arg(long)]
@@ -247,6 +249,11 @@ enum Command {
         /// 9018; above 1518 the bed runs at MTU 9000) or imix.
         #[arg(long, value_delimiter = ',', default_value = "64,imix,1500,9000")]
         sizes: Vec<String>,
+        /// Generator of the flat-out runs: `auto` (the in-kernel one where the kernel allows
+        /// live-frames test runs, else AF_XDP) or `afxdp` (forces the fallback). Paced and
+        /// jumbo runs always use the AF_XDP generator.
+        #[arg(long, value_enum, default_value = "auto")]
+        generator: xdpgen::Engine,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -445,9 +452,9 @@ fn main() -> Result<()> {
                 shape,
                 pps,
             };
-            let report = match engine {
+            let report = match engine.resolve() {
                 xdpgen::Engine::Xdp => xdpgen::generate_xdp(ifindex, &spec, duration, stop)?,
-                xdpgen::Engine::Afxdp => xdpgen::generate_afxdp(ifindex, &spec, duration, stop)?,
+                _ => xdpgen::generate_afxdp(ifindex, &spec, duration, stop)?,
             };
             println!("{}", serde_json::to_string(&report)?);
         }
@@ -511,6 +518,7 @@ fn main() -> Result<()> {
             sizes,
             busy_poll,
             engines,
+            generator,
             testbed,
         } => {
             if let Some(e) = engines
@@ -520,6 +528,7 @@ fn main() -> Result<()> {
                 anyhow::bail!("--engines: '{e}' is not an engine: use afxdp, xdp or both");
             }
             let opts = suite::SuiteOptions {
+                generator,
                 scenarios,
                 busy_poll,
                 engines,

@@ -22,6 +22,7 @@ use xlagg_sys::afpacket::monotonic_ns;
 
 use crate::forward::{Guarded, Spread};
 use crate::testbed::Bed;
+use crate::xdpgen::Engine;
 
 /// One carrier loss at saturation.
 #[derive(Clone, Copy, Debug, Serialize)]
@@ -56,6 +57,8 @@ pub struct SaturatedFlap {
 pub struct SaturatedReport {
     /// `afxdp` or `xdp`.
     pub engine: String,
+    /// The generator that ran: `xdp` (in-kernel live frames) or `afxdp`.
+    pub generator: Engine,
     /// The generator's pace (frames per second), or none: flat out.
     pub offered_pps: Option<u64>,
     /// Frames per second delivered to the partner, over the whole run.
@@ -245,8 +248,8 @@ pub fn run(
     // The generator runs until the last flap is done (then it is stopped).
     let seconds = 10.0 + flaps as f64 * 3.0;
     let (rate, generator) = match pps {
-        Some(pps) => (pps.to_string(), "afxdp"),
-        None => ("0".to_string(), "xdp"),
+        Some(pps) => (pps.to_string(), Engine::Afxdp),
+        None => ("0".to_string(), Engine::Auto.resolve()),
     };
     let mut gen = bed.exec("src", &exe);
     gen.args([
@@ -264,9 +267,10 @@ pub fn run(
         "--size",
         "64",
         "--engine",
-        generator,
+        generator.name(),
     ])
     .stdout(Stdio::null());
+    let generator_kind = generator;
     let generator = Guarded::adopt(gen.spawn().context("starting the generator")?);
     std::thread::sleep(Duration::from_secs(1));
     let (p0, t0) = (crate::suite::partner_frames(&bed)?, Instant::now());
@@ -427,6 +431,7 @@ pub fn run(
     );
     Ok(SaturatedReport {
         engine: engine.to_string(),
+        generator: generator_kind,
         offered_pps: pps,
         delivered_pps,
         generated_pps,

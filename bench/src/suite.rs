@@ -28,6 +28,7 @@ use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
 use crate::forward::{machine, Guarded, Spread};
 use crate::testbed::Bed;
 use crate::traffic::{self, Shape};
+use crate::xdpgen::Engine;
 
 /// What one sink port counted.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -202,6 +203,8 @@ pub struct Measurement {
 struct Setup<'a> {
     bed: &'a Bed,
     exe: PathBuf,
+    /// The generator of flat-out runs.
+    generator: Engine,
     members: usize,
     stop: Arc<AtomicBool>,
 }
@@ -307,13 +310,13 @@ impl Setup<'_> {
             Size::Bytes(n) => gen.args(["--size", &n.to_string()]),
             Size::Imix => gen.arg("--imix"),
         };
-        // Flat out: the in-kernel generator (it outruns any forwarder here). Paced, or jumbo
-        // frames: the AF_XDP generator, which stamps every frame as it sends it and sends
-        // jumbo frames as multi-buffer chains.
+        // Flat out: the in-kernel generator where the kernel allows it (it outruns any
+        // forwarder here). Paced, or jumbo frames: the AF_XDP generator, which stamps every
+        // frame as it sends it and sends jumbo frames as multi-buffer chains.
         gen.args([
             "--engine",
             if pps == 0 && !size.is_jumbo() {
-                "xdp"
+                self.generator.name()
             } else {
                 "afxdp"
             },
@@ -477,6 +480,10 @@ pub struct Results {
     pub versions: String,
     /// The options.
     pub options: SuiteOptions,
+    /// The generator of the flat-out runs: `xdp` (the kernel's live frames) or `afxdp` (a
+    /// kernel that refuses live frames, or forced); paced and jumbo runs use `afxdp`.
+    #[serde(default = "default_generator")]
+    pub generator: Engine,
     /// Throughput rows.
     pub throughput: Vec<ThroughputRow>,
     /// Balance rows.
@@ -512,6 +519,14 @@ pub struct SuiteOptions {
     /// Engines whose lagg rows are measured: `afxdp`, `xdp`.
     #[serde(default = "default_engines")]
     pub engines: Vec<String>,
+    /// The generator asked for the flat-out runs (`auto` or a forced one); what ran is
+    /// [`Results::generator`].
+    #[serde(default = "default_generator")]
+    pub generator: Engine,
+}
+
+fn default_generator() -> Engine {
+    Engine::Auto
 }
 
 /// Both engines.
@@ -549,9 +564,15 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         opts.members,
         false,
     )?;
+    let generator = opts.generator.resolve();
+    println!(
+        "generator of the flat-out runs: {}",
+        generator_words(generator)
+    );
     let setup = Setup {
         bed: &bed,
         exe,
+        generator,
         members: opts.members,
         stop,
     };
@@ -747,6 +768,7 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         machine: machine(),
         versions: format!("xlagg {}", env!("CARGO_PKG_VERSION")),
         options: opts.clone(),
+        generator,
         throughput,
         balance,
         latency,
@@ -769,6 +791,15 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The generator, as the summary names it.
+fn generator_words(generator: Engine) -> &'static str {
+    match generator {
+        Engine::Xdp => "in-kernel (XDP live frames)",
+        Engine::Afxdp => "AF_XDP (copy mode)",
+        Engine::Auto => "auto",
+    }
+}
+
 /// The Markdown summary.
 pub fn summary(r: &Results) -> String {
     use std::fmt::Write;
@@ -784,6 +815,11 @@ pub fn summary(r: &Results) -> String {
         r.options.runs,
         r.options.seconds,
         r.options.shape.name()
+    );
+    let _ = writeln!(
+        s,
+        "Generator of the flat-out runs: {} (paced and jumbo runs: the AF_XDP generator).\n",
+        generator_words(r.generator)
     );
     let _ = writeln!(
         s,
@@ -1138,7 +1174,9 @@ mod tests {
                 sizes: default_sizes(),
                 busy_poll: false,
                 engines: default_engines(),
+                generator: Engine::Auto,
             },
+            generator: Engine::Xdp,
             throughput: vec![
                 ThroughputRow {
                     size: "64B".into(),

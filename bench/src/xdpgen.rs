@@ -18,6 +18,8 @@ use crate::traffic::{self, Marker};
 /// What the generator did.
 #[derive(Debug, Serialize)]
 pub struct GenReport {
+    /// The generator that ran ([`Engine::Xdp`] or [`Engine::Afxdp`]; never `auto`).
+    pub generator: Engine,
     /// Frames the kernel reported transmitted (completions).
     pub sent: u64,
     /// Seconds it ran.
@@ -172,6 +174,7 @@ pub fn generate_afxdp(
     let sent = completed / u64::from(per_packet);
     let seconds = started.elapsed().as_secs_f64();
     Ok(GenReport {
+        generator: Engine::Afxdp,
         sent,
         seconds,
         pps: sent as f64 / seconds,
@@ -179,14 +182,76 @@ pub fn generate_afxdp(
 }
 
 /// Which generator `generate` uses.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Engine {
+    /// The in-kernel generator where the kernel runs live-frames test runs, else the AF_XDP
+    /// generator, with a one-line notice (see [`live_frames`]).
+    Auto,
     /// An XDP program run in the kernel's live-frames test mode, transmitting with `XDP_TX`:
     /// no skb and no system call per frame, so it outruns any AF_XDP forwarder on veth.
     Xdp,
     /// An AF_XDP socket in copy mode: the path a userspace generator on veth has.
     Afxdp,
+}
+
+impl Engine {
+    /// As the command line and the results name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Auto => "auto",
+            Engine::Xdp => "xdp",
+            Engine::Afxdp => "afxdp",
+        }
+    }
+
+    /// The generator that runs for this choice: `auto` becomes `xdp` where the kernel runs
+    /// live-frames test runs (probed once per process) and `afxdp` elsewhere, saying so once
+    /// on standard error.
+    pub fn resolve(self) -> Engine {
+        match self {
+            Engine::Auto => match live_frames() {
+                Ok(()) => Engine::Xdp,
+                Err(why) => {
+                    static SAID: std::sync::Once = std::sync::Once::new();
+                    SAID.call_once(|| {
+                        eprintln!("generator: {why}; using the AF_XDP generator instead");
+                    });
+                    Engine::Afxdp
+                }
+            },
+            chosen => chosen,
+        }
+    }
+}
+
+/// Whether this kernel runs XDP programs in live-frames mode (`BPF_F_TEST_XDP_LIVE_FRAMES`),
+/// which the in-kernel generator needs; some kernel builds refuse it (EPERM) while plain
+/// test runs work. Probed once per process by one live run of the generator program on the
+/// loopback device (whose frames go nowhere); `Err` says why not.
+pub fn live_frames() -> Result<(), String> {
+    static PROBED: std::sync::OnceLock<Result<(), String>> = std::sync::OnceLock::new();
+    PROBED
+        .get_or_init(|| {
+            use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
+            let program = PortProgram::load("generator probe", ProgramKind::Generator)
+                .map_err(|e| format!("the in-kernel generator does not load: {e}"))?;
+            let mut buf = vec![0u8; 2048];
+            let marker = Marker {
+                flow: 0,
+                seq: 0,
+                stamp_ns: 0,
+            };
+            let n = traffic::build_shaped(
+                &mut buf,
+                traffic::MIN_FRAME,
+                marker,
+                traffic::Shape::default(),
+            );
+            // The loopback device is ifindex 1 in every network namespace.
+            program.run_live(&buf[..n], 1, 1).map_err(|e| e.to_string())
+        })
+        .clone()
 }
 
 /// What the in-kernel generator sends.
@@ -278,6 +343,7 @@ pub fn generate_xdp(
     let seconds = started.elapsed().as_secs_f64();
     let sent = program.generated()?;
     Ok(GenReport {
+        generator: Engine::Xdp,
         sent,
         seconds,
         pps: sent as f64 / seconds,

@@ -1,7 +1,8 @@
 //! `xlagg-bench suite` end to end on a short setting: it builds its test bed, measures every
 //! forwarder at every size (9000-byte frames too, at MTU 9000, with the AF_XDP generator) with
 //! the in-kernel sink, writes the results folder,
-//! removes the bed, and `compare` reads the results back. Needs root; fails otherwise.
+//! removes the bed, and `compare` reads the results back; and the same with the AF_XDP generator
+//! forced, as a kernel that refuses live-frames test runs gets it. Needs root; fails otherwise.
 
 mod common;
 
@@ -41,6 +42,19 @@ fn the_suite_writes_results_and_compare_reads_them() {
         &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
     )
     .expect("JSON");
+    // The flat-out runs use the in-kernel generator where this kernel allows live frames, and
+    // the AF_XDP one where it refuses them; the results say which ran.
+    let expected = if xlagg_bench::xdpgen::live_frames().is_ok() {
+        "xdp"
+    } else {
+        "afxdp"
+    };
+    assert_eq!(json["generator"], expected, "the generator recorded");
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
+    assert!(
+        summary.contains("Generator of the flat-out runs"),
+        "{summary}"
+    );
     let rows = json["throughput"].as_array().expect("throughput rows");
     assert_eq!(
         rows.len(),
@@ -82,4 +96,62 @@ fn the_suite_writes_results_and_compare_reads_them() {
         !String::from_utf8_lossy(&beds.stdout).contains("xl-bq"),
         "the suite removed its test bed"
     );
+}
+
+/// The fallback a kernel that refuses live-frames test runs gets, forced here so it runs on
+/// every kernel: the suite measures with the AF_XDP generator and says so.
+#[test]
+fn the_suite_runs_on_the_afxdp_generator_when_live_frames_are_not_there() {
+    let _serial = serial();
+    require_root();
+    let out = std::env::temp_dir().join(format!("xlagg-suite-afxdp-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out);
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let result = run(Command::new(bench_bin())
+        .current_dir(&repo)
+        .args([
+            "suite",
+            "--runs",
+            "1",
+            "--seconds",
+            "2",
+            "--protocols",
+            "loadbalance",
+            "--engines",
+            "xdp",
+            "--sizes",
+            "64",
+            "--scenarios",
+            "throughput",
+            "--generator",
+            "afxdp",
+            "--out",
+        ])
+        .arg(&out));
+    assert!(
+        result.status.success(),
+        "suite failed:\n{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("JSON");
+    assert_eq!(json["generator"], "afxdp");
+    let rows = json["throughput"].as_array().expect("throughput rows");
+    assert_eq!(
+        rows.len(),
+        3,
+        "ceiling, kernel, loadbalance (XDP engine): {rows:?}"
+    );
+    for row in rows {
+        assert!(
+            row["mpps"]["median"].as_f64().unwrap_or(0.0) > 0.01,
+            "the AF_XDP generator carried traffic: {row}"
+        );
+    }
+    let summary = std::fs::read_to_string(out.join("summary.md")).expect("summary.md");
+    assert!(summary.contains("AF_XDP (copy mode)"), "{summary}");
+    let _ = std::fs::remove_dir_all(&out);
 }

@@ -53,6 +53,14 @@ pub enum XdpError {
         /// What failed.
         detail: String,
     },
+    /// The kernel refused a live-frames test run (`BPF_F_TEST_XDP_LIVE_FRAMES`); some builds
+    /// refuse them all (EPERM) while plain test runs still work.
+    #[error("the kernel refuses live-frames XDP test runs (BPF_F_TEST_XDP_LIVE_FRAMES): {source}")]
+    LiveFrames {
+        /// The system call's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 /// Where the program runs.
@@ -62,6 +70,8 @@ pub enum AttachMode {
     Driver,
     /// In the generic networking path (skb mode), slower.
     Generic,
+    /// Not XDP: tc programs on the skb path (the host path).
+    Tc,
 }
 
 impl std::fmt::Display for AttachMode {
@@ -69,6 +79,7 @@ impl std::fmt::Display for AttachMode {
         f.write_str(match self {
             AttachMode::Driver => "driver",
             AttachMode::Generic => "generic",
+            AttachMode::Tc => "tc",
         })
     }
 }
@@ -536,10 +547,10 @@ impl PortProgram {
             attrs: TestRunAttrs::new().xdp_live_frames(64),
             ..Default::default()
         };
-        program
-            .test_run(opts)
-            .map(|_| ())
-            .map_err(|e| self.map_err("test_run (live frames)", error_chain(&e)))
+        program.test_run(opts).map(|_| ()).map_err(|e| match e {
+            ProgramError::SyscallError(e) => XdpError::LiveFrames { source: e.io_error },
+            other => self.map_err("test_run (live frames)", error_chain(&other)),
+        })
     }
 
     /// Detaches the program (also done on drop).
