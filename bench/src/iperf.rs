@@ -25,8 +25,12 @@ pub struct IperfRun<'a> {
     pub client_ns: &'a str,
     /// Address the client binds to.
     pub client_addr: &'a str,
-    /// Bytes to send (`-n`).
+    /// Bytes to send (`-n`), unless `seconds` is given.
     pub bytes: u64,
+    /// Send for this long (`-t`) instead of a number of bytes.
+    pub seconds: Option<u32>,
+    /// Parallel streams (`-P`); 0 and 1 are one.
+    pub streams: u32,
     /// Server to client instead of client to server (`-R`).
     pub reverse: bool,
     /// UDP at this rate in bit/s instead of TCP.
@@ -142,10 +146,15 @@ impl IperfRun<'_> {
             &port,
             "--connect-timeout",
             "3000",
-            "-n",
-            &self.bytes.to_string(),
             "--json",
         ]);
+        match self.seconds {
+            Some(s) => client.args(["-t", &s.to_string()]),
+            None => client.args(["-n", &self.bytes.to_string()]),
+        };
+        if self.streams > 1 {
+            client.args(["-P", &self.streams.to_string()]);
+        }
         if self.reverse {
             client.arg("-R");
         }

@@ -295,28 +295,35 @@ enum Command {
         #[arg(long, value_delimiter = ',')]
         ifaces: Vec<String>,
     },
-    /// TCP through a host-mode laggN with iperf3 per protocol, next to the same iperf3 over a
-    /// plain veth pair in the same run.
+    /// TCP through a host-mode laggN with iperf3 per engine and protocol, both directions,
+    /// 1 and 8 streams, at each MTU, next to the same iperf3 over a reference link in the same
+    /// rounds (builds and removes its own test bed; needs root).
     Tcp {
         /// Protocols, comma-separated.
-        #[arg(
-            long,
-            value_delimiter = ',',
-            default_value = "failover,loadbalance,roundrobin,broadcast,lacp"
-        )]
+        #[arg(long, value_delimiter = ',', default_value = "loadbalance")]
         protocols: Vec<String>,
-        /// Megabytes per transfer (each direction).
-        #[arg(long, default_value_t = 200)]
-        megabytes: u64,
-        /// Rounds.
+        /// The laggs' engines, comma-separated: tc (the host path), xdp, afxdp.
+        #[arg(long, value_delimiter = ',', default_value = "tc,xdp,afxdp")]
+        engines: Vec<String>,
+        /// Parallel streams, comma-separated: one measurement each.
+        #[arg(long, value_delimiter = ',', default_value = "1,8")]
+        streams: Vec<u32>,
+        /// MTUs of every link and of the lagg, comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "1500,9000")]
+        mtu: Vec<u32>,
+        /// Rounds (each measures the reference and every lagg).
         #[arg(long, default_value_t = 3)]
         runs: usize,
-        /// MTU of every link and of the lagg (9000: jumbo frames).
-        #[arg(long, default_value_t = 1500)]
-        mtu: u32,
-        /// The lagg's engine: afxdp or xdp.
-        #[arg(long, default_value = "afxdp")]
-        engine: String,
+        /// Seconds per iperf3 run.
+        #[arg(long, default_value_t = 4)]
+        seconds: u32,
+        /// Shape every link to this many Mbit/s each way (tbf): members become links of that
+        /// speed, and the ratio is the aggregation.
+        #[arg(long)]
+        link_mbit: Option<u32>,
+        /// The partner: bridge (Linux bridge) or ovs (Open vSwitch with an LACP bond).
+        #[arg(long, value_enum, default_value = "bridge")]
+        partner: xlagg_bench::tcp::Partner,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -377,8 +384,9 @@ fn main() -> Result<()> {
             pps,
             first_seq,
         } => {
-            let sent = packet_tools::send(&iface, flows, per_flow, size, pps, first_seq)?;
-            println!("{{\"sent\":{sent}}}");
+            let (sent, refused) =
+                packet_tools::send(&iface, flows, per_flow, size, pps, first_seq)?;
+            println!("{{\"sent\":{sent},\"refused\":{refused}}}");
         }
         Command::Sink {
             ifaces,
@@ -471,17 +479,34 @@ fn main() -> Result<()> {
         Command::Vlan { iface, vid, prefix } => xlagg_bench::vlan::hold(&iface, vid, &prefix)?,
         Command::Tcp {
             protocols,
-            megabytes,
-            runs,
+            engines,
+            streams,
             mtu,
-            engine,
+            runs,
+            seconds,
+            link_mbit,
+            partner,
             testbed,
             json,
         } => {
-            let report =
-                xlagg_bench::tcp::run(&protocols, megabytes << 20, runs, mtu, &engine, &testbed)?;
-            let options = serde_json::json!({"protocols": protocols, "megabytes": megabytes, "runs": runs, "mtu": mtu, "engine": engine});
-            write_json(json.as_deref(), "tcp", options, &report)?;
+            if let Some(e) = engines
+                .iter()
+                .find(|e| !["tc", "xdp", "afxdp"].contains(&e.as_str()))
+            {
+                anyhow::bail!("--engines: '{e}' is not an engine: use tc, xdp or afxdp");
+            }
+            let options = xlagg_bench::tcp::TcpOptions {
+                protocols,
+                engines,
+                streams,
+                mtus: mtu,
+                rounds: runs,
+                seconds,
+                link_mbit,
+                partner,
+            };
+            let report = xlagg_bench::tcp::run(&options, &testbed)?;
+            write_json(json.as_deref(), "tcp", serde_json::json!(options), &report)?;
         }
         Command::Soak {
             seconds,

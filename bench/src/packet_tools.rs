@@ -57,10 +57,12 @@ pub(crate) fn ifindex(name: &str) -> Result<u32> {
 }
 
 /// Sends `flows * per_flow` test frames on `iface`: round after round, each round one frame
-/// per flow, sequence numbers in send order; paced to `pps` frames per second.
+/// per flow, sequence numbers in send order; paced to `pps` frames per second. Returns the
+/// frames sent and, of those, the ones the device refused at once (ENOBUFS: its qdisc or a tc
+/// program dropped it, as a lagg with no member to send on does).
 ///
 /// # Errors
-/// Socket errors.
+/// Other socket errors.
 pub fn send(
     iface: &str,
     flows: u32,
@@ -68,13 +70,14 @@ pub fn send(
     size: usize,
     pps: u64,
     first_seq: u64,
-) -> Result<u64> {
+) -> Result<(u64, u64)> {
     let socket = PacketSocket::bind(ifindex(iface)?, ETH_P_ALL)
         .with_context(|| format!("AF_PACKET on {iface}"))?;
     let mut buf = [0u8; traffic::MAX_JUMBO_FRAME];
     let started = Instant::now();
     let mut seq = first_seq;
     let mut sent = 0u64;
+    let mut refused = 0u64;
     for _ in 0..per_flow {
         for flow in 0..flows {
             let n = traffic::build(
@@ -86,9 +89,11 @@ pub fn send(
                     stamp_ns: 0,
                 },
             );
-            socket
-                .send(&buf[..n])
-                .with_context(|| format!("sending on {iface}"))?;
+            match socket.send(&buf[..n]) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => refused += 1,
+                Err(e) => return Err(e).with_context(|| format!("sending on {iface}")),
+            }
             seq += 1;
             sent += 1;
             if let Some(ns) = sent.saturating_mul(1_000_000_000).checked_div(pps) {
@@ -98,7 +103,7 @@ pub fn send(
             }
         }
     }
-    Ok(sent)
+    Ok((sent, refused))
 }
 
 /// Captures test frames on every interface of `ifaces` until `stop` is set or `max` passes,

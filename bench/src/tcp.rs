@@ -1,15 +1,29 @@
 //! `tcp`: TCP throughput through a host-mode `laggN` with iperf3 (the tool users run), per
-//! protocol, next to the same iperf3 over a plain veth pair between the same namespaces in the
-//! same run: the ceiling of the machine's own stack, against which the lagg's figure is a
-//! ratio.
+//! engine and protocol, next to the same iperf3 over a reference link in the same run, both
+//! directions, with 1 and 8 streams, at each MTU asked for. Rounds alternate the reference
+//! and the laggs, so drift on a shared machine favours none; every figure is a ratio against
+//! the reference of its own round.
 //!
-//! The partner's ports complete their own checksums, as a wire does, so every segment counts
-//! only if it was valid on the wire. `lacp` runs against the partner's bridge with
-//! `lacp_strict = false` (the bridge speaks no LACP, so the aggregate is static): the data path
-//! is the one a negotiated aggregate uses.
+//! The partner's ports complete their own checksums (`tx off`), as a wire does, so every
+//! segment counts only if it was valid on the wire; the receivers' checksum error counters
+//! must stay at 0. The same partner settings hold for the reference.
+//!
+//! Two partners:
+//! - `bridge`: a Linux bridge over the partner ports (a static aggregate: `lacp` runs with
+//!   `lacp_strict = false`). The reference is one plain veth pair between the same
+//!   namespaces. A bridge sends everything for laggN's MAC out of the one port it learnt it
+//!   on, so only what laggN sends is spread over the members;
+//! - `ovs`: Open vSwitch (Debian's, userspace datapath) with an LACP bond (`balance-tcp`)
+//!   over the partner ports, so both directions are spread; the reference is one veth pair
+//!   into a second OVS bridge.
+//!
+//! With `--link-mbit N` every link of the test (members, partner ports, the reference) is
+//! shaped to N Mbit/s each way by a token bucket (`tbf`) on its egress, so a member is a link
+//! of that speed: aggregation is the lagg's figure over the reference's. A lagg engine that
+//! sends by XDP redirect bypasses the appliance side's qdiscs; shaping is for the tc host path.
 
-use std::path::Path;
-use std::process::Stdio;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -19,41 +33,103 @@ use crate::forward::{Guarded, Spread};
 use crate::iperf::{checksum_errors, snmp, IperfRun};
 use crate::testbed::{sibling_binary, Bed, TempFile};
 
-/// One protocol's figures (Gbit/s per run, both directions).
-#[derive(Debug, Serialize)]
+/// Who the lagg's members connect to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Partner {
+    /// A Linux bridge over the partner ports.
+    Bridge,
+    /// Open vSwitch with an LACP bond over the partner ports.
+    Ovs,
+}
+
+/// What `tcp` measures.
+#[derive(Clone, Debug, Serialize)]
+pub struct TcpOptions {
+    /// Protocols of the laggs.
+    pub protocols: Vec<String>,
+    /// Engines of the laggs (`tc`, `xdp`, `afxdp`).
+    pub engines: Vec<String>,
+    /// Parallel streams per measurement.
+    pub streams: Vec<u32>,
+    /// MTUs.
+    pub mtus: Vec<u32>,
+    /// Rounds.
+    pub rounds: usize,
+    /// Seconds per iperf3 run.
+    pub seconds: u32,
+    /// Every link shaped to this rate (Mbit/s), or not shaped.
+    pub link_mbit: Option<u32>,
+    /// The partner.
+    pub partner: Partner,
+}
+
+/// Which way the data flows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Direction {
+    /// laggN (or the reference's appliance end) sends.
+    Out,
+    /// laggN receives.
+    In,
+}
+
+/// One cell: a variant at one MTU, stream count and direction, over the rounds.
+#[derive(Clone, Debug, Serialize)]
 pub struct TcpRow {
-    /// Protocol, or `veth` for the reference.
-    pub proto: String,
-    /// From laggN to the partner, Gbit/s per run.
-    pub from_lagg: Vec<f64>,
-    /// From the partner to laggN.
-    pub to_lagg: Vec<f64>,
-    /// Spread of both directions together.
-    pub gbits: Spread,
-    /// Median over the reference's median.
-    pub ratio: f64,
-    /// Checksum errors the receivers counted (must be 0).
+    /// `reference`, or `ENGINE PROTO`.
+    pub variant: String,
+    /// MTU.
+    pub mtu: u32,
+    /// Parallel streams.
+    pub streams: u32,
+    /// Which way.
+    pub direction: Direction,
+    /// Gbit/s per round.
+    pub gbits: Vec<f64>,
+    /// Spread of `gbits`.
+    pub spread: Spread,
+    /// Per round, over the reference of the same round, cell and direction.
+    pub ratio: Spread,
+    /// TCP retransmissions of the senders, summed over rounds.
+    pub retransmits: u64,
+    /// Checksum errors the receivers counted (must be 0), summed over rounds.
     pub checksum_errors: u64,
 }
 
 /// The report.
 #[derive(Debug, Serialize)]
 pub struct TcpReport {
-    /// Bytes per transfer.
-    pub bytes: u64,
-    /// Rows: the reference first.
+    /// The options.
+    pub options: TcpOptions,
+    /// What the reference is, in words.
+    pub reference: String,
+    /// Rows: the reference's first.
     pub rows: Vec<TcpRow>,
 }
 
-fn wire_partner(bed: &Bed, ports: &[&str]) -> Result<()> {
-    ethtool_ptr(bed, ports, &["tx", "off"])
+/// One measurement before the rounds are gathered.
+struct Sample {
+    variant: String,
+    mtu: u32,
+    streams: u32,
+    direction: Direction,
+    round: usize,
+    gbits: f64,
+    retransmits: u64,
+    checksum_errors: u64,
 }
 
-/// `ethtool -K PORT SETTINGS` on each partner port.
-fn ethtool_ptr(bed: &Bed, ports: &[&str], settings: &[&str]) -> Result<()> {
+const REF_APP: &str = "10.79.0.1";
+const REF_PTR: &str = "10.79.0.2";
+const LAGG_APP: &str = "10.77.0.1";
+const LAGG_PTR: &str = "10.77.0.2";
+
+/// `ethtool -K PORT SETTINGS` on each of `ports` in namespace `role`.
+fn ethtool(bed: &Bed, role: &str, ports: &[&str], settings: &[&str]) -> Result<()> {
     for p in ports {
         let ok = bed
-            .exec("ptr", Path::new("ethtool"))
+            .exec(role, Path::new("ethtool"))
             .args(["-K", p])
             .args(settings)
             .stdout(Stdio::null())
@@ -67,74 +143,48 @@ fn ethtool_ptr(bed: &Bed, ports: &[&str], settings: &[&str]) -> Result<()> {
     Ok(())
 }
 
-fn both_ways(bed: &Bed, server: &str, client: &str, bytes: u64) -> Result<(f64, f64, u64)> {
-    let (app, ptr) = (bed.ns("app"), bed.ns("ptr"));
-    let before = checksum_errors(&snmp(&ptr)?) + checksum_errors(&snmp(&app)?);
-    let mut g = [0.0; 2];
-    for (i, reverse) in [false, true].into_iter().enumerate() {
-        let r = IperfRun {
-            server_ns: &ptr,
-            server_addr: server,
-            client_ns: &app,
-            client_addr: client,
-            bytes,
-            reverse,
-            udp_rate: None,
-            port: 5201,
-        }
-        .run(Duration::from_secs(120))?;
-        g[i] = r.bits_per_second / 1e9;
-    }
-    let after = checksum_errors(&snmp(&ptr)?) + checksum_errors(&snmp(&app)?);
-    Ok((g[0], g[1], after - before))
-}
-
-/// MTU `mtu` on `links` of namespace `role`.
-fn set_mtu(bed: &Bed, role: &str, links: &[&str], mtu: u32) -> Result<()> {
-    for link in links {
-        bed.ip(role, &["link", "set", link, "mtu", &mtu.to_string()])?;
+/// A token bucket of `mbit` Mbit/s on `iface`'s egress in namespace `role`.
+fn shape(bed: &Bed, role: &str, iface: &str, mbit: u32) -> Result<()> {
+    // A millisecond at the rate, and never below a GSO packet.
+    let burst = (u64::from(mbit) * 1000 / 8).max(128 * 1024);
+    bed.ip(role, &["link", "set", iface, "txqueuelen", "1000"])?;
+    let ok = Command::new("ip")
+        .args([
+            "netns",
+            "exec",
+            &bed.ns(role),
+            "tc",
+            "qdisc",
+            "replace",
+            "dev",
+            iface,
+        ])
+        .args(["root", "tbf", "rate", &format!("{mbit}mbit")])
+        .args(["burst", &burst.to_string(), "latency", "20ms"])
+        .status()
+        .context("tc")?
+        .success();
+    if !ok {
+        bail!("tc qdisc replace dev {iface} root tbf rate {mbit}mbit failed");
     }
     Ok(())
 }
 
-/// Runs `runs` rounds over `protocols` at `mtu` (the veth pair, the members, the partner's
-/// ports and bridge, and the lagg) and prints the table.
-///
-/// # Errors
-/// A step that could not run.
-pub fn run(
-    protocols: &[String],
-    bytes: u64,
-    runs: usize,
-    mtu: u32,
-    engine: &str,
-    testbed: &Path,
-) -> Result<TcpReport> {
-    crate::iperf::require()?;
-    let xlaggd = sibling_binary("xlaggd")?;
-    let mut rows: Vec<TcpRow> = Vec::new();
-    let mut row = |proto: &str| -> usize {
-        if let Some(i) = rows.iter().position(|r| r.proto == proto) {
-            return i;
-        }
-        rows.push(TcpRow {
-            proto: proto.to_string(),
-            from_lagg: Vec::new(),
-            to_lagg: Vec::new(),
-            gbits: Spread::of(&[]),
-            ratio: 0.0,
-            checksum_errors: 0,
-        });
-        rows.len() - 1
-    };
-    let mut measured: Vec<(usize, f64, f64, u64)> = Vec::new();
-    for _ in 0..runs {
-        // The reference: one veth pair between the same namespaces.
+/// The bed of one round: two members, the partner (bridge or Open vSwitch), the reference
+/// link.
+struct Round {
+    bed: Bed,
+    ovs: Option<OvsPartner>,
+}
+
+impl Round {
+    fn up(opts: &TcpOptions, testbed: &Path) -> Result<Round> {
+        let bridge = opts.partner == Partner::Bridge;
         let bed = Bed::up(
             testbed,
             &format!("tc{}", std::process::id() % 100_000),
-            1,
-            false,
+            2,
+            bridge,
         )?;
         bed.ip(
             "app",
@@ -151,89 +201,407 @@ pub fn run(
                 &bed.ns("ptr"),
             ],
         )?;
-        bed.ip("app", &["addr", "add", "10.79.0.1/24", "dev", "xlr0"])?;
-        bed.ip("ptr", &["addr", "add", "10.79.0.2/24", "dev", "xlr1"])?;
-        set_mtu(&bed, "app", &["xlr0"], mtu)?;
-        set_mtu(&bed, "ptr", &["xlr1"], mtu)?;
+        bed.ip(
+            "app",
+            &["addr", "add", &format!("{REF_APP}/24"), "dev", "xlr0"],
+        )?;
         bed.set_link("app", "xlr0", true)?;
         bed.set_link("ptr", "xlr1", true)?;
-        wire_partner(&bed, &["xlr1"])?;
-        let (a, b, e) = both_ways(&bed, "10.79.0.2", "10.79.0.1", bytes)?;
-        measured.push((row("veth"), a, b, e));
-        drop(bed);
-        for proto in protocols {
-            let bed = Bed::up(
-                testbed,
-                &format!("tc{}", std::process::id() % 100_000),
-                2,
-                true,
-            )?;
-            wire_partner(&bed, &["xlp0", "xlp1"])?;
-            if engine == "xdp" {
-                // A veth takes frames redirected into its peer only with GRO (or XDP) on.
-                ethtool_ptr(&bed, &["xlp0", "xlp1"], &["gro", "on"])?;
+        let ovs = match opts.partner {
+            Partner::Bridge => {
+                bed.ip(
+                    "ptr",
+                    &["addr", "add", &format!("{REF_PTR}/24"), "dev", "xlr1"],
+                )?;
+                None
             }
-            set_mtu(&bed, "app", &["xlm0", "xlm1"], mtu)?;
-            set_mtu(&bed, "ptr", &["xlp0", "xlp1", "xlbr0"], mtu)?;
-            let extra = if proto == "lacp" {
-                "lacp_strict = false\n"
-            } else {
-                ""
-            };
-            let config = format!(
-                "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\n\
-                 laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"10.77.0.1/24\"]\nmtu = {mtu}\nengine = \"{engine}\"\n{extra}"
+            Partner::Ovs => Some(OvsPartner::start(&bed)?),
+        };
+        // The partner settings of every variant: checksums completed in software (as on a
+        // wire); GRO on, which a veth needs to take the XDP engine's redirects.
+        let ports = ["xlp0", "xlp1", "xlr1"];
+        ethtool(&bed, "ptr", &ports, &["tx", "off"])?;
+        ethtool(&bed, "ptr", &ports, &["gro", "on"])?;
+        if let Some(mbit) = opts.link_mbit {
+            for (role, iface) in [
+                ("app", "xlm0"),
+                ("app", "xlm1"),
+                ("app", "xlr0"),
+                ("ptr", "xlp0"),
+                ("ptr", "xlp1"),
+                ("ptr", "xlr1"),
+            ] {
+                shape(&bed, role, iface, mbit)?;
+            }
+        }
+        Ok(Round { bed, ovs })
+    }
+
+    fn set_mtu(&self, mtu: u32) -> Result<()> {
+        let m = mtu.to_string();
+        for iface in ["xlm0", "xlm1", "xlr0"] {
+            self.bed.ip("app", &["link", "set", iface, "mtu", &m])?;
+        }
+        for iface in ["xlp0", "xlp1", "xlr1"] {
+            self.bed.ip("ptr", &["link", "set", iface, "mtu", &m])?;
+        }
+        match &self.ovs {
+            None => {
+                self.bed.ip("ptr", &["link", "set", "xlbr0", "mtu", &m])?;
+            }
+            Some(ovs) => ovs.set_mtu(&self.bed, mtu)?,
+        }
+        Ok(())
+    }
+}
+
+/// Open vSwitch in the partner namespace: `br0` with an LACP bond over the partner ports and
+/// the lagg's partner address; `br1` with the reference link and its address.
+struct OvsPartner {
+    dir: PathBuf,
+    ns: String,
+}
+
+impl OvsPartner {
+    fn start(bed: &Bed) -> Result<OvsPartner> {
+        let dir = std::env::temp_dir().join(format!("xlagg-tcp-ovs-{}", bed.id));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir)?;
+        let me = OvsPartner {
+            dir,
+            ns: bed.ns("ptr"),
+        };
+        let d = me.dir.display();
+        let script = format!(
+            "set -e; ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema; \
+             ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid --unixctl={d}/ovsdb.ctl --log-file={d}/ovsdb.log --detach; \
+             ovs-vsctl --db=unix:{d}/db.sock --no-wait init; \
+             ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid --unixctl={d}/vswitchd.ctl --log-file={d}/vswitchd.log --detach; \
+             ovs-vsctl --db=unix:{d}/db.sock add-br br0 -- set bridge br0 datapath_type=netdev; \
+             ovs-vsctl --db=unix:{d}/db.sock add-bond br0 bond0 xlp0 xlp1 lacp=active bond_mode=balance-tcp other_config:lacp-time=fast; \
+             ovs-vsctl --db=unix:{d}/db.sock add-br br1 -- set bridge br1 datapath_type=netdev; \
+             ovs-vsctl --db=unix:{d}/db.sock add-port br1 xlr1; \
+             sysctl -qw net.ipv4.conf.all.arp_ignore=1; \
+             ip addr add {LAGG_PTR}/24 dev br0; ip link set br0 up; \
+             ip addr add {REF_PTR}/24 dev br1; ip link set br1 up"
+        );
+        let out = Command::new("ip")
+            .args(["netns", "exec", &me.ns, "sh", "-c", &script])
+            .output()?;
+        if !out.status.success() {
+            bail!(
+                "starting Open vSwitch (openvswitch-switch, which scripts/setup.sh installs): {}",
+                String::from_utf8_lossy(&out.stderr)
             );
-            let config = TempFile::write(&format!("xlagg-tcp-{}.toml", bed.id), &config)?;
-            let mut cmd = bed.exec("app", &xlaggd);
-            cmd.arg("--config")
-                .arg(&config.0)
-                .arg("--socket")
-                .arg(config.0.with_extension("sock"))
-                .args(["--http", "off"])
-                .stderr(Stdio::null());
-            let daemon = Guarded::spawn_ready(cmd, "xlaggd")?;
-            // LACP without a partner becomes a static aggregate after its wait.
-            if proto == "lacp" {
-                std::thread::sleep(Duration::from_secs(4));
+        }
+        Ok(me)
+    }
+
+    fn set_mtu(&self, bed: &Bed, mtu: u32) -> Result<()> {
+        let db = format!("--db=unix:{}/db.sock", self.dir.display());
+        for port in ["xlp0", "xlp1", "xlr1", "br0", "br1"] {
+            let ok = Command::new("ip")
+                .args([
+                    "netns",
+                    "exec",
+                    &self.ns,
+                    "ovs-vsctl",
+                    &db,
+                    "set",
+                    "interface",
+                    port,
+                ])
+                .arg(format!("mtu_request={mtu}"))
+                .status()?
+                .success();
+            if !ok {
+                bail!("ovs-vsctl set interface {port} mtu_request={mtu} failed");
             }
-            let (a, b, e) = both_ways(&bed, "10.77.0.2", "10.77.0.1", bytes)
-                .with_context(|| format!("TCP through a {proto} lagg"))?;
-            measured.push((row(proto), a, b, e));
-            drop(daemon);
-            drop(config);
+        }
+        bed.ip("ptr", &["link", "set", "br0", "mtu", &mtu.to_string()])?;
+        bed.ip("ptr", &["link", "set", "br1", "mtu", &mtu.to_string()])?;
+        Ok(())
+    }
+}
+
+impl Drop for OvsPartner {
+    fn drop(&mut self) {
+        for ctl in ["vswitchd.ctl", "ovsdb.ctl"] {
+            let _ = Command::new("ovs-appctl")
+                .arg("-t")
+                .arg(self.dir.join(ctl))
+                .arg("exit")
+                .output();
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Every stream count and direction between `app_addr` (in the appliance) and `ptr_addr`
+/// (in the partner), as `variant` in round `round`.
+fn measure(
+    round: &Round,
+    opts: &TcpOptions,
+    variant: &str,
+    mtu: u32,
+    index: usize,
+    addrs: (&str, &str),
+    out: &mut Vec<Sample>,
+) -> Result<()> {
+    let bed = &round.bed;
+    let (app, ptr) = (bed.ns("app"), bed.ns("ptr"));
+    for &streams in &opts.streams {
+        for direction in [Direction::Out, Direction::In] {
+            let before = checksum_errors(&snmp(&ptr)?) + checksum_errors(&snmp(&app)?);
+            let r = IperfRun {
+                server_ns: &ptr,
+                server_addr: addrs.1,
+                client_ns: &app,
+                client_addr: addrs.0,
+                bytes: 0,
+                seconds: Some(opts.seconds),
+                streams,
+                reverse: direction == Direction::In,
+                udp_rate: None,
+                port: 5201,
+            }
+            .run(Duration::from_secs(u64::from(opts.seconds) + 30))
+            .with_context(|| format!("{variant}, MTU {mtu}, {streams} stream(s), {direction:?}"))?;
+            let after = checksum_errors(&snmp(&ptr)?) + checksum_errors(&snmp(&app)?);
+            let gbits = r.bits_per_second / 1e9;
+            println!(
+                "  round {} MTU {mtu:>4} {variant:<22} {streams} stream(s) {:<3} {gbits:7.2} Gbit/s  retr {}",
+                index + 1,
+                match direction {
+                    Direction::Out => "out",
+                    Direction::In => "in",
+                },
+                r.retransmits
+            );
+            out.push(Sample {
+                variant: variant.to_string(),
+                mtu,
+                streams,
+                direction,
+                round: index,
+                gbits,
+                retransmits: r.retransmits,
+                checksum_errors: after.saturating_sub(before),
+            });
         }
     }
-    for (i, a, b, e) in measured {
-        rows[i].from_lagg.push(a);
-        rows[i].to_lagg.push(b);
-        rows[i].checksum_errors += e;
+    Ok(())
+}
+
+/// The lagg's configuration.
+fn lagg_config(proto: &str, engine: &str, mtu: u32, partner: Partner) -> String {
+    // Against the bridge LACP has no partner: a static aggregate after its wait.
+    let extra = if proto == "lacp" && partner == Partner::Bridge {
+        "lacp_strict = false\n"
+    } else if proto == "lacp" {
+        "lacp_fast_timeout = true\n"
+    } else {
+        ""
+    };
+    format!(
+        "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"{proto}\"\n\
+         laggports = [\"xlm0\", \"xlm1\"]\naddresses = [\"{LAGG_APP}/24\"]\nmtu = {mtu}\nengine = \"{engine}\"\n{extra}"
+    )
+}
+
+/// Waits until `lagg0` distributes on both members (LACP) or a moment (the others).
+fn wait_ready(bed: &Bed, socket: &Path, proto: &str) -> Result<()> {
+    if proto != "lacp" {
+        std::thread::sleep(Duration::from_millis(300));
+        return Ok(());
     }
-    for r in &mut rows {
-        let all: Vec<f64> = r.from_lagg.iter().chain(&r.to_lagg).copied().collect();
-        r.gbits = Spread::of(&all);
+    let ctl = sibling_binary("xlaggctl")?;
+    for _ in 0..100 {
+        let out = bed
+            .exec("app", &ctl)
+            .arg("--socket")
+            .arg(socket)
+            .arg("lagg0")
+            .output()?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        if text.matches("DISTRIBUTING").count() >= 2 {
+            return Ok(());
+        }
+        std::thread::sleep(Duration::from_millis(100));
     }
-    let reference = rows.first().map_or(1.0, |r| r.gbits.median.max(1e-9));
-    for r in &mut rows {
-        r.ratio = r.gbits.median / reference;
+    bail!("lagg0 never distributed on both members (LACP with the partner)")
+}
+
+/// Runs the rounds and prints the table.
+///
+/// # Errors
+/// A step that could not run, or checksum errors.
+pub fn run(opts: &TcpOptions, testbed: &Path) -> Result<TcpReport> {
+    crate::iperf::require()?;
+    if opts.partner == Partner::Ovs && opts.protocols.iter().any(|p| p != "lacp") {
+        bail!("--partner ovs: the Open vSwitch bond speaks LACP; use --protocols lacp");
     }
-    println!(
-        "TCP through laggN (host mode, 2 members, partner completes its checksums, MTU {mtu}), iperf3 -n {} MB each way, {runs} run(s)",
-        bytes >> 20
-    );
-    println!(
-        "{:>12} {:>26} {:>8} {:>10}",
-        "", "Gbit/s min/median/max", "ratio", "csum err"
-    );
-    for r in &rows {
-        println!(
-            "{:>12} {:>8.2} {:>8.2} {:>8.2} {:>8.3} {:>10}",
-            r.proto, r.gbits.min, r.gbits.median, r.gbits.max, r.ratio, r.checksum_errors
-        );
+    let xlaggd = sibling_binary("xlaggd")?;
+    let mut samples = Vec::new();
+    for index in 0..opts.rounds {
+        let round = Round::up(opts, testbed)?;
+        for &mtu in &opts.mtus {
+            round.set_mtu(mtu)?;
+            measure(
+                &round,
+                opts,
+                "reference",
+                mtu,
+                index,
+                (REF_APP, REF_PTR),
+                &mut samples,
+            )?;
+            for engine in &opts.engines {
+                for proto in &opts.protocols {
+                    let bed = &round.bed;
+                    let config = lagg_config(proto, engine, mtu, opts.partner);
+                    let config = TempFile::write(&format!("xlagg-tcp-{}.toml", bed.id), &config)?;
+                    let socket = config.0.with_extension("sock");
+                    let mut cmd = bed.exec("app", &xlaggd);
+                    cmd.arg("--config")
+                        .arg(&config.0)
+                        .arg("--socket")
+                        .arg(&socket)
+                        .args(["--http", "off"])
+                        .stderr(Stdio::null());
+                    let daemon = Guarded::spawn_ready(cmd, "xlaggd")?;
+                    wait_ready(bed, &socket, proto)?;
+                    let variant = format!("{engine} {proto}");
+                    measure(
+                        &round,
+                        opts,
+                        &variant,
+                        mtu,
+                        index,
+                        (LAGG_APP, LAGG_PTR),
+                        &mut samples,
+                    )?;
+                    drop(daemon);
+                    drop(config);
+                }
+            }
+        }
     }
-    println!("ratio: median against the plain veth pair's median in the same run");
-    if rows.iter().any(|r| r.checksum_errors > 0) {
+    let report = gather(opts, samples);
+    print_table(&report);
+    if report.rows.iter().any(|r| r.checksum_errors > 0) {
         bail!("checksum errors counted: segments left invalid");
     }
-    Ok(TcpReport { bytes, rows })
+    Ok(report)
+}
+
+/// The rows of `samples`, each with its ratios to the reference of its round.
+fn gather(opts: &TcpOptions, samples: Vec<Sample>) -> TcpReport {
+    let mut rows: Vec<TcpRow> = Vec::new();
+    for s in &samples {
+        let same = |r: &TcpRow| {
+            r.variant == s.variant
+                && r.mtu == s.mtu
+                && r.streams == s.streams
+                && r.direction == s.direction
+        };
+        let i = match rows.iter().position(same) {
+            Some(i) => i,
+            None => {
+                rows.push(TcpRow {
+                    variant: s.variant.clone(),
+                    mtu: s.mtu,
+                    streams: s.streams,
+                    direction: s.direction,
+                    gbits: Vec::new(),
+                    spread: Spread::of(&[]),
+                    ratio: Spread::of(&[]),
+                    retransmits: 0,
+                    checksum_errors: 0,
+                });
+                rows.len() - 1
+            }
+        };
+        rows[i].gbits.push(s.gbits);
+        rows[i].retransmits += s.retransmits;
+        rows[i].checksum_errors += s.checksum_errors;
+    }
+    for row in &mut rows {
+        row.spread = Spread::of(&row.gbits);
+        let ratios: Vec<f64> = samples
+            .iter()
+            .filter(|s| {
+                s.variant == row.variant
+                    && s.mtu == row.mtu
+                    && s.streams == row.streams
+                    && s.direction == row.direction
+            })
+            .filter_map(|s| {
+                samples
+                    .iter()
+                    .find(|r| {
+                        r.variant == "reference"
+                            && r.round == s.round
+                            && r.mtu == s.mtu
+                            && r.streams == s.streams
+                            && r.direction == s.direction
+                    })
+                    .map(|r| s.gbits / r.gbits.max(1e-9))
+            })
+            .collect();
+        row.ratio = Spread::of(&ratios);
+    }
+    let link = opts.link_mbit.map_or(String::new(), |m| {
+        format!(", every link shaped to {m} Mbit/s")
+    });
+    let reference = match opts.partner {
+        Partner::Bridge => format!("one plain veth pair between the same namespaces{link}"),
+        Partner::Ovs => format!("one veth pair into a second Open vSwitch bridge{link}"),
+    };
+    TcpReport {
+        options: opts.clone(),
+        reference,
+        rows,
+    }
+}
+
+fn print_table(report: &TcpReport) {
+    let o = &report.options;
+    println!(
+        "TCP through lagg0 (host mode, 2 members, partner {:?}, checksums completed by the partner), iperf3 -t {} per cell, {} round(s)",
+        o.partner, o.seconds, o.rounds
+    );
+    println!("reference: {}", report.reference);
+    println!(
+        "{:>5} {:<22} {:>7} {:>4} {:>26} {:>23} {:>6} {:>5}",
+        "MTU",
+        "variant",
+        "streams",
+        "dir",
+        "Gbit/s min/median/max",
+        "ratio min/median/max",
+        "retr",
+        "csum"
+    );
+    for r in &report.rows {
+        println!(
+            "{:>5} {:<22} {:>7} {:>4} {:>8.2} {:>8.2} {:>8.2} {:>7.2} {:>7.2} {:>7.2} {:>6} {:>5}",
+            r.mtu,
+            r.variant,
+            r.streams,
+            match r.direction {
+                Direction::Out => "out",
+                Direction::In => "in",
+            },
+            r.spread.min,
+            r.spread.median,
+            r.spread.max,
+            r.ratio.min,
+            r.ratio.median,
+            r.ratio.max,
+            r.retransmits,
+            r.checksum_errors
+        );
+    }
+    println!("ratio: per round, over the reference's figure in the same round, MTU, streams and direction");
 }

@@ -9,7 +9,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use aya::maps::Array;
-use aya::programs::{SchedClassifier, TcAttachType};
+use aya::programs::tc::TcAttachOptions;
+use aya::programs::{LinkOrder, SchedClassifier, TcAttachType};
 use aya::Ebpf;
 use xlagg_common::{names, VlanConfig};
 
@@ -76,8 +77,14 @@ pub fn hold(iface: &str, vid: u16, prefix: &str) -> Result<()> {
             .with_context(|| format!("no program {program}"))?
             .try_into()?;
         p.load().with_context(|| format!("loading {program}"))?;
-        p.attach(iface, direction)
-            .with_context(|| format!("attaching {program} to {iface}"))?;
+        // First on the hook: the tag is there before anything else on the device (the tc
+        // host path on laggN's egress) reads the frame.
+        p.attach_with_options(
+            iface,
+            direction,
+            TcAttachOptions::TcxOrder(LinkOrder::first()),
+        )
+        .with_context(|| format!("attaching {program} to {iface} (tcx, Linux 6.6)"))?;
     }
     println!("ready");
     while !stop.load(std::sync::atomic::Ordering::Relaxed) {

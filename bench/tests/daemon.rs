@@ -286,7 +286,11 @@ fn a_worker_that_panics_is_noticed_and_its_lagg_restarts() {
     let bed = Bed::up(2, true);
     let daemon = Daemon::start_with_args(
         &bed,
-        &bed.config("loadbalance", "addresses = [\"10.77.0.1/24\"]\n", true),
+        &bed.config(
+            "loadbalance",
+            "addresses = [\"10.77.0.1/24\"]\nengine = \"afxdp\"\n",
+            true,
+        ),
         &["--fault-injection"],
     );
     let ping = |bed: &Bed| {

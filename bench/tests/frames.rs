@@ -195,6 +195,8 @@ fn a_host_mode_lagg_runs_two_workers_on_two_queues() {
             client_ns: &bed.ns("app"),
             client_addr: "10.77.0.1",
             bytes: 20 << 20,
+            seconds: None,
+            streams: 1,
             reverse: port % 2 == 0,
             udp_rate: None,
             port,

@@ -224,6 +224,8 @@ fn an_8900_byte_ping_and_tcp_cross_a_host_mode_lagg_at_mtu_9000() {
         client_ns: &app,
         client_addr: "10.77.0.1",
         bytes: 50 << 20,
+        seconds: None,
+        streams: 1,
         reverse: false,
         udp_rate: None,
         port: 5201,

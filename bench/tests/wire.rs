@@ -1,9 +1,13 @@
-//! What users carry through a host-mode laggN — TCP, UDP and a VLAN subinterface — against a
-//! partner that behaves like a real wire: its veths have transmit checksum and VLAN offloads
-//! off, so a segment that leaves a member with only a partial checksum is counted in the
-//! partner's `InCsumErrors` and dropped, and a VLAN tag that rides in skb metadata instead of
-//! the frame's bytes shows as an untagged frame. Needs root, iperf3 and tcpdump (scripts/setup.sh
-//! installs them); fails otherwise, never skips.
+//! What users carry through a host-mode laggN — TCP, UDP and a VLAN subinterface — over veths
+//! that behave like a real wire: every veth's transmit checksum and VLAN offloads are off, the
+//! members' (where a NIC's hardware would finish a checksum-partial segment or insert a tag,
+//! a veth hands the skb to its peer unfinished, and its stack would trust it) and the
+//! partner's. So what crosses carries its checksum and its tag in its bytes: a segment with
+//! only a partial checksum is counted in the receiver's `InCsumErrors` and dropped, and a tag
+//! left in metadata shows as an untagged frame. The host path keeps laggN's offloads: the
+//! kernel finishes segments and checksums for the member that lacks them, as it does for any
+//! device. Needs root, iperf3 and tcpdump (scripts/setup.sh installs them); fails otherwise,
+//! never skips.
 
 mod common;
 
@@ -18,11 +22,16 @@ const PARTNER_ADDR: &str = "10.77.0.2";
 /// Bytes per direction: enough for TCP to reach its steady state and use every member.
 const BULK: u64 = 100 << 20;
 
-/// The partner's ports as a wire sees them: what leaves them carries its checksum and its VLAN
-/// tag in the bytes.
-fn wire_partner(bed: &Bed, ports: &[String]) {
+/// Both ends of every member link as a wire sees them: what leaves them carries its checksum
+/// and its VLAN tag in the bytes.
+fn wire_links(bed: &Bed, ports: &[String]) {
     for p in ports {
         run_ok(&mut bed.exec("ptr", &["ethtool", "-K", p, "tx", "off", "txvlan", "off"]));
+        let member = p.replace("xlp", "xlm");
+        run_ok(&mut bed.exec(
+            "app",
+            &["ethtool", "-K", &member, "tx", "off", "txvlan", "off"],
+        ));
     }
 }
 
@@ -51,6 +60,8 @@ fn bulk_both_ways(bed: &Bed, what: &str, server: &str, client: &str) {
             client_ns: &app,
             client_addr: client,
             bytes: BULK,
+            seconds: None,
+            streams: 1,
             reverse,
             udp_rate: None,
             port: 5201,
@@ -84,6 +95,8 @@ fn bulk_both_ways(bed: &Bed, what: &str, server: &str, client: &str) {
         client_ns: &app,
         client_addr: client,
         bytes: 10 << 20,
+        seconds: None,
+        streams: 1,
         reverse: false,
         udp_rate: Some(200_000_000),
         port: 5201,
@@ -115,7 +128,7 @@ fn tcp_and_udp_cross_lagg0_with_valid_checksums_for_every_protocol() {
     let _serial = serial();
     for proto in ["failover", "loadbalance", "roundrobin", "broadcast"] {
         let bed = Bed::up(2, true);
-        wire_partner(&bed, &bed.partner_names());
+        wire_links(&bed, &bed.partner_names());
         let _daemon = host_lagg(&bed, proto, "");
         bulk_both_ways(&bed, proto, PARTNER_ADDR, LAGG_ADDR);
     }
@@ -126,7 +139,7 @@ fn tcp_crosses_lagg0_with_lacp_against_open_vswitch() {
     let _serial = serial();
     let bed = Bed::up(2, false);
     let ovs = Ovs::start(&bed);
-    wire_partner(&bed, &bed.partner_names());
+    wire_links(&bed, &bed.partner_names());
     let mut daemon = host_lagg(&bed, "lacp", "lacp_fast_timeout = true\n");
     daemon.wait_status(20, "both ports distributing against Open vSwitch", |f| {
         ["xlm0", "xlm1"]
@@ -224,7 +237,7 @@ fn vlan_100(bed: &Bed) -> Vec<Helper> {
 fn vlan_100_over_lagg0_carries_its_tag_on_the_wire_ping_and_tcp() {
     let _serial = serial();
     let bed = Bed::up(2, true);
-    wire_partner(&bed, &bed.partner_names());
+    wire_links(&bed, &bed.partner_names());
     let _daemon = host_lagg(&bed, "loadbalance", "");
     let _vlan = vlan_100(&bed);
     // The tag must be in the bytes that reach the partner's ports: an untagged frame never

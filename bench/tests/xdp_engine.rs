@@ -305,6 +305,8 @@ fn ping_and_tcp_cross_a_host_mode_lagg_on_the_xdp_engine_and_sigkill_leaves_no_p
             client_ns: &app,
             client_addr: "10.77.0.1",
             bytes: 50 << 20,
+            seconds: None,
+            streams: 1,
             reverse,
             udp_rate: None,
             port: 5201,

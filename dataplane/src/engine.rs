@@ -1,12 +1,16 @@
-//! The XDP engine (`engine = "xdp"`): a lagg's distribution inside the XDP program
-//! (`ebpf/xdp/src/engine.rs`), driven by the same control plane as the workers.
+//! The engines that distribute inside the kernel, driven by the same control plane as the
+//! workers: the XDP engine (`engine = "xdp"`, `ebpf/xdp/src/engine.rs`) and the tc host path
+//! (`engine = "tc"`, `ebpf/xdp/src/host.rs`), two sets of hooks ([`Hooks`]) over one object
+//! and the same maps.
 //!
-//! One object per lagg. Its program is attached to every member and to the upper port, each
-//! by a BPF link (gone with the process, so a killed daemon leaves no program behind). The
-//! control thread never touches a frame: it writes maps.
+//! One object per lagg. With XDP hooks its program is attached to every member and to the
+//! upper port; with tc hooks one program is on every member's ingress and one on laggN's
+//! egress. Every attachment is a BPF link (gone with the process, so a killed daemon leaves no
+//! program behind). The control thread never touches a frame: it writes maps.
 //! - ports: ingress ifindex -> slot and state (collecting, LACP, micro-BFD, probe MAC), the
 //!   same state the AF_XDP engine's port program reads;
-//! - the devmap of slots (members, then the upper port), written at attach;
+//! - the devmap of slots (members, then the upper port), written at attach (XDP), and the
+//!   same slots' ifindexes (tc, whose redirect takes an ifindex);
 //! - two copies of the table and of the broadcast devmap, and a selector: [`XdpEngine::publish`]
 //!   writes the copy frames are not reading, then flips the selector, so a frame sees the old
 //!   table or the new one, never a mix;
@@ -26,7 +30,11 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 
 use aya::maps::{Array, DevMapHash, HashMap, MapData, PerCpuArray, PerCpuValues};
-use aya::programs::{links::FdLink, RawTracePoint, TestRun, TestRunOptions, Xdp, XdpMode};
+use aya::programs::tc::TcAttachOptions;
+use aya::programs::{
+    links::FdLink, LinkOrder, RawTracePoint, SchedClassifier, TcAttachType, TestRun,
+    TestRunOptions, Xdp, XdpMode,
+};
 use aya::{Ebpf, EbpfLoader};
 use xlagg_common::{
     engine_policy, names, EngineCounter, EngineCounters, EnginePort, EngineTable, PortState,
@@ -41,6 +49,17 @@ use crate::xdp::{error_chain, AttachMode, XdpError};
 /// The XDP engine's object built by `build.rs` from `ebpf/xdp/src/engine.rs`.
 pub static ENGINE_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-engine"));
+
+/// Where the object's programs hook into the kernel.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Hooks {
+    /// XDP on every port (the XDP engine).
+    Xdp,
+    /// tc on laggN's egress and every member's ingress (the host path).
+    Tc,
+    /// None: the object's maps and watches alone (an AF_XDP lagg's lost-member words).
+    None,
+}
 
 /// One port of the engine as the control thread last wrote it.
 #[derive(Debug)]
@@ -67,6 +86,7 @@ pub struct XdpEngine {
     flipped: Option<std::time::Instant>,
     /// The lost-member words, mapped: cleared here when a slot is (re)used.
     words: Option<MappedWords>,
+    hooks: Hooks,
 }
 
 /// How long a frame that read the selector may still be reading the copy it named: one run
@@ -82,6 +102,10 @@ struct KernelOffsets {
     state: u32,
     /// `dev` in `struct sk_buff`.
     skb_dev: u32,
+    /// `nd_net` in `struct net_device` (its network namespace).
+    netdev_net: u32,
+    /// `net_cookie` in `struct net`.
+    net_cookie: u32,
 }
 
 fn kernel_offsets() -> &'static Result<KernelOffsets, String> {
@@ -96,9 +120,18 @@ fn kernel_offsets() -> &'static Result<KernelOffsets, String> {
             ifindex: offset("net_device", "ifindex")?,
             state: offset("net_device", "state")?,
             skb_dev: offset("sk_buff", "dev")?,
+            netdev_net: offset("net_device", "nd_net")?,
+            net_cookie: offset("net", "net_cookie")?,
         };
         // The programs take 0 for "unknown"; none of these fields opens its struct.
-        if found.ifindex == 0 || found.state == 0 || found.skb_dev == 0 {
+        let fields = [
+            found.ifindex,
+            found.state,
+            found.skb_dev,
+            found.netdev_net,
+            found.net_cookie,
+        ];
+        if fields.contains(&0) {
             return Err(format!(
                 "unexpected offsets in the kernel's BTF ({found:?}): not a kernel this knows"
             ));
@@ -107,48 +140,67 @@ fn kernel_offsets() -> &'static Result<KernelOffsets, String> {
     })
 }
 
+impl Hooks {
+    fn engine_name(self) -> &'static str {
+        match self {
+            Hooks::Xdp => "XDP engine",
+            Hooks::Tc => "tc host path",
+            Hooks::None => "lost-member words",
+        }
+    }
+}
+
 impl XdpEngine {
-    /// Loads the engine's object for lagg `lagg` (nothing attached yet).
+    /// Loads the object for lagg `lagg` with its programs for `hooks` (nothing attached yet):
+    /// the XDP engine's program, the tc host path's two, or none (the maps and watches alone,
+    /// for an AF_XDP lagg's lost-member words: see [`watch_drops`](Self::watch_drops); ports
+    /// cannot be attached then).
     ///
     /// # Errors
-    /// When the object or its program does not load (the verifier's message included).
-    pub fn load(lagg: &str) -> Result<Self, XdpError> {
-        Self::open(lagg, true)
-    }
-
-    /// Loads the object's maps alone, for an AF_XDP lagg: its lost-member words, the ports'
-    /// slots and the watches ([`watch_drops`](Self::watch_drops)); the distribution program is
-    /// not loaded, so ports cannot be attached.
-    ///
-    /// # Errors
-    /// When the object does not load.
-    pub fn load_words(lagg: &str) -> Result<Self, XdpError> {
-        Self::open(lagg, false)
-    }
-
-    fn open(lagg: &str, distribute: bool) -> Result<Self, XdpError> {
+    /// When the object or a program does not load (the verifier's message included).
+    pub fn load(lagg: &str, hooks: Hooks) -> Result<Self, XdpError> {
         let load_err = |detail: String| XdpError::Load {
-            port: format!("{lagg} (XDP engine)"),
+            port: format!("{lagg} ({})", hooks.engine_name()),
             detail,
         };
         // 0 when the kernel has no BTF: the watches then do nothing (and `watch_transmit`
         // and `watch_drops` say why).
         let at = kernel_offsets().as_ref().copied().unwrap_or_default();
+        // 0 without SO_NETNS_COOKIE: the watches then take no device for a member.
+        let cookie = xlagg_sys::netns::cookie().unwrap_or(0);
         let mut ebpf = EbpfLoader::new()
             .override_global(names::IFINDEX_OFFSET, &at.ifindex, true)
             .override_global(names::STATE_OFFSET, &at.state, true)
             .override_global(names::SKB_DEV_OFFSET, &at.skb_dev, true)
+            .override_global(names::NETDEV_NET_OFFSET, &at.netdev_net, true)
+            .override_global(names::NET_COOKIE_OFFSET, &at.net_cookie, true)
+            .override_global(names::NETNS_COOKIE, &cookie, true)
             .load(ENGINE_OBJECT)
             .map_err(|e| load_err(error_chain(&e)))?;
-        if distribute {
-            let program: &mut Xdp = ebpf
-                .program_mut(names::ENGINE_PROGRAM)
-                .ok_or_else(|| load_err(format!("no program {}", names::ENGINE_PROGRAM)))?
-                .try_into()
-                .map_err(|e: aya::programs::ProgramError| load_err(e.to_string()))?;
-            program.load().map_err(|e| load_err(error_chain(&e)))?;
+        match hooks {
+            Hooks::Xdp => {
+                let program: &mut Xdp = ebpf
+                    .program_mut(names::ENGINE_PROGRAM)
+                    .ok_or_else(|| load_err(format!("no program {}", names::ENGINE_PROGRAM)))?
+                    .try_into()
+                    .map_err(|e: aya::programs::ProgramError| load_err(e.to_string()))?;
+                program.load().map_err(|e| load_err(error_chain(&e)))?;
+            }
+            Hooks::Tc => {
+                for name in [names::HOST_OUT_PROGRAM, names::HOST_IN_PROGRAM] {
+                    let program: &mut SchedClassifier = ebpf
+                        .program_mut(name)
+                        .ok_or_else(|| load_err(format!("no program {name}")))?
+                        .try_into()
+                        .map_err(|e: aya::programs::ProgramError| load_err(e.to_string()))?;
+                    program
+                        .load()
+                        .map_err(|e| load_err(format!("{name}: {}", error_chain(&e))))?;
+                }
+            }
+            Hooks::None => {}
         }
-        Ok(Self {
+        let mut engine = Self {
             ebpf,
             lagg: lagg.to_string(),
             ports: BTreeMap::new(),
@@ -156,11 +208,15 @@ impl XdpEngine {
             passive: Vec::new(),
             flipped: None,
             words: None,
-        })
-        .and_then(|mut engine| {
-            engine.words = Some(engine.lost_words()?);
-            Ok(engine)
-        })
+            hooks,
+        };
+        engine.words = Some(engine.lost_words()?);
+        Ok(engine)
+    }
+
+    /// The hooks this object was loaded for.
+    pub fn hooks(&self) -> Hooks {
+        self.hooks
     }
 
     fn map_err(&self, map: &'static str, detail: impl ToString) -> XdpError {
@@ -180,8 +236,9 @@ impl XdpEngine {
     }
 
     /// Adds port `name` (`ifindex`) in `slot` (a member slot, or [`ENGINE_UPPER_SLOT`] with
-    /// `upper`): its devmap slot and state (not collecting) first, then the program, in
-    /// driver mode or, with a warning, generic mode.
+    /// `upper`): its slot's device and its state (not collecting) first, then the program:
+    /// XDP in driver mode or, with a warning, generic mode; or the tc host path's program on a
+    /// member's ingress or on laggN's (the upper port's) egress.
     ///
     /// # Errors
     /// A map write, or neither mode attaching (the maps are cleaned again).
@@ -205,11 +262,18 @@ impl XdpEngine {
         self.reset_counters(slot)?;
         self.clear_lost(slot);
         self.write_port(ifindex, value)?;
-        let tx = self.tx_map(|m| {
-            m.insert(slot, ifindex, None, 0)
-                .map_err(|e| error_chain(&e))
-        });
-        let attached = tx.and_then(|()| self.attach_link(name, ifindex));
+        let attached = match self.hooks {
+            Hooks::Xdp => self
+                .tx_map(|m| {
+                    m.insert(slot, ifindex, None, 0)
+                        .map_err(|e| error_chain(&e))
+                })
+                .and_then(|()| self.attach_link(name, ifindex)),
+            Hooks::Tc => self
+                .array_set(names::ENGINE_IFINDEX, slot, ifindex)
+                .and_then(|()| self.attach_tc(name, upper)),
+            Hooks::None => Err(self.map_err("program", "loaded without hooks")),
+        };
         let (link, mode) = match attached {
             Ok(done) => done,
             Err(e) => {
@@ -265,6 +329,51 @@ impl XdpEngine {
         Ok((link, mode))
     }
 
+    /// Attaches the tc host path's program for `name`: laggN's egress (`upper`) or a member's
+    /// ingress, by a tcx link (Linux 6.6), so it goes with the process. laggN's program runs
+    /// after any other on its egress (a VLAN stand-in's, say); a member's before any other on
+    /// its ingress.
+    fn attach_tc(&mut self, name: &str, upper: bool) -> Result<(FdLink, AttachMode), XdpError> {
+        let (program, direction, order) = if upper {
+            (
+                names::HOST_OUT_PROGRAM,
+                TcAttachType::Egress,
+                LinkOrder::last(),
+            )
+        } else {
+            (
+                names::HOST_IN_PROGRAM,
+                TcAttachType::Ingress,
+                LinkOrder::first(),
+            )
+        };
+        let load_err = |detail: String| XdpError::Load {
+            port: name.to_string(),
+            detail,
+        };
+        let classifier: &mut SchedClassifier = self
+            .ebpf
+            .program_mut(program)
+            .and_then(|p| <&mut SchedClassifier>::try_from(p).ok())
+            .ok_or_else(|| load_err(format!("no program {program}")))?;
+        let id = classifier
+            .attach_with_options(name, direction, TcAttachOptions::TcxOrder(order))
+            .map_err(|e| XdpError::Attach {
+                port: name.to_string(),
+                native: format!(
+                    "tc {} (tcx link): {}",
+                    if upper { "egress" } else { "ingress" },
+                    error_chain(&e)
+                ),
+                generic: "the tc host path needs tcx links (Linux 6.6); use engine = \"xdp\" on an older kernel".into(),
+            })?;
+        let link = classifier
+            .take_link(id)
+            .map_err(|e| load_err(error_chain(&e)))?;
+        let link = FdLink::try_from(link).map_err(|e| load_err(error_chain(&e)))?;
+        Ok((link, AttachMode::Tc))
+    }
+
     /// Attaches the program to `name`, which is not a port (frames arriving there pass): a
     /// veth takes frames redirected into its peer only while it runs XDP or GRO, and laggN
     /// must take them whatever its offloads say.
@@ -287,6 +396,16 @@ impl XdpEngine {
     /// link event.
     pub fn watch_transmit(&mut self) -> Result<(), String> {
         self.attach_watch(names::TX_WATCH_PROGRAM, names::TX_WATCH_TRACEPOINT)
+    }
+
+    /// Attaches the queue watch (a raw tracepoint program on `net_dev_queue`), for the tc host
+    /// path: from then on a member an skb is queued to while it has no carrier is marked in
+    /// the lost-member words (its driver would drop it, or its stopped queue hold it).
+    ///
+    /// # Errors
+    /// As [`watch_transmit`](Self::watch_transmit).
+    pub fn watch_queue(&mut self) -> Result<(), String> {
+        self.attach_watch(names::QUEUE_WATCH_PROGRAM, names::QUEUE_WATCH_TRACEPOINT)
     }
 
     /// Attaches the drop watch (a raw tracepoint program on `kfree_skb`), for the AF_XDP
@@ -387,10 +506,14 @@ impl XdpEngine {
 
     /// Removes port `ifindex`'s state entry and its slot's device.
     fn remove_port(&mut self, ifindex: u32, slot: u32) -> Result<(), XdpError> {
-        self.tx_map(|m| match m.remove(slot) {
-            Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
-            Err(e) => Err(e.to_string()),
-        })?;
+        match self.hooks {
+            Hooks::Xdp => self.tx_map(|m| match m.remove(slot) {
+                Ok(()) | Err(aya::maps::MapError::KeyNotFound) => Ok(()),
+                Err(e) => Err(e.to_string()),
+            })?,
+            Hooks::Tc => self.array_set(names::ENGINE_IFINDEX, slot, 0u32)?,
+            Hooks::None => {}
+        }
         self.remove_state(ifindex)
     }
 
@@ -554,7 +677,8 @@ impl XdpEngine {
         } else {
             names::ENGINE_BCAST1
         };
-        {
+        // The tc host path broadcasts by clones to the active members of the table.
+        if self.hooks == Hooks::Xdp {
             let lagg = self.lagg.clone();
             let err = |detail: String| XdpError::Map {
                 port: lagg.clone(),

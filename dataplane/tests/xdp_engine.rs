@@ -26,7 +26,7 @@ use xlagg_common::{hash, EngineCounter, ENGINE_UPPER_SLOT};
 use xlagg_dataplane::distribution::{
     distribute, DistributionTable, Egress, MemberIndex, RoundRobinCursor, TxPolicy,
 };
-use xlagg_dataplane::engine::XdpEngine;
+use xlagg_dataplane::engine::{Hooks, XdpEngine};
 use xlagg_dataplane::flow::{hash_frame, HashLayers};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
 
@@ -191,7 +191,7 @@ fn rig(id: &str) -> Rig {
     bed::enter(&bed.ns("app"));
     // Per-CPU round-robin counts: keep every test run on one CPU.
     core_affinity::set_for_current(core_affinity::CoreId { id: 0 });
-    let mut engine = root_or_fail(XdpEngine::load("lagg0"));
+    let mut engine = root_or_fail(XdpEngine::load("lagg0", Hooks::Xdp));
     let members: Vec<u32> = (0..4).map(|i| bed::ifindex(&format!("xlm{i}"))).collect();
     for (slot, &ifindex) in members.iter().enumerate() {
         engine

@@ -35,19 +35,48 @@ impl PacketSocket {
     /// # Errors
     /// When socket or bind fails (no CAP_NET_RAW, no such interface).
     pub fn bind(ifindex: u32, protocol: u16) -> io::Result<Self> {
+        Self::open(ifindex, protocol, None)
+    }
+
+    /// Opens a socket bound to `ifindex` that reads only the frames the interface receives
+    /// for `destination`: a classic BPF filter drops every other frame in the kernel before it
+    /// is queued, and frames the host sends are not looped to it (`PACKET_IGNORE_OUTGOING`).
+    /// For a monitor on a port that carries the data path's traffic in the skb path, where a
+    /// plain `ETH_P_ALL` socket would be handed a copy of every frame both ways.
+    ///
+    /// # Errors
+    /// As [`bind`](Self::bind), or the kernel refusing the filter.
+    pub fn bind_to_destination(ifindex: u32, destination: [u8; 6]) -> io::Result<Self> {
+        Self::open(ifindex, ETH_P_ALL, Some(destination))
+    }
+
+    fn open(ifindex: u32, protocol: u16, destination: Option<[u8; 6]>) -> io::Result<Self> {
+        // Protocol 0 until bound: the socket receives nothing before its filter is in place
+        // (a socket made for ETH_P_ALL would see every interface's frames until bind).
         // SAFETY: plain socket(2); the result is checked before it is wrapped.
-        let raw = unsafe {
-            libc::socket(
-                libc::AF_PACKET,
-                libc::SOCK_RAW | libc::SOCK_CLOEXEC,
-                i32::from(protocol.to_be()),
-            )
-        };
+        let raw = unsafe { libc::socket(libc::AF_PACKET, libc::SOCK_RAW | libc::SOCK_CLOEXEC, 0) };
         if raw < 0 {
             return Err(io::Error::last_os_error());
         }
         // SAFETY: `raw` is a fresh descriptor owned by nobody else.
         let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if let Some(mac) = destination {
+            filter_destination(&fd, mac)?;
+            let on: libc::c_int = 1;
+            // SAFETY: `on` is a live c_int of the size passed.
+            let rc = unsafe {
+                libc::setsockopt(
+                    fd.as_raw_fd(),
+                    libc::SOL_PACKET,
+                    libc::PACKET_IGNORE_OUTGOING,
+                    (&on as *const libc::c_int).cast(),
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                )
+            };
+            if rc != 0 {
+                return Err(io::Error::last_os_error());
+            }
+        }
         // SAFETY: sockaddr_ll is plain data; all-zero is a valid starting value.
         let mut addr: libc::sockaddr_ll = unsafe { std::mem::zeroed() };
         addr.sll_family = libc::AF_PACKET as u16;
@@ -230,6 +259,48 @@ impl AsRawFd for PacketSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// The classic BPF program that accepts a frame whose destination MAC is `mac`.
+fn destination_filter(mac: [u8; 6]) -> [libc::sock_filter; 6] {
+    const LD_W_ABS: u16 = (libc::BPF_LD | libc::BPF_W | libc::BPF_ABS) as u16;
+    const LD_H_ABS: u16 = (libc::BPF_LD | libc::BPF_H | libc::BPF_ABS) as u16;
+    const JEQ_K: u16 = (libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K) as u16;
+    const RET_K: u16 = (libc::BPF_RET | libc::BPF_K) as u16;
+    let op = |code, jt, jf, k| libc::sock_filter { code, jt, jf, k };
+    let head = u32::from_be_bytes([mac[0], mac[1], mac[2], mac[3]]);
+    let tail = u32::from(u16::from_be_bytes([mac[4], mac[5]]));
+    [
+        op(LD_W_ABS, 0, 0, 0),
+        op(JEQ_K, 0, 3, head),
+        op(LD_H_ABS, 0, 0, 4),
+        op(JEQ_K, 0, 1, tail),
+        op(RET_K, 0, 0, 0x0004_0000),
+        op(RET_K, 0, 0, 0),
+    ]
+}
+
+/// Attaches [`destination_filter`] to `fd`.
+fn filter_destination(fd: &OwnedFd, mac: [u8; 6]) -> io::Result<()> {
+    let program = destination_filter(mac);
+    let fprog = libc::sock_fprog {
+        len: program.len() as u16,
+        filter: program.as_ptr().cast_mut(),
+    };
+    // SAFETY: `fprog` points at `program`, alive for the call; the kernel copies it.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ATTACH_FILTER,
+            (&fprog as *const libc::sock_fprog).cast(),
+            std::mem::size_of::<libc::sock_fprog>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(())
 }
 
 /// CLOCK_MONOTONIC in nanoseconds: one clock for every process on the machine, whatever its

@@ -5,7 +5,8 @@
 //!   probes, announcements; the test tools' plain sender and sink);
 //! - [`linkevents`]: kernel link notifications (carrier, admin state, removal);
 //! - [`credentials`]: who is on the other end of a Unix socket;
-//! - [`process`]: helper processes that end with the daemon.
+//! - [`process`]: helper processes that end with the daemon;
+//! - [`netns`]: the cookie of the calling thread's network namespace.
 //!
 //! Each module is a thin, safe wrapper over `libc`; `unsafe` is allowed module by module and
 //! every block says why it holds. The AF_XDP rings are the dataplane's (`xlagg-dataplane`).
@@ -14,4 +15,5 @@
 pub mod afpacket;
 pub mod credentials;
 pub mod linkevents;
+pub mod netns;
 pub mod process;

@@ -22,27 +22,49 @@ use xlagg_dataplane::worker::ZeroCopy;
 /// Where a lagg's frames are distributed (`engine`).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum Engine {
-    /// Pinned workers over AF_XDP sockets (the default; the one with zero-copy).
+    /// Pinned workers over AF_XDP sockets (forward mode's default; the one with zero-copy).
     #[default]
     AfXdp,
     /// Inside the XDP program itself: devmap redirects, no socket, no worker; for devices
     /// where AF_XDP copies every frame (veth, virtio, most cloud NICs).
     Xdp,
+    /// The host path (host mode's default): tc programs place the host's own skbs on the
+    /// members and hand the members' skbs to laggN, with segmentation and checksum offloads
+    /// kept end to end.
+    Tc,
 }
 
 impl Engine {
-    /// Parses `afxdp` or `xdp`.
+    /// Parses `afxdp`, `xdp` or `tc` (`auto` is resolved by [`Engine::auto`]).
     ///
     /// # Errors
-    /// Names what was given and the two choices.
+    /// Names what was given and the choices.
     pub fn parse(text: &str) -> Result<Engine, String> {
         match text {
             "afxdp" => Ok(Engine::AfXdp),
             "xdp" => Ok(Engine::Xdp),
+            "tc" => Ok(Engine::Tc),
             other => Err(format!(
-                "'{other}' is not an engine: use afxdp (workers over AF_XDP sockets) or xdp (distribution in the XDP program)"
+                "'{other}' is not an engine: use auto, afxdp (workers over AF_XDP sockets), xdp (distribution in the XDP \
+                 program) or tc (host mode: the host's skbs placed in the kernel, offloads kept)"
             )),
         }
+    }
+
+    /// The engine of `engine = "auto"` (the default): forward mode runs the AF_XDP workers;
+    /// host mode runs the tc host path unless a setting only the workers have is given
+    /// (`cores`, `busy_poll`, `zero_copy = "required"`), which keeps the workers.
+    pub fn auto(forward: bool, wants_workers: bool) -> Engine {
+        if forward || wants_workers {
+            Engine::AfXdp
+        } else {
+            Engine::Tc
+        }
+    }
+
+    /// Whether the engine distributes in the kernel (no workers): `xdp` and `tc`.
+    pub fn in_kernel(self) -> bool {
+        self != Engine::AfXdp
     }
 }
 
@@ -51,6 +73,7 @@ impl fmt::Display for Engine {
         f.write_str(match self {
             Engine::AfXdp => "afxdp",
             Engine::Xdp => "xdp",
+            Engine::Tc => "tc",
         })
     }
 }
@@ -152,7 +175,8 @@ pub struct LaggConfig {
     /// Preferred busy polling for the workers' AF_XDP sockets: the worker drives the ports'
     /// NAPI itself instead of the softirq.
     pub busy_poll: bool,
-    /// Where frames are distributed: AF_XDP workers or the XDP program.
+    /// Where frames are distributed: AF_XDP workers, the XDP program or the tc host path
+    /// (`auto` resolved).
     pub engine: Engine,
     /// Host or forward mode.
     pub upper: Upper,
@@ -418,7 +442,8 @@ pub struct LaggSpec {
     pub rx_all: bool,
     /// Preferred busy polling (`SO_PREFER_BUSY_POLL`) for the workers' sockets.
     pub busy_poll: bool,
-    /// `afxdp` (workers over AF_XDP sockets) or `xdp` (distribution in the XDP program).
+    /// `auto` (host mode: `tc`; forward mode: `afxdp`), `afxdp` (workers over AF_XDP
+    /// sockets), `xdp` (distribution in the XDP program) or `tc` (host mode's skb path).
     pub engine: String,
     pub upper: String,
     pub forward_port: Option<String>,
@@ -475,7 +500,7 @@ impl Default for LaggSpec {
             rr_limit: 1,
             rx_all: false,
             busy_poll: false,
-            engine: "afxdp".into(),
+            engine: "auto".into(),
             upper: "host".into(),
             forward_port: None,
             addresses: Vec::new(),
@@ -686,6 +711,25 @@ mod tests {
     }
 
     #[test]
+    fn the_default_engine_is_the_host_path_in_host_mode_and_the_workers_in_forward_mode() {
+        let engine = |extra: &str| {
+            let text = format!("[[lagg]]\nname = \"lagg0\"\nlaggports = [\"em0\"]\n{extra}");
+            Config::from_toml(&text).expect("valid").laggs[0].engine
+        };
+        assert_eq!(engine(""), Engine::Tc);
+        assert_eq!(engine("engine = \"auto\"\n"), Engine::Tc);
+        assert_eq!(
+            engine("upper = \"forward\"\nforward_port = \"em9\"\n"),
+            Engine::AfXdp
+        );
+        // Settings only the workers have keep them.
+        assert_eq!(engine("cores = [1]\n"), Engine::AfXdp);
+        assert_eq!(engine("busy_poll = true\n"), Engine::AfXdp);
+        assert_eq!(engine("engine = \"xdp\"\n"), Engine::Xdp);
+        assert_eq!(engine("engine = \"afxdp\"\n"), Engine::AfXdp);
+    }
+
+    #[test]
     fn sample_config_is_valid() {
         let text = include_str!("../../../xlagg.sample.toml");
         let c = Config::from_toml(text).expect("the sample config must stay valid");
@@ -744,7 +788,9 @@ mod tests {
             ("[[lagg]]\nname = \"lagg0\"\nupper = \"forward\"\nforward_port = \"a\"\nlaggports = [\"a\"]", "lagg0.forward_port: a is also a member port"),
             ("[[lagg]]\nname = \"lagg0\"\nzero_copy = \"yes\"\nlaggports = [\"a\"]", "lagg0.zero_copy: 'yes' is not one of auto, off, required"),
             ("[[lagg]]\nname = \"lagg0\"\nring_size = 1000\nlaggports = [\"a\"]", "lagg0.ring_size: 1000 must be a power of two"),
-            ("[[lagg]]\nname = \"lagg0\"\nengine = \"ebpf\"\nlaggports = [\"a\"]", "lagg0.engine: 'ebpf' is not an engine: use afxdp"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"ebpf\"\nlaggports = [\"a\"]", "lagg0.engine: 'ebpf' is not an engine: use auto, afxdp"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"tc\"\nupper = \"forward\"\nforward_port = \"b\"\nlaggports = [\"a\"]", "lagg0.engine: tc is the host path"),
+            ("[[lagg]]\nname = \"lagg0\"\nengine = \"tc\"\ncores = [1]\nlaggports = [\"a\"]", "lagg0.cores: the tc engine has no workers"),
             ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\nbusy_poll = true\nlaggports = [\"a\"]", "lagg0.busy_poll: applies to the afxdp engine's sockets"),
             ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\nzero_copy = \"required\"\nlaggports = [\"a\"]", "lagg0.zero_copy: applies to the afxdp engine"),
             ("[[lagg]]\nname = \"lagg0\"\nengine = \"xdp\"\ncores = [1]\nlaggports = [\"a\"]", "lagg0.cores: the xdp engine has no workers"),

@@ -354,40 +354,55 @@ fn sizing(r: &LaggSpec, f: &mut Fields<'_>, budget: u64, budget_mb: u64) -> Opti
     zero_copy
 }
 
-/// `engine`, and the settings that apply to one engine only.
+/// `engine` (`auto` resolved), and the settings that apply to one engine only.
 fn engine(r: &LaggSpec, f: &mut Fields<'_>, proto: Option<LaggProto>) -> Option<Engine> {
-    let engine = Engine::parse(&r.engine)
-        .map_err(|e| f.bad("engine", e))
-        .ok()?;
-    if engine == Engine::Xdp {
-        if r.busy_poll {
-            f.bad(
-                "busy_poll",
-                "applies to the afxdp engine's sockets; the xdp engine has none (remove busy_poll or use engine = \"afxdp\")",
-            );
-        }
-        if r.zero_copy == "required" {
-            f.bad(
-                "zero_copy",
-                "applies to the afxdp engine; the xdp engine never copies to userspace (use zero_copy = \"auto\" or engine = \"afxdp\")",
-            );
-        }
-        if !r.cores.is_empty() {
-            f.bad(
-                "cores",
-                "the xdp engine has no workers: it runs on the CPUs that receive (steer them with the NICs' IRQ affinity); remove cores or use engine = \"afxdp\"",
-            );
-        }
-        if proto == Some(LaggProto::Broadcast) && r.mtu > XDP_BROADCAST_MAX_MTU {
-            f.bad(
-                "mtu",
-                format!(
-                    "{} is above {XDP_BROADCAST_MAX_MTU}, the largest broadcast frame of the xdp engine (the kernel cannot \
-                     copy a multi-buffer frame to several ports): lower the mtu or use engine = \"afxdp\"",
-                    r.mtu
-                ),
-            );
-        }
+    let forward = r.upper == "forward";
+    let engine = if r.engine == "auto" {
+        let wants_workers = !r.cores.is_empty() || r.busy_poll || r.zero_copy == "required";
+        Engine::auto(forward, wants_workers)
+    } else {
+        Engine::parse(&r.engine)
+            .map_err(|e| f.bad("engine", e))
+            .ok()?
+    };
+    if !engine.in_kernel() {
+        return Some(engine);
+    }
+    let name = engine.to_string();
+    if r.busy_poll {
+        f.bad(
+            "busy_poll",
+            format!("applies to the afxdp engine's sockets; the {name} engine has none (remove busy_poll or use engine = \"afxdp\")"),
+        );
+    }
+    if r.zero_copy == "required" {
+        f.bad(
+            "zero_copy",
+            format!("applies to the afxdp engine; the {name} engine never copies to userspace (use zero_copy = \"auto\" or engine = \"afxdp\")"),
+        );
+    }
+    if !r.cores.is_empty() {
+        f.bad(
+            "cores",
+            format!("the {name} engine has no workers: it runs on the CPUs that receive (steer them with the NICs' IRQ affinity); remove cores or use engine = \"afxdp\""),
+        );
+    }
+    if engine == Engine::Tc && forward {
+        f.bad(
+            "engine",
+            "tc is the host path (upper = \"host\"); forward mode runs afxdp or xdp",
+        );
+    }
+    if engine == Engine::Xdp && proto == Some(LaggProto::Broadcast) && r.mtu > XDP_BROADCAST_MAX_MTU
+    {
+        f.bad(
+            "mtu",
+            format!(
+                "{} is above {XDP_BROADCAST_MAX_MTU}, the largest broadcast frame of the xdp engine (the kernel cannot \
+                 copy a multi-buffer frame to several ports): lower the mtu or use engine = \"afxdp\" or \"tc\"",
+                r.mtu
+            ),
+        );
     }
     Some(engine)
 }

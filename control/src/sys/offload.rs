@@ -86,6 +86,18 @@ pub const HW_OFFLOAD: &[&str] = &[
     "rx-checksumming",
 ];
 
+/// What `hw_offload = false` turns off on laggN and every member on the tc host path, where
+/// the host's skbs reach the members' drivers whole: segmentation (TSO, GSO, LRO), GRO and
+/// checksumming both ways, as TrueNAS means "Disable Hardware Offloading".
+pub const ALL_OFFLOADS: &[&str] = &[
+    "tcp-segmentation-offload",
+    "generic-segmentation-offload",
+    "generic-receive-offload",
+    "large-receive-offload",
+    "rx-checksumming",
+    "tx-checksumming",
+];
+
 /// The name `ethtool -K` takes for a feature `ethtool -k` prints under another.
 fn setting_name(printed: &str) -> &str {
     match printed {
@@ -94,6 +106,9 @@ fn setting_name(printed: &str) -> &str {
         "generic-segmentation-offload" => "gso",
         "generic-receive-offload" => "gro",
         "rx-checksumming" => "rx",
+        "tx-checksumming" => "tx",
+        "tcp-segmentation-offload" => "tso",
+        "large-receive-offload" => "lro",
         other => other,
     }
 }
@@ -214,6 +229,18 @@ pub fn complete_frames_on_host(iface: &str, hw_offload: bool) -> Result<Vec<Stri
         }
     }
     Ok(changes.into_iter().map(|c| c.0).collect())
+}
+
+/// Turns off [`ALL_OFFLOADS`] on `iface` (those the driver lets change; the others stay, as
+/// ethtool would leave them). Returns the settings to put back at teardown.
+///
+/// # Errors
+/// ethtool failed.
+pub fn disable_offloads(iface: &str) -> Result<Vec<(String, bool)>, OffloadError> {
+    let current = features(iface)?;
+    let changes = turn_off(iface, &current, ALL_OFFLOADS, false)?;
+    set(iface, &changes)?;
+    Ok(changes.into_iter().map(|(n, _)| (n, true)).collect())
 }
 
 /// What [`keep_vlan_tags`] did to a port.

@@ -6,8 +6,9 @@
 //!
 //! The one piece of logic here is the flow hash ([`hash`]), because both engines must compute
 //! it identically; everything else is layouts and names.
-#![no_std]
+#![cfg_attr(not(test), no_std)]
 
+pub mod filter;
 pub mod hash;
 
 /// Names of the maps and programs in the XDP object. BPF object names are at most 15 bytes.
@@ -103,6 +104,26 @@ pub mod names {
     pub const DROP_WATCH_TRACEPOINT: &str = "kfree_skb";
     /// The global the loader sets to the byte offset of `dev` in `struct sk_buff`.
     pub const SKB_DEV_OFFSET: &str = "XLAGG_SKB_DEV_OFFSET";
+    /// The global the loader sets to the byte offset of `nd_net` in `struct net_device`.
+    pub const NETDEV_NET_OFFSET: &str = "XLAGG_NETDEV_NET_OFFSET";
+    /// The global the loader sets to the byte offset of `net_cookie` in `struct net`.
+    pub const NET_COOKIE_OFFSET: &str = "XLAGG_NET_COOKIE_OFFSET";
+    /// The global the loader sets to the cookie of the lagg's network namespace: the watches
+    /// take a device for a member only in that namespace.
+    pub const NETNS_COOKIE: &str = "XLAGG_NETNS_COOKIE";
+    /// The queue watch: a raw tracepoint program on `net_dev_queue` that marks a member an
+    /// skb is queued to when the member has no carrier (the tc host path's transmit).
+    pub const QUEUE_WATCH_PROGRAM: &str = "xlagg_queue_watch";
+    /// The kernel tracepoint it is attached to.
+    pub const QUEUE_WATCH_TRACEPOINT: &str = "net_dev_queue";
+    /// The tc host path's program on laggN's egress: places what the host sends.
+    pub const HOST_OUT_PROGRAM: &str = "xlagg_host_out";
+    /// The tc host path's program on every member's ingress: control frames to the control
+    /// path, data into laggN.
+    pub const HOST_IN_PROGRAM: &str = "xlagg_host_in";
+    /// `BPF_MAP_TYPE_ARRAY` of `u32`, one per slot: the slot's ifindex (the tc host path's
+    /// redirect target; the upper slot is laggN).
+    pub const ENGINE_IFINDEX: &str = "XLAGG_EIFX";
     /// The tests' program that returns the shared flow hash of a frame (run under
     /// `BPF_PROG_TEST_RUN`, never attached).
     pub const HASH_PROGRAM: &str = "xlagg_hash";

@@ -17,7 +17,7 @@
 
 mod packet;
 
-use aya_ebpf::bindings::{xdp_action, TC_ACT_OK, TC_ACT_SHOT};
+use aya_ebpf::bindings::{xdp_action, TC_ACT_SHOT, TC_ACT_UNSPEC};
 use aya_ebpf::helpers::{bpf_ktime_get_ns, bpf_skb_vlan_pop, bpf_skb_vlan_push};
 use aya_ebpf::macros::{classifier, map, xdp};
 use aya_ebpf::maps::{Array, DevMap, PerCpuArray};
@@ -35,11 +35,7 @@ static HASH_CONFIG: Array<HashProbe> = Array::with_max_entries(1, 0);
 #[xdp]
 pub fn xlagg_hash(ctx: XdpContext) -> u32 {
     let probe = HASH_CONFIG.get(0).copied().unwrap_or_default();
-    let packet = packet::Packet {
-        ctx: ctx.ctx,
-        start: ctx.data(),
-        end: ctx.data_end(),
-    };
+    let packet = packet::Packet::of(&ctx);
     hash::hash_frame(&packet, probe.layers as u8, probe.seed)
 }
 
@@ -303,18 +299,20 @@ fn in_prefix(ctx: &TcContext, cfg: &VlanConfig) -> bool {
 }
 
 /// Egress: an untagged frame of the configured prefix gets the configured tag in skb metadata.
+/// Every frame goes on to the next program of the hook (`TC_ACT_UNSPEC`): the stand-in is
+/// attached first, as a VLAN device sits above its parent's own programs.
 #[classifier]
 pub fn xlagg_vlan_push(ctx: TcContext) -> i32 {
     let Some(cfg) = VLAN_CONFIG.get(0) else {
-        return TC_ACT_OK;
+        return TC_ACT_UNSPEC;
     };
     // SAFETY: the context's skb pointer is valid for the whole run.
     if unsafe { (*ctx.skb.skb).vlan_present } != 0 || !in_prefix(&ctx, cfg) {
-        return TC_ACT_OK;
+        return TC_ACT_UNSPEC;
     }
     // SAFETY: the helper takes the context's skb; protocol in network order.
     unsafe { bpf_skb_vlan_push(ctx.skb.skb, 0x8100u16.to_be(), cfg.vid) };
-    TC_ACT_OK
+    TC_ACT_UNSPEC
 }
 
 /// Ingress: a frame tagged with the configured VLAN id loses its tag; an untagged frame of the
@@ -322,7 +320,7 @@ pub fn xlagg_vlan_push(ctx: TcContext) -> i32 {
 #[classifier]
 pub fn xlagg_vlan_pop(ctx: TcContext) -> i32 {
     let Some(cfg) = VLAN_CONFIG.get(0) else {
-        return TC_ACT_OK;
+        return TC_ACT_UNSPEC;
     };
     // SAFETY: the context's skb pointer is valid for the whole run.
     let (present, tci) = unsafe { ((*ctx.skb.skb).vlan_present, (*ctx.skb.skb).vlan_tci) };
@@ -331,12 +329,12 @@ pub fn xlagg_vlan_pop(ctx: TcContext) -> i32 {
             // SAFETY: the helper takes the context's skb.
             unsafe { bpf_skb_vlan_pop(ctx.skb.skb) };
         }
-        return TC_ACT_OK;
+        return TC_ACT_UNSPEC;
     }
     if in_prefix(&ctx, cfg) {
         return TC_ACT_SHOT;
     }
-    TC_ACT_OK
+    TC_ACT_UNSPEC
 }
 
 #[cfg(not(test))]

@@ -1,7 +1,7 @@
 //! The XDP program xlagg attaches to every port it serves (members, the forward port and the
 //! host-side port of `laggN`).
 //!
-//! Per frame: the port checks of `filter.rs` (malformed, slow protocols, micro-BFD, probe
+//! Per frame: the port checks of `xlagg_common::filter` (malformed, slow protocols, micro-BFD, probe
 //! replies, not collecting), then data goes to the AF_XDP socket of the receive queue; no
 //! socket: drop, count `NoSocket`.
 //!
@@ -19,7 +19,7 @@
 #![no_std]
 #![no_main]
 
-mod filter;
+mod packet;
 
 use aya_ebpf::{
     bindings::xdp_action,
@@ -27,7 +27,8 @@ use aya_ebpf::{
     maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
-use filter::{classify, Verdict};
+use packet::Packet;
+use xlagg_common::filter::{classify, Verdict};
 use xlagg_common::{PortState, XdpCounter, MAX_QUEUES};
 
 #[map(name = "XLAGG_XSKS")]
@@ -51,9 +52,16 @@ fn count(counter: XdpCounter) {
 #[xdp(frags)]
 pub fn xlagg_port(ctx: XdpContext) -> u32 {
     let state = PORT_STATE.get(0).copied().unwrap_or(PortState::collecting(false));
-    if let Verdict::Done(action, counter) = classify(ctx.data(), ctx.data_end(), &state) {
-        count(counter);
-        return action;
+    match classify(&Packet::of(&ctx), &state) {
+        Verdict::Data => {}
+        Verdict::Pass(counter) => {
+            count(counter);
+            return xdp_action::XDP_PASS;
+        }
+        Verdict::Drop(counter) => {
+            count(counter);
+            return xdp_action::XDP_DROP;
+        }
     }
     match XSKS.redirect(ctx.rx_queue_index(), 0) {
         Ok(action) => {

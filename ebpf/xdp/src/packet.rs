@@ -3,7 +3,7 @@
 //! computed from the headers through `bpf_xdp_load_bytes`, which checks its bounds itself
 //! (the verifier cannot follow a packet pointer whose offset went through the header walk).
 
-use aya_ebpf::{bindings::xdp_md, helpers::bpf_xdp_load_bytes};
+use aya_ebpf::{bindings::xdp_md, helpers::bpf_xdp_load_bytes, programs::XdpContext};
 use xlagg_common::hash::FrameBytes;
 
 /// A packet being processed.
@@ -17,6 +17,16 @@ pub struct Packet {
 }
 
 impl Packet {
+    /// The packet of `ctx`.
+    #[inline(always)]
+    pub fn of(ctx: &XdpContext) -> Self {
+        Self {
+            ctx: ctx.ctx,
+            start: ctx.data(),
+            end: ctx.data_end(),
+        }
+    }
+
     /// `N` bytes at `at`, if they lie inside the packet.
     #[inline(always)]
     fn read<const N: usize>(&self, at: usize) -> Option<[u8; N]> {

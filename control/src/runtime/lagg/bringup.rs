@@ -6,7 +6,7 @@
 use std::sync::{Arc, Mutex};
 
 use xlagg_common::ENGINE_UPPER_SLOT;
-use xlagg_dataplane::engine::XdpEngine;
+use xlagg_dataplane::engine::{Hooks, XdpEngine};
 use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
 use xlagg_sys::afpacket::PacketSocket;
 
@@ -63,8 +63,8 @@ impl Lagg {
                 )));
             }
             // RSS spreads flows over the active channels: each needs a worker, or the flows
-            // hashed to it are dropped (no socket). The XDP engine runs on every channel.
-            if cfg.engine == Engine::Xdp {
+            // hashed to it are dropped (no socket). The kernel's engines run on every channel.
+            if cfg.engine.in_kernel() {
                 return Ok(());
             }
             let active = crate::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
@@ -108,18 +108,24 @@ impl Lagg {
 
     /// The lost-member words of the lagg's object (the engine's, or, for the AF_XDP engine,
     /// its maps loaded for the words alone), with the watch that marks them: the XDP engine's
-    /// transmit watch, the AF_XDP engine's drop watch. Where the kernel refuses either, a
-    /// member whose link goes is left when the link event comes (milliseconds under load), as
-    /// before; the log says why.
+    /// transmit watch, the tc host path's queue watch, the AF_XDP engine's drop watch. Where
+    /// the kernel refuses one, a member whose link goes is left when the link event comes
+    /// (milliseconds under load); the log says why.
     fn start_lost_words(&mut self) {
         let object = match &self.engine {
             Some(engine) => {
-                if let Err(e) = xdp_port::lock(engine).watch_transmit() {
-                    tracing::warn!(lagg = %self.cfg.name, error = %e, "no transmit watch: a member whose link goes is left when the link event comes");
+                let mut locked = xdp_port::lock(engine);
+                let (watch, what) = match locked.hooks() {
+                    Hooks::Tc => (locked.watch_queue(), "queue"),
+                    _ => (locked.watch_transmit(), "transmit"),
+                };
+                drop(locked);
+                if let Err(e) = watch {
+                    tracing::warn!(lagg = %self.cfg.name, error = %e, "no {what} watch: a member whose link goes is left when the link event comes");
                 }
                 Ok(Arc::clone(engine))
             }
-            None => XdpEngine::load_words(&self.cfg.name)
+            None => XdpEngine::load(&self.cfg.name, Hooks::None)
                 .map(|mut e| {
                     // The AF_XDP engine's transmit is the kernel's copy-mode path: its drops
                     // tell a member without carrier (the workers' refused `sendto` alone
@@ -151,8 +157,13 @@ impl Lagg {
     pub(super) fn bring_up(&mut self, nl: &Netlink) -> Result<(), LaggError> {
         let cfg = self.cfg.clone();
         let first_member = nl.require(&cfg.ports[0])?;
-        if cfg.engine == Engine::Xdp {
-            self.engine = Some(Arc::new(Mutex::new(XdpEngine::load(&cfg.name)?)));
+        let hooks = match cfg.engine {
+            Engine::AfXdp => None,
+            Engine::Xdp => Some(Hooks::Xdp),
+            Engine::Tc => Some(Hooks::Tc),
+        };
+        if let Some(hooks) = hooks {
+            self.engine = Some(Arc::new(Mutex::new(XdpEngine::load(&cfg.name, hooks)?)));
         }
         self.start_lost_words();
         let upper_name = match &cfg.upper {
@@ -180,12 +191,20 @@ impl Lagg {
                 nl.set_mtu(host.index, cfg.mtu)?;
                 self.complete_frames_on_host()?;
                 nl.set_up(peer_link.index, true)?;
-                if let Some(engine) = &self.engine {
-                    // laggN takes the frames the engine redirects into its peer only while
-                    // it runs XDP (or GRO, which hw_offload = false turns off).
-                    xdp_port::lock(engine).attach_passive(&cfg.name, host.index)?;
+                if cfg.engine == Engine::Xdp {
+                    if let Some(engine) = &self.engine {
+                        // laggN takes the frames the engine redirects into its peer only
+                        // while it runs XDP (or GRO, which hw_offload = false turns off).
+                        xdp_port::lock(engine).attach_passive(&cfg.name, host.index)?;
+                    }
                 }
-                peer
+                // The tc host path hooks laggN itself (its egress); the others read what
+                // laggN sends where it arrives, on its peer.
+                if cfg.engine == Engine::Tc {
+                    cfg.name.clone()
+                } else {
+                    peer
+                }
             }
             Upper::Forward { port } => port.clone(),
         };
@@ -262,15 +281,24 @@ impl Lagg {
         Ok(())
     }
 
-    /// Keeps laggN's transmit path completing every frame in its bytes (see
-    /// [`crate::offload`]); called at bring-up and on every link notification of laggN, since
-    /// a feature change sends one.
+    /// Keeps laggN's offloads what the engine needs (see [`crate::offload`]); called at
+    /// bring-up and on every link notification of laggN, since a feature change sends one.
+    /// The workers and the XDP engine read laggN's frames as bytes: every frame must be
+    /// complete in them. The tc host path hands laggN's skbs to the members whole, so laggN
+    /// keeps every offload, unless `hw_offload = false` turns them off.
     pub(super) fn complete_frames_on_host(&mut self) -> Result<(), LaggError> {
         let name = &self.cfg.name;
-        let changed = crate::offload::complete_frames_on_host(name, self.cfg.hw_offload)
-            .map_err(|e| LaggError::Conflict(e.to_string()))?;
+        let changed = if self.cfg.engine == Engine::Tc {
+            if self.cfg.hw_offload {
+                return Ok(());
+            }
+            crate::offload::disable_offloads(name).map(|r| r.into_iter().map(|c| c.0).collect())
+        } else {
+            crate::offload::complete_frames_on_host(name, self.cfg.hw_offload)
+        }
+        .map_err(|e| LaggError::Conflict(e.to_string()))?;
         if !changed.is_empty() {
-            tracing::info!(lagg = %name, features = %changed.join(","), "offloads that would leave checksums or VLAN tags unfinished turned off");
+            tracing::info!(lagg = %name, features = %changed.join(","), "offloads turned off on laggN");
         }
         Ok(())
     }
@@ -305,30 +333,22 @@ impl Lagg {
         }
         let slot = member;
         let member = member.is_some();
+        let tc = self.cfg.engine == Engine::Tc;
         if !link.admin_up {
             nl.set_up(link.index, true)?;
         }
-        // Frames for the lagg's MAC arrive on every member; NICs filter them otherwise. Held
-        // through a packet socket, so that even a crash leaves the port as it was.
-        let holder = PacketSocket::bind(link.index, 0)
-            .and_then(|s| s.hold_promiscuous().map(|()| s))
-            .map_err(|source| LaggError::PacketSocket {
-                lagg: self.cfg.name.clone(),
-                port: name.to_string(),
-                what: "promiscuous-mode",
-                source,
-            })?;
-        port.promiscuous = Some(holder);
-        // A NIC that strips VLAN tags on receive would hand the program untagged frames.
-        match crate::offload::keep_vlan_tags(name) {
-            Ok(crate::offload::VlanRx { restore, stuck }) => {
-                port.restore_features = restore;
-                if !stuck.is_empty() {
-                    tracing::warn!(lagg = %self.cfg.name, port = name, features = %stuck.join(","), "the driver strips VLAN tags on receive and cannot stop: tagged frames on this port lose their tag");
+        // laggN itself (the tc host path's upper port) needs none of what a port on the wire
+        // does.
+        if member || !tc {
+            self.prepare_wire_port(&mut port)?;
+        }
+        if member && tc && !self.cfg.hw_offload {
+            match crate::offload::disable_offloads(name) {
+                Ok(restore) => port.restore_features.extend(restore),
+                Err(e) => {
+                    restore_port(&mut port);
+                    return Err(LaggError::Conflict(e.to_string()));
                 }
-            }
-            Err(e) => {
-                tracing::warn!(lagg = %self.cfg.name, port = name, error = %e, "cannot read the port's VLAN offloads")
             }
         }
         if self.cfg.busy_poll {
@@ -372,6 +392,41 @@ impl Lagg {
             }
         }
         Ok(port)
+    }
+
+    /// Makes `port` (a member or the forward port) take the lagg's frames: promiscuous, since
+    /// frames for the lagg's MAC arrive on every member and NICs filter them otherwise (held
+    /// through a packet socket, so that even a crash leaves the port as it was); and, for the
+    /// engines that read frames as bytes, with its VLAN tags left in them.
+    fn prepare_wire_port(&mut self, port: &mut Port) -> Result<(), LaggError> {
+        let name = port.name.clone();
+        let holder = PacketSocket::bind(port.ifindex, 0)
+            .and_then(|s| s.hold_promiscuous().map(|()| s))
+            .map_err(|source| LaggError::PacketSocket {
+                lagg: self.cfg.name.clone(),
+                port: name.clone(),
+                what: "promiscuous-mode",
+                source,
+            })?;
+        port.promiscuous = Some(holder);
+        // The tc host path keeps a stripped tag in the skb's metadata, where laggN's VLAN
+        // devices read it.
+        if self.cfg.engine == Engine::Tc {
+            return Ok(());
+        }
+        // A NIC that strips VLAN tags on receive would hand the program untagged frames.
+        match crate::offload::keep_vlan_tags(&name) {
+            Ok(crate::offload::VlanRx { restore, stuck }) => {
+                port.restore_features = restore;
+                if !stuck.is_empty() {
+                    tracing::warn!(lagg = %self.cfg.name, port = %name, features = %stuck.join(","), "the driver strips VLAN tags on receive and cannot stop: tagged frames on this port lose their tag");
+                }
+            }
+            Err(e) => {
+                tracing::warn!(lagg = %self.cfg.name, port = %name, error = %e, "cannot read the port's VLAN offloads")
+            }
+        }
+        Ok(())
     }
 
     /// Undoes whatever [`bring_up`](Self::bring_up) got to, in reverse: monitors, workers,

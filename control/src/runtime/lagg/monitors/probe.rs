@@ -5,7 +5,7 @@
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-use xlagg_sys::afpacket::{self, PacketSocket};
+use xlagg_sys::afpacket::PacketSocket;
 
 use super::{put, read_frames};
 use crate::config::ArpOptions;
@@ -24,9 +24,11 @@ pub(crate) struct ProbeMonitor {
     next_round: Instant,
 }
 
-/// Gives `port` its probe MAC and a socket that reads every frame of the port.
+/// Gives `port` its probe MAC and a socket that reads the frames the port receives for it
+/// (filtered in the kernel: on the tc host path every data frame passes the port's taps).
 fn open(lagg: &str, port: &mut Port) -> Result<([u8; 6], PacketSocket), LaggError> {
-    let socket = PacketSocket::bind(port.ifindex, afpacket::ETH_P_ALL).map_err(|source| {
+    let mac = crate::probe::probe_mac(port.mac);
+    let socket = PacketSocket::bind_to_destination(port.ifindex, mac).map_err(|source| {
         LaggError::PacketSocket {
             lagg: lagg.to_string(),
             port: port.name.clone(),
@@ -34,7 +36,6 @@ fn open(lagg: &str, port: &mut Port) -> Result<([u8; 6], PacketSocket), LaggErro
             source,
         }
     })?;
-    let mac = crate::probe::probe_mac(port.mac);
     if let Some(program) = port.program.as_mut() {
         program.set_probe_mac(mac)?;
     }
@@ -142,14 +143,10 @@ impl ProbeMonitor {
     /// Member `slot` joined at run time as `port`.
     ///
     /// # Errors
-    /// The probe MAC cannot be set in its program.
+    /// Its socket cannot be opened, or the probe MAC cannot be set in its program.
     pub(crate) fn join(&mut self, slot: usize, port: &mut Port) -> Result<(), LaggError> {
-        let mac = crate::probe::probe_mac(port.mac);
-        if let Some(program) = port.program.as_mut() {
-            program.set_probe_mac(mac)?;
-        }
-        let socket = PacketSocket::bind(port.ifindex, afpacket::ETH_P_ALL).ok();
-        put(&mut self.sockets, slot, socket);
+        let (mac, socket) = open(&self.lagg, port)?;
+        put(&mut self.sockets, slot, Some(socket));
         put(&mut self.probe_macs, slot, mac);
         put(&mut self.last_reply, slot, None);
         Ok(())

@@ -1,0 +1,228 @@
+//! The checks every port of a lagg makes before a frame is data, in one place for every
+//! engine (the AF_XDP engine's port program, the XDP engine, the tc host path), so a hostile
+//! segment meets the same rules whichever engine runs:
+//!
+//! 1. shorter than an Ethernet header: drop, `Malformed`;
+//! 2. ethertype 0x8809 (LACP, Marker): where the control path runs LACP, pass to the kernel
+//!    (its AF_PACKET socket reads it) whatever the port state; elsewhere drop, `Unsolicited`;
+//! 3. to RFC 7130's micro-BFD MAC: where the control path runs micro-BFD and the frame is
+//!    IPv4/UDP to port 6784 (not a fragment), pass, `Probe`; anything else to it: drop,
+//!    `Unsolicited`;
+//! 4. to the port's probe MAC: an ARP reply or an ICMPv6 neighbour advertisement, pass,
+//!    `Probe`; anything else: drop, `Unsolicited`;
+//! 5. the port is not collecting: drop, `NotCollecting`;
+//! 6. otherwise the frame is data.
+//!
+//! Generic over [`FrameBytes`], so the BPF programs read their packets their own way and the
+//! host tests read a byte slice.
+
+use crate::hash::FrameBytes;
+use crate::{PortState, XdpCounter, ETHERTYPE_SLOW, MICRO_BFD_MAC, MICRO_BFD_PORT};
+
+/// Ethernet header length.
+pub const ETH_HLEN: usize = 14;
+
+/// What becomes of a frame.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Data: the engine decides.
+    Data,
+    /// To the kernel's stack (the control path's sockets), counted under this reason.
+    Pass(XdpCounter),
+    /// Dropped, counted under this reason.
+    Drop(XdpCounter),
+}
+
+/// Applies the checks above to `frame` on a port in `state`.
+#[inline(always)]
+pub fn classify<F: FrameBytes + ?Sized>(frame: &F, state: &PortState) -> Verdict {
+    // Nearly every frame has its first 38 bytes: one read for the destination and ethertype.
+    let (dst, ethertype) = match frame.head() {
+        Some(h) => (
+            [h[0], h[1], h[2], h[3], h[4], h[5]],
+            u16::from_be_bytes([h[12], h[13]]),
+        ),
+        None => match (frame.be32(0), frame.be16(4), frame.be16(12)) {
+            (Some(a), Some(b), Some(t)) => {
+                let [a0, a1, a2, a3] = a.to_be_bytes();
+                let [b0, b1] = b.to_be_bytes();
+                ([a0, a1, a2, a3, b0, b1], t)
+            }
+            _ => return Verdict::Drop(XdpCounter::Malformed),
+        },
+    };
+    if ethertype == ETHERTYPE_SLOW {
+        if state.has(PortState::LACP) {
+            return Verdict::Pass(XdpCounter::SlowProtocol);
+        }
+        return Verdict::Drop(XdpCounter::Unsolicited);
+    }
+    if dst == MICRO_BFD_MAC {
+        if state.has(PortState::BFD) && is_micro_bfd(frame, ethertype) {
+            return Verdict::Pass(XdpCounter::Probe);
+        }
+        return Verdict::Drop(XdpCounter::Unsolicited);
+    }
+    if dst == state.probe_mac && state.probe_mac != [0; 6] {
+        if is_probe_reply(frame, ethertype) {
+            return Verdict::Pass(XdpCounter::Probe);
+        }
+        return Verdict::Drop(XdpCounter::Unsolicited);
+    }
+    if !state.is_collecting() {
+        return Verdict::Drop(XdpCounter::NotCollecting);
+    }
+    Verdict::Data
+}
+
+/// IPv4, not a fragment, UDP to the micro-BFD port (RFC 7130).
+#[inline(always)]
+fn is_micro_bfd<F: FrameBytes + ?Sized>(frame: &F, ethertype: u16) -> bool {
+    if ethertype != 0x0800 {
+        return false;
+    }
+    let ip = ETH_HLEN;
+    let (Some(version_ihl), Some(frag), Some(protocol)) =
+        (frame.byte(ip), frame.be16(ip + 6), frame.byte(ip + 9))
+    else {
+        return false;
+    };
+    if version_ihl >> 4 != 4 || protocol != 17 || frag & 0x3fff != 0 {
+        return false;
+    }
+    let ihl = usize::from(version_ihl & 0x0f) * 4;
+    if ihl < 20 {
+        return false;
+    }
+    frame.be16(ip + ihl + 2) == Some(MICRO_BFD_PORT)
+}
+
+/// An ARP reply, or an ICMPv6 neighbour advertisement right after the IPv6 header.
+#[inline(always)]
+fn is_probe_reply<F: FrameBytes + ?Sized>(frame: &F, ethertype: u16) -> bool {
+    match ethertype {
+        0x0806 => frame.be16(ETH_HLEN + 6) == Some(2),
+        0x86dd => frame.byte(ETH_HLEN + 6) == Some(58) && frame.byte(ETH_HLEN + 40) == Some(136),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(flags: u32, probe_mac: [u8; 6]) -> PortState {
+        PortState {
+            flags,
+            reserved: 0,
+            probe_mac,
+            pad: [0; 2],
+        }
+    }
+
+    fn frame(dst: [u8; 6], ethertype: u16, body: &[u8]) -> [u8; 128] {
+        let mut f = [0u8; 128];
+        f[..6].copy_from_slice(&dst);
+        f[6..12].copy_from_slice(&[2, 0, 0, 0, 0, 1]);
+        f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+        f[14..14 + body.len()].copy_from_slice(body);
+        f
+    }
+
+    const US: [u8; 6] = [2, 0, 0, 0, 0, 9];
+    const PROBE: [u8; 6] = [2, 0x78, 0x6c, 0, 0, 9];
+
+    #[test]
+    fn short_frames_are_malformed() {
+        let s = state(PortState::COLLECTING, [0; 6]);
+        assert_eq!(
+            classify(&[0u8; 13][..], &s),
+            Verdict::Drop(XdpCounter::Malformed)
+        );
+        // Shorter than the 38-byte fast read but a whole header: data.
+        assert_eq!(classify(&frame(US, 0x0800, &[])[..20], &s), Verdict::Data);
+    }
+
+    #[test]
+    fn slow_protocols_go_to_the_control_path_only_where_lacp_runs() {
+        let f = frame([1, 0x80, 0xc2, 0, 0, 2], 0x8809, &[1, 1]);
+        assert_eq!(
+            classify(&f[..], &state(PortState::LACP, [0; 6])),
+            Verdict::Pass(XdpCounter::SlowProtocol)
+        );
+        assert_eq!(
+            classify(&f[..], &state(PortState::COLLECTING, [0; 6])),
+            Verdict::Drop(XdpCounter::Unsolicited)
+        );
+    }
+
+    #[test]
+    fn micro_bfd_needs_ipv4_udp_6784_unfragmented() {
+        let mut ip = [0u8; 28];
+        ip[0] = 0x45;
+        ip[9] = 17;
+        ip[22..24].copy_from_slice(&6784u16.to_be_bytes());
+        let bfd = state(PortState::BFD | PortState::COLLECTING, [0; 6]);
+        let f = frame(MICRO_BFD_MAC, 0x0800, &ip);
+        assert_eq!(classify(&f[..], &bfd), Verdict::Pass(XdpCounter::Probe));
+        let off = state(PortState::COLLECTING, [0; 6]);
+        assert_eq!(
+            classify(&f[..], &off),
+            Verdict::Drop(XdpCounter::Unsolicited)
+        );
+        let mut fragment = ip;
+        fragment[6] = 0x20;
+        assert_eq!(
+            classify(&frame(MICRO_BFD_MAC, 0x0800, &fragment)[..], &bfd),
+            Verdict::Drop(XdpCounter::Unsolicited)
+        );
+        let mut other_port = ip;
+        other_port[22..24].copy_from_slice(&3784u16.to_be_bytes());
+        assert_eq!(
+            classify(&frame(MICRO_BFD_MAC, 0x0800, &other_port)[..], &bfd),
+            Verdict::Drop(XdpCounter::Unsolicited)
+        );
+    }
+
+    #[test]
+    fn only_replies_to_the_probe_mac_pass() {
+        let s = state(PortState::COLLECTING, PROBE);
+        let mut arp = [0u8; 28];
+        arp[6..8].copy_from_slice(&2u16.to_be_bytes());
+        assert_eq!(
+            classify(&frame(PROBE, 0x0806, &arp)[..], &s),
+            Verdict::Pass(XdpCounter::Probe)
+        );
+        arp[7] = 1;
+        assert_eq!(
+            classify(&frame(PROBE, 0x0806, &arp)[..], &s),
+            Verdict::Drop(XdpCounter::Unsolicited)
+        );
+        let mut na = [0u8; 48];
+        na[6] = 58;
+        na[40] = 136;
+        assert_eq!(
+            classify(&frame(PROBE, 0x86dd, &na)[..], &s),
+            Verdict::Pass(XdpCounter::Probe)
+        );
+        // No probe MAC set: an all-zero destination is data, not a probe reply.
+        let none = state(PortState::COLLECTING, [0; 6]);
+        assert_eq!(
+            classify(&frame([0; 6], 0x0806, &arp)[..], &none),
+            Verdict::Data
+        );
+    }
+
+    #[test]
+    fn data_needs_a_collecting_port() {
+        let f = frame(US, 0x0800, &[0x45]);
+        assert_eq!(
+            classify(&f[..], &state(PortState::COLLECTING, [0; 6])),
+            Verdict::Data
+        );
+        assert_eq!(
+            classify(&f[..], &state(0, [0; 6])),
+            Verdict::Drop(XdpCounter::NotCollecting)
+        );
+    }
+}
