@@ -243,6 +243,23 @@ pub fn disable_offloads(iface: &str) -> Result<Vec<(String, bool)>, OffloadError
     Ok(changes.into_iter().map(|(n, _)| (n, true)).collect())
 }
 
+/// Turns on generic receive offload on `iface` where it is off and the driver lets it change
+/// (a veth's is off by default; turning it on also gives the veth a NAPI of its own). Returns
+/// the setting to put back at teardown.
+///
+/// # Errors
+/// ethtool failed.
+pub fn enable_gro(iface: &str) -> Result<Vec<(String, bool)>, OffloadError> {
+    let current = features(iface)?;
+    let changes: Vec<(String, bool)> = current
+        .iter()
+        .filter(|f| f.name == "generic-receive-offload" && !f.on && !f.fixed)
+        .map(|f| (f.name.clone(), true))
+        .collect();
+    set(iface, &changes)?;
+    Ok(changes.into_iter().map(|(n, _)| (n, false)).collect())
+}
+
 /// What [`keep_vlan_tags`] did to a port.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct VlanRx {

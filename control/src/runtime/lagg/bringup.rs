@@ -342,8 +342,15 @@ impl Lagg {
         if member || !tc {
             self.prepare_wire_port(&mut port)?;
         }
-        if member && tc && !self.cfg.hw_offload {
-            match crate::offload::disable_offloads(name) {
+        // The host path takes a member's skbs after its GRO: one program run and one hand-over
+        // to laggN per coalesced skb, not per frame.
+        if member && tc {
+            let changed = if self.cfg.hw_offload {
+                crate::offload::enable_gro(name)
+            } else {
+                crate::offload::disable_offloads(name)
+            };
+            match changed {
                 Ok(restore) => port.restore_features.extend(restore),
                 Err(e) => {
                     restore_port(&mut port);
