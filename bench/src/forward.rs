@@ -255,6 +255,11 @@ impl Guarded {
         Guarded(Some(child))
     }
 
+    /// The child's standard output, if it was piped and not taken yet.
+    pub(crate) fn stdout(&mut self) -> Option<std::process::ChildStdout> {
+        self.0.as_mut()?.stdout.take()
+    }
+
     fn stop(&mut self) {
         if let Some(mut child) = self.0.take() {
             let _ = Command::new("kill")

@@ -4,7 +4,8 @@
 //! ([`iperf`]), the AF_XDP and in-kernel XDP
 //! generators ([`xdpgen`]), a VLAN subinterface stand-in for kernels without 8021q ([`vlan`]), and the scenarios: forward-mode throughput against a same-run
 //! ceiling ([`forward`]), LACP convergence ([`convergence`]), switchover on carrier loss
-//! ([`switchover`]), TCP through laggN against a plain veth pair ([`tcp`]), the soak of events under traffic ([`soak`]), and the whole suite with
+//! ([`switchover`]), TCP through laggN against a reference link ([`tcp`]), one TCP stream
+//! through member flaps ([`stream`]), the soak of events under traffic ([`soak`]), and the whole suite with
 //! reports and comparison ([`suite`]).
 //!
 //! Non-goals: nothing here is part of the appliance; the daemon never links it.
@@ -16,6 +17,7 @@ pub mod iperf;
 pub mod packet_tools;
 pub mod saturate;
 pub mod soak;
+pub mod stream;
 pub mod suite;
 pub mod switchover;
 pub mod tcp;

@@ -331,6 +331,42 @@ enum Command {
         #[arg(long)]
         json: Option<PathBuf>,
     },
+    /// One TCP stream out of a host-mode laggN while its active member's link flaps: whether
+    /// it survives and its longest stall, per protocol (builds and removes its own test bed;
+    /// needs root).
+    Stream {
+        /// Protocols, comma-separated: failover (against a bridge), lacp (against Open
+        /// vSwitch).
+        #[arg(long, value_delimiter = ',', default_value = "failover,lacp")]
+        protocols: Vec<String>,
+        /// Flaps of the active member's link per protocol.
+        #[arg(long, default_value_t = 10)]
+        flaps: usize,
+        /// The lagg's engine.
+        #[arg(long, default_value = "tc")]
+        engine: String,
+        /// The test-bed script.
+        #[arg(long, default_value = "scripts/testbed.sh")]
+        testbed: PathBuf,
+        /// Write the results (with the machine and versions) as JSON here too.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// The receiving end of `stream` (run in a namespace by it).
+    StreamSink {
+        /// Address and port to listen on.
+        #[arg(long)]
+        listen: std::net::SocketAddr,
+    },
+    /// The sending end of `stream` (run in a namespace by it).
+    StreamSource {
+        /// Address and port to connect to.
+        #[arg(long)]
+        connect: std::net::SocketAddr,
+        /// Seconds to write for.
+        #[arg(long, default_value_t = 10.0)]
+        seconds: f64,
+    },
     /// Soak: traffic through a lagg for a given time while members flap, join and leave,
     /// changes arrive through the API and the daemon restarts; fails when a frame is lost
     /// outside an event's window, a flow is reordered, or memory or descriptors grow.
@@ -507,6 +543,29 @@ fn main() -> Result<()> {
             };
             let report = xlagg_bench::tcp::run(&options, &testbed)?;
             write_json(json.as_deref(), "tcp", serde_json::json!(options), &report)?;
+        }
+        Command::Stream {
+            protocols,
+            flaps,
+            engine,
+            testbed,
+            json,
+        } => {
+            let report = xlagg_bench::stream::run(&protocols, flaps, &engine, &testbed)?;
+            let options =
+                serde_json::json!({"protocols": protocols, "flaps": flaps, "engine": engine});
+            write_json(json.as_deref(), "stream", options, &report)?;
+            if let Some(r) = report.runs.iter().find(|r| !r.survived) {
+                anyhow::bail!(
+                    "the {} stream did not survive its flaps: {:?}",
+                    r.proto,
+                    r.sink
+                );
+            }
+        }
+        Command::StreamSink { listen } => xlagg_bench::stream::sink(listen)?,
+        Command::StreamSource { connect, seconds } => {
+            xlagg_bench::stream::source(connect, seconds)?;
         }
         Command::Soak {
             seconds,

@@ -232,10 +232,8 @@ impl Round {
         if opts.partner == Partner::Bridge {
             ethtool(&bed, "ptr", &ports, &["gro", "on"])?;
         } else {
-            // Open vSwitch's userspace datapath reads frames as bytes from packet sockets: a
-            // checksum-partial skb that a veth hands over unfinished would reach it with a bad
-            // checksum, where a NIC would have finished it. The appliance's ends finish theirs.
-            ethtool(&bed, "app", &["xlm0", "xlm1", "xlr0"], &["tx", "off"])?;
+            // As the members' ends (see `OvsPartner::start_with`).
+            ethtool(&bed, "app", &["xlr0"], &["tx", "off"])?;
         }
         if let Some(mbit) = opts.link_mbit {
             for (role, iface) in [
@@ -273,13 +271,34 @@ impl Round {
 
 /// Open vSwitch in the partner namespace: `br0` with an LACP bond over the partner ports and
 /// the lagg's partner address; `br1` with the reference link and its address.
-struct OvsPartner {
+pub(crate) struct OvsPartner {
     dir: PathBuf,
     ns: String,
 }
 
 impl OvsPartner {
+    /// Open vSwitch with `br0` and its LACP bond over the partner ports, and the lagg's
+    /// partner address.
+    ///
+    /// # Errors
+    /// Open vSwitch could not start.
+    pub(crate) fn start_bond(bed: &Bed) -> Result<OvsPartner> {
+        Self::start_with(bed, "")
+    }
+
+    /// [`start_bond`](Self::start_bond), and `br1` with the reference link and its address.
     fn start(bed: &Bed) -> Result<OvsPartner> {
+        Self::start_with(
+            bed,
+            &format!(
+                "ovs-vsctl --db=unix:{{d}}/db.sock add-br br1 -- set bridge br1 datapath_type=netdev; \
+                 ovs-vsctl --db=unix:{{d}}/db.sock add-port br1 xlr1; \
+                 ip addr add {REF_PTR}/24 dev br1; ip link set br1 up; "
+            ),
+        )
+    }
+
+    fn start_with(bed: &Bed, more: &str) -> Result<OvsPartner> {
         let dir = std::env::temp_dir().join(format!("xlagg-tcp-ovs-{}", bed.id));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir)?;
@@ -287,7 +306,8 @@ impl OvsPartner {
             dir,
             ns: bed.ns("ptr"),
         };
-        let d = me.dir.display();
+        let d = me.dir.display().to_string();
+        let more = more.replace("{d}", &d);
         let script = format!(
             "set -e; ovsdb-tool create {d}/conf.db /usr/share/openvswitch/vswitch.ovsschema; \
              ovsdb-server {d}/conf.db --remote=punix:{d}/db.sock --pidfile={d}/ovsdb.pid --unixctl={d}/ovsdb.ctl --log-file={d}/ovsdb.log --detach; \
@@ -295,11 +315,8 @@ impl OvsPartner {
              ovs-vswitchd unix:{d}/db.sock --pidfile={d}/vswitchd.pid --unixctl={d}/vswitchd.ctl --log-file={d}/vswitchd.log --detach; \
              ovs-vsctl --db=unix:{d}/db.sock add-br br0 -- set bridge br0 datapath_type=netdev; \
              ovs-vsctl --db=unix:{d}/db.sock add-bond br0 bond0 xlp0 xlp1 lacp=active bond_mode=balance-tcp other_config:lacp-time=fast other_config:bond-rebalance-interval=1000; \
-             ovs-vsctl --db=unix:{d}/db.sock add-br br1 -- set bridge br1 datapath_type=netdev; \
-             ovs-vsctl --db=unix:{d}/db.sock add-port br1 xlr1; \
              sysctl -qw net.ipv4.conf.all.arp_ignore=1; \
-             ip addr add {LAGG_PTR}/24 dev br0; ip link set br0 up; \
-             ip addr add {REF_PTR}/24 dev br1; ip link set br1 up"
+             ip addr add {LAGG_PTR}/24 dev br0; ip link set br0 up; {more}"
         );
         let out = Command::new("ip")
             .args(["netns", "exec", &me.ns, "sh", "-c", &script])
@@ -310,6 +327,10 @@ impl OvsPartner {
                 String::from_utf8_lossy(&out.stderr)
             );
         }
+        // Its userspace datapath reads frames as bytes from packet sockets: a checksum-partial
+        // skb that a veth hands over unfinished would reach it with a bad checksum, where a
+        // NIC would have finished it. The members' ends finish theirs.
+        ethtool(bed, "app", &["xlm0", "xlm1"], &["tx", "off"])?;
         Ok(me)
     }
 
@@ -425,12 +446,11 @@ fn lagg_config(proto: &str, engine: &str, mtu: u32, partner: Partner) -> String 
     )
 }
 
-/// Waits until `lagg0` distributes on both members (LACP) or a moment (the others).
-fn wait_ready(bed: &Bed, socket: &Path, proto: &str) -> Result<()> {
-    if proto != "lacp" {
-        std::thread::sleep(Duration::from_millis(300));
-        return Ok(());
-    }
+/// Waits until `lagg0` distributes on `members` members (LACP with the partner).
+///
+/// # Errors
+/// When it does not within ten seconds.
+pub(crate) fn wait_distributing(bed: &Bed, socket: &Path, members: usize) -> Result<()> {
     let ctl = sibling_binary("xlaggctl")?;
     for _ in 0..100 {
         let out = bed
@@ -440,12 +460,12 @@ fn wait_ready(bed: &Bed, socket: &Path, proto: &str) -> Result<()> {
             .arg("lagg0")
             .output()?;
         let text = String::from_utf8_lossy(&out.stdout);
-        if text.matches("DISTRIBUTING").count() >= 2 {
+        if text.matches("DISTRIBUTING").count() >= members {
             return Ok(());
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    bail!("lagg0 never distributed on both members (LACP with the partner)")
+    bail!("lagg0 never distributed on {members} members (LACP with the partner)")
 }
 
 /// Runs the rounds and prints the table.
@@ -486,7 +506,11 @@ pub fn run(opts: &TcpOptions, testbed: &Path) -> Result<TcpReport> {
                         .args(["--http", "off"])
                         .stderr(Stdio::null());
                     let daemon = Guarded::spawn_ready(cmd, "xlaggd")?;
-                    wait_ready(bed, &socket, proto)?;
+                    if proto == "lacp" {
+                        wait_distributing(bed, &socket, 2)?;
+                    } else {
+                        std::thread::sleep(Duration::from_millis(300));
+                    }
                     let variant = format!("{engine} {proto}");
                     measure(
                         &round,
