@@ -248,3 +248,158 @@ fn frames_to_the_control_addresses_that_were_not_asked_for_are_dropped_and_count
         unsolicited(&app.socket) >= before + 3
     });
 }
+
+/// A network namespace of the bed's prefix (`xl-ID-net`), for a stranger that is not on any
+/// member segment at all; deleted on drop.
+struct OtherNamespace(String);
+
+impl OtherNamespace {
+    fn new(bed: &Bed) -> OtherNamespace {
+        let name = format!("xl-{}-net", bed.id);
+        let _ = run(std::process::Command::new("ip").args(["netns", "del", &name]));
+        let out = run(std::process::Command::new("ip").args(["netns", "add", &name]));
+        assert!(out.status.success(), "ip netns add {name}");
+        OtherNamespace(name)
+    }
+
+    fn ip(&self, args: &[&str]) {
+        let out = run(std::process::Command::new("ip")
+            .args(["-n", &self.0])
+            .args(args));
+        assert!(
+            out.status.success(),
+            "ip -n {} {}: {}",
+            self.0,
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn exec(&self, args: &[&str]) -> std::process::Command {
+        let mut cmd = std::process::Command::new("ip");
+        cmd.args(["netns", "exec", &self.0]).args(args);
+        cmd
+    }
+}
+
+impl Drop for OtherNamespace {
+    fn drop(&mut self) {
+        // Its processes first (the redirect holder), then the namespace and its devices.
+        let _ = run(std::process::Command::new("sh").args([
+            "-c",
+            &format!("ip netns pids {} | xargs -r kill -TERM", self.0),
+        ]));
+        std::thread::sleep(Duration::from_millis(200));
+        let _ = run(std::process::Command::new("ip").args(["netns", "del", &self.0]));
+    }
+}
+
+/// Every engine's watch sees devices of the whole machine. A device in another network
+/// namespace that has a member's ifindex, no carrier and frames dropped or refused on it is
+/// a stranger: none of the lagg's members is marked, and the member keeps its share.
+#[test]
+fn a_device_in_another_namespace_with_a_members_ifindex_marks_nothing() {
+    let _serial = serial();
+    for engine in ["afxdp", "xdp", "tc"] {
+        stranger_in_another_namespace(engine);
+    }
+}
+
+fn stranger_in_another_namespace(engine: &str) {
+    let bed = Bed::up(2, false);
+    if engine == "xdp" {
+        // A veth takes the XDP engine's redirects only with GRO (or XDP) at its far end.
+        for p in bed.partner_names() {
+            common::run_ok(&mut bed.exec("ptr", &["ethtool", "-K", &p, "gro", "on"]));
+        }
+    }
+    let host = engine == "tc";
+    let extra = format!("engine = \"{engine}\"\n");
+    let app = Daemon::start(&bed, &bed.config("loadbalance", &extra, host));
+    all_distributing(&app.socket, 2, 10);
+    let line = bed.ip("app", &["-o", "link", "show", "xlm0"]);
+    let index: u32 = line
+        .split(':')
+        .next()
+        .and_then(|i| i.trim().parse().ok())
+        .expect("xlm0's ifindex");
+    let other = OtherNamespace::new(&bed);
+    let index = index.to_string();
+    // d0 has xlm0's index and no carrier (its peer is down): what is sent on it is queued,
+    // then dropped by the veth.
+    other.ip(&[
+        "link", "add", "d0", "index", &index, "type", "veth", "peer", "name", "d1",
+    ]);
+    other.ip(&["link", "set", "d0", "up"]);
+    // s0 redirects what it receives to d0 by XDP: the devmap flush to d0 fails (an XDP
+    // program on d1 lets d0 take XDP frames at all; d1 being down, each flush is refused).
+    other.ip(&["link", "add", "s0", "type", "veth", "peer", "name", "s1"]);
+    other.ip(&["link", "set", "s0", "up"]);
+    other.ip(&["link", "set", "s1", "up"]);
+    let bench = common::bench_bin();
+    let bench = bench.to_str().expect("utf-8 path");
+    let mut helpers = Vec::new();
+    for args in [
+        vec![bench, "drop", "--ifaces", "d1"],
+        vec![bench, "redirect", "--from", "s0", "--to", "d0"],
+    ] {
+        let mut child = other
+            .exec(&args)
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("start a helper");
+        let mut ready = String::new();
+        std::io::BufRead::read_line(
+            &mut std::io::BufReader::new(child.stdout.take().expect("stdout")),
+            &mut ready,
+        )
+        .expect("read");
+        assert!(ready.contains("ready"), "{args:?} started: {ready:?}");
+        helpers.push(child);
+    }
+    for iface in ["d0", "s1"] {
+        let out = run(&mut other.exec(&[
+            bench,
+            "send",
+            "--iface",
+            iface,
+            "--flows",
+            "50",
+            "--per-flow",
+            "4",
+            "--pps",
+            "2000",
+        ]));
+        assert!(
+            out.status.success(),
+            "{engine}: sending on the stranger's {iface}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    for mut h in helpers {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    let s = status(&app.socket);
+    for m in 0..2 {
+        assert_eq!(
+            s[0]["ports"][m]["data_path_leaves"], 0,
+            "{engine}: xlm{m} was left because of a device in another namespace: {s}"
+        );
+    }
+    // And xlm0 still carries its share.
+    let sink = common::Sink::start(&bed);
+    if host {
+        bed.send_on("app", "lagg0", 64, 2, 0);
+    } else {
+        bed.send(64, 2, 0);
+    }
+    let report = sink.finish();
+    let per_port: Vec<u64> = report.ports.iter().map(|p| p.frames).collect();
+    assert!(
+        per_port.iter().all(|&n| n >= 20),
+        "{engine}: every member keeps its share of 64 flows: {per_port:?}"
+    );
+    drop(other);
+    drop(app);
+}
