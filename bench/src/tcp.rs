@@ -99,6 +99,27 @@ pub struct TcpRow {
     pub checksum_errors: u64,
 }
 
+/// What one of a lagg's BPF programs cost while it carried a variant's traffic, from the
+/// kernel's BPF statistics (`run_time_ns`, `run_cnt`).
+#[derive(Clone, Debug, Serialize)]
+pub struct ProgramCost {
+    /// `ENGINE PROTO`.
+    pub variant: String,
+    /// MTU.
+    pub mtu: u32,
+    /// The program (`xlagg_host_out`, `xlagg_host_in`, `xlagg_engine`, `xlagg_port`).
+    pub program: String,
+    /// Runs over every round.
+    pub runs: u64,
+    /// Nanoseconds per run.
+    pub ns_per_run: f64,
+    /// TCP payload bytes the variant carried in the program's direction per run (`out` for
+    /// laggN's egress program, `in` for the members' ingress; both for the XDP programs): an
+    /// XDP program runs once per wire frame, the host path's once per skb, which GSO and GRO
+    /// make up to 64 KiB.
+    pub bytes_per_run: f64,
+}
+
 /// The report.
 #[derive(Debug, Serialize)]
 pub struct TcpReport {
@@ -108,6 +129,32 @@ pub struct TcpReport {
     pub reference: String,
     /// Rows: the reference's first.
     pub rows: Vec<TcpRow>,
+    /// The lagg programs' cost per run.
+    pub programs: Vec<ProgramCost>,
+}
+
+/// The lagg's programs the cost is read for.
+const PROGRAMS: [&str; 4] = [
+    "xlagg_host_out",
+    "xlagg_host_in",
+    "xlagg_engine",
+    "xlagg_port",
+];
+
+/// Run time and runs per program name, summed over every loaded program of that name.
+fn program_stats() -> std::collections::BTreeMap<String, (u64, u64)> {
+    let mut out = std::collections::BTreeMap::new();
+    for info in aya::programs::loaded_programs().flatten() {
+        let Some(name) = info.name_as_str() else {
+            continue;
+        };
+        if PROGRAMS.contains(&name) {
+            let e = out.entry(name.to_string()).or_insert((0, 0));
+            e.0 += info.run_time().as_nanos() as u64;
+            e.1 += info.run_count();
+        }
+    }
+    out
 }
 
 /// One measurement before the rounds are gathered.
@@ -478,6 +525,11 @@ pub fn run(opts: &TcpOptions, testbed: &Path) -> Result<TcpReport> {
         bail!("--partner ovs: the Open vSwitch bond speaks LACP; use --protocols lacp");
     }
     let xlaggd = sibling_binary("xlaggd")?;
+    // The kernel counts programs' run time while this is held.
+    let _stats = aya::sys::enable_stats(aya::sys::Stats::RunTime)
+        .context("enabling the kernel's BPF run-time statistics")?;
+    let mut costs: std::collections::BTreeMap<(String, u32, String), (u64, u64)> =
+        std::collections::BTreeMap::new();
     let mut samples = Vec::new();
     for index in 0..opts.rounds {
         let round = Round::up(opts, testbed)?;
@@ -512,6 +564,7 @@ pub fn run(opts: &TcpOptions, testbed: &Path) -> Result<TcpReport> {
                         std::thread::sleep(Duration::from_millis(300));
                     }
                     let variant = format!("{engine} {proto}");
+                    let before = program_stats();
                     measure(
                         &round,
                         opts,
@@ -521,13 +574,20 @@ pub fn run(opts: &TcpOptions, testbed: &Path) -> Result<TcpReport> {
                         (LAGG_APP, LAGG_PTR),
                         &mut samples,
                     )?;
+                    for (name, (ns, runs)) in program_stats() {
+                        let (ns0, runs0) = before.get(&name).copied().unwrap_or((0, 0));
+                        let e = costs.entry((variant.clone(), mtu, name)).or_insert((0, 0));
+                        e.0 += ns.saturating_sub(ns0);
+                        e.1 += runs.saturating_sub(runs0);
+                    }
                     drop(daemon);
                     drop(config);
                 }
             }
         }
     }
-    let report = gather(opts, samples);
+    let mut report = gather(opts, &samples);
+    report.programs = program_costs(opts, &samples, costs);
     print_table(&report);
     if report.rows.iter().any(|r| r.checksum_errors > 0) {
         bail!("checksum errors counted: segments left invalid");
@@ -535,10 +595,43 @@ pub fn run(opts: &TcpOptions, testbed: &Path) -> Result<TcpReport> {
     Ok(report)
 }
 
+/// Each program's cost per run, with the payload its direction carried per run.
+fn program_costs(
+    opts: &TcpOptions,
+    samples: &[Sample],
+    costs: std::collections::BTreeMap<(String, u32, String), (u64, u64)>,
+) -> Vec<ProgramCost> {
+    costs
+        .into_iter()
+        .filter(|(_, (_, runs))| *runs > 0)
+        .map(|((variant, mtu, program), (ns, runs))| {
+            let direction = match program.as_str() {
+                "xlagg_host_out" => Some(Direction::Out),
+                "xlagg_host_in" => Some(Direction::In),
+                _ => None,
+            };
+            let bytes: f64 = samples
+                .iter()
+                .filter(|s| s.variant == variant && s.mtu == mtu)
+                .filter(|s| direction.is_none_or(|d| d == s.direction))
+                .map(|s| s.gbits * 1e9 / 8.0 * f64::from(opts.seconds))
+                .sum();
+            ProgramCost {
+                variant,
+                mtu,
+                program,
+                runs,
+                ns_per_run: ns as f64 / runs as f64,
+                bytes_per_run: bytes / runs as f64,
+            }
+        })
+        .collect()
+}
+
 /// The rows of `samples`, each with its ratios to the reference of its round.
-fn gather(opts: &TcpOptions, samples: Vec<Sample>) -> TcpReport {
+fn gather(opts: &TcpOptions, samples: &[Sample]) -> TcpReport {
     let mut rows: Vec<TcpRow> = Vec::new();
-    for s in &samples {
+    for s in samples {
         let same = |r: &TcpRow| {
             r.variant == s.variant
                 && r.mtu == s.mtu
@@ -604,6 +697,7 @@ fn gather(opts: &TcpOptions, samples: Vec<Sample>) -> TcpReport {
         options: opts.clone(),
         reference,
         rows,
+        programs: Vec::new(),
     }
 }
 
@@ -646,4 +740,17 @@ fn print_table(report: &TcpReport) {
         );
     }
     println!("ratio: per round, over the reference's figure in the same round, MTU, streams and direction");
+    if !report.programs.is_empty() {
+        println!("BPF program cost (kernel run-time statistics):");
+        println!(
+            "{:>5} {:<22} {:<16} {:>12} {:>10} {:>14}",
+            "MTU", "variant", "program", "runs", "ns/run", "payload B/run"
+        );
+        for p in &report.programs {
+            println!(
+                "{:>5} {:<22} {:<16} {:>12} {:>10.0} {:>14.0}",
+                p.mtu, p.variant, p.program, p.runs, p.ns_per_run, p.bytes_per_run
+            );
+        }
+    }
 }
