@@ -79,8 +79,13 @@ else
 fi
 # (The NICs it names are the image's, not this machine's: only missing devices are accepted.)
 # In an empty network namespace: this machine's own NICs of the same names do not count.
-if ! unshare --net "$BIN/xlaggd" --config "$work/xlagg.toml" --check --socket "$work/check.sock" >/dev/null 2>"$work/check.err"; then
+if ! unshare --net "$BIN/xlaggd" --config "$work/xlagg.toml" --check --socket "$work/check.sock" >"$work/check.out" 2>"$work/check.err"; then
   grep -q "no network interface named" "$work/check.err" || { cat "$work/check.err" >&2; die "the configuration is invalid"; }
+fi
+# The management plane never stops the laggs: a listener that cannot start here (an address,
+# a TLS file or a token path of the appliance's) is said, not refused; the appliance retries it.
+if grep -q "HTTP listener" "$work/check.out"; then
+  log "note: $(grep "HTTP listener" "$work/check.out") (checked here in an empty network namespace)"
 fi
 
 if [ -n "$TOKEN" ] && grep -Eq '^[[:space:]]*token_file[[:space:]]*=' "$work/xlagg.toml"; then

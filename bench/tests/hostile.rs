@@ -522,3 +522,119 @@ fn a_flood_of_reads_never_delays_lacp() {
     app.wait_status(2, "still distributing", |f| all(f, ["xlm0", "xlm1"]));
     eprintln!("{served} reads in 8 s; LACP undisturbed");
 }
+
+/// The management plane never stops the dataplane: an HTTP address the box does not have yet
+/// (DHCP has not bound it), a TLS file that does not load or a token file that cannot be
+/// written leaves the laggs running; the dump says why and `--check` reports it; the listener
+/// comes up once its address does.
+#[test]
+fn a_management_failure_stops_no_lagg_and_the_listener_comes_up_later() {
+    let _serial = serial();
+    let bed = Bed::up(1, false);
+    let lagg =
+        "\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm0\"]\naddresses = [\"10.77.0.1/24\"]\n";
+    for (daemon_keys, why) in [
+        (
+            "http = \"10.77.9.9:8474\"\n",
+            "Cannot assign requested address",
+        ),
+        (
+            "tls_cert = \"/nonexistent/cert.pem\"\ntls_key = \"/nonexistent/key.pem\"\n",
+            "TLS",
+        ),
+        ("", "API token"),
+    ] {
+        // A token file that cannot be read or made: a directory in its place.
+        let token = std::env::temp_dir().join(format!("xlagg-{}-app.token", bed.id));
+        if why == "API token" {
+            std::fs::create_dir_all(&token).expect("a directory at the token's path");
+        }
+        let config = format!("[daemon]\nlink_poll_ms = 10000\n{daemon_keys}{lagg}");
+        let daemon = Daemon::start(&bed, &config);
+        let names = lagg_names(&daemon);
+        assert_eq!(names, ["lagg0"], "{why}: the lagg runs");
+        let out = common::xlaggctl(&daemon.socket, &["-j", "lagg0"]);
+        let s: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        assert_eq!(s[0]["state"], "running", "{why}: {s}");
+        let out = common::xlaggctl(&daemon.socket, &["dump"]);
+        let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dump");
+        assert_eq!(dump["http"]["state"], "retrying", "{why}: {}", dump["http"]);
+        assert!(
+            dump["http"]["error"]
+                .as_str()
+                .is_some_and(|e| e.contains(why)),
+            "{why}: {}",
+            dump["http"]
+        );
+        if daemon_keys.starts_with("http") {
+            // --check says so, and fails nothing.
+            let check = run(&mut bed.exec(
+                "app",
+                &[
+                    xlaggd_bin().to_str().expect("utf-8"),
+                    "--config",
+                    daemon.config.to_str().expect("utf-8"),
+                    "--check",
+                ],
+            ));
+            let text = String::from_utf8_lossy(&check.stdout);
+            assert!(check.status.success(), "--check: {text}");
+            // Another daemon runs: its own listener is not checked. The address is.
+            assert!(text.contains("configuration valid"), "{text}");
+            // The address arrives: the listener comes up within its retry pause.
+            bed.ip("app", &["addr", "add", "10.77.9.9/32", "dev", "lo"]);
+            common::wait_until(40, "the listener on 10.77.9.9:8474", || {
+                let out = common::xlaggctl(&daemon.socket, &["dump"]);
+                serde_json::from_slice::<serde_json::Value>(&out.stdout)
+                    .is_ok_and(|d| d["http"]["state"] == "listening")
+            });
+            let answer = in_ns(&bed.ns("app"), || {
+                let mut s = TcpStream::connect("10.77.9.9:8474").expect("connect");
+                s.write_all(b"GET /api/v1/laggs HTTP/1.1\r\nHost: 10.77.9.9:8474\r\nConnection: close\r\n\r\n")
+                    .expect("send");
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                out
+            });
+            assert_eq!(status_of(&answer), 200, "{answer}");
+            bed.ip("app", &["addr", "del", "10.77.9.9/32", "dev", "lo"]);
+        }
+        drop(daemon);
+        if why == "API token" {
+            let _ = std::fs::remove_dir(&token);
+        }
+    }
+}
+
+/// `--check` with no daemon running reports an HTTP listener that cannot start, and passes.
+#[test]
+fn check_reports_an_http_listener_that_cannot_start() {
+    let _serial = serial();
+    let bed = Bed::up(1, false);
+    let dir = std::env::temp_dir().join(format!("xlagg-{}-check", bed.id));
+    std::fs::create_dir_all(&dir).expect("dir");
+    let config = dir.join("x.toml");
+    std::fs::write(
+        &config,
+        "[daemon]\nhttp = \"10.77.9.9:8474\"\n\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm0\"]\n",
+    )
+    .expect("write");
+    let out = run(&mut bed.exec(
+        "app",
+        &[
+            xlaggd_bin().to_str().expect("utf-8"),
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--socket",
+            dir.join("s.sock").to_str().expect("utf-8"),
+            "--check",
+        ],
+    ));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out.status.success(), "{text}");
+    assert!(
+        text.contains("HTTP listener") && text.contains("Cannot assign requested address"),
+        "{text}"
+    );
+}

@@ -8,4 +8,5 @@
 pub mod api;
 pub mod cli;
 pub mod http;
+pub mod http_listener;
 pub mod metrics;

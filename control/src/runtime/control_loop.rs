@@ -12,8 +12,8 @@ use xlagg_sys::linkevents::{self, LinkEvent, LinkEvents};
 
 use crate::api;
 use crate::daemon::Daemon;
-use crate::http::HttpServer;
 use crate::lagg::ControlSocket;
+use crate::mgmt::http_listener::HttpListener;
 use crate::netdev::Netlink;
 
 /// How often the HTTP listener's read view is renewed (besides after every change).
@@ -36,7 +36,7 @@ pub struct ControlLoop {
     nl: Netlink,
     daemon: Daemon,
     server: api::Server,
-    http: Option<HttpServer>,
+    http: HttpListener,
     link_events: LinkEvents,
     times: LoopTimes,
     next_link_poll: Instant,
@@ -51,7 +51,7 @@ impl ControlLoop {
         nl: Netlink,
         daemon: Daemon,
         server: api::Server,
-        http: Option<HttpServer>,
+        http: HttpListener,
         link_events: LinkEvents,
         times: LoopTimes,
     ) -> Self {
@@ -73,6 +73,7 @@ impl ControlLoop {
     /// Starts every lagg (those that cannot start are reported and retried) and publishes the
     /// first read view. Returns how many run.
     pub fn start(&mut self) -> usize {
+        self.keep_http(Instant::now());
         let failed = self.daemon.start_all(&self.nl);
         if !failed.is_empty() {
             tracing::warn!(failed = ?failed, "running degraded: these laggs are retried when their devices change");
@@ -113,10 +114,21 @@ impl ControlLoop {
     }
 
     fn publish_view(&mut self) {
-        if let Some(h) = &self.http {
+        if let Some(h) = self.http.server() {
             h.publish(self.daemon.read_view(&self.nl));
             self.next_view = Instant::now() + VIEW_EVERY;
         }
+    }
+
+    /// Starts the HTTP listener when a try is due; a listener that just came up gets its
+    /// first view at once.
+    fn keep_http(&mut self, now: Instant) {
+        let was_up = self.http.server().is_some();
+        self.http.tick(now);
+        if !was_up && self.http.server().is_some() {
+            self.next_view = now;
+        }
+        self.daemon.set_http_state(self.http.state(now));
     }
 
     /// Steps until `stop` is set.
@@ -137,6 +149,7 @@ impl ControlLoop {
             .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
             .flatten()
             .chain(self.daemon.retry_deadline())
+            .chain(self.http.deadline())
             .chain([self.next_link_poll, now + MAX_WAIT])
             .min()
             .unwrap_or(self.next_link_poll);
@@ -179,7 +192,8 @@ impl ControlLoop {
         if ready.get(1) == Some(&true) {
             self.requests();
         }
-        if self.http.is_some() && Instant::now() >= self.next_view {
+        self.keep_http(Instant::now());
+        if self.http.server().is_some() && Instant::now() >= self.next_view {
             self.publish_view();
         }
         if Instant::now() >= self.next_link_poll {
@@ -262,7 +276,7 @@ impl ControlLoop {
         tracing::info!("stopping");
         self.print_status();
         self.daemon.stop_all(&self.nl);
-        drop(self.http.take());
+        self.http.stop();
     }
 }
 
@@ -285,11 +299,12 @@ mod tests {
         let daemon = Daemon::new(dir.join("xlagg.toml"), doc, config);
         let nl = Netlink::new().expect("netlink");
         let events = LinkEvents::open().expect("link notifications");
+        let http = HttpListener::new(None, server.dispatcher());
         let mut control = ControlLoop::new(
             nl,
             daemon,
             server,
-            None,
+            http,
             events,
             LoopTimes {
                 link_poll: Duration::from_secs(10),

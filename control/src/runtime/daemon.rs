@@ -25,7 +25,7 @@ pub struct Daemon {
     doc: ConfigDoc,
     config: Config,
     laggs: Vec<Lagg>,
-    http: Option<std::net::SocketAddr>,
+    http: crate::mgmt::http_listener::HttpState,
     token_file: PathBuf,
     /// The event timeline: (sequence number, event), the newest last.
     events: std::collections::VecDeque<(u64, LaggEvent)>,
@@ -70,7 +70,7 @@ impl Daemon {
             doc,
             config,
             laggs: Vec::new(),
-            http: None,
+            http: crate::mgmt::http_listener::HttpState::Off,
             token_file: PathBuf::new(),
             events: std::collections::VecDeque::new(),
             next_event: 1,
@@ -242,10 +242,14 @@ impl Daemon {
         self.laggs.iter().map(Lagg::sample).collect()
     }
 
-    /// Where the HTTP listener is and where its token is kept (for the dump).
-    pub fn set_endpoints(&mut self, http: Option<std::net::SocketAddr>, token_file: PathBuf) {
-        self.http = http;
+    /// Where the API token is kept (for the dump).
+    pub fn set_token_file(&mut self, token_file: PathBuf) {
         self.token_file = token_file;
+    }
+
+    /// Where the HTTP listener stands (for the dump).
+    pub fn set_http_state(&mut self, state: crate::mgmt::http_listener::HttpState) {
+        self.http = state;
     }
 
     /// The validated configuration.
@@ -431,7 +435,7 @@ impl Daemon {
                 "counters": crate::metrics::snapshot(&self.samples()),
                 "events": self.events_since(0),
                 "config_file": self.path.display().to_string(),
-                "http": self.http.map(|a| a.to_string()),
+                "http": self.http,
                 "token_file": self.token_file.display().to_string(),
                 "config": self.doc,
                 "laggs": s,

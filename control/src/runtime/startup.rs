@@ -11,12 +11,13 @@ use std::time::{Duration, Instant};
 
 use xlagg_sys::linkevents::LinkEvents;
 
+use crate::api;
 use crate::config::{Config, ConfigDoc};
 use crate::control_loop::{ControlLoop, LoopTimes};
 use crate::daemon::{runnable, Daemon};
 use crate::lagg::Lagg;
+use crate::mgmt::http_listener::{HttpListener, HttpPlan, HttpState};
 use crate::netdev::Netlink;
-use crate::{api, http};
 
 /// What the command line asks of a start.
 #[derive(Clone, Debug, Default)]
@@ -116,7 +117,13 @@ fn init_logging(config: &Config) {
 
 /// `--check`: every lagg against the devices, without touching anything. A running daemon
 /// holds programs on its members (found through its socket): those are not foreign.
-fn check(o: &Options, nl: &Netlink, config: &Config, socket: &Path) -> Result<String, Fatal> {
+fn check(
+    o: &Options,
+    nl: &Netlink,
+    config: &Config,
+    socket: &Path,
+    http: Option<&HttpPlan>,
+) -> Result<String, Fatal> {
     let other_daemon = std::os::unix::net::UnixStream::connect(socket).is_ok();
     let theirs: Vec<u32> = if other_daemon {
         config
@@ -132,21 +139,22 @@ fn check(o: &Options, nl: &Netlink, config: &Config, socket: &Path) -> Result<St
         Lagg::preflight_owned(nl, lagg, &theirs)
             .map_err(|e| Fatal::invalid(format!("{}: {e}", o.config.display())))?;
     }
-    Ok(format!(
+    let mut verdict = format!(
         "{}: configuration valid, {} lagg(s)",
         o.config.display(),
         config.laggs.len()
-    ))
+    );
+    // The running daemon holds its own listener's address.
+    if let Some(problem) = http.filter(|_| !other_daemon).and_then(http_problem) {
+        verdict.push_str(&format!(
+            "\nHTTP listener: {problem}; xlaggd runs the laggs without it and tries it again"
+        ));
+    }
+    Ok(verdict)
 }
 
-/// The HTTP listener the options and the configuration ask for, if any, serving `server`'s
-/// requests; the token file is created on first start.
-fn start_http(
-    o: &Options,
-    config: &Config,
-    token_file: &Path,
-    server: &api::Server,
-) -> Result<Option<http::HttpServer>, Fatal> {
+/// The HTTP listener the options and the configuration ask for, if any.
+fn http_plan(o: &Options, config: &Config, token_file: &Path) -> Result<Option<HttpPlan>, Fatal> {
     let addr = match o.http.as_deref() {
         None => config.daemon.http,
         Some("off") => None,
@@ -156,24 +164,58 @@ fn start_http(
             ))
         })?),
     };
-    let Some(addr) = addr else {
-        return Ok(None);
-    };
-    let token = http::load_or_create_token(token_file)
-        .map_err(|e| Fatal::failed(format!("API token {}: {e}", token_file.display())))?;
-    let options = http::HttpOptions {
+    Ok(addr.map(|addr| HttpPlan {
         addr,
-        token,
+        token_file: token_file.to_path_buf(),
         hosts: config.daemon.http_hosts.clone(),
         tls: config
             .daemon
             .tls
             .as_ref()
             .map(|(c, k)| (PathBuf::from(c), PathBuf::from(k))),
+    }))
+}
+
+/// Whether the HTTP listener of `plan` can start now (`--check`, which touches nothing): its
+/// token file can be read or made, its address bound, its TLS files loaded. `None`: it can.
+fn http_problem(plan: &HttpPlan) -> Option<String> {
+    if let Err(e) = token_file_usable(&plan.token_file) {
+        return Some(format!("API token {}: {e}", plan.token_file.display()));
+    }
+    let dir = std::env::temp_dir().join(format!("xlagg-check-{}", std::process::id()));
+    let server = match api::Server::bind(&dir.join("check.sock")) {
+        Ok(s) => s,
+        Err(e) => return Some(format!("cannot check it here: {e}")),
     };
-    http::HttpServer::start(options, server.dispatcher())
-        .map(Some)
-        .map_err(|e| Fatal::failed(e.to_string()))
+    // A token of its own: the real one is only read.
+    let trial = HttpPlan {
+        token_file: dir.join("token"),
+        ..plan.clone()
+    };
+    let mut listener = HttpListener::new(Some(trial), server.dispatcher());
+    let now = Instant::now();
+    listener.tick(now);
+    let problem = match listener.state(now) {
+        HttpState::Retrying { error, .. } => Some(error),
+        _ => None,
+    };
+    listener.stop();
+    drop(server);
+    let _ = std::fs::remove_dir_all(&dir);
+    problem
+}
+
+/// Whether the token file can be read, or made in its directory.
+fn token_file_usable(path: &Path) -> std::io::Result<()> {
+    if path.exists() {
+        return std::fs::read_to_string(path).map(|_| ());
+    }
+    let Some(dir) = path.parent().filter(|d| d.exists()) else {
+        // Made with the token on the first start.
+        return Ok(());
+    };
+    let probe = dir.join(format!(".xlagg-check-{}", std::process::id()));
+    std::fs::write(&probe, b"").and_then(|()| std::fs::remove_file(&probe))
 }
 
 /// Runs `xlaggd` until `stop` is set (SIGINT, SIGTERM), then stops every lagg. Returns what
@@ -199,17 +241,20 @@ pub fn run(o: &Options, stop: &AtomicBool) -> Result<Option<String>, Fatal> {
         .socket
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.daemon.socket));
-    if o.check {
-        return check(o, &nl, &config, &socket).map(Some);
-    }
-    // The socket doubles as the one-daemon lock: bound before anything is checked or touched,
-    // so a second daemon is told that one runs.
-    let server = api::Server::bind(&socket).map_err(|e| Fatal::failed(e.to_string()))?;
     let token_file = o
         .token_file
         .clone()
         .unwrap_or_else(|| PathBuf::from(&config.daemon.token_file));
-    let http = start_http(o, &config, &token_file, &server)?;
+    let plan = http_plan(o, &config, &token_file)?;
+    if o.check {
+        return check(o, &nl, &config, &socket, plan.as_ref()).map(Some);
+    }
+    // The socket doubles as the one-daemon lock: bound before anything is checked or touched,
+    // so a second daemon is told that one runs.
+    let server = api::Server::bind(&socket).map_err(|e| Fatal::failed(e.to_string()))?;
+    // The management plane never stops the dataplane: a listener that cannot start is
+    // reported and retried by the control loop while the laggs run.
+    let http = HttpListener::new(plan, server.dispatcher());
     // Subscribe to link notifications before any lagg reads its members' state, so that no
     // change falls between the first read and the subscription.
     let link_events = LinkEvents::open()
@@ -219,7 +264,7 @@ pub fn run(o: &Options, stop: &AtomicBool) -> Result<Option<String>, Fatal> {
         status_every: Duration::from_millis(config.daemon.status_interval_ms),
     };
     let mut daemon = Daemon::new(o.config.clone(), doc, config);
-    daemon.set_endpoints(http.as_ref().map(|h| h.addr), token_file);
+    daemon.set_token_file(token_file);
     daemon.set_fault_injection(o.fault_injection);
     let mut control = ControlLoop::new(nl, daemon, server, http, link_events, times);
     // A lagg that cannot start (a missing NIC, a foreign program) is reported and retried
