@@ -230,31 +230,23 @@ fn a_member_with_someone_elses_xdp_program_is_refused_by_name() {
 fn a_lagg_whose_nic_is_missing_fails_alone_and_starts_when_the_nic_appears() {
     let _serial = serial();
     let bed = Bed::up(3, false);
-    let config = "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm0\", \"xlm9\"]\n\n\
+    // Not one of lagg0's members exists: nothing to run on.
+    let config = "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggports = [\"xlm8\", \"xlm9\"]\n\n\
                   [[lagg]]\nname = \"lagg1\"\nlaggports = [\"xlm1\"]\naddresses = [\"10.77.1.1/24\"]\n";
     let daemon = Daemon::start(&bed, config);
-    let status = |d: &Daemon| -> serde_json::Value {
-        let out = common::xlaggctl(&d.socket, &["-j"]);
-        serde_json::from_slice(&out.stdout).expect("JSON")
-    };
     let s = status(&daemon);
     assert_eq!(s[0]["state"], "failed", "{s}");
     assert!(
         s[0]["error"]
             .as_str()
-            .is_some_and(|e| e.contains("no network interface named 'xlm9'")),
+            .is_some_and(|e| e.contains("no network interface named 'xlm8'")),
         "{s}"
     );
     assert_eq!(s[1]["state"], "running", "the other lagg runs: {s}");
-    assert!(
-        !bed.ip("app", &["-o", "link", "show", "xlm0"])
-            .contains("xdp"),
-        "nothing attached for the failed lagg"
-    );
     let text =
         String::from_utf8_lossy(&common::xlaggctl(&daemon.socket, &["lagg0"]).stdout).into_owned();
     assert!(text.contains("status: failed"), "{text}");
-    // The NIC appears (a late driver, a hot-plugged card): lagg0 starts on its own.
+    // One NIC appears (a late driver, a hot-plugged card): lagg0 starts on its own, on it.
     bed.ip(
         "app",
         &[
@@ -265,6 +257,15 @@ fn a_lagg_whose_nic_is_missing_fails_alone_and_starts_when_the_nic_appears() {
     common::wait_until(10, "lagg0 running after xlm9 appeared", || {
         status(&daemon)[0]["state"] == "running"
     });
+    let s = status(&daemon);
+    let missing: Vec<&str> = s[0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .filter(|p| p["missing"] == true)
+        .filter_map(|p| p["name"].as_str())
+        .collect();
+    assert_eq!(missing, ["xlm8"], "{s}");
     let dump: serde_json::Value =
         serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
     let faults: Vec<&str> = dump["events"]
@@ -278,6 +279,133 @@ fn a_lagg_whose_nic_is_missing_fails_alone_and_starts_when_the_nic_appears() {
         faults.iter().any(|t| t.starts_with("not running")) && faults.contains(&"running again"),
         "{faults:?}"
     );
+}
+
+fn status(d: &Daemon) -> serde_json::Value {
+    let out = common::xlaggctl(&d.socket, &["-j"]);
+    serde_json::from_slice(&out.stdout).expect("JSON")
+}
+
+/// The flags of `port` of the first lagg, and whether it is missing.
+fn port_of(d: &Daemon, port: &str) -> (Vec<String>, bool) {
+    let s = status(d);
+    s[0]["ports"]
+        .as_array()
+        .expect("ports")
+        .iter()
+        .find(|p| p["name"] == port)
+        .map(|p| {
+            let flags = p["flags"]
+                .as_array()
+                .map(|f| {
+                    f.iter()
+                        .filter_map(|x| x.as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (flags, p["missing"] == true)
+        })
+        .unwrap_or_default()
+}
+
+/// A veth `member` in the appliance with `peer` in the partner namespace, both up.
+fn add_member_link(bed: &Bed, member: &str, peer: &str) {
+    bed.ip(
+        "app",
+        &[
+            "link",
+            "add",
+            member,
+            "type",
+            "veth",
+            "peer",
+            "name",
+            peer,
+            "netns",
+            &bed.ns("ptr"),
+        ],
+    );
+    bed.ip("app", &["link", "set", member, "up"]);
+    bed.ip("ptr", &["link", "set", peer, "up"]);
+}
+
+/// Members are taken by name: a lagg runs on the members present, takes a missing one in
+/// when its device appears, and one whose device is deleted and made again under its name
+/// (a driver reload, a re-plugged NIC) comes back.
+#[test]
+fn members_follow_their_devices_by_name() {
+    let _serial = serial();
+    let bed = Bed::up(3, false);
+    let daemon = Daemon::start(
+        &bed,
+        "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"loadbalance\"\n\
+         laggports = [\"xlm0\", \"xlm1\", \"xlm7\"]\n",
+    );
+    assert_eq!(status(&daemon)[0]["state"], "running");
+    assert!(port_of(&daemon, "xlm7").1, "xlm7 missing");
+    let text =
+        String::from_utf8_lossy(&common::xlaggctl(&daemon.socket, &["lagg0"]).stdout).into_owned();
+    assert!(
+        text.contains("laggport: xlm7 flags=0<> (missing: no such device)"),
+        "{text}"
+    );
+    add_member_link(&bed, "xlm7", "xlp7");
+    common::wait_until(10, "xlm7 taken in once its device appeared", || {
+        let (flags, missing) = port_of(&daemon, "xlm7");
+        !missing && flags.iter().any(|f| f == "DISTRIBUTING")
+    });
+    // xlm1's device goes (its flows move to the others), then comes back under its name.
+    bed.ip("app", &["link", "del", "xlm1"]);
+    common::wait_until(10, "xlm1 missing once its device went", || {
+        port_of(&daemon, "xlm1").1
+    });
+    add_member_link(&bed, "xlm1", "xlp1");
+    common::wait_until(10, "xlm1 back once its device was made again", || {
+        let (flags, missing) = port_of(&daemon, "xlm1");
+        !missing && flags.iter().any(|f| f == "DISTRIBUTING")
+    });
+    // And it carries its share again.
+    let sink = common::Sink::start(&bed);
+    bed.send_on("app", "lagg0", 64, 2, 0);
+    let report = sink.finish();
+    let xlp1 = report
+        .ports
+        .iter()
+        .find(|p| p.name == "xlp1")
+        .map_or(0, |p| p.frames);
+    assert!(xlp1 > 0, "xlm1 carries frames again: {:?}", report.ports);
+    let dump: serde_json::Value =
+        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
+    let texts: Vec<&str> = dump["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        texts.iter().any(|t| t.starts_with("member missing")),
+        "{texts:?}"
+    );
+}
+
+/// Failover's order is its priority: a master whose device appears late takes over as master.
+#[test]
+fn a_failover_master_that_appears_late_becomes_master() {
+    let _serial = serial();
+    let bed = Bed::up(1, false);
+    let daemon = Daemon::start(
+        &bed,
+        "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"failover\"\n\
+         laggports = [\"xlm9\", \"xlm0\"]\n",
+    );
+    common::wait_until(10, "xlm0 active while the master is missing", || {
+        port_of(&daemon, "xlm0").0.iter().any(|f| f == "ACTIVE")
+    });
+    add_member_link(&bed, "xlm9", "xlp9");
+    common::wait_until(10, "xlm9 master and active", || {
+        let (flags, _) = port_of(&daemon, "xlm9");
+        flags.iter().any(|f| f == "MASTER") && flags.iter().any(|f| f == "ACTIVE")
+    });
 }
 
 #[test]

@@ -42,6 +42,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_lagg_up", "gauge", &["lagg"], "1 while the lagg runs, 0 when configured but down or without ports."),
     m("xlagg_lagg_failed", "gauge", &["lagg"], "1 while a lagg that should run does not (it could not start, or stopped on a fault) and is retried."),
     m("xlagg_lagg_active_ports", "gauge", &["lagg"], "Member ports that transmit now."),
+    m("xlagg_lagg_missing_ports", "gauge", &["lagg"], "Configured member ports whose device does not exist: the lagg runs on the others and takes them in when they appear."),
     m("xlagg_lagg_failovers_total", "counter", &["lagg"], "Changes of the failover active port since the lagg started."),
     m("xlagg_lagg_link_flaps_total", "counter", &["lagg"], "Member link changes (after updelay/downdelay) since the lagg started."),
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
@@ -189,8 +190,9 @@ fn lagg_families(o: &mut Out, samples: &[LaggSample], facts: &DaemonFacts) {
         o.sample("xlagg_lagg_failed", &[("lagg", name)], 1.0);
     }
     type LaggValue = fn(&LaggSample) -> f64;
-    let per_lagg: [(&str, LaggValue); 3] = [
+    let per_lagg: [(&str, LaggValue); 4] = [
         ("xlagg_lagg_active_ports", |s| s.active_ports as f64),
+        ("xlagg_lagg_missing_ports", |s| s.missing_ports as f64),
         ("xlagg_lagg_failovers_total", |s| s.failovers as f64),
         ("xlagg_lagg_link_flaps_total", |s| s.flaps as f64),
     ];
@@ -686,6 +688,7 @@ mod tests {
             failovers: 2,
             flaps: 3,
             active_ports: 1,
+            missing_ports: 1,
         }
     }
 

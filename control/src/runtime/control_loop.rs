@@ -203,6 +203,7 @@ impl ControlLoop {
                     tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
                 }
             }
+            self.daemon.reconcile_members(&self.nl, &[]);
         }
         for lagg in self.daemon.laggs_mut() {
             if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&self.nl)) {
@@ -241,6 +242,9 @@ impl ControlLoop {
                 tracing::error!(lagg = %lagg.config().name, error = %e, "applying link changes failed");
             }
         }
+        // Members follow their devices by name (all laggs look after an overrun).
+        let concerned: &[LinkEvent] = if overrun { &[] } else { &events };
+        self.daemon.reconcile_members(&self.nl, concerned);
         self.events = events;
     }
 

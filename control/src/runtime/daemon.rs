@@ -13,10 +13,11 @@ use serde_json::json;
 use crate::api::{ReadView, Request, Response};
 use crate::config::{Config, ConfigDoc, LaggConfig};
 use crate::ifconfig;
-use crate::lagg::{Lagg, LaggEvent, StartOptions};
+use crate::lagg::{Lagg, LaggEvent, Reconciled, StartOptions};
 use crate::netdev::Netlink;
 use crate::status::LaggStatus;
 use crate::store;
+use xlagg_sys::linkevents::LinkEvent;
 
 /// The daemon's laggs and their configuration.
 #[derive(Debug)]
@@ -204,6 +205,40 @@ impl Daemon {
         }
         self.sort();
         restarted
+    }
+
+    /// Takes in members whose device appeared and lets go of those whose device went or was
+    /// made anew (see [`Lagg::reconcile_members`]), for every lagg that `events` may concern
+    /// (all of them with `events` empty: the safety-net re-read). A failover lagg whose master
+    /// came back is restarted to take its members in their configured order.
+    pub fn reconcile_members(&mut self, nl: &Netlink, events: &[LinkEvent]) {
+        let mut restart = Vec::new();
+        for (i, lagg) in self.laggs.iter_mut().enumerate() {
+            if !events.is_empty() && !lagg.membership_may_change(events) {
+                continue;
+            }
+            match lagg.reconcile_members(nl) {
+                Ok(Reconciled::Unchanged) => {}
+                Ok(Reconciled::Changed(done)) => {
+                    tracing::info!(lagg = %lagg.config().name, changes = %done.join(" "), "members follow their devices");
+                }
+                Ok(Reconciled::Restart) => restart.push(i),
+                Err(e) => {
+                    tracing::error!(lagg = %lagg.config().name, error = %e, "taking in members' devices failed");
+                }
+            }
+        }
+        for i in restart.into_iter().rev() {
+            let lagg = self.laggs.remove(i);
+            let cfg = lagg.config().clone();
+            tracing::info!(lagg = %cfg.name, "a member's device came back ahead of others in failover order: restarting the lagg to take it in its place");
+            lagg.stop(nl);
+            match Lagg::start(nl, &cfg, StartOptions::default()) {
+                Ok(l) => self.laggs.push(l),
+                Err(e) => self.fail(&cfg.name, e.to_string()),
+            }
+        }
+        self.sort();
     }
 
     /// Moves the laggs' new events into the timeline (called every loop iteration).

@@ -138,6 +138,20 @@ fn check(
     for lagg in config.laggs.iter().filter(|l| runnable(l)) {
         Lagg::preflight_owned(nl, lagg, &theirs)
             .map_err(|e| Fatal::invalid(format!("{}: {e}", o.config.display())))?;
+        // A running lagg takes a missing member in when it appears; a check names it.
+        if let Some(port) = lagg
+            .ports
+            .iter()
+            .find(|p| !matches!(nl.link(p), Ok(Some(_))))
+        {
+            return Err(Fatal::invalid(format!(
+                "{}: {}.laggports: no network interface named '{port}' on this machine \
+                 (xlaggd runs {} on the others and takes it in when it appears)",
+                o.config.display(),
+                lagg.name,
+                lagg.name
+            )));
+        }
     }
     let mut verdict = format!(
         "{}: configuration valid, {} lagg(s)",

@@ -156,6 +156,10 @@ pub struct PortStatus {
     /// gone, or its device down) ahead of the control thread's link event.
     #[serde(default)]
     pub data_path_leaves: u64,
+    /// A configured member whose device does not exist: the lagg runs on the others and takes
+    /// it in when the device appears.
+    #[serde(default)]
+    pub missing: bool,
 }
 
 impl PortStatus {
@@ -175,6 +179,7 @@ impl PortStatus {
             bfd_counters: None,
             probe: None,
             data_path_leaves: 0,
+            missing: false,
         }
     }
 }
@@ -419,6 +424,9 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
             flags_value(&p.flags),
             p.flags.join(",")
         );
+        if p.missing {
+            o.push_str(" (missing: no such device)");
+        }
         if let Some(lacp) = p.lacp.as_ref().filter(|_| verbose) {
             let _ = write!(
                 o,

@@ -86,8 +86,32 @@ impl Lagg {
             }
             Ok(())
         };
+        // A lagg runs degraded on the members present: a missing one is reported and taken in
+        // when its device appears. With none present there is nothing to run on.
+        let mut present = 0;
+        let mut first_missing = None;
         for port in &cfg.ports {
-            check(port, "laggports")?;
+            match check(port, "laggports") {
+                Ok(()) => present += 1,
+                Err(LaggError::Device {
+                    source: NetdevError::NoSuchDevice(_),
+                    ..
+                }) if first_missing.is_none() => first_missing = Some(port.clone()),
+                Err(LaggError::Device {
+                    source: NetdevError::NoSuchDevice(_),
+                    ..
+                }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if present == 0 {
+            if let Some(port) = first_missing {
+                return Err(LaggError::Device {
+                    lagg: cfg.name.clone(),
+                    field: "laggports",
+                    source: NetdevError::NoSuchDevice(port),
+                });
+            }
         }
         if let Upper::Forward { port } = &cfg.upper {
             check(port, "forward_port")?;
@@ -154,9 +178,9 @@ impl Lagg {
 
     /// Creates laggN (host mode), attaches every port, starts the workers and monitors and
     /// publishes the first table; each step is recorded at once for [`teardown`](Self::teardown).
-    pub(super) fn bring_up(&mut self, nl: &Netlink) -> Result<(), LaggError> {
+    pub(super) fn bring_up(&mut self, nl: &Netlink, present: &[String]) -> Result<(), LaggError> {
         let cfg = self.cfg.clone();
-        let first_member = nl.require(&cfg.ports[0])?;
+        let first_member = nl.require(present.first().map_or(&cfg.ports[0], |p| p))?;
         let hooks = match cfg.engine {
             Engine::AfXdp => None,
             Engine::Xdp => Some(Hooks::Xdp),
@@ -208,9 +232,14 @@ impl Lagg {
             }
             Upper::Forward { port } => port.clone(),
         };
-        for (slot, name) in cfg.ports.iter().enumerate() {
+        for (slot, name) in present.iter().enumerate() {
             let port = self.attach_port(nl, name, Some(slot))?;
             self.members.push(port);
+        }
+        for name in cfg.ports.iter().filter(|p| !present.contains(*p)) {
+            let text = format!("member missing: no network interface named {name}; running on the others until it appears");
+            tracing::warn!(lagg = %cfg.name, port = %name, "{text}");
+            self.event("link", Some(name.clone()), text);
         }
         let upper = self.attach_port(nl, &upper_name, None)?;
         self.upper = Some(upper);
@@ -270,7 +299,7 @@ impl Lagg {
         tracing::info!(
             lagg = %cfg.name,
             laggproto = %cfg.proto,
-            ports = %cfg.ports.join(","),
+            ports = %present.join(","),
             upper = %upper_name,
             mac = %format_mac(first_member.mac),
             xdp_mode = %mode.map(|m| m.to_string()).unwrap_or_default(),
@@ -503,6 +532,17 @@ fn defer_interrupts(name: &str) -> Vec<(std::path::PathBuf, String)> {
         }
     }
     old
+}
+
+/// The names of `ports` whose device exists, in order.
+pub(super) fn present_ports(nl: &Netlink, ports: &[String]) -> Result<Vec<String>, NetdevError> {
+    let mut present = Vec::new();
+    for name in ports {
+        if nl.link(name)?.is_some() {
+            present.push(name.clone());
+        }
+    }
+    Ok(present)
 }
 
 /// Whether `link` is a lagg interface left by an earlier xlaggd (a veth whose peer carries

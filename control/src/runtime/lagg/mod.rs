@@ -48,6 +48,7 @@ use announce::Announcer;
 use autoconf::Autoconf;
 pub use autoconf::{DhcpState, DHCP_CLIENT};
 use monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
+pub use reconfig::Reconciled;
 pub use view::{LaggSample, PortSample, WorkerSample};
 use workers::WorkerPool;
 pub use xdp_port::PortXdp;
@@ -258,6 +259,8 @@ impl Lagg {
     /// The failing step; nothing is left behind.
     pub fn start(nl: &Netlink, cfg: &LaggConfig, options: StartOptions) -> Result<Lagg, LaggError> {
         Self::preflight(nl, cfg)?;
+        // The members whose device exists; the others are taken in when it appears.
+        let present = bringup::present_ports(nl, &cfg.ports)?;
         let policy = options.policy_override.unwrap_or_else(|| policy_for(cfg));
         let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7861_6767;
         let mut lagg = Lagg {
@@ -271,7 +274,7 @@ impl Lagg {
             watch: None,
             lost: None,
             lost_seen: (0, Instant::now()),
-            set: MemberSet::new(rules_for(cfg), &cfg.ports),
+            set: MemberSet::new(rules_for(cfg), &present),
             epoch: Instant::now(),
             announcer: Announcer::new(cfg),
             events: Vec::new(),
@@ -280,7 +283,7 @@ impl Lagg {
             probe: None,
             autoconf: None,
         };
-        match lagg.bring_up(nl) {
+        match lagg.bring_up(nl, &present) {
             Ok(()) => Ok(lagg),
             Err(e) => {
                 lagg.teardown(nl);
@@ -426,6 +429,16 @@ impl Lagg {
             tracing::debug!(lagg = %self.cfg.name, micros = started.elapsed().as_micros() as u64, "link change applied");
         }
         Ok(())
+    }
+
+    /// Whether `events` may change which devices the members are: a member's device removed,
+    /// or, while a member is missing, a device this lagg does not know.
+    pub fn membership_may_change(&self, events: &[LinkEvent]) -> bool {
+        let missing = !self.missing().is_empty();
+        events.iter().any(|e| match self.slot_of(e.ifindex) {
+            Some(_) => e.removed,
+            None => missing && !e.removed,
+        })
     }
 
     /// Logs what the member set reports and puts it on the timeline.

@@ -11,6 +11,17 @@ use crate::members::Verdict;
 use crate::netdev::Netlink;
 use xlagg_dataplane::worker;
 
+/// What [`Lagg::reconcile_members`] did.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reconciled {
+    /// Every configured member whose device exists is attached, to that device.
+    Unchanged,
+    /// Members joined or left, in words.
+    Changed(Vec<String>),
+    /// The lagg must restart to take its members in their configured order.
+    Restart,
+}
+
 impl Lagg {
     /// Whether `new` differs from this lagg's configuration only in what
     /// [`set_ports`](Self::set_ports) applies in place: the member list (and per-port LACP
@@ -85,12 +96,23 @@ impl Lagg {
     /// A device, socket or map failure; a member that failed to join is undone.
     pub fn set_ports(&mut self, nl: &Netlink, new: &LaggConfig) -> Result<Vec<String>, LaggError> {
         let mut done = Vec::new();
+        // Members are taken by name: one whose device is gone, or was made anew under its
+        // name (a driver reload, a re-plugged NIC: another ifindex), leaves, and a configured
+        // member whose device exists joins. The others are missing until their device appears.
+        let mut devices = std::collections::BTreeMap::new();
+        for name in &new.ports {
+            if let Some(link) = nl.link(name)? {
+                devices.insert(name.clone(), link.index);
+            }
+        }
         // Leaving.
         let leaving: Vec<usize> = self
             .members
             .iter()
             .enumerate()
-            .filter(|(i, p)| !self.set.member(*i).retired && !new.ports.contains(&p.name))
+            .filter(|(i, p)| {
+                !self.set.member(*i).retired && devices.get(&p.name) != Some(&p.ifindex)
+            })
             .map(|(i, _)| i)
             .collect();
         for &i in &leaving {
@@ -113,13 +135,20 @@ impl Lagg {
                 restore_port(&mut self.members[i]);
                 self.pool.remove_port(i, &self.members[i].name);
                 let name = self.members[i].name.clone();
-                tracing::info!(lagg = %self.cfg.name, port = %name, "member left");
-                self.event("config", Some(name.clone()), "member left".into());
+                let text = if !new.ports.contains(&name) {
+                    "member left".to_string()
+                } else if devices.contains_key(&name) {
+                    format!("member's device {name} was made anew: taken again")
+                } else {
+                    format!("member missing: its device {name} is gone; the others carry its flows until it appears")
+                };
+                tracing::info!(lagg = %self.cfg.name, port = %name, "{text}");
+                self.event("config", Some(name.clone()), text);
                 done.push(format!("-laggport {name}"));
             }
         }
-        // Joining, at the end.
-        for name in &new.ports {
+        // Joining, at the end: the configured members whose device exists.
+        for name in new.ports.iter().filter(|n| devices.contains_key(*n)) {
             if self
                 .members
                 .iter()
@@ -192,6 +221,73 @@ impl Lagg {
         self.refresh_links(nl)?;
         self.publish(&[], false)?;
         Ok(done)
+    }
+
+    /// The configured members that are not attached: their device does not exist (yet).
+    pub fn missing(&self) -> Vec<String> {
+        self.cfg
+            .ports
+            .iter()
+            .filter(|n| {
+                !self
+                    .members
+                    .iter()
+                    .enumerate()
+                    .any(|(i, p)| &p.name == *n && !self.set.member(i).retired)
+            })
+            .cloned()
+            .collect()
+    }
+
+    /// Takes in the configured members whose device appeared and lets go of those whose device
+    /// went or was made anew, in place (see [`set_ports`](Self::set_ports)). A failover lagg
+    /// whose members would come out of their configured order (its master came back) asks to
+    /// be restarted instead: its order is its priority.
+    ///
+    /// # Errors
+    /// A device, socket or map failure.
+    pub fn reconcile_members(&mut self, nl: &Netlink) -> Result<Reconciled, LaggError> {
+        let cfg = self.cfg.clone();
+        let present = super::bringup::present_ports(nl, &cfg.ports)?;
+        let attached: Vec<(String, u32)> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| !self.set.member(*i).retired)
+            .map(|(_, p)| (p.name.clone(), p.ifindex))
+            .collect();
+        let mut names: Vec<&String> = attached.iter().map(|(n, _)| n).collect();
+        names.sort();
+        let mut wanted: Vec<&String> = present.iter().collect();
+        wanted.sort();
+        let mut unchanged = names == wanted;
+        for (name, index) in &attached {
+            unchanged &= nl.link(name)?.is_some_and(|l| l.index == *index);
+        }
+        if unchanged {
+            return Ok(Reconciled::Unchanged);
+        }
+        if present.is_empty() {
+            // Nothing to run on: the members' links are down already; keep what is attached
+            // until a device comes back.
+            return Ok(Reconciled::Unchanged);
+        }
+        if cfg.proto == LaggProto::Failover {
+            let mut probe = cfg.clone();
+            probe.ports = present.clone();
+            if self
+                .slots_after(&probe)
+                .is_none_or(|order| order != present)
+            {
+                return Ok(Reconciled::Restart);
+            }
+        }
+        let done = self.set_ports(nl, &cfg)?;
+        Ok(if done.is_empty() {
+            Reconciled::Unchanged
+        } else {
+            Reconciled::Changed(done)
+        })
     }
 
     /// Changes the MTU of a running lagg: laggN and its peer in host mode (the larger side

@@ -78,6 +78,8 @@ pub struct LaggSample {
     pub flaps: u64,
     /// Members that carry traffic now.
     pub active_ports: usize,
+    /// Configured members whose device does not exist.
+    pub missing_ports: usize,
 }
 
 impl Lagg {
@@ -166,6 +168,7 @@ impl Lagg {
             failovers: self.set.failovers,
             flaps: self.set.flaps,
             active_ports,
+            missing_ports: self.missing().len(),
         }
     }
 
@@ -290,6 +293,13 @@ impl Lagg {
                     .as_ref()
                     .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
                 data_path_leaves: port.left,
+                missing: false,
+            });
+        }
+        for name in self.missing() {
+            ports.push(PortStatus {
+                missing: true,
+                ..PortStatus::idle(&name)
             });
         }
         let lacp = self.lacp.as_ref().map(|rt| {
