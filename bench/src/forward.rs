@@ -158,6 +158,7 @@ pub fn serve(
         rx_all: false,
         busy_poll,
         engine,
+        forward_link_local: false,
         upper: Upper::Forward {
             port: forward.into(),
         },

@@ -47,6 +47,19 @@ enum Command {
         #[arg(long, default_value_t = 0)]
         first_seq: u64,
     },
+    /// Send the given frames in turn on one interface as fast as it takes them (a flood of
+    /// hostile frames for the tests); prints the frames sent and their rate as JSON.
+    Flood {
+        /// Interface to send on.
+        #[arg(long)]
+        iface: String,
+        /// A frame in hex (repeat for several).
+        #[arg(long, required = true)]
+        frame: Vec<String>,
+        /// Seconds.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
+    },
     /// Record test frames per interface until SIGINT/SIGTERM or --max-ms; prints JSON.
     Sink {
         /// Interfaces, comma-separated.
@@ -424,6 +437,19 @@ fn main() -> Result<()> {
                 packet_tools::send(&iface, flows, per_flow, size, pps, first_seq)?;
             println!("{{\"sent\":{sent},\"refused\":{refused}}}");
         }
+        Command::Flood {
+            iface,
+            frame,
+            seconds,
+        } => {
+            let frames = frame
+                .iter()
+                .map(|h| hex_bytes(h))
+                .collect::<Result<Vec<_>>>()?;
+            let (sent, pps) =
+                packet_tools::flood(&iface, &frames, Duration::from_secs_f64(seconds))?;
+            println!("{{\"sent\":{sent},\"pps\":{pps:.0}}}");
+        }
         Command::Sink {
             ifaces,
             max_ms,
@@ -693,6 +719,20 @@ fn parse_shape(text: &str) -> Result<traffic::Shape> {
 }
 
 /// Writes a scenario's report with the machine, versions and options, as `suite` does.
+/// Bytes of a hex string (`0a1b...`).
+fn hex_bytes(text: &str) -> Result<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        anyhow::bail!("--frame: '{text}' has an odd number of hex digits");
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| {
+            u8::from_str_radix(&text[i..i + 2], 16)
+                .map_err(|_| anyhow::anyhow!("--frame: '{}' is not hex", &text[i..i + 2]))
+        })
+        .collect()
+}
+
 fn write_json(
     path: Option<&std::path::Path>,
     scenario: &str,

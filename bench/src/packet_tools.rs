@@ -106,6 +106,35 @@ pub fn send(
     Ok((sent, refused))
 }
 
+/// Sends `frames` in turn on `iface` as fast as the socket takes them, for `duration`: a
+/// flood of hostile frames. Returns the frames sent and their rate. A frame the device
+/// refused (ENOBUFS) is not counted and the flood goes on.
+///
+/// # Errors
+/// Other socket errors, or no frame to send.
+pub fn flood(iface: &str, frames: &[Vec<u8>], duration: Duration) -> Result<(u64, f64)> {
+    if frames.is_empty() {
+        bail!("nothing to send: give --frame HEX at least once");
+    }
+    let socket = PacketSocket::bind(ifindex(iface)?, ETH_P_ALL)
+        .with_context(|| format!("AF_PACKET on {iface}"))?;
+    let started = Instant::now();
+    let mut sent = 0u64;
+    'run: while started.elapsed() < duration {
+        for frame in frames {
+            match socket.send(frame) {
+                Ok(()) => sent += 1,
+                Err(e) if e.raw_os_error() == Some(libc::ENOBUFS) => {}
+                Err(e) => return Err(e).with_context(|| format!("flooding {iface}")),
+            }
+            if sent.is_multiple_of(4096) && started.elapsed() >= duration {
+                break 'run;
+            }
+        }
+    }
+    Ok((sent, sent as f64 / started.elapsed().as_secs_f64()))
+}
+
 /// Captures test frames on every interface of `ifaces` until `stop` is set or `max` passes,
 /// then returns what each saw. Prints `ready` on stderr once every socket is bound.
 ///

@@ -150,9 +150,16 @@ fn lacpdus_to_the_broadcast_address_or_with_our_own_system_id_steer_nothing() {
         .unwrap_or_default()
         .to_string();
     assert!(!partner_seen.contains("4242"), "partner {partner_seen}");
+    // To the broadcast address: dropped where it arrives, never seen by the control path;
+    // with our own system id: seen, and refused as a loop.
     let illegal = port_field(&app.socket, 0, &["lacp", "counters", "illegal_rx"]);
     let looped = port_field(&app.socket, 0, &["lacp", "counters", "loop_rx"]);
-    assert_eq!((illegal, looped), (10, 10));
+    assert_eq!((illegal, looped), (0, 10));
+    assert!(
+        port_field(&app.socket, 0, &["drops", "xdp_unsolicited"]) >= 10,
+        "{}",
+        status(&app.socket)
+    );
 }
 
 #[test]
@@ -402,4 +409,198 @@ fn stranger_in_another_namespace(engine: &str) {
     );
     drop(other);
     drop(app);
+}
+
+/// `xlagg-bench flood` of `frames` on `iface` of the partner namespace for `seconds`, in the
+/// background.
+fn flood(bed: &Bed, iface: &str, frames: &[Vec<u8>], seconds: f64) -> std::process::Child {
+    let bench = common::bench_bin();
+    let mut args = vec![
+        bench.to_str().expect("utf-8 path").to_string(),
+        "flood".into(),
+        "--iface".into(),
+        iface.into(),
+        "--seconds".into(),
+        seconds.to_string(),
+    ];
+    for f in frames {
+        args.push("--frame".into());
+        args.push(f.iter().map(|b| format!("{b:02x}")).collect());
+    }
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    bed.exec("ptr", &args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start the flood")
+}
+
+/// Floods of frames the lagg must ignore (other slow-protocol subtypes to the Slow Protocols
+/// address, LACPDUs to a unicast MAC not ours, other UDP to the micro-BFD MAC) are dropped
+/// where they arrive: no port leaves distributing and no micro-BFD session drops. A flood of
+/// valid-looking LACPDUs from a foreign system is held to the slow protocols' rate: the port
+/// does what 802.1AX says with what passes, and comes back when the flood stops.
+#[test]
+fn floods_to_the_control_addresses_take_no_member_out() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let bfd = "bfd = true\nbfd_interval = 50\nbfd_multiplier = 3\n";
+    let partner = Daemon::start_in(
+        &bed,
+        "ptr",
+        &(lacp_lagg("\"xlp0\", \"xlp1\"", "10.77.0.2/24", None) + bfd),
+    );
+    let app = Daemon::start(
+        &bed,
+        &(lacp_lagg("\"xlm0\", \"xlm1\"", "10.77.0.1/24", Some(APP_SYSTEM)) + bfd),
+    );
+    all_distributing(&app.socket, 2, 20);
+    all_distributing(&partner.socket, 2, 20);
+    let bfd_downs = |s: &Path| port_field(s, 0, &["bfd_counters", "downs"]);
+    let downs_before = bfd_downs(&app.socket);
+    let mut oam = strangers_lacpdu([0x02, 0x66, 0, 0, 0, 1], SLOW_PROTOCOLS_MAC);
+    oam[14] = 3;
+    let unicast = strangers_lacpdu([0x02, 0x66, 0, 0, 0, 1], [0x02, 0x66, 0, 0, 0, 9]);
+    let mut udp = bfd::frame(
+        [0x02, 0x66, 0, 0, 0, 3],
+        [10, 77, 0, 2],
+        [10, 77, 0, 1],
+        49152,
+        &[0u8; bfd::PACKET_LEN],
+    )
+    .to_vec();
+    // UDP to port 9 instead of 6784 (its checksum no longer matters: it is dropped unread).
+    udp[14 + 20 + 2..14 + 20 + 4].copy_from_slice(&9u16.to_be_bytes());
+    // Longer than the 3 s fast LACP timeout and the 150 ms BFD detection.
+    let flooding = flood(&bed, "xlp0", &[oam, unicast, udp], 6.0);
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_secs(6) {
+        assert!(
+            distributing(&app.socket, 0) && distributing(&app.socket, 1),
+            "a member left under a flood of frames to ignore: {}",
+            status(&app.socket)
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let out = flooding.wait_with_output().expect("flood");
+    let sent: serde_json::Value = serde_json::from_slice(&out.stdout).expect("flood report");
+    eprintln!("flood of frames to ignore: {sent}");
+    assert!(sent["sent"].as_u64().unwrap_or(0) > 100_000, "{sent}");
+    assert_eq!(
+        bfd_downs(&app.socket),
+        downs_before,
+        "no BFD session dropped"
+    );
+    assert!(
+        port_field(&app.socket, 0, &["drops", "xdp_unsolicited"]) > 100_000,
+        "{}",
+        status(&app.socket)
+    );
+    // Valid-looking LACPDUs from a foreign system, to the right address: what passes is held
+    // to the slow protocols' rate and counted; the rest is dropped and counted.
+    let foreign = strangers_lacpdu([0x02, 0x66, 0, 0, 0, 1], SLOW_PROTOCOLS_MAC);
+    let flooding = flood(&bed, "xlp0", &[foreign], 4.0);
+    let out = flooding.wait_with_output().expect("flood");
+    let sent: serde_json::Value = serde_json::from_slice(&out.stdout).expect("flood report");
+    eprintln!("flood of foreign LACPDUs: {sent}");
+    let limited = port_field(&app.socket, 0, &["drops", "xdp_rate_limited"]);
+    assert!(
+        limited > 10_000,
+        "rate_limited {limited}: {}",
+        status(&app.socket)
+    );
+    // The real partner's LACPDUs take xlm0 back once the flood stops.
+    all_distributing(&app.socket, 2, 15);
+    drop(partner);
+}
+
+/// Sends `frame` as is on `iface` of namespace `role`.
+fn inject_in(bed: &Bed, role: &str, iface: &str, frame: &[u8]) {
+    let hex: String = frame.iter().map(|b| format!("{b:02x}")).collect();
+    let out = run(&mut bed.exec(
+        role,
+        &[
+            "python3",
+            "-c",
+            "import socket,sys\ns=socket.socket(socket.AF_PACKET,socket.SOCK_RAW)\n\
+             s.bind((sys.argv[1],0))\ns.send(bytes.fromhex(sys.argv[2]))",
+            iface,
+            &hex,
+        ],
+    ));
+    assert!(
+        out.status.success(),
+        "injecting on {iface}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// In forward mode, IEEE 802.1 link-local frames from downstream (an STP BPDU, a PAUSE frame,
+/// LLDP, EAPOL) stop at the forward port and are counted, on both forward engines: a switch
+/// with BPDU guard would shut the whole LAG on one BPDU. `forward_link_local` lets them by.
+#[test]
+fn link_local_frames_from_downstream_never_reach_the_members() {
+    let _serial = serial();
+    for (engine, forward) in [("afxdp", false), ("xdp", false), ("afxdp", true)] {
+        let bed = Bed::up(2, false);
+        for p in bed.partner_names() {
+            common::run_ok(&mut bed.exec("ptr", &["ethtool", "-K", &p, "gro", "on"]));
+        }
+        let extra = format!("engine = \"{engine}\"\nforward_link_local = {forward}\n");
+        let app = Daemon::start(&bed, &bed.config("broadcast", &extra, false));
+        all_distributing(&app.socket, 2, 10);
+        let capture = std::process::Command::new("ip")
+            .args([
+                "netns",
+                "exec",
+                &bed.ns("ptr"),
+                "timeout",
+                "3",
+                "tcpdump",
+                "-i",
+                "xlp0",
+                "-nn",
+                "-c",
+                "4",
+                "--immediate-mode",
+                "-Q",
+                "in",
+                "ether[0:4] = 0x0180c200",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("tcpdump");
+        std::thread::sleep(Duration::from_millis(500));
+        let src = [0x02, 0x66, 0, 0, 0, 7];
+        for (last, ethertype) in [
+            (0x00u8, 0x0026u16),
+            (0x01, 0x8808),
+            (0x03, 0x888e),
+            (0x0e, 0x88cc),
+        ] {
+            let mut f = vec![0u8; 64];
+            f[..6].copy_from_slice(&[0x01, 0x80, 0xc2, 0, 0, last]);
+            f[6..12].copy_from_slice(&src);
+            f[12..14].copy_from_slice(&ethertype.to_be_bytes());
+            inject_in(&bed, "src", "xls0", &f);
+        }
+        let seen = capture.wait_with_output().expect("tcpdump");
+        let lines = String::from_utf8_lossy(&seen.stdout).into_owned();
+        eprintln!("{engine}, forward_link_local = {forward}: the partner saw\n{lines}");
+        let seen = lines.lines().filter(|l| !l.trim().is_empty()).count();
+        if forward {
+            assert!(
+                seen >= 3,
+                "{engine}: forward_link_local lets them by: {seen} seen"
+            );
+        } else {
+            assert_eq!(seen, 0, "{engine}: a link-local frame reached a member");
+            let s = status(&app.socket);
+            let counted = s[0]["upper_port"]["drops"]["xdp_link_local"]
+                .as_u64()
+                .unwrap_or(0);
+            assert_eq!(counted, 4, "{engine}: counted at the forward port: {s}");
+        }
+        drop(app);
+    }
 }

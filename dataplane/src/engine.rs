@@ -640,6 +640,21 @@ impl XdpEngine {
         })
     }
 
+    /// Sets whether IEEE 802.1 link-local frames arriving on port `ifindex` are dropped (the
+    /// forward port).
+    ///
+    /// # Errors
+    /// When the map update fails or the port is not attached.
+    pub fn set_drop_link_local(&mut self, ifindex: u32, on: bool) -> Result<(), XdpError> {
+        self.update(ifindex, |p| {
+            if on {
+                p.flags |= PortState::DROP_LINK_LOCAL;
+            } else {
+                p.flags &= !PortState::DROP_LINK_LOCAL;
+            }
+        })
+    }
+
     /// Sets the MAC whose replies go to the probe monitor on port `ifindex`.
     ///
     /// # Errors

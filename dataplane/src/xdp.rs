@@ -246,6 +246,15 @@ impl PortProgram {
         self.set_first(names::PORT_STATE, self.state)
     }
 
+    /// Sets whether IEEE 802.1 link-local frames arriving here are dropped and counted (the
+    /// forward port).
+    ///
+    /// # Errors
+    /// When the map update fails.
+    pub fn set_drop_link_local(&mut self, on: bool) -> Result<(), XdpError> {
+        self.set_flag(PortState::DROP_LINK_LOCAL, on)
+    }
+
     fn set_flag(&mut self, flag: u32, on: bool) -> Result<(), XdpError> {
         if on {
             self.state.flags |= flag;

@@ -363,6 +363,7 @@ fn the_engine_makes_the_port_programs_checks() {
     let mut lacpdu = vec![0u8; 124];
     lacpdu[0..6].copy_from_slice(&[0x01, 0x80, 0xc2, 0, 0, 0x02]);
     lacpdu[12..14].copy_from_slice(&0x8809u16.to_be_bytes());
+    lacpdu[14] = 1;
     // No LACP on this port: dropped, never data.
     assert_eq!(rig.engine.test_run(&lacpdu, m0).expect("run"), XDP_DROP);
     rig.engine.set_control(m0, true, false).expect("control");

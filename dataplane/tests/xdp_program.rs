@@ -94,15 +94,56 @@ fn slow_protocol_frames_where_lacp_does_not_run_are_dropped_never_forwarded() {
 }
 
 #[test]
-fn a_bare_slow_protocol_header_still_goes_to_the_control_path_and_drop_drops() {
+fn only_lacp_and_marker_to_the_slow_protocols_address_reach_the_control_path() {
     let mut p = load(ProgramKind::Port);
     p.set_control(true, false).expect("state map");
-    // 14 bytes is the boundary the program checks: a bare 0x8809 header is well formed.
-    assert_eq!(p.test_run(&frame(0x8809, 14)).expect("test run"), XDP_PASS);
+    // A bare 0x8809 header (the shortest frame a test run takes) has no subtype.
+    assert_eq!(p.test_run(&frame(0x8809, 14)).expect("test run"), XDP_DROP);
+    let mut oam = frame(0x8809, 60);
+    oam[14] = 3;
+    assert_eq!(p.test_run(&oam).expect("test run"), XDP_DROP);
+    let mut unicast = frame(0x8809, 124);
+    unicast[14] = 1;
+    unicast[..6].copy_from_slice(&[0x02, 0x66, 0, 0, 0, 9]);
+    assert_eq!(p.test_run(&unicast).expect("test run"), XDP_DROP);
+    let mut marker = frame(0x8809, 124);
+    marker[14] = 2;
+    assert_eq!(p.test_run(&marker).expect("test run"), XDP_PASS);
+    let c = p.counters().expect("counters");
+    assert_eq!(
+        (
+            c[XdpCounter::Unsolicited as usize],
+            c[XdpCounter::SlowProtocol as usize]
+        ),
+        (3, 1)
+    );
     let drop = load(ProgramKind::Drop);
     assert_eq!(
         drop.test_run(&frame(0x0800, 60)).expect("test run"),
         XDP_DROP
+    );
+}
+
+#[test]
+fn control_frames_beyond_their_rate_are_dropped_and_counted() {
+    let mut p = load(ProgramKind::Port);
+    p.set_control(true, false).expect("state map");
+    let mut lacpdu = frame(0x8809, 124);
+    lacpdu[14] = 1;
+    // One test run after another: far above the slow protocols' 50 a second.
+    for _ in 0..200 {
+        let _ = p.test_run(&lacpdu).expect("test run");
+    }
+    let c = p.counters().expect("counters");
+    let (passed, limited) = (
+        c[XdpCounter::SlowProtocol as usize],
+        c[XdpCounter::RateLimited as usize],
+    );
+    assert_eq!(passed + limited, 200);
+    // The burst, and what the rate refilled while the runs took.
+    assert!(
+        (25..=40).contains(&passed),
+        "passed {passed}, limited {limited}"
     );
 }
 
@@ -218,19 +259,29 @@ fn only_arp_replies_and_neighbour_advertisements_reach_the_probe_monitor() {
 #[test]
 fn every_counter_but_redirected_and_malformed_is_reached_by_some_frame() {
     // Redirected needs a bound AF_XDP socket: the namespace tests forward real frames.
+    // RateLimited has a test of its own.
     // Malformed (shorter than 14 bytes) cannot be made here: BPF_PROG_TEST_RUN refuses frames
     // shorter than an Ethernet header, as drivers do not deliver them.
     let mut p = load(ProgramKind::Port);
     p.set_control(true, true).expect("state map");
-    let _ = p.test_run(&frame(0x8809, 60)).expect("run"); // SlowProtocol
+    let mut lacpdu = frame(0x8809, 60);
+    lacpdu[14] = 1;
+    let _ = p.test_run(&lacpdu).expect("run"); // SlowProtocol
     let _ = p.test_run(&bfd_frame(5, 6784, false)).expect("run"); // Probe
     let _ = p.test_run(&bfd_frame(5, 53, false)).expect("run"); // Unsolicited
     let _ = p.test_run(&frame(0x0800, 60)).expect("run"); // NotCollecting
     p.set_collecting(true).expect("state map");
     let _ = p.test_run(&frame(0x0800, 60)).expect("run"); // NoSocket
+    p.set_drop_link_local(true).expect("state map");
+    let mut bpdu = frame(0x0026, 60);
+    bpdu[5] = 0;
+    let _ = p.test_run(&bpdu).expect("run"); // LinkLocal
     let c = p.counters().expect("counters");
     for counter in XdpCounter::ALL {
-        if !matches!(counter, XdpCounter::Redirected | XdpCounter::Malformed) {
+        if !matches!(
+            counter,
+            XdpCounter::Redirected | XdpCounter::Malformed | XdpCounter::RateLimited
+        ) {
             assert_eq!(c[counter as usize], 1, "{}", counter.name());
         }
     }

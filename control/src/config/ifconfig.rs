@@ -99,6 +99,7 @@ const FLAG_KEYS: &[&str] = &[
     "lacp_strict",
     "lacp_active",
     "rx_all",
+    "forward_link_local",
     "busy_poll",
     "hw_offload",
     "bfd",

@@ -178,6 +178,9 @@ pub struct LaggConfig {
     /// Where frames are distributed: AF_XDP workers, the XDP program or the tc host path
     /// (`auto` resolved).
     pub engine: Engine,
+    /// Forward mode: IEEE 802.1 link-local frames (STP, PAUSE, EAPOL, LLDP) from downstream
+    /// go onto the members; off: dropped and counted at the forward port.
+    pub forward_link_local: bool,
     /// Host or forward mode.
     pub upper: Upper,
     /// DHCP on laggN (host mode only).
@@ -445,6 +448,8 @@ pub struct LaggSpec {
     /// `auto` (host mode: `tc`; forward mode: `afxdp`), `afxdp` (workers over AF_XDP
     /// sockets), `xdp` (distribution in the XDP program) or `tc` (host mode's skb path).
     pub engine: String,
+    /// Forward mode: send IEEE 802.1 link-local frames from downstream onto the members.
+    pub forward_link_local: bool,
     pub upper: String,
     pub forward_port: Option<String>,
     pub addresses: Vec<String>,
@@ -501,6 +506,7 @@ impl Default for LaggSpec {
             rx_all: false,
             busy_poll: false,
             engine: "auto".into(),
+            forward_link_local: false,
             upper: "host".into(),
             forward_port: None,
             addresses: Vec::new(),

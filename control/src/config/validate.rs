@@ -220,6 +220,7 @@ fn lagg(
         rx_all: r.rx_all,
         busy_poll: r.busy_poll,
         engine,
+        forward_link_local: r.forward_link_local,
         upper,
         dhcp,
         ipv6_auto: r.ipv6_auto && r.upper == "host",

@@ -279,6 +279,8 @@ fn drop_family(o: &mut Out, samples: &[LaggSample]) {
                 XdpCounter::NoSocket,
                 XdpCounter::Malformed,
                 XdpCounter::Unsolicited,
+                XdpCounter::RateLimited,
+                XdpCounter::LinkLocal,
             ] {
                 reasons.push((c.name(), p.xdp[c as usize]));
             }
@@ -581,7 +583,7 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                     for r in DropReason::ALL {
                         drops.insert(r.name().into(), json!(p.totals.drops[r as usize]));
                     }
-                    for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed, XdpCounter::Unsolicited] {
+                    for c in [XdpCounter::NotCollecting, XdpCounter::NoSocket, XdpCounter::Malformed, XdpCounter::Unsolicited, XdpCounter::RateLimited, XdpCounter::LinkLocal] {
                         drops.insert(c.name().into(), json!(p.xdp[c as usize]));
                     }
                     for c in XskCounter::ALL.iter().filter(|c| **c != XskCounter::TxRingEmpty) {

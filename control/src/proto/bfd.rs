@@ -22,6 +22,10 @@ const SLOW: Duration = Duration::from_secs(1);
 /// The slowest interval a peer may ask for; slower requests are taken as this.
 pub const MAX_REMOTE_INTERVAL: Duration = Duration::from_secs(2);
 
+/// The largest detection multiplier taken from a peer: detection stays within
+/// `MAX_REMOTE_MULTIPLIER x MAX_REMOTE_INTERVAL`.
+pub const MAX_REMOTE_MULTIPLIER: u8 = 10;
+
 /// Session state (RFC 5880 4.1).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum State {
@@ -430,7 +434,9 @@ impl Session {
         };
         self.remote_desired_tx = bound(p.desired_min_tx_us);
         self.remote_min_rx = bound(p.required_min_rx_us);
-        self.remote_multiplier = p.multiplier;
+        // And its multiplier to MAX_REMOTE_MULTIPLIER: 255 times the longest interval would
+        // keep a dead (or a hijacked) session up for minutes on one packet.
+        self.remote_multiplier = p.multiplier.min(MAX_REMOTE_MULTIPLIER);
         self.last_rx = Some(now);
         if p.poll {
             self.send_final = true;
@@ -797,6 +803,15 @@ mod tests {
         a.handle(now, &from_peer(State::Up, 22, 11, u32::MAX, u32::MAX))
             .expect("accepted");
         assert_eq!(a.detection_time(), MAX_REMOTE_INTERVAL * 3);
+        // And a multiplier of 255 with it: at most ten intervals, not 510 s.
+        let mut greedy =
+            Packet::parse(&from_peer(State::Up, 22, 11, u32::MAX, u32::MAX)).expect("parses");
+        greedy.multiplier = 255;
+        a.handle(now, &greedy.emit()).expect("accepted");
+        assert_eq!(
+            a.detection_time(),
+            MAX_REMOTE_INTERVAL * u32::from(MAX_REMOTE_MULTIPLIER)
+        );
     }
 
     #[test]

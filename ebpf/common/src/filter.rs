@@ -3,21 +3,36 @@
 //! segment meets the same rules whichever engine runs:
 //!
 //! 1. shorter than an Ethernet header: drop, `Malformed`;
-//! 2. ethertype 0x8809 (LACP, Marker): where the control path runs LACP, pass to the kernel
-//!    (its AF_PACKET socket reads it) whatever the port state; elsewhere drop, `Unsolicited`;
+//! 2. ethertype 0x8809: where the control path runs LACP, an LACPDU or a Marker PDU (subtype 1
+//!    or 2) to the Slow Protocols address (01-80-C2-00-00-02) passes to the kernel (its
+//!    AF_PACKET socket reads it) whatever the port state; any other slow-protocol frame, and
+//!    every one elsewhere, is dropped, `Unsolicited`;
 //! 3. to RFC 7130's micro-BFD MAC: where the control path runs micro-BFD and the frame is
 //!    IPv4/UDP to port 6784 (not a fragment), pass, `Probe`; anything else to it: drop,
 //!    `Unsolicited`;
 //! 4. to the port's probe MAC: an ARP reply or an ICMPv6 neighbour advertisement, pass,
 //!    `Probe`; anything else: drop, `Unsolicited`;
-//! 5. the port is not collecting: drop, `NotCollecting`;
-//! 6. otherwise the frame is data.
+//! 5. on the forward port, an IEEE 802.1 link-local frame (to 01-80-C2-00-00-00..0F) from
+//!    downstream: drop, `LinkLocal` (unless the configuration forwards them);
+//! 6. the port is not collecting: drop, `NotCollecting`;
+//! 7. otherwise the frame is data.
+//!
+//! What passes is rate-limited by the program per port and per kind ([`crate::limit`]).
 //!
 //! Generic over [`FrameBytes`], so the BPF programs read their packets their own way and the
 //! host tests read a byte slice.
 
 use crate::hash::FrameBytes;
+use crate::limit::Control;
 use crate::{PortState, XdpCounter, ETHERTYPE_SLOW, MICRO_BFD_MAC, MICRO_BFD_PORT};
+
+/// IEEE 802.3's Slow Protocols multicast address, the only destination of LACPDUs and Marker
+/// PDUs.
+pub const SLOW_PROTOCOLS_MAC: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02];
+
+/// Slow protocol subtypes the control path runs: LACP and Marker.
+const LACP_SUBTYPE: u8 = 1;
+const MARKER_SUBTYPE: u8 = 2;
 
 /// Ethernet header length.
 pub const ETH_HLEN: usize = 14;
@@ -27,8 +42,8 @@ pub const ETH_HLEN: usize = 14;
 pub enum Verdict {
     /// Data: the engine decides.
     Data,
-    /// To the kernel's stack (the control path's sockets), counted under this reason.
-    Pass(XdpCounter),
+    /// To the kernel's stack (the control path's sockets), within this kind's rate.
+    Pass(Control),
     /// Dropped, counted under this reason.
     Drop(XdpCounter),
 }
@@ -52,22 +67,32 @@ pub fn classify<F: FrameBytes + ?Sized>(frame: &F, state: &PortState) -> Verdict
         },
     };
     if ethertype == ETHERTYPE_SLOW {
-        if state.has(PortState::LACP) {
-            return Verdict::Pass(XdpCounter::SlowProtocol);
+        let subtype = frame.byte(ETH_HLEN);
+        if state.has(PortState::LACP)
+            && dst == SLOW_PROTOCOLS_MAC
+            && matches!(subtype, Some(LACP_SUBTYPE | MARKER_SUBTYPE))
+        {
+            return Verdict::Pass(Control::Slow);
         }
         return Verdict::Drop(XdpCounter::Unsolicited);
     }
     if dst == MICRO_BFD_MAC {
         if state.has(PortState::BFD) && is_micro_bfd(frame, ethertype) {
-            return Verdict::Pass(XdpCounter::Probe);
+            return Verdict::Pass(Control::Bfd);
         }
         return Verdict::Drop(XdpCounter::Unsolicited);
     }
     if dst == state.probe_mac && state.probe_mac != [0; 6] {
         if is_probe_reply(frame, ethertype) {
-            return Verdict::Pass(XdpCounter::Probe);
+            return Verdict::Pass(Control::ProbeReply);
         }
         return Verdict::Drop(XdpCounter::Unsolicited);
+    }
+    if state.has(PortState::DROP_LINK_LOCAL)
+        && dst[..5] == SLOW_PROTOCOLS_MAC[..5]
+        && dst[5] <= 0x0f
+    {
+        return Verdict::Drop(XdpCounter::LinkLocal);
     }
     if !state.is_collecting() {
         return Verdict::Drop(XdpCounter::NotCollecting);
@@ -145,15 +170,34 @@ mod tests {
 
     #[test]
     fn slow_protocols_go_to_the_control_path_only_where_lacp_runs() {
-        let f = frame([1, 0x80, 0xc2, 0, 0, 2], 0x8809, &[1, 1]);
-        assert_eq!(
-            classify(&f[..], &state(PortState::LACP, [0; 6])),
-            Verdict::Pass(XdpCounter::SlowProtocol)
-        );
+        let f = frame(SLOW_PROTOCOLS_MAC, 0x8809, &[1, 1]);
+        let lacp = state(PortState::LACP, [0; 6]);
+        assert_eq!(classify(&f[..], &lacp), Verdict::Pass(Control::Slow));
+        let marker = frame(SLOW_PROTOCOLS_MAC, 0x8809, &[2, 1]);
+        assert_eq!(classify(&marker[..], &lacp), Verdict::Pass(Control::Slow));
         assert_eq!(
             classify(&f[..], &state(PortState::COLLECTING, [0; 6])),
             Verdict::Drop(XdpCounter::Unsolicited)
         );
+    }
+
+    #[test]
+    fn slow_protocol_frames_to_another_address_or_of_another_subtype_are_dropped() {
+        let lacp = state(PortState::LACP | PortState::COLLECTING, [0; 6]);
+        // An LACPDU to a unicast MAC, or to the broadcast address.
+        for dst in [US, [0xff; 6]] {
+            assert_eq!(
+                classify(&frame(dst, 0x8809, &[1, 1])[..], &lacp),
+                Verdict::Drop(XdpCounter::Unsolicited)
+            );
+        }
+        // OAM (3), OSSP (10), and an unknown subtype, to the right address.
+        for subtype in [3, 10, 0x7f] {
+            assert_eq!(
+                classify(&frame(SLOW_PROTOCOLS_MAC, 0x8809, &[subtype, 1])[..], &lacp),
+                Verdict::Drop(XdpCounter::Unsolicited)
+            );
+        }
     }
 
     #[test]
@@ -164,7 +208,7 @@ mod tests {
         ip[22..24].copy_from_slice(&6784u16.to_be_bytes());
         let bfd = state(PortState::BFD | PortState::COLLECTING, [0; 6]);
         let f = frame(MICRO_BFD_MAC, 0x0800, &ip);
-        assert_eq!(classify(&f[..], &bfd), Verdict::Pass(XdpCounter::Probe));
+        assert_eq!(classify(&f[..], &bfd), Verdict::Pass(Control::Bfd));
         let off = state(PortState::COLLECTING, [0; 6]);
         assert_eq!(
             classify(&f[..], &off),
@@ -191,7 +235,7 @@ mod tests {
         arp[6..8].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
             classify(&frame(PROBE, 0x0806, &arp)[..], &s),
-            Verdict::Pass(XdpCounter::Probe)
+            Verdict::Pass(Control::ProbeReply)
         );
         arp[7] = 1;
         assert_eq!(
@@ -203,12 +247,38 @@ mod tests {
         na[40] = 136;
         assert_eq!(
             classify(&frame(PROBE, 0x86dd, &na)[..], &s),
-            Verdict::Pass(XdpCounter::Probe)
+            Verdict::Pass(Control::ProbeReply)
         );
         // No probe MAC set: an all-zero destination is data, not a probe reply.
         let none = state(PortState::COLLECTING, [0; 6]);
         assert_eq!(
             classify(&frame([0; 6], 0x0806, &arp)[..], &none),
+            Verdict::Data
+        );
+    }
+
+    #[test]
+    fn link_local_frames_from_downstream_stop_at_the_forward_port() {
+        let forward = state(PortState::COLLECTING | PortState::DROP_LINK_LOCAL, [0; 6]);
+        for last in [0x00, 0x01, 0x03, 0x0e] {
+            let dst = [0x01, 0x80, 0xc2, 0, 0, last];
+            assert_eq!(
+                classify(&frame(dst, 0x0027, &[0x42, 0x42, 3])[..], &forward),
+                Verdict::Drop(XdpCounter::LinkLocal),
+                "01-80-c2-00-00-{last:02x}"
+            );
+        }
+        // 01-80-C2-00-00-10 and beyond are not link-local.
+        let dst = [0x01, 0x80, 0xc2, 0, 0, 0x10];
+        assert_eq!(
+            classify(&frame(dst, 0x0800, &[0x45])[..], &forward),
+            Verdict::Data
+        );
+        // Where the configuration forwards them (no flag), they are data.
+        let open = state(PortState::COLLECTING, [0; 6]);
+        let stp = [0x01, 0x80, 0xc2, 0, 0, 0];
+        assert_eq!(
+            classify(&frame(stp, 0x0027, &[0x42])[..], &open),
             Verdict::Data
         );
     }

@@ -10,6 +10,7 @@
 
 pub mod filter;
 pub mod hash;
+pub mod limit;
 
 /// Names of the maps and programs in the XDP object. BPF object names are at most 15 bytes.
 pub mod names {
@@ -19,6 +20,11 @@ pub mod names {
     pub const PORT_STATE: &str = "XLAGG_PORT";
     /// `BPF_MAP_TYPE_PERCPU_ARRAY` of `u64`, indexed by [`super::XdpCounter`].
     pub const COUNTERS: &str = "XLAGG_COUNTERS";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` of [`super::limit::TokenBucket`], one per
+    /// [`super::limit::Control`] kind: the port program's control-path rate limits.
+    pub const LIMITS: &str = "XLAGG_LIMIT";
+    /// The same for the engine's object: `ENGINE_SLOTS * Control::COUNT`, by slot then kind.
+    pub const ENGINE_LIMITS: &str = "XLAGG_ELIMIT";
     /// The program attached to member, forward and host-side ports.
     pub const PORT_PROGRAM: &str = "xlagg_port";
     /// A program that drops everything: the cheap sink used by tests and benchmarks on the
@@ -222,6 +228,11 @@ impl PortState {
     /// The control path runs micro-BFD here: IPv4/UDP frames to port 6784 and the micro-BFD
     /// MAC go to it.
     pub const BFD: u32 = 1 << 2;
+    /// The forward port: IEEE 802.1 link-local frames (to 01-80-C2-00-00-00..0F: STP, PAUSE,
+    /// EAPOL, LLDP) from downstream are dropped and counted, never sent onto the members (an
+    /// 802.1D bridge does not relay them, and a switch with BPDU guard shuts the whole LAG on
+    /// one BPDU).
+    pub const DROP_LINK_LOCAL: u32 = 1 << 3;
 
     /// A state with the collecting flag set or clear.
     pub const fn collecting(on: bool) -> Self {
@@ -267,11 +278,26 @@ pub enum XdpCounter {
     /// not what it asked for on this port (no LACP here, not IPv4/UDP to 6784, not an ARP
     /// reply or neighbour advertisement).
     Unsolicited = 6,
+    /// Dropped: a control-path frame beyond its kind's rate on this port (see
+    /// [`limit`]).
+    RateLimited = 7,
+    /// Dropped: an IEEE 802.1 link-local frame from downstream on the forward port.
+    LinkLocal = 8,
+}
+
+impl limit::Control {
+    /// The counter a frame of this kind that passes is counted under.
+    pub const fn counter(self) -> XdpCounter {
+        match self {
+            limit::Control::Slow => XdpCounter::SlowProtocol,
+            limit::Control::Bfd | limit::Control::ProbeReply => XdpCounter::Probe,
+        }
+    }
 }
 
 impl XdpCounter {
     /// Number of counters (the counters map's size).
-    pub const COUNT: u32 = 7;
+    pub const COUNT: u32 = 9;
     /// Every counter, in index order.
     pub const ALL: [XdpCounter; Self::COUNT as usize] = [
         XdpCounter::Redirected,
@@ -281,6 +307,8 @@ impl XdpCounter {
         XdpCounter::Malformed,
         XdpCounter::Probe,
         XdpCounter::Unsolicited,
+        XdpCounter::RateLimited,
+        XdpCounter::LinkLocal,
     ];
 
     /// The counter's name as metrics and status output show it.
@@ -293,6 +321,8 @@ impl XdpCounter {
             XdpCounter::Malformed => "malformed",
             XdpCounter::Probe => "probe",
             XdpCounter::Unsolicited => "unsolicited",
+            XdpCounter::RateLimited => "rate_limited",
+            XdpCounter::LinkLocal => "link_local",
         }
     }
 }
@@ -457,11 +487,15 @@ pub enum EngineCounter {
     /// Dropped: the redirect could not be made (no device in the slot, or a multi-buffer
     /// frame to broadcast, which the kernel cannot clone).
     NotRedirected = 10,
+    /// Dropped: a control-path frame beyond its kind's rate on this port.
+    RateLimited = 11,
+    /// Dropped: an IEEE 802.1 link-local frame from downstream on the forward port.
+    LinkLocal = 12,
 }
 
 impl EngineCounter {
     /// Counters per slot.
-    pub const COUNT: u32 = 11;
+    pub const COUNT: u32 = 13;
 }
 
 /// One slot's counters (one map value, so a frame costs one lookup per port it touches),

@@ -41,13 +41,14 @@ mod watch;
 
 use aya_ebpf::{
     bindings::xdp_action,
-    helpers::bpf_xdp_get_buff_len,
+    helpers::{bpf_ktime_get_ns, bpf_xdp_get_buff_len},
     macros::{map, xdp},
     maps::{Array, DevMapHash, HashMap, PerCpuArray},
     programs::XdpContext,
 };
 use packet::Packet;
 use xlagg_common::filter::{classify, Verdict};
+use xlagg_common::limit::{Control, TokenBucket};
 use xlagg_common::{
     engine_policy, hash, EngineCounter, EngineCounters, EnginePort, EngineTable, XdpCounter,
     ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_WORDS,
@@ -85,6 +86,21 @@ static DOWN: Array<u64> = Array::with_max_entries(LOST_WORDS, BPF_F_MMAPABLE);
 
 #[map(name = "XLAGG_EFALL")]
 static FALLBACK: Array<EngineTable> = Array::with_max_entries(2 * ENGINE_MEMBERS, 0);
+
+/// The control-path rate limits: a token bucket per slot and [`Control`] kind (per CPU).
+#[map(name = "XLAGG_ELIMIT")]
+static LIMITS: PerCpuArray<TokenBucket> =
+    PerCpuArray::with_max_entries(ENGINE_SLOTS * Control::COUNT, 0);
+
+/// Whether a control frame of `kind` on `slot` is within its rate (this CPU's bucket).
+#[inline(always)]
+fn admit(slot: u32, kind: Control) -> bool {
+    let Some(bucket) = LIMITS.get_ptr_mut(slot * Control::COUNT + kind as u32) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot of a successful per-CPU lookup; a helper without arguments.
+    unsafe { (*bucket).take(bpf_ktime_get_ns(), kind.rate()) }
+}
 
 /// Slot -> ifindex (members by slot, laggN at the upper slot): where the tc host path
 /// redirects (it cannot read a devmap).
@@ -126,6 +142,8 @@ const fn reason(counter: XdpCounter) -> EngineCounter {
         XdpCounter::SlowProtocol => EngineCounter::SlowProtocol,
         XdpCounter::Probe => EngineCounter::Probe,
         XdpCounter::Unsolicited => EngineCounter::Unsolicited,
+        XdpCounter::RateLimited => EngineCounter::RateLimited,
+        XdpCounter::LinkLocal => EngineCounter::LinkLocal,
         XdpCounter::Malformed | XdpCounter::Redirected | XdpCounter::NoSocket => {
             EngineCounter::Malformed
         }
@@ -246,10 +264,11 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
     let packet = Packet::of(&ctx);
     match classify(&packet, &port.state()) {
         Verdict::Data => {}
-        Verdict::Pass(counter) => {
-            add(slot, reason(counter), 1);
+        Verdict::Pass(kind) if admit(slot, kind) => {
+            add(slot, reason(kind.counter()), 1);
             return xdp_action::XDP_PASS;
         }
+        Verdict::Pass(_) => return drop(slot, EngineCounter::RateLimited),
         Verdict::Drop(counter) => return drop(slot, reason(counter)),
     }
     // SAFETY: the context is the one the kernel passed to this program.

@@ -22,7 +22,7 @@ use xlagg_common::filter::{classify, Verdict};
 use xlagg_common::hash::{self, FrameBytes};
 use xlagg_common::{engine_policy, EngineCounter, ENGINE_MEMBERS, ENGINE_UPPER_SLOT};
 
-use crate::{add, add2, live_table, next_turn, place, reason, IFINDEX, PORTS};
+use crate::{add, add2, admit, live_table, next_turn, place, reason, IFINDEX, PORTS};
 
 /// `bpf_redirect` flag: into the device's receive path instead of its transmit path.
 const BPF_F_INGRESS: u64 = 1;
@@ -269,10 +269,11 @@ pub fn xlagg_host_in(ctx: TcContext) -> i32 {
     }
     match classify(&Skb(skb), &port.state()) {
         Verdict::Data => {}
-        Verdict::Pass(counter) => {
-            add(slot, reason(counter), 1);
+        Verdict::Pass(kind) if admit(slot, kind) => {
+            add(slot, reason(kind.counter()), 1);
             return TC_ACT_OK;
         }
+        Verdict::Pass(_) => return shot(slot, EngineCounter::RateLimited),
         Verdict::Drop(counter) => return shot(slot, reason(counter)),
     }
     let upper = device(ENGINE_UPPER_SLOT);

@@ -2,7 +2,7 @@
 //! host-side port of `laggN`).
 //!
 //! Per frame: the port checks of `xlagg_common::filter` (malformed, slow protocols, micro-BFD, probe
-//! replies, not collecting), then data goes to the AF_XDP socket of the receive queue; no
+//! replies, not collecting; what goes to the control path within its rate, `xlagg_common::limit`), then data goes to the AF_XDP socket of the receive queue; no
 //! socket: drop, count `NoSocket`.
 //!
 //! So a host on the member segment reaches the control path only with the frames it asked
@@ -23,12 +23,14 @@ mod packet;
 
 use aya_ebpf::{
     bindings::xdp_action,
+    helpers::bpf_ktime_get_ns,
     macros::{map, xdp},
     maps::{Array, PerCpuArray, XskMap},
     programs::XdpContext,
 };
 use packet::Packet;
 use xlagg_common::filter::{classify, Verdict};
+use xlagg_common::limit::{Control, TokenBucket};
 use xlagg_common::{PortState, XdpCounter, MAX_QUEUES};
 
 #[map(name = "XLAGG_XSKS")]
@@ -39,6 +41,19 @@ static PORT_STATE: Array<PortState> = Array::with_max_entries(1, 0);
 
 #[map(name = "XLAGG_COUNTERS")]
 static COUNTERS: PerCpuArray<u64> = PerCpuArray::with_max_entries(XdpCounter::COUNT, 0);
+
+#[map(name = "XLAGG_LIMIT")]
+static LIMITS: PerCpuArray<TokenBucket> = PerCpuArray::with_max_entries(Control::COUNT, 0);
+
+/// Whether a control frame of `kind` is within its rate on this port (this CPU's bucket).
+#[inline(always)]
+fn admit(kind: Control) -> bool {
+    let Some(bucket) = LIMITS.get_ptr_mut(kind as u32) else {
+        return false;
+    };
+    // SAFETY: this CPU's slot of a successful per-CPU lookup; a helper without arguments.
+    unsafe { (*bucket).take(bpf_ktime_get_ns(), kind.rate()) }
+}
 
 #[inline(always)]
 fn count(counter: XdpCounter) {
@@ -54,9 +69,13 @@ pub fn xlagg_port(ctx: XdpContext) -> u32 {
     let state = PORT_STATE.get(0).copied().unwrap_or(PortState::collecting(false));
     match classify(&Packet::of(&ctx), &state) {
         Verdict::Data => {}
-        Verdict::Pass(counter) => {
-            count(counter);
+        Verdict::Pass(kind) if admit(kind) => {
+            count(kind.counter());
             return xdp_action::XDP_PASS;
+        }
+        Verdict::Pass(_) => {
+            count(XdpCounter::RateLimited);
+            return xdp_action::XDP_DROP;
         }
         Verdict::Drop(counter) => {
             count(counter);

@@ -200,6 +200,8 @@ impl Lagg {
                 XdpCounter::NoSocket,
                 XdpCounter::Malformed,
                 XdpCounter::Unsolicited,
+                XdpCounter::RateLimited,
+                XdpCounter::LinkLocal,
             ] {
                 if x[c as usize] > 0 {
                     drops.insert(format!("xdp_{}", c.name()), x[c as usize]);

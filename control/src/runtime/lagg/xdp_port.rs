@@ -63,6 +63,20 @@ impl PortXdp {
         }
     }
 
+    /// Sets whether IEEE 802.1 link-local frames arriving on the port are dropped (the forward
+    /// port, unless the configuration forwards them).
+    ///
+    /// # Errors
+    /// A map write.
+    pub fn set_drop_link_local(&mut self, on: bool) -> Result<(), XdpError> {
+        match self {
+            PortXdp::Program(p) => p.set_drop_link_local(on),
+            PortXdp::Engine {
+                engine, ifindex, ..
+            } => lock(engine).set_drop_link_local(*ifindex, on),
+        }
+    }
+
     /// Sets the probe monitor's MAC on the port.
     ///
     /// # Errors
@@ -118,6 +132,8 @@ impl PortXdp {
                 out[XdpCounter::Malformed as usize] = c[EngineCounter::Malformed as usize];
                 out[XdpCounter::Probe as usize] = c[EngineCounter::Probe as usize];
                 out[XdpCounter::Unsolicited as usize] = c[EngineCounter::Unsolicited as usize];
+                out[XdpCounter::RateLimited as usize] = c[EngineCounter::RateLimited as usize];
+                out[XdpCounter::LinkLocal as usize] = c[EngineCounter::LinkLocal as usize];
                 Ok(out)
             }
         }

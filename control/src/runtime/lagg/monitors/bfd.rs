@@ -12,14 +12,31 @@ use crate::runtime::lagg::{unix_ms, LaggError, Port};
 /// EtherType of the packet sockets.
 const ETH_P_IP: u16 = 0x0800;
 
+/// A session's own discriminator: random (RFC 5880 6.8.1 asks for one that is hard to
+/// guess: it is what keeps a blind stranger from taking an Up session down). Nonzero.
+fn random_discriminator() -> u32 {
+    use std::io::Read;
+    let mut b = [0u8; 4];
+    let random = std::fs::File::open("/dev/urandom").and_then(|mut f| f.read_exact(&mut b));
+    if random.is_err() {
+        // No /dev/urandom: the time and the process, as good as it gets here.
+        b = ((unix_ms() as u32) ^ (std::process::id() << 16))
+            .wrapping_mul(2_654_435_761)
+            .to_ne_bytes();
+    }
+    u32::from_ne_bytes(b) | 1
+}
+
 /// The micro-BFD sessions of a lagg.
 #[derive(Debug)]
 pub(crate) struct BfdMonitor {
     lagg: String,
     sessions: Vec<bfd::Session>,
-    /// Without a configured peer: the address each session came up with, held while it is
-    /// up (packets from anyone else are discarded).
-    peers: Vec<Option<[u8; 4]>>,
+    /// Without a configured peer: the address each session took its peer from (the first
+    /// sender) and when it last heard from it. Packets from anyone else are discarded until
+    /// that peer has been silent for a detection time (a peer that went away is forgotten);
+    /// so a stranger cannot take a session over in its handshake unless it spoke first.
+    peers: Vec<Option<([u8; 4], Duration)>>,
     sockets: Vec<Option<PacketSocket>>,
     epoch: Instant,
     src_ip: [u8; 4],
@@ -41,11 +58,10 @@ impl BfdMonitor {
             interval: Duration::from_millis(o.interval_ms),
             multiplier: o.multiplier,
         };
-        let seed = (std::process::id() << 12) ^ (unix_ms() as u32);
         let mut sessions = Vec::new();
         let mut sockets = Vec::new();
-        for (i, p) in members.iter().enumerate() {
-            let socket = PacketSocket::bind(p.ifindex, ETH_P_IP).map_err(|source| {
+        for p in members {
+            let socket = super::control_socket(p.ifindex, ETH_P_IP).map_err(|source| {
                 LaggError::PacketSocket {
                     lagg: cfg.name.clone(),
                     port: p.name.clone(),
@@ -56,7 +72,7 @@ impl BfdMonitor {
             sockets.push(Some(socket));
             sessions.push(bfd::Session::new(
                 session_cfg,
-                seed.wrapping_add(i as u32 * 7919) | 1,
+                random_discriminator(),
                 Duration::ZERO,
             ));
         }
@@ -69,6 +85,9 @@ impl BfdMonitor {
         }
         .unwrap_or([0; 4]);
         tracing::info!(lagg = %cfg.name, interval_ms = o.interval_ms, multiplier = o.multiplier, "micro-BFD started; members wait for their sessions");
+        if o.peer.octets() == bfd::ANY_PEER {
+            tracing::warn!(lagg = %cfg.name, "micro-BFD without bfd_peer takes each session's peer from the first sender: set bfd_peer where the member segments are not trusted");
+        }
         Ok(Self {
             lagg: cfg.name.clone(),
             peers: vec![None; sessions.len()],
@@ -137,23 +156,27 @@ impl BfdMonitor {
             read_frames(socket, lagg, "micro-BFD", |f| {
                 match bfd::payload(f, &addresses) {
                     Ok((src, p)) => {
-                        if !session.is_up() {
-                            *learnt = None;
+                        let now = epoch.elapsed();
+                        // A peer silent for a detection time (3 s before the session is up)
+                        // is forgotten.
+                        let forget = session.detection_time().max(Duration::from_secs(3));
+                        if let Some((peer, heard)) = *learnt {
+                            if peer != src && now.saturating_sub(heard) < forget {
+                                session.counters.invalid += 1;
+                                tracing::debug!(lagg = %lagg, port, "micro-BFD packet from another address than the session's peer discarded");
+                                return;
+                            }
                         }
-                        if learnt.is_some_and(|l| l != src) {
-                            session.counters.invalid += 1;
-                            tracing::debug!(lagg = %lagg, port, "micro-BFD packet from another address than the session's peer discarded");
-                            return;
-                        }
-                        match session.handle(epoch.elapsed(), p) {
+                        match session.handle(now, p) {
                             Ok(Some(_)) => changed.push(port),
                             Ok(None) => {}
                             Err(e) => {
-                                tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD packet discarded")
+                                tracing::debug!(lagg = %lagg, port, error = %e, "micro-BFD packet discarded");
+                                return;
                             }
                         }
-                        if session.is_up() && addresses.peer == bfd::ANY_PEER {
-                            learnt.get_or_insert(src);
+                        if addresses.peer == bfd::ANY_PEER {
+                            *learnt = Some((src, now));
                         }
                     }
                     Err(bfd::BfdError::NotBfd) => {}
@@ -192,14 +215,13 @@ impl BfdMonitor {
         let Some(cfg) = self.sessions.first().map(bfd::Session::config) else {
             return;
         };
-        let discr = (unix_ms() as u32).wrapping_mul(2_654_435_761) | 1;
-        let session = bfd::Session::new(cfg, discr, self.epoch.elapsed());
+        let session = bfd::Session::new(cfg, random_discriminator(), self.epoch.elapsed());
         put(&mut self.sessions, slot, session);
         put(&mut self.peers, slot, None);
         put(
             &mut self.sockets,
             slot,
-            PacketSocket::bind(port.ifindex, ETH_P_IP).ok(),
+            super::control_socket(port.ifindex, ETH_P_IP).ok(),
         );
     }
 

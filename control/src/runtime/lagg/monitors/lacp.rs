@@ -76,7 +76,7 @@ impl LacpMonitor {
         let mut sockets = Vec::new();
         let mut ports = Vec::new();
         for (i, p) in members.iter().enumerate() {
-            let socket = PacketSocket::bind(p.ifindex, ETH_P_SLOW).map_err(|source| {
+            let socket = super::control_socket(p.ifindex, ETH_P_SLOW).map_err(|source| {
                 LaggError::PacketSocket {
                     lagg: cfg.name.clone(),
                     port: p.name.clone(),
@@ -171,7 +171,7 @@ impl LacpMonitor {
     /// Member `slot` joined at run time as `port` (configuration `cfg`).
     pub(crate) fn join(&mut self, cfg: &LaggConfig, slot: usize, port: &Port) {
         let now = self.now();
-        let socket = PacketSocket::bind(port.ifindex, ETH_P_SLOW).ok();
+        let socket = super::control_socket(port.ifindex, ETH_P_SLOW).ok();
         put(&mut self.sockets, slot, socket);
         self.core
             .add_port(now, slot, &port.name, port_config(cfg, slot, port));

@@ -15,6 +15,24 @@ pub(super) use bfd::BfdMonitor;
 pub(super) use lacp::LacpMonitor;
 pub(super) use probe::ProbeMonitor;
 
+/// The receive buffer of the control path's sockets: room for bursts between the control
+/// thread's reads (the XDP and tc programs cap what passes per port and kind; see
+/// `xlagg_common::limit`).
+const RECEIVE_BUFFER: usize = 1 << 20;
+
+/// Gives a control socket its receive buffer; a kernel that refuses keeps the default (logged).
+fn with_room(socket: PacketSocket) -> PacketSocket {
+    if let Err(e) = socket.set_receive_buffer(RECEIVE_BUFFER) {
+        tracing::warn!(ifindex = socket.ifindex(), error = %e, "control socket keeps the default receive buffer");
+    }
+    socket
+}
+
+/// A control socket for `protocol` on `ifindex`, with room (see [`with_room`]).
+fn control_socket(ifindex: u32, protocol: u16) -> std::io::Result<PacketSocket> {
+    PacketSocket::bind(ifindex, protocol).map(with_room)
+}
+
 /// Reads up to 64 frames received on `socket` (frames it sent are skipped) and hands each to
 /// `frame`; a receive error is logged and ends the read.
 fn read_frames(socket: &PacketSocket, lagg: &str, what: &str, mut frame: impl FnMut(&[u8])) {

@@ -28,14 +28,14 @@ pub(crate) struct ProbeMonitor {
 /// (filtered in the kernel: on the tc host path every data frame passes the port's taps).
 fn open(lagg: &str, port: &mut Port) -> Result<([u8; 6], PacketSocket), LaggError> {
     let mac = crate::probe::probe_mac(port.mac);
-    let socket = PacketSocket::bind_to_destination(port.ifindex, mac).map_err(|source| {
-        LaggError::PacketSocket {
+    let socket = PacketSocket::bind_to_destination(port.ifindex, mac)
+        .map(super::with_room)
+        .map_err(|source| LaggError::PacketSocket {
             lagg: lagg.to_string(),
             port: port.name.clone(),
             what: "ARP/NS probe monitor",
             source,
-        }
-    })?;
+        })?;
     if let Some(program) = port.program.as_mut() {
         program.set_probe_mac(mac)?;
     }
