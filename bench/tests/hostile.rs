@@ -638,3 +638,95 @@ fn check_reports_an_http_listener_that_cannot_start() {
         "{text}"
     );
 }
+
+/// A client that pipelines requests and never reads the answers (a tiny receive window)
+/// holds at most 16 connections of the listener's 64, so another address still gets in, and
+/// it loses them once its answers have waited 20 s for it.
+#[test]
+fn a_client_that_never_reads_cannot_lock_the_administrators_out() {
+    let _serial = serial();
+    let bed = Bed::up(1, false);
+    let _daemon = Daemon::start(&bed, "[daemon]\nlink_poll_ms = 10000\n");
+    // 40 connections from 127.0.0.1: the first 16 are served (and stall), the rest closed.
+    let script = r#"
+import socket, time
+ss = []
+for i in range(40):
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1024)
+    s.connect(("127.0.0.1", 8474))
+    try:
+        s.sendall(b"GET /openapi.json HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n" * 30)
+    except OSError:
+        pass
+    ss.append(s)
+print("held", flush=True)
+time.sleep(60)
+"#;
+    let mut hog = bed
+        .exec("app", &["python3", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(hog.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "held");
+    // A plain request from 127.0.0.1, the hog's address.
+    let get = || {
+        in_ns(&bed.ns("app"), move || {
+            let socket = std::net::TcpStream::connect_timeout(
+                &HTTP.parse().expect("address"),
+                Duration::from_secs(2),
+            );
+            socket.ok().map(|mut s| {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(5)));
+                let _ = s.write_all(
+                    b"GET /api/v1/laggs HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n",
+                );
+                let mut out = String::new();
+                let _ = s.read_to_string(&mut out);
+                out
+            })
+        })
+    };
+    // Another source address on the same machine gets in at once.
+    bed.ip("app", &["addr", "add", "127.0.0.2/8", "dev", "lo"]);
+    let other = run(&mut bed.exec(
+        "app",
+        &[
+            "curl",
+            "-s",
+            "-m",
+            "5",
+            "--interface",
+            "127.0.0.2",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "http://127.0.0.1:8474/api/v1/laggs",
+        ],
+    ));
+    assert_eq!(
+        String::from_utf8_lossy(&other.stdout),
+        "200",
+        "another address is served while one hogs its share: {}",
+        String::from_utf8_lossy(&other.stderr)
+    );
+    // The hog's own address is at its cap...
+    let refused = get();
+    assert!(
+        refused.as_deref().is_none_or(|a| !a.contains("200 OK")),
+        "a 17th connection from the hog's address: {refused:?}"
+    );
+    // ...until its stalled answers are given up.
+    common::wait_until(40, "the hog's stalled connections closed", || {
+        get().is_some_and(|a| a.starts_with("HTTP/1.1 200"))
+    });
+    let _ = hog.kill();
+    let _ = hog.wait();
+}

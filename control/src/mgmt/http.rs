@@ -13,9 +13,11 @@
 //!   requests: a slowloris client holds nothing for long);
 //! - body: at most [`MAX_BODY`] bytes (413, nothing applied: a body is never cut and used),
 //!   read within [`BODY_TIMEOUT`] (408);
-//! - at most [`MAX_CONNECTIONS`] connections (more are closed at once), [`MAX_STREAMS`] event
-//!   streams and [`MAX_CHANGES`] changes in flight (503), every connection at most
-//!   [`CONNECTION_LIFETIME`];
+//! - at most [`MAX_CONNECTIONS`] connections (more are closed at once), of which
+//!   [`MAX_PER_SOURCE`](crate::mgmt::http_guard::MAX_PER_SOURCE) from one address,
+//!   [`MAX_STREAMS`] event streams and [`MAX_CHANGES`] changes in flight (503), every
+//!   connection at most [`CONNECTION_LIFETIME`], and an answer its client does not read is
+//!   given up after [`WRITE_STALL`](crate::mgmt::http_guard::WRITE_STALL);
 //! - `Host` must be an IP address, `localhost` or a name listed in `daemon.http_hosts`
 //!   (a page from another site that resolves its name to this address — DNS rebinding — is
 //!   refused);
@@ -288,6 +290,7 @@ async fn accept_loop(
         }
     };
     let connections = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let sources = crate::mgmt::http_guard::PerSource::default();
     let mut refused = 0u64;
     loop {
         let (tcp, peer) = tokio::select! {
@@ -309,11 +312,21 @@ async fn accept_loop(
             drop(tcp);
             continue;
         };
+        let Some(source) = sources.take(peer.ip()) else {
+            refused += 1;
+            if refused.is_power_of_two() {
+                tracing::warn!(%peer, refused, limit = crate::mgmt::http_guard::MAX_PER_SOURCE, "HTTP connections from one address at their limit: closing its new ones");
+            }
+            drop(tcp);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
+        let tcp = crate::mgmt::http_guard::WriteDeadline::new(tcp);
         let shared = Arc::clone(&shared);
         let tls = tls.clone();
         tokio::spawn(async move {
             let _permit = permit;
+            let _source = source;
             let served = async {
                 match tls {
                     Some(acceptor) => {

@@ -8,5 +8,6 @@
 pub mod api;
 pub mod cli;
 pub mod http;
+pub mod http_guard;
 pub mod http_listener;
 pub mod metrics;
