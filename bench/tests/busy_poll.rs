@@ -52,3 +52,41 @@ fn a_busy_polling_lagg_forwards_every_frame_and_sets_its_ports_back() {
     let after: Vec<_> = ports.iter().map(|p| knobs(&bed, p)).collect();
     assert_eq!(after, before, "the ports' settings are back after stop");
 }
+
+/// A daemon killed with SIGKILL cannot set its ports back; the next start does, before it
+/// takes anything, from what the killed one wrote down (so it records the real originals).
+/// The same holds for the offloads it changes (receive VLAN stripping, GRO).
+#[test]
+fn settings_a_killed_daemon_left_are_set_back_by_the_next_start() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let before = knobs(&bed, "xlm0");
+    let vlan = |bed: &Bed| {
+        let out = run(&mut bed.exec("app", &["ethtool", "-k", "xlm0"]));
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find(|l| l.starts_with("rx-vlan-offload:"))
+            .map(|l| l.contains(": on"))
+            .unwrap_or_default()
+    };
+    let vlan_before = vlan(&bed);
+    assert!(vlan_before, "a veth strips VLAN tags by default");
+    let daemon = Daemon::start(
+        &bed,
+        &bed.config("loadbalance", "busy_poll = true\n", false),
+    );
+    assert_eq!(knobs(&bed, "xlm0"), ("2".to_string(), "200000".to_string()));
+    assert!(!vlan(&bed), "the port program needs the tags in the frame");
+    daemon.kill();
+    assert_eq!(
+        knobs(&bed, "xlm0"),
+        ("2".to_string(), "200000".to_string()),
+        "SIGKILL leaves them changed"
+    );
+    // The next start, without busy polling, on the same socket.
+    let daemon = Daemon::start(&bed, &bed.config("loadbalance", "", false));
+    assert_eq!(knobs(&bed, "xlm0"), before, "set back at the next start");
+    daemon.stop();
+    assert_eq!(knobs(&bed, "xlm0"), before);
+    assert_eq!(vlan(&bed), vlan_before, "and the VLAN offload with them");
+}

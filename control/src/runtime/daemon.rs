@@ -712,7 +712,10 @@ impl Daemon {
             match Lagg::start(nl, cfg, StartOptions::default()) {
                 Ok(l) => self.laggs.push(l),
                 Err(e) => {
-                    tracing::error!(lagg = %cfg.name, error = %e, "could not restart after a refused change")
+                    // Not left silently down: reported as failed and retried like a lagg
+                    // that could not start.
+                    tracing::error!(lagg = %cfg.name, error = %e, "could not restart after a refused change; retried");
+                    self.fail(&cfg.name, format!("restart after a refused change: {e}"));
                 }
             }
         }

@@ -266,6 +266,12 @@ pub fn run(o: &Options, stop: &AtomicBool) -> Result<Option<String>, Fatal> {
     // The socket doubles as the one-daemon lock: bound before anything is checked or touched,
     // so a second daemon is told that one runs.
     let server = api::Server::bind(&socket).map_err(|e| Fatal::failed(e.to_string()))?;
+    // What a daemon that did not stop cleanly left changed on the members is set back before
+    // anything is taken, so the originals recorded now are the real ones.
+    let restored = crate::sys::restore::init(&socket.with_extension("restore.json"));
+    if !restored.is_empty() {
+        tracing::warn!(settings = %restored.join("; "), "set back what an earlier run left changed (it did not stop cleanly)");
+    }
     // The management plane never stops the dataplane: a listener that cannot start is
     // reported and retried by the control loop while the laggs run.
     let http = HttpListener::new(plan, server.dispatcher());

@@ -237,43 +237,42 @@ pub fn complete_frames_on_host(iface: &str, hw_offload: bool) -> Result<Vec<Stri
 /// # Errors
 /// ethtool failed.
 pub fn disable_offloads(iface: &str) -> Result<Vec<(String, bool)>, OffloadError> {
-    let current = features(iface)?;
-    let changes = turn_off(iface, &current, ALL_OFFLOADS, false)?;
+    let changes = offloads_off_changes(iface)?;
     set(iface, &changes)?;
     Ok(changes.into_iter().map(|(n, _)| (n, true)).collect())
 }
 
-/// Turns on generic receive offload on `iface` where it is off and the driver lets it change
-/// (a veth's is off by default; turning it on also gives the veth a NAPI of its own). Returns
-/// the setting to put back at teardown.
+/// The changes that turn off [`ALL_OFFLOADS`] on `iface` (not made).
 ///
 /// # Errors
 /// ethtool failed.
-pub fn enable_gro(iface: &str) -> Result<Vec<(String, bool)>, OffloadError> {
-    let current = features(iface)?;
-    let changes: Vec<(String, bool)> = current
+pub fn offloads_off_changes(iface: &str) -> Result<Vec<(String, bool)>, OffloadError> {
+    turn_off(iface, &features(iface)?, ALL_OFFLOADS, false)
+}
+
+/// The change that turns on generic receive offload on `iface` where it is off and the driver
+/// lets it change (a veth's is off by default; turning it on also gives the veth a NAPI of its
+/// own); not made.
+///
+/// # Errors
+/// ethtool failed.
+pub fn gro_on_changes(iface: &str) -> Result<Vec<(String, bool)>, OffloadError> {
+    Ok(features(iface)?
         .iter()
         .filter(|f| f.name == "generic-receive-offload" && !f.on && !f.fixed)
         .map(|f| (f.name.clone(), true))
-        .collect();
-    set(iface, &changes)?;
-    Ok(changes.into_iter().map(|(n, _)| (n, false)).collect())
+        .collect())
 }
 
-/// What [`keep_vlan_tags`] did to a port.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct VlanRx {
-    /// The settings to put back at teardown.
-    pub restore: Vec<(String, bool)>,
-    /// Stripping features that stay on (the driver does not let them change).
-    pub stuck: Vec<String>,
-}
+/// Feature changes, by the names `ethtool -k` prints: (feature, on).
+pub type Changes = Vec<(String, bool)>;
 
-/// Turns off receive VLAN stripping on a port an XDP program reads.
+/// The changes that turn off receive VLAN stripping on a port an XDP program reads (not
+/// made), and the stripping features that cannot change.
 ///
 /// # Errors
 /// ethtool failed.
-pub fn keep_vlan_tags(iface: &str) -> Result<VlanRx, OffloadError> {
+pub fn vlan_tag_changes(iface: &str) -> Result<(Changes, Vec<String>), OffloadError> {
     let current = features(iface)?;
     let changes = turn_off(iface, &current, VLAN_RX, false)?;
     let stuck = current
@@ -281,9 +280,7 @@ pub fn keep_vlan_tags(iface: &str) -> Result<VlanRx, OffloadError> {
         .filter(|f| f.on && f.fixed && VLAN_RX.contains(&f.name.as_str()))
         .map(|f| f.name.clone())
         .collect();
-    set(iface, &changes)?;
-    let restore = changes.into_iter().map(|(n, _)| (n, true)).collect();
-    Ok(VlanRx { restore, stuck })
+    Ok((changes, stuck))
 }
 
 /// Receive queues a device has active (`ethtool -l`: current RX plus combined channels), or

@@ -16,6 +16,7 @@ use super::{host_peer_name, Autoconf, Created, Lagg, LaggError, Port};
 use crate::config::{Engine, LaggConfig, LaggProto, Upper};
 use crate::members::Verdict;
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+use crate::sys::restore::Undo;
 
 impl Lagg {
     /// Checks what can be checked before anything is created: the protocol is available and
@@ -374,17 +375,14 @@ impl Lagg {
         // The host path takes a member's skbs after its GRO: one program run and one hand-over
         // to laggN per coalesced skb, not per frame.
         if member && tc {
-            let changed = if self.cfg.hw_offload {
-                crate::offload::enable_gro(name)
+            let changes = if self.cfg.hw_offload {
+                crate::offload::gro_on_changes(name)
             } else {
-                crate::offload::disable_offloads(name)
+                crate::offload::offloads_off_changes(name)
             };
-            match changed {
-                Ok(restore) => port.restore_features.extend(restore),
-                Err(e) => {
-                    restore_port(&mut port);
-                    return Err(LaggError::Conflict(e.to_string()));
-                }
+            if let Err(e) = changes.and_then(|c| change_features(&mut port, &c)) {
+                restore_port(&mut port);
+                return Err(LaggError::Conflict(e.to_string()));
             }
         }
         if self.cfg.busy_poll {
@@ -421,8 +419,14 @@ impl Lagg {
         // Only members speak LACP and micro-BFD; the upper port passes neither.
         let lacp = member && self.cfg.proto == LaggProto::Lacp;
         let bfd = member && self.cfg.bfd.is_some();
+        // The forward port stops IEEE 802.1 link-local frames from downstream.
+        let forward = !member && matches!(self.cfg.upper, Upper::Forward { .. });
+        let drop_link_local = forward && !self.cfg.forward_link_local;
         if let Some(program) = port.program.as_mut() {
-            if let Err(e) = program.set_control(lacp, bfd) {
+            let set = program
+                .set_control(lacp, bfd)
+                .and_then(|()| program.set_drop_link_local(drop_link_local));
+            if let Err(e) = set {
                 restore_port(&mut port);
                 return Err(e.into());
             }
@@ -451,9 +455,10 @@ impl Lagg {
             return Ok(());
         }
         // A NIC that strips VLAN tags on receive would hand the program untagged frames.
-        match crate::offload::keep_vlan_tags(&name) {
-            Ok(crate::offload::VlanRx { restore, stuck }) => {
-                port.restore_features = restore;
+        let changed = crate::offload::vlan_tag_changes(&name)
+            .and_then(|(changes, stuck)| change_features(port, &changes).map(|()| stuck));
+        match changed {
+            Ok(stuck) => {
                 if !stuck.is_empty() {
                     tracing::warn!(lagg = %self.cfg.name, port = %name, features = %stuck.join(","), "the driver strips VLAN tags on receive and cannot stop: tagged frames on this port lose their tag");
                 }
@@ -492,21 +497,48 @@ impl Lagg {
     }
 }
 
+/// Makes offload `changes` on `port`, written down first (see [`crate::sys::restore`]) and
+/// kept for teardown.
+fn change_features(
+    port: &mut Port,
+    changes: &[(String, bool)],
+) -> Result<(), crate::offload::OffloadError> {
+    for (name, on) in changes {
+        crate::sys::restore::record(Undo::Feature {
+            iface: port.name.clone(),
+            name: name.clone(),
+            on: !on,
+        });
+    }
+    crate::offload::set(&port.name, changes)?;
+    port.restore_features
+        .extend(changes.iter().map(|(n, on)| (n.clone(), !on)));
+    Ok(())
+}
+
 /// Detaches the port's program, sets its offloads back and lets go of its promiscuity.
 pub(super) fn restore_port(port: &mut Port) {
     port.watched = None;
     if let Some(program) = port.program.take() {
         program.detach();
     }
+    let mut done = Vec::new();
     for (path, old) in std::mem::take(&mut port.restore_sysfs) {
         if let Err(e) = std::fs::write(&path, &old) {
             tracing::warn!(port = %port.name, file = %path.display(), error = %e, "could not set the device back");
         }
+        done.push(Undo::Sysfs { path, value: old });
     }
     let restore = std::mem::take(&mut port.restore_features);
     if let Err(e) = crate::offload::set(&port.name, &restore) {
         tracing::warn!(port = %port.name, error = %e, "could not set the port's offloads back");
     }
+    done.extend(restore.into_iter().map(|(name, on)| Undo::Feature {
+        iface: port.name.clone(),
+        name,
+        on,
+    }));
+    crate::sys::restore::forget(&done);
     // Closing the holder drops the promiscuity it added.
     port.promiscuous = None;
 }
@@ -522,8 +554,13 @@ fn defer_interrupts(name: &str) -> Vec<(std::path::PathBuf, String)> {
         ("gro_flush_timeout", "200000"),
     ] {
         let path = std::path::Path::new("/sys/class/net").join(name).join(file);
-        let result = std::fs::read_to_string(&path)
-            .and_then(|before| std::fs::write(&path, value).map(|()| before));
+        let result = std::fs::read_to_string(&path).and_then(|before| {
+            crate::sys::restore::record(Undo::Sysfs {
+                path: path.clone(),
+                value: before.trim().to_string(),
+            });
+            std::fs::write(&path, value).map(|()| before)
+        });
         match result {
             Ok(before) => old.push((path, before.trim().to_string())),
             Err(e) => {
