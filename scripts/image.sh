@@ -4,6 +4,7 @@
 # line per lagg after start, and the laggs of a configuration given here.
 #
 #   scripts/image.sh --config FILE.toml  [--out PATH] [--size MB] [--ssh KEYFILE] [--token FILE]
+#                    [--refresh-base]
 #   scripts/image.sh --rcconf rc.conf    [...]      (ifconfig_laggN lines, through xlaggctl import)
 #
 # The image: a GPT disk with an EFI system partition (systemd-boot, the kernel and its
@@ -23,10 +24,12 @@
 #
 # Idempotent and cached: the Debian root file system is built once per package list
 # (target/image/cache); later runs only add the binaries and the configuration and assemble
-# the disk (under a minute). No loop devices: the file systems are made from directories.
+# the disk (under a minute). The log says when the cached root was built; --refresh-base
+# builds it anew with today's packages (kernel and security fixes). No loop devices: the file
+# systems are made from directories.
 set -euo pipefail
 
-CONFIG="" RCCONF="" OUT="target/image/xlagg.img" SIZE_MB=1536 SSH_KEY="" TOKEN=""
+CONFIG="" RCCONF="" OUT="target/image/xlagg.img" SIZE_MB=1536 SSH_KEY="" TOKEN="" REFRESH=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --config) CONFIG=$2; shift 2 ;;
@@ -35,6 +38,7 @@ while [ $# -gt 0 ]; do
     --size) SIZE_MB=$2; shift 2 ;;
     --ssh) SSH_KEY=$2; shift 2 ;;
     --token) TOKEN=$2; shift 2 ;;
+    --refresh-base) REFRESH=1; shift ;;
     -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
     *) echo "image: unknown argument '$1' (see --help)" >&2; exit 2 ;;
   esac
@@ -100,6 +104,10 @@ key=$(printf '%s %s v1' "$PACKAGES" "$KERNEL_SUITE" | sha256sum | cut -c1-16)
 cache=target/image/cache
 mkdir -p "$cache"
 base="$cache/rootfs-$key.tar"
+if [ -n "$REFRESH" ] && [ -s "$base" ]; then
+  log "--refresh-base: building the Debian root file system anew"
+  rm -f "$base"
+fi
 if [ ! -s "$base" ]; then
   log "building the Debian root file system (once per package list; a few minutes)"
   rm -rf "$base.part"
@@ -113,7 +121,12 @@ if [ ! -s "$base" ]; then
     "deb http://deb.debian.org/debian $KERNEL_SUITE main"
   mv "$base.part" "$base"
 else
-  log "Debian root file system from the cache ($base)"
+  built=$(date -r "$base" +%F)
+  age=$(( ($(date +%s) - $(date -r "$base" +%s)) / 86400 ))
+  log "Debian root file system from the cache ($base, built $built, $age days ago; --refresh-base rebuilds it with today's packages)"
+  if [ "$age" -gt 30 ]; then
+    log "warning: the cached root is over 30 days old: its kernel and packages miss the fixes since; consider --refresh-base"
+  fi
 fi
 
 rootfs="$work/root"
@@ -200,7 +213,9 @@ mmd -i "$esp" ::/EFI ::/EFI/BOOT ::/loader ::/loader/entries ::/xlagg
 mcopy -i "$esp" "$rootfs/usr/lib/systemd/boot/efi/systemd-bootx64.efi" ::/EFI/BOOT/BOOTX64.EFI
 mcopy -i "$esp" "$vmlinuz" ::/xlagg/vmlinuz
 mcopy -i "$esp" "$initrd" ::/xlagg/initrd.img
-printf 'default xlagg.conf\ntimeout 0\nconsole-mode keep\n' > "$work/loader.conf"
+# No boot menu and no editor: the kernel command line cannot be changed from the console
+# (init=/bin/sh would be a root shell on a box whose root is locked).
+printf 'default xlagg.conf\ntimeout 0\nconsole-mode keep\neditor no\n' > "$work/loader.conf"
 cat > "$work/xlagg.conf" <<EOF
 title   xlagg ($kver)
 linux   /xlagg/vmlinuz

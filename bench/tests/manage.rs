@@ -150,10 +150,6 @@ fn the_ifconfig_way_end_to_end() {
             "xlaggctl: lagg0.laggports: xlm0 has MTU 1500, below lagg0's mtu 9000: raise it (ip link set dev xlm0 mtu 9000)",
         ),
         (
-            vec!["lagg0", "laggport", "em7"],
-            "xlaggctl: lagg0.laggports: no network interface named 'em7'",
-        ),
-        (
             vec!["lagg0", "10.77.0.1/33"],
             "xlaggctl: lagg0.addresses: prefix length '33' of 10.77.0.1 must be a number from 0 to 32",
         ),
@@ -203,6 +199,19 @@ fn the_ifconfig_way_end_to_end() {
         .contains("10.77.0.11/"));
     assert_eq!(json(&sock, "lagg0")[0]["description"], "uplink");
     assert_eq!(ifindex(&bed, "lagg0"), lagg0_before);
+
+    // A member whose device does not exist (yet) is taken: lagg0 runs on the others and
+    // shows it missing, in place.
+    ctl_ok(&sock, &["lagg0", "laggport", "em7"]);
+    let ports = json(&sock, "lagg0")[0]["ports"].clone();
+    assert!(
+        ports
+            .as_array()
+            .is_some_and(|p| p.iter().any(|p| p["name"] == "em7" && p["missing"] == true)),
+        "{ports}"
+    );
+    assert_eq!(ifindex(&bed, "lagg0"), lagg0_before);
+    ctl_ok(&sock, &["lagg0", "-laggport", "em7"]);
 
     // A dry run checks without applying.
     let out = ctl_ok(&sock, &["-n", "lagg0", "laggproto", "roundrobin"]);
