@@ -221,3 +221,65 @@ fn neighbour_solicitation_probes_validate_members_through_an_ipv6_target() {
     );
     drop(daemon);
 }
+
+/// Slow work on the control thread (a lagg restarted again and again: programs loaded,
+/// ethtool run, sockets opened) flaps no other lagg: its periodic packets go on from the
+/// keepalive thread, and what its partners sent meanwhile is read before the timers judge
+/// their silence. lagg1's micro-BFD at 20 ms x 3 holds on both ends while lagg0 restarts 20
+/// times (without either half, both ends count downs).
+#[test]
+fn restarting_one_lagg_does_not_flap_another_laggs_micro_bfd() {
+    let _serial = serial();
+    let bed = Bed::up(4, false);
+    let laggs = |p: &str, bfd_addr: &str| {
+        format!(
+            "[daemon]\nlink_poll_ms = 10000\n\n[[lagg]]\nname = \"lagg0\"\nlaggproto = \"loadbalance\"\n\
+             laggports = [\"{p}0\", \"{p}1\"]\n\n[[lagg]]\nname = \"lagg1\"\nlaggproto = \"loadbalance\"\n\
+             laggports = [\"{p}2\", \"{p}3\"]\naddresses = [\"{bfd_addr}\"]\nbfd = true\nbfd_interval = 20\nbfd_multiplier = 3\n"
+        )
+    };
+    let partner = Daemon::start_in(&bed, "ptr", &laggs("xlp", "10.77.1.2/24"));
+    let app = Daemon::start(&bed, &laggs("xlm", "10.77.1.1/24"));
+    let lagg1 = |socket: &Path| status(socket)[1].clone();
+    let bfd_up = |socket: &Path| {
+        lagg1(socket)["ports"]
+            .as_array()
+            .is_some_and(|p| p.len() == 2 && p.iter().all(|p| p["bfd"] == "up"))
+    };
+    wait(15, "lagg1's sessions up on both ends", || {
+        bfd_up(&app.socket) && bfd_up(&partner.socket)
+    });
+    let downs = |socket: &Path| -> u64 {
+        lagg1(socket)["ports"]
+            .as_array()
+            .map(|p| {
+                p.iter()
+                    .map(|p| p["bfd_counters"]["down"].as_u64().unwrap_or(0))
+                    .sum()
+            })
+            .unwrap_or(0)
+    };
+    let before = (downs(&app.socket), downs(&partner.socket));
+    let started = Instant::now();
+    for i in 0..20 {
+        let proto = if i % 2 == 0 {
+            "roundrobin"
+        } else {
+            "loadbalance"
+        };
+        let out = common::xlaggctl(&app.socket, &["lagg0", "laggproto", proto]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    eprintln!("20 restarts of lagg0 took {:?}", started.elapsed());
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        (downs(&app.socket), downs(&partner.socket)),
+        before,
+        "lagg1's micro-BFD went down while lagg0 restarted"
+    );
+    assert!(bfd_up(&app.socket) && bfd_up(&partner.socket));
+}

@@ -488,6 +488,11 @@ impl Session {
         }
     }
 
+    /// The period of the periodic packets now (the longer of ours and what the peer asks).
+    pub fn tx_interval(&self) -> Duration {
+        self.desired_tx().max(self.remote_min_rx)
+    }
+
     /// The next packet, if one is due now.
     pub fn poll_transmit(&mut self, now: Duration) -> Option<[u8; PACKET_LEN]> {
         if now < self.next_tx {
@@ -497,7 +502,7 @@ impl Session {
         self.rng ^= self.rng << 13;
         self.rng ^= self.rng >> 7;
         self.rng ^= self.rng << 17;
-        let interval = self.desired_tx().max(self.remote_min_rx);
+        let interval = self.tx_interval();
         let top = if self.cfg.multiplier == 1 { 90 } else { 100 };
         let pct = 75 + (self.rng % (top - 75 + 1));
         self.next_tx = now + interval * pct as u32 / 100;

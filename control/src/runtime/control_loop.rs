@@ -18,6 +18,10 @@ use crate::netdev::Netlink;
 
 /// How often the HTTP listener's read view is renewed (besides after every change).
 pub const VIEW_EVERY: Duration = Duration::from_millis(500);
+
+/// Work between the wait and the timers that takes this long has the control sockets read
+/// again before the timers run.
+const LATE_READ: Duration = Duration::from_millis(5);
 /// The longest the loop sleeps (so the stop flag is seen promptly).
 pub const MAX_WAIT: Duration = Duration::from_millis(100);
 
@@ -153,31 +157,15 @@ impl ControlLoop {
             .chain([self.next_link_poll, now + MAX_WAIT])
             .min()
             .unwrap_or(self.next_link_poll);
-        let control: Vec<(usize, ControlSocket, RawFd)> = self
-            .daemon
-            .laggs()
-            .iter()
-            .enumerate()
-            .flat_map(|(l, lagg)| {
-                lagg.control_sockets()
-                    .into_iter()
-                    .map(move |(c, s)| (l, c, s.as_raw_fd()))
-            })
-            .collect();
+        let control = self.control_sockets();
         let mut fds = vec![self.link_events.as_raw_fd(), self.server.wake_fd()];
         fds.extend(control.iter().map(|s| s.2));
         let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
+        let woke = Instant::now();
         if ready.first() == Some(&true) {
             self.link_notifications();
         }
-        for ((l, socket, _), r) in control.iter().zip(ready.iter().skip(2)) {
-            if *r {
-                let lagg = &mut self.daemon.laggs_mut()[*l];
-                if let Err(e) = lagg.handle_control_frames(&self.nl, *socket) {
-                    tracing::error!(lagg = %lagg.config().name, socket = ?socket, error = %e, "control input failed");
-                }
-            }
-        }
+        self.control_frames(&control, ready.get(2..).unwrap_or_default());
         // A worker that died is noticed here, within one control tick.
         self.daemon.restart_dead_workers(&self.nl);
         if self
@@ -191,6 +179,14 @@ impl ControlLoop {
         // Management requests last: a change may replace laggs (and their sockets above).
         if ready.get(1) == Some(&true) {
             self.requests();
+        }
+        // Work above can take a while (a request restarted a lagg, a worker was replaced):
+        // what the partners sent meanwhile is read before the timers below judge silence.
+        if woke.elapsed() >= LATE_READ {
+            let control = self.control_sockets();
+            let fds: Vec<RawFd> = control.iter().map(|s| s.2).collect();
+            let ready = linkevents::wait_readable(&fds, Duration::ZERO);
+            self.control_frames(&control, &ready);
         }
         self.keep_http(Instant::now());
         if self.http.server().is_some() && Instant::now() >= self.next_view {
@@ -216,6 +212,32 @@ impl ControlLoop {
         {
             self.last_status = Instant::now();
             self.print_status();
+        }
+    }
+
+    /// Every lagg's control sockets: (lagg, which, descriptor).
+    fn control_sockets(&self) -> Vec<(usize, ControlSocket, RawFd)> {
+        self.daemon
+            .laggs()
+            .iter()
+            .enumerate()
+            .flat_map(|(l, lagg)| {
+                lagg.control_sockets()
+                    .into_iter()
+                    .map(move |(c, s)| (l, c, s.as_raw_fd()))
+            })
+            .collect()
+    }
+
+    /// Reads the control sockets that `ready` marks readable.
+    fn control_frames(&mut self, control: &[(usize, ControlSocket, RawFd)], ready: &[bool]) {
+        for ((l, socket, _), r) in control.iter().zip(ready) {
+            if *r {
+                let lagg = &mut self.daemon.laggs_mut()[*l];
+                if let Err(e) = lagg.handle_control_frames(&self.nl, *socket) {
+                    tracing::error!(lagg = %lagg.config().name, socket = ?socket, error = %e, "control input failed");
+                }
+            }
         }
     }
 

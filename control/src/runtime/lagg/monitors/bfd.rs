@@ -1,9 +1,11 @@
 //! Micro-BFD of a lagg (RFC 7130): a session and an IPv4 packet socket per member.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xlagg_sys::afpacket::PacketSocket;
 
+use super::keepalive::Keepalive;
 use super::{put, read_frames};
 use crate::bfd;
 use crate::config::{BfdOptions, LaggConfig, Upper};
@@ -37,7 +39,9 @@ pub(crate) struct BfdMonitor {
     /// that peer has been silent for a detection time (a peer that went away is forgotten);
     /// so a stranger cannot take a session over in its handshake unless it spoke first.
     peers: Vec<Option<([u8; 4], Duration)>>,
-    sockets: Vec<Option<PacketSocket>>,
+    sockets: Vec<Option<Arc<PacketSocket>>>,
+    /// Sends the sessions' last packets again while the control thread is busy elsewhere.
+    keepalive: Keepalive,
     epoch: Instant,
     src_ip: [u8; 4],
     dst_ip: [u8; 4],
@@ -69,7 +73,7 @@ impl BfdMonitor {
                     source,
                 }
             })?;
-            sockets.push(Some(socket));
+            sockets.push(Some(Arc::new(socket)));
             sessions.push(bfd::Session::new(
                 session_cfg,
                 random_discriminator(),
@@ -93,6 +97,7 @@ impl BfdMonitor {
             peers: vec![None; sessions.len()],
             sessions,
             sockets,
+            keepalive: Keepalive::start(&format!("{}-bfd", cfg.name)),
             epoch,
             src_ip,
             dst_ip: o.peer.octets(),
@@ -104,13 +109,18 @@ impl BfdMonitor {
         super::open(&self.sockets)
     }
 
-    /// Sends control packet `packet` of member `i` (MAC `mac`) on its link.
+    /// Sends control packet `packet` of member `i` (MAC `mac`) on its link, and leaves it with
+    /// the keepalive as the session's periodic packet.
     fn send(&self, i: usize, mac: [u8; 6], packet: &[u8; bfd::PACKET_LEN]) -> std::io::Result<()> {
         let frame = bfd::frame(mac, self.src_ip, self.dst_ip, 49152 + i as u16, packet);
-        match self.sockets.get(i).and_then(Option::as_ref) {
-            Some(socket) => socket.send(&frame),
-            None => Ok(()),
+        let Some(socket) = self.sockets.get(i).and_then(Option::as_ref) else {
+            return Ok(());
+        };
+        if let Some(session) = self.sessions.get(i) {
+            self.keepalive
+                .sent(i, socket, &frame, session.tx_interval());
         }
+        socket.send(&frame)
     }
 
     /// Sends the packets that are due and applies detection timeouts; `members` by slot,
@@ -221,12 +231,15 @@ impl BfdMonitor {
         put(
             &mut self.sockets,
             slot,
-            super::control_socket(port.ifindex, ETH_P_IP).ok(),
+            super::control_socket(port.ifindex, ETH_P_IP)
+                .ok()
+                .map(Arc::new),
         );
     }
 
     /// Member `slot` left: its socket closes.
     pub(crate) fn leave(&mut self, slot: usize) {
+        self.keepalive.clear(slot);
         if let Some(s) = self.sockets.get_mut(slot) {
             *s = None;
         }
@@ -234,6 +247,10 @@ impl BfdMonitor {
 
     /// Tells every peer the sessions go administratively down (at stop).
     pub(crate) fn shutdown(mut self, members: &[Port]) {
+        // The AdminDown packets are the last: nothing periodic after them.
+        for i in 0..self.sessions.len() {
+            self.keepalive.clear(i);
+        }
         let packets: Vec<_> = self
             .sessions
             .iter_mut()

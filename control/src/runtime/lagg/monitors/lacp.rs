@@ -1,12 +1,14 @@
 //! LACP of a lagg: the sans-IO core and one slow-protocol socket per member.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xlagg_sys::afpacket::{PacketSocket, ETH_P_SLOW};
 
+use super::keepalive::Keepalive;
 use super::{put, read_frames};
 use crate::config::LaggConfig;
-use crate::lacp::pdu::PortInfo;
+use crate::lacp::pdu::{self, PortInfo, PortState, SlowPdu};
 use crate::lacp::{self, Lacp, LacpConfig, PortConfig, Time};
 use crate::netdev::format_mac;
 use crate::runtime::lagg::{LaggError, Port};
@@ -27,7 +29,9 @@ pub(crate) struct MuxDecision {
 pub(crate) struct LacpMonitor {
     lagg: String,
     core: Lacp,
-    sockets: Vec<Option<PacketSocket>>,
+    sockets: Vec<Option<Arc<PacketSocket>>>,
+    /// Sends each port's last LACPDU again while the control thread is busy elsewhere.
+    keepalive: Keepalive,
     epoch: Instant,
 }
 
@@ -84,7 +88,7 @@ impl LacpMonitor {
                     source,
                 }
             })?;
-            sockets.push(Some(socket));
+            sockets.push(Some(Arc::new(socket)));
             ports.push((p.name.clone(), port_config(cfg, i, p)));
         }
         let core = Lacp::new(lacp_cfg, &ports, Time::from_duration(epoch.elapsed()));
@@ -101,6 +105,7 @@ impl LacpMonitor {
             lagg: cfg.name.clone(),
             core,
             sockets,
+            keepalive: Keepalive::start(&format!("{}-lacp", cfg.name)),
             epoch,
         })
     }
@@ -149,6 +154,16 @@ impl LacpMonitor {
                 if let Err(e) = socket.send(&t.frame) {
                     tracing::debug!(lagg = %self.lagg, port = t.port, error = %e, "LACPDU not sent");
                 }
+                // An LACPDU is periodic: at the rate the partner asked for (802.1AX
+                // 6.4.13), fast 1 s or slow 30 s. Marker PDUs are not.
+                if let Ok(SlowPdu::Lacp(pdu)) = pdu::parse(&t.frame) {
+                    let every = if pdu.partner.state.has(PortState::TIMEOUT) {
+                        Duration::from_secs(1)
+                    } else {
+                        Duration::from_secs(30)
+                    };
+                    self.keepalive.sent(t.port, socket, &t.frame, every);
+                }
             }
         }
         let mut decisions = Vec::new();
@@ -171,7 +186,9 @@ impl LacpMonitor {
     /// Member `slot` joined at run time as `port` (configuration `cfg`).
     pub(crate) fn join(&mut self, cfg: &LaggConfig, slot: usize, port: &Port) {
         let now = self.now();
-        let socket = super::control_socket(port.ifindex, ETH_P_SLOW).ok();
+        let socket = super::control_socket(port.ifindex, ETH_P_SLOW)
+            .ok()
+            .map(Arc::new);
         put(&mut self.sockets, slot, socket);
         self.core
             .add_port(now, slot, &port.name, port_config(cfg, slot, port));
@@ -180,6 +197,7 @@ impl LacpMonitor {
     /// Member `slot` left: its port goes down and its socket closes.
     pub(crate) fn leave(&mut self, slot: usize) {
         self.link(slot, false, 0);
+        self.keepalive.clear(slot);
         if let Some(s) = self.sockets.get_mut(slot) {
             *s = None;
         }

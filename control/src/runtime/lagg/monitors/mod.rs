@@ -4,6 +4,7 @@
 //! changed its mind about; the lagg turns that into verdicts of its member set.
 
 mod bfd;
+mod keepalive;
 mod lacp;
 mod probe;
 
@@ -61,9 +62,11 @@ pub(super) fn put<T>(v: &mut Vec<T>, slot: usize, value: T) {
 }
 
 /// The open sockets of `sockets` with their member slot.
-fn open(sockets: &[Option<PacketSocket>]) -> impl Iterator<Item = (usize, &PacketSocket)> {
+fn open<S: std::ops::Deref<Target = PacketSocket>>(
+    sockets: &[Option<S>],
+) -> impl Iterator<Item = (usize, &PacketSocket)> {
     sockets
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.as_ref().map(|s| (i, s)))
+        .filter_map(|(i, s)| s.as_ref().map(|s| (i, &**s)))
 }

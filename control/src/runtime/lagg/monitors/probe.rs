@@ -3,6 +3,7 @@
 //! a reply to its probes arrived within the window.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use xlagg_sys::afpacket::PacketSocket;
@@ -18,7 +19,7 @@ pub(crate) struct ProbeMonitor {
     targets: Vec<IpAddr>,
     interval: Duration,
     window: Duration,
-    sockets: Vec<Option<PacketSocket>>,
+    sockets: Vec<Option<Arc<PacketSocket>>>,
     probe_macs: Vec<[u8; 6]>,
     last_reply: Vec<Option<Instant>>,
     next_round: Instant,
@@ -56,7 +57,7 @@ impl ProbeMonitor {
         let mut probe_macs = Vec::new();
         for p in members.iter_mut() {
             let (mac, socket) = open(lagg, p)?;
-            sockets.push(Some(socket));
+            sockets.push(Some(Arc::new(socket)));
             probe_macs.push(mac);
         }
         let interval = Duration::from_millis(o.interval_ms);
@@ -146,7 +147,7 @@ impl ProbeMonitor {
     /// Its socket cannot be opened, or the probe MAC cannot be set in its program.
     pub(crate) fn join(&mut self, slot: usize, port: &mut Port) -> Result<(), LaggError> {
         let (mac, socket) = open(&self.lagg, port)?;
-        put(&mut self.sockets, slot, Some(socket));
+        put(&mut self.sockets, slot, Some(Arc::new(socket)));
         put(&mut self.probe_macs, slot, mac);
         put(&mut self.last_reply, slot, None);
         Ok(())
