@@ -404,3 +404,56 @@ fn members_leave_and_join_a_running_xdp_engine_lagg_moving_only_their_flows() {
     );
     drop(daemon);
 }
+
+/// A veth member whose far end runs neither XDP nor GRO refuses every XDP redirect before any
+/// flush. The redirect watch marks it, so its flows go to the members that take them, counts
+/// the refused frames on it and says why in the log and the timeline, with the fix.
+#[test]
+fn a_member_that_refuses_the_xdp_engines_redirects_is_left_and_explained() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    // xlp0 takes nothing the XDP engine redirects to xlm0.
+    run_ok(&mut bed.exec("ptr", &["ethtool", "-K", "xlp0", "gro", "off"]));
+    let daemon = Daemon::start(&bed, &config(&bed, "loadbalance", "", false));
+    let sink = Sink::start(&bed);
+    bed.send(64, 4, 0);
+    std::thread::sleep(Duration::from_millis(300));
+    bed.send(64, 4, 1000);
+    let report = sink.finish();
+    let late: u64 = report
+        .ports
+        .iter()
+        .map(|p| p.seqs.iter().filter(|s| **s >= 1000).count() as u64)
+        .sum();
+    assert_eq!(
+        late,
+        256,
+        "once xlm0 is marked, every frame reaches a member that takes it: {:?}",
+        report.ports.iter().map(|p| p.frames).collect::<Vec<_>>()
+    );
+    let status = || {
+        let out = common::xlaggctl(&daemon.socket, &["-j"]);
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).expect("status JSON")
+    };
+    wait_until(4, "xlm0 counted as left by the data path", || {
+        status()[0]["ports"][0]["data_path_leaves"]
+            .as_u64()
+            .is_some_and(|n| n >= 1)
+    });
+    let s = status();
+    assert!(
+        s[0]["ports"][0]["drops"]["not_redirected"]
+            .as_u64()
+            .is_some_and(|n| n > 0),
+        "the refused frames are counted on xlm0: {s}"
+    );
+    let out = common::xlaggctl(&daemon.socket, &["dump"]);
+    let dump: serde_json::Value = serde_json::from_slice(&out.stdout).expect("dump is JSON");
+    assert!(
+        dump["events"].as_array().expect("events").iter().any(
+            |e| e["port"] == "xlm0" && e["text"].as_str().is_some_and(|t| t.contains("gro on"))
+        ),
+        "an event says why and what to do: {}",
+        dump["events"]
+    );
+}

@@ -260,6 +260,9 @@ impl XdpEngine {
         };
         // A slot used before starts from zero, as a fresh port program would.
         self.reset_counters(slot)?;
+        if slot < ENGINE_MEMBERS {
+            self.array_set(names::ENGINE_REFUSED, slot, 0u32)?;
+        }
         self.clear_lost(slot);
         self.write_port(ifindex, value)?;
         let attached = match self.hooks {
@@ -386,8 +389,9 @@ impl XdpEngine {
         Ok(())
     }
 
-    /// Attaches the transmit watch (a raw tracepoint program on `xdp_devmap_xmit`): from
-    /// then on a member flushed to without carrier, or whose flushes fail, is marked in the
+    /// Attaches the transmit watch (a raw tracepoint program on `xdp_devmap_xmit`) and the
+    /// redirect watch (on `xdp_redirect_err`): from then on a member flushed to without
+    /// carrier, whose flushes fail, or to which the kernel refuses redirects, is marked in the
     /// lost-member words.
     ///
     /// # Errors
@@ -395,7 +399,32 @@ impl XdpEngine {
     /// `struct net_device`) or refusing the program: failover then waits for the control thread's
     /// link event.
     pub fn watch_transmit(&mut self) -> Result<(), String> {
-        self.attach_watch(names::TX_WATCH_PROGRAM, names::TX_WATCH_TRACEPOINT)
+        self.attach_watch(names::TX_WATCH_PROGRAM, names::TX_WATCH_TRACEPOINT)?;
+        // And the redirects the kernel refuses before any flush (a member that cannot take
+        // XDP frames at all), told apart by this object's devmap.
+        let id = match self.ebpf.map(names::ENGINE_TX) {
+            Some(aya::maps::Map::DevMapHash(data)) => data.info().map(|i| i.id()),
+            _ => return Err(format!("no map {}", names::ENGINE_TX)),
+        }
+        .map_err(|e| format!("{}: {e}", names::ENGINE_TX))?;
+        self.array_set(names::ENGINE_TX_ID, 0, id)
+            .map_err(|e| e.to_string())?;
+        self.attach_watch(
+            names::REDIRECT_WATCH_PROGRAM,
+            names::REDIRECT_WATCH_TRACEPOINT,
+        )
+    }
+
+    /// The errno of the last redirect the kernel refused to member `slot` (the redirect
+    /// watch), if any: why the XDP engine cannot send to it.
+    pub fn refused(&self, slot: u32) -> Option<i32> {
+        let map = self.ebpf.map(names::ENGINE_REFUSED)?;
+        let array: Array<&MapData, u32> = Array::try_from(map).ok()?;
+        array
+            .get(&slot, 0)
+            .ok()
+            .filter(|&e| e != 0)
+            .map(|e| e as i32)
     }
 
     /// Attaches the queue watch (a raw tracepoint program on `net_dev_queue`), for the tc host

@@ -117,6 +117,16 @@ pub mod names {
     /// The global the loader sets to the cookie of the lagg's network namespace: the watches
     /// take a device for a member only in that namespace.
     pub const NETNS_COOKIE: &str = "XLAGG_NETNS_COOKIE";
+    /// The redirect watch: a raw tracepoint program on `xdp_redirect_err` that marks a member
+    /// the kernel refused the XDP engine's redirects to.
+    pub const REDIRECT_WATCH_PROGRAM: &str = "xlagg_redirect_watch";
+    /// The kernel tracepoint it is attached to.
+    pub const REDIRECT_WATCH_TRACEPOINT: &str = "xdp_redirect_err";
+    /// `BPF_MAP_TYPE_ARRAY` with one `u32`: the id of [`ENGINE_TX`], for the redirect watch.
+    pub const ENGINE_TX_ID: &str = "XLAGG_ETXID";
+    /// `BPF_MAP_TYPE_ARRAY` of `u32`, one per member slot: the last errno of a refused
+    /// redirect to it.
+    pub const ENGINE_REFUSED: &str = "XLAGG_EREFUSED";
     /// The queue watch: a raw tracepoint program on `net_dev_queue` that marks a member an
     /// skb is queued to when the member has no carrier (the tc host path's transmit).
     pub const QUEUE_WATCH_PROGRAM: &str = "xlagg_queue_watch";

@@ -5,7 +5,11 @@
 //! - the drop watch (`kfree_skb`, the AF_XDP engine's copy-mode transmits, dropped without
 //!   carrier before the driver);
 //! - the queue watch (`net_dev_queue`, every skb handed to a device's queue: the tc host
-//!   path's redirects), which sees a member without carrier at the first skb sent to it.
+//!   path's redirects), which sees a member without carrier at the first skb sent to it;
+//! - the redirect watch (`xdp_redirect_err`, an XDP redirect the kernel refused before any
+//!   flush: the XDP engine's devmap slot of a member that cannot take XDP frames at all, such
+//!   as a veth whose far end runs neither XDP nor GRO), which marks the member, counts the
+//!   frame on it and keeps the kernel's error for the control thread to explain.
 //!
 //! These tracepoints fire for every device of the machine, in every network namespace, and an
 //! ifindex names a device only inside its own namespace: a device elsewhere with the same
@@ -21,9 +25,9 @@ use aya_ebpf::{
     maps::{Array, HashMap},
     programs::RawTracePointContext,
 };
-use xlagg_common::{ENGINE_MEMBERS, ENGINE_SLOTS, LOST_EPOCH};
+use xlagg_common::{EngineCounter, ENGINE_MEMBERS, ENGINE_SLOTS, LOST_EPOCH};
 
-use crate::{is_down, DOWN, PORTS};
+use crate::{add, is_down, DOWN, PORTS};
 
 /// The byte offset of `ifindex` in `struct net_device`, set at load from the running kernel's
 /// BTF (0: unknown, the watch does nothing).
@@ -240,6 +244,45 @@ pub fn xlagg_queue_watch(ctx: RawTracePointContext) -> i32 {
     let skb: *const u8 = ctx.arg(0);
     if let Some(dev) = read_field::<u64>(skb, &XLAGG_SKB_DEV_OFFSET) {
         mark_if_member_without_carrier(dev as *const u8);
+    }
+    0
+}
+
+/// The id of the engine's slot devmap (`XLAGG_ETX`), written by the loader once the maps
+/// exist: the redirect watch takes only its refusals.
+#[map(name = "XLAGG_ETXID")]
+static TX_MAP_ID: Array<u32> = Array::with_max_entries(1, 0);
+
+/// Per member slot, the last error the kernel refused a redirect to it with (positive errno;
+/// 0: none), for the control thread to explain.
+#[map(name = "XLAGG_EREFUSED")]
+static REFUSED: Array<u32> = Array::with_max_entries(ENGINE_MEMBERS, 0);
+
+/// The redirect watch: the kernel's report of an XDP redirect it refused before any flush
+/// (`xdp:xdp_redirect_err`, arguments `dev, xdp, tgt, err, map_type, map_id, index`). A
+/// refusal to a member slot of this engine's devmap counts a frame not redirected on the
+/// member, keeps the error, and marks the member, so its frames go to the others until the
+/// control thread, which says why, tries it again.
+#[raw_tracepoint(tracepoint = "xdp_redirect_err")]
+pub fn xlagg_redirect_watch(ctx: RawTracePointContext) -> i32 {
+    let map_id = ctx.arg::<u64>(5) as u32;
+    let ours = TX_MAP_ID.get(0).copied().unwrap_or(0);
+    if ours == 0 || map_id != ours {
+        return 0;
+    }
+    let slot = ctx.arg::<u64>(6) as u32;
+    if slot >= ENGINE_MEMBERS {
+        return 0;
+    }
+    add(slot, EngineCounter::NotRedirected, 1);
+    let err = (ctx.arg::<u64>(3) as i32).unsigned_abs();
+    if let Some(word) = REFUSED.get_ptr_mut(slot) {
+        // SAFETY: a successful array lookup; a u32 written whole.
+        unsafe { core::ptr::write_volatile(word, err) };
+    }
+    if !is_down(slot) {
+        // SAFETY: a helper without arguments.
+        mark_lost(slot, unsafe { bpf_ktime_get_ns() });
     }
     0
 }

@@ -548,9 +548,12 @@ impl Lagg {
                     continue;
                 }
                 let port = self.members[i].name.clone();
-                let text =
+                let mut text =
                     "transmit refused: its frames go to the other members until it is usable again"
                         .to_string();
+                if let Some(why) = self.refused_why(i) {
+                    text = format!("{text}; {why}");
+                }
                 tracing::warn!(lagg = %self.cfg.name, port = %port, "{text}");
                 self.event("link", Some(port), text);
             } else if self.set.usable(i) && self.set.member(i).link {
@@ -558,6 +561,19 @@ impl Lagg {
                 self.clear_lost(i);
             }
         }
+    }
+
+    /// Why the XDP engine's redirects to member `i` are refused, with the fix, when the kernel
+    /// refused them before any flush (the redirect watch kept its error).
+    fn refused_why(&self, i: usize) -> Option<String> {
+        let engine = self.engine.as_ref()?;
+        let errno = xdp_port::lock(engine).refused(i as u32)?;
+        let error = std::io::Error::from_raw_os_error(errno);
+        Some(format!(
+            "the kernel refuses the XDP engine's redirects to it ({error}): a veth takes them only \
+             while its far end runs an XDP program or has GRO on (ethtool -K PEER gro on); or run \
+             engine = \"tc\" (host mode) or \"afxdp\""
+        ))
     }
 
     /// Applies delayed link changes, runs the micro-BFD and probe timers and sends peer
