@@ -455,7 +455,7 @@ fn floods_to_the_control_addresses_take_no_member_out() {
     );
     all_distributing(&app.socket, 2, 20);
     all_distributing(&partner.socket, 2, 20);
-    let bfd_downs = |s: &Path| port_field(s, 0, &["bfd_counters", "downs"]);
+    let bfd_downs = |s: &Path| port_field(s, 0, &["bfd_counters", "down"]);
     let downs_before = bfd_downs(&app.socket);
     let mut oam = strangers_lacpdu([0x02, 0x66, 0, 0, 0, 1], SLOW_PROTOCOLS_MAC);
     oam[14] = 3;
@@ -490,6 +490,7 @@ fn floods_to_the_control_addresses_take_no_member_out() {
         downs_before,
         "no BFD session dropped"
     );
+    assert_eq!(status(&app.socket)[0]["ports"][0]["bfd"], "up");
     assert!(
         port_field(&app.socket, 0, &["drops", "xdp_unsolicited"]) > 100_000,
         "{}",
