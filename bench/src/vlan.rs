@@ -52,6 +52,7 @@ pub fn hold(iface: &str, vid: u16, prefix: &str) -> Result<()> {
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, std::sync::Arc::clone(&stop))?;
     }
+    xlagg_dataplane::xdp::ensure_built(xlagg_dataplane::xdp::BENCH_OBJECT, iface)?;
     let mut ebpf =
         Ebpf::load(xlagg_dataplane::xdp::BENCH_OBJECT).context("loading the bench object")?;
     let mut config: Array<_, VlanConfig> = Array::try_from(

@@ -165,6 +165,7 @@ impl XdpEngine {
         };
         // 0 when the kernel has no BTF: the watches then do nothing (and `watch_transmit`
         // and `watch_drops` say why).
+        crate::xdp::ensure_built(ENGINE_OBJECT, &format!("{lagg} ({})", hooks.engine_name()))?;
         let at = kernel_offsets().as_ref().copied().unwrap_or_default();
         // 0 without SO_NETNS_COOKIE: the watches then take no device for a member.
         let cookie = xlagg_sys::netns::cookie().unwrap_or(0);

@@ -20,6 +20,23 @@ pub static XDP_OBJECT: &[u8] = aya::include_bytes_aligned!(concat!(env!("OUT_DIR
 pub static BENCH_OBJECT: &[u8] =
     aya::include_bytes_aligned!(concat!(env!("OUT_DIR"), "/xlagg-bench-xdp"));
 
+/// Refuses an object this build carries empty (built without bpf-linker or with
+/// `XLAGG_NO_EBPF=1`; see `build.rs`), naming the fix.
+///
+/// # Errors
+/// The object is empty.
+pub fn ensure_built(object: &[u8], port: &str) -> Result<(), XdpError> {
+    if object.is_empty() {
+        return Err(XdpError::Load {
+            port: port.to_string(),
+            detail: "this build carries no eBPF programs (built without bpf-linker or with \
+                     XLAGG_NO_EBPF=1): run scripts/setup.sh and build again"
+                .into(),
+        });
+    }
+    Ok(())
+}
+
 /// Errors loading, attaching or driving a port program.
 #[derive(Debug, thiserror::Error)]
 pub enum XdpError {
@@ -146,6 +163,7 @@ impl PortProgram {
             port: port.to_string(),
             detail,
         };
+        ensure_built(kind.object(), port)?;
         let mut ebpf = Ebpf::load(kind.object()).map_err(|e| load_err(e.to_string()))?;
         let program: &mut Xdp = ebpf
             .program_mut(kind.name())
