@@ -360,7 +360,11 @@ fn engine(r: &LaggSpec, f: &mut Fields<'_>, proto: Option<LaggProto>) -> Option<
     let forward = r.upper == "forward";
     let engine = if r.engine == "auto" {
         let wants_workers = !r.cores.is_empty() || r.busy_poll || r.zero_copy == "required";
-        Engine::auto(forward, wants_workers)
+        match Engine::auto(forward, wants_workers) {
+            // Before Linux 6.6 (no tcx links) host mode keeps the workers.
+            Engine::Tc if !xlagg_sys::kernel::has_tcx() => Engine::AfXdp,
+            e => e,
+        }
     } else {
         Engine::parse(&r.engine)
             .map_err(|e| f.bad("engine", e))
