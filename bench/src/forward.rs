@@ -155,6 +155,7 @@ pub fn serve(
         ports: members.to_vec(),
         hash: HashLayers::DEFAULT,
         rr_limit: 1,
+        hash_seed: 0,
         rx_all: false,
         busy_poll,
         engine,

@@ -74,6 +74,16 @@ pub struct DistributionTable {
     generation: u64,
 }
 
+/// The flow hash seed of a lagg's `hash_seed` (0 by default): fixed, so a restart or
+/// another box with the same setting places every flow alike, and spread over 64 bits.
+pub fn flow_seed(hash_seed: u32) -> u64 {
+    // splitmix64's finalizer over the setting, offset so that 0 is not a weak key.
+    let mut z = (u64::from(hash_seed) ^ 0x7861_6767_0000_0000).wrapping_add(0x9e37_79b9_7f4a_7c15);
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
+}
+
 impl DistributionTable {
     /// A table with no active member.
     pub fn new(policy: TxPolicy, seed: u64) -> Self {
@@ -130,6 +140,35 @@ impl DistributionTable {
     /// The flow hash seed.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The same table hashing with `seed`: every flow may land in another bucket, and so on
+    /// another member (see [`moved_share`](Self::moved_share)).
+    pub fn with_seed(&self, seed: u64) -> Self {
+        let mut next = self.clone();
+        next.seed = seed;
+        next.generation = self.generation + 1;
+        next
+    }
+
+    /// The share of flows a new seed moves to another member, expected over uniformly hashed
+    /// flows: the chance that two independent buckets belong to different members,
+    /// 1 - sum of each member's bucket share squared ((N-1)/N for N equal members).
+    pub fn moved_share(&self) -> f64 {
+        if self.active_len == 0 {
+            return 0.0;
+        }
+        let mut counts = [0u32; MAX_MEMBERS];
+        for &m in &self.buckets {
+            if let Some(c) = counts.get_mut(usize::from(m)) {
+                *c += 1;
+            }
+        }
+        let n = BUCKETS as f64;
+        1.0 - counts
+            .iter()
+            .map(|&c| (f64::from(c) / n).powi(2))
+            .sum::<f64>()
     }
 
     /// The table as the XDP engine's program reads it: the same policy, active members,
@@ -331,6 +370,54 @@ mod tests {
         let mut out = vec![Egress::Drop; refs.len()];
         distribute(table, rr, &refs, &mut out);
         out
+    }
+
+    /// The member each of `flows` UDP flows (source ports 1..) leaves on.
+    fn members_of_flows(table: &DistributionTable, flows: u16) -> Vec<Egress> {
+        let frames: Vec<Vec<u8>> = (1..=flows).map(udp).collect();
+        run(table, &mut RoundRobinCursor::default(), &frames)
+    }
+
+    #[test]
+    fn another_hash_seed_moves_about_n_minus_one_in_n_flows_and_the_same_none() {
+        let hash = TxPolicy::Hash {
+            layers: HashLayers::DEFAULT,
+        };
+        for n in 2..=4u8 {
+            let active: Vec<MemberIndex> = (0..n).collect();
+            let before = DistributionTable::new(hash, flow_seed(0)).with_active(&active);
+            let flows = 4096;
+            let placed = members_of_flows(&before, flows);
+            let same = before.with_seed(flow_seed(0));
+            assert_eq!(members_of_flows(&same, flows), placed, "{n} members, the same seed");
+            for other in [1, 7, 0xdead_beef] {
+                let after = before.with_seed(flow_seed(other));
+                let moved = members_of_flows(&after, flows)
+                    .iter()
+                    .zip(&placed)
+                    .filter(|(a, b)| a != b)
+                    .count();
+                let share = moved as f64 / f64::from(flows);
+                let expect = f64::from(n - 1) / f64::from(n);
+                assert!(
+                    (share - expect).abs() < 0.05,
+                    "{n} members, seed {other}: {share:.3} of flows moved, expected about {expect:.3}"
+                );
+                assert!((before.moved_share() - expect).abs() < 0.01, "{}", before.moved_share());
+            }
+        }
+    }
+
+    #[test]
+    fn the_default_seed_is_fixed_and_seeds_differ() {
+        assert_eq!(flow_seed(0), flow_seed(0));
+        let seeds: std::collections::BTreeSet<u64> = (0..1000).map(flow_seed).collect();
+        assert_eq!(seeds.len(), 1000);
+        assert_eq!(
+            DistributionTable::new(TxPolicy::Failover, 0).moved_share(),
+            0.0,
+            "no active member, nothing moves"
+        );
     }
 
     fn counts(table: &DistributionTable) -> [usize; MAX_MEMBERS] {

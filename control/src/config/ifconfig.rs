@@ -77,6 +77,7 @@ const TEXT_KEYS: &[&str] = &[
 /// Keys that take a number.
 const NUMBER_KEYS: &[&str] = &[
     "rr_limit",
+    "hash_seed",
     "mtu",
     "ring_size",
     "lacp_system_priority",

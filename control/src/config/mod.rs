@@ -170,6 +170,9 @@ pub struct LaggConfig {
     pub hash: HashLayers,
     /// Frames per port before roundrobin moves on.
     pub rr_limit: u32,
+    /// Keys the flow hash (`hash_seed`; 0 by default): two LAGs in a row with different
+    /// seeds split each other's flows instead of following one another (polarization).
+    pub hash_seed: u32,
     /// Failover: accept frames on every port, not only the active one.
     pub rx_all: bool,
     /// Preferred busy polling for the workers' AF_XDP sockets: the worker drives the ports'
@@ -442,6 +445,8 @@ pub struct LaggSpec {
     pub hw_offload: bool,
     pub lagghash: String,
     pub rr_limit: u32,
+    /// Keys the flow hash; 0 (the default) places flows as every xlagg does.
+    pub hash_seed: u32,
     pub rx_all: bool,
     /// Preferred busy polling (`SO_PREFER_BUSY_POLL`) for the workers' sockets.
     pub busy_poll: bool,
@@ -503,6 +508,7 @@ impl Default for LaggSpec {
             hw_offload: true,
             lagghash: "l2,l3,l4".into(),
             rr_limit: 1,
+            hash_seed: 0,
             rx_all: false,
             busy_poll: false,
             engine: "auto".into(),

@@ -217,6 +217,7 @@ fn lagg(
         ports: r.laggports.clone(),
         hash,
         rr_limit: r.rr_limit,
+        hash_seed: r.hash_seed,
         rx_all: r.rx_all,
         busy_poll: r.busy_poll,
         engine,

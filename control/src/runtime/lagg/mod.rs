@@ -34,7 +34,7 @@ use std::sync::Arc;
 
 use xlagg_common::LOST_EPOCH;
 use xlagg_dataplane::afxdp::MappedWords;
-use xlagg_dataplane::distribution::{DistributionTable, TxPolicy, MAX_MEMBERS};
+use xlagg_dataplane::distribution::{flow_seed, DistributionTable, TxPolicy, MAX_MEMBERS};
 use xlagg_dataplane::xdp::XdpError;
 use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
@@ -262,7 +262,7 @@ impl Lagg {
         // The members whose device exists; the others are taken in when it appears.
         let present = bringup::present_ports(nl, &cfg.ports)?;
         let policy = options.policy_override.unwrap_or_else(|| policy_for(cfg));
-        let seed = u64::from(std::process::id()).wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ 0x7861_6767;
+        let seed = flow_seed(cfg.hash_seed);
         let mut lagg = Lagg {
             cfg: cfg.clone(),
             policy,

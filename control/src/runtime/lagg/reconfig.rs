@@ -9,6 +9,7 @@ use super::{host_peer_name, rules_for, Lagg, LaggError};
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::members::Verdict;
 use crate::netdev::Netlink;
+use xlagg_dataplane::distribution::flow_seed;
 use xlagg_dataplane::worker;
 
 /// What [`Lagg::reconcile_members`] did.
@@ -26,8 +27,8 @@ impl Lagg {
     /// Whether `new` differs from this lagg's configuration only in what
     /// [`set_ports`](Self::set_ports) applies in place: the member list (and per-port LACP
     /// priorities), the host interface's addresses, the MTU (unless it rises beyond one UMEM
-    /// frame on sockets bound without multi-buffer), the description, updelay/downdelay and
-    /// the peer-notification settings.
+    /// frame on sockets bound without multi-buffer), the description, updelay/downdelay, the
+    /// peer-notification settings and the hash seed.
     pub fn can_change_ports_in_place(&self, new: &LaggConfig) -> bool {
         let neutral = |c: &LaggConfig| {
             let mut c = c.clone();
@@ -41,6 +42,7 @@ impl Lagg {
             c.downdelay_ms = 0;
             c.notify_count = 0;
             c.notify_interval_ms = 0;
+            c.hash_seed = 0;
             // The sockets carry chains already, or the new MTU fits a frame.
             if self.pool.multi_buffer() || new.mtu <= worker::single_frame_mtu() {
                 c.mtu = 0;
@@ -215,12 +217,37 @@ impl Lagg {
             self.set_mtu(nl, new.mtu)?;
             done.push(format!("mtu {}", new.mtu));
         }
+        let reseeded = new.hash_seed != self.cfg.hash_seed;
         self.cfg = new.clone();
         self.set.set_rules(rules_for(new));
         // New members' link state: joining the table takes only their share of buckets.
         self.refresh_links(nl)?;
         self.publish(&[], false)?;
+        if reseeded {
+            done.push(self.reseed()?);
+        }
         Ok(done)
+    }
+
+    /// Hashes with the configured `hash_seed` from now on: flows move once, each to the member
+    /// its new bucket has. Says how many, in words (also on the timeline).
+    ///
+    /// # Errors
+    /// The XDP engine's maps refused the table (the old seed stays in force there).
+    fn reseed(&mut self) -> Result<String, LaggError> {
+        let current = self.pool.table();
+        let share = current.moved_share();
+        let text = format!(
+            "hash_seed {}: flows rehashed, about {:.0}% of them to another member ({} active)",
+            self.cfg.hash_seed,
+            share * 100.0,
+            current.active().len()
+        );
+        self.pool
+            .publish(current.with_seed(flow_seed(self.cfg.hash_seed)))?;
+        tracing::info!(lagg = %self.cfg.name, "{text}");
+        self.event("config", None, text.clone());
+        Ok(text)
     }
 
     /// The configured members that are not attached: their device does not exist (yet).
