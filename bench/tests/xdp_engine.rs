@@ -3,8 +3,9 @@
 //! member, the rr_limit pattern, failover order, broadcast copies, nothing on `none`), ping
 //! and TCP through a host-mode laggN to a partner that checks checksums, no program left
 //! after SIGKILL, and, for both engines, a master whose carrier goes left by the data path
-//! itself while the control thread still holds it (a downdelay). Needs root, ethtool and iperf3 (scripts/setup.sh installs them); fails
-//! otherwise, never skips.
+//! itself while the control thread still holds it (a downdelay), and a hash seed that moves
+//! about (N-1)/N of the flows once while a restart moves none. Needs root, ethtool and iperf3
+//! (scripts/setup.sh installs them); fails otherwise, never skips.
 //!
 //! A veth takes frames redirected into its peer only while it runs XDP or GRO (a kernel
 //! rule of XDP redirect): the partner and source ends get GRO here, as a NIC needs nothing.
@@ -456,4 +457,54 @@ fn a_member_that_refuses_the_xdp_engines_redirects_is_left_and_explained() {
         "an event says why and what to do: {}",
         dump["events"]
     );
+}
+
+/// `hash_seed` on both engines: a restart on the same config places every flow where it was
+/// (the default seed is fixed, not drawn per process), and another seed, set at run time,
+/// moves about (N-1)/N of the flows once, says so in the event log, and keeps each flow on
+/// one member.
+#[test]
+fn a_new_hash_seed_moves_about_three_flows_in_four_and_a_restart_none() {
+    let _serial = serial();
+    let bed = bed(MEMBERS, false);
+    for engine in ["afxdp", "xdp"] {
+        let cfg = bed.config("loadbalance", &format!("engine = \"{engine}\""), false);
+        let round = |first_seq: u64| {
+            let sink = Sink::start(&bed);
+            bed.send(400, 2, first_seq);
+            let placed = placement(&sink.finish());
+            assert_eq!(placed.len(), 400, "{engine}: every flow arrives");
+            placed
+        };
+        let daemon = Daemon::start(&bed, &cfg);
+        let before = round(0);
+        daemon.kill();
+        let daemon = Daemon::start(&bed, &cfg);
+        let restarted = round(1000);
+        assert_eq!(
+            before, restarted,
+            "{engine}: a restart on the same config moves no flow"
+        );
+        ctl(&daemon, &["lagg0", "hash_seed", "7"]);
+        let seeded = round(2000);
+        let moved = seeded.iter().filter(|(f, m)| before[f] != **m).count();
+        let share = moved as f64 / 400.0;
+        println!("{engine}: hash_seed 7 moved {moved} of 400 flows ({share:.2}; 3/4 expected)");
+        assert!(
+            (0.6..=0.9).contains(&share),
+            "{engine}: another seed moves about 3 flows in 4 over 4 members: {moved} of 400"
+        );
+        let dump: serde_json::Value =
+            serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout)
+                .expect("dump");
+        let said = dump["events"].as_array().is_some_and(|e| {
+            e.iter().any(|e| {
+                e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("hash_seed 7: flows rehashed"))
+            })
+        });
+        assert!(said, "{engine}: the event log says the flows moved");
+        drop(daemon);
+    }
 }

@@ -389,7 +389,11 @@ mod tests {
             let flows = 4096;
             let placed = members_of_flows(&before, flows);
             let same = before.with_seed(flow_seed(0));
-            assert_eq!(members_of_flows(&same, flows), placed, "{n} members, the same seed");
+            assert_eq!(
+                members_of_flows(&same, flows),
+                placed,
+                "{n} members, the same seed"
+            );
             for other in [1, 7, 0xdead_beef] {
                 let after = before.with_seed(flow_seed(other));
                 let moved = members_of_flows(&after, flows)
@@ -403,7 +407,11 @@ mod tests {
                     (share - expect).abs() < 0.05,
                     "{n} members, seed {other}: {share:.3} of flows moved, expected about {expect:.3}"
                 );
-                assert!((before.moved_share() - expect).abs() < 0.01, "{}", before.moved_share());
+                assert!(
+                    (before.moved_share() - expect).abs() < 0.01,
+                    "{}",
+                    before.moved_share()
+                );
             }
         }
     }
