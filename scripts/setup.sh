@@ -39,12 +39,16 @@ if ! command -v rustup >/dev/null 2>&1; then
   exit 1
 fi
 
+# rust-src builds core for the BPF target; clippy lints the eBPF crate (scripts/test.sh).
 if ! rustup toolchain list | grep -q "^${NIGHTLY}"; then
-  log "installing ${NIGHTLY} with rust-src"
+  log "installing ${NIGHTLY} with rust-src and clippy"
   rustup set auto-self-update disable
-  rustup toolchain install "$NIGHTLY" --profile minimal -c rust-src
-elif ! rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null | grep -q '^rust-src'; then
-  rustup component add rust-src --toolchain "$NIGHTLY"
+  rustup toolchain install "$NIGHTLY" --profile minimal -c rust-src -c clippy
+else
+  installed=$(rustup component list --toolchain "$NIGHTLY" --installed 2>/dev/null)
+  for c in rust-src clippy; do
+    grep -q "^${c}" <<<"$installed" || rustup component add "$c" --toolchain "$NIGHTLY"
+  done
 fi
 
 if ! command -v bpf-linker >/dev/null 2>&1 && [ ! -x "${CARGO_HOME:-$HOME/.cargo}/bin/bpf-linker" ]; then

@@ -155,8 +155,18 @@ const fn reason(counter: XdpCounter) -> EngineCounter {
 fn send(from: u32, to: u32, bytes: u64) -> u32 {
     match TX.redirect(to, u64::from(xdp_action::XDP_DROP)) {
         Ok(action) => {
-            add2(from, EngineCounter::RxPackets, 1, Some((EngineCounter::RxBytes, bytes)));
-            add2(to, EngineCounter::TxPackets, 1, Some((EngineCounter::TxBytes, bytes)));
+            add2(
+                from,
+                EngineCounter::RxPackets,
+                1,
+                Some((EngineCounter::RxBytes, bytes)),
+            );
+            add2(
+                to,
+                EngineCounter::TxPackets,
+                1,
+                Some((EngineCounter::TxBytes, bytes)),
+            );
             action
         }
         Err(_) => {
@@ -254,7 +264,7 @@ fn place(table: &EngineTable, copy: u32, h: u32, n: u64) -> Result<u32, EngineCo
 pub fn xlagg_engine(ctx: XdpContext) -> u32 {
     let ifindex = ctx.ingress_ifindex() as u32;
     // SAFETY: the value is copied out at once; the control thread replaces entries whole.
-    let Some(port) = (unsafe { PORTS.get(&ifindex) }).copied() else {
+    let Some(port) = (unsafe { PORTS.get(ifindex) }).copied() else {
         return xdp_action::XDP_PASS;
     };
     let slot = port.slot;
@@ -300,11 +310,21 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
             let flags = BPF_F_BROADCAST | BPF_F_EXCLUDE_INGRESS;
             return match map.redirect(0, flags | u64::from(xdp_action::XDP_DROP)) {
                 Ok(action) => {
-                    add2(slot, EngineCounter::RxPackets, 1, Some((EngineCounter::RxBytes, bytes)));
+                    add2(
+                        slot,
+                        EngineCounter::RxPackets,
+                        1,
+                        Some((EngineCounter::RxBytes, bytes)),
+                    );
                     for i in 0..ENGINE_MEMBERS as usize {
                         if i < active {
                             let m = u32::from(table.active[i]);
-                            add2(m, EngineCounter::TxPackets, 1, Some((EngineCounter::TxBytes, bytes)));
+                            add2(
+                                m,
+                                EngineCounter::TxPackets,
+                                1,
+                                Some((EngineCounter::TxBytes, bytes)),
+                            );
                         }
                     }
                     action

@@ -40,7 +40,14 @@ impl Skb {
         }
         // SAFETY: the helper writes at most N bytes into `buf`, which has N, and fails when
         // [at, at + N) is not inside the packet.
-        let rc = unsafe { bpf_skb_load_bytes(self.0 as *const _, at as u32, buf.as_mut_ptr().cast(), N as u32) };
+        let rc = unsafe {
+            bpf_skb_load_bytes(
+                self.0 as *const _,
+                at as u32,
+                buf.as_mut_ptr().cast(),
+                N as u32,
+            )
+        };
         (rc == 0).then_some(buf)
     }
 }
@@ -160,8 +167,18 @@ fn out(to: u32, packets: u64, bytes: u64) -> i32 {
     if action != TC_ACT_REDIRECT {
         return shot(ENGINE_UPPER_SLOT, EngineCounter::NotRedirected);
     }
-    add2(ENGINE_UPPER_SLOT, EngineCounter::RxPackets, packets, Some((EngineCounter::RxBytes, bytes)));
-    add2(to, EngineCounter::TxPackets, packets, Some((EngineCounter::TxBytes, bytes)));
+    add2(
+        ENGINE_UPPER_SLOT,
+        EngineCounter::RxPackets,
+        packets,
+        Some((EngineCounter::RxBytes, bytes)),
+    );
+    add2(
+        to,
+        EngineCounter::TxPackets,
+        packets,
+        Some((EngineCounter::TxBytes, bytes)),
+    );
     action
 }
 
@@ -175,13 +192,16 @@ pub fn xlagg_host_out(ctx: TcContext) -> i32 {
     };
     let active = (table.active_len as usize).min(ENGINE_MEMBERS as usize);
     let (h, n) = match table.policy {
-        engine_policy::FIXED if table.fixed < ENGINE_MEMBERS => return out(table.fixed, packets, bytes),
+        engine_policy::FIXED if table.fixed < ENGINE_MEMBERS => {
+            return out(table.fixed, packets, bytes)
+        }
         engine_policy::FIXED => return shot(ENGINE_UPPER_SLOT, EngineCounter::NotRedirected),
         _ if active == 0 => return shot(ENGINE_UPPER_SLOT, EngineCounter::NoActivePort),
         engine_policy::HASH => {
             let layers = table.layers as u8;
             // SAFETY: the context's skb pointer is valid for the whole run.
-            let (present, proto, tci) = unsafe { ((*skb).vlan_present, (*skb).vlan_proto, (*skb).vlan_tci) };
+            let (present, proto, tci) =
+                unsafe { ((*skb).vlan_present, (*skb).vlan_proto, (*skb).vlan_tci) };
             let h = if present != 0 {
                 let tagged = Tagged {
                     skb: Skb(skb),
@@ -231,14 +251,24 @@ fn broadcast(
             // SAFETY: the helper takes the context's skb and plain values.
             let rc = unsafe { bpf_clone_redirect(skb, ifindex, 0) };
             if ifindex != 0 && rc == 0 {
-                add2(last, EngineCounter::TxPackets, packets, Some((EngineCounter::TxBytes, bytes)));
+                add2(
+                    last,
+                    EngineCounter::TxPackets,
+                    packets,
+                    Some((EngineCounter::TxBytes, bytes)),
+                );
             } else {
                 add(last, EngineCounter::NotRedirected, 1);
             }
         }
         last = m;
     }
-    add2(ENGINE_UPPER_SLOT, EngineCounter::RxPackets, packets, Some((EngineCounter::RxBytes, bytes)));
+    add2(
+        ENGINE_UPPER_SLOT,
+        EngineCounter::RxPackets,
+        packets,
+        Some((EngineCounter::RxBytes, bytes)),
+    );
     if last >= ENGINE_MEMBERS {
         return shot(ENGINE_UPPER_SLOT, EngineCounter::NoActivePort);
     }
@@ -249,7 +279,12 @@ fn broadcast(
         add(last, EngineCounter::NotRedirected, 1);
         return TC_ACT_SHOT;
     }
-    add2(last, EngineCounter::TxPackets, packets, Some((EngineCounter::TxBytes, bytes)));
+    add2(
+        last,
+        EngineCounter::TxPackets,
+        packets,
+        Some((EngineCounter::TxBytes, bytes)),
+    );
     action
 }
 
@@ -260,7 +295,7 @@ pub fn xlagg_host_in(ctx: TcContext) -> i32 {
     // SAFETY: the context's skb pointer is valid for the whole run.
     let ifindex = unsafe { (*skb).ingress_ifindex };
     // SAFETY: the value is copied out at once; the control thread replaces entries whole.
-    let Some(port) = (unsafe { PORTS.get(&ifindex) }).copied() else {
+    let Some(port) = (unsafe { PORTS.get(ifindex) }).copied() else {
         return TC_ACT_OK;
     };
     let slot = port.slot;
@@ -286,7 +321,17 @@ pub fn xlagg_host_in(ctx: TcContext) -> i32 {
     if action != TC_ACT_REDIRECT {
         return shot(slot, EngineCounter::NotRedirected);
     }
-    add2(slot, EngineCounter::RxPackets, packets, Some((EngineCounter::RxBytes, bytes)));
-    add2(ENGINE_UPPER_SLOT, EngineCounter::TxPackets, packets, Some((EngineCounter::TxBytes, bytes)));
+    add2(
+        slot,
+        EngineCounter::RxPackets,
+        packets,
+        Some((EngineCounter::RxBytes, bytes)),
+    );
+    add2(
+        ENGINE_UPPER_SLOT,
+        EngineCounter::TxPackets,
+        packets,
+        Some((EngineCounter::TxBytes, bytes)),
+    );
     action
 }

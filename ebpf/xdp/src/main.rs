@@ -66,7 +66,10 @@ fn count(counter: XdpCounter) {
 
 #[xdp(frags)]
 pub fn xlagg_port(ctx: XdpContext) -> u32 {
-    let state = PORT_STATE.get(0).copied().unwrap_or(PortState::collecting(false));
+    let state = PORT_STATE
+        .get(0)
+        .copied()
+        .unwrap_or(PortState::collecting(false));
     match classify(&Packet::of(&ctx), &state) {
         Verdict::Data => {}
         Verdict::Pass(kind) if admit(kind) => {

@@ -36,9 +36,8 @@ impl Packet {
         }
         // SAFETY: the helper writes at most N bytes into `buf`, which has N; it fails, and
         // writes nothing we use, when [at, at + N) is not inside the packet.
-        let rc = unsafe {
-            bpf_xdp_load_bytes(self.ctx, at as u32, buf.as_mut_ptr().cast(), N as u32)
-        };
+        let rc =
+            unsafe { bpf_xdp_load_bytes(self.ctx, at as u32, buf.as_mut_ptr().cast(), N as u32) };
         (rc == 0).then_some(buf)
     }
 }

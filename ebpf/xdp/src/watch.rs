@@ -93,8 +93,7 @@ fn in_our_namespace(dev: *const u8) -> bool {
     let Some(net) = read_field::<u64>(dev, &XLAGG_NETDEV_NET_OFFSET) else {
         return false;
     };
-    ours != 0
-        && read_field::<u64>(net as *const u8, &XLAGG_NET_COOKIE_OFFSET) == Some(ours)
+    ours != 0 && read_field::<u64>(net as *const u8, &XLAGG_NET_COOKIE_OFFSET) == Some(ours)
 }
 
 /// The member slot of device `dev` when it is a member of this lagg (its index and its
@@ -103,7 +102,7 @@ fn in_our_namespace(dev: *const u8) -> bool {
 fn unmarked_member(dev: *const u8) -> Option<u32> {
     let ifindex = ifindex_of(dev);
     // SAFETY: the value is copied out at once.
-    let slot = unsafe { PORTS.get(&ifindex) }.map(|p| p.slot)?;
+    let slot = unsafe { PORTS.get(ifindex) }.map(|p| p.slot)?;
     (slot < ENGINE_MEMBERS && !is_down(slot) && in_our_namespace(dev)).then_some(slot)
 }
 
@@ -177,7 +176,7 @@ pub fn xlagg_tx_watch(ctx: RawTracePointContext) -> i32 {
         }
         let ifindex = ifindex_of(dev);
         // SAFETY: only the presence is read.
-        if unsafe { STALLS.get(&ifindex) }.is_some() && STALLS.remove(&ifindex).is_ok() {
+        if unsafe { STALLS.get(ifindex) }.is_some() && STALLS.remove(ifindex).is_ok() {
             // SAFETY: as above; approximate (not atomic), which only costs lookups.
             unsafe { *stalling = (*stalling).saturating_sub(1) };
         }
@@ -194,21 +193,21 @@ pub fn xlagg_tx_watch(ctx: RawTracePointContext) -> i32 {
         return 0;
     }
     // SAFETY: the value is copied out at once.
-    let streak = unsafe { STALLS.get(&ifindex) }.copied();
+    let streak = unsafe { STALLS.get(ifindex) }.copied();
     match streak {
         // A streak whose last failure is old was ended by sends in between.
         Some([first, last]) if now.wrapping_sub(last) < STALL_NS => {
             if now.wrapping_sub(first) >= STALL_NS {
                 mark_lost(slot, now);
             } else {
-                let _ = STALLS.insert(&ifindex, &[first, now], 0);
+                let _ = STALLS.insert(ifindex, [first, now], 0);
             }
         }
         Some(_) => {
-            let _ = STALLS.insert(&ifindex, &[now, now], 0);
+            let _ = STALLS.insert(ifindex, [now, now], 0);
         }
         None => {
-            if STALLS.insert(&ifindex, &[now, now], 0).is_ok() {
+            if STALLS.insert(ifindex, [now, now], 0).is_ok() {
                 if let Some(stalling) = stalling {
                     // SAFETY: a successful array lookup; approximate, as above.
                     unsafe { *stalling += 1 };
