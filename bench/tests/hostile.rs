@@ -730,3 +730,33 @@ time.sleep(60)
     let _ = hog.kill();
     let _ = hog.wait();
 }
+
+/// `GET .../explain` over HTTP: %-escaped IPv6 addresses decode, a bad field is 422 with what
+/// to give, a lagg that does not exist 404, a malformed escape 400; no token is needed (a
+/// read).
+#[test]
+fn explain_over_http_answers_and_refuses_with_the_right_status() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    let daemon = two_laggs(&bed);
+    let get = |path: &str| {
+        raw(
+            &bed,
+            format!("GET {path} HTTP/1.1\r\nHost: {HTTP}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+    };
+    let ok = get("/api/v1/laggs/lagg0/explain?src_ip=2001%3Adb8%3A%3A1&dst_ip=2001%3adb8%3a%3a2&proto=udp&src_port=1&dst_port=2");
+    assert_eq!(status_of(&ok), 200, "{ok}");
+    let body = ok.split("\r\n\r\n").nth(1).unwrap_or_default();
+    let v: serde_json::Value = serde_json::from_str(body.trim()).expect("JSON");
+    assert_eq!(v["data"]["member"], "xlm0", "{v}");
+    assert_eq!(v["data"]["flow"]["src_ip"], "2001:db8::1", "{v}");
+    let bad = get("/api/v1/laggs/lagg0/explain?src_port=80");
+    assert_eq!(status_of(&bad), 422, "{bad}");
+    assert!(bad.contains("ports need proto=tcp"), "{bad}");
+    let none = get("/api/v1/laggs/lagg9/explain");
+    assert_eq!(status_of(&none), 404, "{none}");
+    let escape = get("/api/v1/laggs/lagg0/explain?src_ip=%zz");
+    assert_eq!(status_of(&escape), 400, "{escape}");
+    drop(daemon);
+}

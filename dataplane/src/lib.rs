@@ -23,6 +23,7 @@ pub mod btf;
 pub mod counters;
 pub mod distribution;
 pub mod engine;
+pub mod explain;
 pub mod flow;
 pub mod learn;
 pub mod ledger;

@@ -44,6 +44,9 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
         Some(name) if cli.words.is_empty() => show(&cli, Some(name)),
+        Some(name) if cli.words.first().is_some_and(|w| w == "explain") => {
+            explain(&cli, name, &cli.words[1..])
+        }
         Some(name) => {
             let request = Request::Ifconfig {
                 name: name.to_string(),
@@ -87,6 +90,74 @@ fn print_data(cli: &Cli, request: &Request, _always_json: bool) -> ExitCode {
         }
         Err(code) => code,
     }
+}
+
+/// `xlaggctl laggN explain FIELD=VALUE...`: which member the flow leaves on, and why.
+fn explain(cli: &Cli, name: &str, words: &[String]) -> ExitCode {
+    let mut flow = Vec::new();
+    for w in words {
+        let Some((k, v)) = w.split_once('=') else {
+            eprintln!(
+                "xlaggctl: explain takes FIELD=VALUE words, got '{w}': e.g. xlaggctl {name} explain \
+                 src_ip=10.0.0.1 dst_ip=10.0.0.2 proto=tcp src_port=40000 dst_port=2049 \
+                 (fields: {})",
+                xlagg_dataplane::explain::FIELDS.join(", ")
+            );
+            return ExitCode::from(2);
+        };
+        flow.push((k.to_string(), v.to_string()));
+    }
+    let request = Request::Explain {
+        name: name.to_string(),
+        flow,
+    };
+    if cli.json {
+        return print_data(cli, &request, true);
+    }
+    let data = match call(cli, &request) {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let fields: Vec<String> = data["flow"]
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{k}={}",
+                        v.as_str().map_or_else(|| v.to_string(), String::from)
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    let list = |v: &serde_json::Value| {
+        v.as_array()
+            .map(|a| {
+                a.iter()
+                    .filter_map(|m| m.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            })
+            .unwrap_or_default()
+    };
+    println!(
+        "{name}: {}",
+        if fields.is_empty() {
+            "a flow with no field given".to_string()
+        } else {
+            fields.join(" ")
+        }
+    );
+    match data["member"].as_str() {
+        Some(m) => println!("\tleaves on {m}"),
+        None if list(&data["members"]).is_empty() => println!("\tleaves on no member"),
+        None => println!("\tleaves on {}", list(&data["members"])),
+    }
+    for line in data["why"].as_array().into_iter().flatten() {
+        println!("\t{}", line.as_str().unwrap_or_default());
+    }
+    ExitCode::SUCCESS
 }
 
 fn show(cli: &Cli, name: Option<&str>) -> ExitCode {

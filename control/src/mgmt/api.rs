@@ -81,6 +81,14 @@ pub enum Request {
         /// The worker's queue.
         queue: usize,
     },
+    /// Which member a flow leaves on now, and why.
+    Explain {
+        /// `laggN`.
+        name: String,
+        /// The flow's header fields by name (`src_ip`, `dst_port`, ...); any may be left out.
+        #[serde(default)]
+        flow: Vec<(String, String)>,
+    },
     /// Counters, state and events after sequence number `since`, for the dashboard.
     Snapshot {
         /// Events with a sequence number above this one.

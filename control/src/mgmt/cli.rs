@@ -24,6 +24,10 @@ Other commands:
   xlaggctl import FILE     an rc.conf's laggs as TOML (--apply: make them live)
   xlaggctl web             the web UI's address, with the API token (root only)
   xlaggctl brief           one line per lagg: state, protocol, active ports, addresses
+  xlaggctl laggN explain FIELD=VALUE...
+                           which member a flow leaves on now, and why; fields: src_mac,
+                           dst_mac, vlan, src_ip, dst_ip, proto, src_port, dst_port (any
+                           may be left out)
 
 Examples:
   xlaggctl lagg0 create
@@ -31,6 +35,7 @@ Examples:
   xlaggctl lagg0 inet 192.168.1.10 netmask 255.255.255.0
   xlaggctl lagg0 -laggport em1
   xlaggctl -v lagg0
+  xlaggctl lagg0 explain src_ip=10.0.0.5 dst_ip=10.0.0.1 proto=tcp src_port=40000 dst_port=2049
   xlaggctl -j
   xlaggctl import /etc/rc.conf --apply
   xlaggctl lagg0 destroy

@@ -511,6 +511,10 @@ async fn route(req: hyper::Request<Incoming>, shared: &Shared) -> hyper::Respons
             format!("no {path} here; the web UI is at /\n"),
         );
     }
+    if let (&Method::GET, ["api", "v1", "laggs", name, "explain"]) = (&method, segments.as_slice())
+    {
+        return explain(name, &query, shared).await;
+    }
     let dry_run = match parse_query(&query) {
         Ok(d) => d,
         Err(e) => return refused(400, e),
@@ -542,6 +546,71 @@ fn read(segments: &[&str], path: &str, shared: &Shared) -> hyper::Response<Body>
         _ => return refused(404, format!("no GET {path}: see /openapi.json for the API")),
     };
     json_reply(200, &Response::data(data))
+}
+
+/// `%XX` escapes and `+` of a query string's value or name decoded; `None` when an escape is
+/// malformed or the result is not UTF-8.
+fn percent_decode(text: &str) -> Option<String> {
+    let mut out = Vec::with_capacity(text.len());
+    let mut bytes = text.bytes();
+    while let Some(b) = bytes.next() {
+        out.push(match b {
+            b'+' => b' ',
+            b'%' => {
+                let hex = [bytes.next()?, bytes.next()?];
+                u8::from_str_radix(std::str::from_utf8(&hex).ok()?, 16).ok()?
+            }
+            b => b,
+        });
+    }
+    String::from_utf8(out).ok()
+}
+
+/// GET /api/v1/laggs/{name}/explain?src_ip=..: the flow's fields from the query, answered
+/// by the control loop (it holds the live table and lost marks), at most [`MAX_CHANGES`]
+/// waiting at once with the changes.
+async fn explain(name: &str, query: &str, shared: &Shared) -> hyper::Response<Body> {
+    let mut flow = Vec::new();
+    for kv in query.split('&').filter(|kv| !kv.is_empty()) {
+        let (k, v) = kv.split_once('=').unwrap_or((kv, ""));
+        match (percent_decode(k), percent_decode(v)) {
+            (Some(k), Some(v)) => flow.push((k, v)),
+            _ => {
+                return refused(
+                    400,
+                    format!("query parameter '{kv}': a malformed %-escape or not UTF-8"),
+                )
+            }
+        }
+    }
+    let request = Request::Explain {
+        name: name.to_string(),
+        flow,
+    };
+    let Ok(_permit) = Arc::clone(&shared.changes).try_acquire_owned() else {
+        return refused(
+            503,
+            format!("{MAX_CHANGES} requests are waiting for the control loop already: try again"),
+        );
+    };
+    let dispatcher = shared.dispatcher.clone();
+    let response = tokio::task::spawn_blocking(move || dispatcher.dispatch(request))
+        .await
+        .unwrap_or_else(|_| Response::refused(vec!["the request could not be handed over".into()]));
+    let status = if response.ok {
+        200
+    } else if response
+        .errors
+        .iter()
+        .any(|e| e.starts_with("no lagg named"))
+    {
+        404
+    } else if response.errors.iter().any(|e| e.contains("is not running")) {
+        409
+    } else {
+        422
+    };
+    json_reply(status, &response)
 }
 
 /// Server-sent events for the dashboard: a snapshot of every lagg each second, with the
@@ -754,6 +823,19 @@ pub fn form(body: &str) -> Result<(LaggSpec, Vec<String>), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn query_values_are_percent_decoded_or_refused() {
+        assert_eq!(
+            percent_decode("2001%3Adb8%3A%3A1").as_deref(),
+            Some("2001:db8::1")
+        );
+        assert_eq!(percent_decode("a+b%20c").as_deref(), Some("a b c"));
+        assert_eq!(percent_decode("10.0.0.1").as_deref(), Some("10.0.0.1"));
+        assert_eq!(percent_decode("%zz"), None);
+        assert_eq!(percent_decode("%4"), None);
+        assert_eq!(percent_decode("%ff"), None, "not UTF-8");
+    }
 
     #[test]
     fn host_names_that_another_site_could_own_are_refused() {

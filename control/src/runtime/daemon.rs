@@ -439,6 +439,7 @@ impl Daemon {
                 Ok(links) => Response::data(json!(self.interfaces(&links))),
             },
             Request::CrashWorker { name, queue } => self.crash_worker(&name, queue),
+            Request::Explain { name, flow } => self.explain(&name, &flow),
             Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
                 Err(e) => Response::refused(e.problems),
                 Ok(doc) => self.change(nl, doc, dry_run, None),
@@ -552,6 +553,30 @@ impl Daemon {
     }
 
     /// Fault injection (tests only): panics one worker of a running lagg.
+    /// `explain`: where a flow of a running lagg leaves, and why.
+    fn explain(&self, name: &str, flow: &[(String, String)]) -> Response {
+        let flow = match xlagg_dataplane::explain::Flow::parse(
+            flow.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+        ) {
+            Ok(f) => f,
+            Err(e) => return Response::refused(vec![format!("{name} explain: {e}")]),
+        };
+        match self.laggs.iter().find(|l| l.config().name == name) {
+            Some(l) => match l.explain(&flow) {
+                Ok(x) => Response::data(json!(x)),
+                Err(e) => Response::refused(vec![format!("{name} explain: {e}")]),
+            },
+            None if self.config.laggs.iter().any(|c| c.name == name) => {
+                Response::refused(vec![format!(
+                    "{name} is not running, so no flow leaves on it: see its state with xlaggctl {name}"
+                )])
+            }
+            None => Response::refused(vec![format!(
+                "no lagg named {name}: create it first (xlaggctl {name} create)"
+            )]),
+        }
+    }
+
     fn crash_worker(&self, name: &str, queue: usize) -> Response {
         if !self.fault_injection {
             return Response::refused(vec![

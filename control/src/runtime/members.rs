@@ -89,6 +89,33 @@ impl Member {
     pub fn usable(&self) -> bool {
         self.up && self.bfd_ok && self.probe_ok && self.mtu_ok && !self.retired
     }
+
+    /// Why the distribution does not send on this member under `proto`, in words, the
+    /// first reason in the order the rules apply them; `None` while it may (usable, and for
+    /// lacp distributing).
+    pub fn why_idle(&self, proto: LaggProto) -> Option<String> {
+        let why = if self.retired {
+            "it left the lagg"
+        } else if proto == LaggProto::None {
+            "laggproto none sends on no member"
+        } else if !self.up {
+            match self.pending {
+                Some((true, _)) => "its link is up but waiting out updelay",
+                _ => "its link is down (administratively down or no carrier)",
+            }
+        } else if !self.mtu_ok {
+            "its MTU is below the lagg's"
+        } else if !self.bfd_ok {
+            "its micro-BFD session is not up"
+        } else if !self.probe_ok {
+            "its ARP/NS probes go unanswered"
+        } else if proto == LaggProto::Lacp && !self.lacp.1 {
+            "LACP has not put it in distributing"
+        } else {
+            return None;
+        };
+        Some(why.to_string())
+    }
 }
 
 /// A monitor's verdict on a member.
@@ -486,6 +513,43 @@ mod tests {
             [0],
             "and the master on its return"
         );
+    }
+
+    #[test]
+    fn an_idle_member_says_why_in_the_order_the_rules_apply() {
+        let mut rules = rules(LaggProto::Lacp);
+        rules.updelay = Duration::from_millis(200);
+        let names: Vec<String> = (0..2).map(|i| format!("em{i}")).collect();
+        let mut s = MemberSet::new(rules, &names);
+        let why = |s: &MemberSet, i: usize| s.member(i).why_idle(LaggProto::Lacp);
+        assert_eq!(
+            why(&s, 0).as_deref(),
+            Some("its link is down (administratively down or no carrier)")
+        );
+        s.handle_link(Time(0), 0, true);
+        assert_eq!(
+            why(&s, 0).as_deref(),
+            Some("its link is up but waiting out updelay")
+        );
+        s.handle_link(Time(0), 1, true);
+        let _ = s.handle_timeout(Time(300 * MS));
+        assert_eq!(
+            why(&s, 0).as_deref(),
+            Some("LACP has not put it in distributing")
+        );
+        s.set_verdict(0, Verdict::Bfd, false);
+        assert_eq!(
+            why(&s, 0).as_deref(),
+            Some("its micro-BFD session is not up")
+        );
+        s.set_lacp(1, true, true);
+        assert_eq!(why(&s, 1), None);
+        assert_eq!(
+            s.member(1).why_idle(LaggProto::None).as_deref(),
+            Some("laggproto none sends on no member")
+        );
+        s.leave(1);
+        assert_eq!(why(&s, 1).as_deref(), Some("it left the lagg"));
     }
 
     #[test]

@@ -22,6 +22,7 @@
 mod announce;
 mod autoconf;
 mod bringup;
+mod explain;
 mod monitors;
 mod reconfig;
 mod view;

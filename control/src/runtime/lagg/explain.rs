@@ -1,0 +1,290 @@
+//! `explain`: which member a flow leaves on now, and why, in the lagg's own terms (policy,
+//! hash layers and bucket, the active set, lost marks, each idle member's reason and, on
+//! lacp, its mux and partner). The placement itself is the data path's
+//! ([`xlagg_dataplane::explain`]); this adds the names and the reasons.
+
+use serde::Serialize;
+use xlagg_dataplane::distribution::{MemberIndex, TxPolicy, BUCKETS, MAX_MEMBERS};
+use xlagg_dataplane::explain::{place, proto_name, Flow, Leaves};
+
+use super::monitors::LacpMonitor;
+use super::Lagg;
+use crate::config::{LaggProto, Upper};
+
+/// One member as the explanation sees it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct ExplainPort {
+    /// Interface name.
+    pub name: String,
+    /// In the published table's active set.
+    pub active: bool,
+    /// Marked lost by the data path (its transmit failed); left until usable again.
+    pub lost: bool,
+    /// Why the distribution does not send on it, when it does not.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub idle: Option<String>,
+    /// Buckets of the table it holds (hash policy).
+    pub buckets: usize,
+}
+
+/// The answer to `explain`.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct Explanation {
+    /// The lagg.
+    pub lagg: String,
+    /// The flow's fields as understood (left-out fields absent).
+    pub flow: serde_json::Map<String, serde_json::Value>,
+    /// Its protocol.
+    pub laggproto: String,
+    /// Its engine.
+    pub engine: String,
+    /// Host (`laggN`) or forward mode.
+    pub upper: String,
+    /// The member the flow's frames leave on now; `None` when they leave on none, on every
+    /// active member (broadcast) or on each in turn (roundrobin): see `members`.
+    pub member: Option<String>,
+    /// Every member the flow's frames leave on.
+    pub members: Vec<String>,
+    /// The flow hash (hash policy), as hex.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Its bucket, of `buckets`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<usize>,
+    /// Buckets in the table.
+    pub buckets: usize,
+    /// The configured hash layers (`lagghash`).
+    pub hash_layers: String,
+    /// The configured layers this flow's fields feed.
+    pub layers_used: Vec<&'static str>,
+    /// The lagg's `hash_seed`.
+    pub hash_seed: u32,
+    /// The member the published table gives, before lost marks.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub table_member: Option<String>,
+    /// The active set, in configuration order.
+    pub active: Vec<String>,
+    /// Members marked lost by the data path.
+    pub lost: Vec<String>,
+    /// Every member.
+    pub ports: Vec<ExplainPort>,
+    /// The reasons, in words, one per line.
+    pub why: Vec<String>,
+}
+
+impl Lagg {
+    /// Members marked lost by the data path now (bit per slot).
+    fn lost_mask(&self) -> u32 {
+        let Some(words) = &self.lost else {
+            return 0;
+        };
+        (0..self.members.len().min(MAX_MEMBERS))
+            .filter(|&i| words.get(i) != 0 && !self.set.member(i).retired)
+            .fold(0, |mask, i| mask | 1 << i)
+    }
+
+    /// Where `flow` leaves now, and why.
+    pub fn explain(&self, flow: &Flow) -> Result<Explanation, String> {
+        let frame = flow.frame()?;
+        let table = self.table();
+        let lost = self.lost_mask();
+        let placed = place(&table, lost, &frame);
+        let name = |m: MemberIndex| {
+            self.members
+                .get(usize::from(m))
+                .map_or_else(|| format!("slot {m}"), |p| p.name.clone())
+        };
+        let active: Vec<String> = table.active().iter().map(|&m| name(m)).collect();
+        let proto = self.cfg.proto;
+        let mut why = Vec::new();
+        let mut held = [0usize; MAX_MEMBERS];
+        for &m in table.buckets() {
+            if let Some(c) = held.get_mut(usize::from(m)) {
+                *c += 1;
+            }
+        }
+        let hashing = matches!(table.policy(), TxPolicy::Hash { .. });
+        match (table.policy(), placed.hash) {
+            (TxPolicy::Hash { layers }, Some((hash, bucket))) => {
+                let used = flow.layers_used(layers);
+                why.push(format!(
+                    "{proto} hashes {layers} with hash_seed {}: this flow feeds {} -> hash {hash:#010x}, bucket {bucket} of {BUCKETS}",
+                    self.cfg.hash_seed,
+                    if used.is_empty() { "none of them".to_string() } else { used.join(",") },
+                ));
+                if used.len() < layers.to_string().split(',').count() {
+                    why.push(format!(
+                        "lagghash {layers}: a layer this flow does not have adds nothing (give its fields to see them hashed: l3 needs an address, l4 needs proto tcp, udp or sctp with ports)"
+                    ));
+                }
+                if let Leaves::On(m) = placed.by_table {
+                    why.push(format!(
+                        "bucket {bucket} belongs to {} ({} of {BUCKETS} buckets; {} active)",
+                        name(m),
+                        held[usize::from(m)],
+                        active.len()
+                    ));
+                }
+            }
+            (TxPolicy::Failover, _) => why.push(format!(
+                "failover sends every flow on the first active member in configuration order{}",
+                match placed.by_table {
+                    Leaves::On(m) => format!(": {}", name(m)),
+                    _ => String::new(),
+                }
+            )),
+            (TxPolicy::Broadcast, _) => {
+                why.push("broadcast sends a copy of every frame on every active member".into())
+            }
+            (TxPolicy::RoundRobin { limit }, _) => why.push(format!(
+                "roundrobin sends the frames of every flow on each active member in turn, rr_limit {limit} at a time{}",
+                if self.cfg.engine == crate::config::Engine::AfXdp {
+                    " (counted per worker): its frames may arrive out of order"
+                } else {
+                    " (counted per CPU): its frames may arrive out of order"
+                }
+            )),
+            (TxPolicy::None, _) => why.push("laggproto none sends nothing".into()),
+            (TxPolicy::Fixed(m), _) => why.push(format!("fixed to {} (a benchmark's setting)", name(m))),
+            (TxPolicy::Hash { .. }, None) => {}
+        }
+        if active.is_empty() {
+            why.push("no member is active, so the flow's frames are dropped".into());
+        }
+        if let (Leaves::On(from), Leaves::On(to)) = (placed.by_table, placed.leaves) {
+            if from != to {
+                why.push(format!(
+                    "{} is marked lost by the data path (a transmit failed on it): the flow leaves on {} until it is usable again",
+                    name(from),
+                    name(to)
+                ));
+            }
+        }
+        if let (Leaves::On(from), Leaves::Nowhere) = (placed.by_table, placed.leaves) {
+            why.push(format!(
+                "{} is marked lost by the data path and no other active member is left: dropped",
+                name(from)
+            ));
+        }
+        let lacp = self.lacp.as_ref().map(LacpMonitor::status);
+        let mut ports = Vec::new();
+        for (i, port) in self.members.iter().enumerate() {
+            let member = self.set.member(i);
+            if member.retired {
+                continue;
+            }
+            let slot = i as MemberIndex;
+            let is_active = table.active().contains(&slot);
+            let is_lost = i < MAX_MEMBERS && lost & (1 << i) != 0;
+            let mut idle = if is_active {
+                None
+            } else {
+                member.why_idle(proto).or_else(|| match proto {
+                    LaggProto::Failover => Some(format!(
+                        "a backup: failover sends on {} first",
+                        active.first().map_or("none", String::as_str)
+                    )),
+                    _ => None,
+                })
+            };
+            if let (Some(text), Some(st)) = (idle.as_mut(), lacp.as_ref().and_then(|v| v.get(i))) {
+                text.push_str(&format!(
+                    " (mux {}, selected {}, partner {} {})",
+                    st.mux, st.selected, st.partner, st.partner.state
+                ));
+            }
+            if let Some(text) = &idle {
+                why.push(format!("{} is not active: {text}", port.name));
+            }
+            ports.push(ExplainPort {
+                name: port.name.clone(),
+                active: is_active,
+                lost: is_lost,
+                idle,
+                buckets: if hashing && is_active { held[i] } else { 0 },
+            });
+        }
+        for name in self.missing() {
+            why.push(format!(
+                "{name} is not active: no network interface of that name yet"
+            ));
+            ports.push(ExplainPort {
+                name,
+                active: false,
+                lost: false,
+                idle: Some("no network interface of that name yet".into()),
+                buckets: 0,
+            });
+        }
+        let members: Vec<String> = match placed.leaves {
+            Leaves::Nowhere => Vec::new(),
+            Leaves::On(m) => vec![name(m)],
+            Leaves::Everywhere | Leaves::InTurn => table
+                .active()
+                .iter()
+                .filter(|&&m| usize::from(m) >= MAX_MEMBERS || lost & (1 << m) == 0)
+                .map(|&m| name(m))
+                .collect(),
+        };
+        Ok(Explanation {
+            lagg: self.cfg.name.clone(),
+            flow: flow_fields(flow),
+            laggproto: proto.to_string(),
+            engine: self.cfg.engine.to_string(),
+            upper: match &self.cfg.upper {
+                Upper::Host { .. } => "host".into(),
+                Upper::Forward { port } => format!("forward {port}"),
+            },
+            member: match placed.leaves {
+                Leaves::On(m) => Some(name(m)),
+                _ => None,
+            },
+            members,
+            hash: placed.hash.map(|(h, _)| format!("{h:#010x}")),
+            bucket: placed.hash.map(|(_, b)| b),
+            buckets: BUCKETS,
+            hash_layers: self.cfg.hash.to_string(),
+            layers_used: match table.policy() {
+                TxPolicy::Hash { layers } => flow.layers_used(layers),
+                _ => Vec::new(),
+            },
+            hash_seed: self.cfg.hash_seed,
+            table_member: match placed.by_table {
+                Leaves::On(m) => Some(name(m)),
+                _ => None,
+            },
+            active,
+            lost: (0..self.members.len().min(MAX_MEMBERS))
+                .filter(|&i| lost & (1 << i) != 0)
+                .map(|i| self.members[i].name.clone())
+                .collect(),
+            ports,
+            why,
+        })
+    }
+}
+
+/// The flow's fields as given, in their canonical form.
+fn flow_fields(flow: &Flow) -> serde_json::Map<String, serde_json::Value> {
+    let mac = |m: [u8; 6]| {
+        m.iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<Vec<_>>()
+            .join(":")
+    };
+    let mut out = serde_json::Map::new();
+    let mut put = |k: &str, v: Option<serde_json::Value>| {
+        if let Some(v) = v {
+            out.insert(k.into(), v);
+        }
+    };
+    put("src_mac", flow.src_mac.map(|m| mac(m).into()));
+    put("dst_mac", flow.dst_mac.map(|m| mac(m).into()));
+    put("vlan", flow.vlan.map(Into::into));
+    put("src_ip", flow.src_ip.map(|a| a.to_string().into()));
+    put("dst_ip", flow.dst_ip.map(|a| a.to_string().into()));
+    put("proto", flow.proto.map(|p| proto_name(p).into()));
+    put("src_port", flow.src_port.map(Into::into));
+    put("dst_port", flow.dst_port.map(Into::into));
+    out
+}
