@@ -44,15 +44,7 @@ pub struct Marker {
 }
 
 fn checksum(bytes: &[u8]) -> u16 {
-    let mut sum = 0u32;
-    for pair in bytes.chunks(2) {
-        let word = u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]);
-        sum += u32::from(word);
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
+    xlagg_common::checksum::checksum(&[bytes])
 }
 
 /// Header layout of test frames.

@@ -9,10 +9,11 @@
 
 use std::time::Duration;
 
-/// RFC 7130's destination MAC for micro-BFD.
-pub const MICRO_BFD_MAC: [u8; 6] = [0x01, 0x00, 0x5e, 0x90, 0x00, 0x01];
-/// UDP port of micro-BFD.
-pub const MICRO_BFD_PORT: u16 = 6784;
+use xlagg_common::checksum::{checksum, verifies};
+/// RFC 7130's destination MAC and UDP port of micro-BFD (one definition, shared with the XDP
+/// filter).
+pub use xlagg_common::{MICRO_BFD_MAC, MICRO_BFD_PORT};
+
 /// Length of a control packet without authentication.
 pub const PACKET_LEN: usize = 24;
 /// Ethernet + IPv4 + UDP + control packet.
@@ -182,21 +183,6 @@ pub struct Addresses {
 /// The address that means "not configured" in [`Addresses::peer`].
 pub const ANY_PEER: [u8; 4] = [255; 4];
 
-/// Sums 16-bit words the Internet way (RFC 1071), without the final complement.
-fn ones_complement_sum(bytes: &[u8], mut sum: u32) -> u32 {
-    let mut chunks = bytes.chunks_exact(2);
-    for pair in &mut chunks {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    if let [last] = chunks.remainder() {
-        sum += u32::from(*last) << 8;
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    sum
-}
-
 /// The BFD payload of a received frame, if it is a micro-BFD frame for this session: to the
 /// micro-BFD MAC, IPv4 with a valid header checksum, not a fragment, TTL 255, from the peer's
 /// address and to ours, UDP to 6784 with a consistent length and a valid checksum (or none).
@@ -228,7 +214,7 @@ pub fn payload<'a>(
     if ip[8] != 255 {
         return Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"));
     }
-    if ones_complement_sum(&ip[..ihl], 0) != 0xffff {
+    if !verifies(&[&ip[..ihl]]) {
         return Err(BfdError::Invalid("bad IPv4 header checksum"));
     }
     if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
@@ -255,7 +241,7 @@ pub fn payload<'a>(
         pseudo[..8].copy_from_slice(&ip[12..20]);
         pseudo[9] = 17;
         pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        if ones_complement_sum(udp, ones_complement_sum(&pseudo, 0)) != 0xffff {
+        if !verifies(&[&pseudo, udp]) {
             return Err(BfdError::Invalid("bad UDP checksum"));
         }
     }
@@ -282,14 +268,8 @@ pub fn frame(
     ip[9] = 17;
     ip[12..16].copy_from_slice(&src_ip);
     ip[16..20].copy_from_slice(&dst_ip);
-    let mut sum: u32 = 0;
-    for pair in ip.chunks(2) {
-        sum += u32::from(u16::from_be_bytes([pair[0], pair[1]]));
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    ip[10..12].copy_from_slice(&(!(sum as u16)).to_be_bytes());
+    let sum = checksum(&[ip]);
+    ip[10..12].copy_from_slice(&sum.to_be_bytes());
     let udp = &mut f[34..42];
     udp[0..2].copy_from_slice(&sport.to_be_bytes());
     udp[2..4].copy_from_slice(&MICRO_BFD_PORT.to_be_bytes());
@@ -696,7 +676,7 @@ mod tests {
             g[*i] = *v;
         }
         g[24..26].fill(0);
-        let sum = !(ones_complement_sum(&g[14..34], 0) as u16);
+        let sum = checksum(&[&g[14..34]]);
         g[24..26].copy_from_slice(&sum.to_be_bytes());
         g
     }

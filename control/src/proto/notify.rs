@@ -9,6 +9,8 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
+use xlagg_common::checksum::checksum;
+
 /// Smallest Ethernet frame without FCS.
 const MIN_FRAME: usize = 60;
 
@@ -28,19 +30,6 @@ pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
     // Target hardware address stays zero; target protocol address is the address itself.
     f[38..42].copy_from_slice(&ip.octets());
     f
-}
-
-pub(crate) fn checksum(chunks: &[&[u8]]) -> u16 {
-    let mut sum = 0u32;
-    for chunk in chunks {
-        for pair in chunk.chunks(2) {
-            sum += u32::from(u16::from_be_bytes([pair[0], *pair.get(1).unwrap_or(&0)]));
-        }
-    }
-    while sum > 0xffff {
-        sum = (sum & 0xffff) + (sum >> 16);
-    }
-    !(sum as u16)
 }
 
 /// An unsolicited neighbour advertisement for `ip` at `mac`.

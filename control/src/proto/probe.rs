@@ -11,7 +11,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use crate::notify::checksum;
+use xlagg_common::checksum::checksum;
 
 /// The probe MAC of a member: its MAC with the locally-administered bit set and two bits
 /// flipped, so it differs from the member's (and the lagg's) MAC.

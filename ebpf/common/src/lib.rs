@@ -8,6 +8,7 @@
 //! it identically; everything else is layouts and names.
 #![cfg_attr(not(test), no_std)]
 
+pub mod checksum;
 pub mod filter;
 pub mod hash;
 pub mod limit;

@@ -8,10 +8,9 @@
 
 use std::fmt;
 
-/// The Slow Protocols multicast address.
-pub const SLOW_PROTOCOLS_MAC: [u8; 6] = [0x01, 0x80, 0xc2, 0x00, 0x00, 0x02];
-/// Slow Protocols ethertype.
-pub const ETHERTYPE_SLOW: u16 = 0x8809;
+/// The Slow Protocols multicast address and ethertype (one definition, shared with the XDP
+/// filter).
+pub use xlagg_common::{filter::SLOW_PROTOCOLS_MAC, ETHERTYPE_SLOW};
 /// Length of an LACPDU or Marker PDU frame without FCS.
 pub const FRAME_LEN: usize = 124;
 /// Offset of the slow-protocol subtype (after the Ethernet header).
