@@ -26,6 +26,8 @@ if [ "${1:-}" = "--unit" ]; then
   [ -f "$HOME/.cargo/env" ] && . "$HOME/.cargo/env"
   cargo fmt --all -- --check
   cargo clippy --workspace --all-targets --locked -- -D warnings
+  # As the image builds xlaggd: without the testing feature's hooks.
+  cargo clippy -p xlagg-control -p xlagg-dataplane --all-targets --locked -- -D warnings
   ebpf_lints --unit
   cargo test --workspace --locked --lib --bins
   cargo test -p xlagg-control --locked --test cli_docs --test counters_used --test store_crash
@@ -44,6 +46,7 @@ scripts/setup.sh
 echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+cargo clippy -p xlagg-control -p xlagg-dataplane --all-targets --locked -- -D warnings
 ebpf_lints
 
 echo "== build"

@@ -46,6 +46,7 @@ pub enum TxPolicy {
     None,
     /// Everything to one member whatever its state: the benchmark's ceiling, the same worker
     /// path with the distribution decision taken out.
+    #[cfg(feature = "testing")]
     Fixed(MemberIndex),
 }
 
@@ -193,6 +194,7 @@ impl DistributionTable {
             }
             TxPolicy::Broadcast => t.policy = engine_policy::BROADCAST,
             TxPolicy::None => t.policy = engine_policy::NONE,
+            #[cfg(feature = "testing")]
             TxPolicy::Fixed(member) => {
                 t.policy = engine_policy::FIXED;
                 t.fixed = u32::from(member);
@@ -308,6 +310,7 @@ pub fn distribute(
 ) {
     let out = &mut out[..frames.len()];
     let active = table.active();
+    #[cfg(feature = "testing")]
     if let TxPolicy::Fixed(member) = table.policy {
         out.fill(Egress::Port(member));
         return;
@@ -320,6 +323,7 @@ pub fn distribute(
         TxPolicy::None => out.fill(Egress::Drop),
         TxPolicy::Failover => out.fill(Egress::Port(active[0])),
         TxPolicy::Broadcast => out.fill(Egress::AllActive),
+        #[cfg(feature = "testing")]
         TxPolicy::Fixed(member) => out.fill(Egress::Port(member)),
         TxPolicy::Hash { layers } => {
             // Touch every frame's headers first. Frames arrive cold (the kernel wrote them on
@@ -470,8 +474,11 @@ mod tests {
         let t = DistributionTable::new(TxPolicy::Broadcast, 0).with_active(&[0, 3]);
         let mut rr = RoundRobinCursor::default();
         assert_eq!(run(&t, &mut rr, &[udp(1)]), [Egress::AllActive]);
-        let t = DistributionTable::new(TxPolicy::Fixed(2), 0);
-        assert_eq!(run(&t, &mut rr, &[udp(1)]), [Egress::Port(2)]);
+        #[cfg(feature = "testing")]
+        {
+            let t = DistributionTable::new(TxPolicy::Fixed(2), 0);
+            assert_eq!(run(&t, &mut rr, &[udp(1)]), [Egress::Port(2)]);
+        }
     }
 
     #[test]

@@ -124,6 +124,7 @@ pub enum Command {
     },
     /// Fault injection for tests: the worker panics, as a bug would make it (the control
     /// thread must notice and recover).
+    #[cfg(feature = "testing")]
     Crash,
 }
 
@@ -131,6 +132,7 @@ impl Command {
     fn slot(&self) -> usize {
         match self {
             Command::Add { slot, .. } | Command::Remove { slot } | Command::Reset { slot } => *slot,
+            #[cfg(feature = "testing")]
             Command::Crash => usize::MAX,
         }
     }
@@ -548,6 +550,7 @@ impl Worker {
                 } => self.add_port(seq, slot, name, ifindex),
                 Command::Remove { slot } => Some(self.remove_port(slot)),
                 Command::Reset { slot } => self.reset_port(seq, slot),
+                #[cfg(feature = "testing")]
                 #[allow(clippy::panic, reason = "fault injection: a test asked for this panic")]
                 Command::Crash => panic!(
                     "worker of queue {} crashed on request (fault injection)",

@@ -44,12 +44,17 @@ struct Args {
     /// Print the metric catalog (name, type, labels, help) and exit.
     #[arg(long)]
     metrics_catalog: bool,
-    /// Accept fault-injection requests on the management socket (tests only).
+    /// Accept fault-injection requests on the management socket (tests only; builds with the
+    /// `testing` feature, as the test suite's, have them).
     #[arg(long, hide = true)]
     fault_injection: bool,
 }
 
 fn main() -> ExitCode {
+    if cfg!(not(feature = "testing")) && std::env::args().any(|a| a == "--fault-injection") {
+        eprintln!("xlaggd: --fault-injection needs a build with the testing feature (the test suite's); this one has no test hooks");
+        return ExitCode::from(2);
+    }
     let args = Args::parse();
     if args.metrics_catalog {
         print!("{}", xlagg_control::metrics::catalog_text());

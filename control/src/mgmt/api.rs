@@ -75,6 +75,7 @@ pub enum Request {
     Metrics,
     /// Fault injection for tests (refused unless xlaggd runs with `--fault-injection`): the
     /// worker of `queue` of lagg `name` panics.
+    #[cfg(feature = "testing")]
     CrashWorker {
         /// `laggN`.
         name: String,

@@ -36,6 +36,7 @@ pub struct Daemon {
     /// worker died and could not restart: retried while the others run.
     failed: std::collections::BTreeMap<String, Failure>,
     /// Fault-injection requests are honoured (tests only).
+    #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     fault_injection: bool,
 }
 
@@ -438,6 +439,7 @@ impl Daemon {
                 Err(e) => Response::refused(vec![e.to_string()]),
                 Ok(links) => Response::data(json!(self.interfaces(&links))),
             },
+            #[cfg(feature = "testing")]
             Request::CrashWorker { name, queue } => self.crash_worker(&name, queue),
             Request::Explain { name, flow } => self.explain(&name, &flow),
             Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
@@ -577,6 +579,7 @@ impl Daemon {
         }
     }
 
+    #[cfg(feature = "testing")]
     fn crash_worker(&self, name: &str, queue: usize) -> Response {
         if !self.fault_injection {
             return Response::refused(vec![

@@ -145,6 +145,7 @@ impl Lagg {
                 }
             )),
             (TxPolicy::None, _) => why.push("laggproto none sends nothing".into()),
+            #[cfg(feature = "testing")]
             (TxPolicy::Fixed(m), _) => why.push(format!("fixed to {} (a benchmark's setting)", name(m))),
             (TxPolicy::Hash { .. }, None) => {}
         }

@@ -156,6 +156,7 @@ pub enum ControlSocket {
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StartOptions {
     /// Replace the protocol's policy with this one (e.g. [`TxPolicy::Fixed`] for a ceiling).
+    #[cfg(feature = "testing")]
     pub policy_override: Option<TxPolicy>,
 }
 
@@ -262,7 +263,13 @@ impl Lagg {
         Self::preflight(nl, cfg)?;
         // The members whose device exists; the others are taken in when it appears.
         let present = bringup::present_ports(nl, &cfg.ports)?;
+        #[cfg(feature = "testing")]
         let policy = options.policy_override.unwrap_or_else(|| policy_for(cfg));
+        #[cfg(not(feature = "testing"))]
+        let policy = {
+            let StartOptions {} = options;
+            policy_for(cfg)
+        };
         let seed = flow_seed(cfg.hash_seed);
         let mut lagg = Lagg {
             cfg: cfg.clone(),
@@ -835,6 +842,7 @@ impl Lagg {
     ///
     /// # Errors
     /// No such worker.
+    #[cfg(feature = "testing")]
     pub fn crash_worker(&self, queue: usize) -> Result<(), String> {
         self.pool.crash(queue)
     }

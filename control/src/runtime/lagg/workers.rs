@@ -297,6 +297,7 @@ impl WorkerPool {
     ///
     /// # Errors
     /// No such worker.
+    #[cfg(feature = "testing")]
     pub(super) fn crash(&self, queue: usize) -> Result<(), String> {
         let w = self
             .workers
