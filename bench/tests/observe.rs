@@ -75,6 +75,22 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
         .as_f64()
         .unwrap()
     };
+    // Each member's share of the bytes sent, from the daemon's own window.
+    b.wait_for(
+        "['xlm0', 'xlm1'].every(p => { const v = Number(document.querySelector(`td[data-port=${p}][data-metric=tx_share]`).dataset.value); return v > 0 && v < 1; })",
+        10,
+        "a share of the traffic on both members",
+    );
+    let shares = rate(&mut b, "xlm0", "tx_share") + rate(&mut b, "xlm1", "tx_share");
+    assert!(
+        (shares - 1.0).abs() < 0.01,
+        "the members' shares add up to the whole: {shares}"
+    );
+    let facts = b.eval("document.querySelector('.facts').textContent");
+    assert!(
+        facts.as_str().is_some_and(|f| f.contains("imbalance")),
+        "the lagg's line shows the imbalance index: {facts}"
+    );
     let down_rx = rate(&mut b, "xld0", "rx_pps");
     let members_tx = rate(&mut b, "xlm0", "tx_pps") + rate(&mut b, "xlm1", "tx_pps");
     assert!(
@@ -193,6 +209,14 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
     );
     assert_eq!(value(&text, "xlagg_lagg_up{lagg=\"lagg1\"}"), 0.0);
     assert_eq!(value(&text, "xlagg_lagg_active_ports{lagg=\"lagg0\"}"), 2.0);
+    let imbalance = value(&text, "xlagg_lagg_tx_imbalance{lagg=\"lagg0\"}");
+    assert!(
+        (1.0..=2.0).contains(&imbalance),
+        "two active members: an imbalance from 1 (even) to 2 (all on one): {imbalance}"
+    );
+    let shares = value(&text, "xlagg_port_tx_share{lagg=\"lagg0\",port=\"xlm0\"}")
+        + value(&text, "xlagg_port_tx_share{lagg=\"lagg0\",port=\"xlm1\"}");
+    assert!((shares - 1.0).abs() < 0.01, "shares in /metrics: {shares}");
     assert!(
         value(
             &text,

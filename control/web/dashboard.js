@@ -121,7 +121,7 @@ function laggPanel(l) {
         el(
           "tr",
           {},
-          ...["Port", "Role", "Flags", "LACP actor", "LACP partner", "rx pkt/s", "tx pkt/s", "rx bit/s", "tx bit/s"].map((t, i) =>
+          ...["Port", "Role", "Flags", "LACP actor", "LACP partner", "rx pkt/s", "tx pkt/s", "rx bit/s", "tx bit/s", "tx share"].map((t, i) =>
             el("th", { class: i >= 5 ? "num" : "" }, t)
           )
         )
@@ -151,7 +151,8 @@ function render(snap) {
     const panel = laggPanel(l);
     const before = previous && previous.laggs.find((x) => x.name === l.name);
     $(".facts", panel).textContent =
-      l.laggproto + " · active ports " + l.active_ports + " · failovers " + l.failovers + " · link changes " + l.flaps;
+      l.laggproto + " · active ports " + l.active_ports + " · failovers " + l.failovers + " · link changes " + l.flaps +
+      (l.imbalance != null ? " · imbalance " + l.imbalance.toFixed(2) + " (busiest active port over the mean)" : "");
     const rows = [];
     const dropRows = [];
     const series = [];
@@ -180,7 +181,8 @@ function render(snap) {
           cell("rx_pps", r.rxPps, (v) => human(v, "")),
           cell("tx_pps", r.txPps, (v) => human(v, "")),
           cell("rx_bps", r.rxBps, (v) => human(v, "b")),
-          cell("tx_bps", r.txBps, (v) => human(v, "b"))
+          cell("tx_bps", r.txBps, (v) => human(v, "b")),
+          cell("tx_share", p.tx_share == null ? "" : p.tx_share, (v) => (v === "" ? "-" : (v * 100).toFixed(0) + " %"))
         )
       );
       for (const [reason, n] of Object.entries(p.drops)) {

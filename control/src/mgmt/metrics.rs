@@ -45,9 +45,11 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_lagg_missing_ports", "gauge", &["lagg"], "Configured member ports whose device does not exist: the lagg runs on the others and takes them in when they appear."),
     m("xlagg_lagg_failovers_total", "counter", &["lagg"], "Changes of the failover active port since the lagg started."),
     m("xlagg_lagg_link_flaps_total", "counter", &["lagg"], "Member link changes (after updelay/downdelay) since the lagg started."),
+    m("xlagg_lagg_tx_imbalance", "gauge", &["lagg"], "The busiest active member's transmit rate over the active members' mean, over the last second or so: 1 is even, N is everything on one of N members. Absent while nothing is sent."),
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
     m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
     m("xlagg_port_distributing", "gauge", &["lagg", "port"], "1 when the port transmits."),
+    m("xlagg_port_tx_share", "gauge", &["lagg", "port"], "The member's share of the bytes the lagg's members sent over the last second or so, 0 to 1. Absent while nothing is sent."),
     m("xlagg_port_data_path_leaves_total", "counter", &["lagg", "port"], "Times the data path left the member by itself, without waiting for the control thread's link event: a frame the kernel dropped for it after its carrier went, its device down (AF_XDP engine), or a devmap flush to it that found no carrier, failed, or took nothing for 250 us (XDP engine)."),
     m("xlagg_port_rx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers received from the port (role: member or upper)."),
     m("xlagg_port_rx_bytes_total", "counter", &["lagg", "port", "role"], "Bytes the workers received from the port."),
@@ -202,6 +204,12 @@ fn lagg_families(o: &mut Out, samples: &[LaggSample], facts: &DaemonFacts) {
             o.sample(name, &[("lagg", &s.name)], value(s));
         }
     }
+    o.header("xlagg_lagg_tx_imbalance");
+    for s in samples {
+        if let Some(i) = s.imbalance {
+            o.sample("xlagg_lagg_tx_imbalance", &[("lagg", &s.name)], i);
+        }
+    }
 }
 
 /// Each port: link, collecting, distributing and traffic.
@@ -217,6 +225,15 @@ fn port_families(o: &mut Out, samples: &[LaggSample]) {
         for s in samples {
             for p in s.ports.iter().filter(|p| p.role == "member") {
                 o.sample(name, &[("lagg", &s.name), ("port", &p.name)], b(value(p)));
+            }
+        }
+    }
+    o.header("xlagg_port_tx_share");
+    for s in samples {
+        for p in s.ports.iter().filter(|p| p.role == "member") {
+            if let Some(share) = p.tx_share {
+                let labels = [("lagg", s.name.as_str()), ("port", &p.name)];
+                o.sample("xlagg_port_tx_share", &labels, share);
             }
         }
     }
@@ -611,6 +628,7 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                         "tx_bytes": p.totals.tx_bytes,
                         "drops": drops,
                         "lacp": lacp,
+                        "tx_share": p.tx_share,
                     })
                 })
                 .collect();
@@ -630,6 +648,7 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                 "name": s.name,
                 "laggproto": s.proto.to_string(),
                 "active_ports": s.active_ports,
+                "imbalance": s.imbalance,
                 "failovers": s.failovers,
                 "flaps": s.flaps,
                 "ports": ports,
@@ -672,6 +691,7 @@ mod tests {
             bfd: (role == "member").then_some((crate::bfd::State::Up, Default::default())),
             probe_ok: (role == "member").then_some(true),
             data_path_leaves: u64::from(role == "member") * 4,
+            tx_share: (role == "member").then_some(1.0),
         };
         let mut latency = vec![0; LATENCY_BUCKETS];
         latency[10] = 5;
@@ -691,6 +711,7 @@ mod tests {
             flaps: 3,
             active_ports: 1,
             missing_ports: 1,
+            imbalance: Some(1.0),
         }
     }
 

@@ -364,6 +364,10 @@ impl Daemon {
 
     /// What the HTTP listener serves reads from until the next one (see [`ReadView`]).
     pub fn read_view(&mut self, nl: &Netlink) -> ReadView {
+        let now = std::time::Instant::now();
+        for l in &mut self.laggs {
+            l.measure_load(now);
+        }
         let mut data = |r: Request| {
             let response = self.handle(nl, r);
             response.data

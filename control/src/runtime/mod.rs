@@ -5,6 +5,7 @@
 //! - [`members`]: the rules (usability, delays, failover, collecting and distributing,
 //!   notifications), sans-IO;
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
+//! - [`load`]: each member's share of the traffic and the imbalance index, sans-IO;
 //! - [`status`]: a lagg's state as data and as FreeBSD's ifconfig prints it;
 //! - [`daemon`]: the laggs, changes all-or-nothing, faults degrading per lagg;
 //! - [`control_loop`]: the loop over every input and deadline;
@@ -13,6 +14,7 @@
 pub mod control_loop;
 pub mod daemon;
 pub mod lagg;
+pub mod load;
 pub mod members;
 pub mod startup;
 pub mod status;

@@ -54,7 +54,7 @@ impl PortFlags {
 }
 
 /// One lagg.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct LaggStatus {
     /// `laggN`.
     pub name: String,
@@ -82,6 +82,10 @@ pub struct LaggStatus {
     pub addresses: Vec<String>,
     /// Ports that carry traffic now.
     pub active_ports: usize,
+    /// The busiest active member's transmit rate over the active members' mean, over the
+    /// last second or so (1.0: even); absent while nothing is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imbalance: Option<f64>,
     /// Link changes seen on the members since start.
     pub flapping: u64,
     /// Member ports, in order.
@@ -123,7 +127,7 @@ pub struct UmemStatus {
 }
 
 /// One member port.
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq)]
 pub struct PortStatus {
     /// Interface name.
     pub name: String,
@@ -160,6 +164,10 @@ pub struct PortStatus {
     /// it in when the device appears.
     #[serde(default)]
     pub missing: bool,
+    /// Its share of the bytes the members sent over the last second or so, 0 to 1; absent
+    /// while nothing is sent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tx_share: Option<f64>,
 }
 
 impl PortStatus {
@@ -180,6 +188,7 @@ impl PortStatus {
             probe: None,
             data_path_leaves: 0,
             missing: false,
+            tx_share: None,
         }
     }
 }
@@ -411,6 +420,12 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
     if verbose {
         let _ = writeln!(o, "\tlagg statistics:");
         let _ = writeln!(o, "\t\tactive ports: {}", l.active_ports);
+        if let Some(i) = l.imbalance {
+            let _ = writeln!(
+                o,
+                "\t\timbalance: {i:.2} (busiest active port over the mean)"
+            );
+        }
         let _ = writeln!(o, "\t\tflapping: {}", l.flapping);
         if let Some((actor, partner)) = l.lacp.as_ref().and_then(|x| x.lag_id.as_ref()) {
             let _ = writeln!(o, "\tlag id: [{actor},\n\t\t{partner}]");
@@ -426,6 +441,9 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
         );
         if p.missing {
             o.push_str(" (missing: no such device)");
+        }
+        if let Some(share) = p.tx_share.filter(|_| verbose) {
+            let _ = write!(o, " share={:.0}%", share * 100.0);
         }
         if let Some(lacp) = p.lacp.as_ref().filter(|_| verbose) {
             let _ = write!(
@@ -508,6 +526,7 @@ mod tests {
             mtu: 1500,
             addresses: vec!["192.168.1.10/24".into(), "2001:db8::1/64".into()],
             active_ports: 1,
+            imbalance: None,
             flapping: 0,
             umem: Vec::new(),
             upper_port: None,

@@ -201,6 +201,8 @@ pub struct Lagg {
     probe: Option<ProbeMonitor>,
     /// DHCP and SLAAC on laggN (host mode).
     autoconf: Option<Autoconf>,
+    /// Each member's share of the traffic, over the last window.
+    load: crate::runtime::load::LoadMeter,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -290,6 +292,7 @@ impl Lagg {
             bfd: None,
             probe: None,
             autoconf: None,
+            load: Default::default(),
         };
         match lagg.bring_up(nl, &present) {
             Ok(()) => Ok(lagg),

@@ -59,6 +59,8 @@ pub struct PortSample {
     pub probe_ok: Option<bool>,
     /// Members: times the data path left it by itself (see [`PortStatus`]).
     pub data_path_leaves: u64,
+    /// Members: share of the bytes the members sent over the last window.
+    pub tx_share: Option<f64>,
 }
 
 /// Everything the metrics and the dashboard read of one lagg.
@@ -80,6 +82,8 @@ pub struct LaggSample {
     pub active_ports: usize,
     /// Configured members whose device does not exist.
     pub missing_ports: usize,
+    /// The busiest active member's transmit rate over the mean (see [`crate::load`]).
+    pub imbalance: Option<f64>,
 }
 
 impl Lagg {
@@ -153,6 +157,7 @@ impl Lagg {
                 },
                 probe_ok: self.probe.as_ref().and(member).map(|m| m.probe_ok),
                 data_path_leaves: port.left,
+                tx_share: self.tx_share(i),
             });
         }
         let workers = self.pool.samples();
@@ -169,7 +174,25 @@ impl Lagg {
             flaps: self.set.flaps,
             active_ports,
             missing_ports: self.missing().len(),
+            imbalance: self.load.load().and_then(|l| l.imbalance),
         }
+    }
+
+    /// Member `i`'s share of the last load window's bytes.
+    fn tx_share(&self, i: usize) -> Option<f64> {
+        self.load.load()?.share.get(i).copied().flatten()
+    }
+
+    /// Takes the members' transmit counters into the load meter (the daemon does it when it
+    /// publishes its view, about once a second).
+    pub fn measure_load(&mut self, now: std::time::Instant) {
+        let table = self.table();
+        let n = self.members.len();
+        let bytes: Vec<u64> = (0..n).map(|i| self.port_totals(i).tx_bytes).collect();
+        let active: Vec<bool> = (0..n)
+            .map(|i| table.active().contains(&(i as MemberIndex)))
+            .collect();
+        self.load.update(now, &bytes, &active);
     }
 
     /// Whether port `i` (members first, then the upper port) is a member that left.
@@ -296,6 +319,7 @@ impl Lagg {
                     .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
                 data_path_leaves: port.left,
                 missing: false,
+                tx_share: self.tx_share(i),
             });
         }
         for name in self.missing() {
@@ -333,6 +357,7 @@ impl Lagg {
         }
         st.ports = ports;
         st.active_ports = active_ports;
+        st.imbalance = self.load.load().and_then(|l| l.imbalance);
         st.flapping = self.set.flaps;
         st.lacp = lacp;
         st.umem = self.pool.umem();
@@ -377,6 +402,7 @@ impl Lagg {
             mtu: cfg.mtu,
             addresses,
             active_ports: 0,
+            imbalance: None,
             flapping: 0,
             ports: cfg.ports.iter().map(|p| PortStatus::idle(p)).collect(),
             lacp: None,
