@@ -152,6 +152,7 @@ fn explain_agrees(daemon: &Daemon, placed: &BTreeMap<Seen, String>, what: &str) 
         members.len() >= 2,
         "{what}: the flows spread over more than one member: {placed:?}"
     );
+    let mut buckets = Vec::new();
     for (flow, member) in placed {
         let args = [
             "-j".to_string(),
@@ -179,6 +180,19 @@ fn explain_agrees(daemon: &Daemon, placed: &BTreeMap<Seen, String>, what: &str) 
             "{what}: explain names the member {flow:?} left on: {v:#}"
         );
         assert_eq!(v["layers_used"], serde_json::json!(["l2", "l3", "l4"]));
+        buckets.push((v["bucket"].as_u64().expect("a bucket") as usize, member));
+    }
+    // The data path counted the flows' frames in the buckets explain named, and the bucket
+    // map gives those buckets the same members.
+    let dump: serde_json::Value =
+        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
+    let map = &dump["counters"]["laggs"][0]["buckets"];
+    for (b, member) in &buckets {
+        assert!(
+            map["hits"][*b].as_u64().is_some_and(|n| n > 0),
+            "{what}: bucket {b} counted its flow's frames: {map}"
+        );
+        assert_eq!(map["member"][*b], member.as_str(), "{what}: bucket {b}");
     }
     eprintln!(
         "{what}: explain named the member of all {} flows ({} members used)",

@@ -91,7 +91,39 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
         facts.as_str().is_some_and(|f| f.contains("imbalance")),
         "the lagg's line shows the imbalance index: {facts}"
     );
+    // The bucket map: the sender's 64 flows light at most 64 of the 256 buckets (about 57
+    // expected), each in a member's colour, carrying what the members send.
+    b.wait_for(
+        "[...document.querySelectorAll('.heat div')].some(c => Number(c.dataset.pps) > 0)",
+        10,
+        "a bucket with traffic on the map",
+    );
+    let heat = b.eval(
+        "(() => { const cells = [...document.querySelectorAll('.heat div')];
+           const hot = cells.filter(c => Number(c.dataset.pps) > 0);
+           return { cells: cells.length, hot: hot.length, members: [...new Set(hot.map(c => c.dataset.member))],
+                    pps: hot.reduce((s, c) => s + Number(c.dataset.pps), 0) }; })()",
+    );
+    assert_eq!(heat["cells"], 256, "{heat}");
+    let hot = heat["hot"].as_u64().expect("hot");
+    assert!(
+        (32..=64).contains(&hot),
+        "64 flows light at most 64 buckets: {heat}"
+    );
+    assert!(
+        heat["members"]
+            .as_array()
+            .expect("members")
+            .iter()
+            .all(|m| m == "xlm0" || m == "xlm1"),
+        "{heat}"
+    );
+    let bucket_pps = heat["pps"].as_f64().expect("pps");
     let down_rx = rate(&mut b, "xld0", "rx_pps");
+    assert!(
+        (bucket_pps - down_rx).abs() < down_rx * 0.5,
+        "the buckets place what the forward port receives: {bucket_pps} vs {down_rx}"
+    );
     let members_tx = rate(&mut b, "xlm0", "tx_pps") + rate(&mut b, "xlm1", "tx_pps");
     assert!(
         down_rx > 5_000.0,

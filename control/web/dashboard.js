@@ -1,7 +1,9 @@
 // xlagg live dashboard: one snapshot a second over server-sent events; rates are the
 // differences between consecutive snapshots. Per lagg: packets/s and bits/s per port over the
 // last five minutes, per-port state with LACP partner, drops by reason, worker busy ratio and
-// the receive-to-transmit latency histogram; below, the event timeline.
+// the receive-to-transmit latency histogram, and (hash policy) the bucket map: every bucket of
+// the distribution table in its member's colour, as strong as its packets per second; below,
+// the event timeline.
 "use strict";
 
 const HISTORY = 300; // seconds of chart history
@@ -10,6 +12,7 @@ let previous = null; // last snapshot
 const history = {}; // "lagg/port" -> [{t, rxPps, txPps, rxBps, txBps}]
 const busyPrev = {};
 const latencyPrev = {};
+const bucketPrev = {}; // lagg -> hits per bucket at the previous snapshot
 
 const $ = (sel, root) => (root || document).querySelector(sel);
 
@@ -99,6 +102,38 @@ function drawChart(canvas, series, key, unit) {
   });
 }
 
+// The bucket map: one cell per bucket, in its member's colour (the members' order, as in the
+// legend), its strength the bucket's packets per second on a log scale against the busiest.
+function drawBuckets(panel, l, dt) {
+  const box = $(".buckets", panel);
+  box.hidden = !l.buckets;
+  if (!l.buckets) return;
+  const prev = bucketPrev[l.name];
+  bucketPrev[l.name] = l.buckets.hits;
+  const rates = l.buckets.hits.map((n, b) => (prev && dt > 0 ? Math.max(0, (n - prev[b]) / dt) : 0));
+  const peak = Math.max(...rates);
+  const members = l.ports.filter((p) => p.role === "member").map((p) => p.name);
+  const cells = rates.map((r, b) => {
+    const member = l.buckets.member[b];
+    const strength = r > 0 ? 0.25 + (0.75 * Math.log1p(r)) / Math.log1p(peak) : 0.06;
+    const colour = COLORS[Math.max(0, members.indexOf(member)) % COLORS.length];
+    const cell = el("div", {
+      "data-bucket": String(b),
+      "data-member": member,
+      "data-pps": String(r),
+      title: "bucket " + b + " → " + member + ": " + human(r, "pkt/s"),
+    });
+    cell.style.background = colour;
+    cell.style.opacity = strength.toFixed(3);
+    return cell;
+  });
+  $(".heat", box).replaceChildren(...cells);
+  const hot = rates.filter((r) => r > 0).length;
+  $(".heat-note", box).textContent = prev
+    ? hot + " of " + rates.length + " buckets carry traffic" + (hot ? "; the busiest " + human(peak, "pkt/s") : "")
+    : "rates from the next snapshot";
+}
+
 function laggPanel(l) {
   let panel = $("#lagg-" + l.name);
   if (panel) return panel;
@@ -127,6 +162,13 @@ function laggPanel(l) {
         )
       ),
       el("tbody")
+    ),
+    el(
+      "div",
+      { class: "buckets", hidden: true },
+      el("h3", {}, "Buckets: member and packets/s (hash policy; hover for each)"),
+      el("div", { class: "heat" }),
+      el("p", { class: "heat-note muted" })
     ),
     el(
       "div",
@@ -192,6 +234,7 @@ function render(snap) {
       }
     }
     $("tbody", $(".ports", panel)).replaceChildren(...rows);
+    drawBuckets(panel, l, dt);
     $("tbody", $(".drops", panel)).replaceChildren(...(dropRows.length ? dropRows : [el("tr", {}, el("td", { class: "muted" }, "none"))]));
     $(".legend", panel).replaceChildren(
       ...series.map((s, i) => el("span", {}, el("i", { style: "background:" + COLORS[i % COLORS.length] }), s.name))

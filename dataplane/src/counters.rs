@@ -235,6 +235,9 @@ pub struct WorkerCounters {
     pub latency_sum_ns: AtomicU64,
     /// Where the worker's UMEM frames are (copied twice a second).
     pub frames: FrameCounts,
+    /// Frames placed by each bucket of the distribution table (hash policy), the load
+    /// behind the dashboard's bucket map.
+    pub buckets: Box<[AtomicU64; crate::distribution::BUCKETS]>,
 }
 
 /// Where a worker's UMEM frames are, from its ledger: the four add up to `total` at every
@@ -298,7 +301,13 @@ impl WorkerCounters {
             latency: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
             latency_sum_ns: AtomicU64::new(0),
             frames: FrameCounts::default(),
+            buckets: Box::new(std::array::from_fn(|_| AtomicU64::new(0))),
         }
+    }
+
+    /// The frames placed by each bucket so far.
+    pub fn bucket_hits(&self) -> [u64; crate::distribution::BUCKETS] {
+        std::array::from_fn(|b| self.buckets[b].load(Ordering::Relaxed))
     }
 
     /// The block of port `index`.

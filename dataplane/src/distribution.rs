@@ -308,6 +308,22 @@ pub fn distribute(
     frames: &[&[u8]],
     out: &mut [Egress],
 ) {
+    distribute_counted(table, rr, frames, out, |_| {});
+}
+
+/// [`distribute`], calling `hit(bucket)` for every frame the hash policy places (the
+/// workers count the load of each bucket with it; inlined, so a no-op costs nothing).
+///
+/// # Panics
+/// If `out` is shorter than `frames`.
+#[inline(always)]
+pub fn distribute_counted(
+    table: &DistributionTable,
+    rr: &mut RoundRobinCursor,
+    frames: &[&[u8]],
+    out: &mut [Egress],
+    mut hit: impl FnMut(usize),
+) {
     let out = &mut out[..frames.len()];
     let active = table.active();
     #[cfg(feature = "testing")]
@@ -337,6 +353,7 @@ pub fn distribute(
             for (frame, egress) in frames.iter().zip(out.iter_mut()) {
                 let bucket = hash_frame(frame, layers, table.seed) as usize & (BUCKETS - 1);
                 *egress = Egress::Port(table.buckets[bucket]);
+                hit(bucket);
             }
         }
         TxPolicy::RoundRobin { limit } => {
@@ -467,6 +484,40 @@ mod tests {
         }
         let t = DistributionTable::new(TxPolicy::None, 0).with_active(&[0, 1]);
         assert_eq!(run(&t, &mut rr, &frames), [Egress::Drop]);
+    }
+
+    #[test]
+    fn counted_distribution_reports_each_hashed_frames_bucket() {
+        let t = DistributionTable::new(
+            TxPolicy::Hash {
+                layers: HashLayers::DEFAULT,
+            },
+            7,
+        )
+        .with_active(&[0, 1, 2]);
+        let frames: Vec<Vec<u8>> = (0..64).map(udp).collect();
+        let refs: Vec<&[u8]> = frames.iter().map(Vec::as_slice).collect();
+        let mut out = vec![Egress::Drop; refs.len()];
+        let mut hits = [0u32; BUCKETS];
+        distribute_counted(&t, &mut RoundRobinCursor::default(), &refs, &mut out, |b| {
+            hits[b] += 1
+        });
+        assert_eq!(hits.iter().sum::<u32>(), 64, "one bucket per frame");
+        for (frame, egress) in refs.iter().zip(&out) {
+            let b = hash_frame(frame, HashLayers::DEFAULT, 7) as usize & (BUCKETS - 1);
+            assert!(hits[b] > 0);
+            assert_eq!(*egress, Egress::Port(t.buckets()[b]), "the bucket's member");
+        }
+        let rr = DistributionTable::new(TxPolicy::RoundRobin { limit: 1 }, 0).with_active(&[0, 1]);
+        let mut none = 0;
+        distribute_counted(
+            &rr,
+            &mut RoundRobinCursor::default(),
+            &refs,
+            &mut out,
+            |_| none += 1,
+        );
+        assert_eq!(none, 0, "only the hash policy has buckets");
     }
 
     #[test]

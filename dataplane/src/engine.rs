@@ -37,8 +37,9 @@ use aya::programs::{
 };
 use aya::{Ebpf, EbpfLoader};
 use xlagg_common::{
-    engine_policy, names, EngineCounter, EngineCounters, EnginePort, EngineTable, PortState,
-    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_EPOCH, LOST_WORDS,
+    engine_policy, names, BucketHits, EngineCounter, EngineCounters, EnginePort, EngineTable,
+    PortState, ENGINE_BUCKETS, ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_EPOCH,
+    LOST_WORDS,
 };
 
 use crate::afxdp::MappedWords;
@@ -810,6 +811,30 @@ impl XdpEngine {
         let values = array
             .get(&slot, 0)
             .map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
+        for cpu in values.iter() {
+            for (sum, v) in out.iter_mut().zip(cpu.n) {
+                *sum += v;
+            }
+        }
+        Ok(out)
+    }
+
+    /// What each bucket of the table placed so far (hash policy), summed over CPUs: frames
+    /// on the XDP engine, packets (GSO super-packets whole) on the tc host path.
+    ///
+    /// # Errors
+    /// When the map cannot be read.
+    pub fn bucket_hits(&self) -> Result<[u64; ENGINE_BUCKETS], XdpError> {
+        let map = self
+            .ebpf
+            .map(names::ENGINE_BUCKETS)
+            .ok_or_else(|| self.map_err(names::ENGINE_BUCKETS, "missing"))?;
+        let array: PerCpuArray<&MapData, BucketHits> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(names::ENGINE_BUCKETS, e))?;
+        let values = array
+            .get(&0, 0)
+            .map_err(|e| self.map_err(names::ENGINE_BUCKETS, e))?;
+        let mut out = [0u64; ENGINE_BUCKETS];
         for cpu in values.iter() {
             for (sum, v) in out.iter_mut().zip(cpu.n) {
                 *sum += v;

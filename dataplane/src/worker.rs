@@ -44,7 +44,7 @@ use crate::afxdp::{
 };
 use crate::counters::{bump, latency_bucket, DropReason, PortCounters, WorkerCounters, XskCounter};
 use crate::distribution::{
-    distribute, DistributionTable, Egress, MemberIndex, RoundRobinCursor, MAX_MEMBERS,
+    distribute_counted, DistributionTable, Egress, MemberIndex, RoundRobinCursor, MAX_MEMBERS,
 };
 use crate::learn::{RecentMacs, SAMPLE_EVERY};
 use crate::ledger::{Ledger, SocketId};
@@ -1082,11 +1082,13 @@ impl Worker {
             for (slot, &head) in frames.iter_mut().zip(&heads[..packets]) {
                 *slot = self.umem.bytes(&self.rx[usize::from(head)]);
             }
-            distribute(
+            let hits = &self.counters.buckets;
+            distribute_counted(
                 table,
                 &mut self.rr,
                 &frames[..packets],
                 &mut self.egress[..packets],
+                |b| bump(&hits[b], 1),
             );
             if let Some(learn) = &self.learn {
                 for frame in frames[..packets].iter().step_by(SAMPLE_EVERY) {

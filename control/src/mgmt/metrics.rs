@@ -649,6 +649,7 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                 "laggproto": s.proto.to_string(),
                 "active_ports": s.active_ports,
                 "imbalance": s.imbalance,
+                "buckets": s.buckets.as_ref().map(|(member, hits)| json!({"member": member, "hits": hits})),
                 "failovers": s.failovers,
                 "flaps": s.flaps,
                 "ports": ports,
@@ -712,6 +713,7 @@ mod tests {
             active_ports: 1,
             missing_ports: 1,
             imbalance: Some(1.0),
+            buckets: None,
         }
     }
 

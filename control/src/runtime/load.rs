@@ -129,7 +129,7 @@ mod tests {
             "a re-made member"
         );
         assert_eq!(m.load().expect("window").share, [Some(0.0), Some(1.0)]);
-        assert!(m.update(t0 + 3 * S, &[50, 150, 0], &[true, true, true]) == false);
+        assert!(!m.update(t0 + 3 * S, &[50, 150, 0], &[true, true, true]));
         assert!(
             m.load().is_none(),
             "a new member starts the measurement over"

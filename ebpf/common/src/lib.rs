@@ -90,6 +90,9 @@ pub mod names {
     /// set) until the control thread clears it; the last word counts the marks. Written by the
     /// transmit watch and the AF_XDP workers, read by the engine's program and the workers.
     pub const ENGINE_DOWN: &str = "XLAGG_EDOWN";
+    /// `BPF_MAP_TYPE_PERCPU_ARRAY` with one [`super::BucketHits`]: what each bucket of the
+    /// table placed (hash policy), the XDP engine and the tc host path alike.
+    pub const ENGINE_BUCKETS: &str = "XLAGG_EBKT";
     /// `BPF_MAP_TYPE_ARRAY` of [`super::EngineTable`], `2 * ENGINE_MEMBERS`: for each copy of
     /// the live table and each active member `m`, the table without `m` (what the control
     /// thread publishes once it has seen `m` go).
@@ -521,6 +524,19 @@ pub struct EngineCounters {
 // SAFETY: repr(C), an array of u64 (no padding); any bit pattern is valid.
 #[cfg(feature = "user")]
 unsafe impl aya::Pod for EngineCounters {}
+
+/// Frames (XDP engine) or packets (tc host path) each bucket of the table placed, one map
+/// value per CPU so a frame costs one lookup.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BucketHits {
+    /// The counts, by bucket.
+    pub n: [u64; ENGINE_BUCKETS],
+}
+
+// SAFETY: repr(C), an array of u64 (no padding); any bit pattern is valid.
+#[cfg(feature = "user")]
+unsafe impl aya::Pod for BucketHits {}
 
 // SAFETY: repr(C), two u32, six bytes and two explicit padding bytes (size asserted above);
 // any bit pattern is valid.

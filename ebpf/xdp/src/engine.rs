@@ -50,8 +50,8 @@ use packet::Packet;
 use xlagg_common::filter::{classify, Verdict};
 use xlagg_common::limit::{Control, TokenBucket};
 use xlagg_common::{
-    engine_policy, hash, EngineCounter, EngineCounters, EnginePort, EngineTable, XdpCounter,
-    ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_WORDS,
+    engine_policy, hash, BucketHits, EngineCounter, EngineCounters, EnginePort, EngineTable,
+    XdpCounter, ENGINE_BUCKETS, ENGINE_MEMBERS, ENGINE_SLOTS, ENGINE_UPPER_SLOT, LOST_WORDS,
 };
 
 #[map(name = "XLAGG_EPORTS")]
@@ -77,6 +77,9 @@ static RR: PerCpuArray<u64> = PerCpuArray::with_max_entries(1, 0);
 
 #[map(name = "XLAGG_ECNT")]
 static COUNTERS: PerCpuArray<EngineCounters> = PerCpuArray::with_max_entries(ENGINE_SLOTS, 0);
+
+#[map(name = "XLAGG_EBKT")]
+static BUCKETS: PerCpuArray<BucketHits> = PerCpuArray::with_max_entries(1, 0);
 
 /// `BPF_F_MMAPABLE`: the AF_XDP workers map the words into their memory.
 const BPF_F_MMAPABLE: u32 = 1 << 10;
@@ -243,6 +246,16 @@ fn next_turn() -> Option<u64> {
 #[inline(always)]
 fn place(table: &EngineTable, copy: u32, h: u32, n: u64) -> Result<u32, EngineCounter> {
     let mut member = pick(table, h, n).ok_or(EngineCounter::NoActivePort)?;
+    if table.policy == engine_policy::HASH {
+        if let Some(hits) = BUCKETS.get_ptr_mut(0) {
+            // SAFETY: this CPU's value of a successful per-CPU lookup; the index is masked
+            // to the array's length.
+            unsafe {
+                let slot = &mut (*hits).n[h as usize & (ENGINE_BUCKETS - 1)];
+                *slot = slot.wrapping_add(1);
+            }
+        }
+    }
     if member < ENGINE_MEMBERS && is_down(member) {
         // The member stopped taking frames; the control thread has not republished yet.
         let fallback = FALLBACK

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use xlagg_common::XdpCounter;
 use xlagg_dataplane::counters::{DropReason, PortTotals, XskCounter};
-use xlagg_dataplane::distribution::MemberIndex;
+use xlagg_dataplane::distribution::{MemberIndex, TxPolicy};
 use xlagg_dataplane::worker;
 
 use super::monitors::LacpMonitor;
@@ -84,6 +84,9 @@ pub struct LaggSample {
     pub missing_ports: usize,
     /// The busiest active member's transmit rate over the mean (see [`crate::load`]).
     pub imbalance: Option<f64>,
+    /// Hash policy with an active member: each bucket's member (by name) and what it placed
+    /// so far.
+    pub buckets: Option<(Vec<String>, Vec<u64>)>,
 }
 
 impl Lagg {
@@ -175,7 +178,37 @@ impl Lagg {
             active_ports,
             missing_ports: self.missing().len(),
             imbalance: self.load.load().and_then(|l| l.imbalance),
+            buckets: self.bucket_map(),
         }
+    }
+
+    /// Each bucket's member and hits, under the hash policy with an active member.
+    fn bucket_map(&self) -> Option<(Vec<String>, Vec<u64>)> {
+        let table = self.table();
+        if !matches!(table.policy(), TxPolicy::Hash { .. }) || table.active().is_empty() {
+            return None;
+        }
+        let names = table
+            .buckets()
+            .iter()
+            .map(|&m| {
+                self.members
+                    .get(usize::from(m))
+                    .map_or_else(String::new, |p| p.name.clone())
+            })
+            .collect();
+        Some((names, self.bucket_hits().to_vec()))
+    }
+
+    /// What each bucket of the table placed so far (hash policy): the XDP engine's or the tc
+    /// host path's map, or the workers' counters; all zero where none could be read.
+    pub fn bucket_hits(&self) -> [u64; xlagg_dataplane::distribution::BUCKETS] {
+        if let Some(engine) = &self.engine {
+            return super::xdp_port::lock(engine)
+                .bucket_hits()
+                .unwrap_or([0; xlagg_dataplane::distribution::BUCKETS]);
+        }
+        self.pool.bucket_hits()
     }
 
     /// Member `i`'s share of the last load window's bytes.

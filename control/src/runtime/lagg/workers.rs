@@ -346,6 +346,17 @@ impl WorkerPool {
             .collect()
     }
 
+    /// What each bucket placed so far, summed over the workers.
+    pub(super) fn bucket_hits(&self) -> [u64; xlagg_dataplane::distribution::BUCKETS] {
+        let mut out = [0u64; xlagg_dataplane::distribution::BUCKETS];
+        for w in &self.workers {
+            for (sum, n) in out.iter_mut().zip(w.counters.bucket_hits()) {
+                *sum += n;
+            }
+        }
+        out
+    }
+
     /// Where each worker's UMEM frames are.
     pub(super) fn umem(&self) -> Vec<UmemStatus> {
         self.workers
