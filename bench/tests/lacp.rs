@@ -106,3 +106,59 @@ fn xlagg_against_open_vswitch_lacp_all_links_collect_and_distribute_and_traffic_
         "traffic passes between xlagg and Open vSwitch"
     );
 }
+
+/// A partner that runs no LACP (a plain bridge: a switch whose ports are not in an LACP
+/// LAG) raises the `defaulted` alarm on every port: in status, in the text, in /metrics and
+/// in the timeline, with what to do (with `lacp_strict`, the default, the ports carry
+/// nothing meanwhile).
+#[test]
+fn a_partner_without_lacp_raises_the_defaulted_alarm_everywhere() {
+    let _serial = serial();
+    let bed = Bed::up(2, true);
+    let daemon = Daemon::start(&bed, &lacp_config(&["xlm0", "xlm1"], "10.77.0.1/24"));
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["-j", "lagg0"]).stdout)
+            .expect("status")
+    };
+    common::wait_until(15, "both ports defaulted", || {
+        let s = status();
+        let kinds: Vec<&str> = s[0]["lacp"]["alarms"]
+            .as_array()
+            .map(|a| a.iter().filter_map(|a| a["kind"].as_str()).collect())
+            .unwrap_or_default();
+        kinds == ["defaulted", "defaulted"]
+    });
+    let s = status();
+    let text = s[0]["lacp"]["alarms"][0]["text"]
+        .as_str()
+        .unwrap_or_default();
+    assert!(text.contains("enable LACP"), "says what to do: {text}");
+    let shown =
+        String::from_utf8_lossy(&common::xlaggctl(&daemon.socket, &["lagg0"]).stdout).into_owned();
+    assert!(shown.contains("ALARM xlm0 defaulted"), "{shown}");
+    let metrics = String::from_utf8_lossy(
+        &run(&mut bed.exec("app", &["curl", "-s", "http://127.0.0.1:8474/metrics"])).stdout,
+    )
+    .into_owned();
+    for (alarm, want) in [("defaulted", " 1"), ("slow_partner", " 0")] {
+        let series = format!(
+            "xlagg_port_lacp_alarm{{lagg=\"lagg0\",port=\"xlm1\",alarm=\"{alarm}\"}}{want}"
+        );
+        assert!(
+            metrics.lines().any(|l| l == series),
+            "{series} in:\n{metrics}"
+        );
+    }
+    let dump: serde_json::Value =
+        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
+    let raised = dump["events"].as_array().is_some_and(|e| {
+        e.iter().any(|e| {
+            e["port"] == "xlm0"
+                && e["text"]
+                    .as_str()
+                    .is_some_and(|t| t.starts_with("ALARM defaulted"))
+        })
+    });
+    assert!(raised, "the timeline tells of the alarm");
+    drop(daemon);
+}

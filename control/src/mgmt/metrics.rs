@@ -49,6 +49,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
     m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
     m("xlagg_port_distributing", "gauge", &["lagg", "port"], "1 when the port transmits."),
+    m("xlagg_port_lacp_alarm", "gauge", &["lagg", "port", "alarm"], "LACP members: 1 while the alarm is raised on the port, 0 otherwise. alarm: partner_mismatch (its partner differs from the other ports'), slow_partner (the partner sends slowly though we asked for fast LACPDUs), defaulted (no LACPDU from the partner), individual (the partner marks the link individual)."),
     m("xlagg_port_tx_share", "gauge", &["lagg", "port"], "The member's share of the bytes the lagg's members sent over the last second or so, 0 to 1. Absent while nothing is sent."),
     m("xlagg_port_data_path_leaves_total", "counter", &["lagg", "port"], "Times the data path left the member by itself, without waiting for the control thread's link event: a frame the kernel dropped for it after its carrier went, its device down (AF_XDP engine), or a devmap flush to it that found no carrier, failed, or took nothing for 250 us (XDP engine)."),
     m("xlagg_port_rx_packets_total", "counter", &["lagg", "port", "role"], "Frames the workers received from the port (role: member or upper)."),
@@ -225,6 +226,27 @@ fn port_families(o: &mut Out, samples: &[LaggSample]) {
         for s in samples {
             for p in s.ports.iter().filter(|p| p.role == "member") {
                 o.sample(name, &[("lagg", &s.name), ("port", &p.name)], b(value(p)));
+            }
+        }
+    }
+    o.header("xlagg_port_lacp_alarm");
+    for s in samples {
+        for p in s
+            .ports
+            .iter()
+            .filter(|p| p.role == "member" && p.lacp.is_some())
+        {
+            for kind in crate::lacp::AlarmKind::ALL {
+                let labels = [
+                    ("lagg", s.name.as_str()),
+                    ("port", &p.name),
+                    ("alarm", kind.name()),
+                ];
+                o.sample(
+                    "xlagg_port_lacp_alarm",
+                    &labels,
+                    b(p.lacp_alarm == Some(kind)),
+                );
             }
         }
     }
@@ -693,6 +715,7 @@ mod tests {
             probe_ok: (role == "member").then_some(true),
             data_path_leaves: u64::from(role == "member") * 4,
             tx_share: (role == "member").then_some(1.0),
+            lacp_alarm: None,
         };
         let mut latency = vec![0; LATENCY_BUCKETS];
         latency[10] = 5;

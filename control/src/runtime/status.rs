@@ -200,6 +200,21 @@ pub struct LacpLagg {
     pub lag_id: Option<(String, String)>,
     /// Ports that see a partner other than the active aggregation's.
     pub partner_mismatch: Vec<String>,
+    /// What is wrong with each port's aggregation (partner mismatch, a partner that sends
+    /// slowly though we asked fast, no LACP on the partner, an individual link).
+    #[serde(default)]
+    pub alarms: Vec<LacpAlarm>,
+}
+
+/// One LACP alarm of a port.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct LacpAlarm {
+    /// The member.
+    pub port: String,
+    /// `partner_mismatch`, `slow_partner`, `defaulted` or `individual`.
+    pub kind: String,
+    /// What is wrong and what to do.
+    pub text: String,
 }
 
 /// LACP of one port.
@@ -305,12 +320,8 @@ pub fn table(l: &LaggStatus) -> String {
     if let Some(p) = &l.upper_port {
         row(&mut out, p, "UPPER");
     }
-    if let Some(lacp) = l.lacp.as_ref().filter(|x| !x.partner_mismatch.is_empty()) {
-        let _ = writeln!(
-            out,
-            "  ALARM partner mismatch: ports see different partners: {}",
-            lacp.partner_mismatch.join(", ")
-        );
+    for a in l.lacp.iter().flat_map(|x| &x.alarms) {
+        let _ = writeln!(out, "  ALARM {} {}: {}", a.port, a.kind, a.text);
     }
     out
 }
@@ -487,14 +498,8 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
         let _ = writeln!(o, "\tupper port: {}", p.name);
         counters_line(&mut o, p);
     }
-    if let Some(lacp) = &l.lacp {
-        if !lacp.partner_mismatch.is_empty() {
-            let _ = writeln!(
-                o,
-                "\tALARM partner mismatch: {}",
-                lacp.partner_mismatch.join(", ")
-            );
-        }
+    for a in l.lacp.iter().flat_map(|x| &x.alarms) {
+        let _ = writeln!(o, "\tALARM {} {}: {}", a.port, a.kind, a.text);
     }
     let _ = writeln!(
         o,

@@ -141,6 +141,54 @@ pub enum Event {
     },
 }
 
+/// Gaps between a partner's LACPDUs above this, twice in a row, while we asked for fast
+/// ones: the partner sends at its slow rate (30 s) whatever we ask.
+pub const SLOW_PARTNER_GAP: Duration = Duration::from_millis(2500);
+
+/// What can be wrong with a port's aggregation (see [`Lacp::alarms`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum AlarmKind {
+    /// The port's partner differs from the other ports'.
+    PartnerMismatch,
+    /// The partner sends at its slow rate though we asked for fast LACPDUs.
+    SlowPartner,
+    /// No LACPDU from the partner: the port runs on defaults.
+    Defaulted,
+    /// The partner marks the link individual.
+    Individual,
+}
+
+impl AlarmKind {
+    /// Every kind.
+    pub const ALL: [AlarmKind; 4] = [
+        AlarmKind::PartnerMismatch,
+        AlarmKind::SlowPartner,
+        AlarmKind::Defaulted,
+        AlarmKind::Individual,
+    ];
+
+    /// Its name in metrics and status.
+    pub fn name(self) -> &'static str {
+        match self {
+            AlarmKind::PartnerMismatch => "partner_mismatch",
+            AlarmKind::SlowPartner => "slow_partner",
+            AlarmKind::Defaulted => "defaulted",
+            AlarmKind::Individual => "individual",
+        }
+    }
+}
+
+/// One raised alarm.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Alarm {
+    /// Port index.
+    pub port: usize,
+    /// What is wrong.
+    pub kind: AlarmKind,
+    /// What is wrong and what to do, in words.
+    pub text: String,
+}
+
 /// Status of one port.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PortStatus {
@@ -318,6 +366,10 @@ impl Lacp {
                 p.counters.lacpdu_rx += 1;
                 if p.enabled {
                     p.pdu = Some(pdu);
+                    if let Some(last) = p.last_pdu {
+                        p.pdu_gaps = [Some(now.since(last)), p.pdu_gaps[0]];
+                    }
+                    p.last_pdu = Some(now);
                 }
             }
             Ok(SlowPdu::Marker(m)) if !m.response => {
@@ -606,6 +658,62 @@ impl Lacp {
         } else {
             Vec::new()
         }
+    }
+
+    /// What is wrong with each port's aggregation now, one alarm per port at most (the most
+    /// specific): a partner other than the other ports' (cabling, or another key), a
+    /// partner that sends slowly though we asked for fast LACPDUs (its LACP rate ignores
+    /// ours: the port times out between its LACPDUs), no LACPDU at all (defaulted: no LACP
+    /// on the partner's port), or a partner that marks the link individual.
+    pub fn alarms(&self, now: Time) -> Vec<Alarm> {
+        let mismatch: Vec<String> = self
+            .partner_mismatch()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        let mut out = Vec::new();
+        for (port, p) in self.ports.iter().enumerate() {
+            if !p.enabled {
+                continue;
+            }
+            let slow = p
+                .pdu_gaps
+                .iter()
+                .all(|g| g.is_some_and(|g| g > SLOW_PARTNER_GAP))
+                && p.last_pdu.is_some_and(|t| now.since(t) <= LONG_TIMEOUT);
+            let (kind, text) = if mismatch.contains(&p.name) {
+                (
+                    AlarmKind::PartnerMismatch,
+                    format!(
+                        "its partner {} is not the other ports' partner: another switch, or another LAG or key on it; check the cabling and the switch's LAG",
+                        p.partner
+                    ),
+                )
+            } else if self.cfg.fast_timeout && slow {
+                let gap = p.pdu_gaps[0].unwrap_or_default();
+                (
+                    AlarmKind::SlowPartner,
+                    format!(
+                        "we ask for fast LACPDUs (lacp_fast_timeout) but the partner sends one every {:.0} s, so the port times out between them: set the partner's LACP rate to fast, or drop lacp_fast_timeout",
+                        gap.as_secs_f64()
+                    ),
+                )
+            } else if p.rx == rx::State::Defaulted {
+                (
+                    AlarmKind::Defaulted,
+                    "no LACPDU from the partner: its port runs no LACP (a static LAG, or none); enable LACP (active) on the partner's port".to_string(),
+                )
+            } else if p.rx == rx::State::Current && !p.partner_has(PortState::AGGREGATION) {
+                (
+                    AlarmKind::Individual,
+                    "the partner marks the link individual (not aggregatable): its port is not in a LAG".to_string(),
+                )
+            } else {
+                continue;
+            };
+            out.push(Alarm { port, kind, text });
+        }
+        out
     }
 
     /// Changes the operational key of every port: the partner sees a new aggregation, and

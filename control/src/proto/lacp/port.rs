@@ -137,6 +137,10 @@ pub(crate) struct PortVars {
     pub(crate) was_distributing: bool,
     pub(crate) begin: bool,
     pub(crate) name: String,
+    /// When the last LACPDU from the partner arrived, and the gaps before it and the one
+    /// before that (how fast the partner really sends).
+    pub(crate) last_pdu: Option<Time>,
+    pub(crate) pdu_gaps: [Option<Duration>; 2],
 }
 
 impl PortVars {
@@ -170,6 +174,8 @@ impl PortVars {
             was_distributing: false,
             begin: true,
             name: name.to_string(),
+            last_pdu: None,
+            pdu_gaps: [None; 2],
         }
     }
 

@@ -344,6 +344,99 @@ mod flaps {
         assert_eq!(sim.ends[0].status()[2].counters.flaps, 1);
     }
 
+    /// A lone partner core whose LACPDUs the test delivers by hand to end 0's port 0.
+    fn lone_partner(sim: &Sim, fast: bool) -> Lacp {
+        let mut lone = Lacp::new(cfg(3, true, fast), &ports(3, 1), sim.now);
+        lone.handle_link(sim.now, 0, true, 10_000);
+        lone
+    }
+
+    #[test]
+    fn a_converged_aggregate_raises_no_alarm() {
+        let mut sim = Sim::new(2, cfg(1, true, true), cfg(2, true, true));
+        sim.converge_within(Duration::from_secs(5));
+        sim.run_for(Duration::from_secs(100));
+        assert_eq!(sim.ends[0].alarms(sim.now), []);
+        assert_eq!(sim.ends[1].alarms(sim.now), []);
+    }
+
+    #[test]
+    fn a_silent_partner_is_defaulted_and_one_that_speaks_clears_it() {
+        let mut sim = Sim::new(2, cfg(1, true, true), cfg(2, true, true));
+        sim.mute[1] = true;
+        sim.run_for(Duration::from_secs(10));
+        let alarms = sim.ends[0].alarms(sim.now);
+        assert_eq!(
+            alarms.iter().map(|a| (a.port, a.kind)).collect::<Vec<_>>(),
+            [(0, AlarmKind::Defaulted), (1, AlarmKind::Defaulted)],
+            "{alarms:?}"
+        );
+        assert!(alarms[0].text.contains("enable LACP"), "{}", alarms[0].text);
+        sim.mute[1] = false;
+        sim.converge_within(Duration::from_secs(5));
+        assert_eq!(sim.ends[0].alarms(sim.now), []);
+        sim.set_link(1, false);
+        sim.run_for(Duration::from_secs(10));
+        assert_eq!(
+            sim.ends[0].alarms(sim.now),
+            [],
+            "a port without link raises none"
+        );
+    }
+
+    #[test]
+    fn a_partner_that_marks_the_link_individual_is_named() {
+        let mut sim = Sim::new(1, cfg(1, true, true), cfg(2, true, true));
+        sim.mute[1] = true;
+        let mut lone = lone_partner(&sim, true);
+        for _ in 0..5 {
+            lone.handle_timeout(sim.now);
+            while let Some(t) = lone.poll_transmit() {
+                let Ok(SlowPdu::Lacp(mut pdu)) = pdu::parse(&t.frame) else {
+                    continue;
+                };
+                pdu.actor.state.set(PortState::AGGREGATION, false);
+                let frame = pdu.emit([0x02, 0, 0, 0, 3, 0]);
+                sim.ends[0].handle_frame(sim.now, 0, &frame);
+            }
+            sim.run_for(Duration::from_secs(1));
+        }
+        let alarms = sim.ends[0].alarms(sim.now);
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert_eq!(alarms[0].kind, AlarmKind::Individual);
+    }
+
+    #[test]
+    fn a_partner_that_sends_slowly_though_we_ask_fast_is_named() {
+        let mut sim = Sim::new(1, cfg(1, true, true), cfg(2, true, true));
+        sim.mute[1] = true;
+        let mut lone = lone_partner(&sim, false);
+        let deliver = |sim: &mut Sim, lone: &mut Lacp| {
+            lone.handle_timeout(sim.now);
+            while let Some(t) = lone.poll_transmit() {
+                sim.ends[0].handle_frame(sim.now, 0, &t.frame);
+            }
+            // The partner ignores what end 0 asks: nothing end 0 sends reaches it.
+        };
+        for _ in 0..3 {
+            deliver(&mut sim, &mut lone);
+            sim.run_for(Duration::from_secs(30));
+        }
+        deliver(&mut sim, &mut lone);
+        let alarms = sim.ends[0].alarms(sim.now);
+        assert_eq!(alarms.len(), 1, "{alarms:?}");
+        assert_eq!(alarms[0].kind, AlarmKind::SlowPartner, "{alarms:?}");
+        assert!(alarms[0].text.contains("every 30 s"), "{}", alarms[0].text);
+        // One late LACPDU among fast ones (a loss) raises nothing.
+        let mut sim = Sim::new(1, cfg(1, true, true), cfg(2, true, true));
+        sim.converge_within(Duration::from_secs(5));
+        sim.mute[1] = true;
+        sim.run_for(Duration::from_millis(2900));
+        sim.mute[1] = false;
+        sim.run_for(Duration::from_secs(5));
+        assert_eq!(sim.ends[0].alarms(sim.now), []);
+    }
+
     #[test]
     fn partner_key_change_reselects_every_port() {
         let mut sim = Sim::new(2, cfg(1, true, true), cfg(2, true, true));

@@ -41,7 +41,7 @@ use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
 
 use crate::config::{LaggConfig, LaggProto, Upper};
-use crate::lacp::Time;
+use crate::lacp::{self, Time};
 use crate::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
 use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
@@ -203,6 +203,8 @@ pub struct Lagg {
     autoconf: Option<Autoconf>,
     /// Each member's share of the traffic, over the last window.
     load: crate::runtime::load::LoadMeter,
+    /// LACP alarms raised at the last look (port slot, kind).
+    lacp_alarms: Vec<(usize, lacp::AlarmKind)>,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -293,6 +295,7 @@ impl Lagg {
             probe: None,
             autoconf: None,
             load: Default::default(),
+            lacp_alarms: Vec::new(),
         };
         match lagg.bring_up(nl, &present) {
             Ok(()) => Ok(lagg),
@@ -787,7 +790,36 @@ impl Lagg {
         if !decisions.is_empty() {
             self.publish(&[], false)?;
         }
+        self.note_lacp_alarms();
         Ok(())
+    }
+
+    /// Tells of LACP alarms raised and cleared since the last look (log and timeline).
+    fn note_lacp_alarms(&mut self) {
+        let Some(lacp) = self.lacp.as_ref() else {
+            return;
+        };
+        let now = lacp.alarms();
+        let raised: Vec<(usize, lacp::AlarmKind)> = now.iter().map(|a| (a.port, a.kind)).collect();
+        for a in &now {
+            if !self.lacp_alarms.contains(&(a.port, a.kind)) {
+                let port = self.members.get(a.port).map(|p| p.name.clone());
+                tracing::warn!(lagg = %self.cfg.name, port = ?port, alarm = a.kind.name(), "{}", a.text);
+                self.event("lacp", port, format!("ALARM {}: {}", a.kind.name(), a.text));
+            }
+        }
+        let cleared: Vec<(usize, lacp::AlarmKind)> = self
+            .lacp_alarms
+            .iter()
+            .filter(|k| !raised.contains(k))
+            .copied()
+            .collect();
+        for (port, kind) in cleared {
+            let name = self.members.get(port).map(|p| p.name.clone());
+            tracing::info!(lagg = %self.cfg.name, port = ?name, alarm = kind.name(), "LACP alarm cleared");
+            self.event("lacp", name, format!("alarm cleared: {}", kind.name()));
+        }
+        self.lacp_alarms = raised;
     }
 
     /// Derives which members distribute and collect, publishes the next table (from the

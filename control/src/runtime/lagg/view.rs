@@ -61,6 +61,8 @@ pub struct PortSample {
     pub data_path_leaves: u64,
     /// Members: share of the bytes the members sent over the last window.
     pub tx_share: Option<f64>,
+    /// LACP members: the alarm raised on it, if any (`None` also without LACP).
+    pub lacp_alarm: Option<crate::lacp::AlarmKind>,
 }
 
 /// Everything the metrics and the dashboard read of one lagg.
@@ -132,6 +134,7 @@ impl Lagg {
     /// Counters and state for metrics and the dashboard.
     pub fn sample(&self) -> LaggSample {
         let first_active = self.table().active().first().copied();
+        let alarms = self.lacp.as_ref().map(LacpMonitor::alarms);
         let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
         for (i, port) in self.ports().enumerate() {
@@ -161,6 +164,9 @@ impl Lagg {
                 probe_ok: self.probe.as_ref().and(member).map(|m| m.probe_ok),
                 data_path_leaves: port.left,
                 tx_share: self.tx_share(i),
+                lacp_alarm: member
+                    .and(alarms.as_ref())
+                    .and_then(|a| a.iter().find(|a| a.port == i).map(|a| a.kind)),
             });
         }
         let workers = self.pool.samples();
@@ -376,6 +382,17 @@ impl Lagg {
                     .partner_mismatch()
                     .iter()
                     .map(|(n, p)| format!("{n} {p}"))
+                    .collect(),
+                alarms: rt
+                    .alarms()
+                    .into_iter()
+                    .filter_map(|a| {
+                        Some(crate::status::LacpAlarm {
+                            port: self.members.get(a.port)?.name.clone(),
+                            kind: a.kind.name().into(),
+                            text: a.text,
+                        })
+                    })
                     .collect(),
             }
         });

@@ -208,6 +208,11 @@ impl LacpMonitor {
         self.core.status()
     }
 
+    /// What is wrong with each port's aggregation now.
+    pub(crate) fn alarms(&self) -> Vec<lacp::Alarm> {
+        self.core.alarms(self.now())
+    }
+
     /// Ports that see another partner than the others.
     pub(crate) fn partner_mismatch(&self) -> Vec<(String, PortInfo)> {
         self.core.partner_mismatch()
