@@ -162,3 +162,96 @@ fn a_partner_without_lacp_raises_the_defaulted_alarm_everywhere() {
     assert!(raised, "the timeline tells of the alarm");
     drop(daemon);
 }
+
+/// `lacp_fallback`: against a partner that runs no LACP yet (a switch not configured, a PXE
+/// boot), the port of best priority forwards alone after the partner's timeout, and status,
+/// /metrics and the timeline say so; the partner's first LACPDUs end it and LACP aggregates
+/// both ports.
+#[test]
+fn lacp_fallback_forwards_on_one_port_until_the_partner_speaks_lacp() {
+    let _serial = serial();
+    let bed = Bed::up(2, false);
+    bed.ip("ptr", &["addr", "add", "10.77.0.2/24", "dev", "xlp0"]);
+    let config = lacp_config(&["xlm0", "xlm1"], "10.77.0.1/24").replace(
+        "lacp_fast_timeout = true\n",
+        "lacp_fast_timeout = true\nlacp_fallback = true\n",
+    );
+    let app = Daemon::start(&bed, &config);
+    let status = || -> serde_json::Value {
+        serde_json::from_slice(&common::xlaggctl(&app.socket, &["-j", "lagg0"]).stdout)
+            .expect("status")
+    };
+    let started = Instant::now();
+    common::wait_until(15, "lacp fallback on xlm0", || {
+        status()[0]["lacp"]["fallback"] == "xlm0"
+    });
+    eprintln!("in fallback {:?} after start", started.elapsed());
+    let flags = |s: &serde_json::Value, port: &str| -> Vec<String> {
+        s[0]["ports"]
+            .as_array()
+            .and_then(|p| p.iter().find(|p| p["name"] == port))
+            .map(|p| serde_json::from_value(p["flags"].clone()).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    let s = status();
+    assert!(
+        flags(&s, "xlm0").contains(&"DISTRIBUTING".to_string()),
+        "{s}"
+    );
+    assert!(
+        !flags(&s, "xlm1").contains(&"DISTRIBUTING".to_string()),
+        "{s}"
+    );
+    assert!(ping(&bed, "3"), "the fallback port carries traffic");
+    let metrics = String::from_utf8_lossy(
+        &run(&mut bed.exec("app", &["curl", "-s", "http://127.0.0.1:8474/metrics"])).stdout,
+    )
+    .into_owned();
+    assert!(
+        metrics
+            .lines()
+            .any(|l| l == "xlagg_lagg_lacp_fallback{lagg=\"lagg0\"} 1"),
+        "{metrics}"
+    );
+    let shown =
+        String::from_utf8_lossy(&common::xlaggctl(&app.socket, &["lagg0"]).stdout).into_owned();
+    assert!(
+        shown.contains("lacp fallback: xlm0 forwards alone"),
+        "{shown}"
+    );
+    // The partner starts LACP: the fallback ends and both ports aggregate.
+    bed.ip("ptr", &["addr", "del", "10.77.0.2/24", "dev", "xlp0"]);
+    let _partner = Daemon::start_in(&bed, "ptr", &lacp_config(&["xlp0", "xlp1"], "10.77.0.2/24"));
+    let partner_started = Instant::now();
+    common::wait_until(
+        15,
+        "the fallback to end and both ports to distribute",
+        || {
+            let s = status();
+            s[0]["lacp"]["fallback"].is_null()
+                && ["xlm0", "xlm1"]
+                    .iter()
+                    .all(|p| flags(&s, p).contains(&"DISTRIBUTING".to_string()))
+        },
+    );
+    eprintln!(
+        "fallback ended and both ports distribute {:?} after the partner's LACP started",
+        partner_started.elapsed()
+    );
+    let dump: serde_json::Value =
+        serde_json::from_slice(&common::xlaggctl(&app.socket, &["dump"]).stdout).expect("dump");
+    let texts: Vec<&str> = dump["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .filter_map(|e| e["text"].as_str())
+        .collect();
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("lacp fallback: no LACPDU"))
+            && texts.iter().any(|t| t.starts_with("lacp fallback ended")),
+        "{texts:?}"
+    );
+    assert!(ping(&bed, "3"), "the aggregate carries traffic");
+}

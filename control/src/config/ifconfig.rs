@@ -9,6 +9,7 @@
 //! laggproto PROTO            laggport IF    -laggport IF
 //! lagghash l2,l3,l4          rr_limit N     mtu N          description TEXT
 //! lacp_fast_timeout | -lacp_fast_timeout    lacp_strict | -lacp_strict
+//! lacp_fallback | -lacp_fallback
 //! [inet] ADDR/LEN | [inet] ADDR netmask MASK      inet6 ADDR/LEN | inet6 ADDR prefixlen LEN
 //!     followed by alias (add), -alias or delete (remove); without: replaces the first
 //!     address of that family
@@ -98,6 +99,7 @@ const NUMBER_KEYS: &[&str] = &[
 const FLAG_KEYS: &[&str] = &[
     "lacp_fast_timeout",
     "lacp_strict",
+    "lacp_fallback",
     "lacp_active",
     "rx_all",
     "forward_link_local",

@@ -255,6 +255,9 @@ pub struct LacpOptions {
     pub fast_timeout: bool,
     /// `lacp_strict`: a port carries nothing until the partner is heard.
     pub strict: bool,
+    /// `lacp_fallback`: while no port hears the partner, the port of best priority forwards
+    /// alone until LACP comes up.
+    pub fallback: bool,
     /// System priority.
     pub system_priority: u16,
     /// System MAC; `None`: the first member's MAC.
@@ -279,6 +282,7 @@ impl Default for LacpOptions {
             active: true,
             fast_timeout: false,
             strict: true,
+            fallback: false,
             system_priority: 0x8000,
             system_mac: None,
             key: None,
@@ -474,6 +478,7 @@ pub struct LaggSpec {
     pub lacp_active: bool,
     pub lacp_fast_timeout: bool,
     pub lacp_strict: bool,
+    pub lacp_fallback: bool,
     pub lacp_system_priority: u32,
     pub lacp_system_mac: Option<String>,
     pub lacp_key: Option<u32>,
@@ -527,6 +532,7 @@ impl Default for LaggSpec {
             lacp_active: true,
             lacp_fast_timeout: false,
             lacp_strict: true,
+            lacp_fallback: false,
             lacp_system_priority: 0x8000,
             lacp_system_mac: None,
             lacp_key: None,

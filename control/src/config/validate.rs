@@ -514,6 +514,7 @@ fn lacp(r: &LaggSpec, f: &mut Fields<'_>) -> LacpOptions {
         active: r.lacp_active,
         fast_timeout: r.lacp_fast_timeout,
         strict: r.lacp_strict,
+        fallback: r.lacp_fallback,
         min_links: r.min_links,
         mux: MuxMode::Coupled,
         selection: SelectionPolicy::Speed,

@@ -14,6 +14,7 @@ Commands (ifconfig words, in any order after the lagg's name):
   laggport IF | -laggport IF          add or remove a member
   lagghash l2,l3,l4 | rr_limit N | mtu N | description TEXT
   lacp_fast_timeout | -lacp_fast_timeout | lacp_strict | -lacp_strict
+  lacp_fallback | -lacp_fallback
   ADDR/LEN | ADDR netmask MASK | inet6 ADDR prefixlen LEN   [alias | -alias]
   KEY VALUE for any other [[lagg]] key: updelay 200, min_links 2, lacp_key 5, ...
 

@@ -45,6 +45,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_lagg_missing_ports", "gauge", &["lagg"], "Configured member ports whose device does not exist: the lagg runs on the others and takes them in when they appear."),
     m("xlagg_lagg_failovers_total", "counter", &["lagg"], "Changes of the failover active port since the lagg started."),
     m("xlagg_lagg_link_flaps_total", "counter", &["lagg"], "Member link changes (after updelay/downdelay) since the lagg started."),
+    m("xlagg_lagg_lacp_fallback", "gauge", &["lagg"], "LACP laggs: 1 while in LACP fallback (lacp_fallback: no port hears the partner, one port forwards alone), 0 otherwise."),
     m("xlagg_lagg_tx_imbalance", "gauge", &["lagg"], "The busiest active member's transmit rate over the active members' mean, over the last second or so: 1 is even, N is everything on one of N members. Absent while nothing is sent."),
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
     m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
@@ -203,6 +204,12 @@ fn lagg_families(o: &mut Out, samples: &[LaggSample], facts: &DaemonFacts) {
         o.header(name);
         for s in samples {
             o.sample(name, &[("lagg", &s.name)], value(s));
+        }
+    }
+    o.header("xlagg_lagg_lacp_fallback");
+    for s in samples {
+        if let Some(on) = s.lacp_fallback {
+            o.sample("xlagg_lagg_lacp_fallback", &[("lagg", &s.name)], b(on));
         }
     }
     o.header("xlagg_lagg_tx_imbalance");
@@ -737,6 +744,7 @@ mod tests {
             missing_ports: 1,
             imbalance: Some(1.0),
             buckets: None,
+            lacp_fallback: Some(false),
         }
     }
 

@@ -204,6 +204,9 @@ pub struct LacpLagg {
     /// slowly though we asked fast, no LACP on the partner, an individual link).
     #[serde(default)]
     pub alarms: Vec<LacpAlarm>,
+    /// With `lacp_fallback`, while no port hears the partner: the port that forwards alone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fallback: Option<String>,
 }
 
 /// One LACP alarm of a port.
@@ -500,6 +503,12 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
     }
     for a in l.lacp.iter().flat_map(|x| &x.alarms) {
         let _ = writeln!(o, "\tALARM {} {}: {}", a.port, a.kind, a.text);
+    }
+    if let Some(f) = l.lacp.as_ref().and_then(|x| x.fallback.as_ref()) {
+        let _ = writeln!(
+            o,
+            "\tlacp fallback: {f} forwards alone until the partner speaks LACP"
+        );
     }
     let _ = writeln!(
         o,

@@ -110,6 +110,10 @@ pub struct LacpConfig {
     pub fast_timeout: bool,
     /// A port carries nothing until the partner is heard (lagg's `lacp_strict`).
     pub strict: bool,
+    /// While no enabled port has heard the partner (each defaulted), the one of best port
+    /// priority forwards alone until LACP comes up (`lacp_fallback`, as OVS's
+    /// `lacp-fallback-ab`).
+    pub fallback: bool,
     /// Fewer distributing ports than this: the lagg distributes on none.
     pub min_links: usize,
     /// Mux control.
@@ -593,6 +597,22 @@ impl Lacp {
         }
     }
 
+    /// With `fallback`, while every enabled port is defaulted (no LACPDU from the partner on
+    /// any): the port that forwards alone, the enabled one of best (lowest) port priority,
+    /// then lowest port number.
+    pub fn fallback_port(&self) -> Option<usize> {
+        if !self.cfg.fallback {
+            return None;
+        }
+        let enabled = || self.ports.iter().enumerate().filter(|(_, p)| p.enabled);
+        if enabled().next().is_none() || enabled().any(|(_, p)| p.rx != rx::State::Defaulted) {
+            return None;
+        }
+        enabled()
+            .min_by_key(|(_, p)| (p.cfg.priority, p.cfg.number))
+            .map(|(i, _)| i)
+    }
+
     /// Queues dataplane events for every port whose effective state changed.
     fn report(&mut self) {
         let distributing = self
@@ -601,9 +621,15 @@ impl Lacp {
             .filter(|p| p.actor_state().has(PortState::DISTRIBUTING))
             .count();
         let up = distributing >= self.cfg.min_links.max(1);
+        let fallback = self.fallback_port();
         for (i, p) in self.ports.iter_mut().enumerate() {
-            let collecting = up && p.actor_state().has(PortState::COLLECTING);
-            let dist = up && p.actor_state().has(PortState::DISTRIBUTING);
+            let (collecting, dist) = match fallback {
+                Some(f) => (f == i, f == i),
+                None => (
+                    up && p.actor_state().has(PortState::COLLECTING),
+                    up && p.actor_state().has(PortState::DISTRIBUTING),
+                ),
+            };
             if (collecting, dist) != self.reported[i] {
                 if p.was_distributing && !dist {
                     p.counters.flaps += 1;

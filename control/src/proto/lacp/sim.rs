@@ -43,6 +43,7 @@ fn cfg(system: u8, active: bool, fast: bool) -> LacpConfig {
         active,
         fast_timeout: fast,
         strict: true,
+        fallback: false,
         min_links: 1,
         mux: MuxMode::Coupled,
         selection: SelectionPolicy::Speed,
@@ -435,6 +436,58 @@ mod flaps {
         sim.mute[1] = false;
         sim.run_for(Duration::from_secs(5));
         assert_eq!(sim.ends[0].alarms(sim.now), []);
+    }
+
+    #[test]
+    fn fallback_forwards_on_one_port_while_the_partner_is_silent_and_leaves_at_its_first_lacpdu() {
+        let mut a = cfg(1, true, true);
+        a.fallback = true;
+        let mut sim = Sim::new(3, a, cfg(2, true, true));
+        sim.mute[1] = true;
+        sim.run_for(Duration::from_secs(2));
+        assert_eq!(
+            sim.ends[0].fallback_port(),
+            None,
+            "not before the partner times out"
+        );
+        assert_eq!(sim.distributing(0), [false; 3]);
+        sim.run_for(Duration::from_secs(5));
+        assert_eq!(
+            sim.ends[0].fallback_port(),
+            Some(0),
+            "the best port priority, then number"
+        );
+        assert_eq!(sim.distributing(0), [true, false, false], "one port alone");
+        sim.set_link(0, false);
+        assert_eq!(
+            sim.ends[0].fallback_port(),
+            Some(1),
+            "the next port takes over at once"
+        );
+        assert_eq!(sim.distributing(0), [false, true, false]);
+        sim.set_link(0, true);
+        sim.run_for(Duration::from_secs(5));
+        assert_eq!(sim.ends[0].fallback_port(), Some(0), "and gives it back");
+        // The partner's first LACPDU ends the fallback at once; LACP then aggregates all.
+        sim.mute[1] = false;
+        let heard = sim.ends[0].status()[0].counters.lacpdu_rx;
+        while sim.ends[0].status()[0].counters.lacpdu_rx == heard {
+            assert_eq!(sim.ends[0].fallback_port(), Some(0));
+            sim.run_for(Duration::from_millis(10));
+        }
+        assert_eq!(
+            sim.ends[0].fallback_port(),
+            None,
+            "left at the first LACPDU"
+        );
+        sim.converge_within(Duration::from_secs(5));
+        assert_eq!(sim.distributing(0), [true; 3]);
+        // Without fallback a silent partner leaves every port idle (lacp_strict).
+        let mut sim = Sim::new(2, cfg(1, true, true), cfg(2, true, true));
+        sim.mute[1] = true;
+        sim.run_for(Duration::from_secs(10));
+        assert_eq!(sim.ends[0].fallback_port(), None);
+        assert_eq!(sim.distributing(0), [false, false]);
     }
 
     #[test]

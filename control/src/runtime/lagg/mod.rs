@@ -205,6 +205,8 @@ pub struct Lagg {
     load: crate::runtime::load::LoadMeter,
     /// LACP alarms raised at the last look (port slot, kind).
     lacp_alarms: Vec<(usize, lacp::AlarmKind)>,
+    /// The port forwarding alone in LACP fallback at the last look.
+    lacp_fallback: Option<usize>,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -296,6 +298,7 @@ impl Lagg {
             autoconf: None,
             load: Default::default(),
             lacp_alarms: Vec::new(),
+            lacp_fallback: None,
         };
         match lagg.bring_up(nl, &present) {
             Ok(()) => Ok(lagg),
@@ -796,10 +799,10 @@ impl Lagg {
 
     /// Tells of LACP alarms raised and cleared since the last look (log and timeline).
     fn note_lacp_alarms(&mut self) {
-        let Some(lacp) = self.lacp.as_ref() else {
+        let Some((now, fallback)) = self.lacp.as_ref().map(|l| (l.alarms(), l.fallback_port()))
+        else {
             return;
         };
-        let now = lacp.alarms();
         let raised: Vec<(usize, lacp::AlarmKind)> = now.iter().map(|a| (a.port, a.kind)).collect();
         for a in &now {
             if !self.lacp_alarms.contains(&(a.port, a.kind)) {
@@ -820,6 +823,24 @@ impl Lagg {
             self.event("lacp", name, format!("alarm cleared: {}", kind.name()));
         }
         self.lacp_alarms = raised;
+        if fallback != self.lacp_fallback {
+            let name = |i: usize| self.members.get(i).map(|p| p.name.clone());
+            let (port, text) = match (self.lacp_fallback, fallback) {
+                (None, Some(f)) => (
+                    name(f),
+                    "lacp fallback: no LACPDU from the partner on any port; this port forwards alone until LACP comes up".to_string(),
+                ),
+                (Some(_), Some(f)) => (name(f), "lacp fallback moves to this port".to_string()),
+                (Some(was), None) => (
+                    name(was),
+                    "lacp fallback ended: the partner speaks LACP, or no port is up".to_string(),
+                ),
+                (None, None) => (None, String::new()),
+            };
+            tracing::warn!(lagg = %self.cfg.name, port = ?port, "{text}");
+            self.event("lacp", port, text);
+            self.lacp_fallback = fallback;
+        }
     }
 
     /// Derives which members distribute and collect, publishes the next table (from the

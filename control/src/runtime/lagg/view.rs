@@ -86,6 +86,8 @@ pub struct LaggSample {
     pub missing_ports: usize,
     /// The busiest active member's transmit rate over the mean (see [`crate::load`]).
     pub imbalance: Option<f64>,
+    /// LACP laggs: whether the lagg is in LACP fallback (one port forwarding alone).
+    pub lacp_fallback: Option<bool>,
     /// Hash policy with an active member: each bucket's member (by name) and what it placed
     /// so far.
     pub buckets: Option<(Vec<String>, Vec<u64>)>,
@@ -185,6 +187,7 @@ impl Lagg {
             missing_ports: self.missing().len(),
             imbalance: self.load.load().and_then(|l| l.imbalance),
             buckets: self.bucket_map(),
+            lacp_fallback: self.lacp.as_ref().map(|l| l.fallback_port().is_some()),
         }
     }
 
@@ -383,6 +386,10 @@ impl Lagg {
                     .iter()
                     .map(|(n, p)| format!("{n} {p}"))
                     .collect(),
+                fallback: rt
+                    .fallback_port()
+                    .and_then(|f| self.members.get(f))
+                    .map(|p| p.name.clone()),
                 alarms: rt
                     .alarms()
                     .into_iter()

@@ -73,6 +73,7 @@ impl LacpMonitor {
             active: o.active,
             fast_timeout: o.fast_timeout,
             strict: o.strict,
+            fallback: o.fallback,
             min_links: o.min_links,
             mux: o.mux,
             selection: o.selection,
@@ -206,6 +207,11 @@ impl LacpMonitor {
     /// Every port's state and counters, by slot.
     pub(crate) fn status(&self) -> Vec<lacp::PortStatus> {
         self.core.status()
+    }
+
+    /// The port forwarding alone in LACP fallback, if the lagg is in it.
+    pub(crate) fn fallback_port(&self) -> Option<usize> {
+        self.core.fallback_port()
     }
 
     /// What is wrong with each port's aggregation now.
