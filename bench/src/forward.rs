@@ -156,6 +156,7 @@ pub fn serve(
         hash: HashLayers::DEFAULT,
         rr_limit: 1,
         hash_seed: 0,
+        rebalance: None,
         rx_all: false,
         busy_poll,
         engine,

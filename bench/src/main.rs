@@ -46,6 +46,9 @@ enum Command {
         /// First sequence number.
         #[arg(long, default_value_t = 0)]
         first_seq: u64,
+        /// Flow id of the first flow (the flows are this one and the next `flows - 1`).
+        #[arg(long, default_value_t = 0)]
+        first_flow: u32,
     },
     /// Send the given frames in turn on one interface as fast as it takes them (a flood of
     /// hostile frames for the tests); prints the frames sent and their rate as JSON.
@@ -432,9 +435,16 @@ fn main() -> Result<()> {
             size,
             pps,
             first_seq,
+            first_flow,
         } => {
-            let (sent, refused) =
-                packet_tools::send(&iface, flows, per_flow, size, pps, first_seq)?;
+            let (sent, refused) = packet_tools::send(
+                &iface,
+                first_flow..first_flow.saturating_add(flows),
+                per_flow,
+                size,
+                pps,
+                first_seq,
+            )?;
             println!("{{\"sent\":{sent},\"refused\":{refused}}}");
         }
         Command::Flood {

@@ -65,7 +65,7 @@ pub(crate) fn ifindex(name: &str) -> Result<u32> {
 /// Other socket errors.
 pub fn send(
     iface: &str,
-    flows: u32,
+    flows: std::ops::Range<u32>,
     per_flow: u32,
     size: usize,
     pps: u64,
@@ -79,7 +79,7 @@ pub fn send(
     let mut sent = 0u64;
     let mut refused = 0u64;
     for _ in 0..per_flow {
-        for flow in 0..flows {
+        for flow in flows.clone() {
             let n = traffic::build(
                 &mut buf,
                 size,

@@ -194,7 +194,8 @@ function render(snap) {
     const before = previous && previous.laggs.find((x) => x.name === l.name);
     $(".facts", panel).textContent =
       l.laggproto + " · active ports " + l.active_ports + " · failovers " + l.failovers + " · link changes " + l.flaps +
-      (l.imbalance != null ? " · imbalance " + l.imbalance.toFixed(2) + " (busiest active port over the mean)" : "");
+      (l.imbalance != null ? " · imbalance " + l.imbalance.toFixed(2) + " (busiest active port over the mean)" : "") +
+      (l.rebalance_moves != null ? " · rebalanced " + l.rebalance_moves + " buckets" : "");
     const rows = [];
     const dropRows = [];
     const series = [];

@@ -152,6 +152,17 @@ impl DistributionTable {
         next
     }
 
+    /// The same table with `bucket` on `member` (the rebalancer's move; a member that is
+    /// not active, or a bucket out of range, changes nothing).
+    pub fn with_bucket(&self, bucket: usize, member: MemberIndex) -> Self {
+        let mut next = self.clone();
+        if bucket < BUCKETS && self.active().contains(&member) {
+            next.buckets[bucket] = member;
+            next.generation = self.generation + 1;
+        }
+        next
+    }
+
     /// The share of flows a new seed moves to another member, expected over uniformly hashed
     /// flows: the chance that two independent buckets belong to different members,
     /// 1 - sum of each member's bucket share squared ((N-1)/N for N equal members).
@@ -484,6 +495,25 @@ mod tests {
         }
         let t = DistributionTable::new(TxPolicy::None, 0).with_active(&[0, 1]);
         assert_eq!(run(&t, &mut rr, &frames), [Egress::Drop]);
+    }
+
+    #[test]
+    fn a_moved_bucket_stays_moved_while_its_member_stays() {
+        let t = DistributionTable::new(TxPolicy::Failover, 0).with_active(&[0, 1, 2]);
+        let b = (0..BUCKETS)
+            .find(|&b| t.buckets()[b] == 0)
+            .expect("a bucket of 0");
+        let moved = t.with_bucket(b, 2);
+        assert_eq!(moved.buckets()[b], 2);
+        assert_eq!(moved.generation(), t.generation() + 1);
+        let same = (0..BUCKETS)
+            .filter(|&x| moved.buckets()[x] == t.buckets()[x])
+            .count();
+        assert_eq!(same, BUCKETS - 1, "only that bucket");
+        assert_eq!(t.with_bucket(b, 7), t, "not to a member that is not active");
+        assert_eq!(t.with_bucket(BUCKETS, 1), t);
+        // Member 1 leaves: the moved bucket keeps member 2.
+        assert_eq!(moved.with_active(&[0, 2]).buckets()[b], 2);
     }
 
     #[test]

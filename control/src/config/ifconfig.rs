@@ -79,6 +79,9 @@ const TEXT_KEYS: &[&str] = &[
 const NUMBER_KEYS: &[&str] = &[
     "rr_limit",
     "hash_seed",
+    "rebalance_threshold",
+    "rebalance_hold_ms",
+    "rebalance_idle_ms",
     "mtu",
     "ring_size",
     "lacp_system_priority",
@@ -100,6 +103,7 @@ const FLAG_KEYS: &[&str] = &[
     "lacp_fast_timeout",
     "lacp_strict",
     "lacp_fallback",
+    "rebalance",
     "lacp_active",
     "rx_all",
     "forward_link_local",

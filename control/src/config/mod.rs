@@ -173,6 +173,8 @@ pub struct LaggConfig {
     /// Keys the flow hash (`hash_seed`; 0 by default): two LAGs in a row with different
     /// seeds split each other's flows instead of following one another (polarization).
     pub hash_seed: u32,
+    /// `rebalance`: move buckets off a busy member at gaps in their traffic (hash policy).
+    pub rebalance: Option<crate::runtime::rebalance::RebalanceConfig>,
     /// Failover: accept frames on every port, not only the active one.
     pub rx_all: bool,
     /// Preferred busy polling for the workers' AF_XDP sockets: the worker drives the ports'
@@ -451,6 +453,14 @@ pub struct LaggSpec {
     pub rr_limit: u32,
     /// Keys the flow hash; 0 (the default) places flows as every xlagg does.
     pub hash_seed: u32,
+    /// Move buckets off a busy member at gaps in their traffic.
+    pub rebalance: bool,
+    /// Percent above the active members' mean rate the busiest may run.
+    pub rebalance_threshold: u64,
+    /// How long it must run above that before buckets move, milliseconds.
+    pub rebalance_hold_ms: u64,
+    /// The gap in a bucket's traffic before it moves, milliseconds.
+    pub rebalance_idle_ms: u64,
     pub rx_all: bool,
     /// Preferred busy polling (`SO_PREFER_BUSY_POLL`) for the workers' sockets.
     pub busy_poll: bool,
@@ -514,6 +524,10 @@ impl Default for LaggSpec {
             lagghash: "l2,l3,l4".into(),
             rr_limit: 1,
             hash_seed: 0,
+            rebalance: false,
+            rebalance_threshold: 20,
+            rebalance_hold_ms: 5000,
+            rebalance_idle_ms: 50,
             rx_all: false,
             busy_poll: false,
             engine: "auto".into(),

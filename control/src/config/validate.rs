@@ -201,6 +201,7 @@ fn lagg(
     let bfd = bfd(r, f);
     let arp = probes(r, f);
     let engine = engine(r, f, proto);
+    let rebalance = rebalance(r, f, proto);
     let (proto, hash, upper, zero_copy, engine) = (proto?, hash?, upper?, zero_copy?, engine?);
     if r.description.len() > 255 || r.description.contains(['\n', '\0']) {
         f.problems.push(format!(
@@ -218,6 +219,7 @@ fn lagg(
         hash,
         rr_limit: r.rr_limit,
         hash_seed: r.hash_seed,
+        rebalance,
         rx_all: r.rx_all,
         busy_poll: r.busy_poll,
         engine,
@@ -505,6 +507,39 @@ fn autoconf(r: &LaggSpec, f: &mut Fields<'_>) -> Option<DhcpOptions> {
     (host && r.dhcp).then_some(DhcpOptions {
         sync: r.dhcp_sync,
         timeout_s: r.dhcp_timeout,
+    })
+}
+
+/// `rebalance` and its settings (a hash policy only).
+fn rebalance(
+    r: &LaggSpec,
+    f: &mut Fields<'_>,
+    proto: Option<LaggProto>,
+) -> Option<crate::runtime::rebalance::RebalanceConfig> {
+    f.range("rebalance_threshold", r.rebalance_threshold, 5..=1000, " %");
+    f.range(
+        "rebalance_hold_ms",
+        r.rebalance_hold_ms,
+        100..=3_600_000,
+        " ms",
+    );
+    f.range("rebalance_idle_ms", r.rebalance_idle_ms, 5..=10_000, " ms");
+    if !r.rebalance {
+        return None;
+    }
+    if let Some(p) = proto.filter(|p| !matches!(p, LaggProto::LoadBalance | LaggProto::Lacp)) {
+        f.bad(
+            "rebalance",
+            format!(
+                "laggproto {p} has no buckets to move: rebalance works with loadbalance and lacp"
+            ),
+        );
+    }
+    Some(crate::runtime::rebalance::RebalanceConfig {
+        threshold_pct: r.rebalance_threshold.min(1000) as u32,
+        hold: std::time::Duration::from_millis(r.rebalance_hold_ms),
+        idle: std::time::Duration::from_millis(r.rebalance_idle_ms),
+        window: std::time::Duration::from_secs(1),
     })
 }
 

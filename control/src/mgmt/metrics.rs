@@ -46,6 +46,7 @@ pub const CATALOG: &[Metric] = &[
     m("xlagg_lagg_failovers_total", "counter", &["lagg"], "Changes of the failover active port since the lagg started."),
     m("xlagg_lagg_link_flaps_total", "counter", &["lagg"], "Member link changes (after updelay/downdelay) since the lagg started."),
     m("xlagg_lagg_lacp_fallback", "gauge", &["lagg"], "LACP laggs: 1 while in LACP fallback (lacp_fallback: no port hears the partner, one port forwards alone), 0 otherwise."),
+    m("xlagg_lagg_rebalance_moves_total", "counter", &["lagg"], "With rebalance: buckets moved off a busy member, each at a gap in its traffic, since the lagg started."),
     m("xlagg_lagg_tx_imbalance", "gauge", &["lagg"], "The busiest active member's transmit rate over the active members' mean, over the last second or so: 1 is even, N is everything on one of N members. Absent while nothing is sent."),
     m("xlagg_port_link_up", "gauge", &["lagg", "port"], "1 when the member's link is up (admin up and carrier, after updelay/downdelay)."),
     m("xlagg_port_collecting", "gauge", &["lagg", "port"], "1 when frames received on the port are accepted."),
@@ -210,6 +211,16 @@ fn lagg_families(o: &mut Out, samples: &[LaggSample], facts: &DaemonFacts) {
     for s in samples {
         if let Some(on) = s.lacp_fallback {
             o.sample("xlagg_lagg_lacp_fallback", &[("lagg", &s.name)], b(on));
+        }
+    }
+    o.header("xlagg_lagg_rebalance_moves_total");
+    for s in samples {
+        if let Some(n) = s.rebalance_moves {
+            o.sample(
+                "xlagg_lagg_rebalance_moves_total",
+                &[("lagg", &s.name)],
+                n as f64,
+            );
         }
     }
     o.header("xlagg_lagg_tx_imbalance");
@@ -678,6 +689,7 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                 "laggproto": s.proto.to_string(),
                 "active_ports": s.active_ports,
                 "imbalance": s.imbalance,
+                "rebalance_moves": s.rebalance_moves,
                 "buckets": s.buckets.as_ref().map(|(member, hits)| json!({"member": member, "hits": hits})),
                 "failovers": s.failovers,
                 "flaps": s.flaps,
@@ -745,6 +757,7 @@ mod tests {
             imbalance: Some(1.0),
             buckets: None,
             lacp_fallback: Some(false),
+            rebalance_moves: None,
         }
     }
 

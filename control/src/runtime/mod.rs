@@ -6,6 +6,7 @@
 //!   notifications), sans-IO;
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`load`]: each member's share of the traffic and the imbalance index, sans-IO;
+//! - [`rebalance`]: moving buckets off a busy member at gaps in their traffic, sans-IO;
 //! - [`status`]: a lagg's state as data and as FreeBSD's ifconfig prints it;
 //! - [`daemon`]: the laggs, changes all-or-nothing, faults degrading per lagg;
 //! - [`control_loop`]: the loop over every input and deadline;
@@ -16,5 +17,6 @@ pub mod daemon;
 pub mod lagg;
 pub mod load;
 pub mod members;
+pub mod rebalance;
 pub mod startup;
 pub mod status;

@@ -86,6 +86,9 @@ pub struct LaggStatus {
     /// last second or so (1.0: even); absent while nothing is sent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub imbalance: Option<f64>,
+    /// With `rebalance`: buckets moved since start and buckets waiting for a gap.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rebalance: Option<RebalanceStatus>,
     /// Link changes seen on the members since start.
     pub flapping: u64,
     /// Member ports, in order.
@@ -105,6 +108,15 @@ pub struct LaggStatus {
     /// Addresses laggN obtained itself (DHCP, SLAAC), with prefix length.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub dynamic_addresses: Vec<String>,
+}
+
+/// The rebalancer of a lagg.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RebalanceStatus {
+    /// Buckets moved since the lagg started.
+    pub moves: u64,
+    /// Buckets planned to move, waiting for a gap in their traffic.
+    pub pending: usize,
 }
 
 /// One worker's UMEM frames by place (copied by the worker twice a second).
@@ -440,6 +452,13 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
                 "\t\timbalance: {i:.2} (busiest active port over the mean)"
             );
         }
+        if let Some(r) = l.rebalance {
+            let _ = writeln!(
+                o,
+                "\t\trebalance: {} buckets moved, {} waiting for a gap",
+                r.moves, r.pending
+            );
+        }
         let _ = writeln!(o, "\t\tflapping: {}", l.flapping);
         if let Some((actor, partner)) = l.lacp.as_ref().and_then(|x| x.lag_id.as_ref()) {
             let _ = writeln!(o, "\tlag id: [{actor},\n\t\t{partner}]");
@@ -541,6 +560,7 @@ mod tests {
             addresses: vec!["192.168.1.10/24".into(), "2001:db8::1/64".into()],
             active_ports: 1,
             imbalance: None,
+            rebalance: None,
             flapping: 0,
             umem: Vec::new(),
             upper_port: None,

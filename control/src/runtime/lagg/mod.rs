@@ -35,7 +35,9 @@ use std::sync::Arc;
 
 use xlagg_common::LOST_EPOCH;
 use xlagg_dataplane::afxdp::MappedWords;
-use xlagg_dataplane::distribution::{flow_seed, DistributionTable, TxPolicy, MAX_MEMBERS};
+use xlagg_dataplane::distribution::{
+    flow_seed, DistributionTable, MemberIndex, TxPolicy, MAX_MEMBERS,
+};
 use xlagg_dataplane::xdp::XdpError;
 use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
@@ -207,6 +209,8 @@ pub struct Lagg {
     lacp_alarms: Vec<(usize, lacp::AlarmKind)>,
     /// The port forwarding alone in LACP fallback at the last look.
     lacp_fallback: Option<usize>,
+    /// `rebalance`: moves buckets off a busy member at gaps in their traffic.
+    rebalance: Option<crate::runtime::rebalance::Rebalancer>,
 }
 
 /// A state change of a lagg, for the event timeline.
@@ -299,6 +303,9 @@ impl Lagg {
             load: Default::default(),
             lacp_alarms: Vec::new(),
             lacp_fallback: None,
+            rebalance: cfg
+                .rebalance
+                .map(crate::runtime::rebalance::Rebalancer::new),
         };
         match lagg.bring_up(nl, &present) {
             Ok(()) => Ok(lagg),
@@ -503,6 +510,10 @@ impl Lagg {
         let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
         let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
         let lost = self.lost.as_ref().map(|_| self.lost_seen.1);
+        let rebalance = self
+            .rebalance
+            .as_ref()
+            .map(|r| r.deadline().unwrap_or_else(Instant::now));
         self.set
             .poll_timeout()
             .map(|t| self.instant(t))
@@ -510,6 +521,7 @@ impl Lagg {
             .chain(bfd)
             .chain(probe)
             .chain(lost)
+            .chain(rebalance)
             .min()
     }
 
@@ -616,6 +628,52 @@ impl Lagg {
             self.judge_probes(nl, now)?;
         }
         self.send_due_notifications(nl);
+        self.rebalance_tick()
+    }
+
+    /// Runs the rebalancer when due: reads the buckets' counters and publishes the buckets
+    /// it moves, each with an event.
+    fn rebalance_tick(&mut self) -> Result<(), LaggError> {
+        let now = Instant::now();
+        let due = self
+            .rebalance
+            .as_ref()
+            .is_some_and(|r| r.deadline().is_none_or(|d| now >= d));
+        if !due {
+            return Ok(());
+        }
+        // A hash policy (validated): the buckets are the table's.
+        let table = self.table();
+        let hits = self.bucket_hits();
+        let Some(r) = self.rebalance.as_mut() else {
+            return Ok(());
+        };
+        let moves = r.step(now, &hits, table.buckets(), table.active());
+        if moves.is_empty() {
+            return Ok(());
+        }
+        let mut next = (*table).clone();
+        for m in &moves {
+            next = next.with_bucket(m.bucket, m.to);
+        }
+        self.pool.publish(next)?;
+        for m in moves {
+            let name = |i: MemberIndex| {
+                self.members
+                    .get(usize::from(i))
+                    .map_or_else(|| format!("slot {i}"), |p| p.name.clone())
+            };
+            let text = format!(
+                "rebalance: bucket {} ({:.0} frames/s) moved from {} to {} after a {} ms gap in its traffic",
+                m.bucket,
+                m.rate,
+                name(m.from),
+                name(m.to),
+                m.gap.as_millis()
+            );
+            tracing::info!(lagg = %self.cfg.name, "{text}");
+            self.event("rebalance", Some(name(m.from)), text);
+        }
         Ok(())
     }
 

@@ -88,6 +88,8 @@ pub struct LaggSample {
     pub imbalance: Option<f64>,
     /// LACP laggs: whether the lagg is in LACP fallback (one port forwarding alone).
     pub lacp_fallback: Option<bool>,
+    /// With `rebalance`: buckets moved since start.
+    pub rebalance_moves: Option<u64>,
     /// Hash policy with an active member: each bucket's member (by name) and what it placed
     /// so far.
     pub buckets: Option<(Vec<String>, Vec<u64>)>,
@@ -188,6 +190,7 @@ impl Lagg {
             imbalance: self.load.load().and_then(|l| l.imbalance),
             buckets: self.bucket_map(),
             lacp_fallback: self.lacp.as_ref().map(|l| l.fallback_port().is_some()),
+            rebalance_moves: self.rebalance.as_ref().map(|r| r.moves),
         }
     }
 
@@ -415,6 +418,13 @@ impl Lagg {
         st.ports = ports;
         st.active_ports = active_ports;
         st.imbalance = self.load.load().and_then(|l| l.imbalance);
+        st.rebalance = self
+            .rebalance
+            .as_ref()
+            .map(|r| crate::status::RebalanceStatus {
+                moves: r.moves,
+                pending: r.pending(),
+            });
         st.flapping = self.set.flaps;
         st.lacp = lacp;
         st.umem = self.pool.umem();
@@ -460,6 +470,7 @@ impl Lagg {
             addresses,
             active_ports: 0,
             imbalance: None,
+            rebalance: None,
             flapping: 0,
             ports: cfg.ports.iter().map(|p| PortStatus::idle(p)).collect(),
             lacp: None,
