@@ -757,7 +757,7 @@ mod tests {
             imbalance: Some(1.0),
             buckets: None,
             lacp_fallback: Some(false),
-            rebalance_moves: None,
+            rebalance_moves: Some(3),
         }
     }
 
