@@ -266,17 +266,14 @@ fn a_lagg_whose_nic_is_missing_fails_alone_and_starts_when_the_nic_appears() {
         .filter_map(|p| p["name"].as_str())
         .collect();
     assert_eq!(missing, ["xlm8"], "{s}");
-    let dump: serde_json::Value =
-        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
-    let faults: Vec<&str> = dump["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter(|e| e["kind"] == "fault")
-        .filter_map(|e| e["text"].as_str())
+    let faults: Vec<String> = daemon
+        .events(Some("fault"))
+        .into_iter()
+        .map(|(_, text)| text)
         .collect();
     assert!(
-        faults.iter().any(|t| t.starts_with("not running")) && faults.contains(&"running again"),
+        faults.iter().any(|t| t.starts_with("not running"))
+            && faults.iter().any(|t| t == "running again"),
         "{faults:?}"
     );
 }
@@ -374,18 +371,7 @@ fn members_follow_their_devices_by_name() {
         .find(|p| p.name == "xlp1")
         .map_or(0, |p| p.frames);
     assert!(xlp1 > 0, "xlm1 carries frames again: {:?}", report.ports);
-    let dump: serde_json::Value =
-        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
-    let texts: Vec<&str> = dump["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["text"].as_str())
-        .collect();
-    assert!(
-        texts.iter().any(|t| t.starts_with("member missing")),
-        "{texts:?}"
-    );
+    assert!(daemon.told("member missing"), "{:?}", daemon.events(None));
 }
 
 /// Failover's order is its priority: a master whose device appears late takes over as master.

@@ -184,8 +184,7 @@ fn explain_agrees(daemon: &Daemon, placed: &BTreeMap<Seen, String>, what: &str) 
     }
     // The data path counted the flows' frames in the buckets explain named, and the bucket
     // map gives those buckets the same members.
-    let dump: serde_json::Value =
-        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
+    let dump = daemon.dump();
     let map = &dump["counters"]["laggs"][0]["buckets"];
     for (b, member) in &buckets {
         assert!(

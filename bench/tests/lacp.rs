@@ -149,16 +149,10 @@ fn a_partner_without_lacp_raises_the_defaulted_alarm_everywhere() {
             "{series} in:\n{metrics}"
         );
     }
-    let dump: serde_json::Value =
-        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
-    let raised = dump["events"].as_array().is_some_and(|e| {
-        e.iter().any(|e| {
-            e["port"] == "xlm0"
-                && e["text"]
-                    .as_str()
-                    .is_some_and(|t| t.starts_with("ALARM defaulted"))
-        })
-    });
+    let raised = daemon
+        .events(Some("lacp"))
+        .iter()
+        .any(|(port, text)| port == "xlm0" && text.starts_with("ALARM defaulted"));
     assert!(raised, "the timeline tells of the alarm");
     drop(daemon);
 }
@@ -238,20 +232,10 @@ fn lacp_fallback_forwards_on_one_port_until_the_partner_speaks_lacp() {
         "fallback ended and both ports distribute {:?} after the partner's LACP started",
         partner_started.elapsed()
     );
-    let dump: serde_json::Value =
-        serde_json::from_slice(&common::xlaggctl(&app.socket, &["dump"]).stdout).expect("dump");
-    let texts: Vec<&str> = dump["events"]
-        .as_array()
-        .expect("events")
-        .iter()
-        .filter_map(|e| e["text"].as_str())
-        .collect();
     assert!(
-        texts
-            .iter()
-            .any(|t| t.starts_with("lacp fallback: no LACPDU"))
-            && texts.iter().any(|t| t.starts_with("lacp fallback ended")),
-        "{texts:?}"
+        app.told("lacp fallback: no LACPDU") && app.told("lacp fallback ended"),
+        "{:?}",
+        app.events(Some("lacp"))
     );
     assert!(ping(&bed, "3"), "the aggregate carries traffic");
 }

@@ -236,14 +236,8 @@ fn run_engine(bed: &Bed, engine: &str) {
         ia < ib - 0.2,
         "{engine}: the spread evened out: {ib:.2} -> {ia:.2}"
     );
-    let dump: serde_json::Value =
-        serde_json::from_slice(&common::xlaggctl(&daemon.socket, &["dump"]).stdout).expect("dump");
     assert!(
-        dump["events"]
-            .as_array()
-            .is_some_and(|e| e.iter().any(|e| e["text"]
-                .as_str()
-                .is_some_and(|t| t.starts_with("rebalance: bucket")))),
+        daemon.told("rebalance: bucket"),
         "{engine}: the timeline tells of the moves"
     );
     drop(daemon);

@@ -259,6 +259,30 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// `xlaggctl dump`: configuration, state, counters and the event timeline.
+    pub fn dump(&self) -> serde_json::Value {
+        serde_json::from_slice(&xlaggctl(&self.socket, &["dump"]).stdout).expect("dump is JSON")
+    }
+
+    /// The timeline's events of `kind` (every kind with `None`), as (port, text).
+    pub fn events(&self, kind: Option<&str>) -> Vec<(String, String)> {
+        self.dump()["events"]
+            .as_array()
+            .expect("events")
+            .iter()
+            .filter(|e| kind.is_none_or(|k| e["kind"] == k))
+            .map(|e| {
+                let text = |k: &str| e[k].as_str().unwrap_or_default().to_string();
+                (text("port"), text("text"))
+            })
+            .collect()
+    }
+
+    /// Whether the timeline has an event whose text starts with `prefix`.
+    pub fn told(&self, prefix: &str) -> bool {
+        self.events(None).iter().any(|(_, t)| t.starts_with(prefix))
+    }
+
     pub fn start(bed: &Bed, config: &str) -> Daemon {
         Self::start_in(bed, "app", config)
     }

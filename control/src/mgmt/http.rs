@@ -587,16 +587,10 @@ async fn explain(name: &str, query: &str, shared: &Shared) -> hyper::Response<Bo
         name: name.to_string(),
         flow,
     };
-    let Ok(_permit) = Arc::clone(&shared.changes).try_acquire_owned() else {
-        return refused(
-            503,
-            format!("{MAX_CHANGES} requests are waiting for the control loop already: try again"),
-        );
+    let response = match to_control_loop(shared, request).await {
+        Ok(r) => r,
+        Err(busy) => return busy,
     };
-    let dispatcher = shared.dispatcher.clone();
-    let response = tokio::task::spawn_blocking(move || dispatcher.dispatch(request))
-        .await
-        .unwrap_or_else(|_| Response::refused(vec!["the request could not be handed over".into()]));
     let status = if response.ok {
         200
     } else if response
@@ -773,22 +767,41 @@ async fn change(
         Ok(r) => r,
         Err(e) => return json_reply(422, &Response::refused(vec![e])),
     };
-    let Ok(_permit) = Arc::clone(&shared.changes).try_acquire_owned() else {
-        return refused(
-            503,
-            format!("{MAX_CHANGES} changes are waiting already: try again when they are done"),
-        );
+    let response = match to_control_loop(shared, request).await {
+        Ok(r) => r,
+        Err(busy) => return busy,
     };
-    let dispatcher = shared.dispatcher.clone();
-    let response = tokio::task::spawn_blocking(move || dispatcher.dispatch(request))
-        .await
-        .unwrap_or_else(|_| Response::refused(vec!["the change could not be handed over".into()]));
     let status = if response.ok {
         200
     } else {
         refusal_status(&response)
     };
     json_reply(status, &response)
+}
+
+/// Hands `request` to the control loop and waits for its answer, with at most
+/// [`MAX_CHANGES`] requests (changes and explanations) waiting at once: beyond, the 503 to
+/// answer.
+async fn to_control_loop(
+    shared: &Shared,
+    request: Request,
+) -> Result<Response, hyper::Response<Body>> {
+    let Ok(_permit) = Arc::clone(&shared.changes).try_acquire_owned() else {
+        return Err(refused(
+            503,
+            format!("{MAX_CHANGES} requests are waiting for the control loop already: try again when they are done"),
+        ));
+    };
+    let dispatcher = shared.dispatcher.clone();
+    Ok(
+        tokio::task::spawn_blocking(move || dispatcher.dispatch(request))
+            .await
+            .unwrap_or_else(|_| {
+                Response::refused(vec![
+                    "the request could not be handed to the control loop".into()
+                ])
+            }),
+    )
 }
 
 /// The HTTP status for a refusal: 404 when the lagg does not exist, 422 otherwise.
