@@ -795,28 +795,36 @@ impl XdpEngine {
         array.set(index, value, 0).map_err(|e| err(e.to_string()))
     }
 
+    /// Entry `index` of the per-CPU array `name`, its `N` words (`words`) summed over CPUs.
+    fn sum_per_cpu<T: aya::Pod, const N: usize>(
+        &self,
+        name: &'static str,
+        index: u32,
+        words: impl Fn(&T) -> [u64; N],
+    ) -> Result<[u64; N], XdpError> {
+        let map = self
+            .ebpf
+            .map(name)
+            .ok_or_else(|| self.map_err(name, "missing"))?;
+        let array: PerCpuArray<&MapData, T> =
+            PerCpuArray::try_from(map).map_err(|e| self.map_err(name, e))?;
+        let values = array.get(&index, 0).map_err(|e| self.map_err(name, e))?;
+        let mut out = [0u64; N];
+        for cpu in values.iter() {
+            for (sum, v) in out.iter_mut().zip(words(cpu)) {
+                *sum += v;
+            }
+        }
+        Ok(out)
+    }
+
     /// The counters of `slot` (a member slot or [`ENGINE_UPPER_SLOT`]), summed over CPUs and
     /// indexed by [`EngineCounter`].
     ///
     /// # Errors
     /// When the map cannot be read.
     pub fn counters(&self, slot: u32) -> Result<[u64; EngineCounter::COUNT as usize], XdpError> {
-        let map = self
-            .ebpf
-            .map(names::ENGINE_COUNTERS)
-            .ok_or_else(|| self.map_err(names::ENGINE_COUNTERS, "missing"))?;
-        let array: PerCpuArray<&MapData, EngineCounters> =
-            PerCpuArray::try_from(map).map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
-        let mut out = [0u64; EngineCounter::COUNT as usize];
-        let values = array
-            .get(&slot, 0)
-            .map_err(|e| self.map_err(names::ENGINE_COUNTERS, e))?;
-        for cpu in values.iter() {
-            for (sum, v) in out.iter_mut().zip(cpu.n) {
-                *sum += v;
-            }
-        }
-        Ok(out)
+        self.sum_per_cpu(names::ENGINE_COUNTERS, slot, |c: &EngineCounters| c.n)
     }
 
     /// What each bucket of the table placed so far (hash policy), summed over CPUs: frames
@@ -825,22 +833,7 @@ impl XdpEngine {
     /// # Errors
     /// When the map cannot be read.
     pub fn bucket_hits(&self) -> Result<[u64; ENGINE_BUCKETS], XdpError> {
-        let map = self
-            .ebpf
-            .map(names::ENGINE_BUCKETS)
-            .ok_or_else(|| self.map_err(names::ENGINE_BUCKETS, "missing"))?;
-        let array: PerCpuArray<&MapData, BucketHits> =
-            PerCpuArray::try_from(map).map_err(|e| self.map_err(names::ENGINE_BUCKETS, e))?;
-        let values = array
-            .get(&0, 0)
-            .map_err(|e| self.map_err(names::ENGINE_BUCKETS, e))?;
-        let mut out = [0u64; ENGINE_BUCKETS];
-        for cpu in values.iter() {
-            for (sum, v) in out.iter_mut().zip(cpu.n) {
-                *sum += v;
-            }
-        }
-        Ok(out)
+        self.sum_per_cpu(names::ENGINE_BUCKETS, 0, |b: &BucketHits| b.n)
     }
 
     /// Runs the program once on `frame` as if it had arrived on `ifindex`
