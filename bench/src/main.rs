@@ -209,6 +209,10 @@ enum Command {
         /// Flows to report one by one.
         #[arg(long, default_value_t = 1024)]
         flows: u32,
+        /// Also answer `read` on standard input with the counts so far, and end when it
+        /// closes.
+        #[arg(long)]
+        commands: bool,
     },
     /// Attach the kernel's XDP redirect reference from one interface to another until SIGTERM
     /// (used by `suite`).
@@ -247,7 +251,8 @@ enum Command {
         /// Header layout: ipv4, ipv6, ipv4+vlan, ipv6+vlan.
         #[arg(long, default_value = "ipv4")]
         shape: String,
-        /// Scenarios, comma-separated: throughput, balance, latency.
+        /// Scenarios, comma-separated: throughput, balance, latency, rfc2544 (NDR and PDR
+        /// per size by search, latency at 10, 50 and 90 % of PDR).
         #[arg(
             long,
             value_delimiter = ',',
@@ -270,6 +275,22 @@ enum Command {
         /// jumbo runs always use the AF_XDP generator.
         #[arg(long, value_enum, default_value = "auto")]
         generator: xdpgen::Engine,
+        /// Frame sizes of the rfc2544 scenario, comma-separated (as --sizes).
+        #[arg(
+            long,
+            value_delimiter = ',',
+            default_value = "64,128,256,512,1024,1280,1518"
+        )]
+        rfc2544_sizes: Vec<String>,
+        /// rfc2544: seconds per trial in the search's final phase (at least 1).
+        #[arg(long, default_value_t = suite::default_trial_seconds())]
+        trial_seconds: f64,
+        /// rfc2544: the search ends when (upper - lower) / upper is at most this.
+        #[arg(long, default_value_t = suite::default_width())]
+        width: f64,
+        /// rfc2544: search phases, each earlier one half as long and twice as wide.
+        #[arg(long, default_value_t = suite::default_phases())]
+        phases: usize,
         /// The test-bed script.
         #[arg(long, default_value = "scripts/testbed.sh")]
         testbed: PathBuf,
@@ -625,7 +646,11 @@ fn main() -> Result<()> {
                 anyhow::bail!("the soak failed: {}", report.failures.join("; "));
             }
         }
-        Command::Xdpsink { ifaces, flows } => suite::kernel_sink(&ifaces, flows)?,
+        Command::Xdpsink {
+            ifaces,
+            flows,
+            commands,
+        } => suite::kernel_sink(&ifaces, flows, commands)?,
         Command::Redirect { from, to } => suite::redirect(&from, &to)?,
         Command::Suite {
             out,
@@ -639,8 +664,21 @@ fn main() -> Result<()> {
             busy_poll,
             engines,
             generator,
+            rfc2544_sizes,
+            trial_seconds,
+            width,
+            phases,
             testbed,
         } => {
+            if trial_seconds.is_nan() || trial_seconds < 1.0 {
+                anyhow::bail!("--trial-seconds must be at least 1");
+            }
+            if !(0.0..0.5).contains(&width) || width == 0.0 {
+                anyhow::bail!("--width must be above 0 and below 0.5 (0.02 is 2 %)");
+            }
+            if !(1..=6).contains(&phases) {
+                anyhow::bail!("--phases must be 1 to 6");
+            }
             if let Some(e) = engines
                 .iter()
                 .find(|e| !["afxdp", "xdp"].contains(&e.as_str()))
@@ -657,6 +695,14 @@ fn main() -> Result<()> {
                     .map(|s| suite::Size::parse(s))
                     .collect::<Result<_, _>>()
                     .map_err(anyhow::Error::msg)?,
+                rfc2544_sizes: rfc2544_sizes
+                    .iter()
+                    .map(|s| suite::Size::parse(s))
+                    .collect::<Result<_, _>>()
+                    .map_err(anyhow::Error::msg)?,
+                trial_seconds,
+                width,
+                phases,
                 members: 4,
                 runs,
                 seconds,

@@ -166,6 +166,23 @@ impl Bed {
         }
         Ok(out)
     }
+
+    /// Frames `iface` in namespace `role` has sent: transmitted plus transmit drops. On veth
+    /// a frame that the receiving side's queue refuses is a transmit drop of the sender, and
+    /// the transmit count only holds what the receiver took.
+    ///
+    /// # Errors
+    /// When `ip` fails or prints something unexpected.
+    pub fn sent(&self, role: &str, iface: &str) -> Result<u64> {
+        let text = self.ip(role, &["-j", "-s", "link", "show", "dev", iface])?;
+        let links: serde_json::Value =
+            serde_json::from_str(&text).context("parsing ip -j output")?;
+        let tx = &links[0]["stats64"]["tx"];
+        match (tx["packets"].as_u64(), tx["dropped"].as_u64()) {
+            (Some(packets), Some(dropped)) => Ok(packets + dropped),
+            _ => anyhow::bail!("no transmit counters for {iface} in {text}"),
+        }
+    }
 }
 
 impl Drop for Bed {

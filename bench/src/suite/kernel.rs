@@ -23,11 +23,13 @@ pub struct SinkPort {
 }
 
 /// Attaches the in-kernel sink to `ifaces`, prints `ready`, and on SIGTERM prints what it
-/// counted as JSON (the first `flows` flows per port).
+/// counted as JSON (the first `flows` flows per port). With `commands`, it also answers
+/// `read` on its standard input with the counts so far (one JSON line) and ends when the
+/// input closes: the RFC 2544 scenario reads it before and after each trial.
 ///
 /// # Errors
 /// When a program cannot be attached or read.
-pub fn kernel_sink(ifaces: &[String], flows: u32) -> Result<()> {
+pub fn kernel_sink(ifaces: &[String], flows: u32, commands: bool) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
@@ -41,11 +43,32 @@ pub fn kernel_sink(ifaces: &[String], flows: u32) -> Result<()> {
         ));
     }
     println!("ready");
-    while !stop.load(Ordering::Relaxed) {
-        std::thread::sleep(Duration::from_millis(20));
+    if commands {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        for line in std::io::stdin().lock().lines() {
+            match line?.trim() {
+                "read" => writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string(&sink_ports(&programs, flows)?)?
+                )?,
+                other => bail!("xdpsink: unknown command '{other}' (read)"),
+            }
+            out.flush()?;
+        }
+    } else {
+        while !stop.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
     }
+    println!("{}", serde_json::to_string(&sink_ports(&programs, flows)?)?);
+    Ok(())
+}
+
+fn sink_ports(programs: &[(String, PortProgram)], flows: u32) -> Result<Vec<SinkPort>> {
     let mut ports = Vec::new();
-    for (name, p) in &programs {
+    for (name, p) in programs {
         let s = p.sink_stats()?;
         ports.push(SinkPort {
             name: name.clone(),
@@ -57,8 +80,7 @@ pub fn kernel_sink(ifaces: &[String], flows: u32) -> Result<()> {
             latency: p.sink_latency()?,
         });
     }
-    println!("{}", serde_json::to_string(&ports)?);
-    Ok(())
+    Ok(ports)
 }
 
 /// Attaches the kernel's redirect reference on `from`, sending every frame to `to`, until

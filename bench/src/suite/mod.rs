@@ -37,13 +37,16 @@ use crate::xdpgen::Engine;
 mod compare;
 mod kernel;
 mod report;
+mod rfc2544;
+pub mod search;
 mod svg;
 
 pub use compare::compare;
 pub use kernel::{kernel_sink, redirect, SinkPort};
 use report::generator_words;
 pub use report::{summary, write, BalanceRow, LatencyRow, Results, ThroughputRow};
-pub use svg::{latency_svg, throughput_svg};
+pub use rfc2544::{Rfc2544Latency, Rfc2544Row, TrialRecord};
+pub use svg::{latency_svg, rfc2544_svg, throughput_svg};
 
 /// Frame sizes of the throughput scenario.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -148,13 +151,14 @@ struct Setup<'a> {
 }
 
 impl Setup<'_> {
-    /// MTU 9000 on every link of the bed (the lagg takes the forward port's MTU).
-    fn jumbo_links(&self) -> Result<()> {
+    /// `mtu` on every link of the bed (the lagg takes the forward port's MTU).
+    fn links_mtu(&self, mtu: u32) -> Result<()> {
         let mut links = vec![("src", "xls0".to_string()), ("app", "xld0".to_string())];
         links.extend(self.member_names("xlm").into_iter().map(|m| ("app", m)));
         links.extend(self.member_names("xlp").into_iter().map(|p| ("ptr", p)));
         for (role, link) in links {
-            self.bed.ip(role, &["link", "set", &link, "mtu", "9000"])?;
+            self.bed
+                .ip(role, &["link", "set", &link, "mtu", &mtu.to_string()])?;
         }
         Ok(())
     }
@@ -163,19 +167,8 @@ impl Setup<'_> {
         (0..self.members).map(|i| format!("{prefix}{i}")).collect()
     }
 
-    /// Runs one measurement: the forwarder, the sink, the generator for `seconds`.
-    fn measure(
-        &self,
-        variant: &Variant,
-        size: Size,
-        shape: Shape,
-        flows: u32,
-        pps: u64,
-        seconds: f64,
-    ) -> Result<Measurement> {
-        if self.stop.load(Ordering::Relaxed) {
-            bail!("interrupted");
-        }
+    /// Starts what forwards in `variant` and waits until it is ready.
+    fn forwarder(&self, variant: &Variant) -> Result<Guarded> {
         let members = self.member_names("xlm");
         let mut fwd = self.bed.exec("app", &self.exe);
         match variant {
@@ -214,20 +207,20 @@ impl Setup<'_> {
                 fwd.args(["redirect", "--from", "xld0", "--to", "xlm0"]);
             }
         }
-        let forwarder = Guarded::spawn_ready(fwd, "the forwarder")?;
-        let mut sink = self.bed.exec("ptr", &self.exe);
-        sink.args([
-            "xdpsink",
-            "--ifaces",
-            &self.member_names("xlp").join(","),
-            "--flows",
-            &flows.to_string(),
-        ]);
-        let sink = sink
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("starting the sink")?;
-        let mut sink = SinkChild::wait_ready(sink)?;
+        Guarded::spawn_ready(fwd, "the forwarder")
+    }
+
+    /// The generator's command: `size` frames over `flows` flows for `seconds`, at `pps`
+    /// (0: flat out), from the `engine` generator, pinned to core 0.
+    fn generator(
+        &self,
+        size: Size,
+        shape: Shape,
+        flows: u32,
+        pps: u64,
+        seconds: f64,
+        engine: &str,
+    ) -> Command {
         let mut gen = self.bed.exec("src", &self.exe);
         gen.args([
             "generate",
@@ -243,22 +236,52 @@ impl Setup<'_> {
             &pps.to_string(),
             "--shape",
             &shape.name(),
+            "--engine",
+            engine,
         ]);
         match size {
             Size::Bytes(n) => gen.args(["--size", &n.to_string()]),
             Size::Imix => gen.arg("--imix"),
         };
+        gen
+    }
+
+    /// Runs one measurement: the forwarder, the sink, the generator for `seconds`.
+    fn measure(
+        &self,
+        variant: &Variant,
+        size: Size,
+        shape: Shape,
+        flows: u32,
+        pps: u64,
+        seconds: f64,
+    ) -> Result<Measurement> {
+        if self.stop.load(Ordering::Relaxed) {
+            bail!("interrupted");
+        }
+        let forwarder = self.forwarder(variant)?;
+        let mut sink = self.bed.exec("ptr", &self.exe);
+        sink.args([
+            "xdpsink",
+            "--ifaces",
+            &self.member_names("xlp").join(","),
+            "--flows",
+            &flows.to_string(),
+        ]);
+        let sink = sink
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("starting the sink")?;
+        let mut sink = SinkChild::wait_ready(sink)?;
         // Flat out: the in-kernel generator where the kernel allows it (it outruns any
         // forwarder here). Paced, or jumbo frames: the AF_XDP generator, which stamps every
         // frame as it sends it and sends jumbo frames as multi-buffer chains.
-        gen.args([
-            "--engine",
-            if pps == 0 && !size.is_jumbo() {
-                self.generator.name()
-            } else {
-                "afxdp"
-            },
-        ]);
+        let engine = if pps == 0 && !size.is_jumbo() {
+            self.generator.name()
+        } else {
+            "afxdp"
+        };
+        let mut gen = self.generator(size, shape, flows, pps, seconds, engine);
         let generator = gen
             .stdout(Stdio::piped())
             .spawn()
@@ -387,6 +410,41 @@ pub struct SuiteOptions {
     /// [`Results::generator`].
     #[serde(default = "default_generator")]
     pub generator: Engine,
+    /// Frame sizes of the RFC 2544 scenario.
+    #[serde(default = "default_rfc2544_sizes")]
+    pub rfc2544_sizes: Vec<Size>,
+    /// Seconds per trial in the RFC 2544 search's final phase.
+    #[serde(default = "default_trial_seconds")]
+    pub trial_seconds: f64,
+    /// The RFC 2544 search's final relative width (upper bound minus lower over upper).
+    #[serde(default = "default_width")]
+    pub width: f64,
+    /// Phases of the RFC 2544 search (each earlier one half as long and twice as wide).
+    #[serde(default = "default_phases")]
+    pub phases: usize,
+}
+
+/// The RFC 2544 scenario's sizes unless told otherwise: the standard's, for Ethernet.
+pub fn default_rfc2544_sizes() -> Vec<Size> {
+    [64, 128, 256, 512, 1024, 1280, 1518]
+        .into_iter()
+        .map(Size::Bytes)
+        .collect()
+}
+
+/// Seconds per final trial unless told otherwise.
+pub fn default_trial_seconds() -> f64 {
+    4.0
+}
+
+/// The search's final width unless told otherwise.
+pub fn default_width() -> f64 {
+    0.02
+}
+
+/// The search's phases unless told otherwise.
+pub fn default_phases() -> usize {
+    2
 }
 
 fn default_generator() -> Engine {
@@ -452,7 +510,7 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
     };
     for size in sizes {
         if size.is_jumbo() {
-            setup.jumbo_links()?;
+            setup.links_mtu(9000)?;
         }
         let mut variants = vec![Variant::Ceiling, Variant::Kernel];
         let engine = |e: &str| opts.engines.iter().any(|x| x == e);
@@ -625,6 +683,11 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         );
         latency.push(row);
     }
+    let rfc2544 = if wants("rfc2544") {
+        rfc2544::run(&setup, opts)?
+    } else {
+        Vec::new()
+    };
     let results = Results {
         time: std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
@@ -636,6 +699,7 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         throughput,
         balance,
         latency,
+        rfc2544,
     };
     write(&results, out)?;
     Ok(results)
@@ -681,6 +745,10 @@ mod tests {
                 busy_poll: false,
                 engines: default_engines(),
                 generator: Engine::Auto,
+                rfc2544_sizes: default_rfc2544_sizes(),
+                trial_seconds: 1.0,
+                width: 0.02,
+                phases: 2,
             },
             generator: Engine::Xdp,
             throughput: vec![
@@ -718,6 +786,7 @@ mod tests {
                 lost: 0,
                 reordered: 0,
             }],
+            rfc2544: vec![],
         }
     }
 

@@ -74,9 +74,13 @@ pub struct Results {
     pub balance: Vec<BalanceRow>,
     /// Latency rows.
     pub latency: Vec<LatencyRow>,
+    /// RFC 2544 rows (NDR, PDR, latency at fractions of PDR).
+    #[serde(default)]
+    pub rfc2544: Vec<Rfc2544Row>,
 }
 
-/// Writes `results.json`, `summary.md`, `throughput.svg` and `latency.svg` into `out`.
+/// Writes `results.json`, `summary.md`, `throughput.svg`, `latency.svg` and (where the
+/// scenario ran) `rfc2544.svg` into `out`.
 ///
 /// # Errors
 /// I/O.
@@ -86,6 +90,9 @@ pub fn write(r: &Results, out: &Path) -> Result<()> {
     std::fs::write(out.join("summary.md"), summary(r))?;
     std::fs::write(out.join("throughput.svg"), throughput_svg(r))?;
     std::fs::write(out.join("latency.svg"), latency_svg(r))?;
+    if !r.rfc2544.is_empty() {
+        std::fs::write(out.join("rfc2544.svg"), rfc2544_svg(r))?;
+    }
     println!("results: {}", out.display());
     Ok(())
 }
@@ -175,5 +182,89 @@ pub fn summary(r: &Results) -> String {
             l.reordered
         );
     }
+    if !r.rfc2544.is_empty() {
+        rfc2544_summary(&mut s, r);
+    }
     s
+}
+
+/// The RFC 2544 tables: NDR and PDR per size and forwarder, then latency at fractions of PDR.
+fn rfc2544_summary(s: &mut String, r: &Results) {
+    use std::fmt::Write;
+    let _ = writeln!(
+        s,
+        "\n## RFC 2544 throughput (NDR: no loss; PDR: at most 0.5 %; min/median/max over runs)\n"
+    );
+    let _ = writeln!(
+        s,
+        "Final trials of {} s, search width {} %; loss from the tester port's transmit counters \
+         and the sink's counts.\n",
+        r.options.trial_seconds,
+        r.options.width * 100.0
+    );
+    let _ = writeln!(s, "| size | forwarder | NDR Mpps | PDR Mpps | NDR Gbit/s | NDR / ceiling | NDR / kernel | PDR / ceiling | tester max Mpps | trials |");
+    let _ = writeln!(
+        s,
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+    );
+    let spread = |x: &Spread| format!("{:.3}/{:.3}/{:.3}", x.min, x.median, x.max);
+    for row in &r.rfc2544 {
+        let at_max = if row.pdr_at_tester_max > 0 {
+            format!(" ({} at tester max)", row.pdr_at_tester_max)
+        } else {
+            String::new()
+        };
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {}{} | {:.2} | {} | {} | {} | {} | {} |",
+            row.size,
+            row.variant,
+            spread(&row.ndr_mpps),
+            spread(&row.pdr_mpps),
+            at_max,
+            row.ndr_gbps_median,
+            spread(&row.ndr_to_ceiling),
+            spread(&row.ndr_to_kernel),
+            spread(&row.pdr_to_ceiling),
+            spread(&row.tester_max_mpps),
+            row.trials.len()
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n### Latency at 10, 50 and 90 % of PDR (median over runs)\n"
+    );
+    let _ = writeln!(
+        s,
+        "| size | forwarder | of PDR | Mpps | p50 µs | p99 µs | p99.9 µs | max µs | loss |"
+    );
+    let _ = writeln!(s, "| --- | --- | --- | --- | --- | --- | --- | --- | --- |");
+    for row in &r.rfc2544 {
+        for of_pdr in rfc2544::LATENCY_AT {
+            let at: Vec<&Rfc2544Latency> = row
+                .latency
+                .iter()
+                .filter(|l| (l.of_pdr - of_pdr).abs() < 1e-9)
+                .collect();
+            if at.is_empty() {
+                continue;
+            }
+            let median = |f: &dyn Fn(&Rfc2544Latency) -> f64| {
+                Spread::of(&at.iter().map(|l| f(l)).collect::<Vec<_>>()).median
+            };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {:.0} % | {:.3} | {:.1} | {:.1} | {:.1} | {:.1} | {:.4} % |",
+                row.size,
+                row.variant,
+                of_pdr * 100.0,
+                median(&|l| l.pps) / 1e6,
+                median(&|l| l.percentiles_us[0]),
+                median(&|l| l.percentiles_us[2]),
+                median(&|l| l.percentiles_us[3]),
+                median(&|l| l.percentiles_us[4]),
+                median(&|l| l.loss) * 100.0
+            );
+        }
+    }
 }

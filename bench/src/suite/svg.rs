@@ -10,33 +10,71 @@ fn svg_escape(t: &str) -> String {
 
 /// Grouped bars: median Mpps per forwarder, one group per size.
 pub fn throughput_svg(r: &Results) -> String {
-    use std::fmt::Write;
-    let sizes: Vec<&str> = {
-        let mut v: Vec<&str> = Vec::new();
-        for t in &r.throughput {
-            if !v.contains(&t.size.as_str()) {
-                v.push(&t.size);
-            }
-        }
-        v
-    };
-    let variants: Vec<&str> = {
-        let mut v: Vec<&str> = Vec::new();
-        for t in &r.throughput {
-            if !v.contains(&t.variant.as_str()) {
-                v.push(&t.variant);
-            }
-        }
-        v
-    };
-    let max = r
+    let bars: Vec<Bar> = r
         .throughput
         .iter()
-        .map(|t| t.mpps.max)
+        .map(|t| Bar {
+            size: &t.size,
+            variant: t.variant.clone(),
+            mpps: t.mpps,
+        })
+        .collect();
+    bars_svg("Throughput, Mpps (median; whiskers min-max)", &bars)
+}
+
+/// Grouped bars of the RFC 2544 scenario: NDR and PDR per forwarder, one group per size.
+pub fn rfc2544_svg(r: &Results) -> String {
+    let bars: Vec<Bar> = r
+        .rfc2544
+        .iter()
+        .flat_map(|row| {
+            [
+                Bar {
+                    size: &row.size,
+                    variant: format!("{} NDR", row.variant),
+                    mpps: row.ndr_mpps,
+                },
+                Bar {
+                    size: &row.size,
+                    variant: format!("{} PDR", row.variant),
+                    mpps: row.pdr_mpps,
+                },
+            ]
+        })
+        .collect();
+    bars_svg(
+        "RFC 2544: NDR (no loss) and PDR (at most 0.5 % loss), Mpps (median; whiskers min-max)",
+        &bars,
+    )
+}
+
+/// One bar: a forwarder's rate at a size.
+struct Bar<'a> {
+    size: &'a str,
+    variant: String,
+    mpps: Spread,
+}
+
+fn bars_svg(title: &str, bars: &[Bar]) -> String {
+    use std::fmt::Write;
+    let mut sizes: Vec<&str> = Vec::new();
+    let mut variants: Vec<&str> = Vec::new();
+    for b in bars {
+        if !sizes.contains(&b.size) {
+            sizes.push(b.size);
+        }
+        if !variants.contains(&b.variant.as_str()) {
+            variants.push(&b.variant);
+        }
+    }
+    let max = bars
+        .iter()
+        .map(|b| b.mpps.max)
         .fold(0.0, f64::max)
         .max(0.001);
     let colors = [
-        "#68737f", "#adb5bd", "#0b63b6", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c",
+        "#68737f", "#adb5bd", "#0b63b6", "#d9480f", "#2b8a3e", "#862e9c", "#c2255c", "#e67700",
+        "#1098ad", "#5c940d", "#364fc7", "#a61e4d",
     ];
     let (w, h, left, bottom) = (860.0, 360.0, 60.0, 60.0);
     let group = (w - left - 20.0) / sizes.len().max(1) as f64;
@@ -49,7 +87,8 @@ pub fn throughput_svg(r: &Results) -> String {
     );
     let _ = write!(
         s,
-        r#"<text x="{left}" y="14" font-size="13">Throughput, Mpps (median; whiskers min-max)</text>"#
+        r#"<text x="{left}" y="14" font-size="13">{}</text>"#,
+        svg_escape(title)
     );
     for i in 0..=4 {
         let v = max * f64::from(i) / 4.0;
@@ -71,10 +110,9 @@ pub fn throughput_svg(r: &Results) -> String {
             svg_escape(size)
         );
         for (k, variant) in variants.iter().enumerate() {
-            if let Some(t) = r
-                .throughput
+            if let Some(t) = bars
                 .iter()
-                .find(|t| t.size == *size && t.variant == *variant)
+                .find(|b| b.size == *size && b.variant == *variant)
             {
                 let scale = |v: f64| (h - bottom - 30.0) * v / max;
                 let x = x0 + bar * k as f64;
