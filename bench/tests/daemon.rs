@@ -417,9 +417,9 @@ fn a_worker_that_panics_is_noticed_and_its_lagg_restarts() {
     };
     assert!(ping(&bed));
     let pid = daemon.pid();
-    let crashed = xlagg_control::api::call(
+    let crashed = xlagg_control::mgmt::api::call(
         &daemon.socket,
-        &xlagg_control::api::Request::CrashWorker {
+        &xlagg_control::mgmt::api::Request::CrashWorker {
             name: "lagg0".into(),
             queue: 0,
         },
@@ -451,9 +451,9 @@ fn a_worker_that_panics_is_noticed_and_its_lagg_restarts() {
     // Without the flag the request is refused.
     drop(daemon);
     let plain = Daemon::start(&bed, "[daemon]\nlink_poll_ms = 10000\n");
-    let refused = xlagg_control::api::call(
+    let refused = xlagg_control::mgmt::api::call(
         &plain.socket,
-        &xlagg_control::api::Request::CrashWorker {
+        &xlagg_control::mgmt::api::Request::CrashWorker {
             name: "lagg0".into(),
             queue: 0,
         },

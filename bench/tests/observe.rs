@@ -256,7 +256,7 @@ fn metrics_dump_and_live_dashboard_under_traffic() {
         ) > 0.0
     );
     assert!(value(&text, "xlagg_worker_latency_seconds_count{lagg=\"lagg0\"}") > 1000.0);
-    for m in xlagg_control::metrics::CATALOG {
+    for m in xlagg_control::mgmt::metrics::CATALOG {
         assert!(
             text.contains(&format!("# TYPE {} {}", m.name, m.kind)),
             "{} exported",

@@ -11,8 +11,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use common::{run, serial, Bed, Daemon};
-use xlagg_control::bfd;
-use xlagg_control::lacp::pdu::{Lacpdu, PortInfo, PortState, SLOW_PROTOCOLS_MAC};
+use xlagg_control::proto::bfd;
+use xlagg_control::proto::lacp::pdu::{Lacpdu, PortInfo, PortState, SLOW_PROTOCOLS_MAC};
 
 /// Sends `frame` as is on `iface` of the partner namespace (an AF_PACKET socket).
 fn inject(bed: &Bed, iface: &str, frame: &[u8]) {

@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use xlagg_control::lacp::pdu::{self, Lacpdu, PortInfo, PortState};
+use xlagg_control::proto::lacp::pdu::{self, Lacpdu, PortInfo, PortState};
 
 fn bench(c: &mut Criterion) {
     let info = |system: u8, port: u16| PortInfo {

@@ -12,18 +12,13 @@
 //! - [`sys`]: devices through rtnetlink, offloads through ethtool.
 //!
 //! The modules are also re-exported at the crate root under their own names
-//! (`xlagg_control::lacp`, `xlagg_control::lagg`, ...).
+//! (`xlagg_control::proto::lacp`, `xlagg_control::runtime::lagg`, ...).
 //!
 #![forbid(unsafe_code)]
 
+pub mod app;
 pub mod config;
 pub mod mgmt;
 pub mod proto;
 pub mod runtime;
 pub mod sys;
-
-pub use config::{ifconfig, rcconf, store};
-pub use mgmt::{api, cli, http, metrics};
-pub use proto::{bfd, lacp, notify, probe};
-pub use runtime::{control_loop, daemon, lagg, members, status};
-pub use sys::{netdev, offload};

@@ -1,7 +1,7 @@
 //! The man page and shell completions in dist/ are what the command-line definition
 //! generates; after changing control/src/mgmt/cli.rs, run scripts/gen-docs.sh.
 
-use xlagg_control::cli::{generate, Generate};
+use xlagg_control::mgmt::cli::{generate, Generate};
 
 fn generated(what: Generate) -> String {
     let mut out = Vec::new();

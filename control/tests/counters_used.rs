@@ -81,7 +81,7 @@ fn the_running_loop_advances_its_loop_and_latency_counters() {
 fn the_grafana_dashboard_uses_only_exported_metrics() {
     let text = source("dist/grafana/xlagg-dashboard.json");
     let dash: serde_json::Value = serde_json::from_str(&text).expect("the dashboard is JSON");
-    let names: Vec<&str> = xlagg_control::metrics::CATALOG
+    let names: Vec<&str> = xlagg_control::mgmt::metrics::CATALOG
         .iter()
         .map(|m| m.name)
         .collect();

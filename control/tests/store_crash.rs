@@ -6,7 +6,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use xlagg_control::store::{backup_path, write_atomic};
+use xlagg_control::config::store::{backup_path, write_atomic};
 
 /// Two versions large enough that a write takes a while (several pages each).
 fn version(which: u8) -> String {

@@ -655,7 +655,7 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
                 *b += n;
             }
         }
-        let p = xlagg_control::metrics::latency_percentiles(&buckets).unwrap_or_default();
+        let p = xlagg_control::mgmt::metrics::latency_percentiles(&buckets).unwrap_or_default();
         let received: u64 = m.ports.iter().map(|p| p.test).sum();
         let offered = m.generated as i64;
         let row = LatencyRow {

@@ -336,7 +336,8 @@ impl Setup<'_> {
                 continue;
             }
             let ran = self.trial(&mut sink, load, pps, last)?;
-            let ns = xlagg_control::metrics::latency_percentiles(&ran.latency).unwrap_or_default();
+            let ns =
+                xlagg_control::mgmt::metrics::latency_percentiles(&ran.latency).unwrap_or_default();
             latency.push(Rfc2544Latency {
                 run: load.run,
                 of_pdr,

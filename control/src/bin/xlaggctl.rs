@@ -1,14 +1,14 @@
 //! `xlaggctl`: ifconfig for xlagg laggs, talking to `xlaggd` over its Unix socket.
-//! See `xlaggctl --help` (the text lives in `xlagg_control::cli`).
+//! See `xlaggctl --help` (the text lives in `xlagg_control::mgmt::cli`).
 
 use std::process::ExitCode;
 
 use clap::Parser;
-use xlagg_control::api::{self, Request, Response};
-use xlagg_control::cli::{self, Cli};
+use xlagg_control::config::rcconf;
 use xlagg_control::config::{is_lagg_name, ConfigDoc};
-use xlagg_control::rcconf;
-use xlagg_control::status::{self, LaggStatus};
+use xlagg_control::mgmt::api::{self, Request, Response};
+use xlagg_control::mgmt::cli::{self, Cli};
+use xlagg_control::runtime::status::{self, LaggStatus};
 
 /// sysexits' EX_UNAVAILABLE: the daemon does not answer.
 const UNAVAILABLE: u8 = 69;

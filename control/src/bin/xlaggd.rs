@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Parser;
-use xlagg_control::runtime::startup::{self, Options};
+use xlagg_control::app::startup::{self, Options};
 
 /// xlagg link-aggregation daemon.
 #[derive(Parser, Debug)]
@@ -57,7 +57,7 @@ fn main() -> ExitCode {
     }
     let args = Args::parse();
     if args.metrics_catalog {
-        print!("{}", xlagg_control::metrics::catalog_text());
+        print!("{}", xlagg_control::mgmt::metrics::catalog_text());
         return ExitCode::SUCCESS;
     }
     let stop = Arc::new(AtomicBool::new(false));

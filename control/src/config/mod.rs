@@ -273,9 +273,9 @@ pub struct LacpOptions {
     /// Fewer distributing ports than this: the lagg distributes on none.
     pub min_links: usize,
     /// Mux control: coupled (default) or independent.
-    pub mux: crate::lacp::MuxMode,
+    pub mux: crate::proto::lacp::MuxMode,
     /// Aggregator selection: speed, count or stable.
-    pub selection: crate::lacp::SelectionPolicy,
+    pub selection: crate::proto::lacp::SelectionPolicy,
 }
 
 impl Default for LacpOptions {
@@ -291,8 +291,8 @@ impl Default for LacpOptions {
             port_priority: 0x8000,
             port_priorities: Vec::new(),
             min_links: 1,
-            mux: crate::lacp::MuxMode::Coupled,
-            selection: crate::lacp::SelectionPolicy::Speed,
+            mux: crate::proto::lacp::MuxMode::Coupled,
+            selection: crate::proto::lacp::SelectionPolicy::Speed,
         }
     }
 }

@@ -10,7 +10,7 @@
 //! create_args_lagg0="laggproto lacp laggport em0"
 //! ```
 //!
-//! The words go through the same parser as `xlaggctl` ([`crate::ifconfig`]) and the result
+//! The words go through the same parser as `xlaggctl` ([`crate::config::ifconfig`]) and the result
 //! through the one validator. Variables that do not concern a lagg are skipped; words that have
 //! no meaning here (`-ifdisabled`, offload flags) are dropped with a note. `DHCP`, `SYNCDHCP`
 //! and `accept_rtadv` become `dhcp`, `dhcp_sync` and `ipv6_auto`. Shell expansions and unknown
@@ -18,8 +18,8 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::ifconfig;
 use crate::config::{is_lagg_name, ConfigDoc, LaggSpec};
-use crate::ifconfig;
 
 /// An imported configuration and what was left out on the way.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -17,7 +17,7 @@ use super::{
     ConfigError, DaemonConfig, DaemonSpec, DhcpOptions, Engine, LacpOptions, LaggConfig, LaggProto,
     LaggSpec, Upper, DEFAULT_HTTP, DEFAULT_SOCKET, DEFAULT_TOKEN_FILE, MAX_ADDRESSES, MAX_MTU,
 };
-use crate::lacp::{MuxMode, SelectionPolicy};
+use crate::proto::lacp::{MuxMode, SelectionPolicy};
 
 /// Where problems of one lagg go, prefixed with its name (or `lagg[i]` when the name itself
 /// is wrong).

@@ -46,8 +46,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::json;
 use tokio::sync::Semaphore;
 
-use crate::api::{Dispatcher, ReadView, Request, Response};
 use crate::config::LaggSpec;
+use crate::mgmt::api::{Dispatcher, ReadView, Request, Response};
 
 /// The web UI's files, compiled in (the appliance may have no internet).
 const ASSETS: &[(&str, &str, &str)] = &[
@@ -129,8 +129,8 @@ pub fn load_or_create_token(path: &Path) -> io::Result<String> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    if let crate::store::Written::NotDurable(e) =
-        crate::store::write_atomic(path, &format!("{token}\n"))?
+    if let crate::config::store::Written::NotDurable(e) =
+        crate::config::store::write_atomic(path, &format!("{token}\n"))?
     {
         tracing::warn!(error = %e, "API token saved but not yet safe from a power loss");
     }

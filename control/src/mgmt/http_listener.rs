@@ -8,8 +8,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::api::Dispatcher;
-use crate::http::{load_or_create_token, HttpOptions, HttpServer};
+use crate::mgmt::api::Dispatcher;
+use crate::mgmt::http::{load_or_create_token, HttpOptions, HttpServer};
+use crate::runtime::status::HttpState;
 
 /// The first pause after a failed start.
 const FIRST_RETRY: Duration = Duration::from_secs(1);
@@ -27,30 +28,6 @@ pub struct HttpPlan {
     pub hosts: Vec<String>,
     /// HTTPS: certificate chain and private key (PEM files).
     pub tls: Option<(PathBuf, PathBuf)>,
-}
-
-/// Where the listener stands, for the status and the dump.
-#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
-#[serde(rename_all = "snake_case", tag = "state")]
-pub enum HttpState {
-    /// None asked for.
-    Off,
-    /// Serving on this address.
-    Listening {
-        /// The address.
-        addr: String,
-    },
-    /// Not serving; tried again at the next attempt.
-    Retrying {
-        /// The address asked for.
-        addr: String,
-        /// Why the last try failed.
-        error: String,
-        /// Tries so far.
-        attempts: u32,
-        /// Seconds until the next.
-        next_in_s: u64,
-    },
 }
 
 /// The listener and its retries.
@@ -180,7 +157,7 @@ mod tests {
     fn an_address_this_machine_does_not_have_is_retried_and_reported() {
         let dir = std::env::temp_dir().join(format!("xlagg-listener-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
-        let server = crate::api::Server::bind(&dir.join("s.sock")).expect("bind");
+        let server = crate::mgmt::api::Server::bind(&dir.join("s.sock")).expect("bind");
         // TEST-NET-1: never an address of this machine.
         let plan = HttpPlan {
             addr: "192.0.2.77:8474".parse().expect("address"),

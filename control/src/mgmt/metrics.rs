@@ -7,7 +7,7 @@ use std::fmt::Write;
 use xlagg_common::XdpCounter;
 use xlagg_dataplane::counters::{latency_bucket_upper, DropReason, XskCounter, LATENCY_BUCKETS};
 
-use crate::lagg::LaggSample;
+use crate::runtime::lagg::LaggSample;
 
 /// One metric family.
 #[derive(Debug, Clone, Copy)]
@@ -233,7 +233,7 @@ fn lagg_families(o: &mut Out, samples: &[LaggSample], facts: &DaemonFacts) {
 
 /// Each port: link, collecting, distributing and traffic.
 fn port_families(o: &mut Out, samples: &[LaggSample]) {
-    type PortFlag = fn(&crate::lagg::PortSample) -> bool;
+    type PortFlag = fn(&crate::runtime::lagg::PortSample) -> bool;
     let flags: [(&str, PortFlag); 3] = [
         ("xlagg_port_link_up", |p| p.link),
         ("xlagg_port_collecting", |p| p.collecting),
@@ -254,7 +254,7 @@ fn port_families(o: &mut Out, samples: &[LaggSample]) {
             .iter()
             .filter(|p| p.role == "member" && p.lacp.is_some())
         {
-            for kind in crate::lacp::AlarmKind::ALL {
+            for kind in crate::proto::lacp::AlarmKind::ALL {
                 let labels = [
                     ("lagg", s.name.as_str()),
                     ("port", &p.name),
@@ -288,7 +288,7 @@ fn port_families(o: &mut Out, samples: &[LaggSample]) {
             );
         }
     }
-    type PortValue = fn(&crate::lagg::PortSample) -> u64;
+    type PortValue = fn(&crate::runtime::lagg::PortSample) -> u64;
     let traffic: [(&str, PortValue); 8] = [
         ("xlagg_port_rx_packets_total", |p| p.totals.rx_packets),
         ("xlagg_port_rx_bytes_total", |p| p.totals.rx_bytes),
@@ -374,7 +374,7 @@ fn monitor_families(o: &mut Out, samples: &[LaggSample]) {
                 o.sample(
                     "xlagg_port_monitor_up",
                     &labels,
-                    b(state == crate::bfd::State::Up),
+                    b(state == crate::proto::bfd::State::Up),
                 );
             }
             if let Some(ok) = p.probe_ok {
@@ -411,7 +411,7 @@ fn monitor_families(o: &mut Out, samples: &[LaggSample]) {
 
 /// Each LACP port's PDUs and state.
 fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
-    let lacp_ports: Vec<(&str, &str, &crate::lacp::PortStatus)> = samples
+    let lacp_ports: Vec<(&str, &str, &crate::proto::lacp::PortStatus)> = samples
         .iter()
         .flat_map(|s| {
             s.ports.iter().filter_map(move |p| {
@@ -473,12 +473,12 @@ fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
             );
         }
     }
-    type LacpValue = fn(&crate::lacp::PortStatus) -> f64;
+    type LacpValue = fn(&crate::proto::lacp::PortStatus) -> f64;
     let lacp_state: [(&str, LacpValue); 3] = [
         ("xlagg_lacp_actor_state", |l| f64::from(l.actor.state.0)),
         ("xlagg_lacp_partner_state", |l| f64::from(l.partner.state.0)),
         ("xlagg_lacp_selected", |l| {
-            if l.selected == crate::lacp::Selected::Selected {
+            if l.selected == crate::proto::lacp::Selected::Selected {
                 1.0
             } else {
                 0.0
@@ -649,9 +649,9 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
                     let lacp = p.lacp.as_ref().map(|l| {
                         json!({
                             "actor": l.actor.to_string(),
-                            "actor_state": crate::status::flag_names(&l.actor.state.to_string()),
+                            "actor_state": crate::runtime::status::flag_names(&l.actor.state.to_string()),
                             "partner": l.partner.to_string(),
-                            "partner_state": crate::status::flag_names(&l.partner.state.to_string()),
+                            "partner_state": crate::runtime::status::flag_names(&l.partner.state.to_string()),
                             "selected": l.selected.to_string(),
                             "mux": l.mux.to_string(),
                         })
@@ -702,23 +702,23 @@ pub fn snapshot(samples: &[LaggSample]) -> serde_json::Value {
             })
         })
         .collect();
-    json!({ "time_ms": crate::lagg::unix_ms(), "laggs": laggs })
+    json!({ "time_ms": crate::runtime::lagg::unix_ms(), "laggs": laggs })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lagg::{PortSample, WorkerSample};
+    use crate::runtime::lagg::{PortSample, WorkerSample};
     use xlagg_dataplane::counters::PortTotals;
 
     fn sample() -> LaggSample {
-        let lacp = crate::lacp::PortStatus {
+        let lacp = crate::proto::lacp::PortStatus {
             name: "em0".into(),
             actor: Default::default(),
             partner: Default::default(),
-            selected: crate::lacp::Selected::Selected,
-            rx: crate::lacp::rx::State::Current,
-            mux: crate::lacp::mux::State::Detached,
+            selected: crate::proto::lacp::Selected::Selected,
+            rx: crate::proto::lacp::rx::State::Current,
+            mux: crate::proto::lacp::mux::State::Detached,
             counters: Default::default(),
         };
         let port = |name: &str, role: &'static str| PortSample {
@@ -730,7 +730,7 @@ mod tests {
             totals: PortTotals::default(),
             xdp: [0; XdpCounter::COUNT as usize],
             lacp: (role == "member").then(|| lacp.clone()),
-            bfd: (role == "member").then_some((crate::bfd::State::Up, Default::default())),
+            bfd: (role == "member").then_some((crate::proto::bfd::State::Up, Default::default())),
             probe_ok: (role == "member").then_some(true),
             data_path_leaves: u64::from(role == "member") * 4,
             tx_share: (role == "member").then_some(1.0),

@@ -179,7 +179,7 @@ mod tests {
         let v6: IpAddr = "2001:db8:77::2".parse().unwrap();
         let IpAddr::V6(t6) = v6 else { unreachable!() };
         // The target's advertisement (built independently, by the peer-notification code).
-        let mut na = crate::notify::unsolicited_na([2, 0, 0, 0, 0, 9], t6);
+        let mut na = crate::proto::notify::unsolicited_na([2, 0, 0, 0, 0, 9], t6);
         na[0..6].copy_from_slice(&pm);
         assert_eq!(reply_from(&na, pm, &[v6]), Some(v6));
         let mut bad_sum = na.clone();

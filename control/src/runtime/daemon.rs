@@ -8,15 +8,13 @@
 
 use std::path::PathBuf;
 
-use serde_json::json;
-
-use crate::api::{ReadView, Request, Response};
+use crate::config::ifconfig;
+use crate::config::store;
 use crate::config::{Config, ConfigDoc, LaggConfig};
-use crate::ifconfig;
-use crate::lagg::{Lagg, LaggEvent, Reconciled, StartOptions};
-use crate::netdev::Netlink;
-use crate::status::LaggStatus;
-use crate::store;
+use crate::runtime::lagg::{Explanation, LaggSample};
+use crate::runtime::lagg::{Lagg, LaggEvent, Reconciled, StartOptions};
+use crate::runtime::status::{HttpState, LaggStatus};
+use crate::sys::netdev::Netlink;
 use xlagg_sys::linkevents::LinkEvent;
 
 /// The daemon's laggs and their configuration.
@@ -26,7 +24,7 @@ pub struct Daemon {
     doc: ConfigDoc,
     config: Config,
     laggs: Vec<Lagg>,
-    http: crate::mgmt::http_listener::HttpState,
+    http: HttpState,
     token_file: PathBuf,
     /// The event timeline: (sequence number, event), the newest last.
     events: std::collections::VecDeque<(u64, LaggEvent)>,
@@ -38,6 +36,27 @@ pub struct Daemon {
     /// Fault-injection requests are honoured (tests only).
     #[cfg_attr(not(feature = "testing"), allow(dead_code))]
     fault_injection: bool,
+}
+
+/// A change's outcome: the laggs it changed (or, dry run, would change), or one message per
+/// problem (nothing changed).
+pub type Change = Result<Vec<String>, Vec<String>>;
+
+/// A host interface a lagg could use, as the management front ends list it.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+pub struct Interface {
+    /// Name.
+    pub name: String,
+    /// MAC address, `aa:bb:..`.
+    pub mac: String,
+    /// MTU.
+    pub mtu: u32,
+    /// Administratively up with carrier.
+    pub up: bool,
+    /// The link kind (`veth`, ...), if any.
+    pub kind: Option<String>,
+    /// The lagg that uses it (as a member or forward port), if any.
+    pub lagg: Option<String>,
 }
 
 /// Why a lagg that should run does not, and when it is tried again.
@@ -72,7 +91,7 @@ impl Daemon {
             doc,
             config,
             laggs: Vec::new(),
-            http: crate::mgmt::http_listener::HttpState::Off,
+            http: HttpState::Off,
             token_file: PathBuf::new(),
             events: std::collections::VecDeque::new(),
             next_event: 1,
@@ -99,7 +118,7 @@ impl Daemon {
         if self.failed.get(name).is_none_or(|f| f.reason != reason) {
             tracing::error!(lagg = %name, error = %reason, attempts, retry_in_s = wait.as_secs(), "lagg not running; the others are unaffected");
             self.push_event(LaggEvent {
-                time_ms: crate::lagg::unix_ms(),
+                time_ms: crate::runtime::lagg::unix_ms(),
                 kind: "fault",
                 lagg: name.to_string(),
                 port: None,
@@ -150,7 +169,7 @@ impl Daemon {
                     self.sort();
                     tracing::info!(lagg = %name, "lagg started after an earlier failure");
                     self.push_event(LaggEvent {
-                        time_ms: crate::lagg::unix_ms(),
+                        time_ms: crate::runtime::lagg::unix_ms(),
                         kind: "fault",
                         lagg: name.clone(),
                         port: None,
@@ -189,7 +208,7 @@ impl Daemon {
             let cfg = lagg.config().clone();
             tracing::error!(lagg = %cfg.name, queues = ?queues, "a worker died; restarting the lagg");
             self.push_event(LaggEvent {
-                time_ms: crate::lagg::unix_ms(),
+                time_ms: crate::runtime::lagg::unix_ms(),
                 kind: "fault",
                 lagg: cfg.name.clone(),
                 port: None,
@@ -262,29 +281,13 @@ impl Daemon {
         }
     }
 
-    fn events_since(&self, since: u64) -> Vec<serde_json::Value> {
-        self.events
-            .iter()
-            .filter(|(seq, _)| *seq > since)
-            .map(|(seq, e)| {
-                let mut v = json!(e);
-                v["seq"] = json!(seq);
-                v
-            })
-            .collect()
-    }
-
-    fn samples(&self) -> Vec<crate::lagg::LaggSample> {
-        self.laggs.iter().map(Lagg::sample).collect()
-    }
-
     /// Where the API token is kept (for the dump).
     pub fn set_token_file(&mut self, token_file: PathBuf) {
         self.token_file = token_file;
     }
 
     /// Where the HTTP listener stands (for the dump).
-    pub fn set_http_state(&mut self, state: crate::mgmt::http_listener::HttpState) {
+    pub fn set_http_state(&mut self, state: HttpState) {
         self.http = state;
     }
 
@@ -362,132 +365,69 @@ impl Daemon {
         }
     }
 
-    /// What the HTTP listener serves reads from until the next one (see [`ReadView`]).
-    pub fn read_view(&mut self, nl: &Netlink) -> ReadView {
+    /// Refreshes every lagg's load meter (each member's share and the imbalance index).
+    pub fn measure_load(&mut self) {
         let now = std::time::Instant::now();
         for l in &mut self.laggs {
             l.measure_load(now);
         }
-        let mut data = |r: Request| {
-            let response = self.handle(nl, r);
-            response.data
-        };
-        let laggs = match data(Request::Status { name: None }) {
-            serde_json::Value::Array(a) => a,
-            _ => Vec::new(),
-        };
-        let config = data(Request::Config);
-        let interfaces = data(Request::Interfaces);
-        let dump = data(Request::Dump);
-        let metrics = data(Request::Metrics)["text"]
-            .as_str()
-            .unwrap_or_default()
-            .to_string();
-        let counters = crate::metrics::snapshot(&self.samples());
-        let events = self
-            .events
+    }
+
+    /// The configuration document as its file holds it.
+    pub fn doc(&self) -> &ConfigDoc {
+        &self.doc
+    }
+
+    /// The configuration file.
+    pub fn config_path(&self) -> &std::path::Path {
+        &self.path
+    }
+
+    /// Where the API token is kept.
+    pub fn token_file(&self) -> &std::path::Path {
+        &self.token_file
+    }
+
+    /// Where the HTTP listener stands.
+    pub fn http_state(&self) -> &HttpState {
+        &self.http
+    }
+
+    /// Every running lagg's counters and state.
+    pub fn samples(&self) -> Vec<LaggSample> {
+        self.laggs.iter().map(Lagg::sample).collect()
+    }
+
+    /// The event timeline after sequence number `since`, oldest first.
+    pub fn events_since(&self, since: u64) -> impl Iterator<Item = (u64, &LaggEvent)> {
+        self.events
             .iter()
-            .map(|(seq, e)| {
-                let mut v = json!(e);
-                v["seq"] = json!(seq);
-                (*seq, v)
-            })
-            .collect();
-        ReadView {
-            made_ms: crate::lagg::unix_ms(),
-            laggs,
-            config,
-            interfaces,
-            dump,
-            metrics,
-            counters,
-            events,
-        }
+            .filter(move |(seq, _)| *seq > since)
+            .map(|(seq, e)| (*seq, e))
     }
 
-    /// Answers one request.
-    pub fn handle(&mut self, nl: &Netlink, request: Request) -> Response {
-        match request {
-            Request::Status { name } => match self.status(name.as_deref()) {
-                Ok(s) => Response::data(json!(s)),
-                Err(e) => Response::refused(vec![e]),
-            },
-            Request::Config => Response::data(json!({ "toml": self.doc.to_toml() })),
-            Request::Metrics => Response::data(json!({ "text": self.metrics_text() })),
-            Request::Snapshot { since } => {
-                let mut v = crate::metrics::snapshot(&self.samples());
-                v["events"] = json!(self.events_since(since));
-                v["next"] = json!(self.next_event - 1);
-                Response::data(v)
-            }
-            Request::Dump => self.dump(),
-            Request::Ifconfig {
-                name,
-                args,
-                dry_run,
-            } => self.ifconfig(nl, &name, &args, dry_run),
-            Request::PutLagg {
-                spec,
-                create,
-                options,
-                dry_run,
-            } => self.put_lagg(nl, *spec, create, &options, dry_run),
-            Request::DeleteLagg { name, dry_run } => {
-                let mut doc = self.doc.clone();
-                match ifconfig::apply(&mut doc, &name, &[ifconfig::Op::Destroy]) {
-                    Err(e) => Response::refused(vec![e]),
-                    Ok(()) => self.change(nl, doc, dry_run, None),
-                }
-            }
-            Request::Interfaces => match nl.links() {
-                Err(e) => Response::refused(vec![e.to_string()]),
-                Ok(links) => Response::data(json!(self.interfaces(&links))),
-            },
-            #[cfg(feature = "testing")]
-            Request::CrashWorker { name, queue } => self.crash_worker(&name, queue),
-            Request::Explain { name, flow } => self.explain(&name, &flow),
-            Request::Replace { toml, dry_run } => match ConfigDoc::from_toml(&toml) {
-                Err(e) => Response::refused(e.problems),
-                Ok(doc) => self.change(nl, doc, dry_run, None),
-            },
-        }
+    /// The newest event's sequence number (0: none yet).
+    pub fn last_event(&self) -> u64 {
+        self.next_event - 1
     }
 
-    /// `/metrics`: every running lagg's counters and what the daemon knows besides.
-    fn metrics_text(&self) -> String {
-        let facts = crate::metrics::DaemonFacts {
-            stopped: self
-                .config
-                .laggs
-                .iter()
-                .filter(|c| self.laggs.iter().all(|l| l.config().name != c.name))
-                .map(|c| c.name.clone())
-                .collect(),
-            failed: self.failed.keys().cloned().collect(),
-            events: self.event_counts.iter().map(|(k, v)| (*k, *v)).collect(),
-        };
-        crate::metrics::render(&self.samples(), &facts)
+    /// Events so far per kind, since start (the timeline keeps only the newest).
+    pub fn event_counts(&self) -> &std::collections::BTreeMap<&'static str, u64> {
+        &self.event_counts
     }
 
-    /// Everything a bug report needs, in one document.
-    fn dump(&self) -> Response {
-        match self.status(None) {
-            Ok(s) => Response::data(json!({
-                "version": env!("CARGO_PKG_VERSION"),
-                "counters": crate::metrics::snapshot(&self.samples()),
-                "events": self.events_since(0),
-                "config_file": self.path.display().to_string(),
-                "http": self.http,
-                "token_file": self.token_file.display().to_string(),
-                "config": self.doc,
-                "laggs": s,
-            })),
-            Err(e) => Response::refused(vec![e]),
-        }
+    /// Configured laggs that do not run (down, failed or without members).
+    pub fn stopped(&self) -> Vec<String> {
+        self.config
+            .laggs
+            .iter()
+            .filter(|c| self.laggs.iter().all(|l| l.config().name != c.name))
+            .map(|c| c.name.clone())
+            .collect()
     }
 
     /// `ifconfig NAME WORDS...` as one change.
-    fn ifconfig(&mut self, nl: &Netlink, name: &str, args: &[String], dry_run: bool) -> Response {
+    pub fn ifconfig(&mut self, nl: &Netlink, name: &str, args: &[String], dry_run: bool) -> Change {
         let mut doc = self.doc.clone();
         let edit = ifconfig::parse(args).and_then(|ops| {
             if ops.is_empty() {
@@ -496,44 +436,53 @@ impl Daemon {
             ifconfig::apply(&mut doc, name, &ops)
         });
         match edit {
-            Err(e) => Response::refused(vec![format!("{name}: {e}")]),
+            Err(e) => Err(vec![format!("{name}: {e}")]),
             Ok(()) => self.change(nl, doc, dry_run, Some(name)),
         }
     }
 
     /// The web form's lagg (`create`: it must be new; otherwise it must exist), with its
     /// free-text options as ifconfig words.
-    fn put_lagg(
+    pub fn put_lagg(
         &mut self,
         nl: &Netlink,
         spec: crate::config::LaggSpec,
         create: bool,
         options: &[String],
         dry_run: bool,
-    ) -> Response {
+    ) -> Change {
         let mut doc = self.doc.clone();
         let name = spec.name.clone();
         match doc.laggs.iter_mut().find(|l| l.name == name) {
-            Some(_) if create => {
-                return Response::refused(vec![format!("{name}.name: {name} already exists")])
-            }
+            Some(_) if create => return Err(vec![format!("{name}.name: {name} already exists")]),
             Some(existing) => *existing = spec,
-            None if !create => {
-                return Response::refused(vec![format!("{name}.name: {name} does not exist")])
-            }
+            None if !create => return Err(vec![format!("{name}.name: {name} does not exist")]),
             None => doc.laggs.push(spec),
         }
         if let Err(e) =
             ifconfig::parse(options).and_then(|ops| ifconfig::apply(&mut doc, &name, &ops))
         {
-            return Response::refused(vec![format!("{name}.options: {e}")]);
+            return Err(vec![format!("{name}.options: {e}")]);
         }
         self.change(nl, doc, dry_run, Some(&name))
     }
 
+    /// Removes lagg `name`.
+    pub fn delete_lagg(&mut self, nl: &Netlink, name: &str, dry_run: bool) -> Change {
+        let mut doc = self.doc.clone();
+        ifconfig::apply(&mut doc, name, &[ifconfig::Op::Destroy]).map_err(|e| vec![e])?;
+        self.change(nl, doc, dry_run, None)
+    }
+
+    /// Replaces the whole configuration with `toml`.
+    pub fn replace(&mut self, nl: &Netlink, toml: &str, dry_run: bool) -> Change {
+        let doc = ConfigDoc::from_toml(toml).map_err(|e| e.problems)?;
+        self.change(nl, doc, dry_run, None)
+    }
+
     /// The host's interfaces a lagg could use (not loopback, not a lagg, not a host-mode
     /// peer), each with the lagg that uses it, if any.
-    fn interfaces(&self, links: &[crate::netdev::LinkState]) -> Vec<serde_json::Value> {
+    pub fn interfaces(&self, links: &[crate::sys::netdev::LinkState]) -> Vec<Interface> {
         let used_by = |name: &str| {
             self.config.laggs.iter().find_map(|l| {
                 let forward =
@@ -543,59 +492,51 @@ impl Daemon {
         };
         links
             .iter()
-            .filter(|l| l.name != "lo" && !l.name.starts_with(crate::lagg::HOST_PEER_PREFIX))
+            .filter(|l| {
+                l.name != "lo" && !l.name.starts_with(crate::runtime::lagg::HOST_PEER_PREFIX)
+            })
             .filter(|l| self.config.laggs.iter().all(|c| c.name != l.name))
-            .map(|l| {
-                json!({
-                    "name": l.name,
-                    "mac": crate::netdev::format_mac(l.mac),
-                    "mtu": l.mtu,
-                    "up": l.admin_up && l.carrier,
-                    "kind": l.kind,
-                    "lagg": used_by(&l.name),
-                })
+            .map(|l| Interface {
+                name: l.name.clone(),
+                mac: crate::sys::netdev::format_mac(l.mac),
+                mtu: l.mtu,
+                up: l.admin_up && l.carrier,
+                kind: l.kind.clone(),
+                lagg: used_by(&l.name),
             })
             .collect()
     }
 
-    /// Fault injection (tests only): panics one worker of a running lagg.
-    /// `explain`: where a flow of a running lagg leaves, and why.
-    fn explain(&self, name: &str, flow: &[(String, String)]) -> Response {
-        let flow = match xlagg_dataplane::explain::Flow::parse(
+    /// `explain`: where a flow (given as `field=value` pairs) of a running lagg leaves, and
+    /// why.
+    pub fn explain(&self, name: &str, flow: &[(String, String)]) -> Result<Explanation, String> {
+        let flow = xlagg_dataplane::explain::Flow::parse(
             flow.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-        ) {
-            Ok(f) => f,
-            Err(e) => return Response::refused(vec![format!("{name} explain: {e}")]),
-        };
+        )
+        .map_err(|e| format!("{name} explain: {e}"))?;
         match self.laggs.iter().find(|l| l.config().name == name) {
-            Some(l) => match l.explain(&flow) {
-                Ok(x) => Response::data(json!(x)),
-                Err(e) => Response::refused(vec![format!("{name} explain: {e}")]),
-            },
-            None if self.config.laggs.iter().any(|c| c.name == name) => {
-                Response::refused(vec![format!(
-                    "{name} is not running, so no flow leaves on it: see its state with xlaggctl {name}"
-                )])
-            }
-            None => Response::refused(vec![format!(
+            Some(l) => l.explain(&flow).map_err(|e| format!("{name} explain: {e}")),
+            None if self.config.laggs.iter().any(|c| c.name == name) => Err(format!(
+                "{name} is not running, so no flow leaves on it: see its state with xlaggctl {name}"
+            )),
+            None => Err(format!(
                 "no lagg named {name}: create it first (xlaggctl {name} create)"
-            )]),
+            )),
         }
     }
 
+    /// Fault injection (tests only): panics one worker of a running lagg.
+    ///
+    /// # Errors
+    /// Fault injection off, no such lagg running, no such queue.
     #[cfg(feature = "testing")]
-    fn crash_worker(&self, name: &str, queue: usize) -> Response {
+    pub fn crash_worker(&self, name: &str, queue: usize) -> Result<(), String> {
         if !self.fault_injection {
-            return Response::refused(vec![
-                "fault injection is off (xlaggd --fault-injection, for tests)".into(),
-            ]);
+            return Err("fault injection is off (xlaggd --fault-injection, for tests)".into());
         }
         match self.laggs.iter().find(|l| l.config().name == name) {
-            None => Response::refused(vec![format!("{name} is not running")]),
-            Some(l) => match l.crash_worker(queue) {
-                Ok(()) => Response::data(json!({ "crashed": queue })),
-                Err(e) => Response::refused(vec![e]),
-            },
+            None => Err(format!("{name} is not running")),
+            Some(l) => l.crash_worker(queue),
         }
     }
 
@@ -609,20 +550,15 @@ impl Daemon {
         doc: ConfigDoc,
         dry_run: bool,
         focus: Option<&str>,
-    ) -> Response {
+    ) -> Change {
         if let (Err(_), Some(name)) = (doc.validate(), focus) {
             // The validator reports a conflict at the later lagg in file order: put the
             // edited one last to word the messages for whoever edited it.
             let mut reordered = doc.clone();
             reordered.laggs.sort_by_key(|l| l.name == name);
-            if let Err(e) = reordered.validate() {
-                return Response::refused(e.problems);
-            }
+            reordered.validate().map_err(|e| e.problems)?;
         }
-        match self.try_change(nl, doc, dry_run) {
-            Ok(changed) => Response::data(json!({ "changed": changed, "dry_run": dry_run })),
-            Err(errors) => Response::refused(errors),
-        }
+        self.try_change(nl, doc, dry_run)
     }
 
     /// Validates, checks against the devices, applies and saves `doc`, or undoes what it did:
@@ -765,7 +701,7 @@ impl Daemon {
         for name in changed {
             tracing::info!(lagg = %name, "configuration changed and applied");
             self.push_event(LaggEvent {
-                time_ms: crate::lagg::unix_ms(),
+                time_ms: crate::runtime::lagg::unix_ms(),
                 kind: "config",
                 lagg: name.clone(),
                 port: None,

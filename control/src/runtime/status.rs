@@ -164,7 +164,7 @@ pub struct PortStatus {
     pub bfd: Option<String>,
     /// Micro-BFD counters (accepted, sent, discarded, downs), when enabled.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub bfd_counters: Option<crate::bfd::Counters>,
+    pub bfd_counters: Option<crate::proto::bfd::Counters>,
     /// ARP/NS probe monitor verdict (`ok`, `failing`), when enabled.
     #[serde(default)]
     pub probe: Option<String>,
@@ -539,6 +539,30 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
         }
     );
     o
+}
+
+/// Where the HTTP listener stands, for the status and the dump (the listener reports it).
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case", tag = "state")]
+pub enum HttpState {
+    /// None asked for.
+    Off,
+    /// Serving on this address.
+    Listening {
+        /// The address.
+        addr: String,
+    },
+    /// Not serving; tried again at the next attempt.
+    Retrying {
+        /// The address asked for.
+        addr: String,
+        /// Why the last try failed.
+        error: String,
+        /// Tries so far.
+        attempts: u32,
+        /// Seconds until the next.
+        next_in_s: u64,
+    },
 }
 
 #[cfg(test)]

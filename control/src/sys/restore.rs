@@ -115,7 +115,7 @@ fn same_setting(a: &Undo, b: &Undo) -> bool {
 
 fn save(l: &Ledger) {
     let text = serde_json::to_string_pretty(&l.entries).unwrap_or_else(|_| "[]".into());
-    if let Err(e) = crate::store::write_atomic(&l.path, &text) {
+    if let Err(e) = crate::config::store::write_atomic(&l.path, &text) {
         tracing::warn!(file = %l.path.display(), error = %e, "could not write down the device settings to set back after a crash");
     }
 }
@@ -126,7 +126,7 @@ fn apply(undo: &Undo) -> Result<(), String> {
             if !Path::new("/sys/class/net").join(iface).exists() {
                 return Ok(());
             }
-            crate::offload::set(iface, &[(name.clone(), *on)]).map_err(|e| e.to_string())
+            crate::sys::offload::set(iface, &[(name.clone(), *on)]).map_err(|e| e.to_string())
         }
         Undo::Sysfs { path, value } => {
             if !path.exists() {

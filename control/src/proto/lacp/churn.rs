@@ -102,7 +102,7 @@ fn step(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lacp::port::test_port;
+    use crate::proto::lacp::port::test_port;
     use std::time::Duration;
 
     const T0: Time = Time(1_000_000_000);

@@ -147,7 +147,7 @@ pub(crate) fn run(port: &mut PortVars, now: Time, ready: bool, mode: MuxMode) ->
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lacp::port::test_port;
+    use crate::proto::lacp::port::test_port;
     use std::time::Duration;
 
     const T0: Time = Time(1_000_000_000);

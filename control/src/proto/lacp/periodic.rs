@@ -98,7 +98,7 @@ fn periodic_tx(port: &mut PortVars, now: Time) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lacp::port::test_port;
+    use crate::proto::lacp::port::test_port;
     use std::time::Duration;
 
     const T0: Time = Time(1_000_000_000);

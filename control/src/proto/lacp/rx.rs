@@ -192,7 +192,7 @@ fn enter_expired(port: &mut PortVars, now: Time) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::lacp::port::{partner_pdu, test_port};
+    use crate::proto::lacp::port::{partner_pdu, test_port};
     use std::time::Duration;
 
     const T0: Time = Time(1_000_000_000);

@@ -1,7 +1,7 @@
 //! Telling the peers of a member that the lagg's addresses now live behind it: gratuitous
 //! ARP and unsolicited NA for laggN's addresses (host mode), learning frames for the
 //! downstream hosts' MACs seen by the workers (forward mode). When, and on which members, is
-//! the member set's decision ([`MemberSet::due_notifications`](crate::members::MemberSet));
+//! the member set's decision ([`MemberSet::due_notifications`](crate::runtime::members::MemberSet));
 //! this part builds the frames and sends them.
 
 use std::sync::Arc;
@@ -12,7 +12,7 @@ use xlagg_sys::afpacket::PacketSocket;
 
 use super::Port;
 use crate::config::{LaggConfig, Upper};
-use crate::netdev::Netlink;
+use crate::sys::netdev::Netlink;
 
 /// How long a source MAC counts as recently seen (at least; at most twice that).
 const MAC_AGING: Duration = Duration::from_secs(60);
@@ -68,8 +68,8 @@ impl Announcer {
                 addresses
                     .iter()
                     .map(|ip| match ip {
-                        std::net::IpAddr::V4(v4) => crate::notify::gratuitous_arp(mac, *v4),
-                        std::net::IpAddr::V6(v6) => crate::notify::unsolicited_na(mac, *v6),
+                        std::net::IpAddr::V4(v4) => crate::proto::notify::gratuitous_arp(mac, *v4),
+                        std::net::IpAddr::V6(v6) => crate::proto::notify::unsolicited_na(mac, *v6),
                     })
                     .collect()
             }

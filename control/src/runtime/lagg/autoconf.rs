@@ -21,7 +21,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::config::{DhcpOptions, LaggConfig, Upper};
-use crate::netdev::Netlink;
+use crate::sys::netdev::Netlink;
 
 /// The DHCP client xlaggd runs (Debian: dhcpcd-base).
 pub const DHCP_CLIENT: &str = "dhcpcd";

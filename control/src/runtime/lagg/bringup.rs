@@ -14,8 +14,8 @@ use super::monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
 use super::xdp_port::{self, PortXdp};
 use super::{host_peer_name, Autoconf, Created, Lagg, LaggError, Port};
 use crate::config::{Engine, LaggConfig, LaggProto, Upper};
-use crate::members::Verdict;
-use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+use crate::runtime::members::Verdict;
+use crate::sys::netdev::{format_mac, LinkState, NetdevError, Netlink};
 use crate::sys::restore::Undo;
 
 impl Lagg {
@@ -68,7 +68,7 @@ impl Lagg {
             if cfg.engine.in_kernel() {
                 return Ok(());
             }
-            let active = crate::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
+            let active = crate::sys::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
             if active != queues {
                 let fix = if active < queues {
                     format!("list {active} cores, or raise the channels (ethtool -L {name} combined {queues})")
@@ -311,7 +311,7 @@ impl Lagg {
         Ok(())
     }
 
-    /// Keeps laggN's offloads what the engine needs (see [`crate::offload`]); called at
+    /// Keeps laggN's offloads what the engine needs (see [`crate::sys::offload`]); called at
     /// bring-up and on every link notification of laggN, since a feature change sends one.
     /// The workers and the XDP engine read laggN's frames as bytes: every frame must be
     /// complete in them. The tc host path hands laggN's skbs to the members whole, so laggN
@@ -322,9 +322,10 @@ impl Lagg {
             if self.cfg.hw_offload {
                 return Ok(());
             }
-            crate::offload::disable_offloads(name).map(|r| r.into_iter().map(|c| c.0).collect())
+            crate::sys::offload::disable_offloads(name)
+                .map(|r| r.into_iter().map(|c| c.0).collect())
         } else {
-            crate::offload::complete_frames_on_host(name, self.cfg.hw_offload)
+            crate::sys::offload::complete_frames_on_host(name, self.cfg.hw_offload)
         }
         .map_err(|e| LaggError::Conflict(e.to_string()))?;
         if !changed.is_empty() {
@@ -376,9 +377,9 @@ impl Lagg {
         // to laggN per coalesced skb, not per frame.
         if member && tc {
             let changes = if self.cfg.hw_offload {
-                crate::offload::gro_on_changes(name)
+                crate::sys::offload::gro_on_changes(name)
             } else {
-                crate::offload::offloads_off_changes(name)
+                crate::sys::offload::offloads_off_changes(name)
             };
             if let Err(e) = changes.and_then(|c| change_features(&mut port, &c)) {
                 restore_port(&mut port);
@@ -455,7 +456,7 @@ impl Lagg {
             return Ok(());
         }
         // A NIC that strips VLAN tags on receive would hand the program untagged frames.
-        let changed = crate::offload::vlan_tag_changes(&name)
+        let changed = crate::sys::offload::vlan_tag_changes(&name)
             .and_then(|(changes, stuck)| change_features(port, &changes).map(|()| stuck));
         match changed {
             Ok(stuck) => {
@@ -502,7 +503,7 @@ impl Lagg {
 fn change_features(
     port: &mut Port,
     changes: &[(String, bool)],
-) -> Result<(), crate::offload::OffloadError> {
+) -> Result<(), crate::sys::offload::OffloadError> {
     for (name, on) in changes {
         crate::sys::restore::record(Undo::Feature {
             iface: port.name.clone(),
@@ -510,7 +511,7 @@ fn change_features(
             on: !on,
         });
     }
-    crate::offload::set(&port.name, changes)?;
+    crate::sys::offload::set(&port.name, changes)?;
     port.restore_features
         .extend(changes.iter().map(|(n, on)| (n.clone(), !on)));
     Ok(())
@@ -530,7 +531,7 @@ pub(super) fn restore_port(port: &mut Port) {
         done.push(Undo::Sysfs { path, value: old });
     }
     let restore = std::mem::take(&mut port.restore_features);
-    if let Err(e) = crate::offload::set(&port.name, &restore) {
+    if let Err(e) = crate::sys::offload::set(&port.name, &restore) {
         tracing::warn!(port = %port.name, error = %e, "could not set the port's offloads back");
     }
     done.extend(restore.into_iter().map(|(name, on)| Undo::Feature {

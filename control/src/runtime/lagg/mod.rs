@@ -2,7 +2,7 @@
 //! decides.
 //!
 //! The parts, one job each:
-//! - [`MemberSet`] (in [`crate::members`]): the rules, sans-IO; everything that decides;
+//! - [`MemberSet`] (in [`crate::runtime::members`]): the rules, sans-IO; everything that decides;
 //! - `bringup`: checks before anything is created, bring-up with every step recorded in the
 //!   [`Lagg`] value at once, so a failure half-way and a normal stop run the same teardown
 //!   (workers stopped, programs detached, offloads and promiscuous mode restored, created
@@ -43,13 +43,14 @@ use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
 
 use crate::config::{LaggConfig, LaggProto, Upper};
-use crate::lacp::{self, Time};
-use crate::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
-use crate::netdev::{format_mac, LinkState, NetdevError, Netlink};
+use crate::proto::lacp::{self, Time};
+use crate::runtime::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
+use crate::sys::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
 use announce::Announcer;
 use autoconf::Autoconf;
 pub use autoconf::{DhcpState, DHCP_CLIENT};
+pub use explain::Explanation;
 use monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
 pub use reconfig::Reconciled;
 pub use view::{LaggSample, PortSample, WorkerSample};
@@ -191,7 +192,7 @@ pub struct Lagg {
     lost: Option<Arc<MappedWords>>,
     /// Members whose mark was seen at the last check (bit per slot), and when to check next.
     lost_seen: (u32, Instant),
-    /// The members' state and the rules over it (sans-IO; see [`crate::members`]).
+    /// The members' state and the rules over it (sans-IO; see [`crate::runtime::members`]).
     set: MemberSet,
     /// Time zero of every timer of this lagg (the member set's, LACP's, micro-BFD's).
     epoch: Instant,

@@ -7,8 +7,8 @@ use super::bringup::restore_port;
 use super::monitors::put;
 use super::{host_peer_name, rules_for, Lagg, LaggError};
 use crate::config::{LaggConfig, LaggProto, Upper};
-use crate::members::Verdict;
-use crate::netdev::Netlink;
+use crate::runtime::members::Verdict;
+use crate::sys::netdev::Netlink;
 use xlagg_dataplane::distribution::flow_seed;
 use xlagg_dataplane::worker;
 

@@ -1,4 +1,4 @@
-//! A lagg as data: one status (what `xlaggctl` prints, rendered by [`crate::status::render`],
+//! A lagg as data: one status (what `xlaggctl` prints, rendered by [`crate::runtime::status::render`],
 //! and what the API returns as JSON) and the sample the metrics and the dashboard read (the
 //! same state with every counter, per worker and per XDP reason).
 
@@ -11,11 +11,11 @@ use xlagg_dataplane::worker;
 
 use super::monitors::LacpMonitor;
 use super::{Lagg, Port};
-use crate::bfd;
 use crate::config::{LaggConfig, LaggProto, Upper};
-use crate::lacp;
-use crate::lacp::pdu::PortState;
-use crate::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortFlags, PortStatus};
+use crate::proto::bfd;
+use crate::proto::lacp;
+use crate::proto::lacp::pdu::PortState;
+use crate::runtime::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortFlags, PortStatus};
 
 /// One worker's loop counters and latency buckets, as last read.
 #[derive(Clone, Debug)]
@@ -62,7 +62,7 @@ pub struct PortSample {
     /// Members: share of the bytes the members sent over the last window.
     pub tx_share: Option<f64>,
     /// LACP members: the alarm raised on it, if any (`None` also without LACP).
-    pub lacp_alarm: Option<crate::lacp::AlarmKind>,
+    pub lacp_alarm: Option<crate::proto::lacp::AlarmKind>,
 }
 
 /// Everything the metrics and the dashboard read of one lagg.
@@ -97,9 +97,9 @@ pub struct LaggSample {
 
 impl Lagg {
     /// The status as the per-port counters table `xlaggd` prints every
-    /// `daemon.status_interval_ms` and at exit (see [`crate::status::table`]).
+    /// `daemon.status_interval_ms` and at exit (see [`crate::runtime::status::table`]).
     pub fn status_table(&self) -> String {
-        crate::status::table(&self.status())
+        crate::runtime::status::table(&self.status())
     }
 
     /// Worker counters of port `index` (members, then the upper port) summed over workers.
@@ -397,7 +397,7 @@ impl Lagg {
                     .alarms()
                     .into_iter()
                     .filter_map(|a| {
-                        Some(crate::status::LacpAlarm {
+                        Some(crate::runtime::status::LacpAlarm {
                             port: self.members.get(a.port)?.name.clone(),
                             kind: a.kind.name().into(),
                             text: a.text,
@@ -421,7 +421,7 @@ impl Lagg {
         st.rebalance = self
             .rebalance
             .as_ref()
-            .map(|r| crate::status::RebalanceStatus {
+            .map(|r| crate::runtime::status::RebalanceStatus {
                 moves: r.moves,
                 pending: r.pending(),
             });

@@ -19,7 +19,7 @@ use xlagg_dataplane::xdp::XdpError;
 use super::xdp_port::{self, SharedEngine};
 use super::{LaggError, Port, WorkerSample};
 use crate::config::LaggConfig;
-use crate::status::UmemStatus;
+use crate::runtime::status::UmemStatus;
 
 /// How long the control thread waits for a worker to take a membership command.
 const CALL_TIMEOUT: Duration = Duration::from_secs(2);

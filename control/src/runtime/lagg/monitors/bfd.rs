@@ -7,8 +7,8 @@ use xlagg_sys::afpacket::PacketSocket;
 
 use super::keepalive::Keepalive;
 use super::{put, read_frames};
-use crate::bfd;
 use crate::config::{BfdOptions, LaggConfig, Upper};
+use crate::proto::bfd;
 use crate::runtime::lagg::{unix_ms, LaggError, Port};
 
 /// EtherType of the packet sockets.

@@ -8,10 +8,10 @@ use xlagg_sys::afpacket::{PacketSocket, ETH_P_SLOW};
 use super::keepalive::Keepalive;
 use super::{put, read_frames};
 use crate::config::LaggConfig;
-use crate::lacp::pdu::{self, PortInfo, PortState, SlowPdu};
-use crate::lacp::{self, Lacp, LacpConfig, PortConfig, Time};
-use crate::netdev::format_mac;
+use crate::proto::lacp::pdu::{self, PortInfo, PortState, SlowPdu};
+use crate::proto::lacp::{self, Lacp, LacpConfig, PortConfig, Time};
 use crate::runtime::lagg::{LaggError, Port};
+use crate::sys::netdev::format_mac;
 
 /// What the mux decided for one member.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -1,5 +1,5 @@
 //! The monitors of a lagg, each over its own packet sockets: LACP (the slow-protocol
-//! socket and the sans-IO core of [`crate::lacp`]), micro-BFD (a session per member) and the
+//! socket and the sans-IO core of [`crate::proto::lacp`]), micro-BFD (a session per member) and the
 //! ARP/NS probe monitor. Each reads its frames, runs its timers and says which members it
 //! changed its mind about; the lagg turns that into verdicts of its member set.
 

@@ -28,7 +28,7 @@ pub(crate) struct ProbeMonitor {
 /// Gives `port` its probe MAC and a socket that reads the frames the port receives for it
 /// (filtered in the kernel: on the tc host path every data frame passes the port's taps).
 fn open(lagg: &str, port: &mut Port) -> Result<([u8; 6], PacketSocket), LaggError> {
-    let mac = crate::probe::probe_mac(port.mac);
+    let mac = crate::proto::probe::probe_mac(port.mac);
     let socket = PacketSocket::bind_to_destination(port.ifindex, mac)
         .map(super::with_room)
         .map_err(|source| LaggError::PacketSocket {
@@ -88,7 +88,7 @@ impl ProbeMonitor {
         self.next_round = now + self.interval;
         for (i, socket) in self.sockets.iter().enumerate() {
             let Some(socket) = socket else { continue };
-            for frame in crate::probe::probes(self.probe_macs[i], &self.targets) {
+            for frame in crate::proto::probe::probes(self.probe_macs[i], &self.targets) {
                 if let Err(e) = socket.send(&frame) {
                     tracing::debug!(lagg = %self.lagg, port = %members[i].name, error = %e, "probe not sent");
                 }
@@ -103,7 +103,7 @@ impl ProbeMonitor {
             let (macs, targets, last) = (&self.probe_macs, &self.targets, &mut self.last_reply);
             read_frames(socket, &self.lagg, "probe monitor", |f| {
                 for (m, mac) in macs.iter().enumerate() {
-                    if crate::probe::reply_from(f, *mac, targets).is_some() {
+                    if crate::proto::probe::reply_from(f, *mac, targets).is_some() {
                         last[m] = Some(now);
                     }
                 }

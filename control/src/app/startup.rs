@@ -11,13 +11,14 @@ use std::time::{Duration, Instant};
 
 use xlagg_sys::linkevents::LinkEvents;
 
-use crate::api;
+use crate::app::control_loop::{ControlLoop, LoopTimes};
 use crate::config::{Config, ConfigDoc};
-use crate::control_loop::{ControlLoop, LoopTimes};
-use crate::daemon::{runnable, Daemon};
-use crate::lagg::Lagg;
-use crate::mgmt::http_listener::{HttpListener, HttpPlan, HttpState};
-use crate::netdev::Netlink;
+use crate::mgmt::api;
+use crate::mgmt::http_listener::{HttpListener, HttpPlan};
+use crate::runtime::daemon::{runnable, Daemon};
+use crate::runtime::lagg::Lagg;
+use crate::runtime::status::HttpState;
+use crate::sys::netdev::Netlink;
 
 /// What the command line asks of a start.
 #[derive(Clone, Debug, Default)]

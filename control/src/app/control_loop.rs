@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use xlagg_sys::linkevents::{self, LinkEvent, LinkEvents};
 
-use crate::api;
-use crate::daemon::Daemon;
-use crate::lagg::ControlSocket;
+use crate::mgmt::api;
 use crate::mgmt::http_listener::HttpListener;
-use crate::netdev::Netlink;
+use crate::runtime::daemon::Daemon;
+use crate::runtime::lagg::ControlSocket;
+use crate::sys::netdev::Netlink;
 
 /// How often the HTTP listener's read view is renewed (besides after every change).
 pub const VIEW_EVERY: Duration = Duration::from_millis(500);
@@ -119,7 +119,7 @@ impl ControlLoop {
 
     fn publish_view(&mut self) {
         if let Some(h) = self.http.server() {
-            h.publish(self.daemon.read_view(&self.nl));
+            h.publish(crate::mgmt::ops::read_view(&mut self.daemon, &self.nl));
             self.next_view = Instant::now() + VIEW_EVERY;
         }
     }
@@ -279,7 +279,7 @@ impl ControlLoop {
             .into_iter()
             .map(|pending| {
                 let request = pending.request.clone();
-                let response = self.daemon.handle(&self.nl, request);
+                let response = crate::mgmt::ops::handle(&mut self.daemon, &self.nl, request);
                 (pending, response)
             })
             .collect();
