@@ -42,9 +42,9 @@ use xlagg_common::{
     LOST_WORDS,
 };
 
-use crate::afxdp::MappedWords;
 use crate::btf::Btf;
 use crate::distribution::DistributionTable;
+use crate::mapped_words::MappedWords;
 use crate::xdp::{error_chain, AttachMode, XdpError};
 
 /// The XDP engine's object built by `build.rs` from `ebpf/xdp/src/engine.rs`.

@@ -27,5 +27,6 @@ pub mod explain;
 pub mod flow;
 pub mod learn;
 pub mod ledger;
+pub mod mapped_words;
 pub mod worker;
 pub mod xdp;

@@ -34,10 +34,10 @@ use std::time::{Duration, Instant};
 use std::sync::Arc;
 
 use xlagg_common::LOST_EPOCH;
-use xlagg_dataplane::afxdp::MappedWords;
 use xlagg_dataplane::distribution::{
     flow_seed, DistributionTable, MemberIndex, TxPolicy, MAX_MEMBERS,
 };
+use xlagg_dataplane::mapped_words::MappedWords;
 use xlagg_dataplane::xdp::XdpError;
 use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;

@@ -8,10 +8,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use xlagg_dataplane::afxdp::{MappedWords, RingSizes, Umem};
+use xlagg_dataplane::afxdp::{RingSizes, Umem};
 use xlagg_dataplane::counters::{PortTotals, WorkerCounters};
 use xlagg_dataplane::distribution::{DistributionTable, MAX_MEMBERS};
 use xlagg_dataplane::learn::RecentMacs;
+use xlagg_dataplane::mapped_words::MappedWords;
 use xlagg_dataplane::worker::{self, Answer, Command, Worker, WorkerControl, WorkerLayout};
 
 use xlagg_dataplane::xdp::XdpError;
