@@ -159,53 +159,7 @@ impl XskSocket {
             };
             setsockopt(raw, libc::XDP_UMEM_REG, &reg, "setsockopt(XDP_UMEM_REG)")?;
         }
-        setsockopt(
-            raw,
-            libc::XDP_UMEM_FILL_RING,
-            &sizes.fill,
-            "setsockopt(XDP_UMEM_FILL_RING)",
-        )?;
-        setsockopt(
-            raw,
-            libc::XDP_UMEM_COMPLETION_RING,
-            &sizes.completion,
-            "setsockopt(XDP_UMEM_COMPLETION_RING)",
-        )?;
-        setsockopt(raw, libc::XDP_RX_RING, &sizes.rx, "setsockopt(XDP_RX_RING)")?;
-        setsockopt(raw, libc::XDP_TX_RING, &sizes.tx, "setsockopt(XDP_TX_RING)")?;
-        let off: libc::xdp_mmap_offsets = getsockopt_offsets(raw)?;
-        let fill = RingMap::map(
-            raw,
-            &off.fr,
-            sizes.fill,
-            8,
-            libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
-            "mmap (fill ring)",
-        )?;
-        let completion = RingMap::map(
-            raw,
-            &off.cr,
-            sizes.completion,
-            8,
-            libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
-            "mmap (completion ring)",
-        )?;
-        let rx = RingMap::map(
-            raw,
-            &off.rx,
-            sizes.rx,
-            std::mem::size_of::<Desc>(),
-            libc::XDP_PGOFF_RX_RING,
-            "mmap (rx ring)",
-        )?;
-        let tx = RingMap::map(
-            raw,
-            &off.tx,
-            sizes.tx,
-            std::mem::size_of::<Desc>(),
-            libc::XDP_PGOFF_TX_RING,
-            "mmap (tx ring)",
-        )?;
+        let [fill, completion, rx, tx] = map_rings(raw, sizes)?;
         let (flags, shared_fd, mode, multi_buffer) = match share_with {
             // The kernel takes copy/zero-copy, need-wakeup and multi-buffer from the UMEM's
             // owner.
@@ -229,24 +183,7 @@ impl XskSocket {
                 )
             }
         };
-        let addr = libc::sockaddr_xdp {
-            sxdp_family: libc::AF_XDP as u16,
-            sxdp_flags: flags,
-            sxdp_ifindex: ifindex,
-            sxdp_queue_id: queue,
-            sxdp_shared_umem_fd: shared_fd,
-        };
-        // SAFETY: `addr` is a valid sockaddr_xdp of the size passed.
-        let rc = unsafe {
-            libc::bind(
-                raw,
-                (&addr as *const libc::sockaddr_xdp).cast(),
-                std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
-            )
-        };
-        if rc != 0 {
-            return Err(last_error("bind(AF_XDP)"));
-        }
+        bind(raw, flags, ifindex, queue, shared_fd)?;
         Ok(Self {
             fill: ProducerRing::new(fill, sizes.fill),
             completion: ConsumerRing::new(completion, sizes.completion),
@@ -570,6 +507,84 @@ impl AsRawFd for XskSocket {
     fn as_raw_fd(&self) -> RawFd {
         self.fd.as_raw_fd()
     }
+}
+
+/// Sizes the socket's four rings and maps them: fill, completion, rx, tx.
+fn map_rings(raw: RawFd, sizes: RingSizes) -> Result<[RingMap; 4], XskError> {
+    setsockopt(
+        raw,
+        libc::XDP_UMEM_FILL_RING,
+        &sizes.fill,
+        "setsockopt(XDP_UMEM_FILL_RING)",
+    )?;
+    setsockopt(
+        raw,
+        libc::XDP_UMEM_COMPLETION_RING,
+        &sizes.completion,
+        "setsockopt(XDP_UMEM_COMPLETION_RING)",
+    )?;
+    setsockopt(raw, libc::XDP_RX_RING, &sizes.rx, "setsockopt(XDP_RX_RING)")?;
+    setsockopt(raw, libc::XDP_TX_RING, &sizes.tx, "setsockopt(XDP_TX_RING)")?;
+    let off: libc::xdp_mmap_offsets = getsockopt_offsets(raw)?;
+    let desc = std::mem::size_of::<Desc>();
+    Ok([
+        RingMap::map(
+            raw,
+            &off.fr,
+            sizes.fill,
+            8,
+            libc::XDP_UMEM_PGOFF_FILL_RING as libc::off_t,
+            "mmap (fill ring)",
+        )?,
+        RingMap::map(
+            raw,
+            &off.cr,
+            sizes.completion,
+            8,
+            libc::XDP_UMEM_PGOFF_COMPLETION_RING as libc::off_t,
+            "mmap (completion ring)",
+        )?,
+        RingMap::map(
+            raw,
+            &off.rx,
+            sizes.rx,
+            desc,
+            libc::XDP_PGOFF_RX_RING,
+            "mmap (rx ring)",
+        )?,
+        RingMap::map(
+            raw,
+            &off.tx,
+            sizes.tx,
+            desc,
+            libc::XDP_PGOFF_TX_RING,
+            "mmap (tx ring)",
+        )?,
+    ])
+}
+
+/// Binds socket `raw` to `ifindex`/`queue` with `flags` (and the UMEM owner's descriptor
+/// when it shares one).
+fn bind(raw: RawFd, flags: u16, ifindex: u32, queue: u32, shared_fd: u32) -> Result<(), XskError> {
+    let addr = libc::sockaddr_xdp {
+        sxdp_family: libc::AF_XDP as u16,
+        sxdp_flags: flags,
+        sxdp_ifindex: ifindex,
+        sxdp_queue_id: queue,
+        sxdp_shared_umem_fd: shared_fd,
+    };
+    // SAFETY: `addr` is a valid sockaddr_xdp of the size passed.
+    let rc = unsafe {
+        libc::bind(
+            raw,
+            (&addr as *const libc::sockaddr_xdp).cast(),
+            std::mem::size_of::<libc::sockaddr_xdp>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        return Err(last_error("bind(AF_XDP)"));
+    }
+    Ok(())
 }
 
 struct XdpStatistics(libc::xdp_statistics);

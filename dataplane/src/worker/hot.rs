@@ -70,24 +70,51 @@ impl Worker {
             // below as a broken chain, so the ring moves on.
             take = n;
         }
-        let mut rx_bytes = 0u64;
+        let id = p.id;
+        let (packets, rx_bytes, invalid) = self.take_packets(port, id, take);
+        let Some(p) = self.ports[port].as_mut() else {
+            return (0, false);
+        };
+        p.socket.rx_release(take);
+        let c = self.counters.port(port);
+        bump(&c.rx_packets, packets);
+        bump(&c.rx_bytes, rx_bytes);
+        bump(&c.drops[DropReason::InvalidDescriptor as usize], invalid);
+        if port == UPPER_SLOT {
+            self.distribute_upper(table);
+        } else {
+            let upper = UPPER_SLOT;
+            if self.tx_queues[upper].len() + self.rx.len() > self.tx_queues[upper].capacity() {
+                self.flush();
+            }
+            self.tx_queues[upper].append(&mut self.rx);
+        }
+        (take as usize, n == BATCH as u32)
+    }
+
+    /// Takes rx entries `0..take` of `port` (socket `id`) into `self.rx`, whole packets
+    /// only: a packet with a bad descriptor, or cut by `take`, goes back to the free stack
+    /// whole. Returns the packets and bytes taken and the packets dropped as invalid.
+    fn take_packets(&mut self, port: usize, id: SocketId, take: u32) -> (u64, u64, u64) {
+        let Some(p) = self.ports[port].as_ref() else {
+            return (0, 0, 0);
+        };
+        let (mut packets, mut rx_bytes, mut invalid) = (0u64, 0u64, 0u64);
         let mut chain_bytes = 0u64;
-        let mut invalid = 0u64;
-        let mut packets = 0u64;
         let mut chain_from = self.rx.len();
         let mut broken = false;
         for i in 0..take {
             match p.socket.rx_take(i, &self.umem) {
                 Ok(frame) => {
-                    self.ledger.received(frame.index(), p.id);
+                    self.ledger.received(frame.index(), id);
                     chain_bytes += u64::from(frame.len());
                     self.rx.push(frame);
                 }
                 Err(Some(frame)) => {
                     // A bad descriptor: its frame is taken back only if it was this
                     // socket's to fill.
-                    if self.ledger.owner(frame.index()) == crate::ledger::Owner::Fill(p.id) {
-                        self.ledger.received(frame.index(), p.id);
+                    if self.ledger.owner(frame.index()) == crate::ledger::Owner::Fill(id) {
+                        self.ledger.received(frame.index(), id);
                         self.ledger.dropped(frame.index());
                         self.free.push(frame);
                     }
@@ -113,21 +140,7 @@ impl Worker {
                 broken = false;
             }
         }
-        p.socket.rx_release(take);
-        let c = self.counters.port(port);
-        bump(&c.rx_packets, packets);
-        bump(&c.rx_bytes, rx_bytes);
-        bump(&c.drops[DropReason::InvalidDescriptor as usize], invalid);
-        if port == UPPER_SLOT {
-            self.distribute_upper(table);
-        } else {
-            let upper = UPPER_SLOT;
-            if self.tx_queues[upper].len() + self.rx.len() > self.tx_queues[upper].capacity() {
-                self.flush();
-            }
-            self.tx_queues[upper].append(&mut self.rx);
-        }
-        (take as usize, n == BATCH as u32)
+        (packets, rx_bytes, invalid)
     }
 
     /// Whether member `m` can take frames now: it has a socket whose device is not down.
@@ -141,7 +154,6 @@ impl Worker {
     /// a packet goes where its head goes, consecutively, so a chain is never split or
     /// interleaved.
     pub(super) fn distribute_upper(&mut self, table: &DistributionTable) {
-        let n = self.rx.len();
         // Where each packet starts in `rx`, and one past the last.
         let mut heads = [0u16; BATCH + 1];
         let mut packets = 0;
@@ -153,32 +165,47 @@ impl Worker {
             }
             starts = !frame.continues();
         }
-        heads[packets] = n as u16;
-        {
-            let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
-            for (slot, &head) in frames.iter_mut().zip(&heads[..packets]) {
-                *slot = self.umem.bytes(&self.rx[usize::from(head)]);
-            }
-            let hits = &self.counters.buckets;
-            distribute_counted(
-                table,
-                &mut self.rr,
-                &frames[..packets],
-                &mut self.egress[..packets],
-                |b| bump(&hits[b], 1),
-            );
-            if let Some(learn) = &self.learn {
-                for frame in frames[..packets].iter().step_by(SAMPLE_EVERY) {
-                    learn.record(frame);
-                }
+        heads[packets] = self.rx.len() as u16;
+        let heads = &heads[..=packets];
+        self.decide(table, heads);
+        let mut rx = std::mem::take(&mut self.rx);
+        let no_frame = self.copy_broadcasts(table, &rx, heads);
+        let dropped = self.queue_packets(&mut rx, heads);
+        self.rx = rx;
+        let c = self.counters.port(UPPER_SLOT);
+        bump(&c.drops[DropReason::NoActivePort as usize], dropped);
+        bump(&c.drops[DropReason::NoFreeFrame as usize], no_frame);
+    }
+
+    /// The egress of each packet of `self.rx` (packet `k` starts at `heads[k]`), by the
+    /// table; each packet counts once in its bucket, and sampled sources are learnt.
+    fn decide(&mut self, table: &DistributionTable, heads: &[u16]) {
+        let packets = heads.len() - 1;
+        let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
+        for (slot, &head) in frames.iter_mut().zip(&heads[..packets]) {
+            *slot = self.umem.bytes(&self.rx[usize::from(head)]);
+        }
+        let hits = &self.counters.buckets;
+        distribute_counted(
+            table,
+            &mut self.rr,
+            &frames[..packets],
+            &mut self.egress[..packets],
+            |b| bump(&hits[b], 1),
+        );
+        if let Some(learn) = &self.learn {
+            for frame in frames[..packets].iter().step_by(SAMPLE_EVERY) {
+                learn.record(frame);
             }
         }
-        let mut dropped = 0u64;
-        let mut no_frame = 0u64;
-        let rx = std::mem::take(&mut self.rx);
-        // Broadcast copies first, from the packets in place; each egress then names where
-        // the original goes (a member, or nowhere).
-        for k in 0..packets {
+    }
+
+    /// Broadcast copies, from the packets of `rx` in place; afterwards each egress names
+    /// where the original goes (a member that can send, or nowhere). Returns the copies not
+    /// made for want of a free frame.
+    fn copy_broadcasts(&mut self, table: &DistributionTable, rx: &[Frame], heads: &[u16]) -> u64 {
+        let mut no_frame = 0;
+        for k in 0..heads.len() - 1 {
             let chain = &rx[usize::from(heads[k])..usize::from(heads[k + 1])];
             self.egress[k] = match self.egress[k] {
                 Egress::Port(m) if self.can_send(usize::from(m)) => Egress::Port(m),
@@ -208,9 +235,15 @@ impl Worker {
                 }
             };
         }
-        let mut rx = rx;
+        no_frame
+    }
+
+    /// Moves each packet of `rx` to its member's tx queue, whole; a packet with nowhere to
+    /// go goes back to the free stack. Returns those dropped.
+    fn queue_packets(&mut self, rx: &mut Vec<Frame>, heads: &[u16]) -> u64 {
+        let mut dropped = 0;
         let mut frames = rx.drain(..);
-        for k in 0..packets {
+        for k in 0..heads.len() - 1 {
             let len = usize::from(heads[k + 1] - heads[k]);
             match self.egress[k] {
                 Egress::Port(m) => {
@@ -229,11 +262,7 @@ impl Worker {
                 }
             }
         }
-        drop(frames);
-        self.rx = rx;
-        let c = self.counters.port(UPPER_SLOT);
-        bump(&c.drops[DropReason::NoActivePort as usize], dropped);
-        bump(&c.drops[DropReason::NoFreeFrame as usize], no_frame);
+        dropped
     }
 
     /// Queues a copy of every frame of `chain` (one packet) on member `m`'s tx queue; the

@@ -89,22 +89,81 @@ impl Lagg {
         let table = self.table();
         let lost = self.lost_mask();
         let placed = place(&table, lost, &frame);
-        let name = |m: MemberIndex| {
-            self.members
-                .get(usize::from(m))
-                .map_or_else(|| format!("slot {m}"), |p| p.name.clone())
-        };
-        let active: Vec<String> = table.active().iter().map(|&m| name(m)).collect();
-        let proto = self.cfg.proto;
-        let mut why = Vec::new();
         let mut held = [0usize; MAX_MEMBERS];
         for &m in table.buckets() {
             if let Some(c) = held.get_mut(usize::from(m)) {
                 *c += 1;
             }
         }
-        let hashing = matches!(table.policy(), TxPolicy::Hash { .. });
-        match (table.policy(), placed.hash) {
+        let at = Explaining {
+            active: table.active().iter().map(|&m| self.slot_name(m)).collect(),
+            table,
+            lost,
+            placed,
+            held,
+        };
+        let mut why = self.policy_reasons(&at, flow);
+        why.extend(self.lost_reasons(&at));
+        let ports = self.port_rows(&at, &mut why);
+        let name = |m: MemberIndex| self.slot_name(m);
+        let members: Vec<String> = match at.placed.leaves {
+            Leaves::Nowhere => Vec::new(),
+            Leaves::On(m) => vec![name(m)],
+            Leaves::Everywhere | Leaves::InTurn => at
+                .table
+                .active()
+                .iter()
+                .filter(|&&m| usize::from(m) >= MAX_MEMBERS || lost & (1 << m) == 0)
+                .map(|&m| name(m))
+                .collect(),
+        };
+        let on = |l: Leaves| match l {
+            Leaves::On(m) => Some(name(m)),
+            _ => None,
+        };
+        Ok(Explanation {
+            lagg: self.cfg.name.clone(),
+            flow: flow_fields(flow),
+            laggproto: self.cfg.proto.to_string(),
+            engine: self.cfg.engine.to_string(),
+            upper: match &self.cfg.upper {
+                Upper::Host { .. } => "host".into(),
+                Upper::Forward { port } => format!("forward {port}"),
+            },
+            member: on(at.placed.leaves),
+            members,
+            hash: at.placed.hash.map(|(h, _)| format!("{h:#010x}")),
+            bucket: at.placed.hash.map(|(_, b)| b),
+            buckets: BUCKETS,
+            hash_layers: self.cfg.hash.to_string(),
+            layers_used: match at.table.policy() {
+                TxPolicy::Hash { layers } => flow.layers_used(layers),
+                _ => Vec::new(),
+            },
+            hash_seed: self.cfg.hash_seed,
+            table_member: on(at.placed.by_table),
+            active: at.active,
+            lost: (0..self.members.len().min(MAX_MEMBERS))
+                .filter(|&i| lost & (1 << i) != 0)
+                .map(|i| self.members[i].name.clone())
+                .collect(),
+            ports,
+            why,
+        })
+    }
+
+    /// Member slot `m`'s port name.
+    fn slot_name(&self, m: MemberIndex) -> String {
+        self.members
+            .get(usize::from(m))
+            .map_or_else(|| format!("slot {m}"), |p| p.name.clone())
+    }
+
+    /// Why the policy puts the flow where it does.
+    fn policy_reasons(&self, at: &Explaining, flow: &Flow) -> Vec<String> {
+        let proto = self.cfg.proto;
+        let mut why = Vec::new();
+        match (at.table.policy(), at.placed.hash) {
             (TxPolicy::Hash { layers }, Some((hash, bucket))) => {
                 let used = flow.layers_used(layers);
                 why.push(format!(
@@ -117,19 +176,19 @@ impl Lagg {
                         "lagghash {layers}: a layer this flow does not have adds nothing (give its fields to see them hashed: l3 needs an address, l4 needs proto tcp, udp or sctp with ports)"
                     ));
                 }
-                if let Leaves::On(m) = placed.by_table {
+                if let Leaves::On(m) = at.placed.by_table {
                     why.push(format!(
                         "bucket {bucket} belongs to {} ({} of {BUCKETS} buckets; {} active)",
-                        name(m),
-                        held[usize::from(m)],
-                        active.len()
+                        self.slot_name(m),
+                        at.held[usize::from(m)],
+                        at.active.len()
                     ));
                 }
             }
             (TxPolicy::Failover, _) => why.push(format!(
                 "failover sends every flow on the first active member in configuration order{}",
-                match placed.by_table {
-                    Leaves::On(m) => format!(": {}", name(m)),
+                match at.placed.by_table {
+                    Leaves::On(m) => format!(": {}", self.slot_name(m)),
                     _ => String::new(),
                 }
             )),
@@ -146,27 +205,38 @@ impl Lagg {
             )),
             (TxPolicy::None, _) => why.push("laggproto none sends nothing".into()),
             #[cfg(feature = "testing")]
-            (TxPolicy::Fixed(m), _) => why.push(format!("fixed to {} (a benchmark's setting)", name(m))),
+            (TxPolicy::Fixed(m), _) => why.push(format!(
+                "fixed to {} (a benchmark's setting)",
+                self.slot_name(m)
+            )),
             (TxPolicy::Hash { .. }, None) => {}
         }
-        if active.is_empty() {
+        if at.active.is_empty() {
             why.push("no member is active, so the flow's frames are dropped".into());
         }
-        if let (Leaves::On(from), Leaves::On(to)) = (placed.by_table, placed.leaves) {
-            if from != to {
-                why.push(format!(
-                    "{} is marked lost by the data path (a transmit failed on it): the flow leaves on {} until it is usable again",
-                    name(from),
-                    name(to)
-                ));
-            }
-        }
-        if let (Leaves::On(from), Leaves::Nowhere) = (placed.by_table, placed.leaves) {
-            why.push(format!(
+        why
+    }
+
+    /// Why the data path sends the flow elsewhere than the table says (a lost member).
+    fn lost_reasons(&self, at: &Explaining) -> Option<String> {
+        match (at.placed.by_table, at.placed.leaves) {
+            (Leaves::On(from), Leaves::On(to)) if from != to => Some(format!(
+                "{} is marked lost by the data path (a transmit failed on it): the flow leaves on {} until it is usable again",
+                self.slot_name(from),
+                self.slot_name(to)
+            )),
+            (Leaves::On(from), Leaves::Nowhere) => Some(format!(
                 "{} is marked lost by the data path and no other active member is left: dropped",
-                name(from)
-            ));
+                self.slot_name(from)
+            )),
+            _ => None,
         }
+    }
+
+    /// Every member's row, adding to `why` each one that is not active and why not.
+    fn port_rows(&self, at: &Explaining, why: &mut Vec<String>) -> Vec<ExplainPort> {
+        let proto = self.cfg.proto;
+        let hashing = matches!(at.table.policy(), TxPolicy::Hash { .. });
         let lacp = self.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
         for (i, port) in self.members.iter().enumerate() {
@@ -174,16 +244,14 @@ impl Lagg {
             if member.retired {
                 continue;
             }
-            let slot = i as MemberIndex;
-            let is_active = table.active().contains(&slot);
-            let is_lost = i < MAX_MEMBERS && lost & (1 << i) != 0;
+            let is_active = at.table.active().contains(&(i as MemberIndex));
             let mut idle = if is_active {
                 None
             } else {
                 member.why_idle(proto).or_else(|| match proto {
                     LaggProto::Failover => Some(format!(
                         "a backup: failover sends on {} first",
-                        active.first().map_or("none", String::as_str)
+                        at.active.first().map_or("none", String::as_str)
                     )),
                     _ => None,
                 })
@@ -200,9 +268,9 @@ impl Lagg {
             ports.push(ExplainPort {
                 name: port.name.clone(),
                 active: is_active,
-                lost: is_lost,
+                lost: i < MAX_MEMBERS && at.lost & (1 << i) != 0,
                 idle,
-                buckets: if hashing && is_active { held[i] } else { 0 },
+                buckets: if hashing && is_active { at.held[i] } else { 0 },
             });
         }
         for name in self.missing() {
@@ -217,52 +285,19 @@ impl Lagg {
                 buckets: 0,
             });
         }
-        let members: Vec<String> = match placed.leaves {
-            Leaves::Nowhere => Vec::new(),
-            Leaves::On(m) => vec![name(m)],
-            Leaves::Everywhere | Leaves::InTurn => table
-                .active()
-                .iter()
-                .filter(|&&m| usize::from(m) >= MAX_MEMBERS || lost & (1 << m) == 0)
-                .map(|&m| name(m))
-                .collect(),
-        };
-        Ok(Explanation {
-            lagg: self.cfg.name.clone(),
-            flow: flow_fields(flow),
-            laggproto: proto.to_string(),
-            engine: self.cfg.engine.to_string(),
-            upper: match &self.cfg.upper {
-                Upper::Host { .. } => "host".into(),
-                Upper::Forward { port } => format!("forward {port}"),
-            },
-            member: match placed.leaves {
-                Leaves::On(m) => Some(name(m)),
-                _ => None,
-            },
-            members,
-            hash: placed.hash.map(|(h, _)| format!("{h:#010x}")),
-            bucket: placed.hash.map(|(_, b)| b),
-            buckets: BUCKETS,
-            hash_layers: self.cfg.hash.to_string(),
-            layers_used: match table.policy() {
-                TxPolicy::Hash { layers } => flow.layers_used(layers),
-                _ => Vec::new(),
-            },
-            hash_seed: self.cfg.hash_seed,
-            table_member: match placed.by_table {
-                Leaves::On(m) => Some(name(m)),
-                _ => None,
-            },
-            active,
-            lost: (0..self.members.len().min(MAX_MEMBERS))
-                .filter(|&i| lost & (1 << i) != 0)
-                .map(|i| self.members[i].name.clone())
-                .collect(),
-            ports,
-            why,
-        })
+        ports
     }
+}
+
+/// What `explain` works from: the table, the lost marks, where the flow goes, and each
+/// member's share of the buckets.
+struct Explaining {
+    table: std::sync::Arc<xlagg_dataplane::distribution::DistributionTable>,
+    lost: u32,
+    placed: xlagg_dataplane::explain::Placement,
+    held: [usize; MAX_MEMBERS],
+    /// The active members' names, in table order.
+    active: Vec<String>,
 }
 
 /// The flow's fields as given, in their canonical form.
