@@ -415,25 +415,7 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
     if let Some(e) = &l.error {
         let _ = writeln!(o, "\tstatus: failed ({e}); retried until it starts");
     }
-    let dynamic = l.dynamic_addresses.iter().map(|a| (a, true));
-    for (a, obtained) in l.addresses.iter().map(|a| (a, false)).chain(dynamic) {
-        let (addr, len) = a.split_once('/').unwrap_or((a, ""));
-        let _ = if addr.contains(':') {
-            write!(o, "\tinet6 {addr} prefixlen {len}")
-        } else {
-            let bits: u32 = len.parse().unwrap_or(32);
-            let mask = u32::MAX.checked_shl(32 - bits.min(32)).unwrap_or(0);
-            write!(o, "\tinet {addr} netmask 0x{mask:08x}")
-        };
-        o.push_str(match (obtained, addr.contains(':')) {
-            (false, _) => "\n",
-            (true, false) => " (dhcp)\n",
-            (true, true) => " autoconf\n",
-        });
-    }
-    if let Some(d) = &l.dhcp {
-        let _ = writeln!(o, "\tdhcp: {d}");
-    }
+    render_addresses(&mut o, l);
     let engine = if l.engine == "xdp" { " engine xdp" } else { "" };
     let _ = writeln!(
         o,
@@ -444,77 +426,10 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
         let _ = writeln!(o, "\tupper forward {p}");
     }
     if verbose {
-        let _ = writeln!(o, "\tlagg statistics:");
-        let _ = writeln!(o, "\t\tactive ports: {}", l.active_ports);
-        if let Some(i) = l.imbalance {
-            let _ = writeln!(
-                o,
-                "\t\timbalance: {i:.2} (busiest active port over the mean)"
-            );
-        }
-        if let Some(r) = l.rebalance {
-            let _ = writeln!(
-                o,
-                "\t\trebalance: {} buckets moved, {} waiting for a gap",
-                r.moves, r.pending
-            );
-        }
-        let _ = writeln!(o, "\t\tflapping: {}", l.flapping);
-        if let Some((actor, partner)) = l.lacp.as_ref().and_then(|x| x.lag_id.as_ref()) {
-            let _ = writeln!(o, "\tlag id: [{actor},\n\t\t{partner}]");
-        }
+        render_statistics(&mut o, l);
     }
     for p in &l.ports {
-        let _ = write!(
-            o,
-            "\tlaggport: {} flags={:x}<{}>",
-            p.name,
-            flags_value(&p.flags),
-            p.flags.join(",")
-        );
-        if p.missing {
-            o.push_str(" (missing: no such device)");
-        }
-        if let Some(share) = p.tx_share.filter(|_| verbose) {
-            let _ = write!(o, " share={:.0}%", share * 100.0);
-        }
-        if let Some(lacp) = p.lacp.as_ref().filter(|_| verbose) {
-            let _ = write!(
-                o,
-                " state={:x}<{}>",
-                lacp.actor_state_bits,
-                lacp.actor_state.join(",")
-            );
-        }
-        o.push('\n');
-        if verbose {
-            if let Some(lacp) = &p.lacp {
-                let _ = writeln!(o, "\t\t[{},\n\t\t {}]", lacp.actor, lacp.partner);
-                let _ = writeln!(
-                    o,
-                    "\t\tpartner state={:x}<{}> {} mux {} rx {}",
-                    lacp.partner_state_bits,
-                    lacp.partner_state.join(","),
-                    lacp.selected,
-                    lacp.mux,
-                    lacp.rx
-                );
-            }
-            if let Some(b) = &p.bfd {
-                let _ = writeln!(o, "\t\tmicro-BFD {b}");
-            }
-            if let Some(b) = &p.probe {
-                let _ = writeln!(o, "\t\tprobe monitor {b}");
-            }
-            if let Some(lacp) = &p.lacp {
-                let _ = write!(o, "\t\tlacp");
-                for (name, n) in &lacp.counters {
-                    let _ = write!(o, " {name}={n}");
-                }
-                o.push('\n');
-            }
-            counters_line(&mut o, p);
-        }
+        render_port(&mut o, p, verbose);
     }
     if let Some(p) = l.upper_port.as_ref().filter(|_| verbose) {
         let _ = writeln!(o, "\tupper port: {}", p.name);
@@ -539,6 +454,108 @@ pub fn render(l: &LaggStatus, verbose: bool) -> String {
         }
     );
     o
+}
+
+/// The `inet`/`inet6` lines: configured addresses, then those DHCP or SLAAC gave, and the
+/// DHCP client's state.
+fn render_addresses(o: &mut String, l: &LaggStatus) {
+    let dynamic = l.dynamic_addresses.iter().map(|a| (a, true));
+    for (a, obtained) in l.addresses.iter().map(|a| (a, false)).chain(dynamic) {
+        let (addr, len) = a.split_once('/').unwrap_or((a, ""));
+        let _ = if addr.contains(':') {
+            write!(o, "\tinet6 {addr} prefixlen {len}")
+        } else {
+            let bits: u32 = len.parse().unwrap_or(32);
+            let mask = u32::MAX.checked_shl(32 - bits.min(32)).unwrap_or(0);
+            write!(o, "\tinet {addr} netmask 0x{mask:08x}")
+        };
+        o.push_str(match (obtained, addr.contains(':')) {
+            (false, _) => "\n",
+            (true, false) => " (dhcp)\n",
+            (true, true) => " autoconf\n",
+        });
+    }
+    if let Some(d) = &l.dhcp {
+        let _ = writeln!(o, "\tdhcp: {d}");
+    }
+}
+
+/// `ifconfig -v`'s `lagg statistics` block and the LAG id.
+fn render_statistics(o: &mut String, l: &LaggStatus) {
+    let _ = writeln!(o, "\tlagg statistics:");
+    let _ = writeln!(o, "\t\tactive ports: {}", l.active_ports);
+    if let Some(i) = l.imbalance {
+        let _ = writeln!(
+            o,
+            "\t\timbalance: {i:.2} (busiest active port over the mean)"
+        );
+    }
+    if let Some(r) = l.rebalance {
+        let _ = writeln!(
+            o,
+            "\t\trebalance: {} buckets moved, {} waiting for a gap",
+            r.moves, r.pending
+        );
+    }
+    let _ = writeln!(o, "\t\tflapping: {}", l.flapping);
+    if let Some((actor, partner)) = l.lacp.as_ref().and_then(|x| x.lag_id.as_ref()) {
+        let _ = writeln!(o, "\tlag id: [{actor},\n\t\t{partner}]");
+    }
+}
+
+/// One `laggport:` line, and with `verbose` its LACP, monitor and counter lines.
+fn render_port(o: &mut String, p: &PortStatus, verbose: bool) {
+    let _ = write!(
+        o,
+        "\tlaggport: {} flags={:x}<{}>",
+        p.name,
+        flags_value(&p.flags),
+        p.flags.join(",")
+    );
+    if p.missing {
+        o.push_str(" (missing: no such device)");
+    }
+    if let Some(share) = p.tx_share.filter(|_| verbose) {
+        let _ = write!(o, " share={:.0}%", share * 100.0);
+    }
+    if let Some(lacp) = p.lacp.as_ref().filter(|_| verbose) {
+        let _ = write!(
+            o,
+            " state={:x}<{}>",
+            lacp.actor_state_bits,
+            lacp.actor_state.join(",")
+        );
+    }
+    o.push('\n');
+    if !verbose {
+        return;
+    }
+    if let Some(lacp) = &p.lacp {
+        let _ = writeln!(o, "\t\t[{},\n\t\t {}]", lacp.actor, lacp.partner);
+        let _ = writeln!(
+            o,
+            "\t\tpartner state={:x}<{}> {} mux {} rx {}",
+            lacp.partner_state_bits,
+            lacp.partner_state.join(","),
+            lacp.selected,
+            lacp.mux,
+            lacp.rx
+        );
+    }
+    if let Some(b) = &p.bfd {
+        let _ = writeln!(o, "\t\tmicro-BFD {b}");
+    }
+    if let Some(b) = &p.probe {
+        let _ = writeln!(o, "\t\tprobe monitor {b}");
+    }
+    if let Some(lacp) = &p.lacp {
+        let _ = write!(o, "\t\tlacp");
+        for (name, n) in &lacp.counters {
+            let _ = write!(o, " {name}={n}");
+        }
+        o.push('\n');
+    }
+    counters_line(o, p);
 }
 
 /// Where the HTTP listener stands, for the status and the dump (the listener reports it).

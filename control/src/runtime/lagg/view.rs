@@ -301,11 +301,54 @@ impl Lagg {
 
     /// The lagg's state as data (what `xlaggctl` shows).
     pub fn status(&self) -> LaggStatus {
-        let table = self.table();
-        let first_active = table.active().first().copied();
+        let ports = self.port_statuses();
+        let mut st = Self::configured_status(&self.cfg, "running");
+        if let Some(auto) = &self.autoconf {
+            st.dhcp = auto.dhcp_state().map(|d| d.to_string());
+            st.dynamic_addresses = auto
+                .dynamic()
+                .iter()
+                .map(|(a, p)| format!("{a}/{p}"))
+                .collect();
+        }
+        st.active_ports = ports
+            .iter()
+            .filter(|p| p.flags.iter().any(|f| f == "ACTIVE"))
+            .count();
+        st.ports = ports;
+        st.imbalance = self.load.load().and_then(|l| l.imbalance);
+        st.rebalance = self
+            .rebalance
+            .as_ref()
+            .map(|r| crate::runtime::status::RebalanceStatus {
+                moves: r.moves,
+                pending: r.pending(),
+            });
+        st.flapping = self.set.flaps;
+        st.lacp = self.lacp_status();
+        st.umem = self.pool.umem();
+        st.upper_port = self.upper.as_ref().map(|upper| {
+            let index = self.members.len();
+            let t = self.port_totals(index);
+            PortStatus {
+                flags: Vec::new(),
+                link: true,
+                rx_packets: t.rx_packets,
+                rx_bytes: t.rx_bytes,
+                tx_packets: t.tx_packets,
+                tx_bytes: t.tx_bytes,
+                drops: self.port_drops(index, &t),
+                ..PortStatus::idle(&upper.name)
+            }
+        });
+        st
+    }
+
+    /// Every member's state, then the configured members that have no device yet.
+    fn port_statuses(&self) -> Vec<PortStatus> {
+        let first_active = self.table().active().first().copied();
         let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
-        let mut active_ports = 0;
         for (i, port) in self.members.iter().enumerate() {
             let state = self.set.member(i);
             if state.retired {
@@ -313,39 +356,8 @@ impl Lagg {
             }
             let t = self.port_totals(i);
             let drops = self.port_drops(i, &t);
-            let lacp = lacp_ports.as_ref().and_then(|v| v.get(i)).map(|st| {
-                let c = st.counters;
-                LacpPort {
-                    actor: st.actor.to_string(),
-                    actor_state: flag_names(&st.actor.state.to_string()),
-                    actor_state_bits: st.actor.state.0,
-                    partner: st.partner.to_string(),
-                    partner_state: flag_names(&st.partner.state.to_string()),
-                    partner_state_bits: st.partner.state.0,
-                    selected: st.selected.to_string(),
-                    mux: st.mux.to_string(),
-                    rx: st.rx.to_string(),
-                    counters: [
-                        ("lacpdu_rx", c.lacpdu_rx),
-                        ("lacpdu_tx", c.lacpdu_tx),
-                        ("marker_rx", c.marker_rx),
-                        ("marker_response_tx", c.marker_response_tx),
-                        ("marker_response_rx", c.marker_response_rx),
-                        ("illegal_rx", c.illegal_rx),
-                        ("unknown_rx", c.unknown_rx),
-                        ("loop_rx", c.loop_rx),
-                        ("marker_response_dropped", c.marker_response_dropped),
-                        ("actor_churn", c.actor_churn),
-                        ("partner_churn", c.partner_churn),
-                        ("flaps", c.flaps),
-                    ]
-                    .into_iter()
-                    .map(|(k, v)| (k.to_string(), v))
-                    .collect(),
-                }
-            });
+            let lacp = lacp_ports.as_ref().and_then(|v| v.get(i)).map(lacp_port);
             let flags = self.port_flags(i, first_active);
-            active_ports += usize::from(flags.has(PortFlags::ACTIVE));
             ports.push(PortStatus {
                 name: port.name.clone(),
                 flags: flags.names().into_iter().map(String::from).collect(),
@@ -373,76 +385,43 @@ impl Lagg {
                 ..PortStatus::idle(&name)
             });
         }
-        let lacp = self.lacp.as_ref().map(|rt| {
-            let status = rt.status();
-            let lag_id = status
+        ports
+    }
+
+    /// LACP's part of the status: the LAG id, mismatches, fallback and alarms.
+    fn lacp_status(&self) -> Option<LacpLagg> {
+        let rt = self.lacp.as_ref()?;
+        let lag_id = rt
+            .status()
+            .iter()
+            .find(|st| {
+                st.partner.state.has(PortState::DISTRIBUTING)
+                    || st.actor.state.has(PortState::DISTRIBUTING)
+            })
+            .map(|st| (st.actor.to_string(), st.partner.to_string()));
+        Some(LacpLagg {
+            lag_id,
+            partner_mismatch: rt
+                .partner_mismatch()
                 .iter()
-                .find(|st| {
-                    st.partner.state.has(PortState::DISTRIBUTING)
-                        || st.actor.state.has(PortState::DISTRIBUTING)
-                })
-                .map(|st| (st.actor.to_string(), st.partner.to_string()));
-            LacpLagg {
-                lag_id,
-                partner_mismatch: rt
-                    .partner_mismatch()
-                    .iter()
-                    .map(|(n, p)| format!("{n} {p}"))
-                    .collect(),
-                fallback: rt
-                    .fallback_port()
-                    .and_then(|f| self.members.get(f))
-                    .map(|p| p.name.clone()),
-                alarms: rt
-                    .alarms()
-                    .into_iter()
-                    .filter_map(|a| {
-                        Some(crate::runtime::status::LacpAlarm {
-                            port: self.members.get(a.port)?.name.clone(),
-                            kind: a.kind.name().into(),
-                            text: a.text,
-                        })
+                .map(|(n, p)| format!("{n} {p}"))
+                .collect(),
+            fallback: rt
+                .fallback_port()
+                .and_then(|f| self.members.get(f))
+                .map(|p| p.name.clone()),
+            alarms: rt
+                .alarms()
+                .into_iter()
+                .filter_map(|a| {
+                    Some(crate::runtime::status::LacpAlarm {
+                        port: self.members.get(a.port)?.name.clone(),
+                        kind: a.kind.name().into(),
+                        text: a.text,
                     })
-                    .collect(),
-            }
-        });
-        let mut st = Self::configured_status(&self.cfg, "running");
-        if let Some(auto) = &self.autoconf {
-            st.dhcp = auto.dhcp_state().map(|d| d.to_string());
-            st.dynamic_addresses = auto
-                .dynamic()
-                .iter()
-                .map(|(a, p)| format!("{a}/{p}"))
-                .collect();
-        }
-        st.ports = ports;
-        st.active_ports = active_ports;
-        st.imbalance = self.load.load().and_then(|l| l.imbalance);
-        st.rebalance = self
-            .rebalance
-            .as_ref()
-            .map(|r| crate::runtime::status::RebalanceStatus {
-                moves: r.moves,
-                pending: r.pending(),
-            });
-        st.flapping = self.set.flaps;
-        st.lacp = lacp;
-        st.umem = self.pool.umem();
-        st.upper_port = self.upper.as_ref().map(|upper| {
-            let index = self.members.len();
-            let t = self.port_totals(index);
-            PortStatus {
-                flags: Vec::new(),
-                link: true,
-                rx_packets: t.rx_packets,
-                rx_bytes: t.rx_bytes,
-                tx_packets: t.tx_packets,
-                tx_bytes: t.tx_bytes,
-                drops: self.port_drops(index, &t),
-                ..PortStatus::idle(&upper.name)
-            }
-        });
-        st
+                })
+                .collect(),
+        })
     }
 
     /// The state of a lagg that is configured but not running (`state`: `down` or
@@ -479,5 +458,38 @@ impl Lagg {
             dhcp: None,
             dynamic_addresses: Vec::new(),
         }
+    }
+}
+
+/// One port's LACP state and counters, as the status shows them.
+fn lacp_port(st: &crate::proto::lacp::PortStatus) -> LacpPort {
+    let c = st.counters;
+    LacpPort {
+        actor: st.actor.to_string(),
+        actor_state: flag_names(&st.actor.state.to_string()),
+        actor_state_bits: st.actor.state.0,
+        partner: st.partner.to_string(),
+        partner_state: flag_names(&st.partner.state.to_string()),
+        partner_state_bits: st.partner.state.0,
+        selected: st.selected.to_string(),
+        mux: st.mux.to_string(),
+        rx: st.rx.to_string(),
+        counters: [
+            ("lacpdu_rx", c.lacpdu_rx),
+            ("lacpdu_tx", c.lacpdu_tx),
+            ("marker_rx", c.marker_rx),
+            ("marker_response_tx", c.marker_response_tx),
+            ("marker_response_rx", c.marker_response_rx),
+            ("illegal_rx", c.illegal_rx),
+            ("unknown_rx", c.unknown_rx),
+            ("loop_rx", c.loop_rx),
+            ("marker_response_dropped", c.marker_response_dropped),
+            ("actor_churn", c.actor_churn),
+            ("partner_churn", c.partner_churn),
+            ("flaps", c.flaps),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect(),
     }
 }
