@@ -38,55 +38,7 @@ impl Lagg {
         cfg: &LaggConfig,
         running: &[u32],
     ) -> Result<(), LaggError> {
-        let queues = cfg.cores.len().max(1) as u32;
-        let check = |name: &str, field: &'static str| -> Result<(), LaggError> {
-            let link = nl.require(name).map_err(|source| LaggError::Device {
-                lagg: cfg.name.clone(),
-                field,
-                source,
-            })?;
-            // xlaggd's own programs are held by BPF links and go with the process that holds
-            // them, so a program found here belongs to something else (or another xlaggd).
-            if let Some(id) = link.xdp_prog.filter(|_| !running.contains(&link.index)) {
-                return Err(LaggError::Conflict(format!(
-                    "{}.{field}: {name} already has an XDP program (id {id}) that this xlaggd did not attach; \
-                     detach it (ip link set dev {name} xdp off) or choose another port",
-                    cfg.name
-                )));
-            }
-            // Every member and the forward port carry the lagg's frames whole (laggN is made
-            // with the lagg's MTU).
-            if link.mtu < cfg.mtu {
-                return Err(LaggError::Conflict(format!(
-                    "{}.{field}: {name} has MTU {}, below {}'s mtu {}: raise it (ip link set dev {name} mtu {}) \
-                     or lower {}'s mtu",
-                    cfg.name, link.mtu, cfg.name, cfg.mtu, cfg.mtu, cfg.name
-                )));
-            }
-            // RSS spreads flows over the active channels: each needs a worker, or the flows
-            // hashed to it are dropped (no socket). The kernel's engines run on every channel.
-            if cfg.engine.in_kernel() {
-                return Ok(());
-            }
-            let active = crate::sys::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
-            if active != queues {
-                let fix = if active < queues {
-                    format!("list {active} cores, or raise the channels (ethtool -L {name} combined {queues})")
-                } else {
-                    format!(
-                        "list {active} cores (one worker per channel), or lower the channels \
-                         (ethtool -L {name} combined {queues}); otherwise RSS sends about {}% of the flows to \
-                         queues no worker serves",
-                        (active - queues) * 100 / active
-                    )
-                };
-                return Err(LaggError::Conflict(format!(
-                    "{}.cores: {queues} worker(s), but {name} has {active} active receive channels: {fix}",
-                    cfg.name
-                )));
-            }
-            Ok(())
-        };
+        let check = |name: &str, field: &'static str| check_port(nl, cfg, running, name, field);
         // A lagg runs degraded on the members present: a missing one is reported and taken in
         // when its device appears. With none present there is nothing to run on.
         let mut present = 0;
@@ -192,45 +144,7 @@ impl Lagg {
         }
         self.start_lost_words();
         let upper_name = match &cfg.upper {
-            Upper::Host { .. } => {
-                if let Some(stale) = nl.link(&cfg.name)? {
-                    tracing::warn!(lagg = %cfg.name, "removing {} left behind by an earlier run", cfg.name);
-                    nl.delete(stale.index, &stale.name)?;
-                }
-                let peer = host_peer_name(&cfg.name);
-                if let Some(stale) = nl.link(&peer)? {
-                    nl.delete(stale.index, &stale.name)?;
-                }
-                // One queue per worker at both ends, so the stack's transmit queues map onto the
-                // queues the workers serve.
-                nl.create_veth(&cfg.name, &peer, cfg.cores.len().max(1) as u32)?;
-                let host = nl.require(&cfg.name)?;
-                self.created.push(Created {
-                    index: host.index,
-                    name: host.name.clone(),
-                });
-                // As lagg does: the lagg interface takes the first member's MAC address.
-                nl.set_mac(host.index, first_member.mac)?;
-                let peer_link = nl.require(&peer)?;
-                nl.set_mtu(peer_link.index, cfg.mtu)?;
-                nl.set_mtu(host.index, cfg.mtu)?;
-                self.complete_frames_on_host()?;
-                nl.set_up(peer_link.index, true)?;
-                if cfg.engine == Engine::Xdp {
-                    if let Some(engine) = &self.engine {
-                        // laggN takes the frames the engine redirects into its peer only
-                        // while it runs XDP (or GRO, which hw_offload = false turns off).
-                        xdp_port::lock(engine).attach_passive(&cfg.name, host.index)?;
-                    }
-                }
-                // The tc host path hooks laggN itself (its egress); the others read what
-                // laggN sends where it arrives, on its peer.
-                if cfg.engine == Engine::Tc {
-                    cfg.name.clone()
-                } else {
-                    peer
-                }
-            }
+            Upper::Host { .. } => self.create_host(nl, first_member.mac)?,
             Upper::Forward { port } => port.clone(),
         };
         for (slot, name) in present.iter().enumerate() {
@@ -272,21 +186,7 @@ impl Lagg {
             }
             upper.collecting = true;
         }
-        if cfg.proto == LaggProto::Lacp {
-            self.lacp = Some(LacpMonitor::start(&cfg, &self.members, self.epoch)?);
-        }
-        if let Some(b) = cfg.bfd {
-            self.bfd = Some(BfdMonitor::start(&cfg, b, &self.members, self.epoch)?);
-            for i in 0..self.members.len() {
-                self.set.set_verdict(i, Verdict::Bfd, false);
-            }
-        }
-        if let Some(a) = &cfg.arp {
-            self.probe = Some(ProbeMonitor::start(&cfg.name, a, &mut self.members)?);
-            for i in 0..self.members.len() {
-                self.set.set_verdict(i, Verdict::Probe, false);
-            }
-        }
+        self.start_monitors()?;
         self.refresh_links(nl)?;
         let all: Vec<usize> = (0..self.members.len()).collect();
         self.publish(&all, true)?;
@@ -308,6 +208,72 @@ impl Lagg {
             workers = self.pool.len(),
             "lagg up"
         );
+        Ok(())
+    }
+
+    /// Creates laggN and its peer (host mode), removing any an earlier run left, with the
+    /// first member's MAC address and the configured MTU. Returns the port the data path
+    /// reads laggN's frames on: laggN itself for the tc host path, its peer otherwise.
+    fn create_host(&mut self, nl: &Netlink, mac: [u8; 6]) -> Result<String, LaggError> {
+        let cfg = self.cfg.clone();
+        if let Some(stale) = nl.link(&cfg.name)? {
+            tracing::warn!(lagg = %cfg.name, "removing {} left behind by an earlier run", cfg.name);
+            nl.delete(stale.index, &stale.name)?;
+        }
+        let peer = host_peer_name(&cfg.name);
+        if let Some(stale) = nl.link(&peer)? {
+            nl.delete(stale.index, &stale.name)?;
+        }
+        // One queue per worker at both ends, so the stack's transmit queues map onto the
+        // queues the workers serve.
+        nl.create_veth(&cfg.name, &peer, cfg.cores.len().max(1) as u32)?;
+        let host = nl.require(&cfg.name)?;
+        self.created.push(Created {
+            index: host.index,
+            name: host.name.clone(),
+        });
+        // As lagg does: the lagg interface takes the first member's MAC address.
+        nl.set_mac(host.index, mac)?;
+        let peer_link = nl.require(&peer)?;
+        nl.set_mtu(peer_link.index, cfg.mtu)?;
+        nl.set_mtu(host.index, cfg.mtu)?;
+        self.complete_frames_on_host()?;
+        nl.set_up(peer_link.index, true)?;
+        if cfg.engine == Engine::Xdp {
+            if let Some(engine) = &self.engine {
+                // laggN takes the frames the engine redirects into its peer only while it
+                // runs XDP (or GRO, which hw_offload = false turns off).
+                xdp_port::lock(engine).attach_passive(&cfg.name, host.index)?;
+            }
+        }
+        // The tc host path hooks laggN itself (its egress); the others read what laggN
+        // sends where it arrives, on its peer.
+        Ok(if cfg.engine == Engine::Tc {
+            cfg.name.clone()
+        } else {
+            peer
+        })
+    }
+
+    /// Starts the monitors the configuration asks for (LACP, micro-BFD, ARP/NS probes); a
+    /// member is not usable by BFD's or the probes' verdict until they say so.
+    fn start_monitors(&mut self) -> Result<(), LaggError> {
+        let cfg = self.cfg.clone();
+        if cfg.proto == LaggProto::Lacp {
+            self.lacp = Some(LacpMonitor::start(&cfg, &self.members, self.epoch)?);
+        }
+        if let Some(b) = cfg.bfd {
+            self.bfd = Some(BfdMonitor::start(&cfg, b, &self.members, self.epoch)?);
+            for i in 0..self.members.len() {
+                self.set.set_verdict(i, Verdict::Bfd, false);
+            }
+        }
+        if let Some(a) = &cfg.arp {
+            self.probe = Some(ProbeMonitor::start(&cfg.name, a, &mut self.members)?);
+            for i in 0..self.members.len() {
+                self.set.set_verdict(i, Verdict::Probe, false);
+            }
+        }
         Ok(())
     }
 
@@ -389,33 +355,9 @@ impl Lagg {
         if self.cfg.busy_poll {
             port.restore_sysfs = defer_interrupts(name);
         }
-        let attached = match &self.engine {
-            Some(engine) => {
-                let slot = slot.map_or(ENGINE_UPPER_SLOT, |s| s as u32);
-                xdp_port::lock(engine)
-                    .attach(name, link.index, slot, !member)
-                    .map(|_| PortXdp::Engine {
-                        engine: Arc::clone(engine),
-                        ifindex: link.index,
-                        slot,
-                    })
-            }
-            None => PortProgram::attach(name, link.index, ProgramKind::Port).map(PortXdp::Program),
-        };
-        if let (Some(watch), Some(slot), None) = (&self.watch, slot, &self.engine) {
-            match xdp_port::Watched::new(watch, link.index, slot as u32) {
-                Ok(w) => port.watched = Some(w),
-                Err(e) => {
-                    tracing::warn!(lagg = %self.cfg.name, port = name, error = %e, "no lost-member word: this member is left when its link event comes")
-                }
-            }
-        }
-        match attached {
-            Ok(program) => port.program = Some(program),
-            Err(e) => {
-                restore_port(&mut port);
-                return Err(e.into());
-            }
+        if let Err(e) = self.attach_program(&mut port, link.index, slot) {
+            restore_port(&mut port);
+            return Err(e);
         }
         // Only members speak LACP and micro-BFD; the upper port passes neither.
         let lacp = member && self.cfg.proto == LaggProto::Lacp;
@@ -433,6 +375,42 @@ impl Lagg {
             }
         }
         Ok(port)
+    }
+
+    /// Attaches the lagg's program to `port` (member `slot`, or the upper port with `None`):
+    /// its port in the engine's object, or a port program of its own with a lost-member
+    /// watch for the AF_XDP engine.
+    fn attach_program(
+        &mut self,
+        port: &mut Port,
+        ifindex: u32,
+        slot: Option<usize>,
+    ) -> Result<(), LaggError> {
+        let name = port.name.clone();
+        let upper = slot.is_none();
+        let program = match &self.engine {
+            Some(engine) => {
+                let slot = slot.map_or(ENGINE_UPPER_SLOT, |s| s as u32);
+                xdp_port::lock(engine)
+                    .attach(&name, ifindex, slot, upper)
+                    .map(|_| PortXdp::Engine {
+                        engine: Arc::clone(engine),
+                        ifindex,
+                        slot,
+                    })
+            }
+            None => PortProgram::attach(&name, ifindex, ProgramKind::Port).map(PortXdp::Program),
+        };
+        if let (Some(watch), Some(slot), None) = (&self.watch, slot, &self.engine) {
+            match xdp_port::Watched::new(watch, ifindex, slot as u32) {
+                Ok(w) => port.watched = Some(w),
+                Err(e) => {
+                    tracing::warn!(lagg = %self.cfg.name, port = %name, error = %e, "no lost-member word: this member is left when its link event comes")
+                }
+            }
+        }
+        port.program = Some(program?);
+        Ok(())
     }
 
     /// Makes `port` (a member or the forward port) take the lagg's frames: promiscuous, since
@@ -587,4 +565,66 @@ pub(super) fn present_ports(nl: &Netlink, ports: &[String]) -> Result<Vec<String
 /// our prefix).
 fn is_stale_host_interface(nl: &Netlink, link: &LinkState) -> Result<bool, NetdevError> {
     Ok(link.kind.as_deref() == Some("veth") && nl.link(&host_peer_name(&link.name))?.is_some())
+}
+
+/// One port of `cfg` (a member or the forward port, `field` names which) as a lagg needs it:
+/// present, without an XDP program this daemon did not attach (`running`: devices it holds
+/// programs on), an MTU at least the lagg's, and, for the AF_XDP engine, as many active
+/// receive channels as workers.
+fn check_port(
+    nl: &Netlink,
+    cfg: &LaggConfig,
+    running: &[u32],
+    name: &str,
+    field: &'static str,
+) -> Result<(), LaggError> {
+    let queues = cfg.cores.len().max(1) as u32;
+    let link = nl.require(name).map_err(|source| LaggError::Device {
+        lagg: cfg.name.clone(),
+        field,
+        source,
+    })?;
+    // xlaggd's own programs are held by BPF links and go with the process that holds them,
+    // so a program found here belongs to something else (or another xlaggd).
+    if let Some(id) = link.xdp_prog.filter(|_| !running.contains(&link.index)) {
+        return Err(LaggError::Conflict(format!(
+            "{}.{field}: {name} already has an XDP program (id {id}) that this xlaggd did not attach; \
+             detach it (ip link set dev {name} xdp off) or choose another port",
+            cfg.name
+        )));
+    }
+    // Every member and the forward port carry the lagg's frames whole (laggN is made with
+    // the lagg's MTU).
+    if link.mtu < cfg.mtu {
+        return Err(LaggError::Conflict(format!(
+            "{}.{field}: {name} has MTU {}, below {}'s mtu {}: raise it (ip link set dev {name} mtu {}) \
+             or lower {}'s mtu",
+            cfg.name, link.mtu, cfg.name, cfg.mtu, cfg.mtu, cfg.name
+        )));
+    }
+    // RSS spreads flows over the active channels: each needs a worker, or the flows hashed
+    // to it are dropped (no socket). The kernel's engines run on every channel.
+    if cfg.engine.in_kernel() {
+        return Ok(());
+    }
+    let active = crate::sys::offload::active_rx_channels(name).unwrap_or(link.rx_queues);
+    if active != queues {
+        let fix = if active < queues {
+            format!(
+                "list {active} cores, or raise the channels (ethtool -L {name} combined {queues})"
+            )
+        } else {
+            format!(
+                "list {active} cores (one worker per channel), or lower the channels \
+                 (ethtool -L {name} combined {queues}); otherwise RSS sends about {}% of the flows to \
+                 queues no worker serves",
+                (active - queues) * 100 / active
+            )
+        };
+        return Err(LaggError::Conflict(format!(
+            "{}.cores: {queues} worker(s), but {name} has {active} active receive channels: {fix}",
+            cfg.name
+        )));
+    }
+    Ok(())
 }

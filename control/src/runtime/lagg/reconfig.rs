@@ -107,6 +107,33 @@ impl Lagg {
                 devices.insert(name.clone(), link.index);
             }
         }
+        done.extend(self.leave_gone(new, &devices)?);
+        done.extend(self.join_present(nl, new, &devices)?);
+        done.extend(self.change_addresses(nl, new)?);
+        if new.mtu != self.cfg.mtu {
+            self.set_mtu(nl, new.mtu)?;
+            done.push(format!("mtu {}", new.mtu));
+        }
+        let reseeded = new.hash_seed != self.cfg.hash_seed;
+        self.cfg = new.clone();
+        self.set.set_rules(rules_for(new));
+        // New members' link state: joining the table takes only their share of buckets.
+        self.refresh_links(nl)?;
+        self.publish(&[], false)?;
+        if reseeded {
+            done.push(self.reseed()?);
+        }
+        Ok(done)
+    }
+
+    /// Members whose device is gone or was made anew, or that left the configuration: out
+    /// of the monitors, the table and the workers. Returns what changed, in words.
+    fn leave_gone(
+        &mut self,
+        new: &LaggConfig,
+        devices: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<Vec<String>, LaggError> {
+        let mut done = Vec::new();
         // Leaving.
         let leaving: Vec<usize> = self
             .members
@@ -149,6 +176,18 @@ impl Lagg {
                 done.push(format!("-laggport {name}"));
             }
         }
+        Ok(done)
+    }
+
+    /// Configured members whose device exists and that are not members yet: each takes a
+    /// free slot, its program, socket and monitors. Returns what changed, in words.
+    fn join_present(
+        &mut self,
+        nl: &Netlink,
+        new: &LaggConfig,
+        devices: &std::collections::BTreeMap<String, u32>,
+    ) -> Result<Vec<String>, LaggError> {
+        let mut done = Vec::new();
         // Joining, at the end: the configured members whose device exists.
         for name in new.ports.iter().filter(|n| devices.contains_key(*n)) {
             if self
@@ -199,6 +238,16 @@ impl Lagg {
             self.event("config", Some(name.clone()), "member joined".into());
             done.push(format!("laggport {name}"));
         }
+        Ok(done)
+    }
+
+    /// laggN's addresses as `new` has them. Returns what changed, in words.
+    fn change_addresses(
+        &mut self,
+        nl: &Netlink,
+        new: &LaggConfig,
+    ) -> Result<Vec<String>, LaggError> {
+        let mut done = Vec::new();
         // The host interface's addresses: remove what went, add what came.
         if let (Upper::Host { addresses: old }, Upper::Host { addresses: want }) =
             (&self.cfg.upper, &new.upper)
@@ -212,19 +261,6 @@ impl Lagg {
                 nl.add_address(host.index, *addr, *prefix)?;
                 done.push(format!("alias {addr}/{prefix}"));
             }
-        }
-        if new.mtu != self.cfg.mtu {
-            self.set_mtu(nl, new.mtu)?;
-            done.push(format!("mtu {}", new.mtu));
-        }
-        let reseeded = new.hash_seed != self.cfg.hash_seed;
-        self.cfg = new.clone();
-        self.set.set_rules(rules_for(new));
-        // New members' link state: joining the table takes only their share of buckets.
-        self.refresh_links(nl)?;
-        self.publish(&[], false)?;
-        if reseeded {
-            done.push(self.reseed()?);
         }
         Ok(done)
     }
