@@ -183,19 +183,12 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
             "destroy" => ops.push(Op::Destroy),
             "up" => ops.push(Op::Up(true)),
             "down" => ops.push(Op::Up(false)),
-            // rc.conf's words: an address from DHCP, in the background or waited for.
-            "DHCP" | "NOSYNCDHCP" => {
-                ops.push(Op::Set("dhcp", Value::Flag(true)));
-                ops.push(Op::Set("dhcp_sync", Value::Flag(false)));
-            }
-            "SYNCDHCP" => {
-                ops.push(Op::Set("dhcp", Value::Flag(true)));
-                ops.push(Op::Set("dhcp_sync", Value::Flag(true)));
-            }
-            // No DHCP: no waiting for it either.
-            "-dhcp" => {
-                ops.push(Op::Set("dhcp", Value::Flag(false)));
-                ops.push(Op::Set("dhcp_sync", Value::Flag(false)));
+            // rc.conf's words: an address from DHCP, in the background or waited for; no
+            // DHCP: no waiting for it either.
+            "DHCP" | "NOSYNCDHCP" | "SYNCDHCP" | "-dhcp" => {
+                let (dhcp, sync) = (word != "-dhcp", word == "SYNCDHCP");
+                ops.push(Op::Set("dhcp", Value::Flag(dhcp)));
+                ops.push(Op::Set("dhcp_sync", Value::Flag(sync)));
             }
             // FreeBSD's inet6 flag for router advertisements (SLAAC).
             "accept_rtadv" => ops.push(Op::Set("ipv6_auto", Value::Flag(true))),
@@ -224,58 +217,10 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
             }
             "cores" => {
                 let list = value(i, "a list of cores, e.g. cores 2,3")?;
-                let cores = list
-                    .split(',')
-                    .filter(|c| !c.is_empty())
-                    .map(|c| {
-                        c.trim().parse::<u64>().map_err(|_| {
-                            format!("cores: '{c}' is not a core number (write cores 2,3)")
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                ops.push(Op::Set("cores", Value::Numbers(cores)));
+                ops.push(Op::Set("cores", Value::Numbers(cores(list)?)));
                 i += 1;
             }
-            _ => {
-                if let Some(key) = find(TEXT_KEYS, word) {
-                    let v = value(i, "a value")?;
-                    ops.push(Op::Set(key, Value::Text(v.clone())));
-                    i += 1;
-                } else if let Some(key) = find(NUMBER_KEYS, word) {
-                    let v = value(i, "a number")?;
-                    let n =
-                        parse_number(v).ok_or_else(|| format!("{word}: '{v}' is not a number"))?;
-                    ops.push(Op::Set(key, Value::Number(n)));
-                    i += 1;
-                } else if let Some(key) = find(FLAG_KEYS, word) {
-                    ops.push(Op::Set(key, Value::Flag(true)));
-                } else if let Some(key) = word.strip_prefix('-').and_then(|w| find(FLAG_KEYS, w)) {
-                    ops.push(Op::Set(key, Value::Flag(false)));
-                } else if let Some(key) = word
-                    .strip_prefix('-')
-                    .and_then(|w| find(TEXT_KEYS, w).or_else(|| find(NUMBER_KEYS, w)))
-                {
-                    ops.push(Op::Set(key, Value::Default));
-                } else if word.parse::<IpAddr>().is_ok()
-                    || word
-                        .split_once('/')
-                        .is_some_and(|(a, _)| a.parse::<IpAddr>().is_ok())
-                {
-                    let v6 = word.split('/').next().is_some_and(|a| a.contains(':'));
-                    let (address, used) = address(v6, &words[i], &words[i + 1..])?;
-                    i += used;
-                    let next = words.get(i + 1).map(String::as_str);
-                    ops.push(address_op(address, next, &mut i));
-                } else if word == "alias" && !alias_pending {
-                    alias_before = true;
-                } else {
-                    return Err(format!(
-                        "'{word}' is not a lagg option: use laggproto, laggport, -laggport, lagghash, rr_limit, \
-                         mtu, lacp_fast_timeout, lacp_strict, up, down, an address, or KEY VALUE for a [[lagg]] key \
-                         (see xlaggctl --help)"
-                    ));
-                }
-            }
+            _ => alias_before = other_word(words, &mut i, &mut ops, alias_pending)?,
         }
         if alias_pending {
             match ops.get_mut(before) {
@@ -289,6 +234,73 @@ pub fn parse(words: &[String]) -> Result<Vec<Op>, String> {
         return Err("alias must be followed or preceded by an address".into());
     }
     Ok(ops)
+}
+
+/// `cores 2,3`'s list.
+fn cores(list: &str) -> Result<Vec<u64>, String> {
+    list.split(',')
+        .filter(|c| !c.is_empty())
+        .map(|c| {
+            c.trim()
+                .parse::<u64>()
+                .map_err(|_| format!("cores: '{c}' is not a core number (write cores 2,3)"))
+        })
+        .collect()
+}
+
+/// Word `i` when it is none of the keywords: a `[[lagg]]` key with its value (`-key`: back
+/// to its default), a flag (`-flag`: off), a bare address, or `alias` before an address.
+/// Moves `i` past any value taken; returns whether the word was an `alias` waiting for its
+/// address.
+fn other_word(
+    words: &[String],
+    i: &mut usize,
+    ops: &mut Vec<Op>,
+    alias_pending: bool,
+) -> Result<bool, String> {
+    let word = words[*i].as_str();
+    let value = |what: &str| -> Result<&String, String> {
+        words
+            .get(*i + 1)
+            .ok_or_else(|| format!("{word} needs {what}"))
+    };
+    if let Some(key) = find(TEXT_KEYS, word) {
+        ops.push(Op::Set(key, Value::Text(value("a value")?.clone())));
+        *i += 1;
+    } else if let Some(key) = find(NUMBER_KEYS, word) {
+        let v = value("a number")?;
+        let n = parse_number(v).ok_or_else(|| format!("{word}: '{v}' is not a number"))?;
+        ops.push(Op::Set(key, Value::Number(n)));
+        *i += 1;
+    } else if let Some(key) = find(FLAG_KEYS, word) {
+        ops.push(Op::Set(key, Value::Flag(true)));
+    } else if let Some(key) = word.strip_prefix('-').and_then(|w| find(FLAG_KEYS, w)) {
+        ops.push(Op::Set(key, Value::Flag(false)));
+    } else if let Some(key) = word
+        .strip_prefix('-')
+        .and_then(|w| find(TEXT_KEYS, w).or_else(|| find(NUMBER_KEYS, w)))
+    {
+        ops.push(Op::Set(key, Value::Default));
+    } else if word.parse::<IpAddr>().is_ok()
+        || word
+            .split_once('/')
+            .is_some_and(|(a, _)| a.parse::<IpAddr>().is_ok())
+    {
+        let v6 = word.split('/').next().is_some_and(|a| a.contains(':'));
+        let (address, used) = address(v6, &words[*i], &words[*i + 1..])?;
+        *i += used;
+        let next = words.get(*i + 1).map(String::as_str);
+        ops.push(address_op(address, next, i));
+    } else if word == "alias" && !alias_pending {
+        return Ok(true);
+    } else {
+        return Err(format!(
+            "'{word}' is not a lagg option: use laggproto, laggport, -laggport, lagghash, rr_limit, \
+             mtu, lacp_fast_timeout, lacp_strict, up, down, an address, or KEY VALUE for a [[lagg]] key \
+             (see xlaggctl --help)"
+        ));
+    }
+    Ok(false)
 }
 
 fn parse_number(text: &str) -> Option<u64> {

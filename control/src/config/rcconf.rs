@@ -115,48 +115,32 @@ fn lagg_variable(name: &str) -> Option<(String, String)> {
     is_lagg_name(lagg).then(|| (lagg.to_string(), what.to_string()))
 }
 
+/// A lagg's rc.conf lines: (line number, variable, what it sets, value).
+type Lines = Vec<(usize, String, String, String)>;
+
+/// The file read once: its laggs' lines in file order, the cloned laggs, and what was noted
+/// or wrong on the way.
+#[derive(Default)]
+struct Scanned {
+    errors: Vec<String>,
+    notes: Vec<String>,
+    cloned: Vec<String>,
+    lines: BTreeMap<String, Lines>,
+    order: Vec<String>,
+}
+
 /// Imports rc.conf text.
 ///
 /// # Errors
 /// One message per problem, each with its line number and variable.
 pub fn import(text: &str) -> Result<Import, Vec<String>> {
-    let mut errors = Vec::new();
-    let mut notes = Vec::new();
-    let mut cloned: Vec<String> = Vec::new();
-    // Per lagg, its lines in file order: (line number, variable, value).
-    let mut lines: BTreeMap<String, Vec<(usize, String, String, String)>> = BTreeMap::new();
-    let mut order: Vec<String> = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let n = n + 1;
-        let (name, value) = match assignment(line) {
-            Ok(Some(a)) => a,
-            Ok(None) => continue,
-            Err(e) => {
-                errors.push(format!("line {n}: {e}"));
-                continue;
-            }
-        };
-        if name == "cloned_interfaces" {
-            for iface in value.split_whitespace() {
-                if is_lagg_name(iface) {
-                    cloned.push(iface.to_string());
-                } else {
-                    notes.push(format!(
-                        "line {n}: cloned_interfaces: {iface} is not a lagg; skipped"
-                    ));
-                }
-            }
-        } else if let Some((lagg, what)) = lagg_variable(&name) {
-            if !order.contains(&lagg) {
-                order.push(lagg.clone());
-            }
-            lines.entry(lagg).or_default().push((n, name, what, value));
-        } else if name.starts_with("ifconfig_") {
-            notes.push(format!(
-                "line {n}: {name} does not configure a lagg; skipped (member ports need no settings)"
-            ));
-        }
-    }
+    let Scanned {
+        mut errors,
+        mut notes,
+        cloned,
+        mut lines,
+        order,
+    } = scan(text);
     let mut doc = ConfigDoc::default();
     for lagg in &cloned {
         if doc.lagg(lagg).is_none() {
@@ -170,45 +154,8 @@ pub fn import(text: &str) -> Result<Import, Vec<String>> {
             ));
             doc.laggs.push(LaggSpec::named(lagg));
         }
-        let mut entries = lines.remove(lagg).unwrap_or_default();
-        // create_args first, then the main line, then IPv6 and aliases in file order.
-        entries.sort_by_key(|(n, _, what, _)| {
-            let rank = match what.as_str() {
-                "create_args" => 0,
-                "" => 1,
-                _ => 2,
-            };
-            (rank, *n)
-        });
-        for (n, name, what, value) in entries {
-            if what == "descr" {
-                if let Some(spec) = doc.lagg_mut(lagg) {
-                    spec.description = value;
-                }
-                continue;
-            }
-            if !matches!(what.as_str(), "" | "create_args" | "ipv6") && !what.starts_with("alias") {
-                notes.push(format!("line {n}: {name} is not understood; skipped"));
-                continue;
-            }
-            let mut words = Vec::new();
-            for w in value.split_whitespace() {
-                match w {
-                    w if DROPPED.contains(&w) => notes.push(format!(
-                        "line {n}: {name}: '{w}' has no meaning here; dropped"
-                    )),
-                    w => words.push(w.to_string()),
-                }
-            }
-            if what.starts_with("alias") && !words.iter().any(|w| w == "alias") {
-                words.push("alias".into());
-            }
-            let result =
-                ifconfig::parse(&words).and_then(|ops| ifconfig::apply(&mut doc, lagg, &ops));
-            if let Err(e) = result {
-                errors.push(format!("line {n}: {name}: {e}"));
-            }
-        }
+        let entries = lines.remove(lagg).unwrap_or_default();
+        apply_lines(&mut doc, lagg, entries, &mut notes, &mut errors);
     }
     if !errors.is_empty() {
         return Err(errors);
@@ -217,6 +164,93 @@ pub fn import(text: &str) -> Result<Import, Vec<String>> {
         return Err(e.problems);
     }
     Ok(Import { doc, notes })
+}
+
+/// Reads every assignment of `text` and sorts out the laggs' lines.
+fn scan(text: &str) -> Scanned {
+    let mut s = Scanned::default();
+    for (n, line) in text.lines().enumerate() {
+        let n = n + 1;
+        let (name, value) = match assignment(line) {
+            Ok(Some(a)) => a,
+            Ok(None) => continue,
+            Err(e) => {
+                s.errors.push(format!("line {n}: {e}"));
+                continue;
+            }
+        };
+        if name == "cloned_interfaces" {
+            for iface in value.split_whitespace() {
+                if is_lagg_name(iface) {
+                    s.cloned.push(iface.to_string());
+                } else {
+                    s.notes.push(format!(
+                        "line {n}: cloned_interfaces: {iface} is not a lagg; skipped"
+                    ));
+                }
+            }
+        } else if let Some((lagg, what)) = lagg_variable(&name) {
+            if !s.order.contains(&lagg) {
+                s.order.push(lagg.clone());
+            }
+            s.lines
+                .entry(lagg)
+                .or_default()
+                .push((n, name, what, value));
+        } else if name.starts_with("ifconfig_") {
+            s.notes.push(format!(
+                "line {n}: {name} does not configure a lagg; skipped (member ports need no settings)"
+            ));
+        }
+    }
+    s
+}
+
+/// Applies one lagg's lines to `doc` as ifconfig words: `create_args` first, then the main
+/// line, then IPv6 and aliases in file order.
+fn apply_lines(
+    doc: &mut ConfigDoc,
+    lagg: &str,
+    mut entries: Lines,
+    notes: &mut Vec<String>,
+    errors: &mut Vec<String>,
+) {
+    entries.sort_by_key(|(n, _, what, _)| {
+        let rank = match what.as_str() {
+            "create_args" => 0,
+            "" => 1,
+            _ => 2,
+        };
+        (rank, *n)
+    });
+    for (n, name, what, value) in entries {
+        if what == "descr" {
+            if let Some(spec) = doc.lagg_mut(lagg) {
+                spec.description = value;
+            }
+            continue;
+        }
+        if !matches!(what.as_str(), "" | "create_args" | "ipv6") && !what.starts_with("alias") {
+            notes.push(format!("line {n}: {name} is not understood; skipped"));
+            continue;
+        }
+        let mut words = Vec::new();
+        for w in value.split_whitespace() {
+            match w {
+                w if DROPPED.contains(&w) => notes.push(format!(
+                    "line {n}: {name}: '{w}' has no meaning here; dropped"
+                )),
+                w => words.push(w.to_string()),
+            }
+        }
+        if what.starts_with("alias") && !words.iter().any(|w| w == "alias") {
+            words.push("alias".into());
+        }
+        let result = ifconfig::parse(&words).and_then(|ops| ifconfig::apply(doc, lagg, &ops));
+        if let Err(e) = result {
+            errors.push(format!("line {n}: {name}: {e}"));
+        }
+    }
 }
 
 #[cfg(test)]

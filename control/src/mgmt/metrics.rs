@@ -163,6 +163,7 @@ pub fn render(samples: &[LaggSample], facts: &DaemonFacts) -> String {
     };
     lagg_families(&mut o, samples, facts);
     port_families(&mut o, samples);
+    port_traffic_families(&mut o, samples);
     drop_family(&mut o, samples);
     monitor_families(&mut o, samples);
     lacp_families(&mut o, samples);
@@ -288,6 +289,11 @@ fn port_families(o: &mut Out, samples: &[LaggSample]) {
             );
         }
     }
+}
+
+/// Each port's traffic: packets, bytes, the XDP program's verdicts and the socket's empty
+/// tx ring.
+fn port_traffic_families(o: &mut Out, samples: &[LaggSample]) {
     type PortValue = fn(&crate::runtime::lagg::PortSample) -> u64;
     let traffic: [(&str, PortValue); 8] = [
         ("xlagg_port_rx_packets_total", |p| p.totals.rx_packets),
@@ -421,56 +427,43 @@ fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
             })
         })
         .collect();
-    o.header("xlagg_lacp_pdus_total");
-    for (lagg, port, l) in &lacp_ports {
-        for (dir, n) in [("rx", l.counters.lacpdu_rx), ("tx", l.counters.lacpdu_tx)] {
-            o.sample(
-                "xlagg_lacp_pdus_total",
-                &[("lagg", lagg), ("port", port), ("direction", dir)],
-                n as f64,
-            );
-        }
-    }
-    o.header("xlagg_lacp_marker_pdus_total");
-    for (lagg, port, l) in &lacp_ports {
-        for (t, n) in [
-            ("request_rx", l.counters.marker_rx),
-            ("response_tx", l.counters.marker_response_tx),
-            ("response_rx", l.counters.marker_response_rx),
-        ] {
-            o.sample(
-                "xlagg_lacp_marker_pdus_total",
-                &[("lagg", lagg), ("port", port), ("type", t)],
-                n as f64,
-            );
-        }
-    }
-    o.header("xlagg_lacp_bad_pdus_total");
-    for (lagg, port, l) in &lacp_ports {
-        for (t, n) in [
-            ("illegal", l.counters.illegal_rx),
-            ("unknown", l.counters.unknown_rx),
-            ("loop", l.counters.loop_rx),
-            ("marker_unanswered", l.counters.marker_response_dropped),
-        ] {
-            o.sample(
-                "xlagg_lacp_bad_pdus_total",
-                &[("lagg", lagg), ("port", port), ("type", t)],
-                n as f64,
-            );
-        }
-    }
-    o.header("xlagg_lacp_churn_total");
-    for (lagg, port, l) in &lacp_ports {
-        for (side, n) in [
-            ("actor", l.counters.actor_churn),
-            ("partner", l.counters.partner_churn),
-        ] {
-            o.sample(
-                "xlagg_lacp_churn_total",
-                &[("lagg", lagg), ("port", port), ("side", side)],
-                n as f64,
-            );
+    type LacpCounts = fn(&crate::proto::lacp::PortStatus) -> Vec<(&'static str, u64)>;
+    let counted: [(&str, &str, LacpCounts); 4] = [
+        ("xlagg_lacp_pdus_total", "direction", |l| {
+            vec![("rx", l.counters.lacpdu_rx), ("tx", l.counters.lacpdu_tx)]
+        }),
+        ("xlagg_lacp_marker_pdus_total", "type", |l| {
+            vec![
+                ("request_rx", l.counters.marker_rx),
+                ("response_tx", l.counters.marker_response_tx),
+                ("response_rx", l.counters.marker_response_rx),
+            ]
+        }),
+        ("xlagg_lacp_bad_pdus_total", "type", |l| {
+            vec![
+                ("illegal", l.counters.illegal_rx),
+                ("unknown", l.counters.unknown_rx),
+                ("loop", l.counters.loop_rx),
+                ("marker_unanswered", l.counters.marker_response_dropped),
+            ]
+        }),
+        ("xlagg_lacp_churn_total", "side", |l| {
+            vec![
+                ("actor", l.counters.actor_churn),
+                ("partner", l.counters.partner_churn),
+            ]
+        }),
+    ];
+    for (name, key, counts) in counted {
+        o.header(name);
+        for (lagg, port, l) in &lacp_ports {
+            for (value, n) in counts(l) {
+                o.sample(
+                    name,
+                    &[("lagg", lagg), ("port", port), (key, value)],
+                    n as f64,
+                );
+            }
         }
     }
     type LacpValue = fn(&crate::proto::lacp::PortStatus) -> f64;

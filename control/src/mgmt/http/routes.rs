@@ -238,6 +238,40 @@ pub(super) async fn change(
     dry_run: bool,
     shared: &Shared,
 ) -> hyper::Response<Body> {
+    if let Some(r) = unauthorized(&req, shared) {
+        return r;
+    }
+    let body = match body_of(req).await {
+        Ok(b) => b,
+        Err(r) => return r,
+    };
+    if let (&Method::POST, ["api", "v1", "auth"]) = (&method, segments) {
+        return json_reply(200, &Response::data(json!({"token": "valid"})));
+    }
+    let Some(request) = change_request(&method, segments, body, dry_run) else {
+        return refused(
+            404,
+            format!("no {method} {path}: see /openapi.json for the API"),
+        );
+    };
+    let request = match request {
+        Ok(r) => r,
+        Err(e) => return json_reply(422, &Response::refused(vec![e])),
+    };
+    let response = match to_control_loop(shared, request).await {
+        Ok(r) => r,
+        Err(busy) => return busy,
+    };
+    let status = if response.ok {
+        200
+    } else {
+        refusal_status(&response)
+    };
+    json_reply(status, &response)
+}
+
+/// The 401 to answer when `req` does not carry the API token.
+fn unauthorized(req: &hyper::Request<Incoming>, shared: &Shared) -> Option<hyper::Response<Body>> {
     let given = req
         .headers()
         .get(AUTHORIZATION)
@@ -253,16 +287,20 @@ pub(super) async fn change(
         } else {
             "wrong token: nothing was changed"
         };
-        return refused(401, why.into());
+        return Some(refused(401, why.into()));
     }
-    let body = match body_of(req).await {
-        Ok(b) => b,
-        Err(r) => return r,
-    };
-    let request = match (&method, segments) {
-        (&Method::POST, ["api", "v1", "auth"]) => {
-            return json_reply(200, &Response::data(json!({"token": "valid"})));
-        }
+    None
+}
+
+/// The request a change route makes of `body`, or why the body does not do (none: no such
+/// route).
+fn change_request(
+    method: &Method,
+    segments: &[&str],
+    body: String,
+    dry_run: bool,
+) -> Option<Result<Request, String>> {
+    Some(match (method, segments) {
         (&Method::POST, ["api", "v1", "laggs"]) => {
             form(&body).map(|(spec, options)| Request::PutLagg {
                 spec: Box::new(spec),
@@ -308,27 +346,8 @@ pub(super) async fn change(
             toml: body,
             dry_run,
         }),
-        _ => {
-            return refused(
-                404,
-                format!("no {method} {path}: see /openapi.json for the API"),
-            )
-        }
-    };
-    let request = match request {
-        Ok(r) => r,
-        Err(e) => return json_reply(422, &Response::refused(vec![e])),
-    };
-    let response = match to_control_loop(shared, request).await {
-        Ok(r) => r,
-        Err(busy) => return busy,
-    };
-    let status = if response.ok {
-        200
-    } else {
-        refusal_status(&response)
-    };
-    json_reply(status, &response)
+        _ => return None,
+    })
 }
 
 /// Hands `request` to the control loop and waits for its answer, with at most

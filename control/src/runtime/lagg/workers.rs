@@ -8,7 +8,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use arc_swap::ArcSwap;
-use xlagg_dataplane::afxdp::{RingSizes, Umem};
+use xlagg_dataplane::afxdp::{RingSizes, Umem, XskSocket};
 use xlagg_dataplane::counters::{PortTotals, WorkerCounters};
 use xlagg_dataplane::distribution::{DistributionTable, MAX_MEMBERS};
 use xlagg_dataplane::learn::RecentMacs;
@@ -127,32 +127,14 @@ impl WorkerPool {
         let names: Vec<(String, u32)> = ports.iter().map(|p| (p.name.clone(), p.ifindex)).collect();
         for (queue, core) in cores.into_iter().enumerate() {
             let queue = queue as u32;
+            let (umem, sockets, frames) =
+                self.open_queue(cfg, &mut ports, &names, queue, members, sizes)?;
             let failed = |port: &str, detail: String| LaggError::Socket {
                 lagg: self.lagg.clone(),
                 port: port.to_string(),
                 queue,
                 detail,
             };
-            // Room for members joining at run time, up to MAX_MEMBERS or four more.
-            let spare = (MAX_MEMBERS - members).min(worker::HOT_ADD_SPARE);
-            let frames = worker::frames_for(names.len(), spare, sizes);
-            let umem = Umem::new(frames).map_err(|e| failed("(UMEM)", e.to_string()))?;
-            let jumbo = cfg.mtu > worker::single_frame_mtu();
-            let sockets = worker::open_sockets(&umem, &names, queue, sizes, cfg.zero_copy, jumbo)
-                .map_err(|(port, e)| failed(&port, e.to_string()))?;
-            self.multi_buffer &= sockets.iter().all(|s| s.multi_buffer());
-            if cfg.busy_poll {
-                for ((name, _), socket) in names.iter().zip(&sockets) {
-                    socket
-                        .set_busy_poll(worker::BUSY_POLL_US, worker::BATCH as u32)
-                        .map_err(|e| failed(name, e.to_string()))?;
-                }
-            }
-            for (port, socket) in ports.iter_mut().zip(&sockets) {
-                if let Some(program) = port.program.as_mut() {
-                    program.register_socket(queue, socket)?;
-                }
-            }
             tracing::info!(lagg = %self.lagg, queue, core = ?core, mode = %sockets[0].mode(), multi_buffer = sockets[0].multi_buffer(), frames, "worker starting");
             let counters = Arc::new(WorkerCounters::new(worker::SLOTS));
             let control = Arc::new(
@@ -185,6 +167,46 @@ impl WorkerPool {
             });
         }
         Ok(())
+    }
+
+    /// Queue `queue`'s UMEM and sockets, one per port in `names`, set up for busy polling
+    /// where asked and registered in the ports' programs. Returns them with the UMEM's frames.
+    fn open_queue(
+        &mut self,
+        cfg: &LaggConfig,
+        ports: &mut [&mut Port],
+        names: &[(String, u32)],
+        queue: u32,
+        members: usize,
+        sizes: RingSizes,
+    ) -> Result<(Umem, Vec<XskSocket>, u32), LaggError> {
+        let failed = |port: &str, detail: String| LaggError::Socket {
+            lagg: self.lagg.clone(),
+            port: port.to_string(),
+            queue,
+            detail,
+        };
+        // Room for members joining at run time, up to MAX_MEMBERS or four more.
+        let spare = (MAX_MEMBERS - members).min(worker::HOT_ADD_SPARE);
+        let frames = worker::frames_for(names.len(), spare, sizes);
+        let umem = Umem::new(frames).map_err(|e| failed("(UMEM)", e.to_string()))?;
+        let jumbo = cfg.mtu > worker::single_frame_mtu();
+        let sockets = worker::open_sockets(&umem, names, queue, sizes, cfg.zero_copy, jumbo)
+            .map_err(|(port, e)| failed(&port, e.to_string()))?;
+        self.multi_buffer &= sockets.iter().all(|s| s.multi_buffer());
+        if cfg.busy_poll {
+            for ((name, _), socket) in names.iter().zip(&sockets) {
+                socket
+                    .set_busy_poll(worker::BUSY_POLL_US, worker::BATCH as u32)
+                    .map_err(|e| failed(name, e.to_string()))?;
+            }
+        }
+        for (port, socket) in ports.iter_mut().zip(&sockets) {
+            if let Some(program) = port.program.as_mut() {
+                program.register_socket(queue, socket)?;
+            }
+        }
+        Ok((umem, sockets, frames))
     }
 
     /// Has every worker discard what is stuck on member `slot`'s tx ring (a fresh socket,
