@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use common::{run, serial, Bed, Daemon};
 use xlagg_control::proto::bfd;
-use xlagg_control::proto::lacp::pdu::{Lacpdu, PortInfo, PortState, SLOW_PROTOCOLS_MAC};
+use xlagg_control::proto::lacp::pdu::{LacpState, Lacpdu, PortInfo, SLOW_PROTOCOLS_MAC};
 
 /// Sends `frame` as is on `iface` of the partner namespace (an AF_PACKET socket).
 fn inject(bed: &Bed, iface: &str, frame: &[u8]) {
@@ -84,12 +84,12 @@ fn lacp_lagg(ports: &str, addr: &str, system: Option<[u8; 6]>) -> String {
 /// An LACPDU from a system that would become xlm0's partner if heard: in sync, collecting,
 /// distributing, with a key of its own.
 fn strangers_lacpdu(actor_system: [u8; 6], dst: [u8; 6]) -> Vec<u8> {
-    let state = PortState(
-        PortState::ACTIVITY
-            | PortState::AGGREGATION
-            | PortState::SYNCHRONIZATION
-            | PortState::COLLECTING
-            | PortState::DISTRIBUTING,
+    let state = LacpState(
+        LacpState::ACTIVITY
+            | LacpState::AGGREGATION
+            | LacpState::SYNCHRONIZATION
+            | LacpState::COLLECTING
+            | LacpState::DISTRIBUTING,
     );
     let pdu = Lacpdu {
         version: 1,

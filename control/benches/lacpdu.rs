@@ -3,7 +3,7 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use xlagg_control::proto::lacp::pdu::{self, Lacpdu, PortInfo, PortState};
+use xlagg_control::proto::lacp::pdu::{self, LacpState, Lacpdu, PortInfo};
 
 fn bench(c: &mut Criterion) {
     let info = |system: u8, port: u16| PortInfo {
@@ -12,7 +12,7 @@ fn bench(c: &mut Criterion) {
         key: 1,
         port_priority: 0x8000,
         port,
-        state: PortState(0x3f),
+        state: LacpState(0x3f),
     };
     let pdu = Lacpdu {
         version: 1,

@@ -417,7 +417,7 @@ fn monitor_families(o: &mut Out, samples: &[LaggSample]) {
 
 /// Each LACP port's PDUs and state.
 fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
-    let lacp_ports: Vec<(&str, &str, &crate::proto::lacp::PortStatus)> = samples
+    let lacp_ports: Vec<(&str, &str, &crate::proto::lacp::LacpPortStatus)> = samples
         .iter()
         .flat_map(|s| {
             s.ports.iter().filter_map(move |p| {
@@ -427,7 +427,7 @@ fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
             })
         })
         .collect();
-    type LacpCounts = fn(&crate::proto::lacp::PortStatus) -> Vec<(&'static str, u64)>;
+    type LacpCounts = fn(&crate::proto::lacp::LacpPortStatus) -> Vec<(&'static str, u64)>;
     let counted: [(&str, &str, LacpCounts); 4] = [
         ("xlagg_lacp_pdus_total", "direction", |l| {
             vec![("rx", l.counters.lacpdu_rx), ("tx", l.counters.lacpdu_tx)]
@@ -466,7 +466,7 @@ fn lacp_families(o: &mut Out, samples: &[LaggSample]) {
             }
         }
     }
-    type LacpValue = fn(&crate::proto::lacp::PortStatus) -> f64;
+    type LacpValue = fn(&crate::proto::lacp::LacpPortStatus) -> f64;
     let lacp_state: [(&str, LacpValue); 3] = [
         ("xlagg_lacp_actor_state", |l| f64::from(l.actor.state.0)),
         ("xlagg_lacp_partner_state", |l| f64::from(l.partner.state.0)),
@@ -705,7 +705,7 @@ mod tests {
     use xlagg_dataplane::counters::PortTotals;
 
     fn sample() -> LaggSample {
-        let lacp = crate::proto::lacp::PortStatus {
+        let lacp = crate::proto::lacp::LacpPortStatus {
             name: "em0".into(),
             actor: Default::default(),
             partner: Default::default(),

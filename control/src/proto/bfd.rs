@@ -280,7 +280,7 @@ pub fn frame(
 
 /// Settings of the sessions of one lagg.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Config {
+pub struct SessionConfig {
     /// Desired minimum transmit and required minimum receive interval.
     pub interval: Duration,
     /// Detection multiplier.
@@ -303,7 +303,7 @@ pub struct Counters {
 /// One session (one member link).
 #[derive(Clone, Debug)]
 pub struct Session {
-    cfg: Config,
+    cfg: SessionConfig,
     state: State,
     remote_state: State,
     diag: Diag,
@@ -322,7 +322,7 @@ pub struct Session {
 
 impl Session {
     /// A session in Down with discriminator `discr` (non-zero, unique per session).
-    pub fn new(cfg: Config, discr: u32, now: Duration) -> Self {
+    pub fn new(cfg: SessionConfig, discr: u32, now: Duration) -> Self {
         Self {
             cfg,
             state: State::Down,
@@ -342,7 +342,7 @@ impl Session {
     }
 
     /// The settings.
-    pub fn config(&self) -> Config {
+    pub fn config(&self) -> SessionConfig {
         self.cfg
     }
 
@@ -538,7 +538,7 @@ impl Session {
 mod tests {
     use super::*;
 
-    const CFG: Config = Config {
+    const CFG: SessionConfig = SessionConfig {
         interval: Duration::from_millis(50),
         multiplier: 3,
     };

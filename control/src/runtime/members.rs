@@ -131,7 +131,7 @@ pub enum Verdict {
 
 /// Something that happened, for the log and the timeline.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum MemberEvent {
     /// The effective link changed.
     Link {
         /// Member.
@@ -178,7 +178,7 @@ pub struct MemberSet {
     rules: Rules,
     members: Vec<Member>,
     notifications: Vec<Notification>,
-    events: VecDeque<Event>,
+    events: VecDeque<MemberEvent>,
     /// Failover's active port as last decided.
     active_port: Option<usize>,
     /// Effective link changes since start.
@@ -236,7 +236,7 @@ impl MemberSet {
         m.link = raw;
         if raw == m.up {
             if m.pending.take().is_some() {
-                self.events.push_back(Event::Withdrawn { member: i });
+                self.events.push_back(MemberEvent::Withdrawn { member: i });
             }
             return false;
         }
@@ -245,7 +245,7 @@ impl MemberSet {
             m.up = raw;
             m.pending = None;
             self.flaps += 1;
-            self.events.push_back(Event::Link {
+            self.events.push_back(MemberEvent::Link {
                 member: i,
                 up: raw,
                 delayed: false,
@@ -254,7 +254,7 @@ impl MemberSet {
         }
         if m.pending.map(|(v, _)| v) != Some(raw) {
             m.pending = Some((raw, Time(now.0 + delay.as_nanos() as u64)));
-            self.events.push_back(Event::Waiting {
+            self.events.push_back(MemberEvent::Waiting {
                 member: i,
                 up: raw,
                 delay,
@@ -293,7 +293,7 @@ impl MemberSet {
                     m.pending = None;
                     changed.push(i);
                     self.flaps += 1;
-                    self.events.push_back(Event::Link {
+                    self.events.push_back(MemberEvent::Link {
                         member: i,
                         up: v,
                         delayed: true,
@@ -350,7 +350,7 @@ impl MemberSet {
         if self.rules.proto == LaggProto::Failover {
             if active != self.active_port {
                 self.failovers += 1;
-                self.events.push_back(Event::Failover {
+                self.events.push_back(MemberEvent::Failover {
                     from: self.active_port,
                     to: active,
                 });
@@ -419,7 +419,7 @@ impl MemberSet {
     }
 
     /// The next event, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<MemberEvent> {
         self.events.pop_front()
     }
 
@@ -487,7 +487,7 @@ mod tests {
         assert_eq!(s.active(), [1, 2]);
         assert_eq!(
             s.poll_event(),
-            Some(Event::Link {
+            Some(MemberEvent::Link {
                 member: 0,
                 up: false,
                 delayed: false
@@ -495,7 +495,7 @@ mod tests {
         );
         assert_eq!(
             s.poll_event(),
-            Some(Event::Failover {
+            Some(MemberEvent::Failover {
                 from: Some(0),
                 to: Some(1)
             })
@@ -588,9 +588,9 @@ mod tests {
         assert!(!s.handle_link(Time(2100 * MS), 0, true));
         assert!(s.handle_timeout(Time(3000 * MS)).is_empty());
         assert!(s.usable(0));
-        let events: Vec<Event> = std::iter::from_fn(|| s.poll_event()).collect();
+        let events: Vec<MemberEvent> = std::iter::from_fn(|| s.poll_event()).collect();
         assert!(
-            events.contains(&Event::Withdrawn { member: 0 }),
+            events.contains(&MemberEvent::Withdrawn { member: 0 }),
             "{events:?}"
         );
     }

@@ -39,7 +39,7 @@ pub const ETH_HLEN: usize = 14;
 
 /// What becomes of a frame.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Verdict {
+pub enum FrameVerdict {
     /// Data: the engine decides.
     Data,
     /// To the kernel's stack (the control path's sockets), within this kind's rate.
@@ -50,7 +50,7 @@ pub enum Verdict {
 
 /// Applies the checks above to `frame` on a port in `state`.
 #[inline(always)]
-pub fn classify<F: FrameBytes + ?Sized>(frame: &F, state: &PortState) -> Verdict {
+pub fn classify<F: FrameBytes + ?Sized>(frame: &F, state: &PortState) -> FrameVerdict {
     // Nearly every frame has its first 38 bytes: one read for the destination and ethertype.
     let (dst, ethertype) = match frame.head() {
         Some(h) => (
@@ -63,7 +63,7 @@ pub fn classify<F: FrameBytes + ?Sized>(frame: &F, state: &PortState) -> Verdict
                 let [b0, b1] = b.to_be_bytes();
                 ([a0, a1, a2, a3, b0, b1], t)
             }
-            _ => return Verdict::Drop(XdpCounter::Malformed),
+            _ => return FrameVerdict::Drop(XdpCounter::Malformed),
         },
     };
     if ethertype == ETHERTYPE_SLOW {
@@ -72,32 +72,32 @@ pub fn classify<F: FrameBytes + ?Sized>(frame: &F, state: &PortState) -> Verdict
             && dst == SLOW_PROTOCOLS_MAC
             && matches!(subtype, Some(LACP_SUBTYPE | MARKER_SUBTYPE))
         {
-            return Verdict::Pass(Control::Slow);
+            return FrameVerdict::Pass(Control::Slow);
         }
-        return Verdict::Drop(XdpCounter::Unsolicited);
+        return FrameVerdict::Drop(XdpCounter::Unsolicited);
     }
     if dst == MICRO_BFD_MAC {
         if state.has(PortState::BFD) && is_micro_bfd(frame, ethertype) {
-            return Verdict::Pass(Control::Bfd);
+            return FrameVerdict::Pass(Control::Bfd);
         }
-        return Verdict::Drop(XdpCounter::Unsolicited);
+        return FrameVerdict::Drop(XdpCounter::Unsolicited);
     }
     if dst == state.probe_mac && state.probe_mac != [0; 6] {
         if is_probe_reply(frame, ethertype) {
-            return Verdict::Pass(Control::ProbeReply);
+            return FrameVerdict::Pass(Control::ProbeReply);
         }
-        return Verdict::Drop(XdpCounter::Unsolicited);
+        return FrameVerdict::Drop(XdpCounter::Unsolicited);
     }
     if state.has(PortState::DROP_LINK_LOCAL)
         && dst[..5] == SLOW_PROTOCOLS_MAC[..5]
         && dst[5] <= 0x0f
     {
-        return Verdict::Drop(XdpCounter::LinkLocal);
+        return FrameVerdict::Drop(XdpCounter::LinkLocal);
     }
     if !state.is_collecting() {
-        return Verdict::Drop(XdpCounter::NotCollecting);
+        return FrameVerdict::Drop(XdpCounter::NotCollecting);
     }
-    Verdict::Data
+    FrameVerdict::Data
 }
 
 /// IPv4, not a fragment, UDP to the micro-BFD port (RFC 7130).
@@ -162,22 +162,28 @@ mod tests {
         let s = state(PortState::COLLECTING, [0; 6]);
         assert_eq!(
             classify(&[0u8; 13][..], &s),
-            Verdict::Drop(XdpCounter::Malformed)
+            FrameVerdict::Drop(XdpCounter::Malformed)
         );
         // Shorter than the 38-byte fast read but a whole header: data.
-        assert_eq!(classify(&frame(US, 0x0800, &[])[..20], &s), Verdict::Data);
+        assert_eq!(
+            classify(&frame(US, 0x0800, &[])[..20], &s),
+            FrameVerdict::Data
+        );
     }
 
     #[test]
     fn slow_protocols_go_to_the_control_path_only_where_lacp_runs() {
         let f = frame(SLOW_PROTOCOLS_MAC, 0x8809, &[1, 1]);
         let lacp = state(PortState::LACP, [0; 6]);
-        assert_eq!(classify(&f[..], &lacp), Verdict::Pass(Control::Slow));
+        assert_eq!(classify(&f[..], &lacp), FrameVerdict::Pass(Control::Slow));
         let marker = frame(SLOW_PROTOCOLS_MAC, 0x8809, &[2, 1]);
-        assert_eq!(classify(&marker[..], &lacp), Verdict::Pass(Control::Slow));
+        assert_eq!(
+            classify(&marker[..], &lacp),
+            FrameVerdict::Pass(Control::Slow)
+        );
         assert_eq!(
             classify(&f[..], &state(PortState::COLLECTING, [0; 6])),
-            Verdict::Drop(XdpCounter::Unsolicited)
+            FrameVerdict::Drop(XdpCounter::Unsolicited)
         );
     }
 
@@ -188,14 +194,14 @@ mod tests {
         for dst in [US, [0xff; 6]] {
             assert_eq!(
                 classify(&frame(dst, 0x8809, &[1, 1])[..], &lacp),
-                Verdict::Drop(XdpCounter::Unsolicited)
+                FrameVerdict::Drop(XdpCounter::Unsolicited)
             );
         }
         // OAM (3), OSSP (10), and an unknown subtype, to the right address.
         for subtype in [3, 10, 0x7f] {
             assert_eq!(
                 classify(&frame(SLOW_PROTOCOLS_MAC, 0x8809, &[subtype, 1])[..], &lacp),
-                Verdict::Drop(XdpCounter::Unsolicited)
+                FrameVerdict::Drop(XdpCounter::Unsolicited)
             );
         }
     }
@@ -208,23 +214,23 @@ mod tests {
         ip[22..24].copy_from_slice(&6784u16.to_be_bytes());
         let bfd = state(PortState::BFD | PortState::COLLECTING, [0; 6]);
         let f = frame(MICRO_BFD_MAC, 0x0800, &ip);
-        assert_eq!(classify(&f[..], &bfd), Verdict::Pass(Control::Bfd));
+        assert_eq!(classify(&f[..], &bfd), FrameVerdict::Pass(Control::Bfd));
         let off = state(PortState::COLLECTING, [0; 6]);
         assert_eq!(
             classify(&f[..], &off),
-            Verdict::Drop(XdpCounter::Unsolicited)
+            FrameVerdict::Drop(XdpCounter::Unsolicited)
         );
         let mut fragment = ip;
         fragment[6] = 0x20;
         assert_eq!(
             classify(&frame(MICRO_BFD_MAC, 0x0800, &fragment)[..], &bfd),
-            Verdict::Drop(XdpCounter::Unsolicited)
+            FrameVerdict::Drop(XdpCounter::Unsolicited)
         );
         let mut other_port = ip;
         other_port[22..24].copy_from_slice(&3784u16.to_be_bytes());
         assert_eq!(
             classify(&frame(MICRO_BFD_MAC, 0x0800, &other_port)[..], &bfd),
-            Verdict::Drop(XdpCounter::Unsolicited)
+            FrameVerdict::Drop(XdpCounter::Unsolicited)
         );
     }
 
@@ -235,25 +241,25 @@ mod tests {
         arp[6..8].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
             classify(&frame(PROBE, 0x0806, &arp)[..], &s),
-            Verdict::Pass(Control::ProbeReply)
+            FrameVerdict::Pass(Control::ProbeReply)
         );
         arp[7] = 1;
         assert_eq!(
             classify(&frame(PROBE, 0x0806, &arp)[..], &s),
-            Verdict::Drop(XdpCounter::Unsolicited)
+            FrameVerdict::Drop(XdpCounter::Unsolicited)
         );
         let mut na = [0u8; 48];
         na[6] = 58;
         na[40] = 136;
         assert_eq!(
             classify(&frame(PROBE, 0x86dd, &na)[..], &s),
-            Verdict::Pass(Control::ProbeReply)
+            FrameVerdict::Pass(Control::ProbeReply)
         );
         // No probe MAC set: an all-zero destination is data, not a probe reply.
         let none = state(PortState::COLLECTING, [0; 6]);
         assert_eq!(
             classify(&frame([0; 6], 0x0806, &arp)[..], &none),
-            Verdict::Data
+            FrameVerdict::Data
         );
     }
 
@@ -264,7 +270,7 @@ mod tests {
             let dst = [0x01, 0x80, 0xc2, 0, 0, last];
             assert_eq!(
                 classify(&frame(dst, 0x0027, &[0x42, 0x42, 3])[..], &forward),
-                Verdict::Drop(XdpCounter::LinkLocal),
+                FrameVerdict::Drop(XdpCounter::LinkLocal),
                 "01-80-c2-00-00-{last:02x}"
             );
         }
@@ -272,14 +278,14 @@ mod tests {
         let dst = [0x01, 0x80, 0xc2, 0, 0, 0x10];
         assert_eq!(
             classify(&frame(dst, 0x0800, &[0x45])[..], &forward),
-            Verdict::Data
+            FrameVerdict::Data
         );
         // Where the configuration forwards them (no flag), they are data.
         let open = state(PortState::COLLECTING, [0; 6]);
         let stp = [0x01, 0x80, 0xc2, 0, 0, 0];
         assert_eq!(
             classify(&frame(stp, 0x0027, &[0x42])[..], &open),
-            Verdict::Data
+            FrameVerdict::Data
         );
     }
 
@@ -288,11 +294,11 @@ mod tests {
         let f = frame(US, 0x0800, &[0x45]);
         assert_eq!(
             classify(&f[..], &state(PortState::COLLECTING, [0; 6])),
-            Verdict::Data
+            FrameVerdict::Data
         );
         assert_eq!(
             classify(&f[..], &state(0, [0; 6])),
-            Verdict::Drop(XdpCounter::NotCollecting)
+            FrameVerdict::Drop(XdpCounter::NotCollecting)
         );
     }
 }

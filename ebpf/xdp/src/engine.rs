@@ -47,7 +47,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use packet::Packet;
-use xlagg_common::filter::{classify, Verdict};
+use xlagg_common::filter::{classify, FrameVerdict};
 use xlagg_common::limit::{Control, TokenBucket};
 use xlagg_common::{
     engine_policy, hash, BucketHits, EngineCounter, EngineCounters, EnginePort, EngineTable,
@@ -286,13 +286,13 @@ pub fn xlagg_engine(ctx: XdpContext) -> u32 {
     }
     let packet = Packet::of(&ctx);
     match classify(&packet, &port.state()) {
-        Verdict::Data => {}
-        Verdict::Pass(kind) if admit(slot, kind) => {
+        FrameVerdict::Data => {}
+        FrameVerdict::Pass(kind) if admit(slot, kind) => {
             add(slot, reason(kind.counter()), 1);
             return xdp_action::XDP_PASS;
         }
-        Verdict::Pass(_) => return drop(slot, EngineCounter::RateLimited),
-        Verdict::Drop(counter) => return drop(slot, reason(counter)),
+        FrameVerdict::Pass(_) => return drop(slot, EngineCounter::RateLimited),
+        FrameVerdict::Drop(counter) => return drop(slot, reason(counter)),
     }
     // SAFETY: the context is the one the kernel passed to this program.
     let bytes = unsafe { bpf_xdp_get_buff_len(ctx.ctx) };

@@ -18,7 +18,7 @@ use aya_ebpf::{
     macros::classifier,
     programs::TcContext,
 };
-use xlagg_common::filter::{classify, Verdict};
+use xlagg_common::filter::{classify, FrameVerdict};
 use xlagg_common::hash::{self, FrameBytes};
 use xlagg_common::{engine_policy, EngineCounter, ENGINE_MEMBERS, ENGINE_UPPER_SLOT};
 
@@ -303,13 +303,13 @@ pub fn xlagg_host_in(ctx: TcContext) -> i32 {
         return TC_ACT_OK;
     }
     match classify(&Skb(skb), &port.state()) {
-        Verdict::Data => {}
-        Verdict::Pass(kind) if admit(slot, kind) => {
+        FrameVerdict::Data => {}
+        FrameVerdict::Pass(kind) if admit(slot, kind) => {
             add(slot, reason(kind.counter()), 1);
             return TC_ACT_OK;
         }
-        Verdict::Pass(_) => return shot(slot, EngineCounter::RateLimited),
-        Verdict::Drop(counter) => return shot(slot, reason(counter)),
+        FrameVerdict::Pass(_) => return shot(slot, EngineCounter::RateLimited),
+        FrameVerdict::Drop(counter) => return shot(slot, reason(counter)),
     }
     let upper = device(ENGINE_UPPER_SLOT);
     if upper == 0 {

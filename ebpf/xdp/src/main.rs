@@ -29,7 +29,7 @@ use aya_ebpf::{
     programs::XdpContext,
 };
 use packet::Packet;
-use xlagg_common::filter::{classify, Verdict};
+use xlagg_common::filter::{classify, FrameVerdict};
 use xlagg_common::limit::{Control, TokenBucket};
 use xlagg_common::{PortState, XdpCounter, MAX_QUEUES};
 
@@ -71,16 +71,16 @@ pub fn xlagg_port(ctx: XdpContext) -> u32 {
         .copied()
         .unwrap_or(PortState::collecting(false));
     match classify(&Packet::of(&ctx), &state) {
-        Verdict::Data => {}
-        Verdict::Pass(kind) if admit(kind) => {
+        FrameVerdict::Data => {}
+        FrameVerdict::Pass(kind) if admit(kind) => {
             count(kind.counter());
             return xdp_action::XDP_PASS;
         }
-        Verdict::Pass(_) => {
+        FrameVerdict::Pass(_) => {
             count(XdpCounter::RateLimited);
             return xdp_action::XDP_DROP;
         }
-        Verdict::Drop(counter) => {
+        FrameVerdict::Drop(counter) => {
             count(counter);
             return xdp_action::XDP_DROP;
         }

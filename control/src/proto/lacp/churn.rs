@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::pdu::PortState;
+use super::pdu::LacpState;
 use super::port::{PortVars, Timer};
 use super::{Time, CHURN_DETECTION};
 
@@ -31,8 +31,8 @@ impl fmt::Display for State {
 
 /// Runs both churn machines once; returns whether anything changed.
 pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
-    let actor_sync = port.actor_state().has(PortState::SYNCHRONIZATION);
-    let partner_sync = port.partner_has(PortState::SYNCHRONIZATION);
+    let actor_sync = port.actor_state().has(LacpState::SYNCHRONIZATION);
+    let partner_sync = port.partner_has(LacpState::SYNCHRONIZATION);
     let enabled = port.enabled && !port.begin;
     let (state, changed, churned) = step(
         port.actor_churn,
@@ -126,7 +126,7 @@ mod tests {
         #[test]
         fn sync_in_time_means_no_churn() {
             let mut p = monitoring();
-            p.set_actor(PortState::SYNCHRONIZATION, true);
+            p.set_actor(LacpState::SYNCHRONIZATION, true);
             run(&mut p, T0 + Duration::from_secs(3));
             assert_eq!(p.actor_churn, State::NoChurn);
             assert_eq!(p.counters.actor_churn, 0);
@@ -161,10 +161,10 @@ mod tests {
         fn sync_ends_churn_and_losing_it_monitors_again() {
             let mut p = monitoring();
             run(&mut p, T0 + CHURN_DETECTION);
-            p.set_actor(PortState::SYNCHRONIZATION, true);
+            p.set_actor(LacpState::SYNCHRONIZATION, true);
             run(&mut p, T0 + CHURN_DETECTION);
             assert_eq!(p.actor_churn, State::NoChurn);
-            p.set_actor(PortState::SYNCHRONIZATION, false);
+            p.set_actor(LacpState::SYNCHRONIZATION, false);
             run(&mut p, T0 + CHURN_DETECTION * 2);
             assert_eq!(p.actor_churn, State::Monitor);
         }

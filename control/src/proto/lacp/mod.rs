@@ -28,8 +28,8 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
-use pdu::{Lacpdu, Marker, PortInfo, PortState, SlowPdu, FRAME_LEN};
-pub use port::{LagId, PortConfig, PortCounters, Selected};
+use pdu::{LacpState, Lacpdu, Marker, PortInfo, SlowPdu, FRAME_LEN};
+pub use port::{LacpCounters, LagId, PortConfig, Selected};
 use port::{PortVars, Timer};
 
 /// Fast_Periodic_Time.
@@ -133,9 +133,9 @@ pub struct Transmit {
 
 /// What the dataplane must do.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Event {
+pub enum LacpEvent {
     /// Port `port` starts or stops collecting and distributing (with min_links applied).
-    PortState {
+    LacpState {
         /// Port index.
         port: usize,
         /// Accept frames from the port.
@@ -195,7 +195,7 @@ pub struct Alarm {
 
 /// Status of one port.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PortStatus {
+pub struct LacpPortStatus {
     /// Port name.
     pub name: String,
     /// Our information as we send it.
@@ -209,7 +209,7 @@ pub struct PortStatus {
     /// Mux machine state.
     pub mux: mux::State,
     /// Counters.
-    pub counters: PortCounters,
+    pub counters: LacpCounters,
 }
 
 /// The LACP core of one lagg.
@@ -219,7 +219,7 @@ pub struct Lacp {
     ports: Vec<PortVars>,
     active_lag: Option<LagId>,
     transmits: VecDeque<Transmit>,
-    events: VecDeque<Event>,
+    events: VecDeque<LacpEvent>,
     reported: Vec<(bool, bool)>,
 }
 
@@ -267,9 +267,9 @@ impl Lacp {
 
     /// The variables of a new port (link down).
     fn port_vars(cfg: &LacpConfig, name: &str, pc: &PortConfig) -> PortVars {
-        let mut state = PortState(PortState::AGGREGATION);
-        state.set(PortState::ACTIVITY, cfg.active);
-        state.set(PortState::TIMEOUT, cfg.fast_timeout);
+        let mut state = LacpState(LacpState::AGGREGATION);
+        state.set(LacpState::ACTIVITY, cfg.active);
+        state.set(LacpState::TIMEOUT, cfg.fast_timeout);
         let actor = PortInfo {
             system_priority: cfg.system_priority,
             system: cfg.system,
@@ -288,18 +288,18 @@ impl Lacp {
             port_priority: 0,
             port: pc.number,
             state: {
-                let mut s = PortState(PortState::AGGREGATION);
+                let mut s = LacpState(LacpState::AGGREGATION);
                 if !cfg.strict {
                     s.set(
-                        PortState::SYNCHRONIZATION
-                            | PortState::COLLECTING
-                            | PortState::DISTRIBUTING,
+                        LacpState::SYNCHRONIZATION
+                            | LacpState::COLLECTING
+                            | LacpState::DISTRIBUTING,
                         true,
                     );
                 }
                 // A defaulted port keeps polling at our own rate: with a long default a
                 // partner that comes back would wait up to 30 s for our next LACPDU.
-                s.set(PortState::TIMEOUT, cfg.fast_timeout);
+                s.set(LacpState::TIMEOUT, cfg.fast_timeout);
                 s
             },
         };
@@ -424,7 +424,7 @@ impl Lacp {
     }
 
     /// The next dataplane change, if any.
-    pub fn poll_event(&mut self) -> Option<Event> {
+    pub fn poll_event(&mut self) -> Option<LacpEvent> {
         self.events.pop_front()
     }
 
@@ -467,8 +467,8 @@ impl Lacp {
         for (i, p) in self.ports.iter_mut().enumerate() {
             let eligible = p.enabled && matches!(p.rx, rx::State::Current | rx::State::Defaulted);
             let lag = eligible.then(|| {
-                if p.partner_has(PortState::AGGREGATION)
-                    && p.actor_state().has(PortState::AGGREGATION)
+                if p.partner_has(LacpState::AGGREGATION)
+                    && p.actor_state().has(LacpState::AGGREGATION)
                 {
                     LagId::Partner {
                         system_priority: p.partner.system_priority,
@@ -618,7 +618,7 @@ impl Lacp {
         let distributing = self
             .ports
             .iter()
-            .filter(|p| p.actor_state().has(PortState::DISTRIBUTING))
+            .filter(|p| p.actor_state().has(LacpState::DISTRIBUTING))
             .count();
         let up = distributing >= self.cfg.min_links.max(1);
         let fallback = self.fallback_port();
@@ -626,8 +626,8 @@ impl Lacp {
             let (collecting, dist) = match fallback {
                 Some(f) => (f == i, f == i),
                 None => (
-                    up && p.actor_state().has(PortState::COLLECTING),
-                    up && p.actor_state().has(PortState::DISTRIBUTING),
+                    up && p.actor_state().has(LacpState::COLLECTING),
+                    up && p.actor_state().has(LacpState::DISTRIBUTING),
                 ),
             };
             if (collecting, dist) != self.reported[i] {
@@ -637,7 +637,7 @@ impl Lacp {
                 p.was_distributing = dist;
                 self.reported[i] = (collecting, dist);
                 tracing::info!(port = %p.name, collecting, distributing = dist, "LACP: port state");
-                self.events.push_back(Event::PortState {
+                self.events.push_back(LacpEvent::LacpState {
                     port: i,
                     collecting,
                     distributing: dist,
@@ -647,10 +647,10 @@ impl Lacp {
     }
 
     /// Status of every port.
-    pub fn status(&self) -> Vec<PortStatus> {
+    pub fn status(&self) -> Vec<LacpPortStatus> {
         self.ports
             .iter()
-            .map(|p| PortStatus {
+            .map(|p| LacpPortStatus {
                 name: p.name.clone(),
                 actor: p.actor,
                 partner: p.partner,
@@ -668,7 +668,7 @@ impl Lacp {
         let current: Vec<&PortVars> = self
             .ports
             .iter()
-            .filter(|p| p.rx == rx::State::Current && p.partner_has(PortState::AGGREGATION))
+            .filter(|p| p.rx == rx::State::Current && p.partner_has(LacpState::AGGREGATION))
             .collect();
         let Some(first) = current.first() else {
             return Vec::new();
@@ -729,7 +729,7 @@ impl Lacp {
                     AlarmKind::Defaulted,
                     "no LACPDU from the partner: its port runs no LACP (a static LAG, or none); enable LACP (active) on the partner's port".to_string(),
                 )
-            } else if p.rx == rx::State::Current && !p.partner_has(PortState::AGGREGATION) {
+            } else if p.rx == rx::State::Current && !p.partner_has(LacpState::AGGREGATION) {
                 (
                     AlarmKind::Individual,
                     "the partner marks the link individual (not aggregatable): its port is not in a LAG".to_string(),

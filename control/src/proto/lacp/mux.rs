@@ -4,7 +4,7 @@
 
 use std::fmt;
 
-use super::pdu::PortState;
+use super::pdu::LacpState;
 use super::port::{PortVars, Selected, Timer};
 use super::{MuxMode, Time, AGGREGATE_WAIT};
 
@@ -47,37 +47,37 @@ fn set_state(port: &mut PortVars, to: State) {
 
 fn detached(port: &mut PortVars) {
     set_state(port, State::Detached);
-    port.set_actor(PortState::SYNCHRONIZATION, false);
-    port.set_actor(PortState::COLLECTING, false);
-    port.set_actor(PortState::DISTRIBUTING, false);
+    port.set_actor(LacpState::SYNCHRONIZATION, false);
+    port.set_actor(LacpState::COLLECTING, false);
+    port.set_actor(LacpState::DISTRIBUTING, false);
     port.ntt = true;
 }
 
 fn attached(port: &mut PortVars) {
     set_state(port, State::Attached);
-    port.set_actor(PortState::SYNCHRONIZATION, true);
-    port.set_actor(PortState::COLLECTING, false);
-    port.set_actor(PortState::DISTRIBUTING, false);
+    port.set_actor(LacpState::SYNCHRONIZATION, true);
+    port.set_actor(LacpState::COLLECTING, false);
+    port.set_actor(LacpState::DISTRIBUTING, false);
     port.ntt = true;
 }
 
 fn collecting_distributing(port: &mut PortVars) {
     set_state(port, State::CollectingDistributing);
-    port.set_actor(PortState::COLLECTING, true);
-    port.set_actor(PortState::DISTRIBUTING, true);
+    port.set_actor(LacpState::COLLECTING, true);
+    port.set_actor(LacpState::DISTRIBUTING, true);
     port.ntt = true;
 }
 
 fn collecting(port: &mut PortVars) {
     set_state(port, State::Collecting);
-    port.set_actor(PortState::COLLECTING, true);
-    port.set_actor(PortState::DISTRIBUTING, false);
+    port.set_actor(LacpState::COLLECTING, true);
+    port.set_actor(LacpState::DISTRIBUTING, false);
     port.ntt = true;
 }
 
 fn distributing(port: &mut PortVars) {
     set_state(port, State::Distributing);
-    port.set_actor(PortState::DISTRIBUTING, true);
+    port.set_actor(LacpState::DISTRIBUTING, true);
     port.ntt = true;
 }
 
@@ -90,7 +90,7 @@ pub(crate) fn run(port: &mut PortVars, now: Time, ready: bool, mode: MuxMode) ->
         return true;
     }
     let selected = port.selected == Selected::Selected;
-    let partner_sync = port.partner_has(PortState::SYNCHRONIZATION);
+    let partner_sync = port.partner_has(LacpState::SYNCHRONIZATION);
     match port.mux {
         State::Detached => {
             if port.selected != Selected::Unselected {
@@ -130,13 +130,13 @@ pub(crate) fn run(port: &mut PortVars, now: Time, ready: bool, mode: MuxMode) ->
         State::Collecting => {
             if !selected || !partner_sync {
                 attached(port);
-            } else if port.partner_has(PortState::COLLECTING) {
+            } else if port.partner_has(LacpState::COLLECTING) {
                 distributing(port);
             }
         }
         State::Distributing => {
-            if !selected || !partner_sync || !port.partner_has(PortState::COLLECTING) {
-                port.set_actor(PortState::DISTRIBUTING, false);
+            if !selected || !partner_sync || !port.partner_has(LacpState::COLLECTING) {
+                port.set_actor(LacpState::DISTRIBUTING, false);
                 collecting(port);
             }
         }
@@ -177,7 +177,7 @@ mod tests {
         #[test]
         fn selection_starts_the_aggregate_wait() {
             let mut p = detached();
-            assert!(!p.actor.state.has(PortState::SYNCHRONIZATION));
+            assert!(!p.actor.state.has(LacpState::SYNCHRONIZATION));
             p.selected = Selected::Standby;
             run(&mut p, T0, false, MuxMode::Coupled);
             assert_eq!(p.mux, State::Waiting);
@@ -212,7 +212,7 @@ mod tests {
             );
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
             assert_eq!(p.mux, State::Attached);
-            assert!(p.actor.state.has(PortState::SYNCHRONIZATION));
+            assert!(p.actor.state.has(LacpState::SYNCHRONIZATION));
         }
 
         #[test]
@@ -234,13 +234,13 @@ mod tests {
         #[test]
         fn partner_sync_starts_collecting_and_distributing_together_when_coupled() {
             let mut p = attached(MuxMode::Coupled);
-            assert!(!p.actor.state.has(PortState::COLLECTING));
-            p.partner.state.set(PortState::SYNCHRONIZATION, true);
+            assert!(!p.actor.state.has(LacpState::COLLECTING));
+            p.partner.state.set(LacpState::SYNCHRONIZATION, true);
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
             assert_eq!(p.mux, State::CollectingDistributing);
             assert!(
-                p.actor.state.has(PortState::COLLECTING)
-                    && p.actor.state.has(PortState::DISTRIBUTING)
+                p.actor.state.has(LacpState::COLLECTING)
+                    && p.actor.state.has(LacpState::DISTRIBUTING)
             );
         }
 
@@ -259,12 +259,12 @@ mod tests {
         #[test]
         fn losing_partner_sync_goes_back_to_attached() {
             let mut p = attached(MuxMode::Coupled);
-            p.partner.state.set(PortState::SYNCHRONIZATION, true);
+            p.partner.state.set(LacpState::SYNCHRONIZATION, true);
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
-            p.partner.state.set(PortState::SYNCHRONIZATION, false);
+            p.partner.state.set(LacpState::SYNCHRONIZATION, false);
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Coupled);
             assert_eq!(p.mux, State::Attached);
-            assert!(!p.actor.state.has(PortState::DISTRIBUTING));
+            assert!(!p.actor.state.has(LacpState::DISTRIBUTING));
         }
     }
 
@@ -274,17 +274,17 @@ mod tests {
         #[test]
         fn collects_first_and_distributes_once_the_partner_collects() {
             let mut p = attached(MuxMode::Independent);
-            p.partner.state.set(PortState::SYNCHRONIZATION, true);
+            p.partner.state.set(LacpState::SYNCHRONIZATION, true);
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Independent);
             assert_eq!(p.mux, State::Collecting);
             assert!(
-                p.actor.state.has(PortState::COLLECTING)
-                    && !p.actor.state.has(PortState::DISTRIBUTING)
+                p.actor.state.has(LacpState::COLLECTING)
+                    && !p.actor.state.has(LacpState::DISTRIBUTING)
             );
-            p.partner.state.set(PortState::COLLECTING, true);
+            p.partner.state.set(LacpState::COLLECTING, true);
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Independent);
             assert_eq!(p.mux, State::Distributing);
-            p.partner.state.set(PortState::COLLECTING, false);
+            p.partner.state.set(LacpState::COLLECTING, false);
             run(&mut p, T0 + AGGREGATE_WAIT, true, MuxMode::Independent);
             assert_eq!(
                 p.mux,

@@ -43,9 +43,9 @@ pub enum PduError {
 
 /// The eight LACP state bits (802.1AX 5.4.2.2, Actor_State / Partner_State).
 #[derive(Clone, Copy, Default, PartialEq, Eq, Hash)]
-pub struct PortState(pub u8);
+pub struct LacpState(pub u8);
 
-impl PortState {
+impl LacpState {
     /// Active LACP (otherwise passive).
     pub const ACTIVITY: u8 = 1 << 0;
     /// Short timeout (otherwise long).
@@ -89,7 +89,7 @@ impl PortState {
     }
 }
 
-impl fmt::Display for PortState {
+impl fmt::Display for LacpState {
     /// lagg style: `<ACTIVITY,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("<")?;
@@ -107,7 +107,7 @@ impl fmt::Display for PortState {
     }
 }
 
-impl fmt::Debug for PortState {
+impl fmt::Debug for LacpState {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#04x}{self}", self.0)
     }
@@ -127,7 +127,7 @@ pub struct PortInfo {
     /// Port number.
     pub port: u16,
     /// State bits.
-    pub state: PortState,
+    pub state: LacpState,
 }
 
 impl PortInfo {
@@ -138,7 +138,7 @@ impl PortInfo {
             key: u16::from_be_bytes([b[8], b[9]]),
             port_priority: u16::from_be_bytes([b[10], b[11]]),
             port: u16::from_be_bytes([b[12], b[13]]),
-            state: PortState(b[14]),
+            state: LacpState(b[14]),
         }
     }
 
@@ -353,7 +353,7 @@ mod tests {
                 key: 9,
                 port_priority: 255,
                 port: 1,
-                state: PortState(0x3d),
+                state: LacpState(0x3d),
             },
             partner: PortInfo {
                 system_priority: 0x8000,
@@ -361,7 +361,7 @@ mod tests {
                 key: 14,
                 port_priority: 0x8000,
                 port: 25,
-                state: PortState(0x3f),
+                state: LacpState(0x3f),
             },
             collector_max_delay: 0,
         }
@@ -431,13 +431,13 @@ mod tests {
             "<ACTIVITY,TIMEOUT,SYNC,COLLECTING,DISTRIBUTING,EXPIRED>"
         );
         assert!(
-            !pdu.actor.state.has(PortState::AGGREGATION),
+            !pdu.actor.state.has(LacpState::AGGREGATION),
             "an individual port"
         );
         assert_eq!(
             pdu.partner,
             PortInfo {
-                state: PortState(PortState::TIMEOUT),
+                state: LacpState(LacpState::TIMEOUT),
                 ..PortInfo::default()
             }
         );
@@ -446,14 +446,14 @@ mod tests {
     #[test]
     fn state_bits_print_as_lagg_flags() {
         assert_eq!(
-            PortState(0x3d).to_string(),
+            LacpState(0x3d).to_string(),
             "<ACTIVITY,AGGREGATION,SYNC,COLLECTING,DISTRIBUTING>"
         );
         assert_eq!(
-            PortState(0x47).to_string(),
+            LacpState(0x47).to_string(),
             "<ACTIVITY,TIMEOUT,AGGREGATION,DEFAULTED>"
         );
-        assert_eq!(PortState(0).to_string(), "<>");
+        assert_eq!(LacpState(0).to_string(), "<>");
     }
 
     #[test]

@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::pdu::PortState;
+use super::pdu::LacpState;
 use super::port::{PortVars, Timer};
 use super::{Time, FAST_PERIODIC, SLOW_PERIODIC};
 
@@ -41,14 +41,14 @@ fn set_state(port: &mut PortVars, to: State) {
 }
 
 fn partner_short(port: &PortVars) -> bool {
-    port.partner_has(PortState::TIMEOUT)
+    port.partner_has(LacpState::TIMEOUT)
 }
 
 /// Runs the machine once; returns whether anything changed.
 pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
     let before = port.periodic;
     let both_passive =
-        !port.actor_state().has(PortState::ACTIVITY) && !port.partner_has(PortState::ACTIVITY);
+        !port.actor_state().has(LacpState::ACTIVITY) && !port.partner_has(LacpState::ACTIVITY);
     if port.begin || !port.enabled || both_passive {
         if port.periodic != State::NoPeriodic {
             set_state(port, State::NoPeriodic);
@@ -107,8 +107,8 @@ mod tests {
         let mut p = test_port();
         p.begin = false;
         p.enabled = true;
-        p.partner.state.set(PortState::TIMEOUT, partner_short);
-        p.partner.state.set(PortState::ACTIVITY, true);
+        p.partner.state.set(LacpState::TIMEOUT, partner_short);
+        p.partner.state.set(LacpState::ACTIVITY, true);
         run(&mut p, T0);
         p
     }
@@ -119,8 +119,8 @@ mod tests {
         #[test]
         fn both_passive_or_link_down_send_nothing() {
             let mut p = running(true);
-            p.actor.state.set(PortState::ACTIVITY, false);
-            p.partner.state.set(PortState::ACTIVITY, false);
+            p.actor.state.set(LacpState::ACTIVITY, false);
+            p.partner.state.set(LacpState::ACTIVITY, false);
             run(&mut p, T0);
             assert_eq!(p.periodic, State::NoPeriodic);
             assert_eq!(p.timers[Timer::Periodic as usize], None);
@@ -151,7 +151,7 @@ mod tests {
         #[test]
         fn a_partner_switching_to_long_slows_down() {
             let mut p = running(true);
-            p.partner.state.set(PortState::TIMEOUT, false);
+            p.partner.state.set(LacpState::TIMEOUT, false);
             run(&mut p, T0 + Duration::from_millis(100));
             assert_eq!(p.periodic, State::Slow);
         }
@@ -166,7 +166,7 @@ mod tests {
             run(&mut p, T0 + Duration::from_millis(1));
             assert_eq!(p.periodic, State::Slow);
             p.ntt = false;
-            p.partner.state.set(PortState::TIMEOUT, true);
+            p.partner.state.set(LacpState::TIMEOUT, true);
             run(&mut p, T0 + Duration::from_secs(2));
             assert!(p.ntt, "PERIODIC_TX on the switch");
             assert_eq!(p.periodic, State::Fast);

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use super::pdu::{Lacpdu, PortInfo, PortState};
+use super::pdu::{LacpState, Lacpdu, PortInfo};
 use super::{churn, mux, periodic, rx, Time};
 
 /// Timers of one port, indexed by this enum (no sentinel values: a stopped timer is `None`).
@@ -66,7 +66,7 @@ pub enum LagId {
 
 /// Counters of one port.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, serde::Serialize)]
-pub struct PortCounters {
+pub struct LacpCounters {
     /// LACPDUs received.
     pub lacpdu_rx: u64,
     /// LACPDUs sent.
@@ -133,7 +133,7 @@ pub(crate) struct PortVars {
     pub(crate) tx_times: [Option<Time>; 3],
     /// Marker Responses sent in the current one-second window: (window start, count).
     pub(crate) marker_window: (Time, u32),
-    pub(crate) counters: PortCounters,
+    pub(crate) counters: LacpCounters,
     pub(crate) was_distributing: bool,
     pub(crate) begin: bool,
     pub(crate) name: String,
@@ -170,7 +170,7 @@ impl PortVars {
             pdu: None,
             tx_times: [None; 3],
             marker_window: (Time(0), 0),
-            counters: PortCounters::default(),
+            counters: LacpCounters::default(),
             was_distributing: false,
             begin: true,
             name: name.to_string(),
@@ -192,7 +192,7 @@ impl PortVars {
         self.timers[timer as usize].is_some_and(|t| now >= t)
     }
 
-    pub(crate) fn actor_state(&self) -> PortState {
+    pub(crate) fn actor_state(&self) -> LacpState {
         self.actor.state
     }
 
@@ -215,11 +215,11 @@ pub(crate) fn test_port() -> PortVars {
         key: 1,
         port_priority: 0x8000,
         port: 1,
-        state: PortState(PortState::ACTIVITY | PortState::TIMEOUT | PortState::AGGREGATION),
+        state: LacpState(LacpState::ACTIVITY | LacpState::TIMEOUT | LacpState::AGGREGATION),
     };
     let partner_admin = PortInfo {
         port: 1,
-        state: PortState(PortState::AGGREGATION),
+        state: LacpState(LacpState::AGGREGATION),
         ..PortInfo::default()
     };
     let cfg = PortConfig {
@@ -241,7 +241,7 @@ pub(crate) fn partner_pdu(actor: &PortInfo, state: u8) -> Lacpdu {
             key: 9,
             port_priority: 0x8000,
             port: 7,
-            state: PortState(state),
+            state: LacpState(state),
         },
         partner: *actor,
         collector_max_delay: 0,

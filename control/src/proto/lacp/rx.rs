@@ -5,7 +5,7 @@
 
 use std::fmt;
 
-use super::pdu::{Lacpdu, PortInfo, PortState};
+use super::pdu::{LacpState, Lacpdu, PortInfo};
 use super::port::{PortVars, Selected, Timer};
 use super::{Time, LONG_TIMEOUT, SHORT_TIMEOUT};
 
@@ -49,34 +49,34 @@ fn set_state(port: &mut PortVars, to: State) {
 /// recordDefault: partner operational values from the administrative ones.
 fn record_default(port: &mut PortVars) {
     port.partner = port.partner_admin;
-    port.set_actor(PortState::DEFAULTED, true);
+    port.set_actor(LacpState::DEFAULTED, true);
 }
 
 /// Whether the partner's view of us (`pdu.partner`) matches our operational values.
 fn partner_view_matches(actor: &PortInfo, seen: &PortInfo) -> bool {
     actor.same_port(seen)
-        && actor.state.has(PortState::AGGREGATION) == seen.state.has(PortState::AGGREGATION)
+        && actor.state.has(LacpState::AGGREGATION) == seen.state.has(LacpState::AGGREGATION)
 }
 
 /// recordPDU: the partner's actor information becomes our partner information; the partner
 /// is in sync when it has us right and says so (or is an individual link that says so).
 fn record_pdu(port: &mut PortVars, pdu: &Lacpdu) {
     port.partner = pdu.actor;
-    port.set_actor(PortState::DEFAULTED, false);
-    let synced = pdu.actor.state.has(PortState::SYNCHRONIZATION);
-    let active = pdu.actor.state.has(PortState::ACTIVITY)
-        || (port.actor.state.has(PortState::ACTIVITY)
-            && pdu.partner.state.has(PortState::ACTIVITY));
+    port.set_actor(LacpState::DEFAULTED, false);
+    let synced = pdu.actor.state.has(LacpState::SYNCHRONIZATION);
+    let active = pdu.actor.state.has(LacpState::ACTIVITY)
+        || (port.actor.state.has(LacpState::ACTIVITY)
+            && pdu.partner.state.has(LacpState::ACTIVITY));
     let sync = (partner_view_matches(&port.actor, &pdu.partner) && synced && active)
-        || (!pdu.actor.state.has(PortState::AGGREGATION) && synced);
-    port.partner.state.set(PortState::SYNCHRONIZATION, sync);
+        || (!pdu.actor.state.has(LacpState::AGGREGATION) && synced);
+    port.partner.state.set(LacpState::SYNCHRONIZATION, sync);
 }
 
 /// update_Selected: a different partner (or a change to individual) unselects the port.
 fn update_selected(port: &mut PortVars, pdu: &Lacpdu) {
     let same = port.partner.same_port(&pdu.actor)
-        && port.partner.state.has(PortState::AGGREGATION)
-            == pdu.actor.state.has(PortState::AGGREGATION);
+        && port.partner.state.has(LacpState::AGGREGATION)
+            == pdu.actor.state.has(LacpState::AGGREGATION);
     if !same {
         port.selected = Selected::Unselected;
     }
@@ -85,8 +85,8 @@ fn update_selected(port: &mut PortVars, pdu: &Lacpdu) {
 /// update_Default_Selected: the same for the administrative defaults.
 fn update_default_selected(port: &mut PortVars) {
     let same = port.partner.same_port(&port.partner_admin)
-        && port.partner.state.has(PortState::AGGREGATION)
-            == port.partner_admin.state.has(PortState::AGGREGATION);
+        && port.partner.state.has(LacpState::AGGREGATION)
+            == port.partner_admin.state.has(LacpState::AGGREGATION);
     if !same {
         port.selected = Selected::Unselected;
     }
@@ -94,10 +94,10 @@ fn update_default_selected(port: &mut PortVars) {
 
 /// update_NTT: transmit soon when the partner's view of us is out of date.
 fn update_ntt(port: &mut PortVars, pdu: &Lacpdu) {
-    const BITS: u8 = PortState::ACTIVITY
-        | PortState::TIMEOUT
-        | PortState::SYNCHRONIZATION
-        | PortState::AGGREGATION;
+    const BITS: u8 = LacpState::ACTIVITY
+        | LacpState::TIMEOUT
+        | LacpState::SYNCHRONIZATION
+        | LacpState::AGGREGATION;
     if !port.actor.same_port(&pdu.partner)
         || (port.actor.state.0 & BITS) != (pdu.partner.state.0 & BITS)
     {
@@ -117,13 +117,13 @@ fn enter_current(port: &mut PortVars, pdu: &Lacpdu, now: Time) {
     update_selected(port, pdu);
     update_ntt(port, pdu);
     record_pdu(port, pdu);
-    let timeout = if port.actor_state().has(PortState::TIMEOUT) {
+    let timeout = if port.actor_state().has(LacpState::TIMEOUT) {
         SHORT_TIMEOUT
     } else {
         LONG_TIMEOUT
     };
     port.start(Timer::CurrentWhile, now, timeout);
-    port.set_actor(PortState::EXPIRED, false);
+    port.set_actor(LacpState::EXPIRED, false);
 }
 
 /// Runs the machine once; returns whether anything changed.
@@ -134,7 +134,7 @@ pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
         set_state(port, State::Initialize);
     } else if !port.enabled && port.rx != State::PortDisabled && port.rx != State::Initialize {
         set_state(port, State::PortDisabled);
-        port.partner.state.set(PortState::SYNCHRONIZATION, false);
+        port.partner.state.set(LacpState::SYNCHRONIZATION, false);
         port.stop(Timer::CurrentWhile);
     }
     let pdu = port.pdu.take();
@@ -142,9 +142,9 @@ pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
         State::Initialize => {
             port.selected = Selected::Unselected;
             record_default(port);
-            port.set_actor(PortState::EXPIRED, false);
+            port.set_actor(LacpState::EXPIRED, false);
             set_state(port, State::PortDisabled);
-            port.partner.state.set(PortState::SYNCHRONIZATION, false);
+            port.partner.state.set(LacpState::SYNCHRONIZATION, false);
             if port.enabled {
                 enter_expired(port, now);
             }
@@ -162,7 +162,7 @@ pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
                 set_state(port, State::Defaulted);
                 update_default_selected(port);
                 record_default(port);
-                port.set_actor(PortState::EXPIRED, false);
+                port.set_actor(LacpState::EXPIRED, false);
             }
         }
         State::Defaulted => {
@@ -183,10 +183,10 @@ pub(crate) fn run(port: &mut PortVars, now: Time) -> bool {
 
 fn enter_expired(port: &mut PortVars, now: Time) {
     set_state(port, State::Expired);
-    port.partner.state.set(PortState::SYNCHRONIZATION, false);
-    port.partner.state.set(PortState::TIMEOUT, true);
+    port.partner.state.set(LacpState::SYNCHRONIZATION, false);
+    port.partner.state.set(LacpState::TIMEOUT, true);
     port.start(Timer::CurrentWhile, now, SHORT_TIMEOUT);
-    port.set_actor(PortState::EXPIRED, true);
+    port.set_actor(LacpState::EXPIRED, true);
 }
 
 #[cfg(test)]
@@ -196,10 +196,10 @@ mod tests {
     use std::time::Duration;
 
     const T0: Time = Time(1_000_000_000);
-    const SYNCED: u8 = PortState::ACTIVITY
-        | PortState::TIMEOUT
-        | PortState::AGGREGATION
-        | PortState::SYNCHRONIZATION;
+    const SYNCED: u8 = LacpState::ACTIVITY
+        | LacpState::TIMEOUT
+        | LacpState::AGGREGATION
+        | LacpState::SYNCHRONIZATION;
 
     fn enabled_in_expired() -> PortVars {
         let mut p = test_port();
@@ -220,8 +220,8 @@ mod tests {
             assert_eq!(p.rx, State::PortDisabled);
             assert_eq!(p.selected, Selected::Unselected);
             assert_eq!(p.partner, p.partner_admin);
-            assert!(p.actor.state.has(PortState::DEFAULTED));
-            assert!(!p.actor.state.has(PortState::EXPIRED));
+            assert!(p.actor.state.has(LacpState::DEFAULTED));
+            assert!(!p.actor.state.has(LacpState::EXPIRED));
         }
     }
 
@@ -231,9 +231,9 @@ mod tests {
         #[test]
         fn link_up_enters_expired_with_a_short_timer_and_the_expired_bit() {
             let p = enabled_in_expired();
-            assert!(p.actor.state.has(PortState::EXPIRED));
+            assert!(p.actor.state.has(LacpState::EXPIRED));
             assert!(
-                p.partner.state.has(PortState::TIMEOUT),
+                p.partner.state.has(LacpState::TIMEOUT),
                 "partner assumed short timeout"
             );
             assert_eq!(
@@ -255,10 +255,10 @@ mod tests {
             assert!(p.ntt, "first contact is answered at once");
             assert_eq!(p.rx, State::Current);
             assert_eq!(p.partner.system, [2, 0, 0, 0, 0, 2]);
-            assert!(!p.actor.state.has(PortState::DEFAULTED));
-            assert!(!p.actor.state.has(PortState::EXPIRED));
+            assert!(!p.actor.state.has(LacpState::DEFAULTED));
+            assert!(!p.actor.state.has(LacpState::EXPIRED));
             assert!(
-                p.partner.state.has(PortState::SYNCHRONIZATION),
+                p.partner.state.has(LacpState::SYNCHRONIZATION),
                 "partner has us right and says sync"
             );
         }
@@ -268,7 +268,7 @@ mod tests {
             let mut p = enabled_in_expired();
             run(&mut p, T0 + SHORT_TIMEOUT);
             assert_eq!(p.rx, State::Defaulted);
-            assert!(p.actor.state.has(PortState::DEFAULTED));
+            assert!(p.actor.state.has(LacpState::DEFAULTED));
             assert_eq!(p.timers[Timer::CurrentWhile as usize], None);
         }
     }
@@ -292,7 +292,7 @@ mod tests {
                 Some(T0 + SHORT_TIMEOUT)
             );
             let mut p = enabled_in_expired();
-            p.actor.state.set(PortState::TIMEOUT, false);
+            p.actor.state.set(LacpState::TIMEOUT, false);
             p.pdu = Some(partner_pdu(&p.actor, SYNCED));
             run(&mut p, T0);
             assert_eq!(
@@ -309,7 +309,7 @@ mod tests {
             wrong.key = 99;
             p.pdu = Some(partner_pdu(&wrong, SYNCED));
             run(&mut p, T0 + Duration::from_millis(10));
-            assert!(!p.partner.state.has(PortState::SYNCHRONIZATION));
+            assert!(!p.partner.state.has(LacpState::SYNCHRONIZATION));
             assert!(p.ntt, "update_NTT: the partner must learn our real values");
         }
 
@@ -330,10 +330,10 @@ mod tests {
             wrong.port = 42;
             p.pdu = Some(partner_pdu(
                 &wrong,
-                PortState::ACTIVITY | PortState::SYNCHRONIZATION,
+                LacpState::ACTIVITY | LacpState::SYNCHRONIZATION,
             ));
             run(&mut p, T0);
-            assert!(p.partner.state.has(PortState::SYNCHRONIZATION));
+            assert!(p.partner.state.has(LacpState::SYNCHRONIZATION));
         }
 
         #[test]
@@ -341,7 +341,7 @@ mod tests {
             let mut p = current();
             run(&mut p, T0 + SHORT_TIMEOUT);
             assert_eq!(p.rx, State::Expired);
-            assert!(!p.partner.state.has(PortState::SYNCHRONIZATION));
+            assert!(!p.partner.state.has(LacpState::SYNCHRONIZATION));
         }
 
         #[test]
@@ -350,7 +350,7 @@ mod tests {
             p.enabled = false;
             run(&mut p, T0 + Duration::from_millis(1));
             assert_eq!(p.rx, State::PortDisabled);
-            assert!(!p.partner.state.has(PortState::SYNCHRONIZATION));
+            assert!(!p.partner.state.has(LacpState::SYNCHRONIZATION));
             assert_eq!(p.timers[Timer::CurrentWhile as usize], None);
         }
     }

@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use super::pdu::{self, PortState, SlowPdu};
+use super::pdu::{self, LacpState, SlowPdu};
 use super::*;
 
 /// A deterministic xorshift generator for loss patterns.
@@ -118,9 +118,9 @@ impl Sim {
     fn check_invariants(&self) {
         for (e, end) in self.ends.iter().enumerate() {
             for (i, s) in end.status().iter().enumerate() {
-                if s.actor.state.has(PortState::DISTRIBUTING) {
+                if s.actor.state.has(LacpState::DISTRIBUTING) {
                     assert!(
-                        s.partner.state.has(PortState::SYNCHRONIZATION),
+                        s.partner.state.has(LacpState::SYNCHRONIZATION),
                         "end {e} port {i} distributes while its partner is not in sync at {:?}",
                         self.now
                     );
@@ -396,7 +396,7 @@ mod flaps {
                 let Ok(SlowPdu::Lacp(mut pdu)) = pdu::parse(&t.frame) else {
                     continue;
                 };
-                pdu.actor.state.set(PortState::AGGREGATION, false);
+                pdu.actor.state.set(LacpState::AGGREGATION, false);
                 let frame = pdu.emit([0x02, 0, 0, 0, 3, 0]);
                 sim.ends[0].handle_frame(sim.now, 0, &frame);
             }

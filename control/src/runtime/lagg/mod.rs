@@ -46,7 +46,7 @@ use xlagg_sys::linkevents::LinkEvent;
 
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::proto::lacp::{self, Time};
-use crate::runtime::members::{Event as MemberEvent, MemberSet, Rules, Verdict};
+use crate::runtime::members::{MemberEvent, MemberSet, Rules, Verdict};
 use crate::sys::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
 use announce::Announcer;

@@ -14,7 +14,7 @@ use super::{Lagg, Port};
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::proto::bfd;
 use crate::proto::lacp;
-use crate::proto::lacp::pdu::PortState;
+use crate::proto::lacp::pdu::LacpState;
 use crate::runtime::status::{flag_names, LacpLagg, LacpPort, LaggStatus, PortFlags, PortStatus};
 
 /// One worker's loop counters and latency buckets, as last read.
@@ -52,7 +52,7 @@ pub struct PortSample {
     /// The XDP program's counters.
     pub xdp: [u64; XdpCounter::COUNT as usize],
     /// LACP, for lacp members.
-    pub lacp: Option<lacp::PortStatus>,
+    pub lacp: Option<lacp::LacpPortStatus>,
     /// Micro-BFD session state and counters, when enabled.
     pub bfd: Option<(bfd::State, bfd::Counters)>,
     /// The ARP/NS probe monitor's verdict, when enabled.
@@ -395,8 +395,8 @@ impl Lagg {
             .status()
             .iter()
             .find(|st| {
-                st.partner.state.has(PortState::DISTRIBUTING)
-                    || st.actor.state.has(PortState::DISTRIBUTING)
+                st.partner.state.has(LacpState::DISTRIBUTING)
+                    || st.actor.state.has(LacpState::DISTRIBUTING)
             })
             .map(|st| (st.actor.to_string(), st.partner.to_string()));
         Some(LacpLagg {
@@ -462,7 +462,7 @@ impl Lagg {
 }
 
 /// One port's LACP state and counters, as the status shows them.
-fn lacp_port(st: &crate::proto::lacp::PortStatus) -> LacpPort {
+fn lacp_port(st: &crate::proto::lacp::LacpPortStatus) -> LacpPort {
     let c = st.counters;
     LacpPort {
         actor: st.actor.to_string(),

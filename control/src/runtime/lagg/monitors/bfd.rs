@@ -58,7 +58,7 @@ impl BfdMonitor {
         members: &[Port],
         epoch: Instant,
     ) -> Result<Self, LaggError> {
-        let session_cfg = bfd::Config {
+        let session_cfg = bfd::SessionConfig {
             interval: Duration::from_millis(o.interval_ms),
             multiplier: o.multiplier,
         };

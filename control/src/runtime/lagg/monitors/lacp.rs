@@ -8,7 +8,7 @@ use xlagg_sys::afpacket::{PacketSocket, ETH_P_SLOW};
 use super::keepalive::Keepalive;
 use super::{put, read_frames};
 use crate::config::LaggConfig;
-use crate::proto::lacp::pdu::{self, PortInfo, PortState, SlowPdu};
+use crate::proto::lacp::pdu::{self, LacpState, PortInfo, SlowPdu};
 use crate::proto::lacp::{self, Lacp, LacpConfig, PortConfig, Time};
 use crate::runtime::lagg::{LaggError, Port};
 use crate::sys::netdev::format_mac;
@@ -158,7 +158,7 @@ impl LacpMonitor {
                 // An LACPDU is periodic: at the rate the partner asked for (802.1AX
                 // 6.4.13), fast 1 s or slow 30 s. Marker PDUs are not.
                 if let Ok(SlowPdu::Lacp(pdu)) = pdu::parse(&t.frame) {
-                    let every = if pdu.partner.state.has(PortState::TIMEOUT) {
+                    let every = if pdu.partner.state.has(LacpState::TIMEOUT) {
                         Duration::from_secs(1)
                     } else {
                         Duration::from_secs(30)
@@ -170,7 +170,7 @@ impl LacpMonitor {
         let mut decisions = Vec::new();
         while let Some(event) = self.core.poll_event() {
             match event {
-                lacp::Event::PortState {
+                lacp::LacpEvent::LacpState {
                     port,
                     collecting,
                     distributing,
@@ -205,7 +205,7 @@ impl LacpMonitor {
     }
 
     /// Every port's state and counters, by slot.
-    pub(crate) fn status(&self) -> Vec<lacp::PortStatus> {
+    pub(crate) fn status(&self) -> Vec<lacp::LacpPortStatus> {
         self.core.status()
     }
 
