@@ -9,7 +9,7 @@
 
 use std::time::Duration;
 
-use xlagg_common::checksum::{checksum, verifies};
+use super::wire::{emit_udp, ethertype, protocol, Ethernet, Ipv4, Ipv4Repr, Udp};
 /// RFC 7130's destination MAC and UDP port of micro-BFD (one definition, shared with the XDP
 /// filter).
 pub use xlagg_common::{MICRO_BFD_MAC, MICRO_BFD_PORT};
@@ -194,58 +194,53 @@ pub fn payload<'a>(
     frame: &'a [u8],
     addresses: &Addresses,
 ) -> Result<([u8; 4], &'a [u8]), BfdError> {
-    if frame.len() < 14 + 20 + 8 || frame[12..14] != [0x08, 0x00] {
+    let eth = Ethernet::new_checked(frame)
+        .filter(|e| e.ethertype() == ethertype::IPV4 && frame.len() >= 14 + 20 + 8)
+        .ok_or(BfdError::NotBfd)?;
+    let ip_bytes = &frame[Ethernet::LEN..];
+    let ip = Ipv4::new_checked(ip_bytes)
+        .ok()
+        .filter(|ip| ip.protocol() == protocol::UDP)
+        .ok_or(BfdError::NotBfd)?;
+    let udp = Udp::new_checked(ip.rest()).ok_or(BfdError::NotBfd)?;
+    if udp.dst_port() != MICRO_BFD_PORT {
         return Err(BfdError::NotBfd);
     }
-    let ip = &frame[14..];
-    let ihl = usize::from(ip[0] & 0x0f) * 4;
-    if ip[0] >> 4 != 4 || ihl < 20 || ip.len() < ihl + 8 || ip[9] != 17 {
-        return Err(BfdError::NotBfd);
-    }
-    let udp = &ip[ihl..];
-    if u16::from_be_bytes([udp[2], udp[3]]) != MICRO_BFD_PORT {
-        return Err(BfdError::NotBfd);
-    }
-    if frame[..6] != MICRO_BFD_MAC {
+    if eth.dst() != MICRO_BFD_MAC {
         return Err(BfdError::Invalid(
             "not to the micro-BFD MAC 01-00-5e-90-00-01",
         ));
     }
-    if ip[8] != 255 {
+    if ip.ttl() != 255 {
         return Err(BfdError::Invalid("TTL is not 255 (RFC 5881)"));
     }
-    if !verifies(&[&ip[..ihl]]) {
+    if !ip.checksum_ok() {
         return Err(BfdError::Invalid("bad IPv4 header checksum"));
     }
-    if u16::from_be_bytes([ip[6], ip[7]]) & 0x3fff != 0 {
+    if ip.is_fragment() {
         return Err(BfdError::Invalid("an IPv4 fragment"));
     }
-    let total = usize::from(u16::from_be_bytes([ip[2], ip[3]]));
-    if total < ihl + 8 || total > ip.len() {
-        return Err(BfdError::Invalid("IPv4 total length out of range"));
-    }
-    let src = [ip[12], ip[13], ip[14], ip[15]];
+    let datagram = ip
+        .payload_range()
+        .ok()
+        .filter(|r| r.len() >= Udp::LEN)
+        .map(|r| &ip_bytes[r])
+        .ok_or(BfdError::Invalid("IPv4 total length out of range"))?;
+    let (src, dst) = (ip.src(), ip.dst());
     if addresses.peer != ANY_PEER && src != addresses.peer {
         return Err(BfdError::Invalid("not from the configured peer (bfd_peer)"));
     }
-    if addresses.local != [0; 4] && ip[16..20] != addresses.local && ip[16..20] != ANY_PEER {
+    if addresses.local != [0; 4] && dst != addresses.local && dst != ANY_PEER {
         return Err(BfdError::Invalid("not to our address"));
     }
-    let udp_len = usize::from(u16::from_be_bytes([udp[4], udp[5]]));
-    if udp_len < 8 || ihl + udp_len > total {
-        return Err(BfdError::Invalid("UDP length out of range"));
+    let udp = Udp::new_checked(datagram).ok_or(BfdError::Invalid("UDP length out of range"))?;
+    let range = udp
+        .payload_range()
+        .ok_or(BfdError::Invalid("UDP length out of range"))?;
+    if !udp.checksum_ok(src, dst) {
+        return Err(BfdError::Invalid("bad UDP checksum"));
     }
-    let udp = &udp[..udp_len];
-    if udp[6..8] != [0, 0] {
-        let mut pseudo = [0u8; 12];
-        pseudo[..8].copy_from_slice(&ip[12..20]);
-        pseudo[9] = 17;
-        pseudo[10..12].copy_from_slice(&(udp_len as u16).to_be_bytes());
-        if !verifies(&[&pseudo, udp]) {
-            return Err(BfdError::Invalid("bad UDP checksum"));
-        }
-    }
-    Ok((src, &udp[8..]))
+    Ok((src, &datagram[range]))
 }
 
 /// A whole micro-BFD frame around `packet`.
@@ -257,24 +252,23 @@ pub fn frame(
     packet: &[u8; PACKET_LEN],
 ) -> [u8; FRAME_LEN] {
     let mut f = [0u8; FRAME_LEN];
-    f[0..6].copy_from_slice(&MICRO_BFD_MAC);
-    f[6..12].copy_from_slice(&src_mac);
-    f[12..14].copy_from_slice(&[0x08, 0x00]);
-    let ip = &mut f[14..34];
-    ip[0] = 0x45;
-    ip[1] = 0xc0; // CS6, network control
-    ip[2..4].copy_from_slice(&((20 + 8 + PACKET_LEN) as u16).to_be_bytes());
-    ip[8] = 255;
-    ip[9] = 17;
-    ip[12..16].copy_from_slice(&src_ip);
-    ip[16..20].copy_from_slice(&dst_ip);
-    let sum = checksum(&[ip]);
-    ip[10..12].copy_from_slice(&sum.to_be_bytes());
-    let udp = &mut f[34..42];
-    udp[0..2].copy_from_slice(&sport.to_be_bytes());
-    udp[2..4].copy_from_slice(&MICRO_BFD_PORT.to_be_bytes());
-    udp[4..6].copy_from_slice(&((8 + PACKET_LEN) as u16).to_be_bytes());
-    f[42..].copy_from_slice(packet);
+    let Some(mut eth) = Ethernet::new_checked(&mut f[..]) else {
+        return f;
+    };
+    eth.emit(MICRO_BFD_MAC, src_mac, ethertype::IPV4);
+    let ip = eth.payload_mut();
+    Ipv4Repr {
+        src: src_ip,
+        dst: dst_ip,
+        protocol: protocol::UDP,
+        tos: 0xc0, // CS6, network control
+        ttl: 255,
+        payload_len: Udp::LEN + PACKET_LEN,
+    }
+    .emit(ip);
+    let udp = &mut ip[Ipv4::LEN..];
+    emit_udp(udp, sport, MICRO_BFD_PORT, PACKET_LEN);
+    udp[Udp::LEN..].copy_from_slice(packet);
     f
 }
 
@@ -537,6 +531,7 @@ impl Session {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xlagg_common::checksum::checksum;
 
     const CFG: SessionConfig = SessionConfig {
         interval: Duration::from_millis(50),

@@ -4,9 +4,12 @@
 //! - [`lacp`]: IEEE 802.1AX LACP, one module per state machine, and the Marker responder;
 //! - [`bfd`]: micro-BFD (RFC 7130) sessions per member;
 //! - [`probe`]: the ARP/NS probe monitor's frames and the replies it accepts;
-//! - [`notify`]: peer notifications (gratuitous ARP, unsolicited NA).
+//! - [`notify`]: peer notifications (gratuitous ARP, unsolicited NA);
+//! - [`wire`]: the header views and representations every one of them builds and reads
+//!   frames with.
 
 pub mod bfd;
 pub mod lacp;
 pub mod notify;
 pub mod probe;
+pub mod wire;

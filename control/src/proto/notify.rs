@@ -9,66 +9,54 @@
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
-use xlagg_common::checksum::checksum;
+use super::wire::{emit_ipv6, ethertype, protocol, ArpRepr, Ethernet, Ipv6, NdRepr};
 
 /// Smallest Ethernet frame without FCS.
 const MIN_FRAME: usize = 60;
 
-/// A gratuitous ARP request for `ip` at `mac`.
+/// A gratuitous ARP request for `ip` at `mac`: sender and target address both `ip`, target
+/// hardware address zero.
 pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
     let mut f = vec![0u8; MIN_FRAME];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    f[14..16].copy_from_slice(&1u16.to_be_bytes()); // Ethernet
-    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes()); // IPv4
-    f[18] = 6;
-    f[19] = 4;
-    f[20..22].copy_from_slice(&1u16.to_be_bytes()); // request
-    f[22..28].copy_from_slice(&mac);
-    f[28..32].copy_from_slice(&ip.octets());
-    // Target hardware address stays zero; target protocol address is the address itself.
-    f[38..42].copy_from_slice(&ip.octets());
+    if let Some(mut eth) = Ethernet::new_checked(&mut f[..]) {
+        eth.emit([0xff; 6], mac, ethertype::ARP);
+        ArpRepr {
+            operation: ArpRepr::REQUEST,
+            sha: mac,
+            spa: ip,
+            tha: [0; 6],
+            tpa: ip,
+        }
+        .emit(eth.payload_mut());
+    }
     f
 }
 
 /// An unsolicited neighbour advertisement for `ip` at `mac`.
 pub fn unsolicited_na(mac: [u8; 6], ip: Ipv6Addr) -> Vec<u8> {
-    const ICMP_LEN: usize = 32; // 24 bytes of NA + 8 of the target link-layer option
     let all_nodes: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1);
-    let mut f = vec![0u8; 14 + 40 + ICMP_LEN];
-    f[0..6].copy_from_slice(&[0x33, 0x33, 0, 0, 0, 1]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-    let ip6 = &mut f[14..54];
-    ip6[0] = 0x60;
-    ip6[4..6].copy_from_slice(&(ICMP_LEN as u16).to_be_bytes());
-    ip6[6] = 58; // ICMPv6
-    ip6[7] = 255; // hop limit, as ND requires
-    ip6[8..24].copy_from_slice(&ip.octets());
-    ip6[24..40].copy_from_slice(&all_nodes.octets());
-    let icmp = &mut f[54..];
-    icmp[0] = 136; // neighbour advertisement
-    icmp[4] = 0x20; // Override
-    icmp[8..24].copy_from_slice(&ip.octets());
-    icmp[24] = 2; // target link-layer address option
-    icmp[25] = 1; // length in units of 8 bytes
-    icmp[26..32].copy_from_slice(&mac);
-    let len = (ICMP_LEN as u32).to_be_bytes();
-    let sum = checksum(&[
-        &ip.octets(),
-        &all_nodes.octets(),
-        &len,
-        &[0, 0, 0, 58],
-        &f[54..],
-    ]);
-    f[56..58].copy_from_slice(&sum.to_be_bytes());
+    let mut f = vec![0u8; Ethernet::LEN + Ipv6::LEN + NdRepr::LEN];
+    if let Some(mut eth) = Ethernet::new_checked(&mut f[..]) {
+        eth.emit([0x33, 0x33, 0, 0, 0, 1], mac, ethertype::IPV6);
+        let ip6 = eth.payload_mut();
+        // Hop limit 255, as neighbour discovery requires.
+        emit_ipv6(ip6, ip, all_nodes, protocol::ICMPV6, 255, NdRepr::LEN);
+        NdRepr {
+            kind: NdRepr::ADVERTISEMENT,
+            flags: NdRepr::OVERRIDE,
+            target: ip,
+            option: 2, // target link-layer address
+            mac,
+        }
+        .emit(&mut ip6[Ipv6::LEN..], ip, all_nodes);
+    }
     f
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xlagg_common::checksum::checksum;
 
     const MAC: [u8; 6] = [0x02, 0x78, 0x6c, 0, 0, 1];
 

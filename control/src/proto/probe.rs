@@ -11,7 +11,9 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use xlagg_common::checksum::checksum;
+use super::wire::{
+    emit_ipv6, ethertype, icmpv6_checksum, protocol, ArpRepr, Ethernet, Ipv6, NdRepr,
+};
 
 /// The probe MAC of a member: its MAC with the locally-administered bit set and two bits
 /// flipped, so it differs from the member's (and the lagg's) MAC.
@@ -46,93 +48,70 @@ pub fn link_local(mac: [u8; 6]) -> Ipv6Addr {
 /// An ARP probe (request, sender address 0.0.0.0) for `target` from `mac`.
 pub fn arp_probe(mac: [u8; 6], target: Ipv4Addr) -> Vec<u8> {
     let mut f = vec![0u8; 60];
-    f[0..6].copy_from_slice(&[0xff; 6]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x0806u16.to_be_bytes());
-    f[14..16].copy_from_slice(&1u16.to_be_bytes());
-    f[16..18].copy_from_slice(&0x0800u16.to_be_bytes());
-    f[18] = 6;
-    f[19] = 4;
-    f[20..22].copy_from_slice(&1u16.to_be_bytes());
-    f[22..28].copy_from_slice(&mac);
-    // Sender protocol address 0.0.0.0; target hardware address zero.
-    f[38..42].copy_from_slice(&target.octets());
+    if let Some(mut eth) = Ethernet::new_checked(&mut f[..]) {
+        eth.emit([0xff; 6], mac, ethertype::ARP);
+        ArpRepr {
+            operation: ArpRepr::REQUEST,
+            sha: mac,
+            spa: Ipv4Addr::UNSPECIFIED,
+            tha: [0; 6],
+            tpa: target,
+        }
+        .emit(eth.payload_mut());
+    }
     f
 }
 
 /// A neighbour solicitation for `target` from `mac` (source: its link-local address).
 pub fn neighbour_solicitation(mac: [u8; 6], target: Ipv6Addr) -> Vec<u8> {
-    const ICMP_LEN: usize = 32; // 24 bytes of NS + 8 of the source link-layer option
     let t = target.octets();
     let group = Ipv6Addr::from([
         0xff, 0x02, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0xff, t[13], t[14], t[15],
     ]);
     let src = link_local(mac);
-    let mut f = vec![0u8; 14 + 40 + ICMP_LEN];
-    f[0..6].copy_from_slice(&[0x33, 0x33, 0xff, t[13], t[14], t[15]]);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x86ddu16.to_be_bytes());
-    let ip6 = &mut f[14..54];
-    ip6[0] = 0x60;
-    ip6[4..6].copy_from_slice(&(ICMP_LEN as u16).to_be_bytes());
-    ip6[6] = 58;
-    ip6[7] = 255;
-    ip6[8..24].copy_from_slice(&src.octets());
-    ip6[24..40].copy_from_slice(&group.octets());
-    let icmp = &mut f[54..];
-    icmp[0] = 135;
-    icmp[8..24].copy_from_slice(&t);
-    icmp[24] = 1; // source link-layer address option
-    icmp[25] = 1;
-    icmp[26..32].copy_from_slice(&mac);
-    let len = (ICMP_LEN as u32).to_be_bytes();
-    let sum = checksum(&[
-        &src.octets(),
-        &group.octets(),
-        &len,
-        &[0, 0, 0, 58],
-        &f[54..],
-    ]);
-    f[56..58].copy_from_slice(&sum.to_be_bytes());
+    let mut f = vec![0u8; Ethernet::LEN + Ipv6::LEN + NdRepr::LEN];
+    if let Some(mut eth) = Ethernet::new_checked(&mut f[..]) {
+        eth.emit(
+            [0x33, 0x33, 0xff, t[13], t[14], t[15]],
+            mac,
+            ethertype::IPV6,
+        );
+        let ip6 = eth.payload_mut();
+        emit_ipv6(ip6, src, group, protocol::ICMPV6, 255, NdRepr::LEN);
+        NdRepr {
+            kind: NdRepr::SOLICITATION,
+            flags: 0,
+            target,
+            option: 1, // source link-layer address
+            mac,
+        }
+        .emit(&mut ip6[Ipv6::LEN..], src, group);
+    }
     f
 }
 
-/// Whether an IPv6 frame is a whole ICMPv6 neighbour advertisement as RFC 4861 requires it
-/// (hop limit 255, nothing cut off, a valid checksum).
-fn valid_na(frame: &[u8]) -> bool {
-    let plen = usize::from(u16::from_be_bytes([frame[18], frame[19]]));
-    if frame[21] != 255 || plen < 24 || frame.len() < 54 + plen {
-        return false;
-    }
-    let icmp = &frame[54..54 + plen];
-    let len = (plen as u32).to_be_bytes();
-    checksum(&[&frame[22..38], &frame[38..54], &len, &[0, 0, 0, 58], icmp]) == 0
-}
-
 /// The target a frame answers, if it is an ARP reply or a valid neighbour advertisement
-/// addressed to `mac` that concerns one of `targets`.
+/// addressed to `mac` that concerns one of `targets`. An advertisement is valid as RFC 4861
+/// requires it: hop limit 255, nothing cut off, a valid checksum.
 pub fn reply_from(frame: &[u8], mac: [u8; 6], targets: &[IpAddr]) -> Option<IpAddr> {
-    if frame.len() < 42 || frame[0..6] != mac {
-        return None;
-    }
-    match u16::from_be_bytes([frame[12], frame[13]]) {
-        0x0806 if frame[20..22] == [0, 2] && frame[32..38] == mac => {
-            let sender = IpAddr::V4(Ipv4Addr::new(frame[28], frame[29], frame[30], frame[31]));
-            targets.contains(&sender).then_some(sender)
+    let eth = Ethernet::new_checked(frame).filter(|e| frame.len() >= 42 && e.dst() == mac)?;
+    let answered = match eth.ethertype() {
+        ethertype::ARP => {
+            let arp = ArpRepr::parse(eth.payload())?;
+            (arp.operation == ArpRepr::REPLY && arp.tha == mac).then_some(IpAddr::V4(arp.spa))?
         }
-        0x86dd
-            if frame.len() >= 14 + 40 + 24
-                && frame[20] == 58
-                && frame[54] == 136
-                && valid_na(frame) =>
-        {
-            let mut t = [0u8; 16];
-            t.copy_from_slice(&frame[62..78]);
-            let target = IpAddr::V6(Ipv6Addr::from(t));
-            targets.contains(&target).then_some(target)
+        ethertype::IPV6 => {
+            let ip6 = Ipv6::new_checked(eth.payload())?;
+            let icmp = ip6.payload()?;
+            let ok = ip6.next_header() == protocol::ICMPV6
+                && ip6.hop_limit() == 255
+                && icmpv6_checksum(ip6.src(), ip6.dst(), icmp) == 0;
+            let nd = NdRepr::parse(icmp).filter(|nd| ok && nd.kind == NdRepr::ADVERTISEMENT)?;
+            IpAddr::V6(nd.target)
         }
-        _ => None,
-    }
+        _ => return None,
+    };
+    targets.contains(&answered).then_some(answered)
 }
 
 /// The probe frames of one member for one round.
@@ -149,6 +128,7 @@ pub fn probes(mac: [u8; 6], targets: &[IpAddr]) -> Vec<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use xlagg_common::checksum::checksum;
 
     const MAC: [u8; 6] = [0x8a, 0x11, 0x22, 0x33, 0x44, 0x55];
 
