@@ -7,13 +7,7 @@ impl Lagg {
     /// The control-path sockets to wait on (LACP, micro-BFD, probe replies); hand a readable
     /// one to [`handle_control_frames`](Self::handle_control_frames).
     pub fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
-        let lacp = self.lacp.iter().flat_map(|m| m.sockets());
-        let bfd = self.bfd.iter().flat_map(|m| m.sockets());
-        let probe = self.probe.iter().flat_map(|m| m.sockets());
-        lacp.map(|(i, s)| (ControlSocket::Lacp(i), s))
-            .chain(bfd.map(|(i, s)| (ControlSocket::Bfd(i), s)))
-            .chain(probe.map(|(i, s)| (ControlSocket::Probe(i), s)))
-            .collect()
+        self.monitors().flat_map(|m| m.control_sockets()).collect()
     }
 
     /// Reads every pending frame of a control socket: LACP into the LACP core, micro-BFD

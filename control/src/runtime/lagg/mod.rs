@@ -53,7 +53,7 @@ use announce::Announcer;
 use autoconf::Autoconf;
 pub use autoconf::{DhcpState, DHCP_CLIENT};
 pub use explain::Explanation;
-use monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
+use monitors::{BfdMonitor, LacpMonitor, Monitor, ProbeMonitor};
 pub use reconfig::Reconciled;
 pub use view::{LaggSample, PortSample, WorkerSample};
 use workers::WorkerPool;
@@ -510,8 +510,15 @@ impl Lagg {
     /// When [`link_tick`](Self::link_tick) is due: a delayed link change, a notification, a
     /// monitor's timer, the look at the lost-member marks.
     pub fn link_deadline(&self) -> Option<Instant> {
-        let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
-        let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
+        // LACP's timers have their own deadline (`lacp_deadline`): its tick runs apart.
+        let monitors = [
+            self.bfd.as_ref().map(|m| m as &dyn Monitor),
+            self.probe.as_ref().map(|m| m as &dyn Monitor),
+        ];
+        let timers = monitors
+            .into_iter()
+            .flatten()
+            .filter_map(Monitor::next_deadline);
         let lost = self.lost.as_ref().map(|_| self.lost_seen.1);
         let rebalance = self
             .rebalance
@@ -521,11 +528,26 @@ impl Lagg {
             .poll_timeout()
             .map(|t| self.instant(t))
             .into_iter()
-            .chain(bfd)
-            .chain(probe)
+            .chain(timers)
             .chain(lost)
             .chain(rebalance)
             .min()
+    }
+
+    /// The monitors that run, as one kind.
+    fn monitors(&self) -> impl Iterator<Item = &dyn Monitor> {
+        let lacp = self.lacp.as_ref().map(|m| m as &dyn Monitor);
+        let bfd = self.bfd.as_ref().map(|m| m as &dyn Monitor);
+        let probe = self.probe.as_ref().map(|m| m as &dyn Monitor);
+        [lacp, bfd, probe].into_iter().flatten()
+    }
+
+    /// The monitors that run, to change.
+    fn monitors_mut(&mut self) -> impl Iterator<Item = &mut dyn Monitor> {
+        let lacp = self.lacp.as_mut().map(|m| m as &mut dyn Monitor);
+        let bfd = self.bfd.as_mut().map(|m| m as &mut dyn Monitor);
+        let probe = self.probe.as_mut().map(|m| m as &mut dyn Monitor);
+        [lacp, bfd, probe].into_iter().flatten()
     }
 
     /// Applies delayed link changes, runs the micro-BFD and probe timers and sends peer

@@ -146,14 +146,8 @@ impl Lagg {
             .collect();
         for &i in &leaving {
             self.set.leave(i);
-            if let Some(lacp) = self.lacp.as_mut() {
-                lacp.leave(i);
-            }
-            if let Some(bfd) = self.bfd.as_mut() {
-                bfd.leave(i);
-            }
-            if let Some(probe) = self.probe.as_mut() {
-                probe.leave(i);
+            for monitor in self.monitors_mut() {
+                monitor.leave_slot(i);
             }
         }
         if !leaving.is_empty() {

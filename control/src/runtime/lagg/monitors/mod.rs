@@ -16,6 +16,68 @@ pub(super) use bfd::BfdMonitor;
 pub(super) use lacp::LacpMonitor;
 pub(super) use probe::ProbeMonitor;
 
+use super::ControlSocket;
+
+/// What every monitor of a lagg offers the lagg, whatever it watches: its sockets, when it
+/// next needs the control thread, and letting a member go. What each decides (LACP's mux
+/// states, BFD's sessions, the probes' windows) stays each one's own.
+pub(super) trait Monitor {
+    /// Its open sockets, each named by the kind of frames it carries and its member slot.
+    fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)>;
+    /// When its timers are next due, if any are running.
+    fn next_deadline(&self) -> Option<std::time::Instant>;
+    /// Forgets member `slot` (it left the lagg): its socket closes, its state goes.
+    fn leave_slot(&mut self, slot: usize);
+}
+
+impl Monitor for LacpMonitor {
+    fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
+        self.sockets()
+            .map(|(i, s)| (ControlSocket::Lacp(i), s))
+            .collect()
+    }
+
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.deadline()
+    }
+
+    fn leave_slot(&mut self, slot: usize) {
+        self.leave(slot);
+    }
+}
+
+impl Monitor for BfdMonitor {
+    fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
+        self.sockets()
+            .map(|(i, s)| (ControlSocket::Bfd(i), s))
+            .collect()
+    }
+
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.deadline()
+    }
+
+    fn leave_slot(&mut self, slot: usize) {
+        self.leave(slot);
+    }
+}
+
+impl Monitor for ProbeMonitor {
+    fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
+        self.sockets()
+            .map(|(i, s)| (ControlSocket::Probe(i), s))
+            .collect()
+    }
+
+    fn next_deadline(&self) -> Option<std::time::Instant> {
+        self.deadline()
+    }
+
+    fn leave_slot(&mut self, slot: usize) {
+        self.leave(slot);
+    }
+}
+
 /// The receive buffer of the control path's sockets: room for bursts between the control
 /// thread's reads (the XDP and tc programs cap what passes per port and kind; see
 /// `xlagg_common::limit`).
