@@ -511,14 +511,8 @@ impl Lagg {
     /// monitor's timer, the look at the lost-member marks.
     pub fn link_deadline(&self) -> Option<Instant> {
         // LACP's timers have their own deadline (`lacp_deadline`): its tick runs apart.
-        let monitors = [
-            self.bfd.as_ref().map(|m| m as &dyn Monitor),
-            self.probe.as_ref().map(|m| m as &dyn Monitor),
-        ];
-        let timers = monitors
-            .into_iter()
-            .flatten()
-            .filter_map(Monitor::next_deadline);
+        let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
+        let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
         let lost = self.lost.as_ref().map(|_| self.lost_seen.1);
         let rebalance = self
             .rebalance
@@ -528,7 +522,8 @@ impl Lagg {
             .poll_timeout()
             .map(|t| self.instant(t))
             .into_iter()
-            .chain(timers)
+            .chain(bfd)
+            .chain(probe)
             .chain(lost)
             .chain(rebalance)
             .min()

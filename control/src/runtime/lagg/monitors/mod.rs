@@ -18,14 +18,13 @@ pub(super) use probe::ProbeMonitor;
 
 use super::ControlSocket;
 
-/// What every monitor of a lagg offers the lagg, whatever it watches: its sockets, when it
-/// next needs the control thread, and letting a member go. What each decides (LACP's mux
-/// states, BFD's sessions, the probes' windows) stays each one's own.
+/// What every monitor of a lagg offers the lagg, whatever it watches: its sockets and letting
+/// a member go. What each decides (LACP's mux states, BFD's sessions, the probes' windows)
+/// and when its timers are due stay each one's own: the lagg's deadline reads them directly,
+/// since the control loop computes it at every step.
 pub(super) trait Monitor {
     /// Its open sockets, each named by the kind of frames it carries and its member slot.
     fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)>;
-    /// When its timers are next due, if any are running.
-    fn next_deadline(&self) -> Option<std::time::Instant>;
     /// Forgets member `slot` (it left the lagg): its socket closes, its state goes.
     fn leave_slot(&mut self, slot: usize);
 }
@@ -35,10 +34,6 @@ impl Monitor for LacpMonitor {
         self.sockets()
             .map(|(i, s)| (ControlSocket::Lacp(i), s))
             .collect()
-    }
-
-    fn next_deadline(&self) -> Option<std::time::Instant> {
-        self.deadline()
     }
 
     fn leave_slot(&mut self, slot: usize) {
@@ -53,10 +48,6 @@ impl Monitor for BfdMonitor {
             .collect()
     }
 
-    fn next_deadline(&self) -> Option<std::time::Instant> {
-        self.deadline()
-    }
-
     fn leave_slot(&mut self, slot: usize) {
         self.leave(slot);
     }
@@ -67,10 +58,6 @@ impl Monitor for ProbeMonitor {
         self.sockets()
             .map(|(i, s)| (ControlSocket::Probe(i), s))
             .collect()
-    }
-
-    fn next_deadline(&self) -> Option<std::time::Instant> {
-        self.deadline()
     }
 
     fn leave_slot(&mut self, slot: usize) {
