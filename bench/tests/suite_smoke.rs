@@ -10,17 +10,38 @@ use std::process::Command;
 
 use common::{bench_bin, require_root, run, serial};
 
-#[test]
-fn the_suite_writes_results_and_compare_reads_them() {
-    let _serial = serial();
-    require_root();
-    let out = std::env::temp_dir().join(format!("xlagg-suite-smoke-{}", std::process::id()));
+/// Runs `xlagg-bench suite ARGS --out DIR` from the repository (DIR: a fresh temporary folder
+/// named after `name`); asserts that it succeeded and returns DIR and its results.json.
+fn suite(name: &str, args: &[&str]) -> (std::path::PathBuf, serde_json::Value) {
+    let out = std::env::temp_dir().join(format!("xlagg-suite-{name}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out);
     let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let result = run(Command::new(bench_bin())
         .current_dir(&repo)
-        .args([
-            "suite",
+        .arg("suite")
+        .args(args)
+        .arg("--out")
+        .arg(&out));
+    assert!(
+        result.status.success(),
+        "suite failed:\n{}\n{}",
+        String::from_utf8_lossy(&result.stdout),
+        String::from_utf8_lossy(&result.stderr)
+    );
+    let json = serde_json::from_str(
+        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
+    )
+    .expect("JSON");
+    (out, json)
+}
+
+#[test]
+fn the_suite_writes_results_and_compare_reads_them() {
+    let _serial = serial();
+    require_root();
+    let (out, json) = suite(
+        "smoke",
+        &[
             "--runs",
             "1",
             "--seconds",
@@ -29,19 +50,8 @@ fn the_suite_writes_results_and_compare_reads_them() {
             "loadbalance",
             "--scenarios",
             "throughput,latency",
-            "--out",
-        ])
-        .arg(&out));
-    assert!(
-        result.status.success(),
-        "suite failed:\n{}\n{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
+        ],
     );
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
-    )
-    .expect("JSON");
     // The flat-out runs use the in-kernel generator where this kernel allows live frames, and
     // the AF_XDP one where it refuses them; the results say which ran.
     let expected = if xlagg_bench::xdpgen::live_frames().is_ok() {
@@ -104,13 +114,9 @@ fn the_suite_writes_results_and_compare_reads_them() {
 fn the_suite_runs_on_the_afxdp_generator_when_live_frames_are_not_there() {
     let _serial = serial();
     require_root();
-    let out = std::env::temp_dir().join(format!("xlagg-suite-afxdp-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let result = run(Command::new(bench_bin())
-        .current_dir(&repo)
-        .args([
-            "suite",
+    let (out, json) = suite(
+        "afxdp",
+        &[
             "--runs",
             "1",
             "--seconds",
@@ -125,19 +131,8 @@ fn the_suite_runs_on_the_afxdp_generator_when_live_frames_are_not_there() {
             "throughput",
             "--generator",
             "afxdp",
-            "--out",
-        ])
-        .arg(&out));
-    assert!(
-        result.status.success(),
-        "suite failed:\n{}\n{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
+        ],
     );
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
-    )
-    .expect("JSON");
     assert_eq!(json["generator"], "afxdp");
     let rows = json["throughput"].as_array().expect("throughput rows");
     assert_eq!(
@@ -163,13 +158,9 @@ fn the_suite_runs_on_the_afxdp_generator_when_live_frames_are_not_there() {
 fn rfc2544_finds_ndr_and_pdr_from_counters_at_both_ends() {
     let _serial = serial();
     require_root();
-    let out = std::env::temp_dir().join(format!("xlagg-suite-rfc-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&out);
-    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let result = run(Command::new(bench_bin())
-        .current_dir(&repo)
-        .args([
-            "suite",
+    let (out, json) = suite(
+        "rfc",
+        &[
             "--runs",
             "1",
             "--protocols",
@@ -184,19 +175,8 @@ fn rfc2544_finds_ndr_and_pdr_from_counters_at_both_ends() {
             "1",
             "--width",
             "0.05",
-            "--out",
-        ])
-        .arg(&out));
-    assert!(
-        result.status.success(),
-        "suite failed:\n{}\n{}",
-        String::from_utf8_lossy(&result.stdout),
-        String::from_utf8_lossy(&result.stderr)
+        ],
     );
-    let json: serde_json::Value = serde_json::from_str(
-        &std::fs::read_to_string(out.join("results.json")).expect("results.json"),
-    )
-    .expect("JSON");
     let rows = json["rfc2544"].as_array().expect("rfc2544 rows");
     let names: Vec<&str> = rows.iter().filter_map(|r| r["variant"].as_str()).collect();
     assert_eq!(

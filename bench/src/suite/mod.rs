@@ -512,19 +512,7 @@ pub fn run(opts: &SuiteOptions, testbed: &Path, out: &Path) -> Result<Results> {
         if size.is_jumbo() {
             setup.links_mtu(9000)?;
         }
-        let mut variants = vec![Variant::Ceiling, Variant::Kernel];
-        let engine = |e: &str| opts.engines.iter().any(|x| x == e);
-        if engine("afxdp") {
-            variants.extend(opts.protocols.iter().cloned().map(Variant::Lagg));
-        }
-        if engine("xdp") {
-            variants.extend(opts.protocols.iter().cloned().map(Variant::XdpEngine));
-        }
-        if opts.busy_poll {
-            variants.extend(opts.protocols.iter().cloned().map(Variant::BusyPoll));
-        }
-        // The kernel cannot broadcast a multi-buffer frame (the configuration refuses it).
-        variants.retain(|v| !(size.is_jumbo() && *v == Variant::XdpEngine("broadcast".into())));
+        let variants = rfc2544::variants(opts, size);
         // rates[variant][run]
         let mut rates: Vec<Vec<f64>> = vec![Vec::new(); variants.len()];
         let mut reordered = vec![0u64; variants.len()];

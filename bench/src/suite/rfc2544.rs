@@ -358,8 +358,9 @@ impl Setup<'_> {
     }
 }
 
-/// The forwarders of one size: the two references first, then each protocol on each engine.
-fn variants(opts: &SuiteOptions, size: Size) -> Vec<Variant> {
+/// The forwarders of one size: the two references first, then each protocol on each engine
+/// (the throughput scenario's too).
+pub(super) fn variants(opts: &SuiteOptions, size: Size) -> Vec<Variant> {
     let mut variants = vec![Variant::Ceiling, Variant::Kernel];
     let engine = |e: &str| opts.engines.iter().any(|x| x == e);
     if engine("afxdp") {
