@@ -3,7 +3,9 @@
 //! `fill_ring_empty`, `rx_dropped` and `rx_ring_full` by real frames in
 //! dataplane/tests/worker_counters.rs, packets and bytes there and in
 //! dataplane/tests/worker_alloc.rs and the namespace tests' metrics, the XDP program's
-//! counters in dataplane/tests/xdp_program.rs. What stays here: `tx_ring_full` (a copy-mode
+//! counters in dataplane/tests/xdp_program.rs; `tx_ring_full` and invalid descriptors also by
+//! the worker's unit tests over the fake kernel (dataplane/src/worker/tests.rs). What stays
+//! here: `tx_ring_full` (a copy-mode
 //! veth completes every transmit at once), `no_free_frame` (the pool running dry is what the
 //! frame-accounting tests prevent), invalid descriptors (a kernel or worker bug) and the loop
 //! and latency counters of the running loop, and the XDP engine's `not_redirected` (a frame
@@ -18,9 +20,26 @@ fn source(rel: &str) -> String {
     std::fs::read_to_string(root.join(rel)).unwrap_or_else(|e| panic!("{rel}: {e}"))
 }
 
+/// The worker's code: every file of dataplane/src/worker/ but its unit tests.
+fn worker_source() -> String {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../dataplane/src/worker");
+    let mut files: Vec<_> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs") && !p.ends_with("tests.rs"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 2, "the worker's files: {files:?}");
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .collect()
+}
+
 #[test]
 fn drop_reasons_frames_cannot_reach_are_still_counted_by_the_worker() {
-    let worker = source("dataplane/src/worker.rs");
+    let worker = worker_source();
     for reason in ["TxRingFull", "NoFreeFrame", "InvalidDescriptor"] {
         let site = format!("DropReason::{reason} as usize]");
         assert!(
@@ -47,7 +66,7 @@ fn drop_reasons_frames_cannot_reach_are_still_counted_by_the_worker() {
 
 #[test]
 fn socket_counters_frames_cannot_reach_are_still_copied_from_the_kernel() {
-    let worker = source("dataplane/src/worker.rs");
+    let worker = worker_source();
     for counter in ["RxInvalidDescriptor", "TxInvalidDescriptor", "TxRingEmpty"] {
         assert!(
             worker.contains(&format!("(XskCounter::{counter}, s.")),
@@ -62,7 +81,7 @@ fn socket_counters_frames_cannot_reach_are_still_copied_from_the_kernel() {
 /// in the namespace tests' timelines.
 #[test]
 fn the_running_loop_advances_its_loop_and_latency_counters() {
-    let worker = source("dataplane/src/worker.rs");
+    let worker = worker_source();
     for site in [
         "bump(&self.counters.busy_ns",
         "bump(&self.counters.busy_loops",
@@ -72,7 +91,7 @@ fn the_running_loop_advances_its_loop_and_latency_counters() {
     ] {
         assert!(
             worker.contains(site),
-            "dataplane/src/worker.rs lacks {site}"
+            "dataplane/src/worker/ lacks {site}"
         );
     }
 }
