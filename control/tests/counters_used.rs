@@ -89,10 +89,7 @@ fn the_running_loop_advances_its_loop_and_latency_counters() {
         "bump(&self.counters.latency[",
         "bump(&self.counters.latency_sum_ns",
     ] {
-        assert!(
-            worker.contains(site),
-            "dataplane/src/worker/ lacks {site}"
-        );
+        assert!(worker.contains(site), "dataplane/src/worker/ lacks {site}");
     }
 }
 
