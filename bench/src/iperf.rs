@@ -207,22 +207,28 @@ impl IperfRun<'_> {
     }
 }
 
-/// The counters of `/proc/net/snmp` in namespace `ns`, as `"Tcp.InCsumErrors" -> value`.
+/// The counters of `/proc/net/snmp` and `/proc/net/netstat` in namespace `ns`, as
+/// `"Tcp.InCsumErrors" -> value`, `"IpExt.InOctets" -> value`.
 ///
 /// # Errors
-/// The file cannot be read there.
+/// A file cannot be read there.
 pub fn snmp(ns: &str) -> Result<BTreeMap<String, u64>> {
-    let out = ns_command(ns, "cat")
-        .arg("/proc/net/snmp")
-        .output()
-        .context("reading /proc/net/snmp")?;
-    if !out.status.success() {
-        bail!(
-            "reading /proc/net/snmp in {ns}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+    let mut all = BTreeMap::new();
+    // The extended counters (`IpExt.InOctets`, `TcpExt...`) come in the same format.
+    for file in ["/proc/net/snmp", "/proc/net/netstat"] {
+        let out = ns_command(ns, "cat")
+            .arg(file)
+            .output()
+            .with_context(|| format!("reading {file}"))?;
+        if !out.status.success() {
+            bail!(
+                "reading {file} in {ns}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        all.extend(parse_snmp(&String::from_utf8_lossy(&out.stdout)));
     }
-    Ok(parse_snmp(&String::from_utf8_lossy(&out.stdout)))
+    Ok(all)
 }
 
 /// Parses `/proc/net/snmp`: pairs of lines, names then values, under one prefix.
