@@ -5,9 +5,9 @@
 use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
-use xlagg_control::bfd::{self, Addresses, Packet, Session, State};
+use xlagg_control::proto::bfd::{self, Addresses, Packet, Session, State};
 
-const CFG: bfd::Config = bfd::Config {
+const CFG: bfd::SessionConfig = bfd::SessionConfig {
     interval: Duration::from_millis(50),
     multiplier: 3,
 };

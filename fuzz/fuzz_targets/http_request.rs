@@ -5,7 +5,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xlagg_control::config::ConfigDoc;
-use xlagg_control::http;
+use xlagg_control::mgmt::http;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);
@@ -19,8 +19,8 @@ fuzz_target!(|data: &[u8]| {
         let name = spec.name.clone();
         doc.laggs.push(spec);
         let _ = doc.validate();
-        if let Ok(ops) = xlagg_control::ifconfig::parse(&options) {
-            let _ = xlagg_control::ifconfig::apply(&mut doc, &name, &ops);
+        if let Ok(ops) = xlagg_control::config::ifconfig::parse(&options) {
+            let _ = xlagg_control::config::ifconfig::apply(&mut doc, &name, &ops);
         }
     }
 });

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xlagg_control::config::ConfigDoc;
-use xlagg_control::ifconfig;
+use xlagg_control::config::ifconfig;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

@@ -4,7 +4,7 @@
 use std::net::IpAddr;
 
 use libfuzzer_sys::fuzz_target;
-use xlagg_control::probe;
+use xlagg_control::proto::probe;
 
 fuzz_target!(|data: &[u8]| {
     let mac = probe::probe_mac([2, 0, 0, 0, 0, 1]);

@@ -4,7 +4,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use xlagg_control::config::ConfigDoc;
-use xlagg_control::rcconf;
+use xlagg_control::config::rcconf;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {
