@@ -14,7 +14,7 @@ use crate::afxdp::{last_error, XskError};
 pub struct MappedWords {
     base: NonNull<u64>,
     words: usize,
-    /// Heap words instead of a mapping (tests): nothing to unmap.
+    /// Heap words instead of a mapping: nothing to unmap.
     heap: Option<Box<[AtomicU64]>>,
 }
 
@@ -53,8 +53,8 @@ impl MappedWords {
         })
     }
 
-    /// `words` zeroed words on the heap, as the tests' stand-in for the BPF map.
-    #[cfg(any(test, feature = "testing"))]
+    /// `words` zeroed words on the heap, shared the same way within this process: the unit
+    /// tests' stand-in for the BPF map (of the workers and of the control thread's watch).
     pub fn heap(words: usize) -> Self {
         let heap: Box<[AtomicU64]> = (0..words.max(1)).map(|_| AtomicU64::new(0)).collect();
         Self {

@@ -7,6 +7,7 @@
 //!   notifications), sans-IO;
 //! - [`lagg`]: a running lagg, from start to a teardown that leaves nothing behind;
 //! - [`load`]: each member's share of the traffic and the imbalance index, sans-IO;
+//! - [`lost`]: members the data path left on its own, counted, told and retried, sans-IO;
 //! - [`rebalance`]: moving buckets off a busy member at gaps in their traffic, sans-IO;
 //! - [`status`]: a lagg's state as data and as FreeBSD's ifconfig prints it;
 //! - [`daemon`]: the laggs, changes all-or-nothing, faults degrading per lagg.
@@ -14,6 +15,7 @@
 pub mod daemon;
 pub mod lagg;
 pub mod load;
+pub mod lost;
 pub mod members;
 pub mod rebalance;
 pub mod status;

@@ -3,17 +3,16 @@
 //! [`Lagg`] value the moment it exists, so a failure half-way and a normal stop run the same
 //! teardown.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
 
-use xlagg_common::ENGINE_UPPER_SLOT;
-use xlagg_dataplane::engine::{Hooks, XdpEngine};
-use xlagg_dataplane::xdp::{PortProgram, ProgramKind};
 use xlagg_sys::afpacket::PacketSocket;
 
 use super::monitors::{BfdMonitor, LacpMonitor, ProbeMonitor};
-use super::xdp_port::{self, PortXdp};
+use super::xdp_port::PortXdp;
 use super::{host_peer_name, Autoconf, Created, Lagg, LaggError, Port};
 use crate::config::{Engine, LaggConfig, LaggProto, Upper};
+use crate::runtime::lost::LostWatch;
 use crate::runtime::members::Verdict;
 use crate::sys::netdev::{format_mac, LinkState, NetdevError, Netlink};
 use crate::sys::restore::Undo;
@@ -83,66 +82,13 @@ impl Lagg {
         Ok(())
     }
 
-    /// The lost-member words of the lagg's object (the engine's, or, for the AF_XDP engine,
-    /// its maps loaded for the words alone), with the watch that marks them: the XDP engine's
-    /// transmit watch, the tc host path's queue watch, the AF_XDP engine's drop watch. Where
-    /// the kernel refuses one, a member whose link goes is left when the link event comes
-    /// (milliseconds under load); the log says why.
-    fn start_lost_words(&mut self) {
-        let object = match &self.engine {
-            Some(engine) => {
-                let mut locked = xdp_port::lock(engine);
-                let (watch, what) = match locked.hooks() {
-                    Hooks::Tc => (locked.watch_queue(), "queue"),
-                    _ => (locked.watch_transmit(), "transmit"),
-                };
-                drop(locked);
-                if let Err(e) = watch {
-                    tracing::warn!(lagg = %self.cfg.name, error = %e, "no {what} watch: a member whose link goes is left when the link event comes");
-                }
-                Ok(Arc::clone(engine))
-            }
-            None => XdpEngine::load(&self.cfg.name, Hooks::None)
-                .map(|mut e| {
-                    // The AF_XDP engine's transmit is the kernel's copy-mode path: its drops
-                    // tell a member without carrier (the workers' refused `sendto` alone
-                    // cannot: a full receiver refuses too).
-                    if let Err(e) = e.watch_drops() {
-                        tracing::warn!(lagg = %self.cfg.name, error = %e, "no drop watch: a member whose link goes is left when the link event comes");
-                    }
-                    Arc::new(Mutex::new(e))
-                })
-                .map_err(|e| e.to_string()),
-        };
-        let words = object.and_then(|o| {
-            let words = xdp_port::lock(&o).lost_words().map_err(|e| e.to_string())?;
-            Ok((o, words))
-        });
-        match words {
-            Ok((object, words)) => {
-                self.watch = Some(object);
-                self.lost = Some(Arc::new(words));
-            }
-            Err(e) => {
-                tracing::warn!(lagg = %self.cfg.name, error = %e, "no lost-member words: a member whose link goes is left when the link event comes");
-            }
-        }
-    }
-
     /// Creates laggN (host mode), attaches every port, starts the workers and monitors and
     /// publishes the first table; each step is recorded at once for [`teardown`](Self::teardown).
     pub(super) fn bring_up(&mut self, nl: &Netlink, present: &[String]) -> Result<(), LaggError> {
         let cfg = self.cfg.clone();
         let first_member = nl.require(present.first().map_or(&cfg.ports[0], |p| p))?;
-        let hooks = match cfg.engine {
-            Engine::AfXdp => None,
-            Engine::Xdp => Some(Hooks::Xdp),
-            Engine::Tc => Some(Hooks::Tc),
-        };
-        if let Some(hooks) = hooks {
-            self.engine = Some(Arc::new(Mutex::new(XdpEngine::load(&cfg.name, hooks)?)));
-        }
-        self.start_lost_words();
+        let words = self.path.lost_words(&cfg.name).map(Arc::new);
+        self.lost = LostWatch::new(words, Instant::now());
         let upper_name = match &cfg.upper {
             Upper::Host { .. } => self.create_host(nl, first_member.mac)?,
             Upper::Forward { port } => port.clone(),
@@ -159,19 +105,10 @@ impl Lagg {
         let upper = self.attach_port(nl, &upper_name, None)?;
         self.upper = Some(upper);
         let members = self.members.len();
-        if let Some(engine) = &self.engine {
-            self.pool.drive_engine(Arc::clone(engine))?;
-        } else {
-            let ports: Vec<&mut Port> =
-                self.members.iter_mut().chain(self.upper.as_mut()).collect();
-            self.pool.spawn(
-                &cfg,
-                ports,
-                members,
-                self.announcer.learner(),
-                self.lost.clone(),
-            )?;
-        }
+        let ports: Vec<&mut Port> = self.members.iter_mut().chain(self.upper.as_mut()).collect();
+        let lost = self.lost.words().cloned();
+        self.path
+            .start(&cfg, ports, members, self.announcer.learner(), lost)?;
         if let Upper::Host { addresses } = &cfg.upper {
             let host = nl.require(&cfg.name)?;
             nl.set_up(host.index, true)?;
@@ -205,7 +142,7 @@ impl Lagg {
             mac = %format_mac(first_member.mac),
             xdp_mode = %mode.map(|m| m.to_string()).unwrap_or_default(),
             engine = %cfg.engine,
-            workers = self.pool.len(),
+            workers = self.path.workers(),
             "lagg up"
         );
         Ok(())
@@ -239,13 +176,7 @@ impl Lagg {
         nl.set_mtu(host.index, cfg.mtu)?;
         self.complete_frames_on_host()?;
         nl.set_up(peer_link.index, true)?;
-        if cfg.engine == Engine::Xdp {
-            if let Some(engine) = &self.engine {
-                // laggN takes the frames the engine redirects into its peer only while it
-                // runs XDP (or GRO, which hw_offload = false turns off).
-                xdp_port::lock(engine).attach_passive(&cfg.name, host.index)?;
-            }
-        }
+        self.path.prepare_host(&cfg.name, host.index)?;
         // The tc host path hooks laggN itself (its egress); the others read what laggN
         // sends where it arrives, on its peer.
         Ok(if cfg.engine == Engine::Tc {
@@ -319,8 +250,6 @@ impl Lagg {
             restore_features: Vec::new(),
             restore_sysfs: Vec::new(),
             watched: None,
-            left: 0,
-            left_mark: 0,
         };
         if let Some(slot) = member {
             self.judge_mtu(slot, link.mtu);
@@ -355,7 +284,7 @@ impl Lagg {
         if self.cfg.busy_poll {
             port.restore_sysfs = defer_interrupts(name);
         }
-        if let Err(e) = self.attach_program(&mut port, link.index, slot) {
+        if let Err(e) = self.path.attach(&self.cfg.name, &mut port, slot) {
             restore_port(&mut port);
             return Err(e);
         }
@@ -375,42 +304,6 @@ impl Lagg {
             }
         }
         Ok(port)
-    }
-
-    /// Attaches the lagg's program to `port` (member `slot`, or the upper port with `None`):
-    /// its port in the engine's object, or a port program of its own with a lost-member
-    /// watch for the AF_XDP engine.
-    fn attach_program(
-        &mut self,
-        port: &mut Port,
-        ifindex: u32,
-        slot: Option<usize>,
-    ) -> Result<(), LaggError> {
-        let name = port.name.clone();
-        let upper = slot.is_none();
-        let program = match &self.engine {
-            Some(engine) => {
-                let slot = slot.map_or(ENGINE_UPPER_SLOT, |s| s as u32);
-                xdp_port::lock(engine)
-                    .attach(&name, ifindex, slot, upper)
-                    .map(|_| PortXdp::Engine {
-                        engine: Arc::clone(engine),
-                        ifindex,
-                        slot,
-                    })
-            }
-            None => PortProgram::attach(&name, ifindex, ProgramKind::Port).map(PortXdp::Program),
-        };
-        if let (Some(watch), Some(slot), None) = (&self.watch, slot, &self.engine) {
-            match xdp_port::Watched::new(watch, ifindex, slot as u32) {
-                Ok(w) => port.watched = Some(w),
-                Err(e) => {
-                    tracing::warn!(lagg = %self.cfg.name, port = %name, error = %e, "no lost-member word: this member is left when its link event comes")
-                }
-            }
-        }
-        port.program = Some(program?);
-        Ok(())
     }
 
     /// Makes `port` (a member or the forward port) take the lagg's frames: promiscuous, since
@@ -459,14 +352,13 @@ impl Lagg {
             bfd.shutdown(&self.members);
         }
         self.probe = None;
-        self.pool.shutdown();
+        // The workers stop; the engine's objects close with the last port that holds them
+        // (below), and laggN's last links with them.
+        self.path.shutdown();
         for port in self.members.iter_mut().chain(self.upper.as_mut()) {
             restore_port(port);
         }
-        // Its last links (laggN's) close with it.
-        self.engine = None;
-        self.lost = None;
-        self.watch = None;
+        self.lost = LostWatch::new(None, Instant::now());
         for Created { index, name } in self.created.drain(..).rev() {
             if let Err(e) = nl.delete(index, &name) {
                 tracing::error!(lagg = %self.cfg.name, error = %e, "could not delete {name}");

@@ -75,12 +75,8 @@ pub struct Explanation {
 impl Lagg {
     /// Members marked lost by the data path now (bit per slot).
     fn lost_mask(&self) -> u32 {
-        let Some(words) = &self.lost else {
-            return 0;
-        };
-        (0..self.members.len().min(MAX_MEMBERS))
-            .filter(|&i| words.get(i) != 0 && !self.set.member(i).retired)
-            .fold(0, |mask, i| mask | 1 << i)
+        self.lost
+            .marked(self.members.len(), |i| self.set.member(i).retired)
     }
 
     /// Where `flow` leaves now, and why.

@@ -7,7 +7,10 @@
 //!   [`Lagg`] value at once, so a failure half-way and a normal stop run the same teardown
 //!   (workers stopped, programs detached, offloads and promiscuous mode restored, created
 //!   interfaces deleted);
+//! - `data_path`: the engine that carries the frames, as one value (the workers, or the
+//!   kernel's XDP engine or tc host path);
 //! - `workers`: the worker pool (threads, UMEM, sockets, the table they read, the mailbox);
+//! - `lost`: what the lost-member watch ([`crate::runtime::lost`]) finds, told and logged;
 //! - `monitors`: LACP, micro-BFD and the ARP/NS probe monitor over their packet sockets;
 //! - `announce`: gratuitous ARP/NA and learning frames when the member set says so;
 //! - `reconfig`: membership, addresses and settings changed in place;
@@ -23,6 +26,7 @@ mod announce;
 mod autoconf;
 mod bringup;
 mod control_frames;
+mod data_path;
 mod explain;
 mod lost;
 mod monitors;
@@ -33,36 +37,26 @@ mod xdp_port;
 
 use std::time::{Duration, Instant};
 
-use std::sync::Arc;
-
-use xlagg_common::LOST_EPOCH;
-use xlagg_dataplane::distribution::{
-    flow_seed, DistributionTable, MemberIndex, TxPolicy, MAX_MEMBERS,
-};
-use xlagg_dataplane::mapped_words::MappedWords;
+use xlagg_dataplane::distribution::{flow_seed, DistributionTable, MemberIndex, TxPolicy};
 use xlagg_dataplane::xdp::XdpError;
 use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
 
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::proto::lacp::{self, Time};
+use crate::runtime::lost::LostWatch;
 use crate::runtime::members::{MemberEvent, MemberSet, Rules, Verdict};
 use crate::sys::netdev::{format_mac, LinkState, NetdevError, Netlink};
 
 use announce::Announcer;
 use autoconf::Autoconf;
 pub use autoconf::{DhcpState, DHCP_CLIENT};
+use data_path::DataPath;
 pub use explain::Explanation;
 use monitors::{BfdMonitor, LacpMonitor, Monitor, ProbeMonitor};
 pub use reconfig::Reconciled;
 pub use view::{LaggSample, PortSample, WorkerSample};
-use workers::WorkerPool;
 pub use xdp_port::PortXdp;
-use xdp_port::SharedEngine;
-
-/// How often a member marked lost while the control thread still sees it usable is tried
-/// again.
-const LOST_RETRY: Duration = Duration::from_secs(1);
 
 /// Prefix of the kernel-side peer of a host-mode lagg interface (`xlh-lagg0`).
 pub const HOST_PEER_PREFIX: &str = "xlh-";
@@ -138,12 +132,6 @@ pub struct Port {
     restore_sysfs: Vec<(std::path::PathBuf, String)>,
     /// A member of an AF_XDP lagg in the kernel-side carrier watch.
     watched: Option<xdp_port::Watched>,
-    /// Members: times the data path left it by itself (its lost-member word marked), counted
-    /// once per mark.
-    left: u64,
-    /// The word of the last mark counted in `left` (a mark's word is its time, so each is
-    /// distinct).
-    left_mark: u64,
 }
 
 /// A control-path socket of a lagg: which monitor reads it, for which member.
@@ -181,19 +169,11 @@ pub struct Lagg {
     members: Vec<Port>,
     upper: Option<Port>,
     created: Vec<Created>,
-    pool: WorkerPool,
-    /// The XDP engine (`engine = "xdp"`): one program on every port, tables in its maps.
-    engine: Option<SharedEngine>,
-    /// The object holding the lost-member words (the engine's own with `engine = "xdp"`; its
-    /// maps and drop watch alone with the AF_XDP engine); `None` where the kernel refused it.
-    watch: Option<SharedEngine>,
-    /// The lost-member words: a member whose transmit failed is marked (by the XDP engine's
-    /// transmit watch, the AF_XDP engine's drop watch, or a worker that found the device down)
-    /// and left by the data path at once; cleared here when the member is usable again, or
-    /// retried once a second while the control thread sees it up.
-    lost: Option<Arc<MappedWords>>,
-    /// Members whose mark was seen at the last check (bit per slot), and when to check next.
-    lost_seen: (u32, Instant),
+    /// The engine that carries the frames, with the table in force.
+    path: DataPath,
+    /// Members the data path left on its own (a failed transmit): marked by the engine,
+    /// counted, told, cleared and retried here.
+    lost: LostWatch,
     /// The members' state and the rules over it (sans-IO; see [`crate::runtime::members`]).
     set: MemberSet,
     /// Time zero of every timer of this lagg (the member set's, LACP's, micro-BFD's).
@@ -290,11 +270,8 @@ impl Lagg {
             members: Vec::new(),
             upper: None,
             created: Vec::new(),
-            pool: WorkerPool::new(&cfg.name, DistributionTable::new(policy, seed)),
-            engine: None,
-            watch: None,
-            lost: None,
-            lost_seen: (0, Instant::now()),
+            path: DataPath::load(cfg, DistributionTable::new(policy, seed))?,
+            lost: LostWatch::new(None, Instant::now()),
             set: MemberSet::new(rules_for(cfg), &present),
             epoch: Instant::now(),
             announcer: Announcer::new(cfg),
@@ -428,23 +405,7 @@ impl Lagg {
         for ev in events {
             if let Some(i) = self.slot_of(ev.ifindex) {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
-                let counted = self.count_left(i);
-                if let Some(ago) = self
-                    .lost
-                    .as_ref()
-                    .and_then(|w| w.marked_for(i))
-                    .filter(|_| !raw)
-                {
-                    // The data path left it already: say by how much it was ahead.
-                    let ahead_us = ago.as_micros() as u64;
-                    tracing::info!(lagg = %self.cfg.name, port = %self.members[i].name, ahead_us, "link down, after the data path left it on a failed transmit");
-                    if counted && self.lost_seen.0 & (1 << i) == 0 {
-                        let port = self.members[i].name.clone();
-                        let text = format!("transmit refused: the data path left it {ahead_us} us before the link event");
-                        self.event("link", Some(port), text);
-                    }
-                    self.lost_seen.0 |= 1 << i;
-                }
+                self.lost_link_event(i, raw);
                 if self.set.handle_link(now, i, raw) && !changed.contains(&i) {
                     changed.push(i);
                 }
@@ -513,7 +474,7 @@ impl Lagg {
         // LACP's timers have their own deadline (`lacp_deadline`): its tick runs apart.
         let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
         let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
-        let lost = self.lost.as_ref().map(|_| self.lost_seen.1);
+        let lost = self.lost.deadline();
         let rebalance = self
             .rebalance
             .as_ref()
@@ -596,7 +557,7 @@ impl Lagg {
         for m in &moves {
             next = next.with_bucket(m.bucket, m.to);
         }
-        self.pool.publish(next)?;
+        self.path.publish(next)?;
         for m in moves {
             let name = |i: MemberIndex| {
                 self.members
@@ -623,8 +584,8 @@ impl Lagg {
     fn after_usability_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
         for &i in changed {
             if self.set.usable(i) {
-                self.pool.reset_port(i, &mut self.members[i]);
-                self.clear_lost(i);
+                self.path.reset_port(i, &mut self.members[i]);
+                self.lost.clear(i);
             }
         }
         if let Some(lacp) = self.lacp.as_mut() {
@@ -660,19 +621,19 @@ impl Lagg {
         // A table the XDP engine's maps refused is reported after the collecting flags are
         // written: the member set has moved on, and the ports must follow it either way.
         let mut published = Ok(());
-        let current = self.pool.table();
+        let current = self.path.table();
         if current.collecting() != collecting_mask
             && current.active() == active.as_slice()
             && !force
         {
-            published = self.pool.publish(current.with_collecting(collecting_mask));
+            published = self.path.publish(current.with_collecting(collecting_mask));
         }
-        let current = self.pool.table();
+        let current = self.path.table();
         if force || current.active() != active.as_slice() {
             let next = current
                 .with_active(&active)
                 .with_collecting(collecting_mask);
-            if let Err(e) = self.pool.publish(next) {
+            if let Err(e) = self.path.publish(next) {
                 published = Err(e);
             }
             let names: Vec<&str> = active
@@ -693,7 +654,7 @@ impl Lagg {
 
     /// Queues whose worker thread has ended although the lagg was not stopped (it panicked).
     pub fn dead_workers(&self) -> Vec<usize> {
-        self.pool.dead()
+        self.path.dead()
     }
 
     /// Fault injection for tests: makes the worker of `queue` panic.
@@ -702,7 +663,7 @@ impl Lagg {
     /// No such worker.
     #[cfg(feature = "testing")]
     pub fn crash_worker(&self, queue: usize) -> Result<(), String> {
-        self.pool.crash(queue)
+        self.path.crash(&self.cfg.name, queue)
     }
 
     /// The lagg's configuration.
@@ -722,7 +683,7 @@ impl Lagg {
 
     /// The current distribution table.
     pub fn table(&self) -> std::sync::Arc<DistributionTable> {
-        self.pool.table()
+        self.path.table()
     }
 
     /// The indexes of the devices this lagg holds XDP programs on.

@@ -44,7 +44,7 @@ impl Lagg {
             c.notify_interval_ms = 0;
             c.hash_seed = 0;
             // The sockets carry chains already, or the new MTU fits a frame.
-            if self.pool.multi_buffer() || new.mtu <= worker::single_frame_mtu() {
+            if self.path.multi_buffer() || new.mtu <= worker::single_frame_mtu() {
                 c.mtu = 0;
             }
             c
@@ -156,7 +156,7 @@ impl Lagg {
             self.publish(&leaving, false)?;
             for &i in &leaving {
                 restore_port(&mut self.members[i]);
-                self.pool.remove_port(i, &self.members[i].name);
+                self.path.remove_port(i, &self.members[i].name);
                 let name = self.members[i].name.clone();
                 let text = if !new.ports.contains(&name) {
                     "member left".to_string()
@@ -205,7 +205,7 @@ impl Lagg {
                     return Err(e);
                 }
             };
-            if let Err(detail) = self.pool.add_port(slot, &mut port) {
+            if let Err(detail) = self.path.add_port(slot, &mut port) {
                 restore_port(&mut port);
                 self.set.leave(slot);
                 return Err(LaggError::Socket {
@@ -227,6 +227,7 @@ impl Lagg {
                 self.set.set_verdict(slot, Verdict::Probe, false);
             }
             self.announcer.forget(slot);
+            self.lost.join(slot);
             put(&mut self.members, slot, port);
             tracing::info!(lagg = %self.cfg.name, port = %name, slot, "member joined");
             self.event("config", Some(name.clone()), "member joined".into());
@@ -265,7 +266,7 @@ impl Lagg {
     /// # Errors
     /// The XDP engine's maps refused the table (the old seed stays in force there).
     fn reseed(&mut self) -> Result<String, LaggError> {
-        let current = self.pool.table();
+        let current = self.path.table();
         let share = current.moved_share();
         let text = format!(
             "hash_seed {}: flows rehashed, about {:.0}% of them to another member ({} active)",
@@ -273,7 +274,7 @@ impl Lagg {
             share * 100.0,
             current.active().len()
         );
-        self.pool
+        self.path
             .publish(current.with_seed(flow_seed(self.cfg.hash_seed)))?;
         tracing::info!(lagg = %self.cfg.name, "{text}");
         self.event("config", None, text.clone());

@@ -102,7 +102,8 @@ impl Lagg {
         crate::runtime::status::table(&self.status())
     }
 
-    /// Worker counters of port `index` (members, then the upper port) summed over workers.
+    /// Frame counters of port `index` (members, then the upper port): the workers' summed, or
+    /// the kernel engine's.
     pub fn port_totals(&self, index: usize) -> PortTotals {
         // Members sit in the workers' slots by index, the upper port in the upper slot.
         let slot = if index < self.members.len() {
@@ -110,15 +111,8 @@ impl Lagg {
         } else {
             worker::UPPER_SLOT
         };
-        if let Some(totals) = self
-            .ports()
-            .nth(index)
-            .and_then(|p| p.program.as_ref())
-            .and_then(|p| p.engine_totals())
-        {
-            return totals;
-        }
-        self.pool.totals(slot)
+        let program = self.ports().nth(index).and_then(|p| p.program.as_ref());
+        self.path.totals(slot, program)
     }
 
     /// The XDP program's counters of port `index`.
@@ -166,14 +160,14 @@ impl Lagg {
                     None
                 },
                 probe_ok: self.probe.as_ref().and(member).map(|m| m.probe_ok),
-                data_path_leaves: port.left,
+                data_path_leaves: self.lost.left(i),
                 tx_share: self.tx_share(i),
                 lacp_alarm: member
                     .and(alarms.as_ref())
                     .and_then(|a| a.iter().find(|a| a.port == i).map(|a| a.kind)),
             });
         }
-        let workers = self.pool.samples();
+        let workers = self.path.samples();
         let active_ports = ports
             .iter()
             .filter(|p| p.role == "member" && p.distributing)
@@ -215,12 +209,7 @@ impl Lagg {
     /// What each bucket of the table placed so far (hash policy): the XDP engine's or the tc
     /// host path's map, or the workers' counters; all zero where none could be read.
     pub fn bucket_hits(&self) -> [u64; xlagg_dataplane::distribution::BUCKETS] {
-        if let Some(engine) = &self.engine {
-            return super::xdp_port::lock(engine)
-                .bucket_hits()
-                .unwrap_or([0; xlagg_dataplane::distribution::BUCKETS]);
-        }
-        self.pool.bucket_hits()
+        self.path.bucket_hits()
     }
 
     /// Member `i`'s share of the last load window's bytes.
@@ -326,7 +315,7 @@ impl Lagg {
             });
         st.flapping = self.set.flaps;
         st.lacp = self.lacp_status();
-        st.umem = self.pool.umem();
+        st.umem = self.path.umem();
         st.upper_port = self.upper.as_ref().map(|upper| {
             let index = self.members.len();
             let t = self.port_totals(index);
@@ -374,7 +363,7 @@ impl Lagg {
                     .probe
                     .as_ref()
                     .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
-                data_path_leaves: port.left,
+                data_path_leaves: self.lost.left(i),
                 missing: false,
                 tx_share: self.tx_share(i),
             });

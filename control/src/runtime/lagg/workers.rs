@@ -15,9 +15,6 @@ use xlagg_dataplane::learn::RecentMacs;
 use xlagg_dataplane::mapped_words::MappedWords;
 use xlagg_dataplane::worker::{self, Answer, Command, Worker, WorkerControl, WorkerLayout};
 
-use xlagg_dataplane::xdp::XdpError;
-
-use super::xdp_port::{self, SharedEngine};
 use super::{LaggError, Port, WorkerSample};
 use crate::config::LaggConfig;
 use crate::runtime::status::UmemStatus;
@@ -42,8 +39,6 @@ pub(super) struct WorkerPool {
     stop: Arc<AtomicBool>,
     /// Every worker's sockets carry packets larger than a UMEM frame (`XDP_USE_SG`).
     multi_buffer: bool,
-    /// The XDP engine, when it runs the lagg: every table is written to its maps too.
-    engine: Option<SharedEngine>,
 }
 
 impl WorkerPool {
@@ -55,18 +50,7 @@ impl WorkerPool {
             table: Arc::new(ArcSwap::from_pointee(table)),
             stop: Arc::new(AtomicBool::new(false)),
             multi_buffer: true,
-            engine: None,
         }
-    }
-
-    /// Hands every table from now on (and the current one) to the XDP engine.
-    ///
-    /// # Errors
-    /// Writing the current table to its maps.
-    pub(super) fn drive_engine(&mut self, engine: SharedEngine) -> Result<(), XdpError> {
-        xdp_port::lock(&engine).publish(&self.table.load())?;
-        self.engine = Some(engine);
-        Ok(())
     }
 
     /// Whether the workers carry packets larger than a UMEM frame, so the MTU may rise
@@ -80,17 +64,9 @@ impl WorkerPool {
         self.table.load_full()
     }
 
-    /// Publishes `next`: each worker picks it up at its next iteration, whole; the XDP
-    /// engine's frames see it once its maps are written.
-    ///
-    /// # Errors
-    /// Writing the XDP engine's maps (its frames keep the previous table).
-    pub(super) fn publish(&self, next: DistributionTable) -> Result<(), XdpError> {
-        if let Some(engine) = &self.engine {
-            xdp_port::lock(engine).publish(&next)?;
-        }
+    /// Publishes `next`: each worker picks it up at its next iteration, whole.
+    pub(super) fn publish(&self, next: DistributionTable) {
         self.table.store(Arc::new(next));
-        Ok(())
     }
 
     /// Number of workers.
@@ -400,9 +376,8 @@ impl WorkerPool {
             .collect()
     }
 
-    /// Stops every worker and waits for it; lets go of the XDP engine.
+    /// Stops every worker and waits for it.
     pub(super) fn shutdown(&mut self) {
-        self.engine = None;
         self.stop.store(true, Ordering::Relaxed);
         for w in self.workers.drain(..) {
             if w.thread.join().is_err() {
