@@ -178,21 +178,31 @@ impl Worker {
     }
 
     /// The egress of each packet of `self.rx` (packet `k` starts at `heads[k]`), by the
-    /// table; each packet counts once in its bucket, and sampled sources are learnt.
+    /// table; each packet counts once in its bucket (a run of one bucket's packets in one
+    /// write), and sampled sources are learnt.
     fn decide(&mut self, table: &DistributionTable, heads: &[u16]) {
         let packets = heads.len() - 1;
         let mut frames: [&[u8]; BATCH] = [&[]; BATCH];
         for (slot, &head) in frames.iter_mut().zip(&heads[..packets]) {
             *slot = self.umem.bytes(&self.rx[usize::from(head)]);
         }
+        // Packets of one flow come in runs: one counter write per run, not per packet.
         let hits = &self.counters.buckets;
+        let mut run = (0usize, 0u64);
         distribute_counted(
             table,
             &mut self.rr,
             &frames[..packets],
             &mut self.egress[..packets],
-            |b| bump(&hits[b], 1),
+            |b| {
+                if b != run.0 {
+                    bump(&hits[run.0], run.1);
+                    run = (b, 0);
+                }
+                run.1 += 1;
+            },
         );
+        bump(&hits[run.0], run.1);
         if let Some(learn) = &self.learn {
             for frame in frames[..packets].iter().step_by(SAMPLE_EVERY) {
                 learn.record(frame);
