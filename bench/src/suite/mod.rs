@@ -340,18 +340,28 @@ struct SinkChild(
     Option<std::io::Lines<std::io::BufReader<std::process::ChildStdout>>>,
 );
 
+/// The sink's output lines once it said it is ready (its stdout piped).
+///
+/// # Errors
+/// It ended or printed something else first.
+fn sink_ready(
+    child: &mut std::process::Child,
+) -> Result<std::io::Lines<std::io::BufReader<std::process::ChildStdout>>> {
+    let stdout = child.stdout.take().context("sink stdout")?;
+    let mut lines = std::io::BufReader::new(stdout).lines();
+    match lines.next() {
+        Some(Ok(l)) if l.contains("ready") => Ok(lines),
+        other => bail!("the sink did not start: {other:?}"),
+    }
+}
+
 impl SinkChild {
     fn wait_ready(mut child: std::process::Child) -> Result<SinkChild> {
-        let stdout = child.stdout.take().context("stdout")?;
-        let mut lines = std::io::BufReader::new(stdout).lines();
+        // Killed on drop if it never got ready.
+        let lines = sink_ready(&mut child);
         let mut me = SinkChild(Some(child), None);
-        match lines.next() {
-            Some(Ok(l)) if l.contains("ready") => {
-                me.1 = Some(lines);
-                Ok(me)
-            }
-            other => bail!("the sink did not start: {other:?}"),
-        }
+        me.1 = Some(lines?);
+        Ok(me)
     }
 
     fn finish(&mut self) -> Result<Vec<SinkPort>> {

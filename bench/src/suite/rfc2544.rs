@@ -148,15 +148,17 @@ impl CountingSink {
             .spawn()
             .context("starting the sink")?;
         let stdin = child.stdin.take();
-        let stdout = child.stdout.take();
-        let mut sink = CountingSink {
-            child,
-            stdin,
-            stdout: BufReader::new(stdout.context("sink stdout")?).lines(),
-        };
-        match sink.stdout.next() {
-            Some(Ok(l)) if l.contains("ready") => Ok(sink),
-            other => bail!("the sink did not start: {other:?}"),
+        match super::sink_ready(&mut child) {
+            Ok(stdout) => Ok(CountingSink {
+                child,
+                stdin,
+                stdout,
+            }),
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                Err(e)
+            }
         }
     }
 
