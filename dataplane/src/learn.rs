@@ -70,16 +70,6 @@ impl RecentMacs {
     }
 }
 
-/// A learning frame for `mac`: from and to the MAC itself, ethertype 0x9000 (loopback), as
-/// Linux bonding sends them; switches learn the source on the port it arrives on.
-pub fn learning_frame(mac: [u8; 6]) -> [u8; 60] {
-    let mut f = [0u8; 60];
-    f[0..6].copy_from_slice(&mac);
-    f[6..12].copy_from_slice(&mac);
-    f[12..14].copy_from_slice(&0x9000u16.to_be_bytes());
-    f
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -95,12 +85,5 @@ mod tests {
         assert_eq!(t.macs(), vec![[2, 0, 0, 0, 0, 7]]);
         assert_eq!(t.sweep(), vec![[2, 0, 0, 0, 0, 7]]);
         assert!(t.macs().is_empty());
-    }
-
-    #[test]
-    fn learning_frame_is_from_and_to_the_mac() {
-        let f = learning_frame([2, 0, 0, 0, 0, 9]);
-        assert_eq!(&f[0..6], &f[6..12]);
-        assert_eq!(&f[12..14], &[0x90, 0x00]);
     }
 }

@@ -5,7 +5,9 @@
 //! - IPv4: a gratuitous ARP request per address (sender and target address both the address,
 //!   broadcast), as Linux bonding and `arping -U` send it;
 //! - IPv6: an unsolicited neighbour advertisement per address (RFC 4861 7.2.6: to ff02::1,
-//!   hop limit 255, Override set, Solicited clear, with the target link-layer address option).
+//!   hop limit 255, Override set, Solicited clear, with the target link-layer address option);
+//! - forward mode: a learning frame per MAC seen downstream (from and to the MAC, ethertype
+//!   0x9000), as Linux bonding sends them; switches learn the source where it arrives.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -28,6 +30,15 @@ pub fn gratuitous_arp(mac: [u8; 6], ip: Ipv4Addr) -> Vec<u8> {
             tpa: ip,
         }
         .emit(eth.payload_mut());
+    }
+    f
+}
+
+/// A learning frame for `mac`: from and to the MAC itself, ethertype 0x9000 (loopback).
+pub fn learning_frame(mac: [u8; 6]) -> Vec<u8> {
+    let mut f = vec![0u8; MIN_FRAME];
+    if let Some(mut eth) = Ethernet::new_checked(&mut f[..]) {
+        eth.emit(mac, mac, ethertype::LOOPBACK);
     }
     f
 }
@@ -56,6 +67,17 @@ pub fn unsolicited_na(mac: [u8; 6], ip: Ipv6Addr) -> Vec<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_learning_frame_is_from_and_to_the_mac() {
+        let mac = [2, 0, 0, 0, 0, 9];
+        let f = learning_frame(mac);
+        assert_eq!(f.len(), 60);
+        let eth = Ethernet::new_checked(&f[..]).unwrap();
+        assert_eq!((eth.dst(), eth.src()), (mac, mac));
+        assert_eq!(&f[12..14], &[0x90, 0x00]);
+        assert!(eth.payload().iter().all(|&b| b == 0));
+    }
     use xlagg_common::checksum::checksum;
 
     const MAC: [u8; 6] = [0x02, 0x78, 0x6c, 0, 0, 1];

@@ -2,8 +2,8 @@
 //! byte buffer, checks its length once ([`Ethernet::new_checked`] and its kin), and reads
 //! or writes fields at named offsets; a `Repr` is the header as values, parsed from a view
 //! or emitted into one. One internet checksum (`xlagg_common::checksum`) serves IPv4, UDP
-//! and ICMPv6. micro-BFD, the probe monitor and peer notifications build and read their
-//! frames only through this module.
+//! and ICMPv6. micro-BFD, the probe monitor, peer notifications, learning frames and the
+//! slow protocols' Ethernet header go through this module.
 
 use std::net::{Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -18,6 +18,10 @@ pub mod ethertype {
     pub const ARP: u16 = 0x0806;
     /// IPv6.
     pub const IPV6: u16 = 0x86dd;
+    /// Slow protocols (LACP, Marker).
+    pub const SLOW: u16 = xlagg_common::ETHERTYPE_SLOW;
+    /// Ethernet configuration testing ("loopback"), the learning frames' type.
+    pub const LOOPBACK: u16 = 0x9000;
 }
 
 /// IP protocol numbers.

@@ -1,20 +1,57 @@
 //! Slow-protocol wire formats: LACPDU (subtype 1) and Marker PDU (subtype 2), IEEE 802.1AX-2008
 //! clauses 5.4.2 and 5.5.3 (802.3ad clause 43).
 //!
-//! Each format has a `Repr` with `parse` and `emit`. Parsing walks the TLVs, so a version-2
+//! Each format has a `Repr` with `parse` and `emit`; the Ethernet header goes through
+//! [`crate::proto::wire`], the TLVs through one reader and one writer, with every type, length
+//! and field offset named. Parsing walks the TLVs, so a version-2
 //! LACPDU (802.1AX-2014) with extra TLVs is accepted: the three version-1 TLVs are required,
 //! anything else is skipped. Every read is bounds-checked; a malformed frame gives an error,
 //! never a panic.
 
 use std::fmt;
+use std::ops::Range;
+
+use crate::proto::wire::{ethertype, Ethernet};
 
 /// The Slow Protocols multicast address and ethertype (one definition, shared with the XDP
 /// filter).
 pub use xlagg_common::{filter::SLOW_PROTOCOLS_MAC, ETHERTYPE_SLOW};
 /// Length of an LACPDU or Marker PDU frame without FCS.
 pub const FRAME_LEN: usize = 124;
-/// Offset of the slow-protocol subtype (after the Ethernet header).
-const PDU: usize = 14;
+/// The PDU's own header after the Ethernet header: subtype, version.
+const HEADER: usize = 2;
+/// The version xlagg sends.
+const VERSION: u8 = 1;
+
+/// Slow-protocol subtypes (IEEE 802.3 Annex 57A).
+mod subtype {
+    /// LACP.
+    pub(super) const LACP: u8 = 1;
+    /// Marker.
+    pub(super) const MARKER: u8 = 2;
+}
+
+/// TLV types and lengths (the length counts the type and length bytes).
+mod tlv {
+    /// The end of the TLVs.
+    pub(super) const TERMINATOR: u8 = 0;
+    /// LACP: the actor's information.
+    pub(super) const ACTOR: u8 = 1;
+    /// LACP: the partner's information.
+    pub(super) const PARTNER: u8 = 2;
+    /// LACP: collector information.
+    pub(super) const COLLECTOR: u8 = 3;
+    /// Marker: a request.
+    pub(super) const MARKER_INFORMATION: u8 = 1;
+    /// Marker: the answer to one.
+    pub(super) const MARKER_RESPONSE: u8 = 2;
+    /// Actor and partner TLVs.
+    pub(super) const PORT_INFO_LEN: u8 = 20;
+    /// The collector TLV.
+    pub(super) const COLLECTOR_LEN: u8 = 16;
+    /// Marker TLVs.
+    pub(super) const MARKER_LEN: u8 = 16;
+}
 
 /// Why a slow-protocol frame was refused.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
@@ -131,25 +168,35 @@ pub struct PortInfo {
 }
 
 impl PortInfo {
+    // Field offsets in the TLV's value.
+    const SYSTEM_PRIORITY: usize = 0;
+    const SYSTEM: Range<usize> = 2..8;
+    const KEY: usize = 8;
+    const PORT_PRIORITY: usize = 10;
+    const PORT: usize = 12;
+    const STATE: usize = 14;
+    const RESERVED: Range<usize> = 15..18;
+
+    /// From a TLV value of the right length.
     fn parse(b: &[u8]) -> PortInfo {
         PortInfo {
-            system_priority: u16::from_be_bytes([b[0], b[1]]),
-            system: [b[2], b[3], b[4], b[5], b[6], b[7]],
-            key: u16::from_be_bytes([b[8], b[9]]),
-            port_priority: u16::from_be_bytes([b[10], b[11]]),
-            port: u16::from_be_bytes([b[12], b[13]]),
-            state: LacpState(b[14]),
+            system_priority: be16(b, Self::SYSTEM_PRIORITY),
+            system: mac(&b[Self::SYSTEM]),
+            key: be16(b, Self::KEY),
+            port_priority: be16(b, Self::PORT_PRIORITY),
+            port: be16(b, Self::PORT),
+            state: LacpState(b[Self::STATE]),
         }
     }
 
     fn emit(&self, b: &mut [u8]) {
-        b[0..2].copy_from_slice(&self.system_priority.to_be_bytes());
-        b[2..8].copy_from_slice(&self.system);
-        b[8..10].copy_from_slice(&self.key.to_be_bytes());
-        b[10..12].copy_from_slice(&self.port_priority.to_be_bytes());
-        b[12..14].copy_from_slice(&self.port.to_be_bytes());
-        b[14] = self.state.0;
-        b[15..18].fill(0);
+        put16(b, Self::SYSTEM_PRIORITY, self.system_priority);
+        b[Self::SYSTEM].copy_from_slice(&self.system);
+        put16(b, Self::KEY, self.key);
+        put16(b, Self::PORT_PRIORITY, self.port_priority);
+        put16(b, Self::PORT, self.port);
+        b[Self::STATE] = self.state.0;
+        b[Self::RESERVED].fill(0);
     }
 
     /// Whether the identifying fields (all but the state) are equal.
@@ -197,8 +244,106 @@ pub enum SlowPdu {
     Marker(Marker),
 }
 
-fn get(frame: &[u8], at: usize, len: usize) -> Result<&[u8], PduError> {
-    frame.get(at..at + len).ok_or(PduError::Truncated)
+fn be16(b: &[u8], at: usize) -> u16 {
+    u16::from_be_bytes([b[at], b[at + 1]])
+}
+
+fn put16(b: &mut [u8], at: usize, v: u16) {
+    b[at..at + 2].copy_from_slice(&v.to_be_bytes());
+}
+
+fn mac(b: &[u8]) -> [u8; 6] {
+    let mut out = [0u8; 6];
+    out.copy_from_slice(b);
+    out
+}
+
+fn get(b: &[u8], at: usize, len: usize) -> Result<&[u8], PduError> {
+    b.get(at..at + len).ok_or(PduError::Truncated)
+}
+
+impl Marker {
+    // Field offsets in the TLV's value.
+    const PORT: usize = 0;
+    const SYSTEM: Range<usize> = 2..8;
+    const TRANSACTION: Range<usize> = 8..12;
+
+    /// From a TLV value of the right length.
+    fn parse(kind: u8, b: &[u8]) -> Marker {
+        let mut transaction = [0u8; 4];
+        transaction.copy_from_slice(&b[Self::TRANSACTION]);
+        Marker {
+            response: kind == tlv::MARKER_RESPONSE,
+            port: be16(b, Self::PORT),
+            system: mac(&b[Self::SYSTEM]),
+            transaction: u32::from_be_bytes(transaction),
+        }
+    }
+
+    /// The 124-byte frame, sent from `src`.
+    pub fn emit(&self, src: [u8; 6]) -> [u8; FRAME_LEN] {
+        let kind = if self.response {
+            tlv::MARKER_RESPONSE
+        } else {
+            tlv::MARKER_INFORMATION
+        };
+        frame(src, subtype::MARKER, |t| {
+            let b = t.put(kind, tlv::MARKER_LEN);
+            put16(b, Self::PORT, self.port);
+            b[Self::SYSTEM].copy_from_slice(&self.system);
+            b[Self::TRANSACTION].copy_from_slice(&self.transaction.to_be_bytes());
+        })
+    }
+}
+
+/// The TLVs of a PDU, parsed: what was found of each type xlagg reads.
+#[derive(Default)]
+struct Found {
+    actor: Option<PortInfo>,
+    partner: Option<PortInfo>,
+    collector: Option<u16>,
+    marker: Option<Marker>,
+}
+
+/// The length a known TLV must have (`None`: not one xlagg reads).
+fn known_len(kind: u8, t: u8) -> Option<u8> {
+    match (kind, t) {
+        (subtype::LACP, tlv::ACTOR | tlv::PARTNER) => Some(tlv::PORT_INFO_LEN),
+        (subtype::LACP, tlv::COLLECTOR) => Some(tlv::COLLECTOR_LEN),
+        (subtype::MARKER, tlv::MARKER_INFORMATION | tlv::MARKER_RESPONSE) => Some(tlv::MARKER_LEN),
+        _ => None,
+    }
+}
+
+/// Walks the TLVs of `body` (the PDU after its header) up to the terminator, checking each
+/// one's length; types xlagg does not read (version 2 and later) are skipped.
+fn walk(kind: u8, body: &[u8]) -> Result<Found, PduError> {
+    let mut found = Found::default();
+    let mut at = 0;
+    loop {
+        let tl = get(body, at, 2)?;
+        let (t, len) = (tl[0], tl[1]);
+        if t == tlv::TERMINATOR {
+            return Ok(found);
+        }
+        if len < 2 {
+            return Err(PduError::BadTlv { tlv: t, len });
+        }
+        let value = get(body, at + 2, usize::from(len) - 2)?;
+        if known_len(kind, t).is_some_and(|want| want != len) {
+            return Err(PduError::BadTlv { tlv: t, len });
+        }
+        match (kind, t) {
+            (subtype::LACP, tlv::ACTOR) => found.actor = Some(PortInfo::parse(value)),
+            (subtype::LACP, tlv::PARTNER) => found.partner = Some(PortInfo::parse(value)),
+            (subtype::LACP, tlv::COLLECTOR) => found.collector = Some(be16(value, 0)),
+            (subtype::MARKER, tlv::MARKER_INFORMATION | tlv::MARKER_RESPONSE) => {
+                found.marker = Some(Marker::parse(t, value));
+            }
+            _ => {}
+        }
+        at += usize::from(len);
+    }
 }
 
 /// Parses a whole Ethernet frame carrying a slow-protocol PDU (any destination address).
@@ -206,116 +351,78 @@ fn get(frame: &[u8], at: usize, len: usize) -> Result<&[u8], PduError> {
 /// # Errors
 /// What is wrong with it.
 pub fn parse(frame: &[u8]) -> Result<SlowPdu, PduError> {
-    let ethertype = get(frame, 12, 2)?;
-    if u16::from_be_bytes([ethertype[0], ethertype[1]]) != ETHERTYPE_SLOW {
+    let eth = Ethernet::new_checked(frame).ok_or(PduError::Truncated)?;
+    if eth.ethertype() != ethertype::SLOW {
         return Err(PduError::NotSlowProtocol);
     }
-    let head = get(frame, PDU, 2)?;
-    let (subtype, version) = (head[0], head[1]);
-    if subtype != 1 && subtype != 2 {
-        return Err(PduError::UnknownSubtype(subtype));
+    let pdu = eth.payload();
+    let head = get(pdu, 0, HEADER)?;
+    let (kind, version) = (head[0], head[1]);
+    if kind != subtype::LACP && kind != subtype::MARKER {
+        return Err(PduError::UnknownSubtype(kind));
     }
     if version == 0 {
         return Err(PduError::BadVersion);
     }
-    // Walk the TLVs: type, length (including these two bytes), value.
-    let mut at = PDU + 2;
-    let mut actor = None;
-    let mut partner = None;
-    let mut collector = None;
-    let mut marker = None;
-    loop {
-        let tl = get(frame, at, 2)?;
-        let (tlv, len) = (tl[0], tl[1]);
-        if tlv == 0 {
-            break;
-        }
-        if len < 2 {
-            return Err(PduError::BadTlv { tlv, len });
-        }
-        let value = get(frame, at + 2, usize::from(len) - 2)?;
-        match (subtype, tlv) {
-            (1, 1) | (1, 2) if len != 20 => return Err(PduError::BadTlv { tlv, len }),
-            (1, 1) => actor = Some(PortInfo::parse(value)),
-            (1, 2) => partner = Some(PortInfo::parse(value)),
-            (1, 3) if len != 16 => return Err(PduError::BadTlv { tlv, len }),
-            (1, 3) => collector = Some(u16::from_be_bytes([value[0], value[1]])),
-            (2, 1) | (2, 2) if len != 16 => return Err(PduError::BadTlv { tlv, len }),
-            (2, 1) | (2, 2) => {
-                marker = Some(Marker {
-                    response: tlv == 2,
-                    port: u16::from_be_bytes([value[0], value[1]]),
-                    system: [value[2], value[3], value[4], value[5], value[6], value[7]],
-                    transaction: u32::from_be_bytes([value[8], value[9], value[10], value[11]]),
-                });
-            }
-            // Version-2 TLVs and anything newer: skipped.
-            _ => {}
-        }
-        at += usize::from(len);
-    }
-    if subtype == 1 {
-        match (actor, partner, collector) {
-            (Some(actor), Some(partner), Some(collector_max_delay)) => Ok(SlowPdu::Lacp(Lacpdu {
-                version,
-                actor,
-                partner,
-                collector_max_delay,
-            })),
-            (None, _, _) => Err(PduError::BadTlv { tlv: 1, len: 0 }),
-            (_, None, _) => Err(PduError::BadTlv { tlv: 2, len: 0 }),
-            (_, _, None) => Err(PduError::BadTlv { tlv: 3, len: 0 }),
-        }
-    } else {
-        marker
+    let found = walk(kind, &pdu[HEADER..])?;
+    let missing = |t| PduError::BadTlv { tlv: t, len: 0 };
+    if kind == subtype::MARKER {
+        return found
+            .marker
             .map(SlowPdu::Marker)
-            .ok_or(PduError::BadTlv { tlv: 1, len: 0 })
+            .ok_or(missing(tlv::MARKER_INFORMATION));
+    }
+    Ok(SlowPdu::Lacp(Lacpdu {
+        version,
+        actor: found.actor.ok_or(missing(tlv::ACTOR))?,
+        partner: found.partner.ok_or(missing(tlv::PARTNER))?,
+        collector_max_delay: found.collector.ok_or(missing(tlv::COLLECTOR))?,
+    }))
+}
+
+/// Writes TLVs one after another into a PDU's body.
+struct Tlvs<'a> {
+    body: &'a mut [u8],
+    at: usize,
+}
+
+impl Tlvs<'_> {
+    /// Appends a TLV of type `t` and length `len`; returns its value to fill.
+    fn put(&mut self, t: u8, len: u8) -> &mut [u8] {
+        let tlv = &mut self.body[self.at..self.at + usize::from(len)];
+        self.at += usize::from(len);
+        tlv[0] = t;
+        tlv[1] = len;
+        &mut tlv[2..]
     }
 }
 
-fn ethernet(buf: &mut [u8; FRAME_LEN], src: [u8; 6]) {
-    buf.fill(0);
-    buf[0..6].copy_from_slice(&SLOW_PROTOCOLS_MAC);
-    buf[6..12].copy_from_slice(&src);
-    buf[12..14].copy_from_slice(&ETHERTYPE_SLOW.to_be_bytes());
+/// A 124-byte slow-protocol frame from `src` of subtype `kind`, its TLVs written by `tlvs`;
+/// the terminator and the reserved bytes after it stay zero.
+fn frame(src: [u8; 6], kind: u8, tlvs: impl FnOnce(&mut Tlvs<'_>)) -> [u8; FRAME_LEN] {
+    let mut buf = [0u8; FRAME_LEN];
+    if let Some(mut eth) = Ethernet::new_checked(&mut buf[..]) {
+        eth.emit(SLOW_PROTOCOLS_MAC, src, ethertype::SLOW);
+        let pdu = eth.payload_mut();
+        pdu[0] = kind;
+        pdu[1] = VERSION;
+        tlvs(&mut Tlvs {
+            body: &mut pdu[HEADER..],
+            at: 0,
+        });
+    }
+    buf
 }
 
 impl Lacpdu {
     /// The 124-byte frame, sent from `src` (the member port's MAC), always as version 1.
     pub fn emit(&self, src: [u8; 6]) -> [u8; FRAME_LEN] {
-        let mut buf = [0u8; FRAME_LEN];
-        ethernet(&mut buf, src);
-        let p = &mut buf[PDU..];
-        p[0] = 1;
-        p[1] = 1;
-        p[2] = 1;
-        p[3] = 20;
-        self.actor.emit(&mut p[4..22]);
-        p[22] = 2;
-        p[23] = 20;
-        self.partner.emit(&mut p[24..42]);
-        p[42] = 3;
-        p[43] = 16;
-        p[44..46].copy_from_slice(&self.collector_max_delay.to_be_bytes());
-        // Terminator (0, 0) and 50 reserved bytes are already zero.
-        buf
-    }
-}
-
-impl Marker {
-    /// The 124-byte frame, sent from `src`.
-    pub fn emit(&self, src: [u8; 6]) -> [u8; FRAME_LEN] {
-        let mut buf = [0u8; FRAME_LEN];
-        ethernet(&mut buf, src);
-        let p = &mut buf[PDU..];
-        p[0] = 2;
-        p[1] = 1;
-        p[2] = if self.response { 2 } else { 1 };
-        p[3] = 16;
-        p[4..6].copy_from_slice(&self.port.to_be_bytes());
-        p[6..12].copy_from_slice(&self.system);
-        p[12..16].copy_from_slice(&self.transaction.to_be_bytes());
-        buf
+        frame(src, subtype::LACP, |t| {
+            self.actor.emit(t.put(tlv::ACTOR, tlv::PORT_INFO_LEN));
+            self.partner.emit(t.put(tlv::PARTNER, tlv::PORT_INFO_LEN));
+            let collector = t.put(tlv::COLLECTOR, tlv::COLLECTOR_LEN);
+            put16(collector, 0, self.collector_max_delay);
+        })
     }
 }
 

@@ -7,7 +7,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use xlagg_dataplane::learn::{learning_frame, RecentMacs};
+use xlagg_dataplane::learn::RecentMacs;
 use xlagg_sys::afpacket::PacketSocket;
 
 use super::Port;
@@ -81,7 +81,7 @@ impl Announcer {
                     }
                 }
                 macs.into_iter()
-                    .map(|m| learning_frame(m).to_vec())
+                    .map(crate::proto::notify::learning_frame)
                     .collect()
             }
         }
