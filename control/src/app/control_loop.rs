@@ -161,18 +161,16 @@ impl ControlLoop {
         let mut fds = vec![self.link_events.as_raw_fd(), self.server.wake_fd()];
         fds.extend(control.iter().map(|s| s.2));
         let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
-        let woke = Instant::now();
+        // The step's clock: every lagg rule below runs at this `now` (a timer that came due
+        // while the step worked is taken at the next step, which does not wait).
+        let now = Instant::now();
         if ready.first() == Some(&true) {
-            self.link_notifications();
+            self.link_notifications(now);
         }
-        self.control_frames(&control, ready.get(2..).unwrap_or_default());
+        self.control_frames(&control, ready.get(2..).unwrap_or_default(), now);
         // A worker that died is noticed here, within one control tick.
         self.daemon.restart_dead_workers(&self.nl);
-        if self
-            .daemon
-            .retry_deadline()
-            .is_some_and(|t| t <= Instant::now())
-        {
+        if self.daemon.retry_deadline().is_some_and(|t| t <= now) {
             self.daemon.retry_failed(&self.nl);
         }
         self.daemon.collect_events();
@@ -182,27 +180,32 @@ impl ControlLoop {
         }
         // Work above can take a while (a request restarted a lagg, a worker was replaced):
         // what the partners sent meanwhile is read before the timers below judge silence.
-        if woke.elapsed() >= LATE_READ {
+        // Frames keep the time they are read at; the timers below judge at `now`, which is
+        // no later than those reads, so a late step never finds a partner silent.
+        if now.elapsed() >= LATE_READ {
             let control = self.control_sockets();
             let fds: Vec<RawFd> = control.iter().map(|s| s.2).collect();
             let ready = linkevents::wait_readable(&fds, Duration::ZERO);
-            self.control_frames(&control, &ready);
+            self.control_frames(&control, &ready, now);
         }
-        self.keep_http(Instant::now());
-        if self.http.server().is_some() && Instant::now() >= self.next_view {
+        self.keep_http(now);
+        if self.http.server().is_some() && now >= self.next_view {
             self.publish_view();
         }
-        if Instant::now() >= self.next_link_poll {
-            self.next_link_poll = Instant::now() + self.times.link_poll;
+        if now >= self.next_link_poll {
+            self.next_link_poll = now + self.times.link_poll;
             for lagg in self.daemon.laggs_mut() {
-                if let Err(e) = lagg.refresh_links(&self.nl) {
+                if let Err(e) = lagg.refresh_links(&self.nl, now) {
                     tracing::error!(lagg = %lagg.config().name, error = %e, "link state refresh failed");
                 }
             }
             self.daemon.reconcile_members(&self.nl, &[]);
         }
         for lagg in self.daemon.laggs_mut() {
-            if let Err(e) = lagg.lacp_tick().and_then(|()| lagg.link_tick(&self.nl)) {
+            if let Err(e) = lagg
+                .lacp_tick(now)
+                .and_then(|()| lagg.link_tick(&self.nl, now))
+            {
                 tracing::error!(lagg = %lagg.config().name, error = %e, "timers failed");
             }
             lagg.autoconf_tick(&self.nl);
@@ -229,19 +232,25 @@ impl ControlLoop {
             .collect()
     }
 
-    /// Reads the control sockets that `ready` marks readable.
-    fn control_frames(&mut self, control: &[(usize, ControlSocket, RawFd)], ready: &[bool]) {
+    /// Reads the control sockets that `ready` marks readable; what they decide applies at
+    /// `now`.
+    fn control_frames(
+        &mut self,
+        control: &[(usize, ControlSocket, RawFd)],
+        ready: &[bool],
+        now: Instant,
+    ) {
         for ((l, socket, _), r) in control.iter().zip(ready) {
             if *r {
                 let lagg = &mut self.daemon.laggs_mut()[*l];
-                if let Err(e) = lagg.handle_control_frames(&self.nl, *socket) {
+                if let Err(e) = lagg.handle_control_frames(&self.nl, *socket, now) {
                     tracing::error!(lagg = %lagg.config().name, socket = ?socket, error = %e, "control input failed");
                 }
             }
         }
     }
 
-    fn link_notifications(&mut self) {
+    fn link_notifications(&mut self, now: Instant) {
         self.events.clear();
         let overrun = match self.link_events.read(&mut self.events) {
             Ok(o) => o,
@@ -256,9 +265,9 @@ impl ControlLoop {
         for lagg in self.daemon.laggs_mut() {
             let result = if overrun {
                 tracing::warn!(lagg = %lagg.config().name, "link notifications were lost; re-reading link state");
-                lagg.refresh_links(&self.nl).map(|_| ())
+                lagg.refresh_links(&self.nl, now).map(|_| ())
             } else {
-                lagg.handle_link_events(&self.nl, &events)
+                lagg.handle_link_events(&self.nl, &events, now)
             };
             if let Err(e) = result {
                 tracing::error!(lagg = %lagg.config().name, error = %e, "applying link changes failed");

@@ -124,9 +124,10 @@ impl Lagg {
             upper.collecting = true;
         }
         self.start_monitors()?;
-        self.refresh_links(nl)?;
+        let now = Instant::now();
+        self.refresh_links(nl, now)?;
         let all: Vec<usize> = (0..self.members.len()).collect();
-        self.publish(&all, true)?;
+        self.publish(&all, true, now)?;
         // The first read is the starting state, not a flap or a failover.
         self.set.started();
         let mode = self

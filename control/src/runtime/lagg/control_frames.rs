@@ -11,7 +11,8 @@ impl Lagg {
     }
 
     /// Reads every pending frame of a control socket: LACP into the LACP core, micro-BFD
-    /// into its session, probe replies into the probe monitor; applies what they decide.
+    /// into its session, probe replies into the probe monitor; applies what they decide at
+    /// `now` (each frame carries the time it was read).
     ///
     /// # Errors
     /// A map failure while applying the result.
@@ -19,13 +20,14 @@ impl Lagg {
         &mut self,
         nl: &Netlink,
         socket: ControlSocket,
+        now: Instant,
     ) -> Result<(), LaggError> {
         match socket {
             ControlSocket::Lacp(port) => {
                 if let Some(lacp) = self.lacp.as_mut() {
                     lacp.handle_frames(port);
                 }
-                self.drain_lacp()
+                self.drain_lacp(now)
             }
             ControlSocket::Bfd(port) => {
                 let changed = self
@@ -33,10 +35,9 @@ impl Lagg {
                     .as_mut()
                     .map(|b| b.handle_frames(port))
                     .unwrap_or_default();
-                self.apply_bfd(nl, &changed)
+                self.apply_bfd(nl, &changed, now)
             }
             ControlSocket::Probe(port) => {
-                let now = Instant::now();
                 if let Some(probe) = self.probe.as_mut() {
                     probe.handle_frames(port, now);
                 }
@@ -46,7 +47,12 @@ impl Lagg {
     }
 
     /// Turns the state of the micro-BFD sessions that changed into their members' verdicts.
-    pub(super) fn apply_bfd(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+    pub(super) fn apply_bfd(
+        &mut self,
+        nl: &Netlink,
+        changed: &[usize],
+        now: Instant,
+    ) -> Result<(), LaggError> {
         let Some(bfd) = self.bfd.as_ref() else {
             return Ok(());
         };
@@ -68,7 +74,7 @@ impl Lagg {
             tracing::info!(lagg = %self.cfg.name, port = %port, "{text}");
             self.event("bfd", Some(port), text);
         }
-        self.after_usability_change(nl, &flipped)
+        self.after_usability_change(nl, &flipped, now)
     }
 
     /// Turns the probe monitor's judgement at `now` into the members' verdicts.
@@ -100,7 +106,7 @@ impl Lagg {
             tracing::info!(lagg = %self.cfg.name, port = %port, "{text}");
             self.event("probe", Some(port), text);
         }
-        self.after_usability_change(nl, &flipped)
+        self.after_usability_change(nl, &flipped, now)
     }
 
     /// When LACP needs [`lacp_tick`](Self::lacp_tick) next.
@@ -108,19 +114,19 @@ impl Lagg {
         self.lacp.as_ref()?.deadline()
     }
 
-    /// Runs LACP timers due by now.
+    /// Runs LACP timers due by `now`.
     ///
     /// # Errors
     /// A map failure while applying the result.
-    pub fn lacp_tick(&mut self) -> Result<(), LaggError> {
+    pub fn lacp_tick(&mut self, now: Instant) -> Result<(), LaggError> {
         if let Some(lacp) = self.lacp.as_mut() {
-            lacp.tick();
+            lacp.tick(now);
         }
-        self.drain_lacp()
+        self.drain_lacp(now)
     }
 
     /// Sends what LACP wants sent and applies its mux decisions to the member set.
-    pub(super) fn drain_lacp(&mut self) -> Result<(), LaggError> {
+    pub(super) fn drain_lacp(&mut self, now: Instant) -> Result<(), LaggError> {
         let Some(lacp) = self.lacp.as_mut() else {
             return Ok(());
         };
@@ -142,20 +148,24 @@ impl Lagg {
             self.event("lacp", Some(name), text);
         }
         if !decisions.is_empty() {
-            self.publish(&[], false)?;
+            self.publish(&[], false, now)?;
         }
-        self.note_lacp_alarms();
+        self.note_lacp_alarms(now);
         Ok(())
     }
 
     /// Tells of LACP alarms raised and cleared since the last look (log and timeline).
-    pub(super) fn note_lacp_alarms(&mut self) {
-        let Some((now, fallback)) = self.lacp.as_ref().map(|l| (l.alarms(), l.fallback_port()))
+    pub(super) fn note_lacp_alarms(&mut self, now: Instant) {
+        let Some((alarms, fallback)) = self
+            .lacp
+            .as_ref()
+            .map(|l| (l.alarms(now), l.fallback_port()))
         else {
             return;
         };
-        let raised: Vec<(usize, lacp::AlarmKind)> = now.iter().map(|a| (a.port, a.kind)).collect();
-        for a in &now {
+        let raised: Vec<(usize, lacp::AlarmKind)> =
+            alarms.iter().map(|a| (a.port, a.kind)).collect();
+        for a in &alarms {
             if !self.lacp_alarms.contains(&(a.port, a.kind)) {
                 let port = self.members.get(a.port).map(|p| p.name.clone());
                 tracing::warn!(lagg = %self.cfg.name, port = ?port, alarm = a.kind.name(), "{}", a.text);

@@ -296,9 +296,9 @@ impl Lagg {
         }
     }
 
-    /// Now, on the clock of every timer of this lagg.
-    fn now(&self) -> Time {
-        Time::from_duration(self.epoch.elapsed())
+    /// `now` on the clock of every timer of this lagg.
+    fn time(&self, now: Instant) -> Time {
+        Time::from_duration(now.saturating_duration_since(self.epoch))
     }
 
     /// The instant of `t` on this lagg's clock.
@@ -311,8 +311,8 @@ impl Lagg {
     ///
     /// # Errors
     /// A netlink or map failure.
-    pub fn refresh_links(&mut self, nl: &Netlink) -> Result<bool, LaggError> {
-        let now = self.now();
+    pub fn refresh_links(&mut self, nl: &Netlink, now: Instant) -> Result<bool, LaggError> {
+        let time = self.time(now);
         let mut changed = Vec::new();
         for i in 0..self.members.len() {
             if self.set.member(i).retired {
@@ -327,12 +327,12 @@ impl Lagg {
                 }) if index == self.members[i].ifindex => admin_up && carrier,
                 Some(_) | None => false,
             };
-            if self.set.handle_link(now, i, raw) {
+            if self.set.handle_link(time, i, raw) {
                 changed.push(i);
             }
         }
         if !changed.is_empty() {
-            self.after_usability_change(nl, &changed)?;
+            self.after_usability_change(nl, &changed, now)?;
         }
         Ok(!changed.is_empty())
     }
@@ -360,9 +360,9 @@ impl Lagg {
         &mut self,
         nl: &Netlink,
         events: &[LinkEvent],
+        now: Instant,
     ) -> Result<(), LaggError> {
-        let started = Instant::now();
-        let now = self.now();
+        let time = self.time(now);
         let mut changed = Vec::new();
         let mut usability = Vec::new();
         let host = matches!(self.cfg.upper, Upper::Host { .. })
@@ -400,21 +400,21 @@ impl Lagg {
             }
         }
         if !usability.is_empty() {
-            self.after_usability_change(nl, &usability)?;
+            self.after_usability_change(nl, &usability, now)?;
         }
         for ev in events {
             if let Some(i) = self.slot_of(ev.ifindex) {
                 let raw = !ev.removed && ev.admin_up && ev.carrier;
                 self.lost_link_event(i, raw);
-                if self.set.handle_link(now, i, raw) && !changed.contains(&i) {
+                if self.set.handle_link(time, i, raw) && !changed.contains(&i) {
                     changed.push(i);
                 }
             }
         }
         self.log_member_events();
         if !changed.is_empty() {
-            self.after_usability_change(nl, &changed)?;
-            tracing::debug!(lagg = %self.cfg.name, micros = started.elapsed().as_micros() as u64, "link change applied");
+            self.after_usability_change(nl, &changed, now)?;
+            tracing::debug!(lagg = %self.cfg.name, micros = now.elapsed().as_micros() as u64, "link change applied");
         }
         Ok(())
     }
@@ -507,35 +507,33 @@ impl Lagg {
     }
 
     /// Applies delayed link changes, runs the micro-BFD and probe timers and sends peer
-    /// notifications that are due.
+    /// notifications that are due by `now`.
     ///
     /// # Errors
     /// A netlink or map failure.
-    pub fn link_tick(&mut self, nl: &Netlink) -> Result<(), LaggError> {
-        self.check_lost(Instant::now());
-        let changed = self.set.handle_timeout(self.now());
+    pub fn link_tick(&mut self, nl: &Netlink, now: Instant) -> Result<(), LaggError> {
+        self.check_lost(now);
+        let changed = self.set.handle_timeout(self.time(now));
         self.log_member_events();
         if !changed.is_empty() {
-            self.after_usability_change(nl, &changed)?;
+            self.after_usability_change(nl, &changed, now)?;
         }
         if let Some(bfd) = self.bfd.as_mut() {
             let set = &self.set;
-            let changed = bfd.tick(&self.members, |i| set.member(i).retired);
-            self.apply_bfd(nl, &changed)?;
+            let changed = bfd.tick(now, &self.members, |i| set.member(i).retired);
+            self.apply_bfd(nl, &changed, now)?;
         }
         if let Some(probe) = self.probe.as_mut() {
-            let now = Instant::now();
             probe.tick(now, &self.members);
             self.judge_probes(nl, now)?;
         }
-        self.send_due_notifications(nl);
-        self.rebalance_tick()
+        self.send_due_notifications(nl, now);
+        self.rebalance_tick(now)
     }
 
     /// Runs the rebalancer when due: reads the buckets' counters and publishes the buckets
     /// it moves, each with an event.
-    fn rebalance_tick(&mut self) -> Result<(), LaggError> {
-        let now = Instant::now();
+    fn rebalance_tick(&mut self, now: Instant) -> Result<(), LaggError> {
         let due = self
             .rebalance
             .as_ref()
@@ -581,7 +579,12 @@ impl Lagg {
     /// After members became usable or unusable (link, MTU, or a monitor's verdict): the ones
     /// that came back lose what was stuck on their tx rings, LACP hears of it, the table is
     /// republished and peers are told where the lagg now is.
-    fn after_usability_change(&mut self, nl: &Netlink, changed: &[usize]) -> Result<(), LaggError> {
+    fn after_usability_change(
+        &mut self,
+        nl: &Netlink,
+        changed: &[usize],
+        now: Instant,
+    ) -> Result<(), LaggError> {
         for &i in changed {
             if self.set.usable(i) {
                 self.path.reset_port(i, &mut self.members[i]);
@@ -590,27 +593,28 @@ impl Lagg {
         }
         if let Some(lacp) = self.lacp.as_mut() {
             for &i in changed {
-                lacp.link(i, self.set.usable(i), link_speed(&self.members[i].name));
+                let speed = link_speed(&self.members[i].name);
+                lacp.link(i, self.set.usable(i), speed, now);
             }
         }
-        self.drain_lacp()?;
-        self.publish(changed, false)?;
-        self.send_due_notifications(nl);
+        self.drain_lacp(now)?;
+        self.publish(changed, false, now)?;
+        self.send_due_notifications(nl, now);
         Ok(())
     }
 
     /// Tells the peers of the members that are due (see [`MemberSet::due_notifications`]).
-    fn send_due_notifications(&mut self, nl: &Netlink) {
-        self.announcer.age(Instant::now());
-        let due = self.set.due_notifications(self.now());
+    fn send_due_notifications(&mut self, nl: &Netlink, now: Instant) {
+        self.announcer.age(now);
+        let due = self.set.due_notifications(self.time(now));
         self.announcer.send(&self.cfg, nl, &self.members, &due);
     }
 
     /// Derives which members distribute and collect, publishes the next table (from the
     /// previous one, so only affected buckets move) and sets the XDP collecting flags.
-    fn publish(&mut self, changed: &[usize], force: bool) -> Result<(), LaggError> {
+    fn publish(&mut self, changed: &[usize], force: bool, now: Instant) -> Result<(), LaggError> {
         let before: Vec<bool> = self.set.members().iter().map(|m| m.collecting).collect();
-        let decisions = self.set.settle(self.now(), changed);
+        let decisions = self.set.settle(self.time(now), changed);
         self.log_member_events();
         let active = self.set.active();
         let collecting_mask = decisions

@@ -9,6 +9,7 @@ use super::{host_peer_name, rules_for, Lagg, LaggError};
 use crate::config::{LaggConfig, LaggProto, Upper};
 use crate::runtime::members::Verdict;
 use crate::sys::netdev::Netlink;
+use std::time::Instant;
 use xlagg_dataplane::distribution::flow_seed;
 use xlagg_dataplane::worker;
 
@@ -97,6 +98,7 @@ impl Lagg {
     /// # Errors
     /// A device, socket or map failure; a member that failed to join is undone.
     pub fn set_ports(&mut self, nl: &Netlink, new: &LaggConfig) -> Result<Vec<String>, LaggError> {
+        let now = Instant::now();
         let mut done = Vec::new();
         // Members are taken by name: one whose device is gone, or was made anew under its
         // name (a driver reload, a re-plugged NIC: another ifindex), leaves, and a configured
@@ -107,19 +109,19 @@ impl Lagg {
                 devices.insert(name.clone(), link.index);
             }
         }
-        done.extend(self.leave_gone(new, &devices)?);
-        done.extend(self.join_present(nl, new, &devices)?);
+        done.extend(self.leave_gone(new, &devices, now)?);
+        done.extend(self.join_present(nl, new, &devices, now)?);
         done.extend(self.change_addresses(nl, new)?);
         if new.mtu != self.cfg.mtu {
-            self.set_mtu(nl, new.mtu)?;
+            self.set_mtu(nl, new.mtu, now)?;
             done.push(format!("mtu {}", new.mtu));
         }
         let reseeded = new.hash_seed != self.cfg.hash_seed;
         self.cfg = new.clone();
         self.set.set_rules(rules_for(new));
         // New members' link state: joining the table takes only their share of buckets.
-        self.refresh_links(nl)?;
-        self.publish(&[], false)?;
+        self.refresh_links(nl, now)?;
+        self.publish(&[], false, now)?;
         if reseeded {
             done.push(self.reseed()?);
         }
@@ -132,6 +134,7 @@ impl Lagg {
         &mut self,
         new: &LaggConfig,
         devices: &std::collections::BTreeMap<String, u32>,
+        now: Instant,
     ) -> Result<Vec<String>, LaggError> {
         let mut done = Vec::new();
         // Leaving.
@@ -147,13 +150,13 @@ impl Lagg {
         for &i in &leaving {
             self.set.leave(i);
             for monitor in self.monitors_mut() {
-                monitor.leave_slot(i);
+                monitor.leave_slot(i, now);
             }
         }
         if !leaving.is_empty() {
-            self.drain_lacp()?;
+            self.drain_lacp(now)?;
             // Out of the table and not collecting, before the sockets go.
-            self.publish(&leaving, false)?;
+            self.publish(&leaving, false, now)?;
             for &i in &leaving {
                 restore_port(&mut self.members[i]);
                 self.path.remove_port(i, &self.members[i].name);
@@ -180,6 +183,7 @@ impl Lagg {
         nl: &Netlink,
         new: &LaggConfig,
         devices: &std::collections::BTreeMap<String, u32>,
+        now: Instant,
     ) -> Result<Vec<String>, LaggError> {
         let mut done = Vec::new();
         // Joining, at the end: the configured members whose device exists.
@@ -216,7 +220,7 @@ impl Lagg {
                 });
             }
             if let Some(lacp) = self.lacp.as_mut() {
-                lacp.join(new, slot, &port);
+                lacp.join(new, slot, &port, now);
             }
             if let Some(bfd) = self.bfd.as_mut() {
                 bfd.join(slot, &port);
@@ -352,7 +356,7 @@ impl Lagg {
     /// first, so neither end ever takes frames the other cannot), then each member's verdict
     /// against the new MTU (the preflight refused members below it; one lowered since is
     /// taken out).
-    fn set_mtu(&mut self, nl: &Netlink, mtu: u32) -> Result<(), LaggError> {
+    fn set_mtu(&mut self, nl: &Netlink, mtu: u32, now: Instant) -> Result<(), LaggError> {
         if let Upper::Host { .. } = self.cfg.upper {
             let host = nl.require(&self.cfg.name)?;
             let peer = nl.require(&host_peer_name(&self.cfg.name))?;
@@ -384,7 +388,7 @@ impl Lagg {
         tracing::info!(lagg = %self.cfg.name, old, mtu, "MTU changed");
         self.event("config", None, format!("MTU {old} -> {mtu}"));
         if !changed.is_empty() {
-            self.after_usability_change(nl, &changed)?;
+            self.after_usability_change(nl, &changed, now)?;
         }
         Ok(())
     }

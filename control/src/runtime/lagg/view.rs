@@ -132,7 +132,10 @@ impl Lagg {
     /// Counters and state for metrics and the dashboard.
     pub fn sample(&self) -> LaggSample {
         let first_active = self.table().active().first().copied();
-        let alarms = self.lacp.as_ref().map(LacpMonitor::alarms);
+        let alarms = self
+            .lacp
+            .as_ref()
+            .map(|l| l.alarms(std::time::Instant::now()));
         let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
         for (i, port) in self.ports().enumerate() {
@@ -400,7 +403,7 @@ impl Lagg {
                 .and_then(|f| self.members.get(f))
                 .map(|p| p.name.clone()),
             alarms: rt
-                .alarms()
+                .alarms(std::time::Instant::now())
                 .into_iter()
                 .filter_map(|a| {
                     Some(crate::runtime::status::LacpAlarm {

@@ -123,10 +123,15 @@ impl BfdMonitor {
         socket.send(&frame)
     }
 
-    /// Sends the packets that are due and applies detection timeouts; `members` by slot,
-    /// `retired` says which slots are empty. Returns the sessions that changed state.
-    pub(crate) fn tick(&mut self, members: &[Port], retired: impl Fn(usize) -> bool) -> Vec<usize> {
-        let now = self.epoch.elapsed();
+    /// Sends the packets that are due by `now` and applies detection timeouts; `members` by
+    /// slot, `retired` says which slots are empty. Returns the sessions that changed state.
+    pub(crate) fn tick(
+        &mut self,
+        now: Instant,
+        members: &[Port],
+        retired: impl Fn(usize) -> bool,
+    ) -> Vec<usize> {
+        let now = now.saturating_duration_since(self.epoch);
         let mut changed = Vec::new();
         let mut packets = Vec::new();
         for (i, s) in self.sessions.iter_mut().enumerate() {
@@ -148,8 +153,8 @@ impl BfdMonitor {
         changed
     }
 
-    /// Reads the pending packets of member `port` into its session; returns the sessions that
-    /// changed state.
+    /// Reads the pending packets of member `port` into its session, each at the time it is
+    /// read; returns the sessions that changed state.
     pub(crate) fn handle_frames(&mut self, port: usize) -> Vec<usize> {
         let mut changed = Vec::new();
         if let (Some(Some(socket)), Some(session), Some(learnt)) = (

@@ -111,8 +111,9 @@ impl LacpMonitor {
         })
     }
 
-    fn now(&self) -> Time {
-        Time::from_duration(self.epoch.elapsed())
+    /// `now` on the lagg's clock.
+    fn time(&self, now: Instant) -> Time {
+        Time::from_duration(now.saturating_duration_since(self.epoch))
     }
 
     /// The open slow-protocol sockets with their member slot.
@@ -120,7 +121,7 @@ impl LacpMonitor {
         super::open(&self.sockets)
     }
 
-    /// Reads the pending frames of member `port` into the core.
+    /// Reads the pending frames of member `port` into the core, each at the time it is read.
     pub(crate) fn handle_frames(&mut self, port: usize) {
         if let Some(socket) = self.sockets.get(port).and_then(Option::as_ref) {
             let (core, epoch) = (&mut self.core, self.epoch);
@@ -130,10 +131,10 @@ impl LacpMonitor {
         }
     }
 
-    /// Runs the timers due by now.
-    pub(crate) fn tick(&mut self) {
-        let now = self.now();
-        self.core.handle_timeout(now);
+    /// Runs the timers due by `now`.
+    pub(crate) fn tick(&mut self, now: Instant) {
+        let time = self.time(now);
+        self.core.handle_timeout(time);
     }
 
     /// When [`tick`](Self::tick) is due next.
@@ -143,9 +144,9 @@ impl LacpMonitor {
     }
 
     /// Member `port` became usable or unusable (`speed` in Mb/s, 0 when unknown).
-    pub(crate) fn link(&mut self, port: usize, usable: bool, speed: u32) {
-        let now = self.now();
-        self.core.handle_link(now, port, usable, speed);
+    pub(crate) fn link(&mut self, port: usize, usable: bool, speed: u32, now: Instant) {
+        let time = self.time(now);
+        self.core.handle_link(time, port, usable, speed);
     }
 
     /// Sends what the core wants sent and returns its decisions since the last call.
@@ -185,8 +186,8 @@ impl LacpMonitor {
     }
 
     /// Member `slot` joined at run time as `port` (configuration `cfg`).
-    pub(crate) fn join(&mut self, cfg: &LaggConfig, slot: usize, port: &Port) {
-        let now = self.now();
+    pub(crate) fn join(&mut self, cfg: &LaggConfig, slot: usize, port: &Port, now: Instant) {
+        let now = self.time(now);
         let socket = super::control_socket(port.ifindex, ETH_P_SLOW)
             .ok()
             .map(Arc::new);
@@ -195,9 +196,9 @@ impl LacpMonitor {
             .add_port(now, slot, &port.name, port_config(cfg, slot, port));
     }
 
-    /// Member `slot` left: its port goes down and its socket closes.
-    pub(crate) fn leave(&mut self, slot: usize) {
-        self.link(slot, false, 0);
+    /// Member `slot` left at `now`: its port goes down and its socket closes.
+    pub(crate) fn leave(&mut self, slot: usize, now: Instant) {
+        self.link(slot, false, 0, now);
         self.keepalive.clear(slot);
         if let Some(s) = self.sockets.get_mut(slot) {
             *s = None;
@@ -214,9 +215,9 @@ impl LacpMonitor {
         self.core.fallback_port()
     }
 
-    /// What is wrong with each port's aggregation now.
-    pub(crate) fn alarms(&self) -> Vec<lacp::Alarm> {
-        self.core.alarms(self.now())
+    /// What is wrong with each port's aggregation at `now`.
+    pub(crate) fn alarms(&self, now: Instant) -> Vec<lacp::Alarm> {
+        self.core.alarms(self.time(now))
     }
 
     /// Ports that see another partner than the others.

@@ -8,7 +8,7 @@ mod keepalive;
 mod lacp;
 mod probe;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use xlagg_sys::afpacket::{self, PacketSocket};
 
@@ -25,8 +25,8 @@ use super::ControlSocket;
 pub(super) trait Monitor {
     /// Its open sockets, each named by the kind of frames it carries and its member slot.
     fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)>;
-    /// Forgets member `slot` (it left the lagg): its socket closes, its state goes.
-    fn leave_slot(&mut self, slot: usize);
+    /// Forgets member `slot` (it left the lagg at `now`): its socket closes, its state goes.
+    fn leave_slot(&mut self, slot: usize, now: Instant);
 }
 
 impl Monitor for LacpMonitor {
@@ -36,8 +36,8 @@ impl Monitor for LacpMonitor {
             .collect()
     }
 
-    fn leave_slot(&mut self, slot: usize) {
-        self.leave(slot);
+    fn leave_slot(&mut self, slot: usize, now: Instant) {
+        self.leave(slot, now);
     }
 }
 
@@ -48,7 +48,7 @@ impl Monitor for BfdMonitor {
             .collect()
     }
 
-    fn leave_slot(&mut self, slot: usize) {
+    fn leave_slot(&mut self, slot: usize, _now: Instant) {
         self.leave(slot);
     }
 }
@@ -60,7 +60,7 @@ impl Monitor for ProbeMonitor {
             .collect()
     }
 
-    fn leave_slot(&mut self, slot: usize) {
+    fn leave_slot(&mut self, slot: usize, _now: Instant) {
         self.leave(slot);
     }
 }
