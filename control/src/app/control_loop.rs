@@ -13,7 +13,7 @@ use xlagg_sys::linkevents::{self, LinkEvent, LinkEvents};
 use crate::mgmt::api;
 use crate::mgmt::http_listener::HttpListener;
 use crate::runtime::daemon::Daemon;
-use crate::runtime::lagg::ControlSocket;
+use crate::runtime::lagg::{ControlSocket, Lagg};
 use crate::sys::netdev::Netlink;
 
 /// How often the HTTP listener's read view is renewed (besides after every change).
@@ -150,8 +150,7 @@ impl ControlLoop {
             .daemon
             .laggs()
             .iter()
-            .flat_map(|l| [l.lacp_deadline(), l.link_deadline()])
-            .flatten()
+            .filter_map(Lagg::deadline)
             .chain(self.daemon.retry_deadline())
             .chain(self.http.deadline())
             .chain([self.next_link_poll, now + MAX_WAIT])

@@ -109,11 +109,6 @@ impl Lagg {
         self.after_usability_change(nl, &flipped, now)
     }
 
-    /// When LACP needs [`lacp_tick`](Self::lacp_tick) next.
-    pub fn lacp_deadline(&self) -> Option<Instant> {
-        self.lacp.as_ref()?.deadline()
-    }
-
     /// Runs LACP timers due by `now`.
     ///
     /// # Errors

@@ -468,24 +468,22 @@ impl Lagg {
         }
     }
 
-    /// When [`link_tick`](Self::link_tick) is due: a delayed link change, a notification, a
-    /// monitor's timer, the look at the lost-member marks.
-    pub fn link_deadline(&self) -> Option<Instant> {
-        // LACP's timers have their own deadline (`lacp_deadline`): its tick runs apart.
-        let bfd = self.bfd.as_ref().and_then(BfdMonitor::deadline);
-        let probe = self.probe.as_ref().and_then(ProbeMonitor::deadline);
-        let lost = self.lost.deadline();
+    /// When the lagg's timers are next due ([`lacp_tick`](Self::lacp_tick) and
+    /// [`link_tick`](Self::link_tick)): a delayed link change, a notification, a monitor's
+    /// timer, the look at the lost-member marks, the rebalancer.
+    pub fn deadline(&self) -> Option<Instant> {
+        let monitors = self.monitors().filter_map(|m| m.deadline());
+        // A rebalancer without a deadline is due at once.
         let rebalance = self
             .rebalance
             .as_ref()
-            .map(|r| r.deadline().unwrap_or_else(Instant::now));
+            .map(|r| r.deadline().unwrap_or(self.epoch));
         self.set
             .poll_timeout()
             .map(|t| self.instant(t))
             .into_iter()
-            .chain(bfd)
-            .chain(probe)
-            .chain(lost)
+            .chain(monitors)
+            .chain(self.lost.deadline())
             .chain(rebalance)
             .min()
     }

@@ -27,6 +27,8 @@ pub(super) trait Monitor {
     fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)>;
     /// Forgets member `slot` (it left the lagg at `now`): its socket closes, its state goes.
     fn leave_slot(&mut self, slot: usize, now: Instant);
+    /// When its timers are next due.
+    fn deadline(&self) -> Option<Instant>;
 }
 
 impl Monitor for LacpMonitor {
@@ -38,6 +40,10 @@ impl Monitor for LacpMonitor {
 
     fn leave_slot(&mut self, slot: usize, now: Instant) {
         self.leave(slot, now);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        LacpMonitor::deadline(self)
     }
 }
 
@@ -51,6 +57,10 @@ impl Monitor for BfdMonitor {
     fn leave_slot(&mut self, slot: usize, _now: Instant) {
         self.leave(slot);
     }
+
+    fn deadline(&self) -> Option<Instant> {
+        BfdMonitor::deadline(self)
+    }
 }
 
 impl Monitor for ProbeMonitor {
@@ -62,6 +72,10 @@ impl Monitor for ProbeMonitor {
 
     fn leave_slot(&mut self, slot: usize, _now: Instant) {
         self.leave(slot);
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        ProbeMonitor::deadline(self)
     }
 }
 
