@@ -7,10 +7,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # The eBPF crate is its own workspace (built for the BPF target with the pinned nightly), so
-# the workspace's fmt and clippy do not see it. `--unit` lints it where that nightly and its
+# the workspace's fmt and clippy do not see it (nor the fuzz targets' formatting). `--unit` lints it where that nightly and its
 # clippy are installed and says so where they are not; the full run always does.
 ebpf_lints() {
   cargo fmt --manifest-path ebpf/xdp/Cargo.toml --all -- --check
+  # The fuzz targets are a crate of their own too (built by cargo fuzz).
+  rustfmt --edition 2021 --check fuzz/fuzz_targets/*.rs
   local nightly="${XLAGG_NIGHTLY:-nightly-2026-07-01}"
   if [ "${1:-}" = --unit ] && ! rustup component list --toolchain "$nightly" --installed 2>/dev/null | grep -q '^clippy'; then
     echo "test.sh: eBPF crate not linted: ${nightly} with clippy is not installed (scripts/setup.sh installs it)"
@@ -28,6 +30,7 @@ if [ "${1:-}" = "--unit" ]; then
   cargo clippy --workspace --all-targets --locked -- -D warnings
   # As the image builds xlaggd: without the testing feature's hooks.
   cargo clippy -p xlagg-control -p xlagg-dataplane --all-targets --locked -- -D warnings
+  RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
   ebpf_lints --unit
   cargo test --workspace --locked --lib --bins
   cargo test -p xlagg-control --locked --test cli_docs --test counters_used --test store_crash
@@ -47,6 +50,8 @@ echo "== format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 cargo clippy -p xlagg-control -p xlagg-dataplane --all-targets --locked -- -D warnings
+# The module docs argue the design; a link that no longer resolves is a doc that went stale.
+RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --locked
 ebpf_lints
 
 echo "== build"

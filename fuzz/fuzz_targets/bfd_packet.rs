@@ -14,8 +14,14 @@ const CFG: bfd::SessionConfig = bfd::SessionConfig {
 
 fuzz_target!(|data: &[u8]| {
     for addresses in [
-        Addresses { peer: [10, 0, 0, 1], local: [10, 0, 0, 2] },
-        Addresses { peer: bfd::ANY_PEER, local: [0; 4] },
+        Addresses {
+            peer: [10, 0, 0, 1],
+            local: [10, 0, 0, 2],
+        },
+        Addresses {
+            peer: bfd::ANY_PEER,
+            local: [0; 4],
+        },
     ] {
         if let Ok((_, payload)) = bfd::payload(data, &addresses) {
             let _ = Packet::parse(payload);

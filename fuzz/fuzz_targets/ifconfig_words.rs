@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xlagg_control::config::ConfigDoc;
 use xlagg_control::config::ifconfig;
+use xlagg_control::config::ConfigDoc;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

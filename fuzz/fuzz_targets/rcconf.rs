@@ -3,8 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use xlagg_control::config::ConfigDoc;
 use xlagg_control::config::rcconf;
+use xlagg_control::config::ConfigDoc;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else {

@@ -3,20 +3,22 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-
-// The parser module itself, without the daemon around it.
-#[allow(dead_code, unreachable_pub)]
-#[path = "../../control/src/proto/lacp/pdu.rs"]
-mod pdu;
+use xlagg_control::proto::lacp::pdu;
 
 fuzz_target!(|data: &[u8]| {
     match pdu::parse(data) {
         Ok(pdu::SlowPdu::Lacp(p)) => {
             let again = pdu::parse(&p.emit([2, 0, 0, 0, 0, 1]));
-            assert_eq!(again, Ok(pdu::SlowPdu::Lacp(pdu::Lacpdu { version: 1, ..p })));
+            assert_eq!(
+                again,
+                Ok(pdu::SlowPdu::Lacp(pdu::Lacpdu { version: 1, ..p }))
+            );
         }
         Ok(pdu::SlowPdu::Marker(m)) => {
-            assert_eq!(pdu::parse(&m.emit([2, 0, 0, 0, 0, 1])), Ok(pdu::SlowPdu::Marker(m)));
+            assert_eq!(
+                pdu::parse(&m.emit([2, 0, 0, 0, 0, 1])),
+                Ok(pdu::SlowPdu::Marker(m))
+            );
         }
         Err(_) => {}
     }

@@ -2,7 +2,7 @@
 //!
 //! One file per concept: [`umem`] (the frame memory and the `Frame` token), [`ring`] (the four
 //! rings' shared indices, kernel-mapped or heap-backed), [`socket`] (bind, wakeups, options),
-//! and, for tests, [`fake`] (the kernel's side of the rings in userspace, with a fault
+//! and, for tests, `fake` (the kernel's side of the rings in userspace, with a fault
 //! switch). These talk to the kernel with `unsafe`; everything above them is safe code.
 //!
 //! Design:

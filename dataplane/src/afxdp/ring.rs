@@ -1,7 +1,7 @@
 //! The four rings of an AF_XDP socket as userspace sees them: the shared producer and consumer
 //! words, the flags word and the descriptor array, with the indices cached as in libxdp.
 //! The memory is the kernel's mapping for a real socket, or heap memory for the fake kernel
-//! of the tests ([`super::fake`]).
+//! of the tests (`fake`, built for tests).
 #![allow(unsafe_code)]
 
 use std::os::fd::RawFd;

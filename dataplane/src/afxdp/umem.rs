@@ -23,9 +23,9 @@ pub struct Umem {
 /// frame's start: the kernel puts received data after its headroom).
 ///
 /// A `Frame` comes only from this module: [`Umem::take_frames`] (every frame, once), a
-/// socket's rx ring ([`XskSocket::rx_take`]) or completion ring
-/// ([`XskSocket::completion_take`]); it goes back to the kernel only through the fill or tx
-/// ring ([`XskSocket::fill_put`], [`XskSocket::tx_put`]), which consume it. It is neither
+/// socket's rx ring ([`XskSocket::rx_take`](super::XskSocket::rx_take)) or completion ring
+/// ([`XskSocket::completion_take`](super::XskSocket::completion_take)); it goes back to the kernel only through the fill or tx
+/// ring ([`XskSocket::fill_put`](super::XskSocket::fill_put), [`XskSocket::tx_put`](super::XskSocket::tx_put)), which consume it. It is neither
 /// `Copy` nor `Clone`, so safe code can neither read a frame the kernel may be writing nor
 /// hand the same frame to the kernel twice.
 #[derive(Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //!    full budget on the upper port and collecting members, a few frames on the others;
 //! 3. for each port, take up to [`RX_BUDGET`] frames from its rx ring:
 //!    - from a member: every frame goes to the upper port (receive policy was applied in XDP);
-//!    - from the upper port: [`distribute`] decides the member of each frame against the
+//!    - from the upper port: [`distribute`](crate::distribution::distribute) decides the member of each frame against the
 //!      table snapshot loaded once per iteration;
 //!
 //!    frames are appended to per-port tx queues and flushed to the tx rings, so a frame's
@@ -59,7 +59,7 @@ pub use control::{Answer, Command, WorkerControl};
 use hot::{drain_tx, reap};
 use ports::{Opening, PortSocket, Retiring};
 
-/// Frames distributed together: the unit of [`distribute`].
+/// Frames distributed together: the unit of [`distribute`](crate::distribution::distribute).
 pub const BATCH: usize = 64;
 /// Frames taken from one port's rx ring per iteration (in [`BATCH`]-sized pieces). Larger than
 /// a batch so that each member's tx ring gets enough frames per wakeup: in copy mode every

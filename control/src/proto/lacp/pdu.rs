@@ -13,9 +13,9 @@ use std::ops::Range;
 
 use crate::proto::wire::{ethertype, Ethernet};
 
-/// The Slow Protocols multicast address and ethertype (one definition, shared with the XDP
-/// filter).
-pub use xlagg_common::{filter::SLOW_PROTOCOLS_MAC, ETHERTYPE_SLOW};
+/// The Slow Protocols multicast address (one definition, shared with the XDP filter; the
+/// ethertype is [`ethertype::SLOW`]).
+pub use xlagg_common::filter::SLOW_PROTOCOLS_MAC;
 /// Length of an LACPDU or Marker PDU frame without FCS.
 pub const FRAME_LEN: usize = 124;
 /// The PDU's own header after the Ethernet header: subtype, version.

@@ -84,7 +84,7 @@ pub struct LaggSample {
     pub active_ports: usize,
     /// Configured members whose device does not exist.
     pub missing_ports: usize,
-    /// The busiest active member's transmit rate over the mean (see [`crate::load`]).
+    /// The busiest active member's transmit rate over the mean (see [`crate::runtime::load`]).
     pub imbalance: Option<f64>,
     /// LACP laggs: whether the lagg is in LACP fallback (one port forwarding alone).
     pub lacp_fallback: Option<bool>,
