@@ -192,16 +192,16 @@ impl Lagg {
     fn start_monitors(&mut self) -> Result<(), LaggError> {
         let cfg = self.cfg.clone();
         if cfg.proto == LaggProto::Lacp {
-            self.lacp = Some(LacpMonitor::start(&cfg, &self.members, self.epoch)?);
+            self.monitors.lacp = Some(LacpMonitor::start(&cfg, &self.members, self.epoch)?);
         }
         if let Some(b) = cfg.bfd {
-            self.bfd = Some(BfdMonitor::start(&cfg, b, &self.members, self.epoch)?);
+            self.monitors.bfd = Some(BfdMonitor::start(&cfg, b, &self.members, self.epoch)?);
             for i in 0..self.members.len() {
                 self.set.set_verdict(i, Verdict::Bfd, false);
             }
         }
         if let Some(a) = &cfg.arp {
-            self.probe = Some(ProbeMonitor::start(&cfg.name, a, &mut self.members)?);
+            self.monitors.probe = Some(ProbeMonitor::start(&cfg.name, a, &mut self.members)?);
             for i in 0..self.members.len() {
                 self.set.set_verdict(i, Verdict::Probe, false);
             }
@@ -348,11 +348,11 @@ impl Lagg {
     pub(super) fn teardown(&mut self, nl: &Netlink) {
         // The DHCP client first: it removes its address and routes while laggN exists.
         self.autoconf = None;
-        self.lacp = None;
-        if let Some(bfd) = self.bfd.take() {
+        self.monitors.lacp = None;
+        if let Some(bfd) = self.monitors.bfd.take() {
             bfd.shutdown(&self.members);
         }
-        self.probe = None;
+        self.monitors.probe = None;
         // The workers stop; the engine's objects close with the last port that holds them
         // (below), and laggN's last links with them.
         self.path.shutdown();

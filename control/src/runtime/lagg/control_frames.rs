@@ -7,7 +7,10 @@ impl Lagg {
     /// The control-path sockets to wait on (LACP, micro-BFD, probe replies); hand a readable
     /// one to [`handle_control_frames`](Self::handle_control_frames).
     pub fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)> {
-        self.monitors().flat_map(|m| m.control_sockets()).collect()
+        self.monitors
+            .all()
+            .flat_map(|m| m.control_sockets())
+            .collect()
     }
 
     /// Reads every pending frame of a control socket: LACP into the LACP core, micro-BFD
@@ -24,13 +27,14 @@ impl Lagg {
     ) -> Result<(), LaggError> {
         match socket {
             ControlSocket::Lacp(port) => {
-                if let Some(lacp) = self.lacp.as_mut() {
+                if let Some(lacp) = self.monitors.lacp.as_mut() {
                     lacp.handle_frames(port);
                 }
                 self.drain_lacp(now)
             }
             ControlSocket::Bfd(port) => {
                 let changed = self
+                    .monitors
                     .bfd
                     .as_mut()
                     .map(|b| b.handle_frames(port))
@@ -38,7 +42,7 @@ impl Lagg {
                 self.apply_bfd(nl, &changed, now)
             }
             ControlSocket::Probe(port) => {
-                if let Some(probe) = self.probe.as_mut() {
+                if let Some(probe) = self.monitors.probe.as_mut() {
                     probe.handle_frames(port, now);
                 }
                 self.judge_probes(nl, now)
@@ -53,7 +57,7 @@ impl Lagg {
         changed: &[usize],
         now: Instant,
     ) -> Result<(), LaggError> {
-        let Some(bfd) = self.bfd.as_ref() else {
+        let Some(bfd) = self.monitors.bfd.as_ref() else {
             return Ok(());
         };
         let mut flipped = Vec::new();
@@ -79,7 +83,7 @@ impl Lagg {
 
     /// Turns the probe monitor's judgement at `now` into the members' verdicts.
     pub(super) fn judge_probes(&mut self, nl: &Netlink, now: Instant) -> Result<(), LaggError> {
-        let Some(probe) = self.probe.as_ref() else {
+        let Some(probe) = self.monitors.probe.as_ref() else {
             return Ok(());
         };
         let mut flipped = Vec::new();
@@ -114,7 +118,7 @@ impl Lagg {
     /// # Errors
     /// A map failure while applying the result.
     pub fn lacp_tick(&mut self, now: Instant) -> Result<(), LaggError> {
-        if let Some(lacp) = self.lacp.as_mut() {
+        if let Some(lacp) = self.monitors.lacp.as_mut() {
             lacp.tick(now);
         }
         self.drain_lacp(now)
@@ -122,7 +126,7 @@ impl Lagg {
 
     /// Sends what LACP wants sent and applies its mux decisions to the member set.
     pub(super) fn drain_lacp(&mut self, now: Instant) -> Result<(), LaggError> {
-        let Some(lacp) = self.lacp.as_mut() else {
+        let Some(lacp) = self.monitors.lacp.as_mut() else {
             return Ok(());
         };
         let decisions = lacp.drain();
@@ -152,6 +156,7 @@ impl Lagg {
     /// Tells of LACP alarms raised and cleared since the last look (log and timeline).
     pub(super) fn note_lacp_alarms(&mut self, now: Instant) {
         let Some((alarms, fallback)) = self
+            .monitors
             .lacp
             .as_ref()
             .map(|l| (l.alarms(now), l.fallback_port()))
@@ -161,13 +166,14 @@ impl Lagg {
         let raised: Vec<(usize, lacp::AlarmKind)> =
             alarms.iter().map(|a| (a.port, a.kind)).collect();
         for a in &alarms {
-            if !self.lacp_alarms.contains(&(a.port, a.kind)) {
+            if !self.monitors.lacp_alarms.contains(&(a.port, a.kind)) {
                 let port = self.members.get(a.port).map(|p| p.name.clone());
                 tracing::warn!(lagg = %self.cfg.name, port = ?port, alarm = a.kind.name(), "{}", a.text);
                 self.event("lacp", port, format!("ALARM {}: {}", a.kind.name(), a.text));
             }
         }
         let cleared: Vec<(usize, lacp::AlarmKind)> = self
+            .monitors
             .lacp_alarms
             .iter()
             .filter(|k| !raised.contains(k))
@@ -178,10 +184,10 @@ impl Lagg {
             tracing::info!(lagg = %self.cfg.name, port = ?name, alarm = kind.name(), "LACP alarm cleared");
             self.event("lacp", name, format!("alarm cleared: {}", kind.name()));
         }
-        self.lacp_alarms = raised;
-        if fallback != self.lacp_fallback {
+        self.monitors.lacp_alarms = raised;
+        if fallback != self.monitors.lacp_fallback {
             let name = |i: usize| self.members.get(i).map(|p| p.name.clone());
-            let (port, text) = match (self.lacp_fallback, fallback) {
+            let (port, text) = match (self.monitors.lacp_fallback, fallback) {
                 (None, Some(f)) => (
                     name(f),
                     "lacp fallback: no LACPDU from the partner on any port; this port forwards alone until LACP comes up".to_string(),
@@ -195,7 +201,7 @@ impl Lagg {
             };
             tracing::warn!(lagg = %self.cfg.name, port = ?port, "{text}");
             self.event("lacp", port, text);
-            self.lacp_fallback = fallback;
+            self.monitors.lacp_fallback = fallback;
         }
     }
 }

@@ -233,7 +233,7 @@ impl Lagg {
     fn port_rows(&self, at: &Explaining, why: &mut Vec<String>) -> Vec<ExplainPort> {
         let proto = self.cfg.proto;
         let hashing = matches!(at.table.policy(), TxPolicy::Hash { .. });
-        let lacp = self.lacp.as_ref().map(LacpMonitor::status);
+        let lacp = self.monitors.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
         for (i, port) in self.members.iter().enumerate() {
             let member = self.set.member(i);

@@ -53,7 +53,7 @@ use autoconf::Autoconf;
 pub use autoconf::{DhcpState, DHCP_CLIENT};
 use data_path::DataPath;
 pub use explain::Explanation;
-use monitors::{BfdMonitor, LacpMonitor, Monitor, ProbeMonitor};
+use monitors::Monitors;
 pub use reconfig::Reconciled;
 pub use view::{LaggSample, PortSample, WorkerSample};
 pub use xdp_port::PortXdp;
@@ -181,17 +181,12 @@ pub struct Lagg {
     announcer: Announcer,
     /// State changes not yet collected by the daemon's event log.
     events: Vec<LaggEvent>,
-    lacp: Option<LacpMonitor>,
-    bfd: Option<BfdMonitor>,
-    probe: Option<ProbeMonitor>,
+    /// LACP, micro-BFD and the probe monitor, as configured.
+    monitors: Monitors,
     /// DHCP and SLAAC on laggN (host mode).
     autoconf: Option<Autoconf>,
     /// Each member's share of the traffic, over the last window.
     load: crate::runtime::load::LoadMeter,
-    /// LACP alarms raised at the last look (port slot, kind).
-    lacp_alarms: Vec<(usize, lacp::AlarmKind)>,
-    /// The port forwarding alone in LACP fallback at the last look.
-    lacp_fallback: Option<usize>,
     /// `rebalance`: moves buckets off a busy member at gaps in their traffic.
     rebalance: Option<crate::runtime::rebalance::Rebalancer>,
 }
@@ -276,13 +271,9 @@ impl Lagg {
             epoch: Instant::now(),
             announcer: Announcer::new(cfg),
             events: Vec::new(),
-            lacp: None,
-            bfd: None,
-            probe: None,
+            monitors: Monitors::default(),
             autoconf: None,
             load: Default::default(),
-            lacp_alarms: Vec::new(),
-            lacp_fallback: None,
             rebalance: cfg
                 .rebalance
                 .map(crate::runtime::rebalance::Rebalancer::new),
@@ -472,7 +463,7 @@ impl Lagg {
     /// [`link_tick`](Self::link_tick)): a delayed link change, a notification, a monitor's
     /// timer, the look at the lost-member marks, the rebalancer.
     pub fn deadline(&self) -> Option<Instant> {
-        let monitors = self.monitors().filter_map(|m| m.deadline());
+        let monitors = self.monitors.all().filter_map(|m| m.deadline());
         // A rebalancer without a deadline is due at once.
         let rebalance = self
             .rebalance
@@ -488,22 +479,6 @@ impl Lagg {
             .min()
     }
 
-    /// The monitors that run, as one kind.
-    fn monitors(&self) -> impl Iterator<Item = &dyn Monitor> {
-        let lacp = self.lacp.as_ref().map(|m| m as &dyn Monitor);
-        let bfd = self.bfd.as_ref().map(|m| m as &dyn Monitor);
-        let probe = self.probe.as_ref().map(|m| m as &dyn Monitor);
-        [lacp, bfd, probe].into_iter().flatten()
-    }
-
-    /// The monitors that run, to change.
-    fn monitors_mut(&mut self) -> impl Iterator<Item = &mut dyn Monitor> {
-        let lacp = self.lacp.as_mut().map(|m| m as &mut dyn Monitor);
-        let bfd = self.bfd.as_mut().map(|m| m as &mut dyn Monitor);
-        let probe = self.probe.as_mut().map(|m| m as &mut dyn Monitor);
-        [lacp, bfd, probe].into_iter().flatten()
-    }
-
     /// Applies delayed link changes, runs the micro-BFD and probe timers and sends peer
     /// notifications that are due by `now`.
     ///
@@ -516,12 +491,12 @@ impl Lagg {
         if !changed.is_empty() {
             self.after_usability_change(nl, &changed, now)?;
         }
-        if let Some(bfd) = self.bfd.as_mut() {
+        if let Some(bfd) = self.monitors.bfd.as_mut() {
             let set = &self.set;
             let changed = bfd.tick(now, &self.members, |i| set.member(i).retired);
             self.apply_bfd(nl, &changed, now)?;
         }
-        if let Some(probe) = self.probe.as_mut() {
+        if let Some(probe) = self.monitors.probe.as_mut() {
             probe.tick(now, &self.members);
             self.judge_probes(nl, now)?;
         }
@@ -589,7 +564,7 @@ impl Lagg {
                 self.lost.clear(i);
             }
         }
-        if let Some(lacp) = self.lacp.as_mut() {
+        if let Some(lacp) = self.monitors.lacp.as_mut() {
             for &i in changed {
                 let speed = link_speed(&self.members[i].name);
                 lacp.link(i, self.set.usable(i), speed, now);

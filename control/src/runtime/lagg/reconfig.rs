@@ -149,7 +149,7 @@ impl Lagg {
             .collect();
         for &i in &leaving {
             self.set.leave(i);
-            for monitor in self.monitors_mut() {
+            for monitor in self.monitors.all_mut() {
                 monitor.leave_slot(i, now);
             }
         }
@@ -219,14 +219,14 @@ impl Lagg {
                     detail,
                 });
             }
-            if let Some(lacp) = self.lacp.as_mut() {
+            if let Some(lacp) = self.monitors.lacp.as_mut() {
                 lacp.join(new, slot, &port, now);
             }
-            if let Some(bfd) = self.bfd.as_mut() {
+            if let Some(bfd) = self.monitors.bfd.as_mut() {
                 bfd.join(slot, &port);
                 self.set.set_verdict(slot, Verdict::Bfd, false);
             }
-            if let Some(probe) = self.probe.as_mut() {
+            if let Some(probe) = self.monitors.probe.as_mut() {
                 probe.join(slot, &mut port)?;
                 self.set.set_verdict(slot, Verdict::Probe, false);
             }

@@ -122,7 +122,7 @@ impl Lagg {
 
     /// Micro-BFD state and counters of member `i`, if enabled.
     pub fn bfd_status(&self, i: usize) -> Option<(bfd::State, bfd::Counters)> {
-        self.bfd.as_ref()?.status(i)
+        self.monitors.bfd.as_ref()?.status(i)
     }
 
     fn ports(&self) -> impl Iterator<Item = &Port> {
@@ -133,10 +133,11 @@ impl Lagg {
     pub fn sample(&self) -> LaggSample {
         let first_active = self.table().active().first().copied();
         let alarms = self
+            .monitors
             .lacp
             .as_ref()
             .map(|l| l.alarms(std::time::Instant::now()));
-        let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
+        let lacp_ports = self.monitors.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
         for (i, port) in self.ports().enumerate() {
             if self.retired(i) {
@@ -162,7 +163,7 @@ impl Lagg {
                 } else {
                     None
                 },
-                probe_ok: self.probe.as_ref().and(member).map(|m| m.probe_ok),
+                probe_ok: self.monitors.probe.as_ref().and(member).map(|m| m.probe_ok),
                 data_path_leaves: self.lost.left(i),
                 tx_share: self.tx_share(i),
                 lacp_alarm: member
@@ -186,7 +187,11 @@ impl Lagg {
             missing_ports: self.missing().len(),
             imbalance: self.load.load().and_then(|l| l.imbalance),
             buckets: self.bucket_map(),
-            lacp_fallback: self.lacp.as_ref().map(|l| l.fallback_port().is_some()),
+            lacp_fallback: self
+                .monitors
+                .lacp
+                .as_ref()
+                .map(|l| l.fallback_port().is_some()),
             rebalance_moves: self.rebalance.as_ref().map(|r| r.moves),
         }
     }
@@ -339,7 +344,7 @@ impl Lagg {
     /// Every member's state, then the configured members that have no device yet.
     fn port_statuses(&self) -> Vec<PortStatus> {
         let first_active = self.table().active().first().copied();
-        let lacp_ports = self.lacp.as_ref().map(LacpMonitor::status);
+        let lacp_ports = self.monitors.lacp.as_ref().map(LacpMonitor::status);
         let mut ports = Vec::new();
         for (i, port) in self.members.iter().enumerate() {
             let state = self.set.member(i);
@@ -363,6 +368,7 @@ impl Lagg {
                 bfd: self.bfd_status(i).map(|(s, _)| s.name().to_string()),
                 bfd_counters: self.bfd_status(i).map(|(_, c)| c),
                 probe: self
+                    .monitors
                     .probe
                     .as_ref()
                     .map(|_| if state.probe_ok { "ok" } else { "failing" }.to_string()),
@@ -382,7 +388,7 @@ impl Lagg {
 
     /// LACP's part of the status: the LAG id, mismatches, fallback and alarms.
     fn lacp_status(&self) -> Option<LacpLagg> {
-        let rt = self.lacp.as_ref()?;
+        let rt = self.monitors.lacp.as_ref()?;
         let lag_id = rt
             .status()
             .iter()

@@ -17,11 +17,45 @@ pub(super) use lacp::LacpMonitor;
 pub(super) use probe::ProbeMonitor;
 
 use super::ControlSocket;
+use crate::proto::lacp::AlarmKind;
 
-/// What every monitor of a lagg offers the lagg, whatever it watches: its sockets and letting
-/// a member go. What each decides (LACP's mux states, BFD's sessions, the probes' windows)
-/// and when its timers are due stay each one's own: the lagg's deadline reads them directly,
-/// since the control loop computes it at every step.
+/// The monitors a lagg runs (those its configuration asks for), and what LACP's alarms said
+/// at the last look.
+#[derive(Debug, Default)]
+pub(super) struct Monitors {
+    /// LACP (`laggproto lacp`).
+    pub(super) lacp: Option<LacpMonitor>,
+    /// micro-BFD (`bfd`).
+    pub(super) bfd: Option<BfdMonitor>,
+    /// ARP/NS probes (`arp`).
+    pub(super) probe: Option<ProbeMonitor>,
+    /// LACP alarms raised at the last look (port slot, kind).
+    pub(super) lacp_alarms: Vec<(usize, AlarmKind)>,
+    /// The port forwarding alone in LACP fallback at the last look.
+    pub(super) lacp_fallback: Option<usize>,
+}
+
+impl Monitors {
+    /// The monitors that run, as one kind.
+    pub(super) fn all(&self) -> impl Iterator<Item = &dyn Monitor> {
+        let lacp = self.lacp.as_ref().map(|m| m as &dyn Monitor);
+        let bfd = self.bfd.as_ref().map(|m| m as &dyn Monitor);
+        let probe = self.probe.as_ref().map(|m| m as &dyn Monitor);
+        [lacp, bfd, probe].into_iter().flatten()
+    }
+
+    /// The monitors that run, to change.
+    pub(super) fn all_mut(&mut self) -> impl Iterator<Item = &mut dyn Monitor> {
+        let lacp = self.lacp.as_mut().map(|m| m as &mut dyn Monitor);
+        let bfd = self.bfd.as_mut().map(|m| m as &mut dyn Monitor);
+        let probe = self.probe.as_mut().map(|m| m as &mut dyn Monitor);
+        [lacp, bfd, probe].into_iter().flatten()
+    }
+}
+
+/// What every monitor of a lagg offers the lagg, whatever it watches: its sockets, when its
+/// timers are due, and letting a member go. What each decides (LACP's mux states, BFD's
+/// sessions, the probes' windows) stays each one's own.
 pub(super) trait Monitor {
     /// Its open sockets, each named by the kind of frames it carries and its member slot.
     fn control_sockets(&self) -> Vec<(ControlSocket, &PacketSocket)>;
