@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use libfuzzer_sys::fuzz_target;
 use xlagg_control::proto::bfd::{self, Addresses, Packet, Session, State};
+use xlagg_control::proto::time::Time;
 
 const CFG: bfd::SessionConfig = bfd::SessionConfig {
     interval: Duration::from_millis(50),
@@ -31,10 +32,10 @@ fuzz_target!(|data: &[u8]| {
         assert_eq!(Packet::parse(&p.emit()), Ok(p));
     }
     // A session brought to each state, then fed the bytes as a packet.
-    let mut a = Session::new(CFG, 11, Duration::ZERO);
-    let mut b = Session::new(CFG, 22, Duration::ZERO);
+    let mut a = Session::new(CFG, 11, Time::ZERO);
+    let mut b = Session::new(CFG, 22, Time::ZERO);
     for ms in 0..3000u64 {
-        let now = Duration::from_millis(ms);
+        let now = Time::from_millis(ms);
         if let Some(p) = a.poll_transmit(now) {
             let _ = b.handle(now, &p);
         }
@@ -45,7 +46,7 @@ fuzz_target!(|data: &[u8]| {
             break;
         }
     }
-    let now = Duration::from_secs(4);
+    let now = Time::from_millis(4000);
     let was_up = a.is_up();
     let result = a.handle(now, data);
     let _ = a.tick(now + Duration::from_millis(10));

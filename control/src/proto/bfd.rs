@@ -9,6 +9,7 @@
 
 use std::time::Duration;
 
+use super::time::Time;
 use super::wire::{emit_udp, ethertype, protocol, Ethernet, Ipv4, Ipv4Repr, Udp};
 /// RFC 7130's destination MAC and UDP port of micro-BFD (one definition, shared with the XDP
 /// filter).
@@ -306,8 +307,8 @@ pub struct Session {
     remote_min_rx: Duration,
     remote_desired_tx: Duration,
     remote_multiplier: u8,
-    last_rx: Option<Duration>,
-    next_tx: Duration,
+    last_rx: Option<Time>,
+    next_tx: Time,
     send_final: bool,
     rng: u64,
     /// Counters.
@@ -316,7 +317,7 @@ pub struct Session {
 
 impl Session {
     /// A session in Down with discriminator `discr` (non-zero, unique per session).
-    pub fn new(cfg: SessionConfig, discr: u32, now: Duration) -> Self {
+    pub fn new(cfg: SessionConfig, discr: u32, now: Time) -> Self {
         Self {
             cfg,
             state: State::Down,
@@ -374,7 +375,7 @@ impl Session {
             self.remote_discr = 0;
         }
         // A state change is announced at once.
-        self.next_tx = Duration::ZERO;
+        self.next_tx = Time::ZERO;
         Some(state)
     }
 
@@ -382,7 +383,7 @@ impl Session {
     ///
     /// # Errors
     /// The packet was discarded (also counted).
-    pub fn handle(&mut self, now: Duration, bytes: &[u8]) -> Result<Option<State>, BfdError> {
+    pub fn handle(&mut self, now: Time, bytes: &[u8]) -> Result<Option<State>, BfdError> {
         let p = match Packet::parse(bytes) {
             Ok(p) => p,
             Err(e) => {
@@ -414,7 +415,7 @@ impl Session {
         self.last_rx = Some(now);
         if p.poll {
             self.send_final = true;
-            self.next_tx = Duration::ZERO;
+            self.next_tx = Time::ZERO;
         }
         let changed = match (self.state, p.state) {
             (_, State::AdminDown) if self.state != State::Down => {
@@ -451,11 +452,9 @@ impl Session {
     }
 
     /// Applies the detection timeout; returns the new state if it went down.
-    pub fn tick(&mut self, now: Duration) -> Option<State> {
+    pub fn tick(&mut self, now: Time) -> Option<State> {
         match (self.state, self.last_rx) {
-            (State::Init | State::Up, Some(t))
-                if now.saturating_sub(t) >= self.detection_time() =>
-            {
+            (State::Init | State::Up, Some(t)) if now.since(t) >= self.detection_time() => {
                 self.set_state(State::Down, Diag::Expired)
             }
             _ => None,
@@ -468,7 +467,7 @@ impl Session {
     }
 
     /// The next packet, if one is due now.
-    pub fn poll_transmit(&mut self, now: Duration) -> Option<[u8; PACKET_LEN]> {
+    pub fn poll_transmit(&mut self, now: Time) -> Option<[u8; PACKET_LEN]> {
         if now < self.next_tx {
             return None;
         }
@@ -503,7 +502,7 @@ impl Session {
     pub fn admin_down(&mut self) -> [u8; PACKET_LEN] {
         self.state = State::AdminDown;
         self.diag = Diag::None;
-        self.next_tx = Duration::MAX;
+        self.next_tx = Time::NEVER;
         Packet {
             diag: 7, // administratively down
             state: State::AdminDown,
@@ -519,10 +518,10 @@ impl Session {
     }
 
     /// When the session next needs [`tick`](Self::tick) or [`poll_transmit`](Self::poll_transmit).
-    pub fn deadline(&self) -> Duration {
+    pub fn deadline(&self) -> Time {
         let detect = match (self.state, self.last_rx) {
             (State::Init | State::Up, Some(t)) => t + self.detection_time(),
-            _ => Duration::MAX,
+            _ => Time::NEVER,
         };
         self.next_tx.min(detect)
     }
@@ -541,7 +540,7 @@ mod tests {
     /// Two sessions joined by a lossless (or broken) wire, on a virtual clock in 1 ms steps.
     fn run(a: &mut Session, b: &mut Session, from: u64, to: u64, wire_ok: impl Fn(u64) -> bool) {
         for ms in from..to {
-            let now = Duration::from_millis(ms);
+            let now = Time::from_millis(ms);
             if let Some(p) = a.poll_transmit(now) {
                 if wire_ok(ms) {
                     let _ = b.handle(now, &p);
@@ -560,8 +559,8 @@ mod tests {
     #[test]
     fn three_way_handshake_brings_both_up() {
         let (mut a, mut b) = (
-            Session::new(CFG, 11, Duration::ZERO),
-            Session::new(CFG, 22, Duration::ZERO),
+            Session::new(CFG, 11, Time::ZERO),
+            Session::new(CFG, 22, Time::ZERO),
         );
         run(&mut a, &mut b, 0, 3000, |_| true);
         assert!(a.is_up() && b.is_up(), "{:?} {:?}", a.state(), b.state());
@@ -578,8 +577,8 @@ mod tests {
     #[test]
     fn a_silent_wire_takes_both_down_within_the_detection_time() {
         let (mut a, mut b) = (
-            Session::new(CFG, 11, Duration::ZERO),
-            Session::new(CFG, 22, Duration::ZERO),
+            Session::new(CFG, 11, Time::ZERO),
+            Session::new(CFG, 22, Time::ZERO),
         );
         run(&mut a, &mut b, 0, 3000, |_| true);
         assert!(a.is_up());
@@ -601,13 +600,13 @@ mod tests {
     #[test]
     fn one_way_loss_is_caught_at_both_ends() {
         let (mut a, mut b) = (
-            Session::new(CFG, 11, Duration::ZERO),
-            Session::new(CFG, 22, Duration::ZERO),
+            Session::new(CFG, 11, Time::ZERO),
+            Session::new(CFG, 22, Time::ZERO),
         );
         run(&mut a, &mut b, 0, 3000, |_| true);
         // Only a -> b is lost: b times out, then tells a it is down.
         for ms in 3000..5000u64 {
-            let now = Duration::from_millis(ms);
+            let now = Time::from_millis(ms);
             let _ = a.poll_transmit(now);
             if let Some(p) = b.poll_transmit(now) {
                 let _ = a.handle(now, &p);
@@ -678,8 +677,8 @@ mod tests {
 
     #[test]
     fn frames_not_from_the_peer_or_not_whole_are_refused() {
-        let packet = Session::new(CFG, 11, Duration::ZERO)
-            .poll_transmit(Duration::ZERO)
+        let packet = Session::new(CFG, 11, Time::ZERO)
+            .poll_transmit(Time::ZERO)
             .expect("a packet");
         let f = frame(
             [2, 0, 0, 0, 0, 1],
@@ -741,12 +740,12 @@ mod tests {
     #[test]
     fn a_strangers_down_or_admin_down_without_our_discriminator_takes_nothing_down() {
         let (mut a, mut b) = (
-            Session::new(CFG, 11, Duration::ZERO),
-            Session::new(CFG, 22, Duration::ZERO),
+            Session::new(CFG, 11, Time::ZERO),
+            Session::new(CFG, 22, Time::ZERO),
         );
         run(&mut a, &mut b, 0, 3000, |_| true);
         assert!(a.is_up());
-        let now = Duration::from_millis(3000);
+        let now = Time::from_millis(3000);
         for p in [
             from_peer(State::Down, 77, 0, 50_000, 50_000),
             from_peer(State::AdminDown, 77, 0, 50_000, 50_000),
@@ -768,11 +767,11 @@ mod tests {
     #[test]
     fn the_peers_timers_are_held_within_bounds() {
         let (mut a, mut b) = (
-            Session::new(CFG, 11, Duration::ZERO),
-            Session::new(CFG, 22, Duration::ZERO),
+            Session::new(CFG, 11, Time::ZERO),
+            Session::new(CFG, 22, Time::ZERO),
         );
         run(&mut a, &mut b, 0, 3000, |_| true);
-        let now = Duration::from_millis(3000);
+        let now = Time::from_millis(3000);
         // Asks us to send every microsecond: we keep our own 50 ms.
         a.handle(now, &from_peer(State::Up, 22, 11, 1, 1))
             .expect("accepted");
@@ -797,22 +796,19 @@ mod tests {
     #[test]
     fn admin_down_takes_the_peer_down_at_once() {
         let (mut a, mut b) = (
-            Session::new(CFG, 11, Duration::ZERO),
-            Session::new(CFG, 22, Duration::ZERO),
+            Session::new(CFG, 11, Time::ZERO),
+            Session::new(CFG, 22, Time::ZERO),
         );
         run(&mut a, &mut b, 0, 3000, |_| true);
         let p = a.admin_down();
-        assert_eq!(
-            b.handle(Duration::from_millis(3000), &p),
-            Ok(Some(State::Down))
-        );
+        assert_eq!(b.handle(Time::from_millis(3000), &p), Ok(Some(State::Down)));
         assert_eq!(b.diag, Diag::NeighborDown);
-        assert_eq!(a.poll_transmit(Duration::from_millis(3001)), None);
+        assert_eq!(a.poll_transmit(Time::from_millis(3001)), None);
     }
 
     #[test]
     fn foreign_discriminators_are_discarded() {
-        let mut a = Session::new(CFG, 11, Duration::ZERO);
+        let mut a = Session::new(CFG, 11, Time::ZERO);
         let p = Packet {
             diag: 0,
             state: State::Up,
@@ -824,7 +820,7 @@ mod tests {
             desired_min_tx_us: 50_000,
             required_min_rx_us: 50_000,
         };
-        assert!(a.handle(Duration::ZERO, &p.emit()).is_err());
+        assert!(a.handle(Time::ZERO, &p.emit()).is_err());
         assert_eq!(a.counters.invalid, 1);
         assert_eq!(a.state(), State::Down);
     }

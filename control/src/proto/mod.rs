@@ -5,6 +5,7 @@
 //! - [`bfd`]: micro-BFD (RFC 7130) sessions per member;
 //! - [`probe`]: the ARP/NS probe monitor's frames and the replies it accepts;
 //! - [`notify`]: peer notifications (gratuitous ARP, unsolicited NA);
+//! - [`time`]: the one time type every core takes `now` in;
 //! - [`wire`]: the header views and representations every one of them builds and reads
 //!   frames with.
 
@@ -12,4 +13,5 @@ pub mod bfd;
 pub mod lacp;
 pub mod notify;
 pub mod probe;
+pub mod time;
 pub mod wire;

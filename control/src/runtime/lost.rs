@@ -13,15 +13,17 @@
 //! - a link event that follows a mark says by how much the data path was ahead;
 //! - a member made usable again is cleared at once.
 //!
-//! Time comes in as `now`; the only clock read here is the age of a mark (the words hold
+//! Time comes in as `now` ([`Time`]); the only clock read here is the age of a mark (the words hold
 //! `CLOCK_MONOTONIC` stamps, written by the kernel).
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use xlagg_common::LOST_EPOCH;
 use xlagg_dataplane::distribution::MAX_MEMBERS;
 use xlagg_dataplane::mapped_words::MappedWords;
+
+use crate::proto::time::Time;
 
 /// How often a member marked lost while the control thread still sees it usable is tried
 /// again.
@@ -60,18 +62,18 @@ pub struct LostWatch {
     /// Members whose mark was seen at the last look (bit per slot).
     seen: u32,
     /// When to look next.
-    next_look: Instant,
+    next_look: Time,
 }
 
 impl LostWatch {
-    /// Follows `words` from `now`; the first look is due at once.
-    pub fn new(words: Option<Arc<MappedWords>>, now: Instant) -> Self {
+    /// Follows `words`; the first look is due at once.
+    pub fn new(words: Option<Arc<MappedWords>>) -> Self {
         Self {
             words,
             left: [0; MAX_MEMBERS],
             counted: [0; MAX_MEMBERS],
             seen: 0,
-            next_look: now,
+            next_look: Time::ZERO,
         }
     }
 
@@ -81,7 +83,7 @@ impl LostWatch {
     }
 
     /// When [`look`](Self::look) is due (`None` without words).
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Time> {
         self.words.as_ref().map(|_| self.next_look)
     }
 
@@ -146,7 +148,7 @@ impl LostWatch {
 
     /// Looks at the marks if a look is due: counts them, tells of members newly left, and
     /// clears a member marked since the last look that is usable with its link up.
-    pub fn look(&mut self, now: Instant, members: &[MemberNow]) -> Vec<LostNews> {
+    pub fn look(&mut self, now: Time, members: &[MemberNow]) -> Vec<LostNews> {
         let mut news = Vec::new();
         let Some(words) = self.words.clone() else {
             return news;
@@ -186,20 +188,20 @@ mod tests {
         link: true,
     };
 
-    fn watch(t0: Instant) -> (LostWatch, Arc<MappedWords>) {
+    fn watch() -> (LostWatch, Arc<MappedWords>) {
         let words = Arc::new(MappedWords::heap(LOST_EPOCH as usize + 1));
-        (LostWatch::new(Some(Arc::clone(&words)), t0), words)
+        (LostWatch::new(Some(Arc::clone(&words))), words)
     }
 
     #[test]
     fn a_mark_is_told_once_then_retried_at_the_next_look() {
-        let t0 = Instant::now();
-        let (mut w, words) = watch(t0);
+        let t0 = Time::from_millis(10);
+        let (mut w, words) = watch();
         assert_eq!(w.look(t0, &[UP, UP]), vec![]);
         assert_eq!(w.deadline(), Some(t0 + RETRY));
         assert!(words.mark(1, LOST_EPOCH as usize));
         // Not due yet: nothing happens before the deadline.
-        assert_eq!(w.look(t0 + RETRY / 2, &[UP, UP]), vec![]);
+        assert_eq!(w.look(t0 + Duration::from_millis(500), &[UP, UP]), vec![]);
         assert_eq!(w.look(t0 + RETRY, &[UP, UP]), vec![LostNews::Left(1)]);
         assert_eq!(w.left(1), 1);
         assert_ne!(words.get(1), 0, "told, not cleared yet");
@@ -214,8 +216,8 @@ mod tests {
 
     #[test]
     fn a_member_the_control_thread_left_is_no_news_and_keeps_its_mark() {
-        let t0 = Instant::now();
-        let (mut w, words) = watch(t0);
+        let t0 = Time::from_millis(10);
+        let (mut w, words) = watch();
         words.mark(0, LOST_EPOCH as usize);
         let down = MemberNow {
             usable: false,
@@ -238,8 +240,8 @@ mod tests {
 
     #[test]
     fn a_retired_slot_forgets_its_mark_and_a_new_member_counts_from_zero() {
-        let t0 = Instant::now();
-        let (mut w, words) = watch(t0);
+        let t0 = Time::from_millis(10);
+        let (mut w, words) = watch();
         words.mark(0, LOST_EPOCH as usize);
         assert_eq!(w.look(t0, &[UP]), vec![LostNews::Left(0)]);
         let retired = MemberNow {
@@ -258,8 +260,8 @@ mod tests {
 
     #[test]
     fn a_link_event_after_a_mark_says_how_far_ahead_and_is_news_once() {
-        let t0 = Instant::now();
-        let (mut w, words) = watch(t0);
+        let t0 = Time::from_millis(10);
+        let (mut w, words) = watch();
         assert_eq!(
             w.link_down(0, true),
             None,
@@ -278,8 +280,8 @@ mod tests {
 
     #[test]
     fn clearing_makes_the_next_mark_news_again() {
-        let t0 = Instant::now();
-        let (mut w, words) = watch(t0);
+        let t0 = Time::from_millis(10);
+        let (mut w, words) = watch();
         words.mark(2, LOST_EPOCH as usize);
         assert_eq!(w.look(t0, &[UP, UP, UP]), vec![LostNews::Left(2)]);
         assert_eq!(w.marked(3, |_| false), 0b100);
@@ -293,8 +295,8 @@ mod tests {
 
     #[test]
     fn without_words_nothing_is_due_or_marked() {
-        let t0 = Instant::now();
-        let mut w = LostWatch::new(None, t0);
+        let t0 = Time::from_millis(10);
+        let mut w = LostWatch::new(None);
         assert_eq!(w.deadline(), None);
         assert_eq!(w.look(t0, &[UP]), vec![]);
         assert_eq!(w.link_down(0, true), None);

@@ -22,7 +22,7 @@ use std::time::Duration;
 use xlagg_dataplane::distribution::MemberIndex;
 
 use crate::config::LaggProto;
-use crate::proto::lacp::Time;
+use crate::proto::time::Time;
 
 /// The settings the rules depend on.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -11,7 +11,9 @@
 //! counts them) and the published table's bucket map and active set, at least every
 //! [`Rebalancer::deadline`], and publishes the moves it returns.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::proto::time::Time;
 
 use xlagg_dataplane::distribution::{MemberIndex, BUCKETS, MAX_MEMBERS};
 
@@ -51,17 +53,17 @@ struct Pending {
     to: MemberIndex,
     /// Its counter when last seen changing, and since when it has stood still.
     seen: u64,
-    still_since: Instant,
-    planned: Instant,
+    still_since: Time,
+    planned: Time,
 }
 
 /// The rebalancer of one lagg.
 #[derive(Clone, Debug)]
 pub struct Rebalancer {
     cfg: RebalanceConfig,
-    window: Option<(Instant, [u64; BUCKETS])>,
+    window: Option<(Time, [u64; BUCKETS])>,
     rates: [f64; BUCKETS],
-    over_since: Option<Instant>,
+    over_since: Option<Time>,
     pending: Vec<Pending>,
     /// Each member's load by the last window, less and plus the buckets moved since.
     load: [f64; MAX_MEMBERS],
@@ -96,7 +98,7 @@ impl Rebalancer {
 
     /// When [`step`](Self::step) is due next: often enough to see a gap of `idle` while
     /// buckets wait for one, once a window otherwise.
-    pub fn deadline(&self) -> Option<Instant> {
+    pub fn deadline(&self) -> Option<Time> {
         let (start, _) = self.window?;
         let window_end = start + self.cfg.window;
         if self.pending.is_empty() {
@@ -132,7 +134,7 @@ impl Rebalancer {
     /// Takes the counters at `now` and returns the buckets to move now.
     pub fn step(
         &mut self,
-        now: Instant,
+        now: Time,
         hits: &[u64; BUCKETS],
         buckets: &[MemberIndex; BUCKETS],
         active: &[MemberIndex],
@@ -141,8 +143,8 @@ impl Rebalancer {
             self.window = Some((now, *hits));
             return Vec::new();
         };
-        if now.saturating_duration_since(start) >= self.cfg.window {
-            let secs = now.saturating_duration_since(start).as_secs_f64();
+        if now.since(start) >= self.cfg.window {
+            let secs = now.since(start).as_secs_f64();
             for (b, rate) in self.rates.iter_mut().enumerate() {
                 *rate = hits[b].saturating_sub(before[b]) as f64 / secs;
             }
@@ -154,7 +156,7 @@ impl Rebalancer {
 
     /// After a window: notes how long the busiest member has run over the threshold, and
     /// plans moves once it has for `hold`.
-    fn judge(&mut self, now: Instant, buckets: &[MemberIndex; BUCKETS], active: &[MemberIndex]) {
+    fn judge(&mut self, now: Time, buckets: &[MemberIndex; BUCKETS], active: &[MemberIndex]) {
         let load = self.loads(buckets, active);
         self.load = load;
         let total: f64 = active.iter().map(|&m| load[usize::from(m)]).sum();
@@ -184,7 +186,7 @@ impl Rebalancer {
             return;
         }
         let since = *self.over_since.get_or_insert(now);
-        if now.saturating_duration_since(since) < self.cfg.hold || !self.pending.is_empty() {
+        if now.since(since) < self.cfg.hold || !self.pending.is_empty() {
             return;
         }
         // Hottest first: every bucket whose move would narrow the gap between the two now;
@@ -210,7 +212,7 @@ impl Rebalancer {
     /// that found no gap in five windows, or whose member changed meanwhile.
     fn take_idle(
         &mut self,
-        now: Instant,
+        now: Time,
         hits: &[u64; BUCKETS],
         buckets: &[MemberIndex; BUCKETS],
         active: &[MemberIndex],
@@ -233,7 +235,7 @@ impl Rebalancer {
             if hits[p.bucket] != p.seen {
                 p.seen = hits[p.bucket];
                 p.still_since = now;
-            } else if now.saturating_duration_since(p.still_since) >= idle {
+            } else if now.since(p.still_since) >= idle {
                 load[from] -= r;
                 load[to] += r;
                 moves.push(Move {
@@ -241,11 +243,11 @@ impl Rebalancer {
                     from: p.from,
                     to: p.to,
                     rate: rates[p.bucket],
-                    gap: now.saturating_duration_since(p.still_since),
+                    gap: now.since(p.still_since),
                 });
                 return false;
             }
-            now.saturating_duration_since(p.planned) < give_up
+            now.since(p.planned) < give_up
         });
         self.moves += moves.len() as u64;
         if !moves.is_empty() && self.pending.is_empty() {
@@ -281,7 +283,7 @@ mod tests {
     /// a burst every 100 ms; bucket 1 (member 1) 100 frames/s, steadily.
     fn drive(
         r: &mut Rebalancer,
-        t0: Instant,
+        t0: Time,
         secs: u64,
         hits: &mut [u64; BUCKETS],
         map: &mut [MemberIndex; BUCKETS],
@@ -299,7 +301,7 @@ mod tests {
             for m in r.step(now, hits, map, &[0, 1]) {
                 assert_eq!(map[m.bucket], m.from);
                 map[m.bucket] = m.to;
-                moved.push((now - t0, m));
+                moved.push((now.since(t0), m));
             }
         }
         moved
@@ -307,7 +309,7 @@ mod tests {
 
     #[test]
     fn bursty_buckets_move_at_their_gaps_and_a_steady_elephant_stays() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut r = Rebalancer::new(cfg());
         let mut hits = [0u64; BUCKETS];
         let mut map = table();
@@ -327,7 +329,7 @@ mod tests {
 
     #[test]
     fn an_even_spread_moves_nothing() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut r = Rebalancer::new(cfg());
         let mut hits = [0u64; BUCKETS];
         let map = table();
@@ -350,7 +352,7 @@ mod tests {
 
     #[test]
     fn a_bucket_whose_member_changed_meanwhile_is_left_alone() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut r = Rebalancer::new(cfg());
         let mut hits = [0u64; BUCKETS];
         let mut map = table();
@@ -372,7 +374,7 @@ mod tests {
 
     #[test]
     fn the_deadline_is_soon_while_buckets_wait_for_a_gap() {
-        let t0 = Instant::now();
+        let t0 = Time::ZERO;
         let mut r = Rebalancer::new(cfg());
         assert_eq!(r.deadline(), None);
         let hits = [0u64; BUCKETS];

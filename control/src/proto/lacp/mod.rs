@@ -50,28 +50,8 @@ pub const MAX_TX_PER_INTERVAL: usize = 3;
 /// Information, so this bounds what a stranger's flood of them can make us send).
 pub const MARKER_RESPONSES_PER_SECOND: u32 = 3;
 
-/// A point in time, in nanoseconds since an arbitrary epoch (the caller's clock).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Time(pub u64);
-
-impl Time {
-    /// Time from a duration since the epoch.
-    pub fn from_duration(d: Duration) -> Time {
-        Time(d.as_nanos() as u64)
-    }
-
-    /// The duration since `earlier` (zero if `earlier` is later).
-    pub fn since(self, earlier: Time) -> Duration {
-        Duration::from_nanos(self.0.saturating_sub(earlier.0))
-    }
-}
-
-impl std::ops::Add<Duration> for Time {
-    type Output = Time;
-    fn add(self, d: Duration) -> Time {
-        Time(self.0.saturating_add(d.as_nanos() as u64))
-    }
-}
+/// LACP's time: the cores' one time type.
+pub use crate::proto::time::Time;
 
 /// Mux control (802.1AX 5.4.15).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -88,7 +88,7 @@ impl Lagg {
         let cfg = self.cfg.clone();
         let first_member = nl.require(present.first().map_or(&cfg.ports[0], |p| p))?;
         let words = self.path.lost_words(&cfg.name).map(Arc::new);
-        self.lost = LostWatch::new(words, Instant::now());
+        self.lost = LostWatch::new(words);
         let upper_name = match &cfg.upper {
             Upper::Host { .. } => self.create_host(nl, first_member.mac)?,
             Upper::Forward { port } => port.clone(),
@@ -359,7 +359,7 @@ impl Lagg {
         for port in self.members.iter_mut().chain(self.upper.as_mut()) {
             restore_port(port);
         }
-        self.lost = LostWatch::new(None, Instant::now());
+        self.lost = LostWatch::new(None);
         for Created { index, name } in self.created.drain(..).rev() {
             if let Err(e) = nl.delete(index, &name) {
                 tracing::error!(lagg = %self.cfg.name, error = %e, "could not delete {name}");

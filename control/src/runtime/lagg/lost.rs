@@ -47,6 +47,7 @@ impl Lagg {
     /// the last look whose link the kernel still reports up (see [`crate::runtime::lost`]).
     pub(super) fn check_lost(&mut self, now: Instant) {
         let view = self.lost_view();
+        let now = self.time(now);
         for news in self.lost.look(now, &view) {
             match news {
                 LostNews::Left(i) => {

@@ -43,7 +43,8 @@ use xlagg_sys::afpacket::PacketSocket;
 use xlagg_sys::linkevents::LinkEvent;
 
 use crate::config::{LaggConfig, LaggProto, Upper};
-use crate::proto::lacp::{self, Time};
+use crate::proto::lacp;
+use crate::proto::time::Time;
 use crate::runtime::lost::LostWatch;
 use crate::runtime::members::{MemberEvent, MemberSet, Rules, Verdict};
 use crate::sys::netdev::{format_mac, LinkState, NetdevError, Netlink};
@@ -266,7 +267,7 @@ impl Lagg {
             upper: None,
             created: Vec::new(),
             path: DataPath::load(cfg, DistributionTable::new(policy, seed))?,
-            lost: LostWatch::new(None, Instant::now()),
+            lost: LostWatch::new(None),
             set: MemberSet::new(rules_for(cfg), &present),
             epoch: Instant::now(),
             announcer: Announcer::new(cfg),
@@ -468,14 +469,13 @@ impl Lagg {
         let rebalance = self
             .rebalance
             .as_ref()
-            .map(|r| r.deadline().unwrap_or(self.epoch));
-        self.set
-            .poll_timeout()
-            .map(|t| self.instant(t))
+            .map(|r| r.deadline().unwrap_or(Time::ZERO));
+        let cores = [self.set.poll_timeout(), self.lost.deadline(), rebalance];
+        cores
             .into_iter()
+            .flatten()
+            .map(|t| self.instant(t))
             .chain(monitors)
-            .chain(self.lost.deadline())
-            .chain(rebalance)
             .min()
     }
 
@@ -507,6 +507,7 @@ impl Lagg {
     /// Runs the rebalancer when due: reads the buckets' counters and publishes the buckets
     /// it moves, each with an event.
     fn rebalance_tick(&mut self, now: Instant) -> Result<(), LaggError> {
+        let now = self.time(now);
         let due = self
             .rebalance
             .as_ref()

@@ -9,6 +9,7 @@ use super::keepalive::Keepalive;
 use super::{put, read_frames};
 use crate::config::{BfdOptions, LaggConfig, Upper};
 use crate::proto::bfd;
+use crate::proto::time::Time;
 use crate::runtime::lagg::{unix_ms, LaggError, Port};
 
 /// EtherType of the packet sockets.
@@ -38,7 +39,7 @@ pub(crate) struct BfdMonitor {
     /// sender) and when it last heard from it. Packets from anyone else are discarded until
     /// that peer has been silent for a detection time (a peer that went away is forgotten);
     /// so a stranger cannot take a session over in its handshake unless it spoke first.
-    peers: Vec<Option<([u8; 4], Duration)>>,
+    peers: Vec<Option<([u8; 4], Time)>>,
     sockets: Vec<Option<Arc<PacketSocket>>>,
     /// Sends the sessions' last packets again while the control thread is busy elsewhere.
     keepalive: Keepalive,
@@ -77,7 +78,7 @@ impl BfdMonitor {
             sessions.push(bfd::Session::new(
                 session_cfg,
                 random_discriminator(),
-                Duration::ZERO,
+                Time::ZERO,
             ));
         }
         let src_ip = match &cfg.upper {
@@ -131,7 +132,7 @@ impl BfdMonitor {
         members: &[Port],
         retired: impl Fn(usize) -> bool,
     ) -> Vec<usize> {
-        let now = now.saturating_duration_since(self.epoch);
+        let now = Time::from_duration(now.saturating_duration_since(self.epoch));
         let mut changed = Vec::new();
         let mut packets = Vec::new();
         for (i, s) in self.sessions.iter_mut().enumerate() {
@@ -171,12 +172,12 @@ impl BfdMonitor {
             read_frames(socket, lagg, "micro-BFD", |f| {
                 match bfd::payload(f, &addresses) {
                     Ok((src, p)) => {
-                        let now = epoch.elapsed();
+                        let now = Time::from_duration(epoch.elapsed());
                         // A peer silent for a detection time (3 s before the session is up)
                         // is forgotten.
                         let forget = session.detection_time().max(Duration::from_secs(3));
                         if let Some((peer, heard)) = *learnt {
-                            if peer != src && now.saturating_sub(heard) < forget {
+                            if peer != src && now.since(heard) < forget {
                                 session.counters.invalid += 1;
                                 tracing::debug!(lagg = %lagg, port, "micro-BFD packet from another address than the session's peer discarded");
                                 return;
@@ -210,7 +211,7 @@ impl BfdMonitor {
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let next = self.sessions.iter().map(bfd::Session::deadline).min()?;
         self.epoch
-            .checked_add(next)
+            .checked_add(next.as_duration())
             .or(Some(self.epoch + Duration::from_secs(3600)))
     }
 
@@ -230,7 +231,8 @@ impl BfdMonitor {
         let Some(cfg) = self.sessions.first().map(bfd::Session::config) else {
             return;
         };
-        let session = bfd::Session::new(cfg, random_discriminator(), self.epoch.elapsed());
+        let now = Time::from_duration(self.epoch.elapsed());
+        let session = bfd::Session::new(cfg, random_discriminator(), now);
         put(&mut self.sessions, slot, session);
         put(&mut self.peers, slot, None);
         put(

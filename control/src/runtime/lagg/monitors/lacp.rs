@@ -9,7 +9,8 @@ use super::keepalive::Keepalive;
 use super::{put, read_frames};
 use crate::config::LaggConfig;
 use crate::proto::lacp::pdu::{self, LacpState, PortInfo, SlowPdu};
-use crate::proto::lacp::{self, Lacp, LacpConfig, PortConfig, Time};
+use crate::proto::lacp::{self, Lacp, LacpConfig, PortConfig};
+use crate::proto::time::Time;
 use crate::runtime::lagg::{LaggError, Port};
 use crate::sys::netdev::format_mac;
 
