@@ -160,9 +160,9 @@ impl ControlLoop {
         let mut fds = vec![self.link_events.as_raw_fd(), self.server.wake_fd()];
         fds.extend(control.iter().map(|s| s.2));
         let ready = linkevents::wait_readable(&fds, deadline.saturating_duration_since(now));
-        // The step's clock: every lagg rule below runs at this `now` (a timer that came due
-        // while the step worked is taken at the next step, which does not wait).
-        let now = Instant::now();
+        // The step's clock: the lagg rules below run at this `now`, read once when the step
+        // wakes, and once more only if the work in between took LATE_READ or longer.
+        let mut now = Instant::now();
         if ready.first() == Some(&true) {
             self.link_notifications(now);
         }
@@ -178,10 +178,12 @@ impl ControlLoop {
             self.requests();
         }
         // Work above can take a while (a request restarted a lagg, a worker was replaced):
-        // what the partners sent meanwhile is read before the timers below judge silence.
-        // Frames keep the time they are read at; the timers below judge at `now`, which is
-        // no later than those reads, so a late step never finds a partner silent.
-        if now.elapsed() >= LATE_READ {
+        // the rest of the step runs at a new reading, and what the partners sent meanwhile
+        // is read before the timers below judge silence (frames keep the time they are read
+        // at, which is never before this `now`).
+        let later = Instant::now();
+        if later.saturating_duration_since(now) >= LATE_READ {
+            now = later;
             let control = self.control_sockets();
             let fds: Vec<RawFd> = control.iter().map(|s| s.2).collect();
             let ready = linkevents::wait_readable(&fds, Duration::ZERO);

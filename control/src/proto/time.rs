@@ -3,7 +3,7 @@
 //! caller chooses. A running lagg's epoch is its start (`Lagg::time` converts the control
 //! loop's `Instant` once); the virtual-clock tests and simulations count from zero.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// A point in time, in nanoseconds since an arbitrary epoch (the caller's clock).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
@@ -34,6 +34,17 @@ impl Time {
     pub fn as_duration(self) -> Duration {
         Duration::from_nanos(self.0)
     }
+
+    /// `now` on the clock whose epoch is `epoch` (zero before it).
+    pub fn at(epoch: Instant, now: Instant) -> Time {
+        Time::from_duration(now.saturating_duration_since(epoch))
+    }
+
+    /// This time as an instant of the clock whose epoch is `epoch` (`None` past what an
+    /// `Instant` can hold, e.g. [`NEVER`](Self::NEVER) on some platforms).
+    pub fn instant(self, epoch: Instant) -> Option<Instant> {
+        epoch.checked_add(self.as_duration())
+    }
 }
 
 impl std::ops::Add<Duration> for Time {
@@ -60,5 +71,10 @@ mod tests {
         assert_eq!(t.since(Time::ZERO), Duration::from_millis(5));
         assert_eq!(Time::from_duration(Duration::MAX), Time::NEVER);
         assert_eq!(t.as_duration(), Duration::from_millis(5));
+        let epoch = Instant::now();
+        let later = epoch + Duration::from_millis(5);
+        assert_eq!(Time::at(epoch, later), t);
+        assert_eq!(Time::at(later, epoch), Time::ZERO);
+        assert_eq!(t.instant(epoch), Some(later));
     }
 }

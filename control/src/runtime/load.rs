@@ -3,7 +3,9 @@
 //! mean of the active members': 1.0 is even, N is everything on one of N). Sans-IO: the caller
 //! passes the time and the members' transmit byte counters, about once a second.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use crate::proto::time::Time;
 
 /// The shortest window a measurement covers: a shorter one (a view published right after a
 /// change) keeps the previous figures.
@@ -26,7 +28,7 @@ pub struct Load {
 /// Turns counter samples into [`Load`]s.
 #[derive(Clone, Debug, Default)]
 pub struct LoadMeter {
-    last: Option<(Instant, Vec<u64>)>,
+    last: Option<(Time, Vec<u64>)>,
     load: Option<Load>,
 }
 
@@ -34,7 +36,7 @@ impl LoadMeter {
     /// Takes the counters at `now` (`tx_bytes` and `active` by member slot). Returns whether
     /// a new window was measured. A counter that went back (a member re-made) counts as
     /// nothing sent; a change in the number of slots starts over.
-    pub fn update(&mut self, now: Instant, tx_bytes: &[u64], active: &[bool]) -> bool {
+    pub fn update(&mut self, now: Time, tx_bytes: &[u64], active: &[bool]) -> bool {
         let Some((then, before)) = &self.last else {
             self.last = Some((now, tx_bytes.to_vec()));
             return false;
@@ -44,7 +46,7 @@ impl LoadMeter {
             self.load = None;
             return false;
         }
-        let window = now.saturating_duration_since(*then);
+        let window = now.since(*then);
         if window < MIN_WINDOW {
             return false;
         }
@@ -94,7 +96,7 @@ mod tests {
 
     #[test]
     fn shares_and_imbalance_follow_the_bytes_sent() {
-        let t0 = Instant::now();
+        let t0 = Time::from_millis(1000);
         let mut m = LoadMeter::default();
         assert!(!m.update(t0, &[0, 0, 0], &[true, true, false]));
         assert!(m.load().is_none(), "one sample is no window");
@@ -118,7 +120,7 @@ mod tests {
 
     #[test]
     fn nothing_sent_counters_gone_back_and_new_slots_say_so() {
-        let t0 = Instant::now();
+        let t0 = Time::from_millis(1000);
         let mut m = LoadMeter::default();
         m.update(t0, &[100, 100], &[true, true]);
         assert!(m.update(t0 + S, &[100, 100], &[true, true]));

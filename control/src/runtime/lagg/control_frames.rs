@@ -43,7 +43,7 @@ impl Lagg {
             }
             ControlSocket::Probe(port) => {
                 if let Some(probe) = self.monitors.probe.as_mut() {
-                    probe.handle_frames(port, now);
+                    probe.handle_frames(port);
                 }
                 self.judge_probes(nl, now)
             }

@@ -290,12 +290,13 @@ impl Lagg {
 
     /// `now` on the clock of every timer of this lagg.
     fn time(&self, now: Instant) -> Time {
-        Time::from_duration(now.saturating_duration_since(self.epoch))
+        Time::at(self.epoch, now)
     }
 
-    /// The instant of `t` on this lagg's clock.
+    /// The instant of `t` on this lagg's clock (an hour on where it cannot be one).
     fn instant(&self, t: Time) -> Instant {
-        self.epoch + Duration::from_nanos(t.0)
+        t.instant(self.epoch)
+            .unwrap_or(self.epoch + Duration::from_secs(3600))
     }
 
     /// Re-reads every member's link state from the kernel (at start, as a safety net, and after
@@ -354,6 +355,8 @@ impl Lagg {
         events: &[LinkEvent],
         now: Instant,
     ) -> Result<(), LaggError> {
+        // How long applying takes (a measurement for the log, not a rule's time).
+        let started = Instant::now();
         let time = self.time(now);
         let mut changed = Vec::new();
         let mut usability = Vec::new();
@@ -406,7 +409,7 @@ impl Lagg {
         self.log_member_events();
         if !changed.is_empty() {
             self.after_usability_change(nl, &changed, now)?;
-            tracing::debug!(lagg = %self.cfg.name, micros = now.elapsed().as_micros() as u64, "link change applied");
+            tracing::debug!(lagg = %self.cfg.name, micros = started.elapsed().as_micros() as u64, "link change applied");
         }
         Ok(())
     }

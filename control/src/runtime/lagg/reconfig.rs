@@ -223,7 +223,7 @@ impl Lagg {
                 lacp.join(new, slot, &port, now);
             }
             if let Some(bfd) = self.monitors.bfd.as_mut() {
-                bfd.join(slot, &port);
+                bfd.join(slot, &port, now);
                 self.set.set_verdict(slot, Verdict::Bfd, false);
             }
             if let Some(probe) = self.monitors.probe.as_mut() {

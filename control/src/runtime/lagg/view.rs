@@ -164,7 +164,7 @@ impl Lagg {
                     None
                 },
                 probe_ok: self.monitors.probe.as_ref().and(member).map(|m| m.probe_ok),
-                data_path_leaves: self.lost.left(i),
+                data_path_leaves: member.map_or(0, |_| self.lost.left(i)),
                 tx_share: self.tx_share(i),
                 lacp_alarm: member
                     .and(alarms.as_ref())
@@ -234,6 +234,7 @@ impl Lagg {
         let active: Vec<bool> = (0..n)
             .map(|i| table.active().contains(&(i as MemberIndex)))
             .collect();
+        let now = self.time(now);
         self.load.update(now, &bytes, &active);
     }
 

@@ -132,7 +132,7 @@ impl BfdMonitor {
         members: &[Port],
         retired: impl Fn(usize) -> bool,
     ) -> Vec<usize> {
-        let now = Time::from_duration(now.saturating_duration_since(self.epoch));
+        let now = Time::at(self.epoch, now);
         let mut changed = Vec::new();
         let mut packets = Vec::new();
         for (i, s) in self.sessions.iter_mut().enumerate() {
@@ -172,7 +172,7 @@ impl BfdMonitor {
             read_frames(socket, lagg, "micro-BFD", |f| {
                 match bfd::payload(f, &addresses) {
                     Ok((src, p)) => {
-                        let now = Time::from_duration(epoch.elapsed());
+                        let now = Time::at(epoch, Instant::now());
                         // A peer silent for a detection time (3 s before the session is up)
                         // is forgotten.
                         let forget = session.detection_time().max(Duration::from_secs(3));
@@ -210,8 +210,7 @@ impl BfdMonitor {
     /// When [`tick`](Self::tick) is due next.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let next = self.sessions.iter().map(bfd::Session::deadline).min()?;
-        self.epoch
-            .checked_add(next.as_duration())
+        next.instant(self.epoch)
             .or(Some(self.epoch + Duration::from_secs(3600)))
     }
 
@@ -227,12 +226,11 @@ impl BfdMonitor {
     }
 
     /// Member `slot` joined at run time: a new session, down until the peer answers.
-    pub(crate) fn join(&mut self, slot: usize, port: &Port) {
+    pub(crate) fn join(&mut self, slot: usize, port: &Port, now: Instant) {
         let Some(cfg) = self.sessions.first().map(bfd::Session::config) else {
             return;
         };
-        let now = Time::from_duration(self.epoch.elapsed());
-        let session = bfd::Session::new(cfg, random_discriminator(), now);
+        let session = bfd::Session::new(cfg, random_discriminator(), Time::at(self.epoch, now));
         put(&mut self.sessions, slot, session);
         put(&mut self.peers, slot, None);
         put(

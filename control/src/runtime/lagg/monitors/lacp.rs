@@ -114,7 +114,7 @@ impl LacpMonitor {
 
     /// `now` on the lagg's clock.
     fn time(&self, now: Instant) -> Time {
-        Time::from_duration(now.saturating_duration_since(self.epoch))
+        Time::at(self.epoch, now)
     }
 
     /// The open slow-protocol sockets with their member slot.
@@ -141,7 +141,7 @@ impl LacpMonitor {
     /// When [`tick`](Self::tick) is due next.
     pub(crate) fn deadline(&self) -> Option<Instant> {
         let t = self.core.poll_timeout()?;
-        Some(self.epoch + Duration::from_nanos(t.0))
+        t.instant(self.epoch)
     }
 
     /// Member `port` became usable or unusable (`speed` in Mb/s, 0 when unknown).

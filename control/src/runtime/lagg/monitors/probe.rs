@@ -97,11 +97,12 @@ impl ProbeMonitor {
     }
 
     /// Reads the pending frames of member `port`'s socket: a reply to any member's probe
-    /// validates that member (the probe MAC says where the probe left).
-    pub(crate) fn handle_frames(&mut self, port: usize, now: Instant) {
+    /// validates that member (the probe MAC says where the probe left), as of when it is read.
+    pub(crate) fn handle_frames(&mut self, port: usize) {
         if let Some(Some(socket)) = self.sockets.get(port) {
             let (macs, targets, last) = (&self.probe_macs, &self.targets, &mut self.last_reply);
             read_frames(socket, &self.lagg, "probe monitor", |f| {
+                let now = Instant::now();
                 for (m, mac) in macs.iter().enumerate() {
                     if crate::proto::probe::reply_from(f, *mac, targets).is_some() {
                         last[m] = Some(now);
