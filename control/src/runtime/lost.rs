@@ -45,7 +45,8 @@ pub struct MemberNow {
 pub enum LostNews {
     /// The data path left the member while the member set still used it.
     Left(usize),
-    /// Marked since the last look with its link still up: cleared, to be tried again.
+    /// Still marked at the look after the one that saw the mark, with its link up: cleared,
+    /// to be tried again.
     Retried(usize),
 }
 
@@ -228,14 +229,29 @@ mod tests {
         assert_eq!(w.left(0), 0);
         assert_eq!(w.look(t0 + RETRY, &[down]), vec![]);
         assert_ne!(words.get(0), 0, "not retried while unusable");
-        // Usable in its downdelay with the link down: still not retried.
+        // Usable in its downdelay with the link down: counted, but not retried (it was
+        // seen already, so no news either).
         let waiting = MemberNow {
             usable: true,
             retired: false,
             link: false,
         };
-        w.look(t0 + 2 * RETRY, &[waiting]);
+        assert_eq!(w.look(t0 + 2 * RETRY, &[waiting]), vec![]);
         assert_ne!(words.get(0), 0);
+        assert_eq!(w.left(0), 1);
+    }
+
+    #[test]
+    fn a_link_event_on_a_member_already_left_counts_nothing() {
+        let t0 = Time::from_millis(10);
+        let (mut w, words) = watch();
+        words.mark(0, LOST_EPOCH as usize);
+        let (_, news) = w.link_down(0, false).expect("marked");
+        assert!(!news, "the control thread had left it: no news");
+        assert_eq!(w.left(0), 0);
+        // Nor at the next look: the mark was seen with the link event.
+        let down = MemberNow::default();
+        assert_eq!(w.look(t0, &[down]), vec![]);
     }
 
     #[test]
@@ -249,6 +265,8 @@ mod tests {
             ..UP
         };
         assert_eq!(w.look(t0 + RETRY, &[retired]), vec![]);
+        // Still marked in the words; a retired slot is left out of the mask.
+        assert_eq!(w.marked(1, |_| false), 0b1);
         assert_eq!(w.marked(1, |_| true), 0);
         w.join(0);
         assert_eq!(w.left(0), 0);

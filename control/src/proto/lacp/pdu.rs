@@ -1,9 +1,9 @@
 //! Slow-protocol wire formats: LACPDU (subtype 1) and Marker PDU (subtype 2), IEEE 802.1AX-2008
 //! clauses 5.4.2 and 5.5.3 (802.3ad clause 43).
 //!
-//! Each format has a `Repr` with `parse` and `emit`; the Ethernet header goes through
-//! [`crate::proto::wire`], the TLVs through one reader and one writer, with every type, length
-//! and field offset named. Parsing walks the TLVs, so a version-2
+//! Each format is a value ([`Lacpdu`], [`Marker`]) with `parse` and `emit`; the Ethernet
+//! header goes through [`crate::proto::wire`], the TLVs through one reader and one writer,
+//! with every type, length and field offset named. Parsing walks the TLVs, so a version-2
 //! LACPDU (802.1AX-2014) with extra TLVs is accepted: the three version-1 TLVs are required,
 //! anything else is skipped. Every read is bounds-checked; a malformed frame gives an error,
 //! never a panic.
@@ -244,6 +244,9 @@ pub enum SlowPdu {
     Marker(Marker),
 }
 
+/// The collector TLV's one field, in its value.
+const COLLECTOR_MAX_DELAY: usize = 0;
+
 fn be16(b: &[u8], at: usize) -> u16 {
     u16::from_be_bytes([b[at], b[at + 1]])
 }
@@ -336,7 +339,9 @@ fn walk(kind: u8, body: &[u8]) -> Result<Found, PduError> {
         match (kind, t) {
             (subtype::LACP, tlv::ACTOR) => found.actor = Some(PortInfo::parse(value)),
             (subtype::LACP, tlv::PARTNER) => found.partner = Some(PortInfo::parse(value)),
-            (subtype::LACP, tlv::COLLECTOR) => found.collector = Some(be16(value, 0)),
+            (subtype::LACP, tlv::COLLECTOR) => {
+                found.collector = Some(be16(value, COLLECTOR_MAX_DELAY));
+            }
             (subtype::MARKER, tlv::MARKER_INFORMATION | tlv::MARKER_RESPONSE) => {
                 found.marker = Some(Marker::parse(t, value));
             }
@@ -421,7 +426,7 @@ impl Lacpdu {
             self.actor.emit(t.put(tlv::ACTOR, tlv::PORT_INFO_LEN));
             self.partner.emit(t.put(tlv::PARTNER, tlv::PORT_INFO_LEN));
             let collector = t.put(tlv::COLLECTOR, tlv::COLLECTOR_LEN);
-            put16(collector, 0, self.collector_max_delay);
+            put16(collector, COLLECTOR_MAX_DELAY, self.collector_max_delay);
         })
     }
 }
@@ -579,6 +584,51 @@ mod tests {
             ..m
         };
         assert_eq!(parse(&r.emit([2, 0, 0, 0, 0, 1])), Ok(SlowPdu::Marker(r)));
+    }
+
+    /// A Marker Information PDU laid out byte by byte from IEEE 802.3 43.5.3.2: requester
+    /// port 3, system 02:00:00:00:00:09, transaction 0xdeadbeef, 2 pad bytes, the terminator,
+    /// then 90 reserved bytes (zero).
+    const MARKER_INFORMATION: &str = "0180c2000002 020000000009 8809 0201
+        0110 0003 020000000009 deadbeef 0000
+        0000";
+
+    fn marker_frame() -> Vec<u8> {
+        let mut f = hex(MARKER_INFORMATION);
+        f.resize(FRAME_LEN, 0);
+        f
+    }
+
+    #[test]
+    fn a_marker_pdu_from_the_standard_layout_parses_and_emits_byte_for_byte() {
+        let m = Marker {
+            response: false,
+            port: 3,
+            system: [2, 0, 0, 0, 0, 9],
+            transaction: 0xdead_beef,
+        };
+        assert_eq!(parse(&marker_frame()), Ok(SlowPdu::Marker(m)));
+        assert_eq!(m.emit([2, 0, 0, 0, 0, 9]).to_vec(), marker_frame());
+        let mut response = marker_frame();
+        response[16] = 2;
+        let r = Marker {
+            response: true,
+            ..m
+        };
+        assert_eq!(parse(&response), Ok(SlowPdu::Marker(r)));
+        assert_eq!(r.emit([2, 0, 0, 0, 0, 9]).to_vec(), response);
+    }
+
+    #[test]
+    fn malformed_marker_pdus_are_errors() {
+        let mut bad_len = marker_frame();
+        bad_len[17] = 18;
+        assert_eq!(parse(&bad_len), Err(PduError::BadTlv { tlv: 1, len: 18 }));
+        // The Marker TLV turned into an unknown type: skipped, so none is found.
+        let mut missing = marker_frame();
+        missing[16] = 9;
+        assert_eq!(parse(&missing), Err(PduError::BadTlv { tlv: 1, len: 0 }));
+        assert_eq!(parse(&marker_frame()[..30]), Err(PduError::Truncated));
     }
 
     #[test]

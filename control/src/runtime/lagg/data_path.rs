@@ -109,13 +109,18 @@ impl DataPath {
         }
     }
 
-    /// The lost-member words, mapped (`None`, with a warning, where the kernel refused them).
-    pub(super) fn lost_words(&self, lagg: &str) -> Option<MappedWords> {
+    /// The lost-member words, mapped (`None`, with a warning, where the kernel refused them;
+    /// the workers' watch object then goes too, since nobody would read its marks).
+    pub(super) fn lost_words(&mut self, lagg: &str) -> Option<MappedWords> {
         let words = self.words_object()?;
-        match xdp_port::lock(words).lost_words() {
+        let mapped = xdp_port::lock(words).lost_words();
+        match mapped {
             Ok(w) => Some(w),
             Err(e) => {
                 tracing::warn!(lagg = %lagg, error = %e, "no lost-member words: a member whose link goes is left when the link event comes");
+                if let DataPath::Workers { watch, .. } = self {
+                    *watch = None;
+                }
                 None
             }
         }
@@ -335,8 +340,8 @@ impl DataPath {
         xdp_port::lock(self.kernel()?).refused(i as u32)
     }
 
-    /// Stops the workers and closes the engine's objects (laggN's links with them); the
-    /// ports' programs must be detached first.
+    /// Stops the workers and lets go of the engine's objects: each closes (laggN's links
+    /// with it) when the last port holding it is detached, which teardown does next.
     pub(super) fn shutdown(&mut self) {
         match self {
             DataPath::Workers { pool, watch } => {
