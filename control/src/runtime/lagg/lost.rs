@@ -46,8 +46,12 @@ impl Lagg {
     /// Once a second: tells of members newly marked lost, and retries a member marked since
     /// the last look whose link the kernel still reports up (see [`crate::runtime::lost`]).
     pub(super) fn check_lost(&mut self, now: Instant) {
-        let view = self.lost_view();
         let now = self.time(now);
+        // Called every control step: the members' view is built only when a look is due.
+        if self.lost.deadline().is_none_or(|due| now < due) {
+            return;
+        }
+        let view = self.lost_view();
         for news in self.lost.look(now, &view) {
             match news {
                 LostNews::Left(i) => {
